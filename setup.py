@@ -1,0 +1,43 @@
+"""Installs sagan_tf: the library (`sagan_tf`) and its entry points (`training`, `export`)."""
+
+import pathlib
+
+import setuptools
+
+ROOT = pathlib.Path(__file__).parent
+
+setuptools.setup(
+    name="sagan_tf",
+    version="0.1.0",
+    description="Self-Attention GAN (Zhang et al. 2019) in Keras 3 / TensorFlow: train, evaluate, serve.",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10,<3.14",
+    packages=setuptools.find_packages(include=["sagan_tf", "sagan_tf.*", "training", "training.*",
+                                               "export", "export.*"]),
+    include_package_data=True,
+    install_requires=[
+        # The standard wheel runs on CPU and, with the CUDA libraries present, on GPU.
+        "tensorflow>=2.16,<2.22",
+        "keras>=3.6,<4",
+        "tensorflow-datasets>=4.9,<5",
+        # Loads TF-GAN's Inception module from a handle or a local copy (sagan_tf.metrics).
+        "tensorflow-hub>=0.16,<0.17",
+        # The last release; only its eval subpackage is used, through sagan_tf.metrics (DESIGN.md fact 1).
+        "tensorflow-gan==2.1.0",
+        "tensorflow-probability>=0.24,<0.26",
+        # tensorflow-probability imports tf_keras; sagan_tf itself never does.
+        "tf-keras>=2.16,<2.22",
+        "numpy>=1.26,<3",
+        "scipy>=1.11,<2",
+        "absl-py>=2.0,<3",
+        "pillow>=10,<14",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "pytest-xdist>=3.5,<4",
+        ],
+    },
+)

@@ -1,0 +1,33 @@
+"""Test-session setup: TensorFlow backend, quiet logs, two logical CPU devices for tf.distribute tests."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Split the CPU into two logical devices before TensorFlow initialises its runtime, so that
+# MirroredStrategy tests can run two replicas on this machine (DESIGN.md fact 6). Single-device code
+# keeps using the first one.
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
+
+@pytest.fixture(autouse=True)
+def _reset_keras_state():
+    """Each test starts with float32 policy and a fresh Keras name scope."""
+    keras.mixed_precision.set_global_policy("float32")
+    keras.utils.clear_session()
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
+def mirrored_strategy():
+    """A MirroredStrategy over the two logical CPU devices."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
