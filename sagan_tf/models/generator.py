@@ -1,0 +1,122 @@
+"""The SAGAN generator."""
+
+import keras
+from keras import ops
+
+from sagan_tf.config import SAGANConfig
+from sagan_tf.layers import SelfAttention
+from sagan_tf.models import blocks
+
+
+def make_self_attention(attention_config, dtype, name):
+    """A `SelfAttention` layer with the options of a config's `AttentionConfig`."""
+    return SelfAttention(
+        key_ratio=attention_config.key_ratio,
+        value_ratio=attention_config.value_ratio,
+        pool_keys=attention_config.pool_keys,
+        use_spectral_norm=attention_config.use_spectral_norm,
+        use_bias=attention_config.use_bias,
+        output_projection=attention_config.output_projection,
+        dtype=dtype,
+        name=name,
+    )
+
+
+def as_config(config):
+    """Accepts a `SAGANConfig` or its `to_dict()` form (as stored by `get_config`)."""
+    return config if isinstance(config, SAGANConfig) else SAGANConfig.from_dict(config)
+
+
+@keras.saving.register_keras_serializable(package="sagan_tf")
+class Generator(keras.Model):
+    """Maps latent vectors (and class labels) to images in [-1, 1].
+
+    Residual block type (official SAGAN code): SN linear z -> base map; up-blocks with (conditional) batch norm;
+    self-attention (paper section 3) after the stages named by `g_attention_resolutions`; BN - ReLU - SNconv3x3 -
+    tanh. DCGAN block type (seeds/003): SN ConvTranspose stages from a 1x1 map of z, BN - ReLU, attention, a final
+    ConvTranspose and tanh.
+
+    Args:
+      config: a `SAGANConfig` (or its dict form).
+
+    Call args:
+      z: float tensor (batch, latent_dim).
+      labels: int tensor (batch,) of class ids; required when the config has classes, ignored otherwise.
+      training: batch-norm statistics and spectral-norm power iteration update in training mode only.
+
+    Returns:
+      float32 images (batch, image_size, image_size, 3) in [-1, 1].
+    """
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.config = as_config(config)
+        cfg = self.config
+        dtype = self.dtype_policy
+        norm_args = dict(num_classes=cfg.num_classes, momentum=cfg.batch_norm_momentum,
+                         epsilon=cfg.batch_norm_epsilon, synchronized=cfg.synchronized_batch_norm)
+        resolutions = cfg.generator_resolutions()
+        self.stages = []
+        if cfg.block_type == "residual":
+            base = cfg.g_base_resolution
+            self.input_layer = blocks.spectral_norm(
+                keras.layers.Dense(base * base * cfg.g_channels[0], dtype=dtype, name="input_dense"))
+            for i, filters in enumerate(cfg.g_channels[1:]):
+                self.stages.append(blocks.GeneratorResBlock(filters, dtype=dtype, name=f"block{i + 1}", **norm_args))
+            self.output_norm = keras.layers.BatchNormalization(
+                momentum=cfg.batch_norm_momentum, epsilon=cfg.batch_norm_epsilon,
+                synchronized=cfg.synchronized_batch_norm, dtype=dtype, name="output_bn")
+            self.output_conv = blocks.spectral_norm(blocks.conv(3, 3, dtype, "output_conv"),
+                                                    enabled=cfg.output_spectral_norm)
+        else:
+            self.input_layer = blocks.GeneratorDeconvBlock(cfg.g_channels[0], strides=1, dtype=dtype,
+                                                           name="block0", **norm_args)
+            for i, filters in enumerate(cfg.g_channels[1:]):
+                self.stages.append(blocks.GeneratorDeconvBlock(filters, strides=2, dtype=dtype,
+                                                               name=f"block{i + 1}", **norm_args))
+            self.output_norm = None
+            self.output_conv = blocks.spectral_norm(
+                blocks.conv(3, 4, dtype, "output_deconv", strides=2, transpose=True),
+                enabled=cfg.output_spectral_norm)
+        # attention_layers[i] follows stage i (None: no attention there); the first stage reaching a resolution.
+        stage_resolutions = resolutions[1:1 + len(self.stages)]
+        self.attention_layers = []
+        self._attention_stages = []
+        for resolution in cfg.g_attention_resolutions:
+            index = stage_resolutions.index(resolution)
+            self._attention_stages.append(index)
+            self.attention_layers.append(make_self_attention(cfg.attention, dtype, f"attention{resolution}"))
+
+    def build(self, z_shape, labels_shape=None):
+        # Build every sublayer by tracing `call` on symbolic inputs, so `.keras` files can load weights into it.
+        z = keras.KerasTensor((None, self.config.latent_dim), dtype=self.compute_dtype)
+        labels = keras.KerasTensor((None,), dtype="int32")
+        self.call(z, labels, training=False)
+
+    def call(self, z, labels=None, training=None):
+        cfg = self.config
+        if cfg.conditional and labels is None:
+            raise ValueError(f"Generator '{cfg.name}' is class-conditional ({cfg.num_classes} classes): pass labels.")
+        if not cfg.conditional:
+            labels = None
+        z = ops.cast(z, self.compute_dtype)
+        if cfg.block_type == "residual":
+            h = self.input_layer(z, training=training)
+            h = ops.reshape(h, (-1, cfg.g_base_resolution, cfg.g_base_resolution, cfg.g_channels[0]))
+        else:
+            h = self.input_layer(ops.reshape(z, (-1, 1, 1, cfg.latent_dim)), labels, training=training)
+        for index, stage in enumerate(self.stages):
+            h = stage(h, labels, training=training)
+            if index in self._attention_stages:
+                h = self.attention_layers[self._attention_stages.index(index)](h, training=training)
+        if self.output_norm is not None:
+            h = ops.relu(self.output_norm(h, training=training))
+        h = self.output_conv(h, training=training)
+        return ops.cast(ops.tanh(h), "float32")
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
