@@ -1,0 +1,261 @@
+"""The SAGAN training model: a `keras.Model` whose `train_step` alternates discriminator and generator updates.
+
+The training step is TensorFlow-specific (GradientTape, tf.distribute replica context); the networks it trains
+use `keras.ops` only.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from sagan_tf import losses
+from sagan_tf.layers import SelfAttention, SpectralNormalization
+
+
+def _replica_slot():
+    """(replica id, number of replicas in sync) of the current replica; (0, 1) outside tf.distribute."""
+    context = tf.distribute.get_replica_context()
+    if context is None:  # cross-replica context: a single logical replica
+        return 0, 1
+    return context.replica_id_in_sync_group, context.num_replicas_in_sync
+
+
+def _layers_of_type(model, layer_type):
+    return [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, layer_type)]
+
+
+@keras.saving.register_keras_serializable(package="sagan_tf")
+class SAGAN(keras.Model):
+    """Hinge-loss GAN with TTUR, `d_steps` discriminator updates per generator update and an EMA generator.
+
+    `fit(dataset)` trains it; the dataset yields `(images, labels)` (or `images` alone for unconditional models).
+    Each `train_step` consumes `d_steps` real batches: feed batches of `d_steps * batch_size` images, which the step
+    splits into one chunk per discriminator update (as the reference implementations draw fresh real data for every
+    discriminator step). The generator update uses `batch_size` latents.
+
+    Noise: every discriminator and generator update draws the latents (and, for conditional models, uniform fake
+    labels) of the whole global batch from one shared seed and each replica keeps its own slice. Replicas therefore
+    never share noise (DESIGN.md fact 3), and a step on N replicas sees exactly the noise of one device running the
+    global batch.
+
+    Args:
+      generator: maps `(z, labels, training)` to images.
+      discriminator: maps `(images, labels, training)` to logits of shape (batch,).
+      latent_dim: size of z.
+      num_classes: number of classes; 0 for an unconditional GAN.
+      d_steps: discriminator updates per generator update.
+      ema_decay: decay of the exponential moving average of the generator's weights (batch-norm statistics
+        included), or None to turn it off. `ema_generator` is what sampling, evaluation and export use.
+      seed: seed of the noise stream.
+    """
+
+    def __init__(self, generator, discriminator, latent_dim, num_classes, d_steps=1, ema_decay=0.999, seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1. Received: latent_dim={latent_dim}")
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0 (0 = unconditional). Received: num_classes={num_classes}")
+        if d_steps < 1:
+            raise ValueError(f"d_steps must be >= 1. Received: d_steps={d_steps}")
+        if ema_decay is not None and not 0 < ema_decay < 1:
+            raise ValueError(f"ema_decay must be in (0, 1) or None. Received: ema_decay={ema_decay}")
+        for network in (generator, discriminator):
+            config = getattr(network, "config", None)
+            if config is not None and (config.latent_dim, config.num_classes) != (latent_dim, num_classes):
+                raise ValueError(
+                    f"{network.name} was built for latent_dim={config.latent_dim}, num_classes={config.num_classes}. "
+                    f"Received: latent_dim={latent_dim}, num_classes={num_classes}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.d_steps = d_steps
+        self.ema_decay = ema_decay
+        self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
+        self._build_networks()
+        self.ema_generator = None
+        if ema_decay is not None:
+            self.ema_generator = generator.__class__.from_config({**generator.get_config(), "name": "ema_generator"})
+            self._build_network(self.ema_generator)
+            self.ema_generator.set_weights(generator.get_weights())
+            self.ema_generator.trainable = False
+            # Spectral-norm power-iteration vectors are copied, not averaged: an average of unit vectors is not a
+            # unit vector, and sigma = u^T W v needs |u| = 1.
+            copied = {id(layer.u) for layer in _layers_of_type(generator, SpectralNormalization)}
+            self._ema_pairs = [(ema, source, id(source) in copied)
+                               for ema, source in zip(self.ema_generator.weights, generator.weights)]
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.real_logits_tracker = keras.metrics.Mean(name="d_real")
+        self.fake_logits_tracker = keras.metrics.Mean(name="d_fake")
+        # Every variable exists now; without this, fit() would try to build the model by calling it on real data.
+        self.built = True
+
+    def _build_network(self, generator):
+        labels = ops.zeros((2,), "int32")
+        return generator(ops.zeros((2, self.latent_dim)), labels, training=False)
+
+    def _build_networks(self):
+        # Create every variable now (inside the strategy scope the model is created in), so that the optimizers can
+        # be built in `compile` before `fit` (DESIGN.md fact 5).
+        images = self._build_network(self.generator)
+        self.discriminator(images, ops.zeros((2,), "int32"), training=False)
+
+    @property
+    def sampling_generator(self):
+        """The generator used for sampling, evaluation and export: the EMA one when EMA is on."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def compile(self, g_optimizer, d_optimizer, loss="hinge", **kwargs):
+        """Configures training.
+
+        Args:
+          g_optimizer: optimizer of the generator (TTUR: usually Adam, lr 1e-4, betas (0, 0.9)).
+          d_optimizer: optimizer of the discriminator (TTUR: usually Adam, lr 4e-4, betas (0, 0.9)).
+          loss: "hinge" (paper) or "non_saturating".
+          **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`, `steps_per_execution`).
+        """
+        super().compile(**kwargs)
+        self.d_loss_fn, self.g_loss_fn = losses.get_losses(loss)
+        self.loss_name = loss
+        if self.dtype_policy.name == "mixed_float16" or keras.mixed_precision.global_policy().name == "mixed_float16":
+            # float16 gradients underflow without loss scaling.
+            g_optimizer = _with_loss_scaling(g_optimizer)
+            d_optimizer = _with_loss_scaling(d_optimizer)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        with self.distribute_strategy.scope():
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.real_logits_tracker, self.fake_logits_tracker]
+
+    def call(self, inputs, training=False):
+        """Generates images from `(z, labels)` (or `z` alone) with the sampling generator."""
+        z, labels = inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
+        return self.sampling_generator(z, labels, training=training)
+
+    def draw_noise(self, batch_size):
+        """Latents and fake labels of this replica's slice of the global batch.
+
+        Args:
+          batch_size: examples on this replica.
+
+        Returns:
+          (z of shape (batch_size, latent_dim), int32 labels of shape (batch_size,) or None if unconditional).
+        """
+        replica_id, num_replicas = _replica_slot()
+        global_batch = batch_size * num_replicas
+        start = replica_id * batch_size
+        # The seed generator advances identically on every replica, so all replicas draw the same global batch.
+        z = keras.random.normal((global_batch, self.latent_dim), seed=self.seed_generator)
+        z = ops.slice(z, (start, 0), (batch_size, self.latent_dim))
+        if not self.num_classes:
+            return z, None
+        labels = keras.random.randint((global_batch,), 0, self.num_classes, seed=self.seed_generator, dtype="int32")
+        return z, ops.slice(labels, (start,), (batch_size,))
+
+    def train_step(self, data):
+        images, labels = _unpack(data)
+        if not self.num_classes:
+            labels = None
+        per_replica_batch = images.shape[0]
+        if self.d_steps == 1 and per_replica_batch is None:
+            per_replica_batch = ops.shape(images)[0]  # a dynamic batch is fine when it is not split
+        elif per_replica_batch is None or per_replica_batch % self.d_steps:
+            raise ValueError(
+                f"Each train_step consumes d_steps={self.d_steps} real batches: the per-replica batch must be a static "
+                f"multiple of d_steps. Received: batch={per_replica_batch}. Batch the dataset with drop_remainder=True "
+                "and a size of d_steps * batch_size.")
+        batch_size = per_replica_batch // self.d_steps
+        _, num_replicas = _replica_slot()
+        global_batch = batch_size * num_replicas
+
+        for step in range(self.d_steps):
+            real = images[step * batch_size:(step + 1) * batch_size]
+            real_labels = None if labels is None else labels[step * batch_size:(step + 1) * batch_size]
+            d_loss, real_logits, fake_logits = self._discriminator_update(real, real_labels, batch_size,
+                                                                          global_batch)
+        g_loss = self._generator_update(batch_size, global_batch)
+        if self.ema_generator is not None:
+            self._update_ema()
+
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.real_logits_tracker.update_state(ops.mean(real_logits))
+        self.fake_logits_tracker.update_state(ops.mean(fake_logits))
+        logs = {m.name: m.result() for m in self.metrics}
+        for prefix, network in (("g", self.generator), ("d", self.discriminator)):
+            for layer in _layers_of_type(network, SelfAttention):
+                logs[f"gamma_{prefix}_{layer.name}"] = ops.convert_to_tensor(layer.gamma)
+        return logs
+
+    def _discriminator_update(self, real, real_labels, batch_size, global_batch):
+        z, fake_labels = self.draw_noise(batch_size)
+        fake = self.generator(z, fake_labels, training=True)
+        variables = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            # Spectral-norm vectors are updated on the real pass only; the fake pass uses them as they are.
+            real_logits = self.discriminator(real, real_labels, training=True)
+            fake_logits = self.discriminator(fake, fake_labels, training=False)
+            per_example = self.d_loss_fn(real_logits, fake_logits)
+            loss = losses.global_mean(per_example, global_batch)
+            scaled = self.d_optimizer.scale_loss(loss)
+        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return ops.mean(per_example), real_logits, fake_logits
+
+    def _generator_update(self, batch_size, global_batch):
+        z, fake_labels = self.draw_noise(batch_size)
+        variables = self.generator.trainable_variables
+        with tf.GradientTape() as tape:
+            fake = self.generator(z, fake_labels, training=True)
+            fake_logits = self.discriminator(fake, fake_labels, training=False)
+            per_example = self.g_loss_fn(fake_logits)
+            loss = losses.global_mean(per_example, global_batch)
+            scaled = self.g_optimizer.scale_loss(loss)
+        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return ops.mean(per_example)
+
+    def _update_ema(self):
+        decay = self.ema_decay
+        for ema, source, copy in self._ema_pairs:
+            if copy:
+                ema.assign(source)
+            else:
+                ema.assign(decay * ema + (1.0 - decay) * source)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "latent_dim": self.latent_dim,
+            "num_classes": self.num_classes,
+            "d_steps": self.d_steps,
+            "ema_decay": self.ema_decay,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        return cls(**config)
+
+
+def _with_loss_scaling(optimizer):
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer)
+
+
+def _unpack(data):
+    """(images, labels or None) from a batch of `images`, `(images,)`, `(images, labels)` or `(images, labels, w)`."""
+    if isinstance(data, (tuple, list)):
+        if len(data) == 1:
+            return data[0], None
+        return data[0], data[1]
+    return data, None

@@ -1,0 +1,194 @@
+"""The SAGAN training model: losses, noise, EMA, d_steps, distribution equivalence, precision and XLA."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sagan_tf import losses
+from sagan_tf.layers import SpectralNormalization
+from sagan_tf.models import SAGAN, Discriminator, Generator
+from tests.models.test_networks import tiny_config
+
+
+def make_gan(cfg=None, seed=0, d_steps=1, ema_decay=0.9, lr=0.05, optimizer="sgd", loss="hinge", **compile_kwargs):
+    cfg = cfg or tiny_config()
+    keras.utils.set_random_seed(seed)
+    gan = SAGAN(Generator(cfg), Discriminator(cfg), cfg.latent_dim, cfg.num_classes, d_steps=d_steps,
+                ema_decay=ema_decay, seed=seed)
+    make = (lambda: keras.optimizers.SGD(lr)) if optimizer == "sgd" else (
+        lambda: keras.optimizers.Adam(lr, beta_1=0.0, beta_2=0.9))
+    gan.compile(g_optimizer=make(), d_optimizer=make(), loss=loss, **compile_kwargs)
+    return gan
+
+
+def real_data(cfg, batch, seed=1):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(-1, 1, size=(batch, cfg.image_size, cfg.image_size, 3)).astype("float32")
+    labels = (np.arange(batch) % max(cfg.num_classes, 1)).astype("int32")
+    return images, labels
+
+
+def test_losses_match_numpy():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=8).astype("float32"), rng.normal(size=8).astype("float32")
+    np.testing.assert_allclose(losses.hinge_discriminator_loss(real, fake),
+                               np.maximum(0, 1 - real) + np.maximum(0, 1 + fake), rtol=1e-6)
+    np.testing.assert_allclose(losses.hinge_generator_loss(fake), -fake)
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    np.testing.assert_allclose(losses.non_saturating_discriminator_loss(real, fake),
+                               -np.log(sigmoid(real)) - np.log(1 - sigmoid(fake)), rtol=1e-5)
+    np.testing.assert_allclose(losses.non_saturating_generator_loss(fake), -np.log(sigmoid(fake)), rtol=1e-5)
+    np.testing.assert_allclose(losses.global_mean(real, 16), real.sum() / 16, rtol=1e-6)
+    with pytest.raises(ValueError, match="Known losses: hinge, non_saturating"):
+        losses.get_losses("wasserstein")
+
+
+def snapshot(model):
+    return [np.array(w) for w in model.get_weights()]
+
+
+def test_one_step_updates_both_networks_with_the_logged_hinge_losses():
+    cfg = tiny_config()
+    gan = make_gan(cfg, lr=0.0)  # lr 0: the logged losses can be recomputed from unchanged weights
+    images, labels = real_data(cfg, 4)
+    seed_state = np.array(gan.seed_generator.state)
+    generator_state = gan.generator.get_weights()
+    logs = gan.train_on_batch(images, labels, return_dict=True)
+    # Replay the discriminator step: its noise from the recorded seed state, its generator state (power-iteration
+    # vectors) from before the step.
+    gan.seed_generator.state.assign(seed_state)
+    gan.generator.set_weights(generator_state)
+    z, fake_labels = gan.draw_noise(4)
+    # The generator ran once in training mode (BN batch statistics) to make the discriminator's fakes.
+    fake = gan.generator(z, fake_labels, training=True)
+    real_logits = np.array(gan.discriminator(images, labels, training=False))
+    fake_logits = np.array(gan.discriminator(fake, fake_labels, training=False))
+    expected_d = np.mean(np.maximum(0, 1 - real_logits) + np.maximum(0, 1 + fake_logits))
+    np.testing.assert_allclose(logs["d_loss"], expected_d, rtol=1e-4)
+    np.testing.assert_allclose(logs["d_real"], real_logits.mean(), rtol=1e-4, atol=1e-5)
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "gamma_g_attention8", "gamma_d_attention8"} <= set(logs)
+    assert int(gan.d_optimizer.iterations) == 1 and int(gan.g_optimizer.iterations) == 1
+
+
+def test_d_steps_and_batch_splitting():
+    cfg = tiny_config()
+    gan = make_gan(cfg, d_steps=2)
+    images, labels = real_data(cfg, 4)
+    gan.train_on_batch(images, labels)
+    assert int(gan.d_optimizer.iterations) == 2 and int(gan.g_optimizer.iterations) == 1
+    with pytest.raises(ValueError, match="multiple of d_steps"):
+        gan.train_on_batch(images[:3], labels[:3])
+
+
+def test_ema_generator_averages_weights_and_copies_power_iteration_vectors():
+    cfg = tiny_config()
+    gan = make_gan(cfg, ema_decay=0.9, lr=0.1)
+    before_ema = snapshot(gan.ema_generator)
+    np.testing.assert_array_equal(np.concatenate([w.ravel() for w in before_ema]),
+                                  np.concatenate([w.ravel() for w in snapshot(gan.generator)]))
+    images, labels = real_data(cfg, 4)
+    gan.train_on_batch(images, labels)
+    after = snapshot(gan.generator)
+    sn_vectors = {id(layer.u) for layer in gan.generator._flatten_layers()
+                  if isinstance(layer, SpectralNormalization)}
+    changed = 0
+    for old, new, ema, weight in zip(before_ema, after, snapshot(gan.ema_generator), gan.generator.weights):
+        expected = new if id(weight) in sn_vectors else 0.9 * old + 0.1 * new
+        np.testing.assert_allclose(ema, expected, rtol=1e-5, atol=1e-6, err_msg=weight.path)
+        changed += not np.allclose(old, new)
+    assert changed > 10
+    # Sampling uses the EMA generator.
+    z = np.random.default_rng(0).normal(size=(2, cfg.latent_dim)).astype("float32")
+    np.testing.assert_allclose(gan((z, labels[:2])), gan.ema_generator(z, labels[:2], training=False))
+    assert make_gan(cfg, ema_decay=None).ema_generator is None
+
+
+def test_noise_differs_across_replicas_and_matches_one_device(mirrored_strategy):
+    cfg = tiny_config()
+    with mirrored_strategy.scope():
+        gan = make_gan(cfg)
+    start = np.array(gan.seed_generator.state)
+
+    @tf.function
+    def draw():
+        return mirrored_strategy.run(lambda: gan.draw_noise(3))
+
+    z, labels = draw()
+    z0, z1 = (np.array(t) for t in mirrored_strategy.experimental_local_results(z))
+    labels = np.concatenate([np.array(t) for t in mirrored_strategy.experimental_local_results(labels)])
+    assert not np.allclose(z0, z1)
+    # Together the two slices are the noise one device draws for the global batch from the same seed.
+    gan.seed_generator.state.assign(start)
+    z_single, labels_single = gan.draw_noise(6)
+    np.testing.assert_array_equal(np.concatenate([z0, z1]), np.array(z_single))
+    np.testing.assert_array_equal(labels, np.array(labels_single))
+    assert labels.min() >= 0 and labels.max() < cfg.num_classes
+
+
+def train_one_step(gan, images, labels):
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(len(images), drop_remainder=True)
+    gan.fit(dataset, epochs=1, verbose=0)
+
+
+def test_two_replicas_equal_one_device_with_plain_sgd(mirrored_strategy):
+    # Synchronized batch norm: with per-replica statistics the two runs would legitimately differ.
+    cfg = tiny_config(synchronized_batch_norm=True)
+    images, labels = real_data(cfg, 8)
+    single = make_gan(cfg, seed=3, lr=0.05)
+    with mirrored_strategy.scope():
+        mirrored = make_gan(cfg, seed=3, lr=0.05)
+    mirrored.set_weights(single.get_weights())
+    train_one_step(single, images, labels)
+    train_one_step(mirrored, images, labels)
+    for name, a, b in [("G", single.generator, mirrored.generator), ("D", single.discriminator,
+                                                                      mirrored.discriminator),
+                       ("EMA", single.ema_generator, mirrored.ema_generator)]:
+        for wa, wb, var in zip(a.get_weights(), b.get_weights(), a.weights):
+            np.testing.assert_allclose(wb, wa, rtol=2e-4, atol=2e-5, err_msg=f"{name} {var.path}")
+    # And training did move the weights, so the comparison is not trivially true.
+    fresh = make_gan(cfg, seed=3, lr=0.05)
+    assert not np.allclose(fresh.discriminator.get_weights()[0], single.discriminator.get_weights()[0])
+
+
+@pytest.mark.parametrize("loss", ["hinge", "non_saturating"])
+def test_fit_with_xla(loss):
+    cfg = tiny_config()
+    gan = make_gan(cfg, optimizer="adam", lr=1e-3, loss=loss, jit_compile=True)
+    images, labels = real_data(cfg, 8)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4, drop_remainder=True).repeat()
+    history = gan.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)
+    assert np.isfinite(history.history["d_loss"]).all() and np.isfinite(history.history["g_loss"]).all()
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_fit_under_mixed_precision(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    cfg = tiny_config()
+    gan = make_gan(cfg, optimizer="adam", lr=1e-3)
+    if policy == "mixed_float16":
+        assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    images, labels = real_data(cfg, 4)
+    logs = gan.train_on_batch(images, labels, return_dict=True)
+    assert np.isfinite(logs["d_loss"]) and np.isfinite(logs["g_loss"])
+    assert all(w.dtype == "float32" for w in gan.generator.weights)
+
+
+def test_unconditional_gan_trains_on_images_alone():
+    cfg = tiny_config(num_classes=0)
+    gan = make_gan(cfg)
+    images, _ = real_data(cfg, 4)
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(4)
+    history = gan.fit(dataset, epochs=1, verbose=0)
+    assert np.isfinite(history.history["d_loss"]).all()
+
+
+def test_constructor_validation():
+    cfg = tiny_config()
+    g, d = Generator(cfg), Discriminator(cfg)
+    with pytest.raises(ValueError, match="latent_dim"):
+        SAGAN(g, d, latent_dim=cfg.latent_dim + 1, num_classes=cfg.num_classes)
+    with pytest.raises(ValueError, match="d_steps"):
+        SAGAN(g, d, cfg.latent_dim, cfg.num_classes, d_steps=0)
+    with pytest.raises(ValueError, match="ema_decay"):
+        SAGAN(g, d, cfg.latent_dim, cfg.num_classes, ema_decay=1.0)
