@@ -1,0 +1,26 @@
+"""Input pipelines: `load(name, split, image_size, batch_size, ...)` -> batches of (images, labels).
+
+Sources (one module each; shared crop/resize/flip/batching in `preprocessing`):
+
+    synthetic         the embedded default: 4 procedurally drawn classes whose parts must agree across the
+                      image (mirror pair, bar with matching end markers, ring with marked centre, stripes),
+                      generated on the fly from a seed, any multiple of 4 from 16 to 256 (`synthetic`).
+    cifar10           TFDS, 10 classes, 32x32.
+    celeb_a           TFDS, unconditional (label 0), default 64x64.
+    imagenet2012      TFDS, 1000 classes, default 128x128; manual download: ILSVRC2012_img_train.tar and
+                      ILSVRC2012_img_val.tar in <data_dir or ~/tensorflow_datasets>/downloads/manual/.
+    lsun/<category>   TFDS, unconditional (label 0), default 64x64.
+    folder:<path>     a local image folder: one subfolder per class, or images directly inside
+                      (unconditional) (`folder`).
+
+Images are float32 in [-1, 1] with static shape (batch, image_size, image_size, 3), labels int32 (batch,).
+`batch_size` is global; under `strategy.distribute_datasets_from_function` pass the `InputContext` to shard
+the data and batch per replica. `get_info(name)` / `num_classes(name)` describe a dataset without reading
+it. Bad arguments and missing data raise `DatasetError` (a ValueError) saying what to fix.
+"""
+
+from sagan_tf.data.errors import DatasetError
+from sagan_tf.data.info import DatasetInfo
+from sagan_tf.data.loader import KNOWN_NAMES, get_info, load, num_classes
+
+__all__ = ["DatasetError", "DatasetInfo", "KNOWN_NAMES", "get_info", "load", "num_classes"]
