@@ -1,0 +1,48 @@
+"""GAN evaluation: FID, Inception Score and KID computed by TF-GAN, streaming, with a classifier loader.
+
+    from sagan_tf import metrics
+    classifier = metrics.load_classifier("/path/to/inception")     # or a TF-Hub handle, a .keras file
+    real = metrics.StatisticsCache(cache_dir).get_or_compute(
+        "cifar10", "train", 32, classifier.classifier_id,
+        lambda: metrics.RealStatistics.from_feature_batches(classifier(b)[0] for b in real_images))
+    acc = metrics.MetricAccumulator()
+    for images in generated_batches:
+        acc.update(*classifier(images))
+    acc.result(real)                                                # {"fid", "inception_score", "kid"}
+
+Importing this package is cheap: the submodules (TensorFlow, TF-GAN, TF-Hub) load on first use.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "frechet_distance": "scores",
+    "frechet_distance_from_statistics": "scores",
+    "inception_score": "scores",
+    "inception_score_splits": "scores",
+    "kernel_distance": "scores",
+    "FrechetAccumulator": "frechet_accumulator",
+    "InceptionScoreAccumulator": "inception_score_accumulator",
+    "ActivationReservoir": "activation_reservoir",
+    "MetricAccumulator": "metric_accumulator",
+    "RealStatistics": "real_statistics",
+    "StatisticsCache": "statistics_cache",
+    "Classifier": "classifier",
+    "load_classifier": "classifier_loader",
+    "ClassifierNotAvailableError": "classifier_loader",
+    "INCEPTION_HANDLE": "classifier_loader",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
