@@ -18,6 +18,8 @@ import dataclasses
 import json
 from typing import Optional
 
+from sagan_tf.errors import ConfigError
+
 BLOCK_TYPES = ("residual", "dcgan")
 LOSSES = ("hinge", "non_saturating")
 
@@ -123,10 +125,10 @@ class SAGANConfig:
         """Checks that the fields describe a buildable model.
 
         Raises:
-          ValueError: naming the offending field and its value.
+          ConfigError: naming the offending field and its value.
         """
         def fail(message):
-            raise ValueError(f"Invalid SAGANConfig '{self.name}': {message}")
+            raise ConfigError(f"Invalid SAGANConfig '{self.name}': {message}")
 
         if self.block_type not in BLOCK_TYPES:
             fail(f"block_type must be one of {BLOCK_TYPES}. Received: block_type={self.block_type!r}")
@@ -217,12 +219,12 @@ class SAGANConfig:
         """Builds a config from `to_dict()` output (lists are accepted for tuples).
 
         Raises:
-          ValueError: on unknown or missing fields, or invalid values.
+          ConfigError: on unknown fields or invalid values.
         """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValueError(f"Unknown SAGANConfig fields {unknown}. Known: {sorted(names)}")
+            raise ConfigError(f"Unknown SAGANConfig fields {unknown}. Known: {sorted(names)}")
         return cls(**values)
 
     def to_json(self):
@@ -336,8 +338,8 @@ def get_preset(name):
       A frozen `SAGANConfig`.
 
     Raises:
-      ValueError: for an unknown name; the message lists the known ones.
+      ConfigError: for an unknown name; the message lists the known ones.
     """
     if name not in _PRESETS:
-        raise ValueError(f"Unknown preset {name!r}. Known presets: {', '.join(preset_names())}.")
+        raise ConfigError(f"Unknown preset {name!r}. Known presets: {', '.join(preset_names())}.")
     return _PRESETS[name]()
