@@ -27,7 +27,12 @@ def _reset_keras_state():
     keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def mirrored_strategy():
-    """A MirroredStrategy over the two logical CPU devices."""
+    """One MirroredStrategy over the two logical CPU devices, shared by every test.
+
+    Each new strategy numbers its collective ops from the same start, and TensorFlow's collective executor keeps
+    state across strategies in one process: a second strategy's synchronized batch norm then collided with the
+    first one's collectives ("Shape mismatch in the collective instance"). One strategy keeps the keys unique.
+    """
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
