@@ -68,7 +68,8 @@ def conv(filters, kernel_size, dtype, name, strides=1, padding="same", transpose
 class GeneratorResBlock(keras.layers.Layer):
     """Up-sampling residual block of the SAGAN generator.
 
-    main: BN(y) - ReLU - nearest x2 - SNconv3x3 - BN(y) - ReLU - SNconv3x3; shortcut: nearest x2 - SNconv1x1.
+    main: BN(y) - ReLU - nearest x2 - SNconv3x3 - BN(y) - ReLU - SNconv3x3; shortcut: nearest x2 - SNconv1x1
+    (computed as SNconv1x1 - nearest x2, which is the same function).
     BN is conditional on the labels y when the model has classes (official code, `block` in `generator`).
 
     Args:
@@ -100,7 +101,8 @@ class GeneratorResBlock(keras.layers.Layer):
         h = self.conv1(upsample_nearest(h), training=training)
         h = ops.relu(apply_batch_norm(self.norm2, h, labels, training))
         h = self.conv2(h, training=training)
-        return h + self.shortcut_conv(upsample_nearest(x), training=training)
+        # A 1x1 convolution commutes with nearest upsampling: applying it first is the same map at 1/4 the FLOPs.
+        return h + upsample_nearest(self.shortcut_conv(x, training=training))
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "num_classes": self.num_classes,
