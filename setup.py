@@ -22,6 +22,8 @@ setuptools.setup(
         "tensorflow>=2.16,<2.22",
         "keras>=3.6,<4",
         "tensorflow-datasets>=4.9,<5",
+        # Viewing the training events (TensorFlow 2.21 no longer installs it).
+        "tensorboard>=2.16,<2.22",
         # Loads TF-GAN's Inception module from a handle or a local copy (sagan_tf.metrics).
         "tensorflow-hub>=0.16,<0.17",
         # The last release; only its eval subpackage is used, through sagan_tf.metrics (DESIGN.md fact 1).

@@ -116,7 +116,8 @@ class SAGAN(keras.Model):
           loss: "hinge" (paper) or "non_saturating".
           **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`, `steps_per_execution`).
         """
-        super().compile(**kwargs)
+        # No model-level optimizer: Keras would build its default one with a slot for every variable.
+        super().compile(optimizer=None, **kwargs)
         self.d_loss_fn, self.g_loss_fn = losses.get_losses(loss)
         self.loss_name = loss
         if self.dtype_policy.name == "mixed_float16" or keras.mixed_precision.global_policy().name == "mixed_float16":
