@@ -1,0 +1,42 @@
+"""Two local worker processes train with --strategy=multi_worker (MultiWorkerMirroredStrategy over loopback)."""
+
+import json
+import socket
+
+import tensorflow as tf
+
+from tests.training.test_run_cli import start
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_train_and_only_the_chief_keeps_outputs(tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    args = [f"--model_dir={tmp_path}", "--strategy=multi_worker", "--train_steps=3", "--batch_size=4",
+            "--log_every=1", "--checkpoint_every=2", "--sample_every=2"]
+    processes = [start(args, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+                                                   "task": {"type": "worker", "index": index}}))
+                 for index in range(2)]
+    try:
+        outputs = [process.communicate(timeout=240)[0] for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    for index, (process, output) in enumerate(zip(processes, outputs)):
+        assert process.returncode == 0, f"worker {index}:\n{output}"
+    assert "on 2 replica(s)" in outputs[0]
+    assert "step 3/3" in outputs[0] and "step 3/3" not in outputs[1]  # only the chief reports progress
+    # The chief keeps checkpoints, samples and the config; the other worker's checkpoint copies are deleted.
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("events")) == [
+        "checkpoints", "config.json", "samples"]
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_00000002.png", "step_00000003.png"]

@@ -1,0 +1,126 @@
+"""`python -m training.run` as a user runs it: one-paragraph errors, SIGKILL resume, SIGTERM checkpoint."""
+
+import os
+import pathlib
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import tensorflow as tf
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TINY = ["--batch_size=4", "--log_every=1", "--sample_every=1000"]
+
+
+def environment(**extra):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def start(args, **env):
+    return subprocess.Popen([sys.executable, "-m", "training.run", *args], cwd=ROOT, env=environment(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class Lines:
+    """Reads a process's output on a thread so that the test can wait for a line with a deadline."""
+
+    def __init__(self, process):
+        self.process, self.lines, self._queue = process, [], queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.process.poll() is None:  # a failed test must not leave a training process behind
+            self.process.kill()
+            self.process.wait()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern, timeout=180):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=1)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            self.lines.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match
+        raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(self.lines)}")
+
+    def rest(self):
+        self.process.wait(timeout=180)
+        while (line := self._queue.get(timeout=10)) is not None:
+            self.lines.append(line)
+        return "".join(self.lines)
+
+
+BAD_INPUTS = {
+    "unknown dataset": (["--dataset=imagenet2021"], {}, "Unknown dataset 'imagenet2021'"),
+    "missing folder": (["--dataset=folder:/no/such/images"], {}, "/no/such/images does not exist"),
+    "impossible image size": (["--image_size=48"], {}, "no preset makes 48x48.*dcgan64 \\(64x64\\)"),
+    "size of another preset": (["--image_size=64"], {}, "use --preset=dcgan64"),
+    "unknown preset": (["--preset=imagenet256"], {}, "Unknown preset 'imagenet256'. Known presets: cifar32"),
+    "batch not divisible": (["--strategy=mirrored", "--cpu_devices=2", "--batch_size=5"], {},
+                            "batch size 5 does not split evenly over the 2 replicas.*--batch_size=6"),
+    "bad ema_decay": (["--ema_decay=often"], {}, "ema_decay must be a number in \\(0, 1\\) or 'none'"),
+    "invalid override": (["--d_lr=-1"], {}, "d_lr must be > 0"),
+    "multi_worker without TF_CONFIG": (["--strategy=multi_worker"], {}, "needs the TF_CONFIG environment"),
+}
+
+
+def test_bad_inputs_end_with_one_paragraph_and_no_traceback(tmp_path):
+    processes = {name: start([*args, f"--model_dir={tmp_path / name.replace(' ', '_')}"], **env)
+                 for name, (args, env, _) in BAD_INPUTS.items()}
+    for name, process in processes.items():
+        output, _ = process.communicate(timeout=180)
+        assert process.returncode == 2, (name, output)
+        assert "Traceback" not in output, (name, output)
+        message = output.strip().splitlines()[-1]
+        assert message.startswith("Error: ") and re.search(BAD_INPUTS[name][2], message), (name, output)
+        assert not (tmp_path / name.replace(" ", "_") / "checkpoints").exists()
+
+
+def latest_step(model_dir):
+    latest = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+    return None if latest is None else int(latest.rsplit("-", 1)[1])
+
+
+def test_sigkill_resumes_from_the_last_checkpoint_and_sigterm_saves_one(tmp_path):
+    args = [f"--model_dir={tmp_path}", "--train_steps=100000", "--checkpoint_every=2", *TINY]
+    with Lines(start(args)) as first:
+        first.wait_for(r"step +3/100000")  # the step-2 checkpoint was written before this line
+        first.process.kill()  # SIGKILL: no chance to clean up, possibly in the middle of a save
+        first.rest()
+    killed_at = latest_step(tmp_path)
+    assert killed_at is not None and killed_at >= 2
+    tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))  # complete and readable
+
+    with Lines(start(args)) as second:
+        restored = int(second.wait_for(r"Restored .*ckpt-\d+: step (\d+)")[1])
+        assert restored == killed_at
+        first_step = int(second.wait_for(r"step +(\d+)/100000")[1])
+        assert first_step > restored
+        second.process.send_signal(signal.SIGTERM)
+        output = second.rest()
+    assert second.process.returncode == 128 + signal.SIGTERM, output
+    assert "Traceback" not in output
+    stopped = int(re.search(r"Stopped at step (\d+); checkpoint", output)[1])
+    assert stopped >= first_step and latest_step(tmp_path) == stopped
+    assert (tmp_path / "samples" / f"step_{stopped:08d}.png").exists()

@@ -1,0 +1,217 @@
+"""train_lib.run: what a run writes, resuming (exactly), refusing incompatible model_dirs, tf.distribute."""
+
+import glob
+import io
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from sagan_tf import callbacks
+from sagan_tf.config import SAGANConfig
+from sagan_tf.errors import ConfigError, UsageError
+from sagan_tf.models import SAGAN, Discriminator, Generator
+from training import train_lib
+
+
+def tiny_config(**overrides):
+    values = dict(name="tiny", dataset="synthetic", image_size=16, num_classes=4, latent_dim=8,
+                  g_channels=(16, 8, 8), g_attention_resolutions=(8,), d_channels=(8, 16, 16),
+                  d_downsample=(True, True, False), d_attention_resolutions=(8,), batch_size=4, train_steps=4,
+                  ema_decay=0.9)
+    values.update(overrides)
+    return SAGANConfig(**values)
+
+
+def options_for(model_dir, **overrides):
+    values = dict(model_dir=str(model_dir), strategy="off", sample_every=2, checkpoint_every=2, log_every=2,
+                  samples_per_class=3, seed=7, handle_signals=False)
+    values.update(overrides)
+    return train_lib.TrainOptions(**values)
+
+
+def state(model):
+    """Every variable of the training state, as NumPy arrays in a fixed order."""
+    variables = list(model.variables) + list(model.g_optimizer.variables) + list(model.d_optimizer.variables)
+    return [(v.path, np.array(v)) for v in variables]
+
+
+def assert_same_state(a, b):
+    assert len(a) == len(b)
+    for (path, x), (_, y) in zip(a, b):
+        np.testing.assert_array_equal(x, y, err_msg=path)
+
+
+def checkpoint_steps(model_dir):
+    return sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in glob.glob(f"{model_dir}/checkpoints/ckpt-*.index"))
+
+
+def event_scalars(model_dir):
+    """{tag: {step: value}} of every summary in the run's event files, read with TensorFlow only."""
+    values = {}
+    for path in glob.glob(f"{model_dir}/events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tensor = tf.make_ndarray(value.tensor)
+                values.setdefault(value.tag, {})[event.step] = tensor
+    return values
+
+
+def test_a_float16_checkpoint_is_not_resumed_in_float32(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")  # conftest puts float32 back
+    config = tiny_config()
+    model = SAGAN(Generator(config), Discriminator(config), config.latent_dim, config.num_classes)
+    model.compile(keras.optimizers.Adam(), keras.optimizers.Adam())
+    tf.train.CheckpointManager(callbacks.gan_checkpoint(model), str(tmp_path / "checkpoints"), 1).save(1)
+    keras.mixed_precision.set_global_policy("float32")
+    (tmp_path / "config.json").write_text(config.to_json())
+    with pytest.raises(UsageError, match=r"written with float16 loss scaling.*--mixed_precision=mixed_float16"):
+        train_lib.Trainer(config, options_for(tmp_path))
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def step_indexed_input_fn(config, options, dataset_name, start_step):
+    """Deterministic data where the batches of step t depend on t only, so that a resumed run reads what a
+    straight run reads at the same step. (The real pipelines are reseeded with (seed, start step) on resume:
+    fresh data, no replay, but not the data a straight run would have read.)"""
+    batch = config.d_steps * config.batch_size
+
+    def make(step):
+        images = tf.random.stateless_uniform((batch, config.image_size, config.image_size, 3), (step, 1), -1, 1)
+        labels = tf.random.stateless_uniform((batch,), (step, 2), 0, config.num_classes, tf.int32)
+        return images, labels
+
+    return lambda context: tf.data.Dataset.range(start_step, 2**40).map(make)
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """Four steps (two discriminator updates each) on step-indexed data; checkpoints at steps 2 and 4."""
+    model_dir = tmp_path_factory.mktemp("straight")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_lib, "input_fn", step_indexed_input_fn)
+        result = train_lib.run(tiny_config(d_steps=2), options_for(model_dir))
+    return model_dir, result, state(result.model)
+
+
+def test_run_writes_config_checkpoints_sample_grid_and_events(straight_run):
+    model_dir, result, _ = straight_run
+    config, model = tiny_config(d_steps=2), result.model
+    assert result.step == 4 and result.stopped_by_signal is None
+    assert int(model.g_optimizer.iterations) == 4 and int(model.d_optimizer.iterations) == 8
+    assert SAGANConfig.from_json((model_dir / "config.json").read_text()) == config
+    assert checkpoint_steps(model_dir) == [2, 4]
+    assert result.checkpoint == str(model_dir / "checkpoints" / "ckpt-4")
+
+    # The grid's tiles are the sampling (EMA) generator's images of the fixed latents, one row per class.
+    assert sorted(os.listdir(model_dir / "samples")) == ["step_00000002.png", "step_00000004.png"]
+    assert result.sample_grid == str(model_dir / "samples" / "step_00000004.png")
+    grid = np.array(Image.open(result.sample_grid))
+    z, labels, _, rows, cols = callbacks.sample_inputs(config.latent_dim, config.num_classes, 3, seed=7)
+    assert rows == 4 and cols == 3
+    np.testing.assert_array_equal(labels, np.repeat(np.arange(4), 3))
+    images = np.array(model.sampling_generator(z, labels, training=False))
+    expected = np.clip(np.round((images + 1) * 127.5), 0, 255)
+    size, pad = config.image_size, callbacks.GRID_PADDING
+    margin = grid.shape[1] - (cols * (size + pad) + pad)
+    assert grid.shape[0] == rows * (size + pad) + pad and margin > 10  # room for the class names
+    for index in range(rows * cols):
+        r, c = divmod(index, cols)
+        y, x = pad + r * (size + pad), margin + pad + c * (size + pad)
+        tile = grid[y:y + size, x:x + size].astype(int)
+        assert np.abs(tile - expected[index]).max() <= 1, index
+    # ... and not the raw generator's (an EMA with decay 0.9 lags 4 steps behind).
+    raw = np.clip(np.round((np.array(model.generator(z, labels, training=False)) + 1) * 127.5), 0, 255)
+    assert np.abs(raw - expected).max() > 1
+
+    scalars = event_scalars(model_dir)
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "steps_per_sec", "samples"} <= set(scalars)
+    assert any(tag.startswith("gamma_") for tag in scalars)
+    assert sorted(scalars["d_loss"]) == [2, 4]
+    assert float(scalars["d_loss"][4]) == pytest.approx(result.logs["d_loss"])
+    assert np.isfinite([float(v) for v in scalars["g_loss"].values()]).all()
+    png = scalars["samples"][4][2]  # the images plugin's [width, height, png] tensor
+    np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(png))), grid)
+
+
+def test_resume_is_exact_and_a_finished_run_does_nothing(straight_run, tmp_path, monkeypatch):
+    straight_dir, straight, straight_state = straight_run
+    monkeypatch.setattr(train_lib, "input_fn", step_indexed_input_fn)
+    # A run killed after its step-2 checkpoint: the straight run's directory as it was then.
+    (tmp_path / "checkpoints").mkdir()
+    shutil.copy(straight_dir / "config.json", tmp_path / "config.json")
+    for path in glob.glob(f"{straight_dir}/checkpoints/ckpt-2.*"):
+        shutil.copy(path, tmp_path / "checkpoints")
+    (tmp_path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"\n')
+
+    trainer = train_lib.Trainer(tiny_config(d_steps=2), options_for(tmp_path))
+    assert trainer.step == 2 and int(trainer.model.d_optimizer.iterations) == 4
+    resumed = trainer.train()
+    assert resumed.step == 4 and checkpoint_steps(tmp_path) == [2, 4]
+    # Weights, EMA weights, batch-norm statistics, spectral-norm vectors, optimizer slots and the noise RNG state
+    # all equal the uninterrupted run's: the checkpoint restored everything.
+    assert_same_state(state(resumed.model), straight_state)
+
+    files = sorted(os.listdir(tmp_path / "samples")) + sorted(os.listdir(tmp_path / "checkpoints"))
+    again = train_lib.run(tiny_config(d_steps=2), options_for(tmp_path))
+    assert again.step == 4 and again.logs == {} and again.sample_grid is None
+    assert sorted(os.listdir(tmp_path / "samples")) + sorted(os.listdir(tmp_path / "checkpoints")) == files
+    assert_same_state(state(again.model), straight_state)
+
+
+def test_incompatible_model_dir_is_refused_naming_the_fields(tmp_path):
+    (tmp_path / "config.json").write_text(tiny_config(batch_size=8, g_lr=1e-3).to_json())
+    with pytest.raises(ConfigError, match=r"batch_size: 8 in config.json, 4 now.*g_lr") as error:
+        train_lib.run(tiny_config(), options_for(tmp_path))
+    assert "--model_dir" in str(error.value) and "train_steps" in str(error.value)
+    assert not (tmp_path / "checkpoints").exists()
+    # train_steps alone may change (it is what a resume extends).
+    train_lib.check_resumable(str(tmp_path / "config.json"), tiny_config(batch_size=8, g_lr=1e-3, train_steps=9))
+
+
+def test_resumed_pipeline_reads_fresh_data_not_a_replay():
+    config, options = tiny_config(), options_for("unused")
+    assert train_lib.pipeline_seed(7, 0) == 7 and train_lib.pipeline_seed(7, 2) != 7
+
+    def first_batch(start_step):
+        dataset = train_lib.input_fn(config, options, "synthetic", start_step)(None)
+        return next(iter(dataset))[0].numpy()
+
+    np.testing.assert_array_equal(first_batch(0), first_batch(0))
+    assert not np.allclose(first_batch(0), first_batch(2))
+
+
+def test_mirrored_strategy_and_batch_not_divisible_by_replicas(tmp_path):
+    # conftest splits the CPU in two logical devices: "mirrored" has two replicas.
+    with pytest.raises(UsageError, match=r"batch size 5 does not split evenly over the 2 replicas.*batch_size=6"):
+        train_lib.run(tiny_config(batch_size=5), options_for(tmp_path / "odd", strategy="mirrored"))
+    trainer = train_lib.Trainer(tiny_config(), options_for(tmp_path / "ok", strategy="mirrored"))
+    assert trainer.strategy.num_replicas_in_sync == 2 and trainer.chief
+    assert isinstance(trainer.model.generator.weights[0].value, tf.distribute.DistributedValues)
+    # Each replica's pipeline yields its share of d_steps * batch_size real images.
+    config = tiny_config(d_steps=2)
+    dataset = trainer.strategy.distribute_datasets_from_function(
+        train_lib.input_fn(config, trainer.options, "synthetic", 0))
+    images, labels = next(iter(dataset))
+    shards = trainer.strategy.experimental_local_results(images)
+    assert [tuple(s.shape) for s in shards] == [(4, 16, 16, 3)] * 2
+    assert not np.allclose(shards[0], shards[1])
+
+
+@pytest.mark.slow
+def test_mirrored_run_trains(tmp_path):
+    result = train_lib.run(tiny_config(train_steps=2), options_for(tmp_path, strategy="mirrored"))
+    assert result.model.distribute_strategy.num_replicas_in_sync == 2
+    assert result.step == 2 and np.isfinite(result.logs["d_loss"])
+    assert checkpoint_steps(tmp_path) == [2]
+
+
+def test_bad_options_and_dataset_mismatch():
+    with pytest.raises(UsageError, match="strategy must be one of"):
+        train_lib.run(tiny_config(), options_for("x", strategy="gpu"))
+    with pytest.raises(ConfigError, match="has 4 class"):
+        train_lib.run(tiny_config(num_classes=3), options_for("x"))
