@@ -1,0 +1,87 @@
+"""Numbers of the train-step FLOP counter (benchmarks/flops.py) against hand counts and TensorFlow's graph count."""
+
+import keras
+import pytest
+import tensorflow as tf
+
+from benchmarks import flops
+from sagan_tf.config import AttentionConfig, SAGANConfig, get_preset
+from sagan_tf.models import SAGAN, Discriminator, Generator
+
+
+def tiny_residual(d_steps=1):
+    return SAGANConfig(name="tiny_residual", dataset="synthetic", image_size=16, num_classes=3, latent_dim=8,
+                       g_channels=(16, 16, 8), g_attention_resolutions=(8,), d_channels=(8, 16, 16),
+                       d_downsample=(True, True, False), d_attention_resolutions=(8,), d_steps=d_steps)
+
+
+def tiny_dcgan():
+    return SAGANConfig(name="tiny_dcgan", dataset="synthetic", image_size=16, num_classes=0, latent_dim=8,
+                       block_type="dcgan", g_channels=(16, 8), g_attention_resolutions=(8,), d_channels=(8, 16),
+                       d_downsample=(True, True), d_attention_resolutions=(8, 4),
+                       attention=AttentionConfig(value_ratio=1, pool_keys=False, use_spectral_norm=False,
+                                                 use_bias=True, output_projection=False),
+                       output_spectral_norm=False)
+
+
+def build(cfg):
+    model = SAGAN(Generator(cfg), Discriminator(cfg), cfg.latent_dim, cfg.num_classes, d_steps=cfg.d_steps, seed=0)
+    model.compile(keras.optimizers.Adam(1e-4), keras.optimizers.Adam(4e-4))
+    return model
+
+
+def test_dcgan_forward_matches_hand_count():
+    model = build(tiny_dcgan())
+    counted = flops.count_train_step_flops(model.generator, model.discriminator, batch_size=4)
+    # Generator, per example (2 FLOPs per multiply-add):
+    g = (2 * 8 * 4 * 4 * 16            # z (1x1x8) -> 4x4x16 transposed conv: each input value hits 16 taps x 16
+         + 2 * (4 * 4 * 16) * 16 * 8   # 4x4x16 -> 8x8x8, 4x4 kernel, stride 2
+         + 2 * 2 * 64 * 8 * 1          # attention at 8x8, C=8: theta and phi to C/8 = 1 channel
+         + 2 * 64 * 8 * 8              # g to C = 8 channels
+         + 2 * 64 * 64 * (1 + 8)       # s = f g^T over 64 keys, o = beta h
+         + 2 * (8 * 8 * 8) * 16 * 3)   # 8x8x8 -> 16x16x3 output transposed conv
+    # Discriminator, per example:
+    d = (2 * (8 * 8 * 8) * 16 * 3      # 16x16x3 -> 8x8x8, 4x4 kernel, stride 2
+         + 2 * 2 * 64 * 8 * 1 + 2 * 64 * 8 * 8 + 2 * 64 * 64 * (1 + 8)   # attention at 8x8, C=8
+         + 2 * (4 * 4 * 16) * 16 * 8   # 8x8x8 -> 4x4x16
+         + 2 * 2 * 16 * 16 * 2 + 2 * 16 * 16 * 16 + 2 * 16 * 16 * (2 + 16)   # attention at 4x4, C=16
+         + 2 * 16 * 16)                # final 4x4 'valid' conv to one logit
+    assert counted["g_forward_per_example"] == g
+    assert counted["d_forward_per_example"] == d
+    assert counted["spectral_norm"] > 0
+
+
+@pytest.mark.parametrize("make_config", [tiny_residual, tiny_dcgan, lambda: tiny_residual(d_steps=2)],
+                         ids=["residual", "dcgan", "residual_d_steps2"])
+def test_analytic_count_matches_tensorflow_graph_count(make_config):
+    cfg = make_config()
+    batch = 4
+    model = build(cfg)
+    counted = flops.count_train_step_flops(model.generator, model.discriminator, batch, cfg.d_steps)
+    images = tf.zeros((batch * cfg.d_steps, cfg.image_size, cfg.image_size, 3))
+    labels = tf.zeros((batch * cfg.d_steps,), tf.int32) if cfg.num_classes else None
+    graph = flops.trace_train_step(model, images, labels)
+    graph_count = flops.count_graph_flops(graph)
+    assert graph_count["unknown_shape_ops"] == 0
+    assert graph_count["matmul"] == pytest.approx(counted["total"], rel=1e-4)  # exact in practice
+    # The raw graph also holds gradient ops that never run (e.g. D's filter gradients in the G update).
+    assert flops.raw_profile_flops(graph) > graph_count["matmul"] + graph_count["elementwise"]
+
+
+def test_graph_count_with_a_d_step_more_grows_by_one_d_update():
+    one, two = build(tiny_residual(1)), build(tiny_residual(2))
+    c1 = flops.count_train_step_flops(one.generator, one.discriminator, 4, 1)
+    c2 = flops.count_train_step_flops(two.generator, two.discriminator, 4, 2)
+    assert c2["total"] == c1["total"] + c1["d_update"]
+
+
+def test_dcgan64_batch64_matches_pytorch_reference_figure():
+    # DESIGN.md: about 235 GFLOP per train step at batch 64 in the PyTorch reference. PyTorch's G update also
+    # computes D's weight gradients (D's parameters still require grad); our G update does not.
+    cfg = get_preset("dcgan64")
+    generator, discriminator = Generator(cfg), Discriminator(cfg)
+    counted = flops.count_train_step_flops(generator, discriminator, batch_size=64)
+    attention_matmuls = 2 * 64 * 64 * (32 + 256) + 2 * 16 * 16 * (64 + 512)  # D attention at 8x8 and 4x4
+    d_weight_grads = 64 * (counted["d_forward_per_example"] - attention_matmuls)
+    assert counted["total"] == pytest.approx(220.27e9, rel=1e-3)
+    assert counted["total"] + d_weight_grads == pytest.approx(235e9, rel=0.005)
