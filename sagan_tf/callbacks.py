@@ -39,7 +39,15 @@ def _crossed(previous, current, every):
     return every > 0 and current // every > previous // every
 
 
-def _network_variables(network):
+def network_variables(network):
+    """The variables of a network keyed by their path below the network's name: what `gan_checkpoint` saves.
+
+    Args:
+      network: a built Keras layer or model.
+
+    Returns:
+      A dict mapping "block1/bn1/gamma"-style keys to variables.
+    """
     # Keyed by the path below the network's own name ("block1/bn1/gamma"), which does not depend on how many
     # networks were created before in the session (Keras numbers default names: generator_1, ...).
     variables = {}
@@ -68,10 +76,10 @@ def gan_checkpoint(model):
     Returns:
       A `tf.train.Checkpoint`; restore it with `checkpoint.restore(path).assert_existing_objects_matched()`.
     """
-    networks = {"generator": _network_variables(model.generator),
-                "discriminator": _network_variables(model.discriminator)}
+    networks = {"generator": network_variables(model.generator),
+                "discriminator": network_variables(model.discriminator)}
     if model.ema_generator is not None:
-        networks["ema_generator"] = _network_variables(model.ema_generator)
+        networks["ema_generator"] = network_variables(model.ema_generator)
     return tf.train.Checkpoint(noise_seed=model.seed_generator.state, g_optimizer=model.g_optimizer,
                                d_optimizer=model.d_optimizer, **networks)
 

@@ -11,3 +11,7 @@ class UsageError(ValueError):
 
 class ConfigError(UsageError):
     """A configuration (preset plus overrides) that does not describe a buildable, trainable model."""
+
+
+class CheckpointError(UsageError):
+    """A run directory or checkpoint that is missing, or that does not fit the model its config describes."""
