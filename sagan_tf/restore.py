@@ -139,10 +139,10 @@ def restore_generator(model_dir, checkpoint=None, use_ema=True):
         generator = build_generator(config)
     except ConfigError as error:
         raise CheckpointError(f"{model_dir}/config.json: {error}") from None
-    status = tf.train.Checkpoint(**{key: network_variables(generator)}).restore(path).expect_partial()
+    checkpoint_object = tf.train.Checkpoint(**{key: network_variables(generator)})
     try:
-        status.assert_existing_objects_matched()
-    except AssertionError as error:
+        checkpoint_object.read(path).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
         raise CheckpointError(
             f"Checkpoint {path} does not fit the generator of {model_dir}/config.json "
             f"({str(error).splitlines()[0]}); the config and checkpoints come from different runs.") from None

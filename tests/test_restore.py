@@ -1,0 +1,89 @@
+"""sagan_tf.restore: a run's config and generator come back exactly as training left them."""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from sagan_tf import restore
+from sagan_tf.config import get_preset
+from sagan_tf.errors import CheckpointError, UsageError
+from training import train_lib
+
+
+def _train(model_dir, steps, **overrides):
+    config = dataclasses.replace(get_preset("synthetic32"), train_steps=steps, batch_size=4, **overrides)
+    options = train_lib.TrainOptions(model_dir=str(model_dir), sample_every=0, checkpoint_every=1,
+                                     handle_signals=False)
+    return train_lib.run(config, options)
+
+
+def _generate(generator, config, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((4, config.latent_dim)).astype("float32")
+    labels = np.arange(4, dtype="int32") % max(config.num_classes, 1)
+    return keras.ops.convert_to_numpy(generator(z, labels, training=False))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("run")
+    result = _train(model_dir, steps=2)
+    return model_dir, result
+
+
+def test_latest_ema_generator_equals_the_trained_one(trained_run):
+    model_dir, result = trained_run
+    restored = restore.restore_generator(str(model_dir))
+    assert (restored.step, restored.ema) == (2, True)
+    assert restored.checkpoint == os.path.join(str(model_dir), "checkpoints", "ckpt-2")
+    np.testing.assert_array_equal(_generate(restored.generator, restored.config),
+                                  _generate(result.model.ema_generator, restored.config))
+
+
+def test_raw_generator_and_an_older_checkpoint(trained_run):
+    model_dir, result = trained_run
+    raw = restore.restore_generator(str(model_dir), use_ema=False)
+    assert not raw.ema
+    np.testing.assert_array_equal(_generate(raw.generator, raw.config),
+                                  _generate(result.model.generator, raw.config))
+    older = restore.restore_generator(str(model_dir), checkpoint="1")
+    assert older.step == 1
+    assert np.abs(_generate(older.generator, older.config) - _generate(raw.generator, raw.config)).max() > 1e-4
+
+
+def test_restore_under_mixed_precision_gives_float32(trained_run):
+    model_dir, _ = trained_run
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    restored = restore.restore_generator(str(model_dir))
+    assert all(w.dtype == "float32" for w in restored.generator.weights)
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+
+
+def test_a_run_without_ema_restores_its_generator(tmp_path):
+    result = _train(tmp_path, steps=1, ema_decay=None)
+    restored = restore.restore_generator(str(tmp_path))
+    assert not restored.ema
+    np.testing.assert_array_equal(_generate(restored.generator, restored.config),
+                                  _generate(result.model.generator, restored.config))
+
+
+def test_errors_name_the_problem(trained_run, tmp_path):
+    model_dir, _ = trained_run
+    with pytest.raises(CheckpointError, match="no config.json"):
+        restore.restore_generator(str(tmp_path))
+    with pytest.raises(CheckpointError, match="ckpt-1, ckpt-2|ckpt-2, ckpt-1|Checkpoints in .*ckpt-2"):
+        restore.restore_generator(str(model_dir), checkpoint=7)
+    assert issubclass(CheckpointError, UsageError)
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(trained_run, tmp_path):
+    model_dir, _ = trained_run
+    config = restore.read_config(str(model_dir))
+    other = dataclasses.replace(config, latent_dim=config.latent_dim + 1)
+    (tmp_path / "checkpoints").symlink_to(model_dir / "checkpoints")
+    (tmp_path / "config.json").write_text(other.to_json())
+    with pytest.raises(CheckpointError, match="does not fit"):
+        restore.restore_generator(str(tmp_path))
