@@ -17,6 +17,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["sagan_tf", "sagan_tf.*", "training", "training.*",
                                                "export", "export.*"]),
     include_package_data=True,
+    # The classifier for FID/IS on the synthetic dataset (sagan_tf.metrics.load_classifier("synthetic")).
+    package_data={"sagan_tf.metrics": ["assets/*.keras"]},
     install_requires=[
         # The standard wheel runs on CPU and, with the CUDA libraries present, on GPU.
         "tensorflow>=2.16,<2.22",

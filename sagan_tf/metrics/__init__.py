@@ -1,7 +1,8 @@
 """GAN evaluation: FID, Inception Score and KID computed by TF-GAN, streaming, with a classifier loader.
 
     from sagan_tf import metrics
-    classifier = metrics.load_classifier("/path/to/inception")     # or a TF-Hub handle, a .keras file
+    classifier = metrics.load_classifier("/path/to/inception")     # or a TF-Hub handle, a .keras file,
+                                                                   # "synthetic" (the shipped classifier)
     real = metrics.StatisticsCache(cache_dir).get_or_compute(
         "cifar10", "train", 32, classifier.classifier_id,
         lambda: metrics.RealStatistics.from_feature_batches(classifier(b)[0] for b in real_images))
@@ -31,6 +32,10 @@ _EXPORTS = {
     "load_classifier": "classifier_loader",
     "ClassifierNotAvailableError": "classifier_loader",
     "INCEPTION_HANDLE": "classifier_loader",
+    "SYNTHETIC_CLASSIFIER_PATH": "synthetic_classifier",
+    "SYNTHETIC_FEATURE_DIM": "synthetic_classifier",
+    "build_synthetic_classifier": "synthetic_classifier",
+    "train_synthetic_classifier": "synthetic_classifier",
 }
 
 __all__ = sorted(_EXPORTS)

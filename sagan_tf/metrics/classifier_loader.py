@@ -1,4 +1,5 @@
-"""`load_classifier`: a `Classifier` from a TF-Hub handle, a SavedModel directory or a `.keras` file."""
+"""`load_classifier`: a `Classifier` from a TF-Hub handle, a SavedModel directory, a `.keras` file, or the
+shipped synthetic-domain classifier ("synthetic")."""
 
 import hashlib
 import os
@@ -10,6 +11,8 @@ from sagan_tf.metrics.classifier import Classifier
 INCEPTION_HANDLE = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"
 INCEPTION_IMAGE_SIZE = 299
 _REMOTE_PREFIXES = ("http://", "https://", "gs://")
+#: The spec that names the classifier shipped for the embedded synthetic dataset.
+SYNTHETIC_SPEC = "synthetic"
 
 
 class ClassifierNotAvailableError(OSError):
@@ -162,6 +165,23 @@ def _saved_model_id(path):
         return f"savedmodel:{os.path.abspath(path)}"
 
 
+def _load_synthetic(image_size, classifier_id, batch_size):
+    import keras
+
+    from sagan_tf.metrics.synthetic_classifier import SYNTHETIC_CLASSIFIER_PATH
+
+    path = SYNTHETIC_CLASSIFIER_PATH
+    if not os.path.isfile(path):
+        raise ClassifierNotAvailableError(
+            f"The synthetic-domain classifier is not installed: no file at {path!r}. Create it with "
+            "`python -m training.train_classifier` (a few minutes on a CPU), which trains it on the synthetic "
+            "dataset and writes it there, or pass the path of another .keras classifier."
+        )
+    model = keras.saving.load_model(path, compile=False)
+    fn, size = _from_keras_model(model, repr(path), "pool_3", "logits", image_size)
+    return Classifier(fn, size, classifier_id or f"synthetic-classifier:{_file_digest(path)}", batch_size)
+
+
 def load_classifier(
     spec=None,
     *,
@@ -183,6 +203,10 @@ def load_classifier(
       "serving_default", then "default") is used. Outputs: a dict with `feature_key` and `logits_key`,
       or a (features, logits) pair.
     - a `.keras` file of a Keras model returning (features, logits) or such a dict.
+    - "synthetic": the small domain classifier shipped with the package for the embedded synthetic
+      dataset (`SYNTHETIC_CLASSIFIER_PATH`; 32x32 inputs, 128 features, 4 logits), with the id
+      "synthetic-classifier:<first 16 hex digits of the file's SHA-256>". Without the file this raises
+      `ClassifierNotAvailableError` saying to run `python -m training.train_classifier`.
     - a `keras.Model` or an existing `Classifier` (returned as is).
 
     Args:
@@ -193,7 +217,8 @@ def load_classifier(
         logits_key: output holding the logits (TF-GAN's Inception: "logits").
         signature: SavedModel signature to use instead of calling the model.
         classifier_id: identifier for the real-statistics cache; by default the handle, the SavedModel's
-            fingerprint checksum, or the `.keras` file's SHA-256 prefix.
+            fingerprint checksum, or the `.keras` file's SHA-256 prefix (for "synthetic":
+            "synthetic-classifier:" and that prefix).
         batch_size: largest number of images per network call.
 
     Returns:
@@ -204,6 +229,8 @@ def load_classifier(
     """
     if isinstance(spec, Classifier):
         return spec
+    if isinstance(spec, str) and spec == SYNTHETIC_SPEC:
+        return _load_synthetic(image_size, classifier_id, batch_size)
     if spec is None or spec == "inception":
         spec = INCEPTION_HANDLE
     import keras
