@@ -5,7 +5,7 @@
     config.json             the SAGANConfig of the run (resuming with an incompatible one is refused)
     checkpoints/ckpt-<step> model, EMA generator, both optimizers, noise RNG state (`callbacks.gan_checkpoint`)
     samples/step_*.png      grids of a fixed set of latents and labels from the sampling (EMA) generator
-    events.out.tfevents.*   TensorBoard: losses, attention gammas, throughput, sample grids
+    events.out.tfevents.*   TensorBoard: losses, attention gammas, throughput, sample grids, eval/fid ...
 
 The step is the generator optimizer's update count. Rerunning into the same `model_dir` restores the latest
 checkpoint and trains on to `config.train_steps`. The input pipeline of a run that starts at step s is seeded
@@ -18,13 +18,14 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from typing import Any, Optional
 
 import keras
 import tensorflow as tf
 from absl import logging
 
-from sagan_tf import callbacks, data
+from sagan_tf import callbacks, data, eval_callback, evaluation
 from sagan_tf.config import SAGANConfig
 from sagan_tf.errors import ConfigError, UsageError
 from sagan_tf.models import SAGAN, Discriminator, Generator
@@ -58,6 +59,19 @@ class TrainOptions:
       seed: seed of the weight initialisation, the noise, the input pipeline and the sample-grid latents.
       samples_per_class: images per row of the sample grid.
       handle_signals: on SIGTERM/SIGINT, stop after the current step and save a checkpoint.
+      eval_samples: generated images per FID/IS evaluation (on the chief, with the sampling generator); 0: no
+        evaluation. Evaluations run at the start of training, every `eval_every` steps and at the end.
+      eval_every: steps between evaluations (0: only at the start and the end of training).
+      classifier: the classifier of the metrics (see `evaluation.load_classifier_for`); None: the dataset's
+        default ("synthetic" for the synthetic dataset, TF-GAN's Inception from TF-Hub otherwise).
+      compute_kid: also compute KID at each evaluation.
+      eval_batch_size: images generated and classified per batch during evaluation.
+      eval_num_real: real images in the reference statistics (computed once, then cached).
+      eval_cache_dir: cache of the real-data statistics; None: `evaluation.default_cache_dir()`.
+
+    Evaluation counts as asked for when `eval_every` > 0 or a `classifier` is given: then an unavailable classifier
+    is a `UsageError` before training starts. Otherwise (the default evaluation at start and end) training goes on
+    without evaluation and a warning says how to enable it.
     """
 
     model_dir: str
@@ -75,6 +89,18 @@ class TrainOptions:
     seed: int = 0
     samples_per_class: int = 8
     handle_signals: bool = True
+    eval_samples: int = 0
+    eval_every: int = 0
+    classifier: Optional[str] = None
+    compute_kid: bool = False
+    eval_batch_size: int = 250
+    eval_num_real: int = 10_000
+    eval_cache_dir: Optional[str] = None
+
+    @property
+    def evaluation_requested(self):
+        """Whether the user explicitly asked for evaluation (`eval_every` > 0 or a `classifier`)."""
+        return self.eval_every > 0 or bool(self.classifier)
 
     def validate(self):
         def fail(message):
@@ -87,7 +113,7 @@ class TrainOptions:
         if self.mixed_precision not in PRECISIONS:
             fail(f"mixed_precision must be one of {', '.join(PRECISIONS)}. "
                  f"Received: mixed_precision={self.mixed_precision!r}")
-        for name in ("sample_every", "checkpoint_every"):
+        for name in ("sample_every", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 fail(f"{name} must be >= 0 (0: only at the end of training). Received: {name}={getattr(self, name)}")
         for name in ("log_every", "keep_checkpoints", "samples_per_class", "cpu_devices"):
@@ -95,6 +121,15 @@ class TrainOptions:
                 fail(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
         if not 0 <= self.seed < 2**31:
             fail(f"seed must be an integer in [0, 2**31). Received: seed={self.seed}")
+        if self.eval_samples < 0 or self.eval_samples == 1:
+            fail(f"eval_samples must be 0 (no evaluation) or >= 2. Received: eval_samples={self.eval_samples}")
+        if self.eval_samples == 0 and self.evaluation_requested:
+            fail("evaluation was asked for (eval_every > 0 or a classifier) but eval_samples is 0; set eval_samples "
+                 f"> 0. Received: eval_every={self.eval_every}, classifier={self.classifier!r}, eval_samples=0")
+        if self.eval_batch_size < 1:
+            fail(f"eval_batch_size must be >= 1. Received: eval_batch_size={self.eval_batch_size}")
+        if self.eval_num_real < 2:
+            fail(f"eval_num_real must be >= 2. Received: eval_num_real={self.eval_num_real}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +144,9 @@ class RunResult:
       sample_grid: path of the last PNG grid written by this run, or None.
       stopped_by_signal: the signal number that stopped training early, or None.
       model: the trained `SAGAN` (its `sampling_generator` is what to sample from).
+      evaluations: {step: {"fid", "inception_score", ["kid",] "num_samples", "seconds"}} of this run's evaluations.
+      eval_seconds: wall time spent evaluating (real statistics and classifier loading included).
+      seconds: wall time of the whole run (setup, training and evaluation).
     """
 
     step: int
@@ -118,6 +156,16 @@ class RunResult:
     sample_grid: Optional[str]
     stopped_by_signal: Optional[int]
     model: Any = dataclasses.field(default=None, repr=False, compare=False)
+    evaluations: dict = dataclasses.field(default_factory=dict)
+    eval_seconds: float = 0.0
+    seconds: float = 0.0
+
+    def evaluation_summary(self):
+        """"FID 123.4 -> 12.3, IS 1.20 -> 3.50 (evaluation 25 s of 620 s)", or None without evaluations."""
+        if not self.evaluations:
+            return None
+        return (f"{eval_callback.summarize(self.evaluations)} "
+                f"(evaluation {self.eval_seconds:.0f} s of {self.seconds:.0f} s)")
 
 
 def run(config, options):
@@ -285,6 +333,7 @@ class Trainer:
         if not isinstance(options, TrainOptions):
             raise UsageError(f"options must be TrainOptions. Received: options={options!r}")
         options.validate()
+        self._start_time = time.perf_counter()
         if keras.backend.backend() != "tensorflow":
             raise UsageError("Training needs Keras's TensorFlow backend; set KERAS_BACKEND=tensorflow. "
                              f"Received: backend {keras.backend.backend()!r}")
@@ -324,6 +373,7 @@ class Trainer:
         try:
             self.model = self._build_model()
             self.step = self._restore()
+            self.evaluator = self._build_evaluator()
         except BaseException:
             keras.mixed_precision.set_global_policy(self._previous_policy)
             raise
@@ -372,6 +422,26 @@ class Trainer:
         logging.info("Restored %s: step %d.", latest, step)
         return step
 
+    def _build_evaluator(self):
+        """The `evaluation.Evaluator` of the chief, or None (evaluation off, or its classifier unavailable)."""
+        options, config = self.options, self.config
+        if not self.chief or not options.eval_samples or self.step >= config.train_steps:
+            return None
+        eval_config = evaluation.EvalConfig(
+            num_samples=options.eval_samples, batch_size=options.eval_batch_size, classifier=options.classifier,
+            num_real=options.eval_num_real, compute_kid=options.compute_kid, seed=options.seed,
+            cache_dir=options.eval_cache_dir)
+        try:
+            return evaluation.Evaluator.create(config.dataset, config.image_size, eval_config, options.data_dir,
+                                               print_fn=logging.info)
+        except evaluation.ClassifierUnavailableError as error:
+            if options.evaluation_requested:
+                raise
+            logging.warning("Training without FID/IS evaluation. %s To evaluate during training, make the classifier "
+                            "available and pass it with --classifier (or set --eval_samples=0 to silence this).",
+                            error)
+            return None
+
     def _callbacks(self, summary_writer):
         options, config = self.options, self.config
         self.stopper = callbacks.GracefulStop(print_fn=logging.warning) if options.handle_signals else None
@@ -384,8 +454,13 @@ class Trainer:
                 self.samples_dir, options.sample_every, latent_dim=config.latent_dim,
                 num_classes=config.num_classes, samples_per_class=options.samples_per_class, seed=options.seed,
                 class_names=self.class_names, summary_writer=summary_writer)
+        self.evaluate = None
+        if self.evaluator is not None:
+            self.evaluate = eval_callback.EvaluateEvery(options.eval_every, self.evaluator, summary_writer,
+                                                        print_fn=logging.info)
         self.checkpointer = callbacks.CheckpointEvery(self.manager, options.checkpoint_every)
-        return [c for c in (self.stopper, self.progress, self.sampler, self.checkpointer) if c is not None]
+        return [c for c in (self.stopper, self.progress, self.sampler, self.evaluate, self.checkpointer)
+                if c is not None]
 
     def train(self):
         """Trains from `self.step` to `config.train_steps`; returns a `RunResult`."""
@@ -437,9 +512,14 @@ class Trainer:
                             latest)
         else:
             logging.info("Done: step %d; checkpoint %s.", self.step, latest)
-        return self._result(stopped)
+        result = self._result(stopped)
+        summary = result.evaluation_summary()
+        if summary is not None:
+            logging.info(summary)
+        return result
 
     def _result(self, stopped):
+        evaluator, evaluate = getattr(self, "evaluator", None), getattr(self, "evaluate", None)
         return RunResult(
             step=self.step,
             logs=dict(getattr(getattr(self, "progress", None), "last_logs", {}) or {}),
@@ -448,5 +528,8 @@ class Trainer:
             sample_grid=getattr(getattr(self, "sampler", None), "last_path", None),
             stopped_by_signal=stopped,
             model=self.model,
+            evaluations=dict(getattr(evaluate, "history", {}) or {}),
+            eval_seconds=getattr(evaluator, "setup_seconds", 0.0) + getattr(evaluate, "seconds", 0.0),
+            seconds=time.perf_counter() - self._start_time,
         )
 

@@ -1,0 +1,137 @@
+"""Memory and speed of a streaming FID/IS evaluation: prints one JSON line.
+
+Usage:
+  python benchmarks/eval_memory.py                       # 50,000 samples
+  python benchmarks/eval_memory.py --num_samples=5000    # compare: the memory figures should be the same
+
+Evaluates the synthetic32 generator (random weights: the cost does not depend on them) with
+`sagan_tf.evaluation.evaluate_generator` and the classifier `--classifier` (default: the shipped synthetic
+classifier; an untrained network of the same architecture when it is not installed) against the cached real
+statistics of `--num_real` synthetic training images (computed first if not cached yet; not measured). A warm-up
+evaluation of two batches runs first, so tracing and allocator warm-up are not counted as growth. Reported:
+
+  rss_before_mib        resident set size after the warm-up, before the measured evaluation
+  peak_rss_mib          highest RSS seen during the measured evaluation (sampled every 20 ms)
+  rss_growth_mib        peak_rss_mib - rss_before_mib
+  rss_at_10pct_mib, rss_at_end_mib   RSS after 10% of the samples and after the last: memory does not grow with
+                        the sample count when these two are equal
+  max_rss_mib           the process's getrusage high-water mark (setup included)
+  seconds, images_per_s wall time of the measured evaluation (generation + classification + metrics)
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import threading
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+
+from sagan_tf import evaluation, metrics  # noqa: E402
+from sagan_tf.config import get_preset  # noqa: E402
+from sagan_tf.restore import build_generator  # noqa: E402
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_mib():
+    """The current resident set size of this process in MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE / 2**20
+
+
+class PeakSampler(threading.Thread):
+    """Samples `rss_mib()` every `interval` seconds until stopped; keeps the maximum."""
+
+    def __init__(self, interval=0.02):
+        super().__init__(daemon=True)
+        self.interval, self.peak, self._done = interval, rss_mib(), threading.Event()
+
+    def run(self):
+        while not self._done.wait(self.interval):
+            self.peak = max(self.peak, rss_mib())
+
+    def stop(self):
+        self._done.set()
+        self.join()
+        self.peak = max(self.peak, rss_mib())
+        return self.peak
+
+
+def load_classifier(spec):
+    try:
+        return evaluation.load_classifier_for("synthetic", spec), spec
+    except evaluation.ClassifierUnavailableError:
+        if spec != "synthetic":
+            raise
+        from sagan_tf.metrics.synthetic_classifier import build_synthetic_classifier
+
+        return metrics.load_classifier(build_synthetic_classifier()), "synthetic (untrained stand-in)"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num_samples", type=int, default=50_000)
+    parser.add_argument("--batch_size", type=int, default=250)
+    parser.add_argument("--classifier", default="synthetic")
+    parser.add_argument("--num_real", type=int, default=10_000)
+    parser.add_argument("--cache_dir", default=None, help="real-statistics cache (default: the library's)")
+    parser.add_argument("--kid", action="store_true", help="also compute KID")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    keras.utils.set_random_seed(args.seed)
+    config = get_preset("synthetic32")
+    generator = build_generator(config)
+    classifier, classifier_name = load_classifier(args.classifier)
+    real = evaluation.real_statistics("synthetic", classifier, config.image_size, num_real=args.num_real,
+                                      cache_dir=args.cache_dir, print_fn=lambda line: print(line, file=sys.stderr))
+    run = dict(classifier=classifier, real_stats=real, batch_size=args.batch_size, seed=args.seed,
+               compute_kid=args.kid)
+    evaluation.evaluate_generator(generator, num_samples=2 * args.batch_size, print_fn=None, **run)  # warm-up
+
+    total_batches = -(-args.num_samples // args.batch_size)
+    tenth = max(1, total_batches // 10)
+    marks = {}
+
+    def progress(line):
+        samples = int(line.split(":", 1)[1].split("/", 1)[0])
+        marks[samples] = rss_mib()
+
+    rss_before = rss_mib()
+    sampler = PeakSampler()
+    sampler.start()
+    figures = evaluation.evaluate_generator(generator, num_samples=args.num_samples, log_every=tenth,
+                                            print_fn=progress, **run)
+    peak = sampler.stop()
+    rss_end = rss_mib()
+    first_mark = marks[min(marks)] if marks else rss_end
+    print(json.dumps({
+        "benchmark": "eval_memory",
+        "num_samples": args.num_samples,
+        "batch_size": args.batch_size,
+        "classifier": classifier_name,
+        "compute_kid": args.kid,
+        "rss_before_mib": round(rss_before, 1),
+        "peak_rss_mib": round(peak, 1),
+        "rss_growth_mib": round(peak - rss_before, 1),
+        "rss_at_10pct_mib": round(first_mark, 1),
+        "rss_at_end_mib": round(rss_end, 1),
+        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "seconds": round(figures["seconds"], 2),
+        "images_per_s": round(args.num_samples / figures["seconds"], 1),
+        "fid": round(figures["fid"], 3),
+        "inception_score": round(figures["inception_score"], 4),
+        "cpu_count": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()

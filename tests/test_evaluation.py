@@ -1,0 +1,204 @@
+"""sagan_tf.evaluation: streaming FID/IS/KID of a generator against NumPy/SciPy one-shot references, cached real stats."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+import keras
+
+from sagan_tf import data, evaluation, metrics
+from sagan_tf.config import SAGANConfig
+from sagan_tf.errors import UsageError
+from sagan_tf.restore import build_generator
+
+IMAGE_SIZE = 16
+
+
+def tiny_classifier_file(path, image_size=8, num_classes=5, seed=0):
+    """Saves a tiny functional classifier images -> (features [n, 8], logits [n, num_classes]) as a .keras file."""
+    keras.utils.set_random_seed(seed)
+    images = keras.Input((image_size, image_size, 3), name="images")
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="tanh", name="conv")(images)
+    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    logits = keras.layers.Dense(num_classes, kernel_initializer=keras.initializers.RandomNormal(stddev=3.0),
+                                name="logits")(features)
+    keras.Model(images, [features, logits], name="tiny_classifier").save(str(path))
+    return str(path)
+
+
+def tiny_generator_config(num_classes=4, **overrides):
+    values = dict(name="tiny", dataset="synthetic", image_size=IMAGE_SIZE, num_classes=num_classes, latent_dim=8,
+                  g_channels=(16, 8, 8), g_attention_resolutions=(8,), d_channels=(8, 16, 16),
+                  d_downsample=(True, True, False), d_attention_resolutions=(8,), batch_size=4, ema_decay=0.9)
+    values.update(overrides)
+    return SAGANConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    return metrics.load_classifier(tiny_classifier_file(tmp_path_factory.mktemp("clf") / "tiny.keras"))
+
+
+def real_activations(classifier, num_real, batch_size=16):
+    """The features of the first `num_real` synthetic training images, read independently of `real_statistics`."""
+    images = data.load("synthetic", "train", image_size=IMAGE_SIZE, batch_size=num_real, shuffle=False,
+                       random_flip=False, repeat=False)
+    batch, _ = next(iter(images))
+    return classifier(batch)
+
+
+def numpy_fid(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(cov_a @ cov_b).real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
+
+
+def numpy_inception_score(logits):
+    logits = np.asarray(logits, np.float64)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    q = p.mean(0)
+    return float(np.exp((p * (np.log(p) - np.log(q))).sum(1).mean()))
+
+
+def numpy_kid(real, fake):
+    """Unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3 (Binkowski et al. 2018)."""
+    x, y = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    d = x.shape[1]
+    k = lambda a, b: (a @ b.T / d + 1) ** 3  # noqa: E731
+    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+    m, n = len(x), len(y)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2 * kxy.mean())
+
+
+def one_shot_outputs(generator, classifier, latent_dim, num_classes, num_samples, batch_size, seed):
+    z, labels = zip(*evaluation.generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed))
+    images = generator(np.concatenate(z), np.concatenate(labels), training=False)
+    return classifier(keras.ops.convert_to_numpy(images))
+
+
+@pytest.mark.parametrize("num_classes", [4, 0])
+def test_figures_equal_a_one_shot_numpy_computation(tmp_path, classifier, num_classes):
+    generator = build_generator(tiny_generator_config(num_classes))
+    real_features, _ = real_activations(classifier, 100)
+    stats = evaluation.real_statistics("synthetic", classifier, IMAGE_SIZE, num_real=100, cache_dir=tmp_path,
+                                       batch_size=16, print_fn=None)
+    np.testing.assert_allclose(stats.mean, real_features.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stats.covariance, np.cov(real_features.astype(np.float64), rowvar=False),
+                               rtol=1e-4, atol=1e-7)
+
+    figures = evaluation.evaluate_generator(generator, classifier, stats, num_samples=70, batch_size=16, seed=3,
+                                            compute_kid=True, print_fn=None)
+    features, logits = one_shot_outputs(generator, classifier, 8, num_classes, 70, 16, 3)
+    assert figures["num_samples"] == 70 and figures["seconds"] > 0
+    np.testing.assert_allclose(figures["fid"], numpy_fid(real_features, features), rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(figures["inception_score"], numpy_inception_score(logits), rtol=1e-5)
+    np.testing.assert_allclose(figures["kid"], numpy_kid(real_features, features), rtol=1e-3, atol=1e-7)
+    assert figures["fid"] > 1e-3 and figures["inception_score"] > 1.01  # not trivially zero / one
+
+
+def test_the_same_seed_gives_the_same_figures_and_another_seed_others(tmp_path, classifier):
+    generator = build_generator(tiny_generator_config())
+    stats = evaluation.real_statistics("synthetic", classifier, IMAGE_SIZE, num_real=64, cache_dir=tmp_path,
+                                       print_fn=None)
+    run = lambda seed: evaluation.evaluate_generator(generator, classifier, stats, 48, 16, seed,  # noqa: E731
+                                                     print_fn=None)
+    first, again, other = run(5), run(5), run(6)
+    assert "kid" not in first
+    assert (first["fid"], first["inception_score"]) == (again["fid"], again["inception_score"])
+    assert first["fid"] != other["fid"]
+
+
+def test_conditional_labels_are_uniform_and_reproducible():
+    batches = list(evaluation.generator_inputs(8, 4, 4000, 1000, seed=1))
+    labels = np.concatenate([b[1] for b in batches])
+    z = np.concatenate([b[0] for b in batches])
+    assert [len(b[0]) for b in batches] == [1000] * 4 and z.dtype == np.float32 and labels.dtype == np.int32
+    counts = np.bincount(labels, minlength=4)
+    assert counts.min() > 900 and counts.max() < 1100  # 1000 each, +- 3 standard deviations
+    assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
+    again = np.concatenate([b[1] for b in evaluation.generator_inputs(8, 4, 4000, 1000, seed=1)])
+    np.testing.assert_array_equal(labels, again)
+    assert np.all(np.concatenate([b[1] for b in evaluation.generator_inputs(8, 0, 10, 4)]) == 0)
+
+
+def test_evaluation_streams_batches_through_the_classifier(tmp_path, classifier):
+    generator = build_generator(tiny_generator_config())
+    stats = evaluation.real_statistics("synthetic", classifier, IMAGE_SIZE, num_real=32, cache_dir=tmp_path,
+                                       print_fn=None)
+    sizes = []
+
+    def fn(images):
+        sizes.append(int(images.shape[0]))
+        return classifier.fn(images)
+
+    counting = metrics.Classifier(fn, classifier.image_size, classifier.classifier_id)
+    lines = []
+    evaluation.evaluate_generator(generator, counting, stats, num_samples=45, batch_size=10, log_every=2,
+                                  print_fn=lines.append)
+    assert sizes == [10, 10, 10, 10, 5]
+    assert len(lines) == 2 and "20/45 samples" in lines[0] and "40/45 samples" in lines[1]
+
+
+def test_real_statistics_are_cached(tmp_path, classifier, monkeypatch):
+    calls = []
+    load = data.load
+
+    def counting_load(*args, **kwargs):
+        calls.append((args, kwargs))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(data, "load", counting_load)
+    first = evaluation.real_statistics("synthetic", classifier, IMAGE_SIZE, num_real=50, cache_dir=tmp_path,
+                                       batch_size=16, print_fn=None)
+    assert len(calls) == 1 and first.count == 50
+    assert calls[0][1]["shuffle"] is False and calls[0][1]["random_flip"] is False
+    second = evaluation.real_statistics("synthetic", classifier, IMAGE_SIZE, num_real=50, cache_dir=tmp_path,
+                                        batch_size=16, print_fn=None)
+    assert len(calls) == 1  # read from the cache, not the dataset
+    np.testing.assert_array_equal(first.mean, second.mean)
+    np.testing.assert_array_equal(first.covariance, second.covariance)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    evaluation.real_statistics("synthetic", classifier, IMAGE_SIZE, num_real=40, cache_dir=tmp_path,
+                               batch_size=16, print_fn=None)
+    assert len(calls) == 2 and len(list(tmp_path.glob("*.npz"))) == 2  # another count is another entry
+
+
+def test_default_cache_dir_and_classifier(monkeypatch, tmp_path):
+    monkeypatch.setenv(evaluation.CACHE_ENV, str(tmp_path))
+    assert evaluation.default_cache_dir() == str(tmp_path / "real_stats")
+    monkeypatch.delenv(evaluation.CACHE_ENV)
+    assert evaluation.default_cache_dir().endswith("/.cache/sagan_tf/real_stats")
+    assert evaluation.default_classifier("synthetic") == "synthetic"
+    assert evaluation.default_classifier("cifar10") == "inception"
+
+
+def test_an_unavailable_classifier_is_a_usage_error(tmp_path):
+    with pytest.raises(evaluation.ClassifierUnavailableError, match="--classifier") as info:
+        evaluation.load_classifier_for("cifar10", str(tmp_path / "missing.keras"))
+    assert isinstance(info.value, UsageError)
+
+
+def test_evaluator_loads_classifier_and_statistics_once(tmp_path, classifier):
+    config = evaluation.EvalConfig(num_samples=20, batch_size=10, classifier=classifier, num_real=30,
+                                   cache_dir=str(tmp_path))
+    evaluator = evaluation.Evaluator.create("synthetic", IMAGE_SIZE, config, print_fn=None)
+    assert evaluator.real_stats.count == 30 and evaluator.setup_seconds > 0
+    generator = build_generator(tiny_generator_config())
+    direct = evaluation.evaluate_generator(generator, classifier, evaluator.real_stats, 20, 10, print_fn=None)
+    assert evaluator(generator)["fid"] == direct["fid"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_samples", 1, "num_samples must be an integer >= 2"),
+    ("batch_size", 0, "batch_size must be a positive integer"),
+    ("num_real", 1, "num_real must be an integer >= 2"),
+    ("num_splits", 0, "num_splits must be an integer between 1 and num_samples"),
+    ("seed", -1, r"seed must be an integer in \[0, 2\*\*31\)"),
+])
+def test_eval_config_validates(field, value, message):
+    with pytest.raises(UsageError, match=message + ".*Received: "):
+        evaluation.EvalConfig(**{field: value})
