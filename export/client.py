@@ -1,0 +1,339 @@
+r"""Asks an exported SAGAN generator for images and writes them to PNG files.
+
+Three ways to reach the model, with the same request:
+
+    # TensorFlow Serving, REST (port 8501): a JSON predict request in the columnar ("inputs") format.
+    python -m export.client --server=localhost:8501 --model_name=sagan --labels=0,1,2,3 --seed=7 --output_dir=out
+    # TensorFlow Serving, gRPC (port 8500): needs `pip install tensorflow-serving-api` (sagan_tf's `serving` extra).
+    python -m export.client --server=localhost:8500 --grpc --model_name=sagan --labels=0,1,2,3 --output_dir=out
+    # No server: the same request run on the SavedModel in this process.
+    python -m export.client --saved_model_dir=exports/synthetic32/2000 --labels=0,1,2,3 --output_dir=out
+
+By default it calls the `generate` signature (labels, or --batch_size for an unconditional model, a seed and a
+truncation; the model returns PNGs). `--signature=serving_default` sends latents z drawn here instead (truncated
+normal from --seed; --latent_dim is needed with a server) and encodes the returned float images itself.
+
+The REST and in-process paths need only numpy and Pillow (plus TensorFlow in-process); the input and output names
+below must match sagan_tf/serving.py (tests/export/test_client.py checks that they do).
+"""
+
+import base64
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+SERVING_SIGNATURE = "serving_default"
+GENERATE_SIGNATURE = "generate"
+Z_INPUT = "z"
+LABELS_INPUT = "labels"
+BATCH_SIZE_INPUT = "batch_size"
+SEED_INPUT = "seed"
+TRUNCATION_INPUT = "truncation"
+IMAGES_OUTPUT = "images"
+PNG_OUTPUT = "png_bytes"
+
+_GRPC_MISSING = ("--grpc needs the tensorflow-serving-api package, which is not installed. Install it with "
+                 "`pip install tensorflow-serving-api` (or sagan_tf's `serving` extra), or use the REST API "
+                 "(drop --grpc and pass the REST port, 8501 by default).")
+
+
+class ClientError(Exception):
+    """A request that cannot be made or that the server refused; the message says why."""
+
+
+def truncated_normal_latents(batch_size, latent_dim, seed, truncation):
+    """Latents z ~ N(0, I) conditioned on |z| <= truncation (rejection sampling), float32 [batch, latent_dim]."""
+    if not truncation > 0:
+        raise ClientError(f"--truncation must be > 0. Received: truncation={truncation}")
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((batch_size, latent_dim))
+    outside = np.abs(z) > truncation
+    while outside.any():
+        z[outside] = rng.standard_normal(int(outside.sum()))
+        outside = np.abs(z) > truncation
+    return z.astype(np.float32)
+
+
+def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0, latent_dim=None):
+    """The named input arrays of a request.
+
+    Args:
+      signature: "generate" or "serving_default".
+      labels: class ids (conditional models), or None for an unconditional model.
+      batch_size: number of images for an unconditional model (ignored when `labels` is given).
+      seed: the `generate` seed, or the seed of the latents drawn here for `serving_default`.
+      truncation: latents are drawn from a normal truncated at this value.
+      latent_dim: size of z; needed for `serving_default`.
+
+    Returns:
+      A dict of input name -> numpy array (int32 labels and batch_size, int64 seed, float32 truncation and z).
+    """
+    if labels is not None:
+        labels = np.asarray(labels, dtype=np.int32).reshape(-1)
+        count = labels.size
+    elif batch_size is not None and batch_size >= 1:
+        count = int(batch_size)
+    else:
+        raise ClientError("Pass --labels (a class-conditional model) or --batch_size >= 1 (an unconditional one).")
+    if count == 0:
+        raise ClientError("--labels is empty; pass at least one class id.")
+    if signature == GENERATE_SIGNATURE:
+        inputs = {LABELS_INPUT: labels} if labels is not None else {BATCH_SIZE_INPUT: np.int32(count)}
+        inputs.update({SEED_INPUT: np.int64(seed), TRUNCATION_INPUT: np.float32(truncation)})
+        return inputs
+    if signature == SERVING_SIGNATURE:
+        if not latent_dim:
+            raise ClientError("--signature=serving_default sends latents z: pass --latent_dim (the model's latent "
+                              "size, shown by `saved_model_cli show --all`), or use --signature=generate.")
+        inputs = {Z_INPUT: truncated_normal_latents(count, latent_dim, seed, truncation)}
+        if labels is not None:
+            inputs[LABELS_INPUT] = labels
+        return inputs
+    raise ClientError(f"Unknown signature {signature!r}: use {GENERATE_SIGNATURE} or {SERVING_SIGNATURE}.")
+
+
+def rest_url(server, model_name, version=None):
+    """The REST predict URL of a model (`host:port` or a full http(s) URL as `server`)."""
+    base = server if server.startswith(("http://", "https://")) else f"http://{server}"
+    versioned = f"/versions/{version}" if version is not None else ""
+    return f"{base.rstrip('/')}/v1/models/{model_name}{versioned}:predict"
+
+
+def rest_body(signature, inputs):
+    """The JSON predict request: columnar format ("inputs"), which allows the scalar seed and truncation."""
+    return {"signature_name": signature,
+            "inputs": {name: np.asarray(value).tolist() for name, value in inputs.items()}}
+
+
+def _from_json(value):
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    if isinstance(value, list):
+        return [_from_json(item) for item in value]
+    return value
+
+
+def parse_rest_response(payload):
+    """The outputs of a columnar REST predict response as numpy arrays (`{"b64": ...}` strings become bytes).
+
+    TensorFlow Serving answers `{"outputs": {name: value, ...}}`, or `{"outputs": value}` when the signature has
+    a single output (`serving_default`: the images).
+    """
+    if "error" in payload:
+        raise ClientError(f"The server refused the request: {payload['error']}")
+    if "outputs" not in payload:
+        raise ClientError(f"Not a predict response (no 'outputs'): {str(payload)[:200]}")
+    outputs = payload["outputs"]
+    if not isinstance(outputs, dict):
+        outputs = {IMAGES_OUTPUT: outputs}
+    parsed = {}
+    for name, value in outputs.items():
+        value = _from_json(value)
+        if name == PNG_OUTPUT:
+            parsed[name] = np.array(value, dtype=object)
+        elif name == IMAGES_OUTPUT:
+            array = np.asarray(value)
+            parsed[name] = array.astype(np.uint8 if np.issubdtype(array.dtype, np.integer) else np.float32)
+        else:
+            parsed[name] = np.asarray(value)
+    return parsed
+
+
+def rest_predict(server, model_name, signature, inputs, version=None, timeout=120):
+    """Sends a REST predict request to TensorFlow Serving; returns the parsed outputs."""
+    data = json.dumps(rest_body(signature, inputs)).encode("utf-8")
+    request = urllib.request.Request(rest_url(server, model_name, version), data=data,
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload = json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as error:
+        text = error.read().decode("utf-8", "replace")
+        try:
+            message = json.loads(text).get("error", text)
+        except ValueError:
+            message = text
+        raise ClientError(f"The server refused the request (HTTP {error.code}): {message}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise ClientError(f"Cannot reach TensorFlow Serving at {server}: {error}. Is tensorflow_model_server "
+                          "running with --rest_api_port on that port?") from None
+    return parse_rest_response(payload)
+
+
+def _serving_apis():
+    try:
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    except ImportError:
+        raise ClientError(_GRPC_MISSING) from None
+    return predict_pb2, prediction_service_pb2_grpc
+
+
+def predict_request(model_name, signature, inputs, version=None):
+    """A `tensorflow_serving.apis.predict_pb2.PredictRequest` with the inputs as TensorProtos."""
+    import tensorflow as tf
+
+    predict_pb2, _ = _serving_apis()
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return request
+
+
+def grpc_predict(server, model_name, signature, inputs, version=None, timeout=120):
+    """Sends a gRPC Predict request to TensorFlow Serving; returns the outputs as numpy arrays."""
+    import grpc
+    import tensorflow as tf
+
+    _, prediction_service_pb2_grpc = _serving_apis()
+    request = predict_request(model_name, signature, inputs, version)
+    with grpc.insecure_channel(server) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        try:
+            response = stub.Predict(request, timeout=timeout)
+        except grpc.RpcError as error:
+            raise ClientError(f"gRPC Predict to {server} failed ({error.code().name}): {error.details()}") from None
+    return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def saved_model_predict(saved_model_dir, signature, inputs):
+    """Runs the request on the SavedModel in this process; returns the outputs as numpy arrays."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(os.path.join(saved_model_dir, "saved_model.pb")):
+        raise ClientError(f"{saved_model_dir} is not a SavedModel (no saved_model.pb); pass a version directory "
+                          "written by `python -m export.run`, e.g. exports/synthetic32/2000.")
+    function = tf.saved_model.load(saved_model_dir).signatures.get(signature)
+    if function is None:
+        raise ClientError(f"{saved_model_dir} has no signature {signature!r}.")
+    expected = function.structured_input_signature[1]
+    if set(inputs) != set(expected):
+        kind = "unconditional: pass --batch_size" if LABELS_INPUT not in expected else "conditional: pass --labels"
+        raise ClientError(f"The {signature} signature takes {sorted(expected)}, not {sorted(inputs)} (the model is "
+                          f"{kind}).")
+    try:
+        outputs = function(**{name: tf.constant(value, dtype=expected[name].dtype) for name, value in inputs.items()})
+    except tf.errors.InvalidArgumentError as error:
+        raise ClientError(f"The model refused the request: {_assertion_text(error.message)}") from None
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def _assertion_text(message):
+    # TensorFlow's message starts with "Graph execution error:" and a node trace; keep the assertion itself.
+    for line in message.splitlines():
+        if "assertion failed" in line:
+            return line.strip()[:300]
+    return message.strip().splitlines()[-1][:300]
+
+
+def saved_model_latent_dim(saved_model_dir):
+    """The latent size z of an exported model, read from its `serving_default` signature."""
+    import tensorflow as tf
+
+    function = tf.saved_model.load(saved_model_dir).signatures[SERVING_SIGNATURE]
+    return int(function.structured_input_signature[1][Z_INPUT].shape[-1])
+
+
+def _png_from_pixels(image):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image, mode="RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_pngs(outputs, output_dir, prefix="image"):
+    """Writes the returned images to `output_dir/<prefix>_<i>.png`; returns the paths.
+
+    The `generate` signature's PNGs are written as they came; float images in [-1, 1] (`serving_default`) are
+    mapped to pixels round((x + 1) * 127.5) as the model does for `generate`.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    if PNG_OUTPUT in outputs:
+        encoded = [bytes(item) for item in outputs[PNG_OUTPUT]]
+    else:
+        images = np.asarray(outputs[IMAGES_OUTPUT])
+        if images.dtype != np.uint8:
+            images = np.clip(np.round((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        encoded = [_png_from_pixels(image) for image in images]
+    paths = []
+    for index, data in enumerate(encoded):
+        path = os.path.join(output_dir, f"{prefix}_{index}.png")
+        with open(path, "wb") as f:
+            f.write(data)
+        paths.append(path)
+    return paths
+
+
+def _parse_labels(text):
+    if not text:
+        return None
+    try:
+        return [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise ClientError(f"--labels must be comma-separated class ids. Received: labels={text!r}") from None
+
+
+def run(values):
+    """Does what the flags ask; returns the written paths."""
+    if bool(values.server) == bool(values.saved_model_dir):
+        raise ClientError("Pass exactly one of --server=host:port (TensorFlow Serving) and --saved_model_dir.")
+    latent_dim = values.latent_dim
+    if values.signature == SERVING_SIGNATURE and not latent_dim and values.saved_model_dir:
+        latent_dim = saved_model_latent_dim(values.saved_model_dir)
+    inputs = make_inputs(values.signature, _parse_labels(values.labels), values.batch_size, values.seed,
+                         values.truncation, latent_dim)
+    if values.saved_model_dir:
+        outputs = saved_model_predict(values.saved_model_dir, values.signature, inputs)
+    elif values.grpc:
+        outputs = grpc_predict(values.server, values.model_name, values.signature, inputs, values.model_version)
+    else:
+        outputs = rest_predict(values.server, values.model_name, values.signature, inputs, values.model_version)
+    return write_pngs(outputs, values.output_dir)
+
+
+def define_flags():
+    from absl import flags
+
+    flags.DEFINE_string("server", None, "TensorFlow Serving host:port (REST port, or gRPC port with --grpc).")
+    flags.DEFINE_bool("grpc", False, "Use gRPC PredictRequest (needs tensorflow-serving-api) instead of REST.")
+    flags.DEFINE_string("saved_model_dir", None, "Run the request in-process on this SavedModel version directory.")
+    flags.DEFINE_string("model_name", "sagan", "Model name on the server (tensorflow_model_server --model_name).")
+    flags.DEFINE_integer("model_version", None, "Model version on the server. Default: the latest.")
+    flags.DEFINE_enum("signature", GENERATE_SIGNATURE, [GENERATE_SIGNATURE, SERVING_SIGNATURE], "Signature to call.")
+    flags.DEFINE_string("labels", None, "Comma-separated class ids, one image each (class-conditional models).")
+    flags.DEFINE_integer("batch_size", None, "Number of images (unconditional models).")
+    flags.DEFINE_integer("seed", 0, "Seed of the latents.")
+    flags.DEFINE_float("truncation", 1.0, "Latents come from a standard normal truncated at this value (> 0).")
+    flags.DEFINE_integer("latent_dim", None, "Size of z, for --signature=serving_default with --server.")
+    flags.DEFINE_string("output_dir", "samples", "Directory for the PNG files.")
+
+
+def main(argv):
+    from absl import app, flags
+
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        paths = run(flags.FLAGS)
+    except ClientError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    print(f"Wrote {len(paths)} images to {flags.FLAGS.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    define_flags()
+    app.run(main)

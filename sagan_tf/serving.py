@@ -1,0 +1,241 @@
+"""The generator as a self-contained SavedModel for TensorFlow Serving.
+
+    restored = restore.restore_generator("runs/synthetic32")
+    path = serving.export_generator(restored.generator, restored.config, "exports/synthetic32", restored.step)
+    # exports/synthetic32/<step>/ is what `tensorflow_model_server --model_base_path=exports/synthetic32` serves.
+
+The SavedModel holds the generator's variables and two signatures, traced from the Keras generator in inference
+mode (batch norm with its moving statistics, spectral norm W / sigma from the stored u, which is never updated):
+
+- `serving_default`: `z` float32 [batch, latent_dim] and `labels` int32 [batch] (conditional models only) ->
+  `images` float32 [batch, H, W, 3] in [-1, 1].
+- `generate`: `labels` int32 [batch] (conditional models) or `batch_size` int32 scalar (unconditional models),
+  `seed` int64 scalar and `truncation` float32 scalar -> `images` uint8 [batch, H, W, 3] and `png_bytes` string
+  [batch] (one PNG per image). The latents come from `truncated_normal`: the same seed gives the same images.
+
+The PNG output is named `png_bytes` because TensorFlow Serving's REST API base64-encodes a string output (as
+`{"b64": ...}`) only when its name ends in `_bytes` (tensorflow_serving/util/json_tensor.cc); any other string
+output is written into the JSON as raw bytes. Invalid requests (a label outside [0, num_classes), truncation <= 0,
+batch_size outside [1, max_batch_size]) fail with `InvalidArgumentError` from asserts inside the graph.
+
+Nothing of sagan_tf is needed to load the export: `tf.saved_model.load` and `saved_model_cli` see plain
+TensorFlow functions. An asset `assets/sagan_export.json` records the config and the checkpoint it came from.
+"""
+
+import json
+import os
+import tempfile
+import uuid
+
+import tensorflow as tf
+
+from sagan_tf import restore
+from sagan_tf.errors import UsageError
+
+SERVING_SIGNATURE = "serving_default"
+GENERATE_SIGNATURE = "generate"
+Z_INPUT = "z"
+LABELS_INPUT = "labels"
+BATCH_SIZE_INPUT = "batch_size"
+SEED_INPUT = "seed"
+TRUNCATION_INPUT = "truncation"
+IMAGES_OUTPUT = "images"
+PNG_OUTPUT = "png_bytes"
+EXPORT_INFO_ASSET = "sagan_export.json"
+DEFAULT_MAX_BATCH_SIZE = 1024
+
+
+def truncated_normal(shape, seed, truncation):
+    """Standard-normal samples conditioned on |z| <= truncation, a pure function of `seed` (the truncation trick).
+
+    |z| is drawn by inverse-CDF sampling, |z| = -Phi^-1(u) with u uniform in [Phi(-t), 1/2], and its sign by a
+    second uniform draw; both use stateless random ops seeded with (seed, 0) and (seed, 1), in float64 so that
+    the tail probability Phi(-t) stays exact for large t.
+
+    Args:
+      shape: the shape of the result (a 1-D int tensor or list).
+      seed: int64 scalar.
+      truncation: float scalar t > 0 (not checked here; `GeneratorServingModule` asserts it).
+
+    Returns:
+      A float32 tensor of `shape` with every |z| <= truncation.
+    """
+    seed = tf.cast(seed, tf.int64)
+    t = tf.cast(truncation, tf.float64)
+    lower = 0.5 * tf.math.erfc(t / tf.sqrt(tf.constant(2.0, tf.float64)))  # Phi(-t)
+    uniform = tf.random.stateless_uniform(shape, seed=tf.stack([seed, tf.constant(0, tf.int64)]), dtype=tf.float64)
+    # The smallest positive double keeps Phi^-1 finite for a huge t where Phi(-t) underflows to 0.
+    u = tf.maximum(lower + uniform * (0.5 - lower), tf.constant(5e-324, tf.float64))
+    magnitude = tf.minimum(-tf.math.ndtri(u), t)
+    sign_draw = tf.random.stateless_uniform(shape, seed=tf.stack([seed, tf.constant(1, tf.int64)]), dtype=tf.float64)
+    return tf.cast(tf.where(sign_draw < 0.5, -magnitude, magnitude), tf.float32)
+
+
+def to_uint8(images):
+    """Maps float images in [-1, 1] to uint8 pixels: round((x + 1) * 127.5), clipped to [0, 255]."""
+    return tf.cast(tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def encode_png(images):
+    """PNG-encodes each image of a uint8 [batch, H, W, 3] tensor; returns a string tensor [batch]."""
+    return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
+
+
+class GeneratorServingModule(tf.Module):
+    """The generator's variables and its serving signatures, ready for `tf.saved_model.save`.
+
+    Args:
+      generator: a built `sagan_tf.models.Generator` (e.g. from `restore.restore_generator`); it is called with
+        `training=False` only, so its batch-norm statistics and spectral-norm vectors never change.
+      config: the generator's `SAGANConfig`.
+      max_batch_size: largest `batch_size` the unconditional `generate` signature accepts (a request cannot ask
+        the server for an unbounded batch).
+
+    Attributes:
+      serve: the `serving_default` function (see the module docstring).
+      generate: the `generate` function.
+    """
+
+    def __init__(self, generator, config, max_batch_size=DEFAULT_MAX_BATCH_SIZE, name=None):
+        super().__init__(name=name)
+        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be an integer >= 1. Received: max_batch_size={max_batch_size}")
+        self._config = config
+        self._max_batch_size = max_batch_size
+        # The Keras generator is captured by the traced functions only; tracking its variables in a list makes
+        # them part of the SavedModel (TensorFlow's object graph does not see Keras 3 layers kept in lists).
+        self._generate_images = lambda z, labels: generator(z, labels, training=False)
+        self.generator_variables = list(generator.variables)
+        latent_dim = config.latent_dim
+        z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name=Z_INPUT)
+        labels_spec = tf.TensorSpec([None], tf.int32, name=LABELS_INPUT)
+        seed_spec = tf.TensorSpec([], tf.int64, name=SEED_INPUT)
+        truncation_spec = tf.TensorSpec([], tf.float32, name=TRUNCATION_INPUT)
+        if config.conditional:
+            self.serve = tf.function(self._serve_conditional, input_signature=[z_spec, labels_spec])
+            self.generate = tf.function(self._generate_conditional,
+                                        input_signature=[labels_spec, seed_spec, truncation_spec])
+        else:
+            batch_size_spec = tf.TensorSpec([], tf.int32, name=BATCH_SIZE_INPUT)
+            self.serve = tf.function(self._serve_unconditional, input_signature=[z_spec])
+            self.generate = tf.function(self._generate_unconditional,
+                                        input_signature=[batch_size_spec, seed_spec, truncation_spec])
+
+    def signatures(self):
+        """The signature dict for `tf.saved_model.save`."""
+        return {SERVING_SIGNATURE: self.serve, GENERATE_SIGNATURE: self.generate}
+
+    def _checked_labels(self, labels):
+        num_classes = self._config.num_classes
+        message = f"labels must be class ids in [0, {num_classes}) for this generator"
+        checks = [tf.debugging.assert_non_negative(labels, message=message),
+                  tf.debugging.assert_less(labels, tf.constant(num_classes, tf.int32), message=message)]
+        with tf.control_dependencies(checks):
+            return tf.identity(labels)
+
+    def _images(self, z, labels):
+        return {IMAGES_OUTPUT: tf.cast(self._generate_images(z, labels), tf.float32)}
+
+    def _serve_conditional(self, z, labels):
+        return self._images(z, self._checked_labels(labels))
+
+    def _serve_unconditional(self, z):
+        return self._images(z, None)
+
+    def _generate_from(self, batch_size, labels, seed, truncation):
+        check = tf.debugging.assert_positive(truncation, message="truncation must be > 0")
+        with tf.control_dependencies([check]):
+            z = truncated_normal(tf.stack([batch_size, self._config.latent_dim]), seed, truncation)
+        images = to_uint8(self._generate_images(z, labels))
+        return {IMAGES_OUTPUT: images, PNG_OUTPUT: encode_png(images)}
+
+    def _generate_conditional(self, labels, seed, truncation):
+        labels = self._checked_labels(labels)
+        return self._generate_from(tf.shape(labels)[0], labels, seed, truncation)
+
+    def _generate_unconditional(self, batch_size, seed, truncation):
+        checks = [tf.debugging.assert_positive(batch_size, message="batch_size must be >= 1"),
+                  tf.debugging.assert_less_equal(
+                      batch_size, tf.constant(self._max_batch_size, tf.int32),
+                      message=f"batch_size must be <= {self._max_batch_size} (the export's max_batch_size)")]
+        with tf.control_dependencies(checks):
+            batch_size = tf.identity(batch_size)
+        return self._generate_from(batch_size, None, seed, truncation)
+
+
+def export_generator(generator, config, export_dir, version, info=None, max_batch_size=DEFAULT_MAX_BATCH_SIZE):
+    """Writes the generator's SavedModel to `export_dir/<version>/`, the layout TensorFlow Serving watches.
+
+    The SavedModel is written to a hidden sibling directory first and renamed into place when complete, so a
+    server never sees a half-written version; on any failure the temporary directory is removed.
+
+    Args:
+      generator: a built `Generator`.
+      config: its `SAGANConfig`.
+      export_dir: the model's base path (created if missing).
+      version: the version number, an int >= 0.
+      info: optional JSON-able dict stored with the config in `assets/sagan_export.json` (e.g. the checkpoint).
+      max_batch_size: see `GeneratorServingModule`.
+
+    Returns:
+      The path of the new version directory.
+
+    Raises:
+      UsageError: the version is not an int >= 0, or `export_dir/<version>` exists already.
+    """
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise UsageError(f"The export version must be an integer >= 0. Received: version={version!r}")
+    final = os.path.join(export_dir, str(version))
+    if tf.io.gfile.exists(final):
+        raise UsageError(f"{final} exists already, and an export never overwrites a version that a server may be "
+                         "serving. Pass another --version (e.g. one above the highest in "
+                         f"{export_dir}), or delete that directory first.")
+    tf.io.gfile.makedirs(export_dir)
+    # Dot-prefixed and not a number: TensorFlow Serving ignores it while it is being written.
+    temporary = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex}")
+    try:
+        module = GeneratorServingModule(generator, config, max_batch_size=max_batch_size)
+        with tempfile.TemporaryDirectory() as scratch:
+            info_path = os.path.join(scratch, EXPORT_INFO_ASSET)
+            with open(info_path, "w") as f:
+                json.dump({"config": config.to_dict(), "version": version, "max_batch_size": max_batch_size,
+                           **(info or {})}, f, indent=2, sort_keys=True)
+            module.export_info = tf.saved_model.Asset(info_path)
+            tf.saved_model.save(module, temporary, signatures=module.signatures())
+        tf.io.gfile.rename(temporary, final, overwrite=False)
+    except BaseException:
+        if tf.io.gfile.exists(temporary):
+            tf.io.gfile.rmtree(temporary)
+        raise
+    return final
+
+
+def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=True,
+               max_batch_size=DEFAULT_MAX_BATCH_SIZE):
+    """Restores a training run's generator and exports it (what `python -m export.run` does).
+
+    Args:
+      model_dir: the training run directory.
+      export_dir: the model's base path; the export goes to `export_dir/<version>/`.
+      checkpoint: None (latest), a step number or a checkpoint path prefix (see `restore.find_checkpoint`).
+      version: the version number; None uses the checkpoint's training step.
+      use_ema: export the EMA weights (the default) rather than the raw generator's.
+      max_batch_size: see `GeneratorServingModule`.
+
+    Returns:
+      A dict: `path` (the version directory), `version`, `step`, `checkpoint`, `ema`, `preset`.
+
+    Raises:
+      UsageError: a missing or incompatible run or checkpoint (`CheckpointError`), or an existing version.
+    """
+    restored = restore.restore_generator(model_dir, checkpoint=checkpoint, use_ema=use_ema)
+    version = restored.step if version is None else version
+    info = {"model_dir": str(model_dir), **restore.describe(restored)}
+    path = export_generator(restored.generator, restored.config, export_dir, version, info=info,
+                            max_batch_size=max_batch_size)
+    return {"path": path, "version": version, **restore.describe(restored)}
+
+
+__all__ = ["GeneratorServingModule", "export_generator", "export_run", "truncated_normal", "to_uint8", "encode_png",
+           "SERVING_SIGNATURE", "GENERATE_SIGNATURE", "Z_INPUT", "LABELS_INPUT", "BATCH_SIZE_INPUT", "SEED_INPUT",
+           "TRUNCATION_INPUT", "IMAGES_OUTPUT", "PNG_OUTPUT", "EXPORT_INFO_ASSET"]

@@ -1,0 +1,284 @@
+"""export.client: the requests it builds (REST JSON, gRPC PredictRequest) and the in-process path end to end."""
+
+import base64
+import http.server
+import io
+import json
+import subprocess
+import threading
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from export import client
+from sagan_tf import serving
+from tests.export.helpers import PYTHON, ROOT, subprocess_environment
+
+
+def _flags(**values):
+    defaults = dict(server=None, grpc=False, saved_model_dir=None, model_name="sagan", model_version=None,
+                    signature="generate", labels=None, batch_size=None, seed=0, truncation=1.0, latent_dim=None,
+                    output_dir="samples")
+    return types.SimpleNamespace(**{**defaults, **values})
+
+
+def _png_pixels(path):
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_names_match_the_library():
+    for name in ("SERVING_SIGNATURE", "GENERATE_SIGNATURE", "Z_INPUT", "LABELS_INPUT", "BATCH_SIZE_INPUT",
+                 "SEED_INPUT", "TRUNCATION_INPUT", "IMAGES_OUTPUT", "PNG_OUTPUT"):
+        assert getattr(client, name) == getattr(serving, name), name
+
+
+def test_generate_inputs_and_rest_body():
+    inputs = client.make_inputs("generate", labels=[3, 0, 1], seed=42, truncation=0.5)
+    assert {k: (v.dtype, np.shape(v)) for k, v in inputs.items()} == {
+        "labels": (np.int32, (3,)), "seed": (np.int64, ()), "truncation": (np.float32, ())}
+    body = client.rest_body("generate", inputs)
+    assert body == {"signature_name": "generate", "inputs": {"labels": [3, 0, 1], "seed": 42, "truncation": 0.5}}
+    # What goes over the wire: plain JSON numbers, the scalars unbatched (the columnar "inputs" format).
+    assert json.loads(json.dumps(body)) == body
+
+    unconditional = client.make_inputs("generate", batch_size=6, seed=1, truncation=2.0)
+    assert client.rest_body("generate", unconditional) == {
+        "signature_name": "generate", "inputs": {"batch_size": 6, "seed": 1, "truncation": 2.0}}
+
+
+def test_serving_default_inputs_are_truncated_latents():
+    inputs = client.make_inputs("serving_default", labels=[1, 2], seed=3, truncation=0.8, latent_dim=16)
+    assert inputs["z"].shape == (2, 16) and inputs["z"].dtype == np.float32
+    assert np.abs(inputs["z"]).max() <= 0.8
+    np.testing.assert_array_equal(inputs["labels"], [1, 2])
+    again = client.make_inputs("serving_default", labels=[1, 2], seed=3, truncation=0.8, latent_dim=16)
+    np.testing.assert_array_equal(inputs["z"], again["z"])
+    body = client.rest_body("serving_default", inputs)
+    assert body["signature_name"] == "serving_default"
+    np.testing.assert_array_equal(np.asarray(body["inputs"]["z"], np.float32), inputs["z"])
+    large = client.truncated_normal_latents(2000, 50, seed=0, truncation=1.0)
+    assert np.abs(large).max() <= 1.0 and abs(large.std() - 0.5379) < 0.01  # std of N(0,1) truncated at 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(signature="generate"), "--labels"),
+    (dict(signature="serving_default", labels=[0]), "--latent_dim"),
+    (dict(signature="generate", labels=[]), "empty"),
+    (dict(signature="serving_default", labels=[0], latent_dim=4, truncation=0.0), "truncation"),
+    (dict(signature="classify", labels=[0]), "Unknown signature"),
+])
+def test_bad_requests_are_client_errors(kwargs, message):
+    with pytest.raises(client.ClientError, match=message):
+        client.make_inputs(**kwargs)
+
+
+def test_rest_url():
+    assert client.rest_url("localhost:8501", "sagan") == "http://localhost:8501/v1/models/sagan:predict"
+    assert client.rest_url("https://host/", "m", 3) == "https://host/v1/models/m/versions/3:predict"
+
+
+def test_parse_rest_response():
+    png = b"\x89PNG\r\n\x1a\nrest"
+    payload = {"outputs": {"images": [[[[0, 255, 7]]]], "png_bytes": [{"b64": base64.b64encode(png).decode()}]}}
+    parsed = client.parse_rest_response(payload)
+    assert parsed["images"].dtype == np.uint8 and parsed["images"].shape == (1, 1, 1, 3)
+    assert list(parsed["png_bytes"]) == [png]
+    # One output (serving_default): TensorFlow Serving writes the tensor itself under "outputs".
+    single = client.parse_rest_response({"outputs": [[[[0.5, -1.0, 1.0]]]]})
+    assert single["images"].dtype == np.float32
+    with pytest.raises(client.ClientError, match="labels must be"):
+        client.parse_rest_response({"error": "assertion failed: [labels must be class ids in [0, 4)]"})
+
+
+class _FakeServing(http.server.BaseHTTPRequestHandler):
+    """Answers a predict request as TensorFlow Serving's REST API does, and records what it was sent."""
+
+    requests = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append((self.path, body))
+        if body["inputs"].get("labels") == [99]:
+            self._reply(400, {"error": "assertion failed: [labels must be class ids in [0, 4)]"})
+            return
+        pixels = np.full((1, 2, 2, 3), 200, np.uint8)
+        png = io.BytesIO()
+        Image.fromarray(pixels[0]).save(png, format="PNG")
+        self._reply(200, {"outputs": {"images": pixels.tolist(),
+                                      "png_bytes": [{"b64": base64.b64encode(png.getvalue()).decode()}]}})
+
+    def _reply(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_server():
+    _FakeServing.requests = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _FakeServing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_rest_round_trip_against_a_fake_server(fake_server, tmp_path):
+    paths = client.run(_flags(server=fake_server, model_name="gan", model_version=5, labels="2", seed=9,
+                              output_dir=str(tmp_path)))
+    assert _FakeServing.requests == [("/v1/models/gan/versions/5:predict", {
+        "signature_name": "generate", "inputs": {"labels": [2], "seed": 9, "truncation": 1.0}})]
+    assert len(paths) == 1
+    np.testing.assert_array_equal(_png_pixels(paths[0]), np.full((2, 2, 3), 200, np.uint8))
+    with pytest.raises(client.ClientError, match=r"HTTP 400.*labels must be"):
+        client.run(_flags(server=fake_server, labels="99", output_dir=str(tmp_path)))
+
+
+def test_unreachable_server_is_a_client_error(tmp_path):
+    with pytest.raises(client.ClientError, match="Cannot reach TensorFlow Serving"):
+        client.rest_predict("127.0.0.1:9", "sagan", "generate", client.make_inputs("generate", labels=[0]),
+                            timeout=5)
+
+
+def test_grpc_predict_request():
+    try:
+        import tensorflow_serving.apis  # noqa: F401
+    except ImportError:
+        with pytest.raises(client.ClientError, match="pip install tensorflow-serving-api"):
+            client.predict_request("sagan", "generate", client.make_inputs("generate", labels=[0]))
+        pytest.skip("tensorflow-serving-api is not installed: PredictRequest construction not tested "
+                    "(the missing-package error is)")
+    inputs = client.make_inputs("generate", labels=[1, 3], seed=5, truncation=0.5)
+    request = client.predict_request("sagan", "generate", inputs, version=4)
+    assert (request.model_spec.name, request.model_spec.signature_name) == ("sagan", "generate")
+    assert request.model_spec.version.value == 4
+    np.testing.assert_array_equal(tf.make_ndarray(request.inputs["labels"]), [1, 3])
+    assert tf.make_ndarray(request.inputs["seed"]).dtype == np.int64
+    assert tf.make_ndarray(request.inputs["truncation"]) == np.float32(0.5)
+
+
+def test_grpc_round_trip_against_a_fake_server(exported, tmp_path):
+    # A PredictionService that runs the SavedModel in-process stands in for tensorflow_model_server.
+    apis = pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc",
+                               reason="tensorflow-serving-api is not installed: gRPC round trip not tested")
+    import grpc
+    from concurrent import futures
+
+    from tensorflow_serving.apis import predict_pb2
+
+    _, config, path, loaded = exported
+    received = []
+
+    class Servicer(apis.PredictionServiceServicer):
+        def Predict(self, request, context):  # noqa: N802 (the gRPC method name)
+            received.append(request)
+            inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
+            outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
+            response = predict_pb2.PredictResponse()
+            for name, value in outputs.items():
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    apis.add_PredictionServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        flag_args, signature_args = _request_args(config, 2)
+        paths = client.run(_flags(server=f"127.0.0.1:{port}", grpc=True, seed=8, output_dir=str(tmp_path),
+                                  **flag_args))
+    finally:
+        server.stop(None)
+    assert received[0].model_spec.name == "sagan" and received[0].model_spec.signature_name == "generate"
+    expected = loaded.signatures["generate"](seed=tf.constant(8, tf.int64), truncation=tf.constant(1.0),
+                                             **signature_args)["images"].numpy()
+    for png_path, image in zip(paths, expected):
+        np.testing.assert_array_equal(_png_pixels(png_path), image)
+
+
+def _request_args(config, batch):
+    if config.conditional:
+        labels = np.arange(batch, dtype=np.int32) % config.num_classes
+        return dict(labels=",".join(map(str, labels))), dict(labels=tf.constant(labels))
+    return dict(batch_size=batch), dict(batch_size=tf.constant(batch, tf.int32))
+
+
+def test_in_process_generate_writes_the_model_pngs(exported, tmp_path):
+    _, config, path, loaded = exported
+    flag_args, signature_args = _request_args(config, 3)
+    paths = client.run(_flags(saved_model_dir=path, seed=4, truncation=0.6, output_dir=str(tmp_path),
+                              **flag_args))
+    expected = loaded.signatures["generate"](seed=tf.constant(4, tf.int64), truncation=tf.constant(0.6),
+                                             **signature_args)["images"].numpy()
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["image_0.png", "image_1.png", "image_2.png"]
+    for png_path, image in zip(paths, expected):
+        np.testing.assert_array_equal(_png_pixels(png_path), image)
+
+
+def test_in_process_serving_default_encodes_the_float_images(exported, tmp_path):
+    _, config, path, loaded = exported
+    flag_args, signature_args = _request_args(config, 2)
+    paths = client.run(_flags(saved_model_dir=path, signature="serving_default", seed=1, output_dir=str(tmp_path),
+                              **flag_args))
+    z = client.truncated_normal_latents(2, config.latent_dim, seed=1, truncation=1.0)
+    signature_args.pop("batch_size", None)
+    images = loaded.signatures["serving_default"](z=tf.constant(z), **signature_args)["images"].numpy()
+    expected = np.clip(np.round((images.astype(np.float64) + 1) * 127.5), 0, 255).astype(np.uint8)
+    assert len(paths) == 2
+    for png_path, image in zip(paths, expected):
+        assert np.abs(_png_pixels(png_path).astype(int) - image).max() <= 1
+
+
+def test_in_process_errors(exported, tmp_path):
+    _, config, path, _ = exported
+    if config.conditional:
+        with pytest.raises(client.ClientError, match=r"assertion failed.*labels must be class ids in \[0, 4\)"):
+            client.run(_flags(saved_model_dir=path, labels="0,4", output_dir=str(tmp_path)))
+        with pytest.raises(client.ClientError, match="conditional: pass --labels"):
+            client.run(_flags(saved_model_dir=path, batch_size=2, output_dir=str(tmp_path)))
+    else:
+        with pytest.raises(client.ClientError, match="unconditional: pass --batch_size"):
+            client.run(_flags(saved_model_dir=path, labels="0", output_dir=str(tmp_path)))
+    with pytest.raises(client.ClientError, match="not a SavedModel"):
+        client.run(_flags(saved_model_dir=str(tmp_path), labels="0", output_dir=str(tmp_path)))
+    with pytest.raises(client.ClientError, match="exactly one of"):
+        client.run(_flags(labels="0"))
+
+
+def test_command_line(exported, tmp_path):
+    _, config, path, _ = exported
+    if not config.conditional:
+        pytest.skip("one command-line run (the conditional export) is enough")
+    result = subprocess.run([PYTHON, "-m", "export.client", f"--saved_model_dir={path}", "--labels=0,1",
+                             "--seed=3", f"--output_dir={tmp_path}"], cwd=ROOT, env=subprocess_environment(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image_0.png", "image_1.png"]
+    bad = subprocess.run([PYTHON, "-m", "export.client", f"--saved_model_dir={path}", "--labels=7",
+                          f"--output_dir={tmp_path}"], cwd=ROOT, env=subprocess_environment(),
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "labels must be class ids" in bad.stderr
+
+
+def test_model_config_template():
+    template = (ROOT / "export" / "models.config.template").read_text()
+    assert "${MODEL_NAME}" in template and "${MODEL_BASE_PATH}" in template
+    filled = template.replace("${MODEL_NAME}", "sagan").replace("${MODEL_BASE_PATH}", "/models/sagan")
+    config_pb2 = pytest.importorskip("tensorflow_serving.config.model_server_config_pb2",
+                                     reason="tensorflow-serving-api is not installed: template not parsed")
+    from google.protobuf import text_format
+
+    config = text_format.Parse(filled, config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    assert (model.name, model.base_path, model.model_platform) == ("sagan", "/models/sagan", "tensorflow")
+    assert model.model_version_policy.latest.num_versions == 1

@@ -1,0 +1,118 @@
+"""`python -m export.run` and `serving.export_run`: from a training run to `export_dir/<version>/`, safely."""
+
+import json
+import os
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sagan_tf import restore, serving
+from sagan_tf.errors import CheckpointError, UsageError
+from tests.export.helpers import PYTHON, ROOT, subprocess_environment, tiny_config
+from training import train_lib
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A 2-step training run of a tiny conditional config with checkpoints at steps 1 and 2."""
+    directory = tmp_path_factory.mktemp("run")
+    options = train_lib.TrainOptions(model_dir=str(directory), sample_every=0, checkpoint_every=1,
+                                     handle_signals=False)
+    train_lib.run(tiny_config(train_steps=2), options)
+    return str(directory)
+
+
+def _serve(path, config, seed=0):
+    z = np.random.default_rng(seed).standard_normal((4, config.latent_dim)).astype(np.float32)
+    labels = np.arange(4, dtype=np.int32)
+    images = tf.saved_model.load(path).signatures["serving_default"](z=tf.constant(z), labels=tf.constant(labels))
+    return z, labels, images["images"].numpy()
+
+
+def _export_run(cwd, *args):
+    return subprocess.run([PYTHON, "-m", "export.run", *args], cwd=cwd, env=subprocess_environment(),
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_exports_the_ema_generator_of_the_latest_checkpoint(model_dir, tmp_path):
+    result = serving.export_run(model_dir, str(tmp_path / "exports"))
+    assert (result["version"], result["step"], result["ema"]) == (2, 2, True)
+    assert result["path"] == str(tmp_path / "exports" / "2")
+    assert sorted(os.listdir(tmp_path / "exports")) == ["2"]  # no temporary directory left behind
+    restored = restore.restore_generator(model_dir)
+    z, labels, served = _serve(result["path"], restored.config)
+    expected = keras.ops.convert_to_numpy(restored.generator(z, labels, training=False))
+    np.testing.assert_allclose(served, expected, atol=1e-5, rtol=0)
+    raw = restore.restore_generator(model_dir, use_ema=False)
+    raw_images = keras.ops.convert_to_numpy(raw.generator(z, labels, training=False))
+    assert np.abs(served - raw_images).max() > 1e-4  # the EMA weights, not the raw ones
+    with open(os.path.join(result["path"], "assets", serving.EXPORT_INFO_ASSET)) as f:
+        info = json.load(f)
+    assert (info["step"], info["ema"], info["checkpoint"]) == (2, True, restored.checkpoint)
+
+
+def test_raw_weights_older_checkpoint_and_explicit_version(model_dir, tmp_path):
+    result = serving.export_run(model_dir, str(tmp_path), checkpoint="1", version=7, use_ema=False)
+    assert (result["version"], result["step"], result["ema"]) == (7, 1, False)
+    restored = restore.restore_generator(model_dir, checkpoint=1, use_ema=False)
+    z, labels, served = _serve(result["path"], restored.config)
+    np.testing.assert_allclose(served, keras.ops.convert_to_numpy(restored.generator(z, labels, training=False)),
+                               atol=1e-5, rtol=0)
+
+
+def test_never_overwrites_a_version(model_dir, tmp_path):
+    first = serving.export_run(model_dir, str(tmp_path), version=3)
+    before = {name: os.path.getmtime(os.path.join(first["path"], name)) for name in os.listdir(first["path"])}
+    with pytest.raises(UsageError, match="exists already"):
+        serving.export_run(model_dir, str(tmp_path), version=3)
+    assert {name: os.path.getmtime(os.path.join(first["path"], name)) for name in os.listdir(first["path"])} == before
+    assert sorted(os.listdir(tmp_path)) == ["3"]
+
+
+def test_a_failed_export_leaves_nothing_behind(model_dir, tmp_path, monkeypatch):
+    written = []
+
+    def failing_save(module, directory, signatures=None):
+        os.makedirs(os.path.join(directory, "variables"))
+        with open(os.path.join(directory, "saved_model.pb"), "wb") as f:
+            f.write(b"half")
+        written.append(directory)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(serving.tf.saved_model, "save", failing_save)
+    with pytest.raises(RuntimeError, match="disk full"):
+        serving.export_run(model_dir, str(tmp_path / "exports"))
+    assert written and os.path.dirname(written[0]) == str(tmp_path / "exports")
+    assert os.listdir(tmp_path / "exports") == []
+
+
+def test_bad_version_and_missing_run(model_dir, tmp_path):
+    with pytest.raises(UsageError, match="Received: version=-1"):
+        serving.export_run(model_dir, str(tmp_path), version=-1)
+    with pytest.raises(CheckpointError, match="no config.json"):
+        serving.export_run(str(tmp_path / "nothing"), str(tmp_path / "exports"))
+    assert not os.path.exists(tmp_path / "exports")
+
+
+def test_command_line(model_dir, tmp_path):
+    export_dir = str(tmp_path / "exports")
+    result = _export_run(ROOT, f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--checkpoint=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["version"], report["step"], report["ema"]) == (1, 1, True)
+    assert sorted(os.listdir(export_dir)) == ["1"]
+    assert tf.saved_model.contains_saved_model(os.path.join(export_dir, "1"))
+
+    again = _export_run(ROOT, f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--checkpoint=1")
+    assert again.returncode == 2
+    assert "exists already" in again.stderr and "Traceback" not in again.stderr
+
+    missing = _export_run(ROOT, f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--checkpoint=9")
+    assert missing.returncode == 2
+    assert "Traceback" not in missing.stderr
+    error = [line for line in missing.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(error) == 1 and "No checkpoint" in error[0] and "ckpt-2" in error[0]
+    assert sorted(os.listdir(export_dir)) == ["1"]
