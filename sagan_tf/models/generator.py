@@ -22,6 +22,12 @@ def make_self_attention(attention_config, dtype, name):
     )
 
 
+def attention_grid(scores, height, width, pool_keys):
+    """Reshapes `SelfAttention` scores (batch, H*W, keys) to (batch, H, W, key_H, key_W)."""
+    key_height, key_width = (height // 2, width // 2) if pool_keys else (height, width)
+    return ops.reshape(scores, (-1, height, width, key_height, key_width))
+
+
 def as_config(config):
     """Accepts a `SAGANConfig` or its `to_dict()` form (as stored by `get_config`)."""
     return config if isinstance(config, SAGANConfig) else SAGANConfig.from_dict(config)
@@ -43,9 +49,15 @@ class Generator(keras.Model):
       z: float tensor (batch, latent_dim).
       labels: int tensor (batch,) of class ids; required when the config has classes, ignored otherwise.
       training: batch-norm statistics and spectral-norm power iteration update in training mode only.
+      return_attention_scores: also return the attention maps (eq. 1) of every self-attention layer.
 
     Returns:
-      float32 images (batch, image_size, image_size, 3) in [-1, 1].
+      float32 images (batch, image_size, image_size, 3) in [-1, 1]. With `return_attention_scores=True`, the pair
+      `(images, scores)` where `scores` is a dict, in forward order, from each attention layer's name to its
+      float32 softmax weights of shape (batch, H, W, key_H, key_W): the weight that the query at feature-map
+      position (h, w) gives the key at (key_h, key_w). H, W is the layer's feature-map size; the key grid is
+      (H / 2, W / 2) when the layer pools its keys (`AttentionConfig.pool_keys`), else (H, W). Each query's
+      weights sum to 1.
     """
 
     def __init__(self, config, **kwargs):
@@ -93,7 +105,7 @@ class Generator(keras.Model):
         labels = keras.KerasTensor((None,), dtype="int32")
         self.call(z, labels, training=False)
 
-    def call(self, z, labels=None, training=None):
+    def call(self, z, labels=None, training=None, return_attention_scores=False):
         cfg = self.config
         if cfg.conditional and labels is None:
             raise ValueError(f"Generator '{cfg.name}' is class-conditional ({cfg.num_classes} classes): pass labels.")
@@ -105,14 +117,24 @@ class Generator(keras.Model):
             h = ops.reshape(h, (-1, cfg.g_base_resolution, cfg.g_base_resolution, cfg.g_channels[0]))
         else:
             h = self.input_layer(ops.reshape(z, (-1, 1, 1, cfg.latent_dim)), labels, training=training)
+        scores = {}
         for index, stage in enumerate(self.stages):
             h = stage(h, labels, training=training)
             if index in self._attention_stages:
-                h = self.attention_layers[self._attention_stages.index(index)](h, training=training)
+                attention = self.attention_layers[self._attention_stages.index(index)]
+                if return_attention_scores:
+                    h, layer_scores = attention(h, return_attention_scores=True, training=training)
+                    scores[attention.name] = attention_grid(layer_scores, h.shape[1], h.shape[2],
+                                                            attention.pool_keys)
+                else:
+                    h = attention(h, training=training)
         if self.output_norm is not None:
             h = ops.relu(self.output_norm(h, training=training))
         h = self.output_conv(h, training=training)
-        return ops.cast(ops.tanh(h), "float32")
+        images = ops.cast(ops.tanh(h), "float32")
+        if return_attention_scores:
+            return images, scores
+        return images
 
     def get_config(self):
         return {**super().get_config(), "config": self.config.to_dict()}

@@ -245,3 +245,48 @@ def test_config_validation_and_presets():
         config_lib.SAGANConfig.from_dict({**tiny_config().to_dict(), "gamma": 1})
     with pytest.raises(dataclasses.FrozenInstanceError):
         tiny_config().image_size = 32
+
+
+DCGAN_TINY = dict(block_type="dcgan", image_size=32, g_channels=(16, 8, 8), g_attention_resolutions=(8, 16),
+                  d_channels=(8, 8, 16), d_downsample=(True, True, True), d_attention_resolutions=(8,),
+                  attention=config_lib.AttentionConfig(value_ratio=1, pool_keys=False, output_projection=False))
+
+
+@pytest.mark.parametrize("overrides", [{}, DCGAN_TINY], ids=["residual_pooled", "dcgan_unpooled"])
+def test_generator_returns_attention_scores_without_changing_images(overrides):
+    cfg = tiny_config(**overrides)
+    z, labels = inputs_for(cfg, batch=3)
+    generator = Generator(cfg)
+    generator(z, labels, training=False)
+    inputs_seen = {}
+    for layer, gamma in zip(generator.attention_layers, (0.7, -1.3)):
+        layer.gamma.assign(gamma)  # non-zero: attention changes the images
+
+        def recording_call(x, *args, _layer=layer, _call=layer.call, **kwargs):
+            inputs_seen[_layer.name] = x
+            return _call(x, *args, **kwargs)
+        layer.call = recording_call
+    images = keras.ops.convert_to_numpy(generator(z, labels, training=False))
+    with_scores, scores = generator(z, labels, training=False, return_attention_scores=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(with_scores), images)
+    assert list(scores) == [f"attention{r}" for r in cfg.g_attention_resolutions]
+    for layer in generator.attention_layers:
+        x = inputs_seen[layer.name]
+        size = x.shape[1]
+        keys = size // 2 if layer.pool_keys else size
+        layer_scores = keras.ops.convert_to_numpy(scores[layer.name])
+        assert layer_scores.shape == (3, size, size, keys, keys) and layer_scores.dtype == np.float32
+        np.testing.assert_allclose(layer_scores.sum(axis=(3, 4)), 1.0, atol=1e-5)
+        # Row (h, w) of the reshaped scores is the layer's softmax row of query h * W + w.
+        _, direct = layer(x, return_attention_scores=True, training=False)
+        np.testing.assert_array_equal(layer_scores.reshape(3, size * size, keys * keys),
+                                      keras.ops.convert_to_numpy(direct))
+    # Without attention layers the dict is empty; the default call still returns only the images.
+    plain = Generator(tiny_config(g_attention_resolutions=()))
+    plain_images, plain_scores = plain(z, labels, training=False, return_attention_scores=True)
+    assert plain_scores == {} and plain_images.shape == (3, 16, 16, 3)
+    assert not isinstance(generator(z, labels, training=False), tuple)
+    compiled = tf.function(lambda z, labels: generator(z, labels, training=False, return_attention_scores=True))
+    traced_images, traced_scores = compiled(z, labels)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(traced_images), images, atol=1e-5)
+    assert list(traced_scores) == list(scores)

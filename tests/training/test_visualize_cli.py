@@ -1,0 +1,138 @@
+"""`python -m training.visualize`: attention maps and labelled samples of a tiny trained run; clean errors."""
+
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from absl import flags as absl_flags
+from PIL import Image
+
+from sagan_tf import callbacks, restore
+from sagan_tf import visualize as vis
+from sagan_tf.config import get_preset
+from sagan_tf.data import get_info
+from sagan_tf.errors import UsageError
+from training import train_lib
+from training import visualize as visualize_cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def tiny_run(directory, **overrides):
+    """Trains synthetic32 with few channels for 2 steps into `directory`."""
+    config = dataclasses.replace(get_preset("synthetic32"), latent_dim=8, g_channels=(16, 16, 8, 8),
+                                 d_channels=(8, 16, 16, 16), batch_size=4, train_steps=2, **overrides)
+    train_lib.run(config, train_lib.TrainOptions(model_dir=str(directory), sample_every=0, checkpoint_every=0,
+                                                 handle_signals=False))
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny_run(tmp_path_factory.mktemp("run"))
+
+
+def run_cli(*args):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "training.visualize", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def read_png(path):
+    return np.array(Image.open(path).convert("RGB"))
+
+
+def test_cli_writes_attention_maps_and_labelled_samples(model_dir, tmp_path):
+    out = tmp_path / "pictures"
+    result = run_cli(f"--model_dir={model_dir}", f"--output_dir={out}", "--num_images=2", "--query_points=0,0;31,31",
+                     "--samples_per_class=3", "--seed=5")
+    assert result.returncode == 0, result.stderr
+    written = json.loads(result.stdout.strip().splitlines()[-1])
+    assert written["samples"] == str(out / "samples.png") and written["attention_maps"] == str(out /
+                                                                                              "attention_maps.png")
+    assert (written["step"], written["ema"], written["query_points"]) == (2, True, [[0, 0], [31, 31]])
+
+    # The files hold what the library draws for the restored EMA generator with the same seed.
+    restored = restore.restore_generator(model_dir)
+    z, labels, _, rows, cols = callbacks.sample_inputs(8, 4, samples_per_class=3, seed=5)
+    images = keras.ops.convert_to_numpy(restored.generator(z, labels, training=False))
+    expected_samples = vis.sample_grid_with_labels(images, labels, get_info("synthetic").class_names)
+    samples = read_png(out / "samples.png")
+    assert samples.shape == expected_samples.shape
+    np.testing.assert_allclose(samples.astype(int), expected_samples.astype(int), atol=1)  # float round-off
+    assert rows == 4 and cols == 3
+
+    attention = read_png(out / "attention_maps.png")
+    pad, tile = callbacks.GRID_PADDING, 128  # 32x32 images drawn at scale 4
+    assert attention.shape[1] == pad + (1 + 1 * 2) * (tile + pad)  # image + 1 layer x 2 queries
+    z = np.random.default_rng(5).standard_normal((2, 8)).astype("float32")
+    maps = vis.attention_maps(restored.generator, z, [0, 1], [(0, 0), (31, 31)])
+    expected_attention = vis.render_attention_maps(maps)
+    assert attention.shape == expected_attention.shape
+    assert np.abs(attention.astype(int) - expected_attention.astype(int)).mean() < 0.5
+
+
+
+def test_default_output_directory_and_query_points(model_dir):
+    written = visualize_cli.visualize(model_dir, num_images=1, samples_per_class=1)
+    assert sorted(os.listdir(os.path.join(model_dir, "visualize"))) == ["attention_maps.png", "samples.png"]
+    assert written["query_points"] == vis.default_query_points(32).tolist()
+    assert written["samples"] == os.path.join(model_dir, "visualize", "samples.png")
+
+
+def test_raw_weights_and_samples_only(model_dir, tmp_path, capsys):
+    values = absl_flags.FlagValues()
+    visualize_cli.define_flags(values)
+    values(["visualize", f"--model_dir={model_dir}", f"--output_dir={tmp_path}", "--no_ema", "--noattention",
+            "--samples_per_class=2"])
+    assert visualize_cli.run(values) == 0
+    written = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert written["ema"] is False and "attention_maps" not in written
+    assert os.listdir(tmp_path) == ["samples.png"]
+    raw = restore.restore_generator(model_dir, use_ema=False)
+    z, labels, _, _, _ = callbacks.sample_inputs(8, 4, samples_per_class=2, seed=0)
+    images = keras.ops.convert_to_numpy(raw.generator(z, labels, training=False))
+    expected = vis.sample_grid_with_labels(images, labels, get_info("synthetic").class_names)
+    np.testing.assert_allclose(read_png(tmp_path / "samples.png").astype(int), expected.astype(int), atol=1)
+
+
+def test_missing_model_dir_is_a_one_paragraph_error_with_exit_status_2(tmp_path):
+    result = run_cli("--model_dir=/no/such/run", f"--output_dir={tmp_path}")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "/no/such/run is not a training run directory" in errors[0], result.stderr
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--query_points=0,40"], "inside the 32x32 image"),
+    (["--query_points=a;b"], "'row,col' integer pixel pairs"),
+    (["--checkpoint=9"], "No checkpoint"),
+])
+def test_bad_flags_are_one_paragraph_errors(model_dir, tmp_path, capsys, args, message):
+    # The command in this process, on its own flag set (the subprocess test above covers absl's app.run).
+    values = absl_flags.FlagValues()
+    visualize_cli.define_flags(values)
+    values(["visualize", f"--model_dir={model_dir}", f"--output_dir={tmp_path}", *args])
+    assert visualize_cli.run(values) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("Error:") and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert not os.listdir(tmp_path)  # nothing written
+
+
+def test_run_without_attention_gets_samples_then_a_clear_error(tmp_path):
+    run = tiny_run(tmp_path / "run", g_attention_resolutions=(), d_attention_resolutions=())
+    out = str(tmp_path / "out")
+    with pytest.raises(UsageError, match="without self-attention layers.*--noattention"):
+        visualize_cli.visualize(run, output_dir=out, samples_per_class=2)
+    assert os.listdir(out) == ["samples.png"]
+    written = visualize_cli.visualize(run, output_dir=out, samples_per_class=2, attention=False)
+    assert "attention_maps" not in written and read_png(written["samples"]).shape[0] > 4 * 32

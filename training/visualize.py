@@ -1,0 +1,135 @@
+r"""Draws a training run's attention maps and labelled samples: `python -m training.visualize --model_dir=...`.
+
+Restores the generator (the EMA weights unless --no_ema) of the latest checkpoint, or of --checkpoint, and writes
+into --output_dir (default <model_dir>/visualize):
+
+    samples.png         one row per class (up to 16 classes), --samples_per_class images each, labelled with the
+                        class names of the run's dataset ("class <k>" where the dataset has none)
+    attention_maps.png  --num_images images with the --query_points marked, then where each self-attention layer
+                        looks from each query point (SAGAN paper, figure 5; see sagan_tf/visualize.py)
+
+Query points are pixel coordinates "row,col" of the generated image, separated by ';'. A run whose generator has
+no self-attention layer still gets samples.png, then the command fails (exit status 2) naming the problem; pass
+--noattention to write only the samples. Bad input ends with a one-paragraph error and exit status 2.
+
+    python -m training.visualize --model_dir=runs/synthetic32
+    python -m training.visualize --model_dir=runs/synthetic32 --query_points="4,4;16,16;28,8" --num_images=8
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from absl import app, flags  # noqa: E402
+
+
+def define_flags(flag_values=flags.FLAGS):
+    """Defines the command's flags (on `flag_values`); called only when run as a program, so importing this
+    module next to other commands' modules defines no flag twice."""
+    flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/).", required=True,
+                        flag_values=flag_values)
+    flags.DEFINE_string("checkpoint", None, "Checkpoint step number or path prefix. Default: the latest.",
+                        flag_values=flag_values)
+    flags.DEFINE_bool("no_ema", False, "Use the raw generator weights instead of their moving average.",
+                      flag_values=flag_values)
+    flags.DEFINE_integer("num_images", 4, "Generated images (rows) in attention_maps.png.", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_string("query_points", None, "Query pixels 'row,col;row,col;...' of the generated image. Default: "
+                        "three points at (1/4, 1/4), (1/2, 3/4) and (3/4, 3/8) of the image size.",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("samples_per_class", 8, "Images per row of samples.png.", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_integer("seed", 0, "Seed of the latent vectors.", flag_values=flag_values)
+    flags.DEFINE_bool("attention", True, "Write attention_maps.png (--noattention: only samples.png).",
+                      flag_values=flag_values)
+    flags.DEFINE_string("output_dir", None, "Where to write the PNG files. Default: <model_dir>/visualize.",
+                        flag_values=flag_values)
+
+
+def class_names_of(config):
+    """The class names of the run's dataset, or None when the dataset has none (or is no longer available)."""
+    from sagan_tf import data
+    from sagan_tf.errors import UsageError
+
+    try:
+        names = data.get_info(config.dataset).class_names
+    except UsageError:  # e.g. a folder dataset that was moved since training
+        return None
+    return names if names is not None and len(names) >= config.num_classes else None
+
+
+def visualize(model_dir, output_dir=None, checkpoint=None, use_ema=True, num_images=4, query_points=None,
+              samples_per_class=8, seed=0, attention=True):
+    """Writes samples.png and (with `attention`) attention_maps.png for a training run.
+
+    Returns:
+      A JSON-able dict naming the checkpoint and the files written.
+
+    Raises:
+      UsageError: bad run directory, checkpoint or query points; or no attention layer when `attention` (after
+        samples.png is written).
+    """
+    import numpy as np
+
+    from sagan_tf import callbacks, restore
+    from sagan_tf import visualize as vis
+    from sagan_tf.errors import UsageError
+
+    points = None if query_points is None else vis.parse_query_points(query_points)
+    restored = restore.restore_generator(model_dir, checkpoint=checkpoint, use_ema=use_ema)
+    config, generator = restored.config, restored.generator
+    if points is not None:
+        vis.check_query_points(points, config.image_size, config.image_size)
+    output_dir = output_dir or os.path.join(model_dir, "visualize")
+    num_classes = config.num_classes if config.conditional else 0
+    written = {**restore.describe(restored)}
+
+    z, labels, _, _, _ = callbacks.sample_inputs(config.latent_dim, num_classes, samples_per_class, seed=seed)
+    images = generator(z, labels, training=False)
+    grid = vis.sample_grid_with_labels(np.asarray(images), labels, class_names_of(config) if num_classes else None)
+    written["samples"] = os.path.join(output_dir, "samples.png")
+    vis.save_png(grid, written["samples"])
+
+    if attention:
+        if not generator.attention_layers:
+            raise UsageError(
+                f"{model_dir}/config.json describes a generator without self-attention layers "
+                f"(g_attention_resolutions is empty), so there are no attention maps to draw; "
+                f"{written['samples']} was written. Pass --noattention to write only the samples.")
+        z = np.random.default_rng(seed).standard_normal((num_images, config.latent_dim)).astype("float32")
+        labels = (np.arange(num_images) % num_classes).astype("int32") if num_classes else None
+        result = vis.attention_maps(generator, z, labels, query_points=points)
+        written["attention_maps"] = os.path.join(output_dir, "attention_maps.png")
+        vis.save_png(vis.render_attention_maps(result), written["attention_maps"])
+        written["query_points"] = result.query_points.tolist()
+    return written
+
+
+def run(values):
+    """Runs the command for parsed flag `values`; returns the exit status (2 for a `UsageError`)."""
+    from sagan_tf.errors import UsageError
+
+    try:
+        written = visualize(values.model_dir, output_dir=values.output_dir, checkpoint=values.checkpoint,
+                            use_ema=not values.no_ema, num_images=values.num_images,
+                            query_points=values.query_points, samples_per_class=values.samples_per_class,
+                            seed=values.seed, attention=values.attention)
+    except UsageError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(written))
+    return 0
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    return run(flags.FLAGS)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
