@@ -39,9 +39,16 @@ setuptools.setup(
         "pillow>=10,<14",
     ],
     extras_require={
+        # gRPC requests to TensorFlow Serving from export/client.py (REST needs nothing more).
+        "serving": ["tensorflow-serving-api>=2.16,<2.22"],
         "test": [
+            "tensorflow-serving-api>=2.16,<2.22",
             "pytest>=8,<10",
             "pytest-xdist>=3.5,<4",
+            # Executes examples/colab_quickstart.ipynb in the test suite.
+            "nbclient>=0.10,<0.12",
+            "nbformat>=5.10,<6",
+            "ipykernel>=6.29,<8",
         ],
     },
 )
