@@ -14,21 +14,12 @@ import pytest
 import tensorflow as tf
 
 from sagan_tf import evaluation
-from sagan_tf.config import SAGANConfig
 from tests.test_evaluation import tiny_classifier_file
+from tests.training.test_train_lib import tiny_config
 from training import train_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EVAL = dict(eval_samples=16, eval_batch_size=8, eval_num_real=32)
-
-
-def tiny_config(**overrides):
-    values = dict(name="tiny", dataset="synthetic", image_size=16, num_classes=4, latent_dim=8,
-                  g_channels=(16, 8, 8), g_attention_resolutions=(8,), d_channels=(8, 16, 16),
-                  d_downsample=(True, True, False), d_attention_resolutions=(8,), batch_size=4, train_steps=4,
-                  ema_decay=0.9)
-    values.update(overrides)
-    return SAGANConfig(**values)
 
 
 def options_for(model_dir, **overrides):
