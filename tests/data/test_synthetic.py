@@ -182,3 +182,14 @@ def test_generation_is_fast():
         synthetic.generate(tf.range(i * 512, (i + 1) * 512, dtype=tf.int64), 32)
     rate = 8 * 512 / (time.perf_counter() - start)
     assert rate > 2000, f"{rate:.0f} images/s"
+
+
+def test_pipeline_runs_without_the_autotuning_thread():
+    # With autotuning on, destroying the iterator at the end of `fit` can wait up to 60 s for tf.data's autotuning
+    # thread (see synthetic.load); the pipeline keeps it off, also when sharded across input pipelines.
+    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2)
+    for dataset in (data.load("synthetic", batch_size=4), data.load("synthetic", batch_size=4, input_context=context),
+                    data.load("synthetic", "test", batch_size=4)):
+        assert dataset.options().autotune.enabled is False
+        images, labels = next(iter(dataset))
+        assert images.shape[0] == labels.shape[0] > 0
