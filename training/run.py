@@ -14,7 +14,7 @@ for the synthetic dataset and TF-GAN's Inception (TF-Hub) for the others. If tha
 was not asked for explicitly (--eval_every > 0 or --classifier), training goes on with a warning; --eval_samples=0
 turns evaluation off. For reportable figures evaluate a checkpoint with `python -m training.evaluate`.
 
-    python -m training.run                                    # about 7 minutes on 2 CPU cores
+    python -m training.run                                    # about 6 minutes on 2 CPU cores
     python -m training.run --eval_every=500 --kid             # FID/IS/KID every 500 steps too
     python -m training.run --dataset=cifar10 --train_steps=100000
     python -m training.run --dataset=folder:/data/faces --image_size=64
