@@ -46,16 +46,18 @@ class ClientError(Exception):
 
 
 def truncated_normal_latents(batch_size, latent_dim, seed, truncation):
-    """Latents z ~ N(0, I) conditioned on |z| <= truncation (rejection sampling), float32 [batch, latent_dim]."""
+    """Latents z ~ N(0, I) conditioned on |z| <= truncation, float32 [batch, latent_dim].
+
+    Inverse-CDF sampling, z = Phi^-1(u) with u uniform in [Phi(-t), Phi(t)]: one draw per value whatever the
+    truncation (rejection sampling would need ~1 / (0.8 t) draws per value for a small t).
+    """
+    from scipy.special import ndtr, ndtri
+
     if not truncation > 0:
         raise ClientError(f"--truncation must be > 0. Received: truncation={truncation}")
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((batch_size, latent_dim))
-    outside = np.abs(z) > truncation
-    while outside.any():
-        z[outside] = rng.standard_normal(int(outside.sum()))
-        outside = np.abs(z) > truncation
-    return z.astype(np.float32)
+    lower = ndtr(-float(truncation))
+    u = np.random.default_rng(seed).uniform(lower, 1.0 - lower, (batch_size, latent_dim))
+    return np.clip(ndtri(u), -truncation, truncation).astype(np.float32)
 
 
 def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0, latent_dim=None):
@@ -203,16 +205,27 @@ def grpc_predict(server, model_name, signature, inputs, version=None, timeout=12
     return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
 
-def saved_model_predict(saved_model_dir, signature, inputs):
-    """Runs the request on the SavedModel in this process; returns the outputs as numpy arrays."""
+def load_saved_model(saved_model_dir):
+    """Loads an exported SavedModel version directory in this process.
+
+    Raises:
+      ClientError: the directory holds no SavedModel.
+    """
     import tensorflow as tf
 
     if not tf.io.gfile.exists(os.path.join(saved_model_dir, "saved_model.pb")):
         raise ClientError(f"{saved_model_dir} is not a SavedModel (no saved_model.pb); pass a version directory "
                           "written by `python -m export.run`, e.g. exports/synthetic32/2000.")
-    function = tf.saved_model.load(saved_model_dir).signatures.get(signature)
+    return tf.saved_model.load(saved_model_dir)
+
+
+def saved_model_predict(loaded, signature, inputs):
+    """Runs the request on a loaded SavedModel (`load_saved_model`); returns the outputs as numpy arrays."""
+    import tensorflow as tf
+
+    function = loaded.signatures.get(signature)
     if function is None:
-        raise ClientError(f"{saved_model_dir} has no signature {signature!r}.")
+        raise ClientError(f"The SavedModel has no signature {signature!r}; it has {sorted(loaded.signatures)}.")
     expected = function.structured_input_signature[1]
     if set(inputs) != set(expected):
         kind = "unconditional: pass --batch_size" if LABELS_INPUT not in expected else "conditional: pass --labels"
@@ -233,12 +246,9 @@ def _assertion_text(message):
     return message.strip().splitlines()[-1][:300]
 
 
-def saved_model_latent_dim(saved_model_dir):
-    """The latent size z of an exported model, read from its `serving_default` signature."""
-    import tensorflow as tf
-
-    function = tf.saved_model.load(saved_model_dir).signatures[SERVING_SIGNATURE]
-    return int(function.structured_input_signature[1][Z_INPUT].shape[-1])
+def saved_model_latent_dim(loaded):
+    """The latent size z of a loaded export, read from its `serving_default` signature."""
+    return int(loaded.signatures[SERVING_SIGNATURE].structured_input_signature[1][Z_INPUT].shape[-1])
 
 
 def _png_from_pixels(image):
@@ -287,13 +297,14 @@ def run(values):
     """Does what the flags ask; returns the written paths."""
     if bool(values.server) == bool(values.saved_model_dir):
         raise ClientError("Pass exactly one of --server=host:port (TensorFlow Serving) and --saved_model_dir.")
+    loaded = load_saved_model(values.saved_model_dir) if values.saved_model_dir else None
     latent_dim = values.latent_dim
-    if values.signature == SERVING_SIGNATURE and not latent_dim and values.saved_model_dir:
-        latent_dim = saved_model_latent_dim(values.saved_model_dir)
+    if values.signature == SERVING_SIGNATURE and not latent_dim and loaded is not None:
+        latent_dim = saved_model_latent_dim(loaded)
     inputs = make_inputs(values.signature, _parse_labels(values.labels), values.batch_size, values.seed,
                          values.truncation, latent_dim)
-    if values.saved_model_dir:
-        outputs = saved_model_predict(values.saved_model_dir, values.signature, inputs)
+    if loaded is not None:
+        outputs = saved_model_predict(loaded, values.signature, inputs)
     elif values.grpc:
         outputs = grpc_predict(values.server, values.model_name, values.signature, inputs, values.model_version)
     else:

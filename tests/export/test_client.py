@@ -10,6 +10,7 @@ import types
 
 import numpy as np
 import pytest
+import scipy.stats
 import tensorflow as tf
 from PIL import Image
 
@@ -61,6 +62,15 @@ def test_serving_default_inputs_are_truncated_latents():
     np.testing.assert_array_equal(np.asarray(body["inputs"]["z"], np.float32), inputs["z"])
     large = client.truncated_normal_latents(2000, 50, seed=0, truncation=1.0)
     assert np.abs(large).max() <= 1.0 and abs(large.std() - 0.5379) < 0.01  # std of N(0,1) truncated at 1
+
+
+@pytest.mark.parametrize("truncation", [1e-6, 0.3, 2.0, 40.0])
+def test_truncated_latents_follow_the_truncated_normal(truncation):
+    # One draw per value: a tiny truncation (acceptance ~8e-7 per draw for rejection sampling) returns at once.
+    z = client.truncated_normal_latents(100, 40, seed=5, truncation=truncation).astype(np.float64)
+    assert np.isfinite(z).all() and np.abs(z).max() <= truncation
+    reference = scipy.stats.truncnorm(-truncation, truncation)
+    assert scipy.stats.kstest(z.ravel(), reference.cdf).pvalue > 1e-3
 
 
 @pytest.mark.parametrize("kwargs, message", [
