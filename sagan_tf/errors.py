@@ -1,7 +1,8 @@
-"""Errors caused by what a user asked for, as opposed to bugs.
+"""Every error sagan_tf raises for what a user asked for, as opposed to bugs: one class per kind of failure.
 
-Entry points catch `UsageError` and print its message (one paragraph naming the problem and the fix) without a
-traceback; anything else is a bug and keeps its traceback.
+Entry points report a `UsageError` (and so each subclass) as one paragraph naming the problem and the fix, with
+exit status 2 and no traceback (`sagan_tf.cli.main_wrapper`); anything else is a bug and keeps its traceback.
+This module imports nothing, so that a thin client (e.g. `export.client` over REST) can use it without TensorFlow.
 """
 
 
@@ -14,4 +15,28 @@ class ConfigError(UsageError):
 
 
 class CheckpointError(UsageError):
-    """A run directory or checkpoint that is missing, or that does not fit the model its config describes."""
+    """A run directory or checkpoint that is missing, damaged, or that does not fit the model its config describes."""
+
+
+class DatasetError(UsageError):
+    """A dataset cannot be loaded as asked: an unknown name or split, missing data, or bad pipeline arguments.
+
+    The message names the problem and says how to fix it (which files to put where, which names or values are
+    accepted).
+    """
+
+
+class ClassifierUnavailableError(UsageError):
+    """The classifier behind FID/IS/KID cannot be loaded here: no such file, or no network for a TF-Hub handle."""
+
+
+class InsufficientAccuracyError(UsageError):
+    """A freshly trained classifier is less accurate than required, so it was not saved."""
+
+
+class ServingError(UsageError):
+    """A request to an exported generator that cannot be made, or that the model or server refused."""
+
+
+__all__ = ["UsageError", "ConfigError", "CheckpointError", "DatasetError", "ClassifierUnavailableError",
+           "InsufficientAccuracyError", "ServingError"]

@@ -19,7 +19,7 @@ the data and batch per replica. `get_info(name)` / `num_classes(name)` describe 
 it. Bad arguments and missing data raise `DatasetError` (a ValueError) saying what to fix.
 """
 
-from sagan_tf.data.errors import DatasetError
+from sagan_tf.errors import DatasetError
 from sagan_tf.data.info import DatasetInfo
 from sagan_tf.data.loader import KNOWN_NAMES, get_info, load, num_classes
 

@@ -24,7 +24,7 @@ import stat
 import tensorflow as tf
 
 from sagan_tf.data import preprocessing
-from sagan_tf.data.errors import DatasetError
+from sagan_tf.errors import DatasetError
 
 PREFIX = "folder:"
 SPLITS = ("train", "test")

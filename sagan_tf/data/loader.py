@@ -3,7 +3,7 @@
 import numbers
 
 from sagan_tf.data import folder, preprocessing, synthetic, tfds_source
-from sagan_tf.data.errors import DatasetError
+from sagan_tf.errors import DatasetError
 from sagan_tf.data.info import DatasetInfo
 
 DEFAULT_BATCH_SIZE = 64

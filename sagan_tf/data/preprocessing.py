@@ -9,7 +9,7 @@ import numbers
 
 import tensorflow as tf
 
-from sagan_tf.data.errors import DatasetError
+from sagan_tf.errors import DatasetError
 
 AUTOTUNE = tf.data.AUTOTUNE
 MAX_IMAGE_SIZE = 1024

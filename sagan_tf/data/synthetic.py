@@ -36,7 +36,7 @@ import math
 import tensorflow as tf
 
 from sagan_tf.data import preprocessing
-from sagan_tf.data.errors import DatasetError
+from sagan_tf.errors import DatasetError
 
 NUM_CLASSES = 4
 CLASS_NAMES = ("mirror_pair", "bar_markers", "ring_centre", "stripes")

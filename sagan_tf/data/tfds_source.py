@@ -17,7 +17,7 @@ from typing import Dict, Optional, Tuple
 import tensorflow as tf
 
 from sagan_tf.data import preprocessing
-from sagan_tf.data.errors import DatasetError
+from sagan_tf.errors import DatasetError
 
 MANUAL_FILES = {"imagenet2012": ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")}
 IMAGENET_URL = "https://image-net.org/download-images.php"
