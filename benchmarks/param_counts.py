@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from sagan_tf import config as config_lib  # noqa: E402
+from sagan_tf import presets  # noqa: E402
 from sagan_tf.models import Discriminator, Generator  # noqa: E402
 
 
@@ -24,10 +24,10 @@ def count(weights):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", default=",".join(config_lib.preset_names()))
+    parser.add_argument("--presets", default=",".join(presets.preset_names()))
     args = parser.parse_args()
     for name in args.presets.split(","):
-        cfg = config_lib.get_preset(name)
+        cfg = presets.get_preset(name).model
         generator, discriminator = Generator(cfg), Discriminator(cfg)
         generator.build((None, cfg.latent_dim), (None,))
         discriminator.build((None, cfg.image_size, cfg.image_size, 3), (None,))

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.train_throughput import device_name  # noqa: E402
-from sagan_tf import config as config_lib  # noqa: E402
+from sagan_tf import presets  # noqa: E402
 from sagan_tf import serving  # noqa: E402
 from sagan_tf.restore import build_generator  # noqa: E402
 
@@ -109,7 +109,7 @@ def main():
             record = {"preset": target} if kind == "preset" else {"saved_model_dir": target}
             path = target
             if kind == "preset":
-                config = config_lib.get_preset(target)
+                config = presets.get_preset(target).model
                 start = time.perf_counter()
                 path = serving.export_generator(build_generator(config), config, scratch, 1)
                 record["export_s"] = round(time.perf_counter() - start, 2)

@@ -37,8 +37,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import flops as flops_lib  # noqa: E402
-from sagan_tf import config as config_lib  # noqa: E402
-from sagan_tf.models import SAGAN, Discriminator, Generator  # noqa: E402
+from sagan_tf import presets  # noqa: E402
+from sagan_tf.models import build_sagan  # noqa: E402
 
 
 def device_name():
@@ -75,27 +75,17 @@ def peak_memory_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10  # KiB on Linux
 
 
-def build_model(cfg, jit_compile):
-    generator, discriminator = Generator(cfg), Discriminator(cfg)
-    model = SAGAN(generator, discriminator, cfg.latent_dim, cfg.num_classes, d_steps=cfg.d_steps,
-                  ema_decay=cfg.ema_decay, seed=0)
-    model.compile(
-        g_optimizer=keras.optimizers.Adam(cfg.g_lr, beta_1=cfg.beta1, beta_2=cfg.beta2),
-        d_optimizer=keras.optimizers.Adam(cfg.d_lr, beta_1=cfg.beta1, beta_2=cfg.beta2),
-        loss=cfg.loss, jit_compile=jit_compile)
-    return model
-
-
 def run_configuration(preset, batch, precision, xla, steps, warmup):
     """Times one configuration in this process; returns its JSON record (without ceiling fractions)."""
     load_before = os.getloadavg()[0]
     keras.mixed_precision.set_global_policy(precision)
-    cfg = config_lib.get_preset(preset)
-    model = build_model(cfg, jit_compile=xla)
-    counted = flops_lib.count_train_step_flops(model.generator, model.discriminator, batch, cfg.d_steps)
+    experiment = presets.get_preset(preset)
+    cfg, d_steps = experiment.model, experiment.training.d_steps
+    model = build_sagan(experiment, seed=0, jit_compile=xla)
+    counted = flops_lib.count_train_step_flops(model.generator, model.discriminator, batch, d_steps)
 
     rng = np.random.default_rng(0)
-    real = batch * cfg.d_steps
+    real = batch * d_steps
     images = rng.uniform(-1, 1, (real, cfg.image_size, cfg.image_size, 3)).astype("float32")
     labels = rng.integers(0, max(cfg.num_classes, 1), (real,)).astype("int32")
     iterator = iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
@@ -123,7 +113,7 @@ def run_configuration(preset, batch, precision, xla, steps, warmup):
     return {
         "preset": preset,
         "batch": batch,
-        "d_steps": cfg.d_steps,
+        "d_steps": d_steps,
         "precision": precision,
         "xla": xla,
         "device": device_name(),

@@ -2,9 +2,9 @@
 
 Import the pieces you need:
 
-    from sagan_tf import config, layers, models
-    cfg = config.get_preset("cifar32")
-    generator = models.Generator(cfg)
+    from sagan_tf import models, presets
+    config = presets.get_preset("cifar32")          # an ExperimentConfig: config.model and config.training
+    generator = models.Generator(config.model)
 """
 
 __version__ = "0.1.0"

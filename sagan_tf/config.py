@@ -1,8 +1,13 @@
-"""Frozen configuration dataclasses and the named presets of sagan_tf.
+"""What a SAGAN run is: the model (`ModelConfig`) apart from how it is trained (`TrainingConfig`).
 
-A preset (`SAGANConfig`) is plain data: the architecture of the generator and the discriminator, the dataset it
-was made for and the training hyperparameters. Libraries take these objects; only the command-line entry points
-turn flags into them (with `dataclasses.replace`).
+- `ModelConfig` says what the networks are: everything the generator and the discriminator are built from, and so
+  everything that a checkpoint, an export and a resume depend on. `Generator.get_config()` stores it alone.
+- `TrainingConfig` says how they are optimised: dataset, batch, learning rates (TTUR), Adam betas, discriminator
+  steps, loss, EMA of the generator, number of steps.
+- `ExperimentConfig` pairs the two; a preset (`sagan_tf.presets`) and a run directory's `config.json` hold one.
+
+All three are frozen dataclasses and plain data: libraries take them, only the command-line entry points turn
+flags into them (`ExperimentConfig.replace`).
 
 Architecture vocabulary (shared by both block types, so one Generator/Discriminator class expresses both the
 residual ImageNet architecture of the SAGAN paper and the DCGAN-style variant of seeds/003):
@@ -21,7 +26,10 @@ from typing import Optional
 from sagan_tf.errors import ConfigError
 
 BLOCK_TYPES = ("residual", "dcgan")
-LOSSES = ("hinge", "non_saturating")
+#: The `config.json` layout written by this version: {"format": 2, "model": {...}, "training": {...}}. Runs written
+#: before the split hold one flat dict of both (format 1); `ExperimentConfig.from_dict` reads both.
+CONFIG_FORMAT = 2
+_TUPLE_FIELDS = ("g_channels", "d_channels", "d_downsample", "g_attention_resolutions", "d_attention_resolutions")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,41 +54,30 @@ class AttentionConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class SAGANConfig:
-    """Architecture and training hyperparameters of one SAGAN model.
+class ModelConfig:
+    """The architecture of a SAGAN generator and discriminator.
 
     Attributes:
-      name: preset name.
-      dataset: default dataset for `training.run` (a `sagan_tf.data` name).
+      name: the preset (architecture) name, e.g. "imagenet128".
       image_size: height and width of generated images.
       num_classes: number of classes; 0 makes an unconditional model (plain batch norm, no projection).
+      g_channels: see the module docstring.
+      d_channels: see the module docstring.
+      d_downsample: see the module docstring; same length as `d_channels`.
+      g_attention_resolutions: see the module docstring.
+      d_attention_resolutions: see the module docstring.
       latent_dim: size of the latent vector z.
       block_type: "residual" (SAGAN/SNGAN residual blocks) or "dcgan" (4x4 (transposed) convolution stages).
       g_base_resolution: resolution of the generator's first feature map.
-      g_channels: see the module docstring.
-      g_attention_resolutions: see the module docstring.
-      d_channels: see the module docstring.
-      d_downsample: see the module docstring; same length as `d_channels`.
-      d_attention_resolutions: see the module docstring.
       attention: options of every self-attention layer.
       output_spectral_norm: spectral normalization on the last layer of G and D (the DCGAN variant has none there).
       batch_norm_momentum: momentum of the generator's batch-norm moving statistics.
       batch_norm_epsilon: epsilon of the generator's batch norms.
       synchronized_batch_norm: compute the generator's batch statistics across replicas under tf.distribute.
       leaky_relu_slope: negative slope of the DCGAN discriminator's LeakyReLU.
-      batch_size: global batch size.
-      g_lr: generator Adam learning rate (TTUR).
-      d_lr: discriminator Adam learning rate (TTUR).
-      beta1: Adam beta1.
-      beta2: Adam beta2.
-      d_steps: discriminator updates per generator update.
-      ema_decay: decay of the generator's exponential moving average, or None for no EMA.
-      loss: "hinge" (paper) or "non_saturating".
-      train_steps: default number of generator updates.
     """
 
     name: str
-    dataset: str
     image_size: int
     num_classes: int
     g_channels: tuple
@@ -97,20 +94,10 @@ class SAGANConfig:
     batch_norm_epsilon: float = 1e-5
     synchronized_batch_norm: bool = False
     leaky_relu_slope: float = 0.1
-    batch_size: int = 64
-    g_lr: float = 1e-4
-    d_lr: float = 4e-4
-    beta1: float = 0.0
-    beta2: float = 0.9
-    d_steps: int = 1
-    ema_decay: Optional[float] = 0.999
-    loss: str = "hinge"
-    train_steps: int = 100_000
 
     def __post_init__(self):
         # Lists (e.g. from JSON) become tuples so that configs stay hashable and compare equal.
-        for field in ("g_channels", "d_channels", "d_downsample", "g_attention_resolutions",
-                      "d_attention_resolutions"):
+        for field in _TUPLE_FIELDS:
             object.__setattr__(self, field, tuple(getattr(self, field)))
         if isinstance(self.attention, dict):
             object.__setattr__(self, "attention", AttentionConfig(**self.attention))
@@ -128,12 +115,10 @@ class SAGANConfig:
           ConfigError: naming the offending field and its value.
         """
         def fail(message):
-            raise ConfigError(f"Invalid SAGANConfig '{self.name}': {message}")
+            raise ConfigError(f"Invalid ModelConfig '{self.name}': {message}")
 
         if self.block_type not in BLOCK_TYPES:
             fail(f"block_type must be one of {BLOCK_TYPES}. Received: block_type={self.block_type!r}")
-        if self.loss not in LOSSES:
-            fail(f"loss must be one of {LOSSES}. Received: loss={self.loss!r}")
         if self.num_classes < 0:
             fail(f"num_classes must be >= 0 (0 = unconditional). Received: num_classes={self.num_classes}")
         if self.latent_dim < 1:
@@ -176,17 +161,10 @@ class SAGANConfig:
             if resolution not in d_resolutions:
                 fail(f"no discriminator stage outputs {resolution}x{resolution} (stages: {d_resolutions}). "
                      f"Received: d_attention_resolutions={self.d_attention_resolutions}")
-        for name in ("g_lr", "d_lr", "batch_norm_epsilon"):
-            if getattr(self, name) <= 0:
-                fail(f"{name} must be > 0. Received: {name}={getattr(self, name)}")
-        for name in ("beta1", "beta2", "batch_norm_momentum"):
-            if not 0 <= getattr(self, name) < 1:
-                fail(f"{name} must be in [0, 1). Received: {name}={getattr(self, name)}")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            fail(f"ema_decay must be in (0, 1) or None. Received: ema_decay={self.ema_decay}")
-        for name in ("batch_size", "d_steps", "train_steps"):
-            if getattr(self, name) < 1:
-                fail(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        if self.batch_norm_epsilon <= 0:
+            fail(f"batch_norm_epsilon must be > 0. Received: batch_norm_epsilon={self.batch_norm_epsilon}")
+        if not 0 <= self.batch_norm_momentum < 1:
+            fail(f"batch_norm_momentum must be in [0, 1). Received: batch_norm_momentum={self.batch_norm_momentum}")
 
     def generator_resolutions(self):
         """Resolutions of the generator's feature maps: the base map, then after each stage.
@@ -211,21 +189,185 @@ class SAGANConfig:
         return resolutions
 
     def to_dict(self):
-        """A JSON-compatible dict; `SAGANConfig.from_dict` inverts it."""
+        """A JSON-compatible dict; `ModelConfig.from_dict` inverts it."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values):
-        """Builds a config from `to_dict()` output (lists are accepted for tuples).
+        """Builds a model config from `to_dict()` output (lists are accepted for tuples).
+
+        The flat dict of both configs that `Generator.get_config` stored before the split (format 1, e.g. in
+        `.keras` files) is accepted too: its training fields are dropped.
 
         Raises:
           ConfigError: on unknown fields or invalid values.
         """
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
+        values = dict(values)
+        if set(values) & set(TRAINING_FIELDS) - set(MODEL_FIELDS):
+            values = {name: value for name, value in values.items() if name not in TRAINING_FIELDS}
+        return cls(**_known_fields(cls, values))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """How a SAGAN model is trained (SAGAN section 4 and its official code).
+
+    Attributes:
+      dataset: the `sagan_tf.data` name trained on.
+      batch_size: global batch size (all replicas together) of each discriminator and generator update.
+      g_lr: generator Adam learning rate (TTUR: the paper uses 1e-4).
+      d_lr: discriminator Adam learning rate (TTUR: the paper uses 4e-4).
+      beta1: Adam beta1 (0 in the paper).
+      beta2: Adam beta2 (0.9 in the paper, 0.999 in the official code).
+      d_steps: discriminator updates per generator update.
+      loss: a name in `sagan_tf.losses.LOSSES`: "hinge" (SAGAN eq. 4) or "non_saturating".
+      ema_decay: decay of the exponential moving average of the generator's weights, or None for no EMA.
+      train_steps: number of generator updates.
+    """
+
+    dataset: str = "synthetic"
+    batch_size: int = 64
+    g_lr: float = 1e-4
+    d_lr: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    d_steps: int = 1
+    loss: str = "hinge"
+    ema_decay: Optional[float] = 0.999
+    train_steps: int = 100_000
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        """Checks the fields.
+
+        Raises:
+          ConfigError: naming the offending field and its value.
+        """
+        from sagan_tf import losses
+
+        def fail(message):
+            raise ConfigError(f"Invalid TrainingConfig: {message}")
+
+        if not isinstance(self.dataset, str) or not self.dataset:
+            fail(f"dataset must be a dataset name. Received: dataset={self.dataset!r}")
+        if self.loss not in losses.LOSSES:
+            fail(f"loss must be one of {tuple(losses.LOSSES)}. Received: loss={self.loss!r}")
+        for name in ("g_lr", "d_lr"):
+            if getattr(self, name) <= 0:
+                fail(f"{name} must be > 0. Received: {name}={getattr(self, name)}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                fail(f"{name} must be in [0, 1). Received: {name}={getattr(self, name)}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            fail(f"ema_decay must be in (0, 1) or None. Received: ema_decay={self.ema_decay}")
+        for name in ("batch_size", "d_steps", "train_steps"):
+            if getattr(self, name) < 1:
+                fail(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+
+    @property
+    def images_per_step(self):
+        """Real images one training step consumes: `d_steps` discriminator updates of `batch_size` each."""
+        return self.d_steps * self.batch_size
+
+    def to_dict(self):
+        """A JSON-compatible dict; `TrainingConfig.from_dict` inverts it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds a training config from `to_dict()` output.
+
+        Raises:
+          ConfigError: on unknown fields or invalid values.
+        """
+        return cls(**_known_fields(cls, values))
+
+
+MODEL_FIELDS = tuple(field.name for field in dataclasses.fields(ModelConfig))
+TRAINING_FIELDS = tuple(field.name for field in dataclasses.fields(TrainingConfig))
+
+
+def _known_fields(cls, values):
+    names = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"Unknown {cls.__name__} fields {unknown}. Known: {sorted(names)}")
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """A model and how it is trained: what a preset names and what a run directory's `config.json` holds.
+
+    Attributes:
+      model: the `ModelConfig`.
+      training: the `TrainingConfig`.
+    """
+
+    model: ModelConfig
+    training: TrainingConfig = TrainingConfig()
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+        if isinstance(self.training, dict):
+            object.__setattr__(self, "training", TrainingConfig.from_dict(self.training))
+        if not isinstance(self.model, ModelConfig) or not isinstance(self.training, TrainingConfig):
+            raise ConfigError("ExperimentConfig needs a ModelConfig and a TrainingConfig. "
+                              f"Received: model={self.model!r}, training={self.training!r}")
+
+    @property
+    def name(self):
+        """The preset (architecture) name."""
+        return self.model.name
+
+    def replace(self, **changes):
+        """A copy with fields of either config changed, each routed by its name.
+
+        Example: `get_preset("cifar32").replace(latent_dim=64, batch_size=32)`.
+
+        Raises:
+          ConfigError: for a name that is in neither config, or an invalid value.
+        """
+        unknown = sorted(set(changes) - set(MODEL_FIELDS) - set(TRAINING_FIELDS))
         if unknown:
-            raise ConfigError(f"Unknown SAGANConfig fields {unknown}. Known: {sorted(names)}")
-        return cls(**values)
+            raise ConfigError(f"Unknown config fields {unknown}. Model fields: {sorted(MODEL_FIELDS)}; training "
+                              f"fields: {sorted(TRAINING_FIELDS)}.")
+        model = {name: value for name, value in changes.items() if name in MODEL_FIELDS}
+        training = {name: value for name, value in changes.items() if name in TRAINING_FIELDS}
+        return ExperimentConfig(dataclasses.replace(self.model, **model),
+                                dataclasses.replace(self.training, **training))
+
+    def to_dict(self):
+        """{"format": 2, "model": {...}, "training": {...}}, JSON-compatible."""
+        return {"format": CONFIG_FORMAT, "model": self.model.to_dict(), "training": self.training.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values):
+        """Reads `to_dict()` output, or the flat dict of both configs that runs wrote before the split (format 1).
+
+        Raises:
+          ConfigError: unknown fields, an unknown format, or invalid values.
+        """
+        values = dict(values)
+        if "model" not in values and "training" not in values:
+            unknown = sorted(set(values) - set(MODEL_FIELDS) - set(TRAINING_FIELDS))
+            if unknown:
+                raise ConfigError(f"Unknown config fields {unknown}. Model fields: {sorted(MODEL_FIELDS)}; "
+                                  f"training fields: {sorted(TRAINING_FIELDS)}.")
+            return cls(ModelConfig(**{k: v for k, v in values.items() if k in MODEL_FIELDS}),
+                       TrainingConfig(**{k: v for k, v in values.items() if k in TRAINING_FIELDS}))
+        version = values.pop("format", CONFIG_FORMAT)
+        if version != CONFIG_FORMAT:
+            raise ConfigError(f"Unknown config format {version!r}; this version of sagan_tf reads formats 1 (flat) "
+                              f"and {CONFIG_FORMAT}.")
+        unknown = sorted(set(values) - {"model", "training"})
+        if unknown:
+            raise ConfigError(f"Unknown config sections {unknown}; expected 'model' and 'training'.")
+        return cls(ModelConfig.from_dict(values.get("model", {})),
+                   TrainingConfig.from_dict(values.get("training", {})))
 
     def to_json(self):
         """The config as an indented JSON string."""
@@ -233,118 +375,24 @@ class SAGANConfig:
 
     @classmethod
     def from_json(cls, text):
-        """Parses `to_json()` output."""
+        """Parses `to_json()` output (or a format-1 flat config.json)."""
         return cls.from_dict(json.loads(text))
 
 
-def _imagenet128():
-    # DESIGN.md section 3: the official SAGAN 128x128 ImageNet architecture.
-    return SAGANConfig(
-        name="imagenet128",
-        dataset="imagenet2012",
-        image_size=128,
-        num_classes=1000,
-        g_channels=(1024, 1024, 512, 256, 128, 64),
-        g_attention_resolutions=(32,),
-        d_channels=(64, 128, 256, 512, 1024, 1024),
-        d_downsample=(True, True, True, True, True, False),
-        d_attention_resolutions=(32,),
-        batch_size=256,
-        ema_decay=0.9999,
-        train_steps=1_000_000,
-    )
-
-
-def _cifar32():
-    # SNGAN's CIFAR-10 widths (G 256, D 128) with SAGAN's attention at 16x16.
-    return SAGANConfig(
-        name="cifar32",
-        dataset="cifar10",
-        image_size=32,
-        num_classes=10,
-        g_channels=(256, 256, 256, 256),
-        g_attention_resolutions=(16,),
-        d_channels=(128, 128, 128, 128),
-        d_downsample=(True, True, False, False),
-        d_attention_resolutions=(16,),
-        batch_size=64,
-        train_steps=100_000,
-    )
-
-
-def _dcgan64():
-    # The unconditional 64x64 variant of seeds/003 (PyTorch SAGAN), layer for layer: attention after the 128- and
-    # 64-channel layers of G and the 256- and 512-channel layers of D, full keys/values with C channels, no output
-    # projection, biased un-normalized 1x1 convolutions in attention, no spectral norm on the last layers.
-    return SAGANConfig(
-        name="dcgan64",
-        dataset="lsun/church_outdoor",
-        image_size=64,
-        num_classes=0,
-        block_type="dcgan",
-        g_base_resolution=4,
-        g_channels=(512, 256, 128, 64),
-        g_attention_resolutions=(16, 32),
-        d_channels=(64, 128, 256, 512),
-        d_downsample=(True, True, True, True),
-        d_attention_resolutions=(8, 4),
-        attention=AttentionConfig(key_ratio=8, value_ratio=1, pool_keys=False, use_spectral_norm=False,
-                                  use_bias=True, output_projection=False),
-        output_spectral_norm=False,
-        batch_norm_momentum=0.9,
-        batch_size=64,
-        train_steps=100_000,
-    )
-
-
-def _synthetic32():
-    # Small enough to learn the 4-class synthetic dataset in about ten minutes on 2 CPU cores. A faster generator
-    # lr and a short EMA horizon (~100 steps) because the whole run is a couple of thousand steps: with G lr 1e-4
-    # and EMA 0.999 the 500-step samples were still flat colour.
-    return SAGANConfig(
-        name="synthetic32",
-        dataset="synthetic",
-        image_size=32,
-        num_classes=4,
-        latent_dim=64,
-        g_channels=(128, 128, 64, 32),
-        g_attention_resolutions=(16,),
-        d_channels=(32, 64, 128, 128),
-        d_downsample=(True, True, True, False),
-        d_attention_resolutions=(16,),
-        batch_size=32,
-        g_lr=2e-4,
-        d_lr=4e-4,
-        ema_decay=0.99,
-        train_steps=2_000,
-    )
-
-
-_PRESETS = {
-    "imagenet128": _imagenet128,
-    "cifar32": _cifar32,
-    "dcgan64": _dcgan64,
-    "synthetic32": _synthetic32,
-}
-
-
-def preset_names():
-    """Names accepted by `get_preset`, sorted."""
-    return sorted(_PRESETS)
-
-
-def get_preset(name):
-    """Returns the named preset.
-
-    Args:
-      name: one of `preset_names()`.
-
-    Returns:
-      A frozen `SAGANConfig`.
+def as_model_config(config):
+    """A `ModelConfig` from a `ModelConfig`, an `ExperimentConfig` (its model) or a dict (`ModelConfig.from_dict`).
 
     Raises:
-      ConfigError: for an unknown name; the message lists the known ones.
+      ConfigError: anything else, or a dict that is not a valid model config.
     """
-    if name not in _PRESETS:
-        raise ConfigError(f"Unknown preset {name!r}. Known presets: {', '.join(preset_names())}.")
-    return _PRESETS[name]()
+    if isinstance(config, ModelConfig):
+        return config
+    if isinstance(config, ExperimentConfig):
+        return config.model
+    if isinstance(config, dict):
+        return ModelConfig.from_dict(config)
+    raise ConfigError(f"Expected a ModelConfig (or an ExperimentConfig, or its dict form). Received: {config!r}")
+
+
+__all__ = ["AttentionConfig", "ModelConfig", "TrainingConfig", "ExperimentConfig", "as_model_config",
+           "MODEL_FIELDS", "TRAINING_FIELDS", "BLOCK_TYPES", "CONFIG_FORMAT"]

@@ -1,33 +1,34 @@
 """Numbers of the train-step FLOP counter (benchmarks/flops.py) against hand counts and TensorFlow's graph count."""
 
-import keras
 import pytest
 import tensorflow as tf
 
 from benchmarks import flops
-from sagan_tf.config import AttentionConfig, SAGANConfig, get_preset
-from sagan_tf.models import SAGAN, Discriminator, Generator
+from sagan_tf.config import AttentionConfig, ExperimentConfig, ModelConfig, TrainingConfig
+from sagan_tf.models import Discriminator, Generator, build_sagan
+from sagan_tf.presets import get_preset
 
 
 def tiny_residual(d_steps=1):
-    return SAGANConfig(name="tiny_residual", dataset="synthetic", image_size=16, num_classes=3, latent_dim=8,
-                       g_channels=(16, 16, 8), g_attention_resolutions=(8,), d_channels=(8, 16, 16),
-                       d_downsample=(True, True, False), d_attention_resolutions=(8,), d_steps=d_steps)
+    return ExperimentConfig(
+        ModelConfig(name="tiny_residual", image_size=16, num_classes=3, latent_dim=8, g_channels=(16, 16, 8),
+                    g_attention_resolutions=(8,), d_channels=(8, 16, 16), d_downsample=(True, True, False),
+                    d_attention_resolutions=(8,)),
+        TrainingConfig(d_steps=d_steps))
 
 
 def tiny_dcgan():
-    return SAGANConfig(name="tiny_dcgan", dataset="synthetic", image_size=16, num_classes=0, latent_dim=8,
-                       block_type="dcgan", g_channels=(16, 8), g_attention_resolutions=(8,), d_channels=(8, 16),
-                       d_downsample=(True, True), d_attention_resolutions=(8, 4),
-                       attention=AttentionConfig(value_ratio=1, pool_keys=False, use_spectral_norm=False,
-                                                 use_bias=True, output_projection=False),
-                       output_spectral_norm=False)
+    return ExperimentConfig(
+        ModelConfig(name="tiny_dcgan", image_size=16, num_classes=0, latent_dim=8, block_type="dcgan",
+                    g_channels=(16, 8), g_attention_resolutions=(8,), d_channels=(8, 16), d_downsample=(True, True),
+                    d_attention_resolutions=(8, 4),
+                    attention=AttentionConfig(value_ratio=1, pool_keys=False, use_spectral_norm=False, use_bias=True,
+                                              output_projection=False),
+                    output_spectral_norm=False))
 
 
 def build(cfg):
-    model = SAGAN(Generator(cfg), Discriminator(cfg), cfg.latent_dim, cfg.num_classes, d_steps=cfg.d_steps, seed=0)
-    model.compile(keras.optimizers.Adam(1e-4), keras.optimizers.Adam(4e-4))
-    return model
+    return build_sagan(cfg, seed=0)
 
 
 def test_dcgan_forward_matches_hand_count():
@@ -54,12 +55,12 @@ def test_dcgan_forward_matches_hand_count():
 @pytest.mark.parametrize("make_config", [tiny_residual, tiny_dcgan, lambda: tiny_residual(d_steps=2)],
                          ids=["residual", "dcgan", "residual_d_steps2"])
 def test_analytic_count_matches_tensorflow_graph_count(make_config):
-    cfg = make_config()
-    batch = 4
-    model = build(cfg)
-    counted = flops.count_train_step_flops(model.generator, model.discriminator, batch, cfg.d_steps)
-    images = tf.zeros((batch * cfg.d_steps, cfg.image_size, cfg.image_size, 3))
-    labels = tf.zeros((batch * cfg.d_steps,), tf.int32) if cfg.num_classes else None
+    experiment = make_config()
+    batch, cfg, d_steps = 4, experiment.model, experiment.training.d_steps
+    model = build(experiment)
+    counted = flops.count_train_step_flops(model.generator, model.discriminator, batch, d_steps)
+    images = tf.zeros((batch * d_steps, cfg.image_size, cfg.image_size, 3))
+    labels = tf.zeros((batch * d_steps,), tf.int32) if cfg.num_classes else None
     graph = flops.trace_train_step(model, images, labels)
     graph_count = flops.count_graph_flops(graph)
     assert graph_count["unknown_shape_ops"] == 0
@@ -78,7 +79,7 @@ def test_graph_count_with_a_d_step_more_grows_by_one_d_update():
 def test_dcgan64_batch64_matches_pytorch_reference_figure():
     # DESIGN.md: about 235 GFLOP per train step at batch 64 in the PyTorch reference. PyTorch's G update also
     # computes D's weight gradients (D's parameters still require grad); our G update does not.
-    cfg = get_preset("dcgan64")
+    cfg = get_preset("dcgan64").model
     generator, discriminator = Generator(cfg), Discriminator(cfg)
     counted = flops.count_train_step_flops(generator, discriminator, batch_size=64)
     attention_matmuls = 2 * 64 * 64 * (32 + 256) + 2 * 16 * 16 * (64 + 512)  # D attention at 8x8 and 4x4

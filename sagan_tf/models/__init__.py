@@ -1,7 +1,7 @@
 """SAGAN networks (Generator, projection Discriminator) and the SAGAN training model."""
 
 from sagan_tf.models.discriminator import Discriminator
-from sagan_tf.models.gan import SAGAN
+from sagan_tf.models.gan import SAGAN, build_sagan
 from sagan_tf.models.generator import Generator
 
-__all__ = ["Discriminator", "Generator", "SAGAN"]
+__all__ = ["Discriminator", "Generator", "SAGAN", "build_sagan"]

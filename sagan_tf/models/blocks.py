@@ -130,7 +130,7 @@ class DiscriminatorResBlock(keras.layers.Layer):
         dtype = self.dtype_policy
         self.conv1 = spectral_norm(conv(filters, 3, dtype, "conv1"))
         self.conv2 = spectral_norm(conv(filters, 3, dtype, "conv2"))
-        self.pool = keras.layers.AveragePooling2D(2, dtype=dtype, name="pool")
+        self.pool = keras.layers.AveragePooling2D(2, dtype=dtype, name="pool") if first or downsample else None
         self.shortcut_conv = None
 
     def build(self, input_shape):

@@ -4,7 +4,8 @@ import keras
 from keras import ops
 
 from sagan_tf.models import blocks
-from sagan_tf.models.generator import as_config, make_self_attention
+from sagan_tf.config import as_model_config
+from sagan_tf.models.generator import make_self_attention
 
 
 @keras.saving.register_keras_serializable(package="sagan_tf")
@@ -18,7 +19,7 @@ class Discriminator(keras.Model):
     globally sum-pooled features of the last stage.
 
     Args:
-      config: a `SAGANConfig` (or its dict form).
+      config: a `ModelConfig` (or an `ExperimentConfig`, whose model is used, or the dict form).
 
     Call args:
       images: float tensor (batch, image_size, image_size, 3) in [-1, 1].
@@ -31,7 +32,7 @@ class Discriminator(keras.Model):
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
-        self.config = as_config(config)
+        self.config = as_model_config(config)
         cfg = self.config
         dtype = self.dtype_policy
         self.stages = []
@@ -80,8 +81,9 @@ class Discriminator(keras.Model):
             features = ops.sum(ops.relu(h), axis=(1, 2))
             logits = ops.squeeze(self.output_layer(features, training=training), axis=-1)
         else:
-            features = ops.sum(h, axis=(1, 2))
             logits = ops.reshape(self.output_layer(h, training=training), (-1,))
+            # The projection's phi(x); an unconditional DCGAN discriminator has no projection to feed.
+            features = ops.sum(h, axis=(1, 2)) if self.embedding is not None else None
         if self.embedding is not None:
             class_embedding = self.embedding(labels, training=training)
             logits = logits + ops.sum(class_embedding * features, axis=-1)

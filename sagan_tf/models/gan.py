@@ -119,7 +119,6 @@ class SAGAN(keras.Model):
         # No model-level optimizer: Keras would build its default one with a slot for every variable.
         super().compile(optimizer=None, **kwargs)
         self.d_loss_fn, self.g_loss_fn = losses.get_losses(loss)
-        self.loss_name = loss
         if self.dtype_policy.name == "mixed_float16" or keras.mixed_precision.global_policy().name == "mixed_float16":
             # float16 gradients underflow without loss scaling.
             g_optimizer = _with_loss_scaling(g_optimizer)
@@ -245,6 +244,33 @@ class SAGAN(keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         return cls(**config)
+
+
+def build_sagan(config, seed=None, model_class=None, **compile_kwargs):
+    """A compiled `SAGAN` as an `ExperimentConfig` describes it: its model's networks, and its training config's
+    discriminator steps, EMA decay, loss and Adam optimizers (TTUR: separate G and D learning rates, SAGAN sec. 4).
+
+    Create it inside `strategy.scope()` to train under `tf.distribute`.
+
+    Args:
+      config: a `sagan_tf.config.ExperimentConfig`.
+      seed: seed of the training noise (None: random).
+      model_class: `SAGAN` or a subclass of it (default `SAGAN`).
+      **compile_kwargs: passed to `SAGAN.compile` (e.g. `jit_compile`).
+
+    Returns:
+      The compiled model.
+    """
+    from sagan_tf.models.discriminator import Discriminator
+    from sagan_tf.models.generator import Generator
+
+    model, training = config.model, config.training
+    gan = (model_class or SAGAN)(Generator(model), Discriminator(model), model.latent_dim, model.num_classes,
+                                 d_steps=training.d_steps, ema_decay=training.ema_decay, seed=seed)
+    gan.compile(g_optimizer=keras.optimizers.Adam(training.g_lr, beta_1=training.beta1, beta_2=training.beta2),
+                d_optimizer=keras.optimizers.Adam(training.d_lr, beta_1=training.beta1, beta_2=training.beta2),
+                loss=training.loss, **compile_kwargs)
+    return gan
 
 
 def _with_loss_scaling(optimizer):

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from sagan_tf.config import SAGANConfig
+from sagan_tf.config import as_model_config
 from sagan_tf.layers import SelfAttention
 from sagan_tf.models import blocks
 
@@ -28,11 +28,6 @@ def attention_grid(scores, height, width, pool_keys):
     return ops.reshape(scores, (-1, height, width, key_height, key_width))
 
 
-def as_config(config):
-    """Accepts a `SAGANConfig` or its `to_dict()` form (as stored by `get_config`)."""
-    return config if isinstance(config, SAGANConfig) else SAGANConfig.from_dict(config)
-
-
 @keras.saving.register_keras_serializable(package="sagan_tf")
 class Generator(keras.Model):
     """Maps latent vectors (and class labels) to images in [-1, 1].
@@ -43,7 +38,7 @@ class Generator(keras.Model):
     ConvTranspose and tanh.
 
     Args:
-      config: a `SAGANConfig` (or its dict form).
+      config: a `ModelConfig` (or an `ExperimentConfig`, whose model is used, or the dict form).
 
     Call args:
       z: float tensor (batch, latent_dim).
@@ -62,7 +57,7 @@ class Generator(keras.Model):
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
-        self.config = as_config(config)
+        self.config = as_model_config(config)
         cfg = self.config
         dtype = self.dtype_policy
         norm_args = dict(num_classes=cfg.num_classes, momentum=cfg.batch_norm_momentum,

@@ -1,18 +1,17 @@
-"""The SAGAN training model: losses, noise, EMA, d_steps, distribution equivalence, precision and XLA."""
+"""The SAGAN training model: noise, EMA, d_steps, distribution equivalence, precision and XLA."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import losses
 from sagan_tf.layers import SpectralNormalization
 from sagan_tf.models import SAGAN, Discriminator, Generator
-from tests.models.test_networks import tiny_config
+from tests.tiny import tiny_model
 
 
 def make_gan(cfg=None, seed=0, d_steps=1, ema_decay=0.9, lr=0.05, optimizer="sgd", loss="hinge", **compile_kwargs):
-    cfg = cfg or tiny_config()
+    cfg = cfg or tiny_model()
     keras.utils.set_random_seed(seed)
     gan = SAGAN(Generator(cfg), Discriminator(cfg), cfg.latent_dim, cfg.num_classes, d_steps=d_steps,
                 ema_decay=ema_decay, seed=seed)
@@ -29,27 +28,12 @@ def real_data(cfg, batch, seed=1):
     return images, labels
 
 
-def test_losses_match_numpy():
-    rng = np.random.default_rng(0)
-    real, fake = rng.normal(size=8).astype("float32"), rng.normal(size=8).astype("float32")
-    np.testing.assert_allclose(losses.hinge_discriminator_loss(real, fake),
-                               np.maximum(0, 1 - real) + np.maximum(0, 1 + fake), rtol=1e-6)
-    np.testing.assert_allclose(losses.hinge_generator_loss(fake), -fake)
-    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
-    np.testing.assert_allclose(losses.non_saturating_discriminator_loss(real, fake),
-                               -np.log(sigmoid(real)) - np.log(1 - sigmoid(fake)), rtol=1e-5)
-    np.testing.assert_allclose(losses.non_saturating_generator_loss(fake), -np.log(sigmoid(fake)), rtol=1e-5)
-    np.testing.assert_allclose(losses.global_mean(real, 16), real.sum() / 16, rtol=1e-6)
-    with pytest.raises(ValueError, match="Known losses: hinge, non_saturating"):
-        losses.get_losses("wasserstein")
-
-
 def snapshot(model):
     return [np.array(w) for w in model.get_weights()]
 
 
 def test_one_step_updates_both_networks_with_the_logged_hinge_losses():
-    cfg = tiny_config()
+    cfg = tiny_model()
     gan = make_gan(cfg, lr=0.0)  # lr 0: the logged losses can be recomputed from unchanged weights
     images, labels = real_data(cfg, 4)
     seed_state = np.array(gan.seed_generator.state)
@@ -72,7 +56,7 @@ def test_one_step_updates_both_networks_with_the_logged_hinge_losses():
 
 
 def test_d_steps_and_batch_splitting():
-    cfg = tiny_config()
+    cfg = tiny_model()
     gan = make_gan(cfg, d_steps=2)
     images, labels = real_data(cfg, 4)
     gan.train_on_batch(images, labels)
@@ -82,7 +66,7 @@ def test_d_steps_and_batch_splitting():
 
 
 def test_ema_generator_averages_weights_and_copies_power_iteration_vectors():
-    cfg = tiny_config()
+    cfg = tiny_model()
     gan = make_gan(cfg, ema_decay=0.9, lr=0.1)
     before_ema = snapshot(gan.ema_generator)
     np.testing.assert_array_equal(np.concatenate([w.ravel() for w in before_ema]),
@@ -105,7 +89,7 @@ def test_ema_generator_averages_weights_and_copies_power_iteration_vectors():
 
 
 def test_noise_differs_across_replicas_and_matches_one_device(mirrored_strategy):
-    cfg = tiny_config()
+    cfg = tiny_model()
     with mirrored_strategy.scope():
         gan = make_gan(cfg)
     start = np.array(gan.seed_generator.state)
@@ -133,7 +117,7 @@ def train_one_step(gan, images, labels):
 
 def test_two_replicas_equal_one_device_with_plain_sgd(mirrored_strategy):
     # Synchronized batch norm: with per-replica statistics the two runs would legitimately differ.
-    cfg = tiny_config(synchronized_batch_norm=True)
+    cfg = tiny_model(synchronized_batch_norm=True)
     images, labels = real_data(cfg, 8)
     single = make_gan(cfg, seed=3, lr=0.05)
     with mirrored_strategy.scope():
@@ -153,7 +137,7 @@ def test_two_replicas_equal_one_device_with_plain_sgd(mirrored_strategy):
 
 @pytest.mark.parametrize("loss", ["hinge", "non_saturating"])
 def test_fit_with_xla(loss):
-    cfg = tiny_config()
+    cfg = tiny_model()
     gan = make_gan(cfg, optimizer="adam", lr=1e-3, loss=loss, jit_compile=True)
     images, labels = real_data(cfg, 8)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4, drop_remainder=True).repeat()
@@ -164,7 +148,7 @@ def test_fit_with_xla(loss):
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_fit_under_mixed_precision(policy):
     keras.mixed_precision.set_global_policy(policy)
-    cfg = tiny_config()
+    cfg = tiny_model()
     gan = make_gan(cfg, optimizer="adam", lr=1e-3)
     if policy == "mixed_float16":
         assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
@@ -175,7 +159,7 @@ def test_fit_under_mixed_precision(policy):
 
 
 def test_unconditional_gan_trains_on_images_alone():
-    cfg = tiny_config(num_classes=0)
+    cfg = tiny_model(num_classes=0)
     gan = make_gan(cfg)
     images, _ = real_data(cfg, 4)
     dataset = tf.data.Dataset.from_tensor_slices(images).batch(4)
@@ -184,7 +168,7 @@ def test_unconditional_gan_trains_on_images_alone():
 
 
 def test_constructor_validation():
-    cfg = tiny_config()
+    cfg = tiny_model()
     g, d = Generator(cfg), Discriminator(cfg)
     with pytest.raises(ValueError, match="latent_dim"):
         SAGAN(g, d, latent_dim=cfg.latent_dim + 1, num_classes=cfg.num_classes)

@@ -1,0 +1,127 @@
+"""sagan_tf.config: the model/training split, validation, JSON round trips and the flat format of older runs."""
+
+import dataclasses
+import json
+
+import pytest
+
+from sagan_tf import losses
+from sagan_tf.config import (MODEL_FIELDS, TRAINING_FIELDS, AttentionConfig, ExperimentConfig, ModelConfig,
+                             TrainingConfig, as_model_config)
+from sagan_tf.errors import ConfigError
+from sagan_tf.models import Generator
+from sagan_tf.presets import get_preset, preset_names
+from tests.tiny import tiny_config, tiny_model
+
+
+def flat_dict(config):
+    """The single flat dict of every field that config.json held before the split (format 1)."""
+    return {**config.model.to_dict(), **config.training.to_dict()}
+
+
+def test_the_two_configs_split_the_fields_without_overlap():
+    assert not set(MODEL_FIELDS) & set(TRAINING_FIELDS)
+    assert {"g_channels", "latent_dim", "attention", "batch_norm_momentum"} <= set(MODEL_FIELDS)
+    assert {"dataset", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "loss", "ema_decay",
+            "train_steps"} == set(TRAINING_FIELDS)
+
+
+def test_a_saved_generator_stores_its_architecture_only():
+    config = Generator(tiny_model()).get_config()["config"]
+    assert set(config) == set(MODEL_FIELDS)
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_round_trips_through_json(name):
+    config = get_preset(name)
+    text = config.to_json()
+    assert json.loads(text)["format"] == 2 and set(json.loads(text)) == {"format", "model", "training"}
+    assert ExperimentConfig.from_json(text) == config
+    assert ModelConfig.from_dict(json.loads(json.dumps(config.model.to_dict()))) == config.model
+
+
+def test_flat_config_json_of_older_runs_reads_as_the_same_config():
+    config = tiny_config(d_steps=2, g_lr=3e-4, attention=AttentionConfig(pool_keys=False))
+    flat = json.loads(json.dumps(flat_dict(config)))  # lists for tuples, a dict for the attention options
+    assert ExperimentConfig.from_dict(flat) == config
+    assert ExperimentConfig.from_json(json.dumps(flat)) == config
+    # A `.keras` generator saved before the split stored that flat dict as its config: the model part is read.
+    assert ModelConfig.from_dict(flat) == config.model
+    assert as_model_config(flat) == config.model
+    rebuilt = Generator.from_config({**Generator(config.model).get_config(), "config": flat})
+    assert rebuilt.config == config.model
+
+
+def test_unknown_fields_sections_and_formats_are_refused():
+    flat = flat_dict(tiny_config())
+    with pytest.raises(ConfigError, match=r"Unknown config fields \['gamma'\]"):
+        ExperimentConfig.from_dict({**flat, "gamma": 1})
+    with pytest.raises(ConfigError, match=r"Unknown ModelConfig fields \['mystery'\]"):
+        ModelConfig.from_dict({**tiny_model().to_dict(), "g_lr": 1e-4, "mystery": 1})
+    nested = tiny_config().to_dict()
+    with pytest.raises(ConfigError, match="Unknown config format 3"):
+        ExperimentConfig.from_dict({**nested, "format": 3})
+    with pytest.raises(ConfigError, match=r"Unknown config sections \['optimizer'\]"):
+        ExperimentConfig.from_dict({**nested, "optimizer": {}})
+    with pytest.raises(ConfigError, match=r"Unknown TrainingConfig fields \['latent_dim'\]"):
+        ExperimentConfig.from_dict({**nested, "training": {**nested["training"], "latent_dim": 8}})
+    with pytest.raises(ConfigError, match="Expected a ModelConfig"):
+        as_model_config("tiny")
+
+
+def test_replace_routes_each_field_to_its_config():
+    config = tiny_config()
+    changed = config.replace(latent_dim=16, batch_size=8, ema_decay=None)
+    assert (changed.model.latent_dim, changed.training.batch_size, changed.training.ema_decay) == (16, 8, None)
+    assert changed.model == dataclasses.replace(config.model, latent_dim=16)
+    assert config.model.latent_dim == 8  # frozen: the original is unchanged
+    with pytest.raises(ConfigError, match=r"Unknown config fields \['learning_rate'\]"):
+        config.replace(learning_rate=1e-3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.model.image_size = 32
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(g_base_resolution=8), "the generator stages make 32x32 images, not image_size"),
+    (dict(d_attention_resolutions=(32,)), "no discriminator stage outputs 32x32"),
+    (dict(g_attention_resolutions=(4,)), "no generator stage outputs 4x4"),
+    (dict(block_type="unet"), "block_type must be one of"),
+    (dict(num_classes=-1), "num_classes must be >= 0"),
+    (dict(d_downsample=(True, True)), "d_downsample needs one entry per discriminator stage"),
+    (dict(d_downsample=(False, True, False)), "the first residual discriminator block always downsamples"),
+    (dict(batch_norm_momentum=1.0), "batch_norm_momentum must be in"),
+    (dict(latent_dim=0), "latent_dim must be >= 1"),
+])
+def test_model_config_validation_names_the_field(fields, message):
+    with pytest.raises(ConfigError, match=f"Invalid ModelConfig 'tiny': {message}"):
+        tiny_model(**fields)
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(loss="wasserstein"), "loss must be one of"),
+    (dict(d_lr=-1.0), "d_lr must be > 0. Received: d_lr=-1.0"),
+    (dict(beta2=1.0), "beta2 must be in"),
+    (dict(ema_decay=1.0), "ema_decay must be in"),
+    (dict(d_steps=0), "d_steps must be >= 1"),
+    (dict(train_steps=0), "train_steps must be >= 1"),
+    (dict(dataset=""), "dataset must be a dataset name"),
+])
+def test_training_config_validation_names_the_field(fields, message):
+    with pytest.raises(ConfigError, match=f"Invalid TrainingConfig: {message}"):
+        TrainingConfig(**fields)
+
+
+def test_the_loss_names_are_the_losses_modules():
+    for name in losses.LOSSES:
+        assert TrainingConfig(loss=name).loss == name
+    with pytest.raises(ConfigError) as error:
+        TrainingConfig(loss="wasserstein")
+    assert all(name in str(error.value) for name in losses.LOSSES)
+
+
+def test_images_per_step_and_generator_resolutions():
+    assert tiny_config(d_steps=3, batch_size=4).training.images_per_step == 12
+    model = tiny_model()
+    assert model.generator_resolutions() == [4, 8, 16] and model.discriminator_resolutions() == [8, 4, 4]
+    dcgan = get_preset("dcgan64").model
+    assert dcgan.generator_resolutions() == [4, 8, 16, 32, 64] and dcgan.generator_output_resolution() == 64

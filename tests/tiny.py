@@ -1,0 +1,122 @@
+"""What many tests share, defined once: tiny configs, networks, classifier files, options and child environments.
+
+No test module imports another test module; they import this one (and `tests.keras_checks`,
+`tests.numpy_reference`).
+"""
+
+import glob
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sagan_tf.config import ExperimentConfig, ModelConfig, TrainingConfig
+from sagan_tf.restore import build_generator
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def tiny_model(image_size=16, num_classes=4, **overrides):
+    """A residual `ModelConfig` with a few channels, attention in G and D.
+
+    16x16: stages 8 -> 16, attention at 8x8. 32x32: synthetic32's layout with few channels, attention at 16x16 with
+    2x2-pooled keys (an 8x8 key grid). Latent size 8.
+    """
+    if image_size == 16:
+        values = dict(g_channels=(16, 8, 8), g_attention_resolutions=(8,), d_channels=(8, 16, 16),
+                      d_downsample=(True, True, False), d_attention_resolutions=(8,))
+    elif image_size == 32:
+        values = dict(g_channels=(16, 16, 8, 8), g_attention_resolutions=(16,), d_channels=(8, 16, 16, 16),
+                      d_downsample=(True, True, True, False), d_attention_resolutions=(16,))
+    else:
+        raise ValueError(f"tiny_model makes 16x16 or 32x32 images. Received: image_size={image_size}")
+    values.update(name="tiny", image_size=image_size, num_classes=num_classes, latent_dim=8)
+    values.update(overrides)
+    return ModelConfig(**values)
+
+
+def tiny_config(image_size=16, num_classes=4, **fields):
+    """An `ExperimentConfig` of `tiny_model` trained on the synthetic dataset: batch 4, 4 steps, EMA decay 0.9.
+
+    `fields` are fields of either config (see `ExperimentConfig.replace`).
+    """
+    config = ExperimentConfig(tiny_model(image_size, num_classes),
+                              TrainingConfig(dataset="synthetic", batch_size=4, train_steps=4, ema_decay=0.9))
+    return config.replace(**fields)
+
+
+def random_generator(config, seed=0):
+    """A generator whose every variable is random: batch-norm statistics, spectral-norm vectors, class-wise
+    gains and biases and the attention gamma (zero at initialisation, which would leave attention out) too."""
+    generator = build_generator(config)
+    rng = np.random.default_rng(seed)
+    for variable in generator.trainable_variables:
+        if not variable.path.endswith("kernel"):
+            variable.assign(variable.numpy() + rng.normal(0.0, 0.2, variable.shape).astype("float32"))
+    for variable in generator.non_trainable_variables:
+        if "variance" in variable.path:
+            values = rng.uniform(0.5, 1.5, variable.shape)
+        elif variable.path.endswith("/u"):  # a unit vector, as the power iteration keeps it
+            values = rng.normal(size=variable.shape)
+            values /= np.linalg.norm(values)
+        else:
+            values = rng.normal(0.0, 0.3, variable.shape)
+        variable.assign(values.astype("float32"))
+    return generator
+
+
+def tiny_classifier_file(path, image_size=8, num_classes=5, seed=0):
+    """Saves a tiny functional classifier images -> (features [n, 8], logits [n, num_classes]) as a .keras file."""
+    keras.utils.set_random_seed(seed)
+    images = keras.Input((image_size, image_size, 3), name="images")
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="tanh", name="conv")(images)
+    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    logits = keras.layers.Dense(num_classes, kernel_initializer=keras.initializers.RandomNormal(stddev=3.0),
+                                name="logits")(features)
+    keras.Model(images, [features, logits], name="tiny_classifier").save(str(path))
+    return str(path)
+
+
+def train_options(model_dir, **overrides):
+    """`TrainOptions` for a quick in-process run: one device, no signal handlers, progress every 2 steps."""
+    from training import train_lib
+
+    values = dict(model_dir=str(model_dir), strategy="off", sample_every=0, checkpoint_every=0, log_every=2,
+                  handle_signals=False)
+    values.update(overrides)
+    return train_lib.TrainOptions(**values)
+
+
+def event_scalars(directory, prefix=""):
+    """{tag: {step: value}} of the summaries (tags starting with `prefix`) in `directory`'s event files, read with
+    TensorFlow only. Scalars come back as floats, other tensors as NumPy arrays."""
+    values = {}
+    for path in glob.glob(f"{directory}/events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag.startswith(prefix):
+                    tensor = tf.make_ndarray(value.tensor)
+                    values.setdefault(value.tag, {})[event.step] = float(tensor) if tensor.ndim == 0 else tensor
+    return values
+
+
+def subprocess_environment(**extra):
+    """Environment for a child Python that can import the repository but has not imported anything yet."""
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def start_command(module, args, separate_stderr=False, **env):
+    """Starts `python -m <module> <args>` in the repository root as a user would; returns the `Popen` (text mode,
+    stdout piped; stderr piped apart with `separate_stderr`, else merged into stdout)."""
+    return subprocess.Popen([PYTHON, "-m", module, *args], cwd=ROOT, env=subprocess_environment(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE if separate_stderr else subprocess.STDOUT,
+                            text=True)
