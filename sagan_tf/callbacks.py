@@ -1,22 +1,23 @@
 """Keras callbacks for training a `sagan_tf.models.SAGAN` with plain `model.fit`.
 
-    checkpoint = callbacks.gan_checkpoint(model)
-    manager = tf.train.CheckpointManager(checkpoint, "run/checkpoints", max_to_keep=3)
+    checkpointer = tf.train.CheckpointManager(checkpoint.gan_checkpoint(model), "run/checkpoints", max_to_keep=3)
     writer = tf.summary.create_file_writer("run")
     model.fit(dataset, steps_per_epoch=1000, callbacks=[
         callbacks.GracefulStop(),
         callbacks.ProgressLogger(total_steps=1000, every_n_steps=50, summary_writer=writer),
         callbacks.SampleGrid("run/samples", every_n_steps=200, summary_writer=writer),
-        callbacks.CheckpointEvery(manager, every_n_steps=500),
+        callbacks.EvaluateEvery(500, evaluation.Evaluator.create("synthetic", 32), summary_writer=writer),
+        callbacks.CheckpointEvery(checkpointer, every_n_steps=500),
     ])
 
 The training step is the generator optimizer's `iterations` (`global_step`): the number of generator updates,
-which `SAGANConfig.train_steps` counts. Callbacks act when the step crosses a multiple of their period, so they
-stay correct when one `fit` batch runs several steps or when a float16 loss-scaled update is skipped.
-Each callback is independent; put `CheckpointEvery` last so that its end-of-training save sees the final state.
+which `TrainingConfig.train_steps` counts. The periodic callbacks share one schedule (`PeriodicCallback`): they act
+when the step crosses a multiple of their period (so they stay correct when one `fit` batch runs several steps or
+when a float16 loss-scaled update is skipped), optionally when training starts, and when it ends unless they just
+acted at that step. Each callback is independent; put `CheckpointEvery` last so that its end-of-training save sees
+the final state.
 """
 
-import io
 import signal
 import threading
 import time
@@ -25,7 +26,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-GRID_PADDING = 2
+from sagan_tf import images, summaries
+
+#: The evaluation figures written to TensorBoard (as "eval/<name>") and printed, in this order.
+FIGURES = ("fid", "inception_score", "kid")
+_SHORT_NAMES = {"fid": "FID", "inception_score": "IS", "kid": "KID"}
 
 
 def global_step(model):
@@ -34,156 +39,69 @@ def global_step(model):
     return int(keras.ops.convert_to_numpy(optimizer.iterations))
 
 
-def _crossed(previous, current, every):
-    """Whether a multiple of `every` lies in (previous, current]."""
-    return every > 0 and current // every > previous // every
+def sampling_generator(model):
+    """The generator a model samples with: its EMA generator when it has one (`SAGAN.sampling_generator`)."""
+    return getattr(model, "sampling_generator", None) or model.generator
 
 
-def network_variables(network):
-    """The variables of a network keyed by their path below the network's name: what `gan_checkpoint` saves.
+class PeriodicCallback(keras.callbacks.Callback):
+    """A callback that acts every `every_n_steps` training steps, optionally at the start and at the end of `fit`.
 
-    Args:
-      network: a built Keras layer or model.
-
-    Returns:
-      A dict mapping "block1/bn1/gamma"-style keys to variables.
-    """
-    # Keyed by the path below the network's own name ("block1/bn1/gamma"), which does not depend on how many
-    # networks were created before in the session (Keras numbers default names: generator_1, ...).
-    variables = {}
-    for variable in network.variables:
-        key = variable.path.split("/", 1)[-1]
-        if key in variables:
-            raise ValueError(f"{network.name} has two variables with the path {key!r}; give its layers unique names.")
-        variables[key] = variable
-    return variables
-
-
-def gan_checkpoint(model):
-    """A `tf.train.Checkpoint` of everything needed to resume training a compiled SAGAN exactly.
-
-    It holds the generator, the discriminator, the EMA generator (spectral-norm vectors and batch-norm statistics
-    included), both optimizers (slots, iteration counts, float16 loss scale) and the noise RNG state.
-
-    The networks are given as dicts of their variables rather than as objects: TensorFlow's object-graph
-    checkpointing does not see Keras 3 layers kept in Python lists (the generator's stages), so
-    `tf.train.Checkpoint(model=model)` would silently leave their batch-norm statistics and spectral-norm vectors
-    out (and the EMA generator's blocks entirely, as no optimizer references them).
+    Subclasses implement `act(step)`. It runs when the step crosses a multiple of `every_n_steps` (a multiple in
+    (previous step, current step]), when training begins if `at_start`, and when it ends if `at_end`, never twice
+    in a row for the same step (`last_step`).
 
     Args:
-      model: a compiled `sagan_tf.models.SAGAN`.
-
-    Returns:
-      A `tf.train.Checkpoint`; restore it with `checkpoint.restore(path).assert_existing_objects_matched()`.
+      every_n_steps: period in training steps; 0 acts only at the start and/or the end.
+      at_start: act when training begins (step 0 of a new run, or the step a resumed run starts from).
+      at_end: act when training ends (normally, or stopped by `GracefulStop`).
     """
-    networks = {"generator": network_variables(model.generator),
-                "discriminator": network_variables(model.discriminator)}
-    if model.ema_generator is not None:
-        networks["ema_generator"] = network_variables(model.ema_generator)
-    return tf.train.Checkpoint(noise_seed=model.seed_generator.state, g_optimizer=model.g_optimizer,
-                               d_optimizer=model.d_optimizer, **networks)
+
+    def __init__(self, every_n_steps, at_start=False, at_end=True):
+        super().__init__()
+        if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, (int, np.integer)) or every_n_steps < 0:
+            raise ValueError(f"every_n_steps must be an integer >= 0. Received: every_n_steps={every_n_steps!r}")
+        self.every_n_steps = int(every_n_steps)
+        self.at_start = at_start
+        self.at_end = at_end
+        self.last_step = None
+        self._previous = None
+
+    def act(self, step):
+        """Does the periodic work for training step `step`."""
+        raise NotImplementedError
+
+    def _act(self, step):
+        self.act(step)
+        self.last_step = step
+
+    def crossed(self, previous, current):
+        """Whether a multiple of `every_n_steps` lies in (previous, current]."""
+        return self.every_n_steps > 0 and current // self.every_n_steps > previous // self.every_n_steps
+
+    def on_train_begin(self, logs=None):
+        self._previous = global_step(self.model)
+        if self.at_start and self._previous != self.last_step:
+            self._act(self._previous)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = global_step(self.model)
+        if self.crossed(self._previous, step):
+            self._act(step)
+        self._previous = step
+
+    def on_train_end(self, logs=None):
+        step = global_step(self.model)
+        if self.at_end and step != self.last_step:
+            self._act(step)
 
 
-def sample_inputs(latent_dim, num_classes, samples_per_class=8, seed=0, max_rows=16):
-    """The fixed latents and labels of a sample grid, drawn from `seed`.
-
-    Conditional models get one row per class (`max_rows` evenly spaced classes when there are more), each of
-    `samples_per_class` images; unconditional ones a square of `samples_per_class` x `samples_per_class`.
-
-    Returns:
-      (z float32 (rows * cols, latent_dim), labels int32 (rows * cols,) or None, class id of each row or None,
-      rows, cols).
-    """
-    rng = np.random.default_rng(seed)
-    cols = samples_per_class
-    if num_classes:
-        row_classes = np.unique(np.linspace(0, num_classes - 1, min(num_classes, max_rows)).round().astype(int))
-        labels = np.repeat(row_classes, cols).astype("int32")
-        rows = len(row_classes)
-    else:
-        row_classes, labels, rows = None, None, samples_per_class
-    z = rng.standard_normal((rows * cols, latent_dim)).astype("float32")
-    return z, labels, row_classes, rows, cols
-
-
-def to_uint8(images):
-    """Images in [-1, 1] to uint8 pixels: round((x + 1) * 127.5), clipped to [0, 255]."""
-    return np.clip(np.round((np.asarray(images, "float32") + 1.0) * 127.5), 0, 255).astype("uint8")
-
-
-def make_grid(images, rows, cols, row_labels=None):
-    """Tiles uint8 images (rows * cols, h, w, 3) into one image with `GRID_PADDING` pixels between tiles.
-
-    With `row_labels` the grid gets a left margin with one text label per row. Tile (r, c) starts at
-    y = GRID_PADDING + r * (h + GRID_PADDING), x = margin + GRID_PADDING + c * (w + GRID_PADDING), where
-    margin = grid width - (cols * (w + GRID_PADDING) + GRID_PADDING).
-
-    Returns:
-      A uint8 array (height, width, 3).
-    """
-    from PIL import Image, ImageDraw, ImageFont
-
-    images = np.asarray(images)
-    _, h, w, _ = images.shape
-    pad = GRID_PADDING
-    font = ImageFont.load_default()
-    margin = 0
-    if row_labels is not None:
-        measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-        margin = 2 * pad + max(measure.textbbox((0, 0), str(label), font=font)[2] for label in row_labels)
-    grid = np.full((pad + rows * (h + pad), margin + pad + cols * (w + pad), 3), 255, "uint8")
-    for index, image in enumerate(images[:rows * cols]):
-        r, c = divmod(index, cols)
-        y, x = pad + r * (h + pad), margin + pad + c * (w + pad)
-        grid[y:y + h, x:x + w] = image
-    if row_labels is not None:
-        canvas = Image.fromarray(grid)
-        draw = ImageDraw.Draw(canvas)
-        for r, label in enumerate(row_labels):
-            draw.text((pad, pad + r * (h + pad) + h // 2), str(label), fill=(0, 0, 0), font=font, anchor="lm")
-        grid = np.array(canvas)
-    return grid
-
-
-def encode_png(array):
-    """PNG bytes of a uint8 (height, width, 3) array."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-# TensorBoard summaries written with `tf.summary.write` and the plugin metadata that TensorBoard's own
-# `tf.summary.scalar`/`image` attach: those two functions live in the `tensorboard` package, which TensorFlow no
-# longer installs, while the event files need nothing beyond TensorFlow.
-def _plugin_metadata(plugin_name, data_class):
-    metadata = tf.compat.v1.SummaryMetadata(
-        plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name=plugin_name), data_class=data_class)
-    return metadata.SerializeToString()
-
-
-_SCALAR_METADATA = _plugin_metadata("scalars", 1)  # DATA_CLASS_SCALAR
-_IMAGE_METADATA = _plugin_metadata("images", 3)  # DATA_CLASS_BLOB_SEQUENCE
-
-
-def write_scalar(name, value, step):
-    """A TensorBoard scalar in the default summary writer."""
-    return tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
-
-
-def write_image(name, png, width, height, step):
-    """A TensorBoard image (PNG bytes) in the default summary writer: the images plugin's [w, h, png] tensor."""
-    tensor = tf.constant([str(width).encode(), str(height).encode(), png])
-    return tf.summary.write(name, tensor, step=step, metadata=_IMAGE_METADATA)
-
-
-class SampleGrid(keras.callbacks.Callback):
+class SampleGrid(PeriodicCallback):
     """Renders the sampling (EMA) generator's images of fixed latents and labels as a PNG grid.
 
     Every `every_n_steps` training steps and at the end of training it writes `directory/step_XXXXXXXX.png`
     (one row per class, labelled with the class name, for conditional models) and, given a summary writer, a
-    TensorBoard image "samples". The latents and labels are drawn from `seed` (see `sample_inputs`), so the
+    TensorBoard image "samples". The latents and labels are drawn from `seed` (see `images.grid_inputs`), so the
     grids of one run, and of every run with the same seed, show the same latents.
 
     Args:
@@ -199,13 +117,10 @@ class SampleGrid(keras.callbacks.Callback):
 
     def __init__(self, directory, every_n_steps, latent_dim=None, num_classes=None, samples_per_class=8, seed=0,
                  class_names=None, summary_writer=None):
-        super().__init__()
-        if every_n_steps < 0:
-            raise ValueError(f"every_n_steps must be >= 0. Received: every_n_steps={every_n_steps}")
+        super().__init__(every_n_steps)
         if samples_per_class < 1:
             raise ValueError(f"samples_per_class must be >= 1. Received: samples_per_class={samples_per_class}")
         self.directory = directory
-        self.every_n_steps = every_n_steps
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.samples_per_class = samples_per_class
@@ -213,17 +128,16 @@ class SampleGrid(keras.callbacks.Callback):
         self.class_names = class_names
         self.summary_writer = summary_writer
         self.last_path = None
-        self._last_step = None
         self._inputs = None
         if latent_dim is not None and num_classes is not None:
-            self._inputs = sample_inputs(latent_dim, num_classes, samples_per_class, seed)
+            self._inputs = images.grid_inputs(latent_dim, num_classes, samples_per_class, seed)
 
     def set_model(self, model):
         super().set_model(model)
         if self._inputs is None:
             self.latent_dim = model.latent_dim if self.latent_dim is None else self.latent_dim
             self.num_classes = model.num_classes if self.num_classes is None else self.num_classes
-            self._inputs = sample_inputs(self.latent_dim, self.num_classes, self.samples_per_class, self.seed)
+            self._inputs = images.grid_inputs(self.latent_dim, self.num_classes, self.samples_per_class, self.seed)
 
     @property
     def inputs(self):
@@ -233,90 +147,68 @@ class SampleGrid(keras.callbacks.Callback):
     def render(self):
         """The current grid as a uint8 array."""
         z, labels, row_classes, rows, cols = self._inputs
-        generator = getattr(self.model, "sampling_generator", None) or self.model.generator
-        images = to_uint8(keras.ops.convert_to_numpy(generator(z, labels, training=False)))
+        pixels = images.to_uint8(keras.ops.convert_to_numpy(sampling_generator(self.model)(z, labels,
+                                                                                           training=False)))
         row_labels = None
         if row_classes is not None:
             names = self.class_names
             row_labels = [names[c] if names is not None and c < len(names) else str(c) for c in row_classes]
-        return make_grid(images, rows, cols, row_labels)
+        return images.make_grid(pixels, rows, cols, row_labels)
 
     def write(self, step):
         """Writes the grid of the current weights for training step `step`; returns the PNG path."""
         grid = self.render()
-        png = encode_png(grid)
-        tf.io.gfile.makedirs(self.directory)
         path = tf.io.gfile.join(self.directory, f"step_{step:08d}.png")
-        with tf.io.gfile.GFile(path, "wb") as f:
-            f.write(png)
+        png = images.save_png(grid, path)
         if self.summary_writer is not None:
             with self.summary_writer.as_default():
-                write_image("samples", png, grid.shape[1], grid.shape[0], step)
-        self.last_path, self._last_step = path, step
+                summaries.write_image("samples", png, grid.shape[1], grid.shape[0], step)
+        self.last_path = path
         return path
 
-    def on_train_begin(self, logs=None):
-        self._previous = global_step(self.model)
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = global_step(self.model)
-        if _crossed(self._previous, step, self.every_n_steps):
-            self.write(step)
-        self._previous = step
-
-    def on_train_end(self, logs=None):
-        step = global_step(self.model)
-        if step != self._last_step:
-            self.write(step)
+    def act(self, step):
+        self.write(step)
 
 
-class CheckpointEvery(keras.callbacks.Callback):
+class CheckpointEvery(PeriodicCallback):
     """Saves a `tf.train.CheckpointManager`'s checkpoint every `every_n_steps` steps and at the end of training.
 
-    Checkpoints are numbered by training step (`ckpt-<step>`). A save writes the data into a temporary directory,
-    renames it into place and only then atomically rewrites the manager's `checkpoint` index file, so a process
-    killed at any moment leaves `latest_checkpoint` pointing at a complete checkpoint.
+    Checkpoints are numbered by training step (`ckpt-<step>`). TensorFlow writes a checkpoint's data files before it
+    rewrites the manager's `checkpoint` index file, so a process killed at any moment leaves `latest_checkpoint`
+    pointing at a complete checkpoint.
 
     Args:
-      manager: the `tf.train.CheckpointManager` (e.g. of `gan_checkpoint(model)`).
+      manager: the `tf.train.CheckpointManager` (e.g. of `checkpoint.gan_checkpoint(model)`).
       every_n_steps: period in training steps; 0 saves only at the end.
       save_at_end: also save when training ends (normally, or stopped by `GracefulStop`).
     """
 
     def __init__(self, manager, every_n_steps, save_at_end=True):
-        super().__init__()
-        if every_n_steps < 0:
-            raise ValueError(f"every_n_steps must be >= 0. Received: every_n_steps={every_n_steps}")
+        super().__init__(every_n_steps, at_end=save_at_end)
         self.manager = manager
-        self.every_n_steps = every_n_steps
-        self.save_at_end = save_at_end
-        self.last_saved_step = None
+
+    @property
+    def last_saved_step(self):
+        """The step of the last checkpoint saved by this callback (or found at the start of training), or None."""
+        return self.last_step
 
     def save(self, step):
         """Saves checkpoint number `step`; returns its path."""
         path = self.manager.save(checkpoint_number=step)
-        self.last_saved_step = step
+        self.last_step = step
         return path
 
+    def act(self, step):
+        self.save(step)
+
     def on_train_begin(self, logs=None):
-        self._previous = global_step(self.model)
         latest = self.manager.latest_checkpoint
-        if latest is not None and self.last_saved_step is None:
-            self.last_saved_step = int(latest.rsplit("-", 1)[-1])
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = global_step(self.model)
-        if _crossed(self._previous, step, self.every_n_steps):
-            self.save(step)
-        self._previous = step
-
-    def on_train_end(self, logs=None):
-        step = global_step(self.model)
-        if self.save_at_end and step != self.last_saved_step:
-            self.save(step)
+        if latest is not None and self.last_step is None:
+            self.last_step = int(latest.rsplit("-", 1)[-1])
+        super().on_train_begin(logs)
 
 
-class ProgressLogger(keras.callbacks.Callback):
+class ProgressLogger(PeriodicCallback):
     """Logs progress every `every_n_steps` steps: step/total, losses, attention gammas, steps/s and images/s.
 
     The losses it reports (and writes to TensorBoard) are means over the steps since its previous line: after
@@ -333,45 +225,46 @@ class ProgressLogger(keras.callbacks.Callback):
     """
 
     def __init__(self, total_steps, every_n_steps, images_per_step=None, summary_writer=None, print_fn=None):
-        super().__init__()
-        if every_n_steps < 1:
+        super().__init__(every_n_steps, at_end=False)
+        if self.every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1. Received: every_n_steps={every_n_steps}")
         self.total_steps = total_steps
-        self.every_n_steps = every_n_steps
         self.images_per_step = images_per_step
         self.summary_writer = summary_writer
         self.print_fn = print_fn or print
         self.last_logs = {}
-
-    def on_train_begin(self, logs=None):
-        self._previous = global_step(self.model)
         self._batches = 0
         self._mark = None  # (batches, time) at the start of the current throughput window
+        self._logs = {}
+
+    def on_train_begin(self, logs=None):
+        self._batches = 0
+        self._mark = None
+        super().on_train_begin(logs)
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches += 1
-        now = time.perf_counter()
+        self._now = time.perf_counter()
+        self._logs = logs or {}
         step = global_step(self.model)
-        crossed = _crossed(self._previous, step, self.every_n_steps)
-        self._previous = step
-        if not crossed:
-            if self._mark is None:
-                self._mark = (self._batches, now)
-            return
-        logs = {name: float(value) for name, value in (logs or {}).items() if np.ndim(value) == 0}
+        if not self.crossed(self._previous, step) and self._mark is None:
+            self._mark = (self._batches, self._now)
+        super().on_train_batch_end(batch, logs)
+
+    def act(self, step):
+        logs = {name: float(value) for name, value in self._logs.items() if np.ndim(value) == 0}
         first = [m.name for m in self.model.metrics if m.name in logs]
         values = {name: logs[name] for name in first + sorted(set(logs) - set(first))}
         if self._mark is not None and self._batches > self._mark[0]:
-            values["steps_per_sec"] = (self._batches - self._mark[0]) / max(now - self._mark[1], 1e-9)
+            values["steps_per_sec"] = (self._batches - self._mark[0]) / max(self._now - self._mark[1], 1e-9)
             if self.images_per_step:
                 values["images_per_sec"] = values["steps_per_sec"] * self.images_per_step
-        self._mark = (self._batches, now)
+        self._mark = (self._batches, self._now)
         self.last_logs = values
         self.print_fn(self.format_line(step, values))
         if self.summary_writer is not None:
             with self.summary_writer.as_default():
-                for name, value in values.items():
-                    write_scalar(name, value, step)
+                summaries.write_scalars(values, step)
         for metric in self.model.metrics:
             metric.reset_state()
 
@@ -389,8 +282,88 @@ class ProgressLogger(keras.callbacks.Callback):
         return "  ".join(parts)
 
     def on_train_end(self, logs=None):
+        super().on_train_end(logs)
         if self.summary_writer is not None:
             self.summary_writer.flush()
+
+
+def format_figures(figures):
+    """"FID 123.4  IS 2.31  KID 0.0123" from a dict of figures (missing or None ones are left out)."""
+    parts = []
+    for name in FIGURES:
+        value = figures.get(name)
+        if value is not None:
+            parts.append(f"{_SHORT_NAMES[name]} {value:.4g}" if name == "kid" else f"{_SHORT_NAMES[name]} {value:.2f}")
+    return "  ".join(parts)
+
+
+def summarize_evaluations(history):
+    """"FID 123.4 -> 12.3, IS 1.20 -> 3.50" from the first and last step of `history` ({step: figures}), or None.
+
+    KID is included when both evaluations have it.
+    """
+    if not history:
+        return None
+    first, last = history[min(history)], history[max(history)]
+    parts = []
+    for name in FIGURES:
+        a, b = first.get(name), last.get(name)
+        if a is None or b is None:
+            continue
+        digits = ".4g" if name == "kid" else (".1f" if name == "fid" else ".2f")
+        parts.append(f"{_SHORT_NAMES[name]} {a:{digits}} -> {b:{digits}}")
+    return ", ".join(parts)
+
+
+class EvaluateEvery(PeriodicCallback):
+    """Evaluates the model's sampling (EMA) generator at the start, every `every_n_steps` steps and at the end.
+
+    Each evaluation calls `evaluate_fn(generator)` (e.g. a `sagan_tf.evaluation.Evaluator`), which returns a dict
+    with "fid", "inception_score" and optionally "kid"; the callback writes them to TensorBoard as "eval/fid",
+    "eval/inception_score" and "eval/kid", prints one line, and keeps them in `history` (step -> figures) and the
+    wall time spent in `seconds`, so that a run can report evaluation time against training time.
+
+    Args:
+      every_n_steps: period in training steps; 0 evaluates only at the start and the end.
+      evaluate_fn: a function of the generator returning the figures.
+      summary_writer: a `tf.summary` writer, or None.
+      print_fn: where the lines go; default `print`.
+      at_start: evaluate when training starts (step 0 of a new run, or the step a resumed run starts from).
+      at_end: evaluate when training ends, unless that step was just evaluated.
+    """
+
+    def __init__(self, every_n_steps, evaluate_fn, summary_writer=None, print_fn=None, at_start=True, at_end=True):
+        super().__init__(every_n_steps, at_start=at_start, at_end=at_end)
+        if not callable(evaluate_fn):
+            raise ValueError(f"evaluate_fn must be callable. Received: evaluate_fn={evaluate_fn!r}")
+        self.evaluate_fn = evaluate_fn
+        self.summary_writer = summary_writer
+        self.print_fn = print_fn or print
+        self.history = {}
+        self.seconds = 0.0
+
+    def evaluate(self, step):
+        """Evaluates the current sampling generator for training step `step`; returns its figures."""
+        start = time.perf_counter()
+        figures = dict(self.evaluate_fn(sampling_generator(self.model)))
+        elapsed = time.perf_counter() - start
+        self.seconds += elapsed
+        self.history[step] = figures
+        self.last_step = step
+        if self.summary_writer is not None:
+            with self.summary_writer.as_default():
+                summaries.write_scalars({name: figures.get(name) for name in FIGURES}, step, prefix="eval/")
+            self.summary_writer.flush()
+        samples = f"{figures['num_samples']} samples, " if figures.get("num_samples") else ""
+        self.print_fn(f"eval step {step}: {format_figures(figures)} ({samples}{elapsed:.1f} s)")
+        return figures
+
+    def act(self, step):
+        self.evaluate(step)
+
+    def summary(self):
+        """"FID 123.4 -> 12.3, IS 1.20 -> 3.50": see `summarize_evaluations`."""
+        return summarize_evaluations(self.history)
 
 
 class GracefulStop(keras.callbacks.Callback):
@@ -439,3 +412,6 @@ class GracefulStop(keras.callbacks.Callback):
         for signum in list(self._previous_handlers):
             self._restore(signum)
 
+
+__all__ = ["global_step", "sampling_generator", "PeriodicCallback", "SampleGrid", "CheckpointEvery",
+           "ProgressLogger", "EvaluateEvery", "GracefulStop", "format_figures", "summarize_evaluations", "FIGURES"]

@@ -30,6 +30,7 @@ import uuid
 import tensorflow as tf
 
 from sagan_tf import restore
+from sagan_tf.config import as_model_config
 from sagan_tf.errors import UsageError
 
 SERVING_SIGNATURE = "serving_default"
@@ -87,7 +88,7 @@ class GeneratorServingModule(tf.Module):
     Args:
       generator: a built `sagan_tf.models.Generator` (e.g. from `restore.restore_generator`); it is called with
         `training=False` only, so its batch-norm statistics and spectral-norm vectors never change.
-      config: the generator's `SAGANConfig`.
+      config: the generator's `ModelConfig` (or an `ExperimentConfig`, whose model is used).
       max_batch_size: largest `batch_size` the unconditional `generate` signature accepts (a request cannot ask
         the server for an unbounded batch).
 
@@ -100,7 +101,7 @@ class GeneratorServingModule(tf.Module):
         super().__init__(name=name)
         if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
             raise ValueError(f"max_batch_size must be an integer >= 1. Received: max_batch_size={max_batch_size}")
-        self._config = config
+        self._config = config = as_model_config(config)
         self._max_batch_size = max_batch_size
         # The Keras generator is captured by the traced functions only; tracking its variables in a list makes
         # them part of the SavedModel (TensorFlow's object graph does not see Keras 3 layers kept in lists).
@@ -171,7 +172,7 @@ def export_generator(generator, config, export_dir, version, info=None, max_batc
 
     Args:
       generator: a built `Generator`.
-      config: its `SAGANConfig`.
+      config: its `ModelConfig` (or an `ExperimentConfig`, whose model is used).
       export_dir: the model's base path (created if missing).
       version: the version number, an int >= 0.
       info: optional JSON-able dict stored with the config in `assets/sagan_export.json` (e.g. the checkpoint).
@@ -194,6 +195,7 @@ def export_generator(generator, config, export_dir, version, info=None, max_batc
     # Dot-prefixed and not a number: TensorFlow Serving ignores it while it is being written.
     temporary = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex}")
     try:
+        config = as_model_config(config)
         module = GeneratorServingModule(generator, config, max_batch_size=max_batch_size)
         with tempfile.TemporaryDirectory() as scratch:
             info_path = os.path.join(scratch, EXPORT_INFO_ASSET)
@@ -217,7 +219,7 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=Tru
     Args:
       model_dir: the training run directory.
       export_dir: the model's base path; the export goes to `export_dir/<version>/`.
-      checkpoint: None (latest), a step number or a checkpoint path prefix (see `restore.find_checkpoint`).
+      checkpoint: None (latest), a step number or a checkpoint path prefix (see `RunDirectory.find_checkpoint`).
       version: the version number; None uses the checkpoint's training step.
       use_ema: export the EMA weights (the default) rather than the raw generator's.
       max_batch_size: see `GeneratorServingModule`.

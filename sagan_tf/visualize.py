@@ -1,10 +1,9 @@
-"""Pictures of a trained generator: where its self-attention layers look, and labelled sample grids.
+"""Where a trained generator's self-attention layers look (SAGAN paper, figure 5).
 
     restored = restore.restore_generator("runs/synthetic32")
-    z = np.random.default_rng(0).standard_normal((4, restored.config.latent_dim)).astype("float32")
+    z = np.random.default_rng(0).standard_normal((4, restored.config.model.latent_dim)).astype("float32")
     result = visualize.attention_maps(restored.generator, z, labels=[0, 1, 2, 3], query_points=[(8, 8), (20, 24)])
-    visualize.save_png(visualize.render_attention_maps(result), "attention_maps.png")
-    grid = visualize.sample_grid_with_labels(result.images, result.labels, class_names=["a", "b", "c", "d"])
+    images.save_png(visualize.render_attention_maps(result), "attention_maps.png")
 
 Attention maps (SAGAN paper, figure 5): for a query pixel, the softmax row of a layer's attention (eq. 1) over the
 key positions, shown on the image. Conventions:
@@ -27,10 +26,9 @@ from typing import Optional, Tuple
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from sagan_tf.callbacks import GRID_PADDING, encode_png, make_grid, to_uint8
 from sagan_tf.errors import UsageError
+from sagan_tf.images import GRID_PADDING, to_uint8
 
 # Marker colours of query points 0, 1, ... (cycled).
 QUERY_COLORS = ((255, 64, 64), (64, 255, 64), (64, 160, 255), (255, 220, 0), (255, 64, 255), (0, 255, 255),
@@ -202,7 +200,7 @@ def render_attention_maps(result, scale=None, alpha=0.6, max_images=None):
     One row per generated image: the image with every query point marked (ring colours from `QUERY_COLORS`),
     then, for each attention layer and each query point, the image overlaid with that query's attention map
     (inferno-like colours, each map scaled to its own maximum) with the query marked. A header row names the
-    layer, its key grid and the query of each column. Tiles are separated by `callbacks.GRID_PADDING` white
+    layer, its key grid and the query of each column. Tiles are separated by `images.GRID_PADDING` white
     pixels.
 
     Args:
@@ -258,55 +256,5 @@ def render_attention_maps(result, scale=None, alpha=0.6, max_images=None):
     return np.array(canvas)
 
 
-def class_name(label, class_names=None):
-    """The name of class `label`: `class_names[label]` when given and long enough, else "class <label>"."""
-    label = int(label)
-    if class_names is not None and 0 <= label < len(class_names):
-        return str(class_names[label])
-    return f"class {label}"
-
-
-def sample_grid_with_labels(images, labels=None, class_names=None):
-    """A grid of samples with one row per class, each row labelled with the class name.
-
-    Args:
-      images: (n, h, w, 3) float images in [-1, 1] or uint8 pixels.
-      labels: (n,) class label of each image; the rows follow the classes' order of first appearance and hold
-        that class's images in order (rows shorter than the longest are filled with white). None (unconditional
-        samples): a square-ish grid without labels.
-      class_names: names indexed by class id; missing names read "class <k>".
-
-    Returns:
-      A uint8 array (height, width, 3) (see `callbacks.make_grid` for the layout).
-    """
-    images = np.asarray(images)
-    pixels = images if images.dtype == np.uint8 else to_uint8(images)
-    if labels is None:
-        cols = math.ceil(math.sqrt(len(pixels)))
-        rows = math.ceil(len(pixels) / cols)
-        return make_grid(pixels, rows, cols)
-    labels = np.asarray(labels).reshape(-1)
-    if len(labels) != len(pixels):
-        raise UsageError(f"Give one label per image ({len(pixels)} images). Received: {len(labels)} labels")
-    _, first = np.unique(labels, return_index=True)
-    classes = labels[np.sort(first)]
-    groups = [pixels[labels == k] for k in classes]
-    cols = max(len(group) for group in groups)
-    blank = np.full(pixels.shape[1:], 255, "uint8")
-    tiles = [group[i] if i < len(group) else blank for group in groups for i in range(cols)]
-    return make_grid(np.stack(tiles), len(groups), cols, row_labels=[class_name(k, class_names) for k in classes])
-
-
-def save_png(array, path):
-    """Writes a uint8 (height, width, 3) array as a PNG file (any `tf.io.gfile` path), creating its directory."""
-    path = str(path)
-    directory = path.rsplit("/", 1)[0] if "/" in path else ""
-    if directory:
-        tf.io.gfile.makedirs(directory)
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(encode_png(np.asarray(array, "uint8")))
-
-
-__all__ = ["AttentionMaps", "QUERY_COLORS", "attention_maps", "render_attention_maps", "sample_grid_with_labels",
-           "save_png", "default_query_points", "parse_query_points", "check_query_points", "class_name",
-           "colormap", "overlay"]
+__all__ = ["AttentionMaps", "QUERY_COLORS", "attention_maps", "render_attention_maps", "default_query_points",
+           "parse_query_points", "check_query_points", "colormap", "overlay"]

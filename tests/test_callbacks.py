@@ -1,8 +1,10 @@
-"""sagan_tf.callbacks, driven directly (no fit): checkpoint contents and schedule, sample grids, progress, signals."""
+"""sagan_tf.callbacks, driven directly (no fit): the shared periodic schedule, checkpoints, sample grids, progress,
+evaluation, signals."""
 
 import glob
 import os
 import signal
+import types
 
 import keras
 import numpy as np
@@ -10,53 +12,76 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import callbacks
-from sagan_tf.models import SAGAN, Discriminator, Generator
-from tests.models.test_networks import tiny_config
+from sagan_tf import callbacks, checkpoint, images
+from sagan_tf.models import build_sagan
+from tests.tiny import event_scalars, tiny_config
 
 
 def make_gan(cfg, seed=0):
     keras.utils.set_random_seed(seed)
-    gan = SAGAN(Generator(cfg), Discriminator(cfg), cfg.latent_dim, cfg.num_classes, ema_decay=0.9, seed=seed)
-    gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
-    return gan
-
-
-def all_variables(gan):
-    return list(gan.variables) + list(gan.g_optimizer.variables) + list(gan.d_optimizer.variables)
-
-
-def randomize(gan, seed):
-    rng = np.random.default_rng(seed)
-    for variable in all_variables(gan):
-        variable.assign(rng.integers(0, 5, size=variable.shape).astype(variable.dtype))
+    return build_sagan(cfg.replace(g_lr=1e-3, d_lr=1e-3, ema_decay=0.9), seed=seed)
 
 
 def set_step(gan, step):
     gan.g_optimizer.iterations.assign(step)
 
 
-def test_gan_checkpoint_restores_every_variable(tmp_path):
-    cfg = tiny_config()
-    source, target = make_gan(cfg), make_gan(cfg, seed=1)
-    randomize(source, 0)
-    randomize(target, 1)
-    path = callbacks.gan_checkpoint(source).save(str(tmp_path / "ckpt"))
-    callbacks.gan_checkpoint(target).restore(path).assert_existing_objects_matched()
-    for a, b in zip(all_variables(source), all_variables(target)):
-        np.testing.assert_array_equal(np.array(a), np.array(b), err_msg=a.path)
-    # Why the networks are checkpointed as variable dicts: TensorFlow's object graph misses Keras 3 layers kept in
-    # lists, e.g. every variable of the EMA generator's residual blocks.
-    naive = {name for name, _ in tf.train.list_variables(tf.train.Checkpoint(model=source).save(
-        str(tmp_path / "naive")))}
-    assert not any("ema_generator/block1" in name for name in naive)
-    names = {name for name, _ in tf.train.list_variables(path)}
-    assert any(name.startswith("ema_generator/block1") for name in names)
+class StubModel:
+    """What the callbacks read from a SAGAN: the generator optimizer's step and the sampling generator."""
+
+    def __init__(self):
+        self.g_optimizer = types.SimpleNamespace(iterations=keras.Variable(0, dtype="int64"))
+        self.sampling_generator = object()
+
+    def advance(self, steps=1):
+        self.g_optimizer.iterations.assign_add(steps)
+
+
+def drive(callback, model, steps, per_batch=1):
+    callback.set_model(model)
+    callback.on_train_begin()
+    for batch in range(steps // per_batch):
+        model.advance(per_batch)
+        callback.on_train_batch_end(batch)
+    callback.on_train_end()
+
+
+class Recorder(callbacks.PeriodicCallback):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.steps = []
+
+    def act(self, step):
+        self.steps.append(step)
+
+
+@pytest.mark.parametrize("every, per_batch, steps, at_start, at_end, start_at, expected", [
+    (3, 1, 7, False, True, 0, [3, 6, 7]),           # crossings, then the end step
+    (3, 1, 6, False, True, 0, [3, 6]),              # the end step was just done: not twice
+    (4, 3, 8, False, True, 0, [6]),                 # a 3-step batch crosses 4 at step 6; ends at 6
+    (2, 1, 3, True, False, 10, [10, 12]),           # a resumed run starts at 10; no end action
+    (0, 1, 5, True, True, 0, [0, 5]),               # period 0: only start and end
+    (0, 1, 5, False, False, 0, []),
+])
+def test_periodic_schedule(every, per_batch, steps, at_start, at_end, start_at, expected):
+    model = StubModel()
+    model.advance(start_at)
+    recorder = Recorder(every, at_start=at_start, at_end=at_end)
+    drive(recorder, model, steps, per_batch)
+    assert recorder.steps == expected
+    recorder.on_train_end()  # ending again at the same step does nothing
+    assert recorder.steps == expected
+
+
+@pytest.mark.parametrize("every", [-1, 1.5, True, "2"])
+def test_periodic_schedule_validates_its_period(every):
+    with pytest.raises(ValueError, match="every_n_steps must be an integer >= 0"):
+        Recorder(every)
 
 
 def test_checkpoint_every_saves_on_crossings_and_at_the_end(tmp_path):
     gan = make_gan(tiny_config())
-    manager = tf.train.CheckpointManager(callbacks.gan_checkpoint(gan), str(tmp_path), max_to_keep=10)
+    manager = tf.train.CheckpointManager(checkpoint.gan_checkpoint(gan), str(tmp_path), max_to_keep=10)
     callback = callbacks.CheckpointEvery(manager, every_n_steps=3)
     callback.set_model(gan)
     callback.on_train_begin()
@@ -93,7 +118,7 @@ def test_sample_grid_shows_the_sampling_generator_on_fixed_latents(tmp_path, num
     assert sorted(os.listdir(tmp_path / "samples")) == ["step_00000002.png", "step_00000003.png"]
 
     z, labels = grid_callback.inputs
-    rng_z = np.random.default_rng(5).standard_normal((len(z), cfg.latent_dim)).astype("float32")
+    rng_z = np.random.default_rng(5).standard_normal((len(z), cfg.model.latent_dim)).astype("float32")
     np.testing.assert_array_equal(z, rng_z)
     rows = 3 if num_classes else 2
     assert len(z) == rows * 2
@@ -103,7 +128,7 @@ def test_sample_grid_shows_the_sampling_generator_on_fixed_latents(tmp_path, num
         assert labels is None
     grid = np.array(Image.open(tmp_path / "samples" / "step_00000003.png")).astype(int)
     expected = np.clip(np.round((np.array(gan.ema_generator(z, labels, training=False)) + 1) * 127.5), 0, 255)
-    size, pad = cfg.image_size, callbacks.GRID_PADDING
+    size, pad = cfg.model.image_size, images.GRID_PADDING
     margin = grid.shape[1] - (2 * (size + pad) + pad)
     assert (margin > 0) == bool(num_classes)
     for index in range(rows * 2):
@@ -117,12 +142,6 @@ def test_sample_grid_shows_the_sampling_generator_on_fixed_latents(tmp_path, num
     steps = [e.step for path in events for e in tf.compat.v1.train.summary_iterator(path)
              for v in e.summary.value if v.tag == "samples"]
     assert steps == [2, 3]
-
-
-def test_sample_inputs_cap_the_rows_of_many_classes():
-    z, labels, row_classes, rows, cols = callbacks.sample_inputs(4, 1000, samples_per_class=2, seed=0)
-    assert rows == 16 and cols == 2 and row_classes[0] == 0 and row_classes[-1] == 999
-    np.testing.assert_array_equal(labels, np.repeat(row_classes, 2))
 
 
 def test_progress_logger_reports_window_means_and_resets_metrics(tmp_path):
@@ -147,13 +166,9 @@ def test_progress_logger_reports_window_means_and_resets_metrics(tmp_path):
     assert "steps/s" in lines[1] and "images/s" in lines[1]
     assert logger.last_logs["images_per_sec"] == pytest.approx(8 * logger.last_logs["steps_per_sec"])
     assert float(gan.d_loss_tracker.result()) == 0.0  # reset after the line
-    scalars = {}
-    for path in glob.glob(f"{tmp_path}/events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                scalars[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
-    assert scalars[("d_loss", 2)] == 1.5 and scalars[("d_loss", 4)] == 6.0
-    assert scalars[("gamma_g_attention8", 4)] == 0.25
+    scalars = event_scalars(tmp_path)
+    assert scalars["d_loss"] == {2: 1.5, 4: 6.0}
+    assert scalars["gamma_g_attention8"][4] == 0.25
 
 
 def test_graceful_stop_turns_sigterm_into_stop_training():
@@ -175,3 +190,63 @@ def test_graceful_stop_turns_sigterm_into_stop_training():
     assert signal.getsignal(signal.SIGINT) == stopper._handle
     stopper.on_train_end()
     assert signal.getsignal(signal.SIGINT) == original_int
+
+
+def fake_evaluate(model, calls):
+    """Figures that depend on the step at which they are asked for, so the test can check which step was logged."""
+
+    def evaluate(generator):
+        assert generator is model.sampling_generator
+        step = int(model.g_optimizer.iterations.numpy())
+        calls.append(step)
+        return {"fid": 100.0 - step, "inception_score": 1.0 + step / 10, "kid": 0.5 / (step + 1), "num_samples": 64,
+                "seconds": 0.0}
+
+    return evaluate
+
+
+def test_evaluate_every_fires_at_start_every_n_steps_and_end_and_writes_tensorboard(tmp_path):
+    model, calls, lines = StubModel(), [], []
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    callback = callbacks.EvaluateEvery(3, fake_evaluate(model, calls), writer, print_fn=lines.append)
+    drive(callback, model, 7)
+    writer.close()
+    assert calls == [0, 3, 6, 7]
+    assert sorted(callback.history) == [0, 3, 6, 7]
+    assert callback.history[6]["fid"] == 94.0 and callback.seconds > 0
+    scalars = event_scalars(tmp_path)
+    assert scalars["eval/fid"] == {0: 100.0, 3: 97.0, 6: 94.0, 7: 93.0}
+    np.testing.assert_allclose([scalars["eval/inception_score"][s] for s in (0, 3, 6, 7)], [1.0, 1.3, 1.6, 1.7],
+                               rtol=1e-6)
+    np.testing.assert_allclose(scalars["eval/kid"][3], 0.125, rtol=1e-6)
+    assert len(lines) == 4
+    assert lines[1].startswith("eval step 3: FID 97.00  IS 1.30  KID 0.125 (64 samples, ")
+    assert callback.summary() == "FID 100.0 -> 93.0, IS 1.00 -> 1.70, KID 0.5 -> 0.0625"
+
+
+def test_evaluate_every_on_multi_step_batches_evaluates_no_step_twice():
+    model, calls = StubModel(), []
+    callback = callbacks.EvaluateEvery(4, fake_evaluate(model, calls), print_fn=lambda line: None)
+    drive(callback, model, 8, per_batch=3)  # steps 3, 6: crosses 4 at 6; ends at 6, already evaluated
+    assert calls == [0, 6]
+
+
+def test_evaluate_every_with_zero_period_and_switches():
+    model, calls = StubModel(), []
+    drive(callbacks.EvaluateEvery(0, fake_evaluate(model, calls), print_fn=lambda line: None), model, 5)
+    assert calls == [0, 5]
+    model, calls = StubModel(), []
+    model.advance(10)  # a resumed run starts at its checkpoint's step
+    drive(callbacks.EvaluateEvery(2, fake_evaluate(model, calls), print_fn=lambda line: None, at_start=False,
+                                      at_end=False), model, 3)
+    assert calls == [12]
+
+
+def test_evaluation_summary_without_kid_and_validation():
+    history = {5: {"fid": 50.0, "inception_score": 2.0}, 0: {"fid": 200.0, "inception_score": 1.05, "kid": 0.3}}
+    assert callbacks.summarize_evaluations(history) == "FID 200.0 -> 50.0, IS 1.05 -> 2.00"
+    assert callbacks.summarize_evaluations({}) is None
+    with pytest.raises(ValueError, match="every_n_steps must be an integer >= 0. Received: every_n_steps=-1"):
+        callbacks.EvaluateEvery(-1, lambda generator: {})
+    with pytest.raises(ValueError, match="evaluate_fn must be callable"):
+        callbacks.EvaluateEvery(1, None)

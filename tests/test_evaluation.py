@@ -7,31 +7,11 @@ import scipy.linalg
 import keras
 
 from sagan_tf import data, evaluation, metrics
-from sagan_tf.config import SAGANConfig
 from sagan_tf.errors import UsageError
 from sagan_tf.restore import build_generator
+from tests.tiny import tiny_classifier_file, tiny_model
 
 IMAGE_SIZE = 16
-
-
-def tiny_classifier_file(path, image_size=8, num_classes=5, seed=0):
-    """Saves a tiny functional classifier images -> (features [n, 8], logits [n, num_classes]) as a .keras file."""
-    keras.utils.set_random_seed(seed)
-    images = keras.Input((image_size, image_size, 3), name="images")
-    x = keras.layers.Conv2D(8, 3, strides=2, activation="tanh", name="conv")(images)
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = keras.layers.Dense(num_classes, kernel_initializer=keras.initializers.RandomNormal(stddev=3.0),
-                                name="logits")(features)
-    keras.Model(images, [features, logits], name="tiny_classifier").save(str(path))
-    return str(path)
-
-
-def tiny_generator_config(num_classes=4, **overrides):
-    values = dict(name="tiny", dataset="synthetic", image_size=IMAGE_SIZE, num_classes=num_classes, latent_dim=8,
-                  g_channels=(16, 8, 8), g_attention_resolutions=(8,), d_channels=(8, 16, 16),
-                  d_downsample=(True, True, False), d_attention_resolutions=(8,), batch_size=4, ema_decay=0.9)
-    values.update(overrides)
-    return SAGANConfig(**values)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +62,7 @@ def one_shot_outputs(generator, classifier, latent_dim, num_classes, num_samples
 
 @pytest.mark.parametrize("num_classes", [4, 0])
 def test_figures_equal_a_one_shot_numpy_computation(tmp_path, classifier, num_classes):
-    generator = build_generator(tiny_generator_config(num_classes))
+    generator = build_generator(tiny_model(IMAGE_SIZE, num_classes))
     real_features, _ = real_activations(classifier, 100)
     stats = evaluation.real_statistics("synthetic", classifier, IMAGE_SIZE, num_real=100, cache_dir=tmp_path,
                                        batch_size=16, print_fn=None)
@@ -101,7 +81,7 @@ def test_figures_equal_a_one_shot_numpy_computation(tmp_path, classifier, num_cl
 
 
 def test_the_same_seed_gives_the_same_figures_and_another_seed_others(tmp_path, classifier):
-    generator = build_generator(tiny_generator_config())
+    generator = build_generator(tiny_model(IMAGE_SIZE))
     stats = evaluation.real_statistics("synthetic", classifier, IMAGE_SIZE, num_real=64, cache_dir=tmp_path,
                                        print_fn=None)
     run = lambda seed: evaluation.evaluate_generator(generator, classifier, stats, 48, 16, seed,  # noqa: E731
@@ -126,7 +106,7 @@ def test_conditional_labels_are_uniform_and_reproducible():
 
 
 def test_evaluation_streams_batches_through_the_classifier(tmp_path, classifier):
-    generator = build_generator(tiny_generator_config())
+    generator = build_generator(tiny_model(IMAGE_SIZE))
     stats = evaluation.real_statistics("synthetic", classifier, IMAGE_SIZE, num_real=32, cache_dir=tmp_path,
                                        print_fn=None)
     sizes = []
@@ -187,7 +167,7 @@ def test_evaluator_loads_classifier_and_statistics_once(tmp_path, classifier):
                                    cache_dir=str(tmp_path))
     evaluator = evaluation.Evaluator.create("synthetic", IMAGE_SIZE, config, print_fn=None)
     assert evaluator.real_stats.count == 30 and evaluator.setup_seconds > 0
-    generator = build_generator(tiny_generator_config())
+    generator = build_generator(tiny_model(IMAGE_SIZE))
     direct = evaluation.evaluate_generator(generator, classifier, evaluator.real_stats, 20, 10, print_fn=None)
     assert evaluator(generator)["fid"] == direct["fid"]
 

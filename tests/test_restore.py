@@ -1,6 +1,6 @@
 """sagan_tf.restore: a run's config and generator come back exactly as training left them."""
 
-import dataclasses
+import json
 import os
 
 import keras
@@ -8,22 +8,22 @@ import numpy as np
 import pytest
 
 from sagan_tf import restore
-from sagan_tf.config import get_preset
 from sagan_tf.errors import CheckpointError, UsageError
+from sagan_tf.presets import get_preset
+from sagan_tf.run_dir import RunDirectory
+from tests.tiny import train_options
 from training import train_lib
 
 
 def _train(model_dir, steps, **overrides):
-    config = dataclasses.replace(get_preset("synthetic32"), train_steps=steps, batch_size=4, **overrides)
-    options = train_lib.TrainOptions(model_dir=str(model_dir), sample_every=0, checkpoint_every=1,
-                                     handle_signals=False)
-    return train_lib.run(config, options)
+    config = get_preset("synthetic32").replace(train_steps=steps, batch_size=4, **overrides)
+    return train_lib.run(config, train_options(model_dir, checkpoint_every=1))
 
 
 def _generate(generator, config, seed=0):
     rng = np.random.default_rng(seed)
-    z = rng.standard_normal((4, config.latent_dim)).astype("float32")
-    labels = np.arange(4, dtype="int32") % max(config.num_classes, 1)
+    z = rng.standard_normal((4, config.model.latent_dim)).astype("float32")
+    labels = np.arange(4, dtype="int32") % max(config.model.num_classes, 1)
     return keras.ops.convert_to_numpy(generator(z, labels, training=False))
 
 
@@ -81,9 +81,23 @@ def test_errors_name_the_problem(trained_run, tmp_path):
 
 def test_a_checkpoint_of_another_architecture_is_refused(trained_run, tmp_path):
     model_dir, _ = trained_run
-    config = restore.read_config(str(model_dir))
-    other = dataclasses.replace(config, latent_dim=config.latent_dim + 1)
+    config = RunDirectory(model_dir).read_config()
+    other = config.replace(latent_dim=config.model.latent_dim + 1)
     (tmp_path / "checkpoints").symlink_to(model_dir / "checkpoints")
     (tmp_path / "config.json").write_text(other.to_json())
     with pytest.raises(CheckpointError, match="does not fit"):
         restore.restore_generator(str(tmp_path))
+
+
+def test_a_run_with_a_flat_config_json_of_older_versions_restores(trained_run, tmp_path):
+    # Runs written before the model/training split hold one flat dict of every field in config.json.
+    model_dir, result = trained_run
+    config = RunDirectory(model_dir).read_config()
+    flat = {**config.model.to_dict(), **config.training.to_dict()}
+    assert "model" not in flat and {"g_lr", "latent_dim", "train_steps"} <= set(flat)
+    (tmp_path / "checkpoints").symlink_to(model_dir / "checkpoints")
+    (tmp_path / "config.json").write_text(json.dumps(flat))
+    restored = restore.restore_generator(str(tmp_path))
+    assert restored.config == config and restored.step == 2
+    np.testing.assert_array_equal(_generate(restored.generator, config),
+                                  _generate(result.model.ema_generator, config))

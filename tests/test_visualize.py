@@ -1,6 +1,5 @@
-"""Attention maps, their rendering and labelled sample grids, checked against NumPy re-derivations."""
+"""Attention maps and their rendering, checked against NumPy re-derivations."""
 
-import dataclasses
 import io
 
 import keras
@@ -8,26 +7,27 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sagan_tf import callbacks, visualize
-from sagan_tf.config import AttentionConfig, get_preset
+from sagan_tf import images, visualize
+from sagan_tf.config import AttentionConfig
+from sagan_tf.presets import get_preset
 from sagan_tf.errors import UsageError
 from sagan_tf.restore import build_generator
+from tests.tiny import tiny_model
 
 IMAGE_SIZE = 32
 
 
 def residual_config(**overrides):
-    """synthetic32 with few channels: 32x32 images, attention at 16x16 with 2x2-pooled keys (an 8x8 key grid)."""
-    return dataclasses.replace(get_preset("synthetic32"), latent_dim=8, g_channels=(16, 16, 8, 8),
-                               d_channels=(8, 16, 16, 16), **overrides)
+    """32x32 images, attention at 16x16 with 2x2-pooled keys (an 8x8 key grid)."""
+    return tiny_model(IMAGE_SIZE, **overrides)
 
 
 def dcgan_config():
     """The dcgan block type: attention at 8x8 and 16x16 with full (unpooled) keys, C-channel values."""
-    return dataclasses.replace(
-        get_preset("dcgan64"), image_size=IMAGE_SIZE, num_classes=3, latent_dim=8, g_channels=(16, 8, 8),
+    return get_preset("dcgan64").replace(
+        image_size=IMAGE_SIZE, num_classes=3, latent_dim=8, g_channels=(16, 8, 8),
         g_attention_resolutions=(8, 16), d_channels=(8, 8, 16), d_downsample=(True, True, True),
-        d_attention_resolutions=(8,))
+        d_attention_resolutions=(8,)).model
 
 
 def generator_with_attention(config, gammas=(0.8, -0.6)):
@@ -150,13 +150,13 @@ def test_render_layout_tiles_and_png(tmp_path):
     points = np.array([(4, 4), (20, 28)])
     result = visualize.attention_maps(generator, z, labels, points)
     figure = visualize.render_attention_maps(result, scale=3)
-    pad, tile = callbacks.GRID_PADDING, IMAGE_SIZE * 3
+    pad, tile = images.GRID_PADDING, IMAGE_SIZE * 3
     columns = 1 + 2 * 2  # the image, then 2 layers x 2 queries
     assert figure.dtype == np.uint8 and figure.shape[1] == pad + columns * (tile + pad)
     header = figure.shape[0] - (pad + 2 * (tile + pad))
     assert 10 < header < 60
     assert (figure[:header] < 128).any()  # header text drawn
-    pixels = callbacks.to_uint8(result.images)
+    pixels = images.to_uint8(result.images)
     for image in range(2):
         y = header + image * (tile + pad)
         # Away from the markers (around rows/cols 12-15 and 60-87), a tile is the upscaled image / overlay.
@@ -175,7 +175,7 @@ def test_render_layout_tiles_and_png(tmp_path):
                 query0_marked = (overlay_tile[6:22, 6:22] != expected[6:22, 6:22]).any()
                 assert query0_marked == (query == 0)
     path = tmp_path / "sub" / "attention.png"
-    visualize.save_png(figure, str(path))
+    images.save_png(figure, str(path))
     np.testing.assert_array_equal(decode(path.read_bytes()), figure)
     # Default scale: tiles of at least 128 pixels.
     assert visualize.render_attention_maps(result, max_images=1).shape[1] == pad + columns * (128 + pad)
@@ -193,29 +193,6 @@ def test_colormap_and_overlay():
     # Scaled to the map's own maximum: the peak takes the top colour.
     np.testing.assert_array_equal(blended[0, 1], np.round(0.5 * 100 + 0.5 * np.array([252, 255, 164])))
     np.testing.assert_array_equal(blended[0, 0], np.round(0.5 * 100 + 0.5 * np.array([0, 0, 4])))
-
-
-def test_sample_grid_has_one_labelled_row_per_class():
-    rng = np.random.default_rng(0)
-    images = rng.uniform(-1, 1, (5, 8, 8, 3)).astype("float32")
-    labels = np.array([2, 0, 2, 2, 0])
-    grid = visualize.sample_grid_with_labels(images, labels, class_names=["zero", "one", "two"])
-    pixels = callbacks.to_uint8(images)
-    blank = np.full((8, 8, 3), 255, "uint8")
-    expected = callbacks.make_grid(np.stack([pixels[0], pixels[2], pixels[3], pixels[1], pixels[4], blank]), 2, 3,
-                                   row_labels=["two", "zero"])
-    np.testing.assert_array_equal(grid, expected)
-    margin = grid.shape[1] - (3 * (8 + callbacks.GRID_PADDING) + callbacks.GRID_PADDING)
-    assert margin > 10 and (grid[:, :margin] < 128).any()  # names drawn in the margin
-    unnamed = visualize.sample_grid_with_labels(pixels, labels)
-    np.testing.assert_array_equal(unnamed, callbacks.make_grid(
-        np.stack([pixels[0], pixels[2], pixels[3], pixels[1], pixels[4], blank]), 2, 3,
-        row_labels=["class 2", "class 0"]))
-    square = visualize.sample_grid_with_labels(images, None)
-    np.testing.assert_array_equal(square, callbacks.make_grid(pixels, 2, 3))
-    with pytest.raises(UsageError, match="one label per image"):
-        visualize.sample_grid_with_labels(images, labels[:3])
-    assert visualize.class_name(7, ["a"]) == "class 7" and visualize.class_name(0, ("a",)) == "a"
 
 
 def test_dcgan_config_is_unpooled():

@@ -1,0 +1,221 @@
+"""The run directory: the layout a training run writes, and the one place that reads, writes and resumes it.
+
+    <model_dir>/
+      config.json                 the run's `ExperimentConfig` (format 2; flat format-1 files of older runs are read)
+      checkpoints/ckpt-<step>.*   `checkpoint.gan_checkpoint`: networks, EMA generator, optimizers, noise state
+      samples/step_<step>.png     sample grids of the sampling (EMA) generator
+      eval/step_<step>.json       figures of `python -m training.evaluate` (and eval/latest.json)
+      visualize/                  pictures of `python -m training.visualize`
+      events.out.tfevents.*       TensorBoard
+
+    run = RunDirectory("runs/synthetic32")
+    config = run.read_config()
+    path = run.find_checkpoint()            # the latest; or run.find_checkpoint(1500)
+
+Checkpoints are numbered by training step (generator updates). Files are written atomically (a temporary file
+renamed into place), so a process killed at any moment leaves either the old or the new file. Paths may be any
+`tf.io.gfile` path.
+"""
+
+import json
+import os
+import re
+
+import tensorflow as tf
+
+from sagan_tf.config import ExperimentConfig
+from sagan_tf.errors import CheckpointError, ConfigError
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+SAMPLES_DIR = "samples"
+EVAL_DIR = "eval"
+VISUALIZE_DIR = "visualize"
+CHECKPOINT_PREFIX = "ckpt"
+#: Training fields a resumed run may change: it is trained further, as the same experiment.
+RESUMABLE_TRAINING_FIELDS = ("train_steps",)
+_CHECKPOINT_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
+
+
+def write_text_atomically(path, text):
+    """Writes `text` to `path` through a temporary sibling file renamed into place."""
+    temporary = f"{path}.tmp"
+    with tf.io.gfile.GFile(temporary, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def write_json_atomically(path, payload):
+    """Writes `payload` as indented, key-sorted JSON to `path` atomically (see `write_text_atomically`)."""
+    write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def checkpoint_step(path):
+    """The training step in a checkpoint path prefix `.../ckpt-<step>`, or None when the name has none."""
+    match = _CHECKPOINT_NAME.match(os.path.basename(str(path)))
+    return int(match.group(1)) if match else None
+
+
+def default_model_dir(config, dataset):
+    """runs/<preset> when training a preset on its own dataset, else runs/<preset>-<dataset as a file name>.
+
+    Args:
+      config: the `ExperimentConfig` (its model's name is the preset name).
+      dataset: the dataset trained on.
+    """
+    from sagan_tf import presets
+
+    if config.name in presets.PRESETS and dataset == presets.PRESETS[config.name]["training"]["dataset"]:
+        return f"runs/{config.name}"
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", dataset).strip("_")[:60]
+    return f"runs/{config.name}-{slug}"
+
+
+class RunDirectory:
+    """A training run's directory (see the module docstring for its layout).
+
+    Args:
+      path: the directory (it need not exist yet).
+    """
+
+    def __init__(self, path):
+        if not path:
+            raise CheckpointError(f"A run directory path is required. Received: model_dir={path!r}")
+        self.path = str(path)
+
+    def __repr__(self):
+        return f"RunDirectory({self.path!r})"
+
+    def _join(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    @property
+    def config_path(self):
+        return self._join(CONFIG_FILE)
+
+    @property
+    def checkpoint_dir(self):
+        return self._join(CHECKPOINT_DIR)
+
+    @property
+    def samples_dir(self):
+        return self._join(SAMPLES_DIR)
+
+    @property
+    def eval_dir(self):
+        return self._join(EVAL_DIR)
+
+    @property
+    def visualize_dir(self):
+        return self._join(VISUALIZE_DIR)
+
+    def checkpoint_path(self, step):
+        """The path prefix of the checkpoint of training step `step`."""
+        return self._join(CHECKPOINT_DIR, f"{CHECKPOINT_PREFIX}-{int(step)}")
+
+    def has_config(self):
+        """Whether the directory holds a config.json."""
+        return tf.io.gfile.exists(self.config_path)
+
+    def _read_config_text(self):
+        with tf.io.gfile.GFile(self.config_path) as f:
+            return f.read()
+
+    def read_config(self):
+        """The run's `ExperimentConfig`, from either config.json format.
+
+        Raises:
+          CheckpointError: no config.json (not a run directory), or one that describes no valid config.
+        """
+        if not tf.io.gfile.isdir(self.path):
+            raise CheckpointError(f"{self.path} is not a training run directory: it does not exist. Pass the "
+                                  "--model_dir that `python -m training.run` trained into.")
+        if not self.has_config():
+            raise CheckpointError(
+                f"{self.path} is not a training run directory: it has no {CONFIG_FILE}. Pass the --model_dir that "
+                "`python -m training.run` trained into.")
+        try:
+            return ExperimentConfig.from_json(self._read_config_text())
+        except (ValueError, TypeError, KeyError) as error:
+            raise CheckpointError(f"{self.config_path} does not describe a SAGAN config ({error}); was it written "
+                                  "by this version of sagan_tf?") from None
+
+    def write_config(self, config):
+        """Writes `config` (an `ExperimentConfig`) as config.json, atomically, creating the directory."""
+        tf.io.gfile.makedirs(self.path)
+        write_text_atomically(self.config_path, config.to_json() + "\n")
+
+    def check_resumable(self, config):
+        """Refuses to train `config` into a directory whose config.json describes another run.
+
+        The model must be the same (the checkpoints depend on every model field) and so must the training config,
+        except `RESUMABLE_TRAINING_FIELDS` (train_steps: a resume trains further). A directory without config.json
+        is a new run.
+
+        Raises:
+          ConfigError: naming every differing field with both values.
+        """
+        if not self.has_config():
+            return
+        text = self._read_config_text()
+        try:
+            saved = ExperimentConfig.from_json(text)
+        except ValueError as error:
+            raise ConfigError(f"{self.config_path} is not a valid run config ({error}); move it away or use another "
+                              "--model_dir.") from None
+        saved_fields = {**saved.model.to_dict(), **saved.training.to_dict()}
+        current_fields = {**config.model.to_dict(), **config.training.to_dict()}
+        differences = [f"{name}: {saved_fields[name]!r} in {CONFIG_FILE}, {current_fields[name]!r} now"
+                       for name in sorted(current_fields)
+                       if name not in RESUMABLE_TRAINING_FIELDS and saved_fields[name] != current_fields[name]]
+        if differences:
+            raise ConfigError(
+                f"Refusing to resume in {self.path}: its {CONFIG_FILE} describes a different run "
+                f"({'; '.join(differences)}). Rerun with the settings of {self.config_path} (only "
+                f"{', '.join(RESUMABLE_TRAINING_FIELDS)} may change), or choose a new --model_dir.")
+
+    def checkpoints(self):
+        """[(step, path prefix)] of the complete checkpoints in checkpoints/, by step."""
+        found = []
+        for index in tf.io.gfile.glob(os.path.join(self.checkpoint_dir, f"{CHECKPOINT_PREFIX}-*.index")):
+            prefix = index[:-len(".index")]
+            step = checkpoint_step(prefix)
+            if step is not None:
+                found.append((step, prefix))
+        return sorted(found)
+
+    def latest_checkpoint(self):
+        """The path prefix of the latest checkpoint (by the manager's index file), or None."""
+        return tf.train.latest_checkpoint(self.checkpoint_dir)
+
+    def find_checkpoint(self, checkpoint=None):
+        """The path prefix of a checkpoint of this run.
+
+        Args:
+          checkpoint: None (the latest), a step number (int or digit string) or a checkpoint path prefix.
+
+        Returns:
+          The checkpoint path prefix (no `.index` suffix).
+
+        Raises:
+          CheckpointError: no such checkpoint, naming the ones there are.
+        """
+        if checkpoint is None:
+            latest = self.latest_checkpoint()
+            if latest is None:
+                raise CheckpointError(f"{self.checkpoint_dir} has no checkpoint yet. Train first (python -m "
+                                      f"training.run --model_dir={self.path}), or pass the --model_dir of a trained "
+                                      "run.")
+            return latest
+        text = str(checkpoint)
+        path = self.checkpoint_path(int(text)) if text.isdigit() else text
+        if not tf.io.gfile.exists(path + ".index"):
+            available = [os.path.basename(prefix) for _, prefix in self.checkpoints()]
+            raise CheckpointError(
+                f"No checkpoint {path} (no {path}.index). Checkpoints in {self.checkpoint_dir}: "
+                f"{', '.join(available) or 'none'}. Pass one of them, its step number, or nothing for the latest.")
+        return path
+
+
+__all__ = ["RunDirectory", "write_text_atomically", "write_json_atomically", "checkpoint_step", "default_model_dir",
+           "CONFIG_FILE", "CHECKPOINT_DIR", "SAMPLES_DIR", "EVAL_DIR", "VISUALIZE_DIR", "RESUMABLE_TRAINING_FIELDS"]

@@ -1,0 +1,109 @@
+"""sagan_tf.run_dir: the layout of a run directory, its config (both formats), resume checks and checkpoints."""
+
+import json
+import os
+
+import pytest
+
+from sagan_tf import run_dir
+from sagan_tf.config import ExperimentConfig
+from sagan_tf.errors import CheckpointError, ConfigError
+from sagan_tf.presets import get_preset
+from sagan_tf.run_dir import RunDirectory
+from tests.tiny import tiny_config
+
+
+def fake_checkpoint(run, step, complete=True):
+    """Files named as TensorFlow names a checkpoint; without the .index file it is incomplete."""
+    os.makedirs(run.checkpoint_dir, exist_ok=True)
+    prefix = run.checkpoint_path(step)
+    open(f"{prefix}.data-00000-of-00001", "w").close()
+    if complete:
+        open(f"{prefix}.index", "w").close()
+    return prefix
+
+
+def test_layout():
+    run = RunDirectory("runs/x")
+    assert (run.config_path, run.checkpoint_dir, run.samples_dir, run.eval_dir, run.visualize_dir) == (
+        "runs/x/config.json", "runs/x/checkpoints", "runs/x/samples", "runs/x/eval", "runs/x/visualize")
+    assert run.checkpoint_path(1500) == "runs/x/checkpoints/ckpt-1500"
+    assert run_dir.checkpoint_step("runs/x/checkpoints/ckpt-1500") == 1500
+    assert run_dir.checkpoint_step("runs/x/checkpoints/model.ckpt") is None
+    with pytest.raises(CheckpointError, match="run directory path is required"):
+        RunDirectory("")
+
+
+def test_config_is_written_atomically_and_read_back(tmp_path):
+    run = RunDirectory(tmp_path / "new")
+    config = tiny_config()
+    run.write_config(config)
+    assert os.listdir(run.path) == ["config.json"]  # no temporary file left behind
+    assert json.loads(open(run.config_path).read())["format"] == 2
+    assert run.read_config() == config
+
+
+def test_a_flat_config_json_of_an_older_run_is_read(tmp_path):
+    config = tiny_config(g_lr=3e-4)
+    (tmp_path / "config.json").write_text(json.dumps({**config.model.to_dict(), **config.training.to_dict()}))
+    assert RunDirectory(tmp_path).read_config() == config
+    RunDirectory(tmp_path).check_resumable(config)  # and it is the same run
+
+
+def test_reading_a_directory_that_is_not_a_run(tmp_path):
+    with pytest.raises(CheckpointError, match="nothing is not a training run directory: it does not exist"):
+        RunDirectory(tmp_path / "nothing").read_config()
+    with pytest.raises(CheckpointError, match="is not a training run directory: it has no config.json"):
+        RunDirectory(tmp_path).read_config()
+    (tmp_path / "config.json").write_text('{"name": "x"}')
+    with pytest.raises(CheckpointError, match="does not describe a SAGAN config"):
+        RunDirectory(tmp_path).read_config()
+
+
+def test_resume_checks_the_model_and_the_training_config(tmp_path):
+    run = RunDirectory(tmp_path)
+    run.check_resumable(tiny_config())  # no config.json yet: a new run
+    run.write_config(tiny_config())
+    run.check_resumable(tiny_config(train_steps=100))  # only the length may change
+    with pytest.raises(ConfigError, match=r"latent_dim: 8 in config.json, 16 now") as error:
+        run.check_resumable(tiny_config(latent_dim=16))
+    assert "only train_steps may change" in str(error.value) and "--model_dir" in str(error.value)
+    with pytest.raises(ConfigError, match=r"batch_size: 4 in config.json, 8 now; g_lr: 0.0001 in config.json"):
+        run.check_resumable(tiny_config(batch_size=8, g_lr=1e-3))
+    with pytest.raises(ConfigError, match=r"dataset: 'synthetic' in config.json, 'cifar10' now"):
+        run.check_resumable(tiny_config(dataset="cifar10"))
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="is not a valid run config"):
+        run.check_resumable(tiny_config())
+
+
+def test_checkpoints_are_listed_by_step_and_found(tmp_path):
+    run = RunDirectory(tmp_path)
+    with pytest.raises(CheckpointError, match="has no checkpoint yet"):
+        run.find_checkpoint()
+    for step in (1000, 500, 20):
+        fake_checkpoint(run, step)
+    fake_checkpoint(run, 1500, complete=False)  # a save that was killed before its index file
+    assert [step for step, _ in run.checkpoints()] == [20, 500, 1000]
+    assert run.find_checkpoint(500) == run.checkpoint_path(500)
+    assert run.find_checkpoint("20") == run.checkpoint_path(20)
+    assert run.find_checkpoint(run.checkpoint_path(1000)) == run.checkpoint_path(1000)
+    with pytest.raises(CheckpointError, match="No checkpoint .*ckpt-1500.*Checkpoints in .*: ckpt-20, ckpt-500, "
+                                              "ckpt-1000"):
+        run.find_checkpoint(1500)
+    (tmp_path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-1000"\n')
+    assert run.latest_checkpoint() == run.checkpoint_path(1000) == run.find_checkpoint()
+
+
+def test_json_is_written_atomically(tmp_path):
+    path = str(tmp_path / "figures.json")
+    run_dir.write_json_atomically(path, {"b": 1, "a": [1, 2]})
+    assert json.loads(open(path).read()) == {"a": [1, 2], "b": 1}
+    assert os.listdir(tmp_path) == ["figures.json"]
+
+
+def test_default_model_dir():
+    assert run_dir.default_model_dir(get_preset("synthetic32"), "synthetic") == "runs/synthetic32"
+    assert run_dir.default_model_dir(get_preset("dcgan64"), "folder:/data/my faces") == "runs/dcgan64-folder_data_my_faces"
+    assert run_dir.default_model_dir(ExperimentConfig.from_dict(tiny_config().to_dict()), "synthetic") == (
+        "runs/tiny-synthetic")
