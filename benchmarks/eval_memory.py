@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from sagan_tf import evaluation, metrics  # noqa: E402
-from sagan_tf.config import get_preset  # noqa: E402
+from sagan_tf.presets import get_preset  # noqa: E402
 from sagan_tf.restore import build_generator  # noqa: E402
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -87,7 +87,7 @@ def main():
     args = parser.parse_args()
 
     keras.utils.set_random_seed(args.seed)
-    config = get_preset("synthetic32")
+    config = get_preset("synthetic32").model
     generator = build_generator(config)
     classifier, classifier_name = load_classifier(args.classifier)
     real = evaluation.real_statistics("synthetic", classifier, config.image_size, num_real=args.num_real,

@@ -1,8 +1,8 @@
 r"""Evaluates a training run: `python -m training.evaluate --model_dir=runs/synthetic32 [--num_samples=50000] ...`.
 
-Restores the EMA generator (`--noema` or `--ema=false`: the raw one) of the latest checkpoint (or `--checkpoint`),
-computes FID and Inception Score (and KID with `--kid`) of `--num_samples` generated images against the cached
-statistics of `--num_real` real images of the run's dataset, and writes
+Restores the EMA generator (`--noema`: the raw one) of the latest checkpoint (or `--checkpoint`), computes FID and
+Inception Score (and KID with `--kid`) of `--num_samples` generated images against the cached statistics of
+`--num_real` real images of the run's dataset, and writes
 
     <model_dir>/eval/step_<step, 8 digits>.json     (step_<step>_noema.json for the raw generator)
     <model_dir>/eval/latest.json                    the same figures, of the latest evaluation
@@ -20,32 +20,41 @@ Bad input (no run directory, no checkpoint, no classifier) ends with a one-parag
 
 import json
 import os
-import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from absl import app, flags, logging  # noqa: E402
 
-FLAGS = flags.FLAGS
+from sagan_tf import cli  # noqa: E402
 
-flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/). Required.")
-flags.DEFINE_string("checkpoint", None, "Checkpoint: a step number or a path prefix. Default: the latest.")
-flags.DEFINE_bool("ema", True, "Evaluate the EMA generator (--noema: the raw generator).")
-flags.DEFINE_integer("num_samples", 10_000, "Generated images (50000 for the SAGAN paper's protocol).")
-flags.DEFINE_integer("batch_size", 250, "Images generated and classified per batch.")
-flags.DEFINE_integer("seed", 0, "Seed of the latents and labels; the same seed gives the same figures.")
-flags.DEFINE_string("classifier", None, "'synthetic', 'inception', a TF-Hub handle, a SavedModel directory or a "
-                    ".keras file returning (features, logits). Default: 'synthetic' for the synthetic dataset, "
-                    "else 'inception'.")
-flags.DEFINE_string("split", "train", "Dataset split of the real images.")
-flags.DEFINE_integer("num_real", 10_000, "Real images in the reference statistics (fewer if the split is smaller; "
-                     "0: the whole split). Cached per dataset, split, count, image size and classifier.")
-flags.DEFINE_bool("kid", False, "Also compute the Kernel Inception Distance.")
-flags.DEFINE_integer("is_splits", 1, "Inception Score splits (1: TF-GAN's definition; papers average 10).")
-flags.DEFINE_string("data_dir", None, "TFDS data directory (also the base of relative folder: paths).")
-flags.DEFINE_string("cache_dir", None, "Real-statistics cache. Default: $SAGAN_TF_CACHE/real_stats or "
-                    "~/.cache/sagan_tf/real_stats.")
+
+def define_flags(flag_values=flags.FLAGS):
+    """Defines the command's flags on `flag_values` (called only when this module runs as a program)."""
+    flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/). Required.",
+                        flag_values=flag_values)
+    flags.DEFINE_string("checkpoint", None, "Checkpoint: a step number or a path prefix. Default: the latest.",
+                        flag_values=flag_values)
+    flags.DEFINE_bool("ema", True, "Evaluate the EMA generator (--noema: the raw generator).", flag_values=flag_values)
+    flags.DEFINE_integer("num_samples", 10_000, "Generated images (50000 for the SAGAN paper's protocol).",
+                         flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", 250, "Images generated and classified per batch.", flag_values=flag_values)
+    flags.DEFINE_integer("seed", 0, "Seed of the latents and labels; the same seed gives the same figures.",
+                         flag_values=flag_values)
+    flags.DEFINE_string("classifier", None, "'synthetic', 'inception', a TF-Hub handle, a SavedModel directory or a "
+                        ".keras file returning (features, logits). Default: 'synthetic' for the synthetic dataset, "
+                        "else 'inception'.", flag_values=flag_values)
+    flags.DEFINE_string("split", "train", "Dataset split of the real images.", flag_values=flag_values)
+    flags.DEFINE_integer("num_real", 10_000, "Real images in the reference statistics (fewer if the split is "
+                         "smaller; 0: the whole split). Cached per dataset, split, count, image size and classifier.",
+                         flag_values=flag_values)
+    flags.DEFINE_bool("kid", False, "Also compute the Kernel Inception Distance.", flag_values=flag_values)
+    flags.DEFINE_integer("is_splits", 1, "Inception Score splits (1: TF-GAN's definition; papers average 10).",
+                         flag_values=flag_values)
+    flags.DEFINE_string("data_dir", None, "TFDS data directory (also the base of relative folder: paths).",
+                        flag_values=flag_values)
+    flags.DEFINE_string("cache_dir", None, "Real-statistics cache. Default: $SAGAN_TF_CACHE/real_stats or "
+                        "~/.cache/sagan_tf/real_stats.", flag_values=flag_values)
 
 
 def eval_config(values):
@@ -55,45 +64,44 @@ def eval_config(values):
     return evaluation.EvalConfig(
         num_samples=values.num_samples, batch_size=values.batch_size, classifier=values.classifier or None,
         split=values.split, num_real=values.num_real or None, compute_kid=values.kid, num_splits=values.is_splits,
-        seed=values.seed, cache_dir=values.cache_dir, use_ema=values.ema)
+        seed=values.seed, cache_dir=values.cache_dir)
 
 
-def _write_json_atomically(path, payload):
-    import tensorflow as tf
-
-    temporary = path + ".tmp"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        f.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
-def evaluate_run(model_dir, config, checkpoint=None, data_dir=None, print_fn=logging.info):
+def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None, print_fn=logging.info):
     """Evaluates a run's generator and writes the figures; returns the JSON-able dict of figures and provenance.
+
+    Args:
+      model_dir: the training run directory.
+      config: the `evaluation.EvalConfig`.
+      checkpoint: None (the latest), a step number or a checkpoint path prefix.
+      use_ema: evaluate the EMA generator (the raw one when False, or when the run has no EMA).
+      data_dir: TFDS data directory (or the base of relative "folder:" paths).
+      print_fn: where progress lines go.
 
     Raises:
       UsageError: no run directory or checkpoint, an unavailable classifier, missing real data.
     """
     import tensorflow as tf
 
-    from sagan_tf import callbacks, evaluation, restore
+    from sagan_tf import evaluation, restore, summaries
     from sagan_tf.errors import UsageError
+    from sagan_tf.run_dir import RunDirectory, write_json_atomically
 
     if not model_dir:
         raise UsageError("--model_dir is required: the directory `python -m training.run` trained into.")
-    if not tf.io.gfile.isdir(model_dir):
-        raise UsageError(f"No run directory {model_dir}. Pass the --model_dir that `python -m training.run` "
-                         "trained into.")
-    restored = restore.restore_generator(model_dir, checkpoint, use_ema=config.use_ema)
+    run = RunDirectory(model_dir)
+    restored = restore.restore_generator(model_dir, checkpoint, use_ema=use_ema)
     run_config = restored.config
+    dataset, image_size = run_config.training.dataset, run_config.model.image_size
     print_fn(f"Evaluating {restored.checkpoint} (step {restored.step}, {'EMA' if restored.ema else 'raw'} "
              f"generator) on {config.num_samples} samples.")
-    evaluator = evaluation.Evaluator.create(run_config.dataset, run_config.image_size, config, data_dir, print_fn)
+    evaluator = evaluation.Evaluator.create(dataset, image_size, config, data_dir, print_fn)
     figures = evaluator(restored.generator)
     result = {
         **restore.describe(restored),
         "model_dir": model_dir,
-        "dataset": run_config.dataset,
-        "classifier": config.classifier or evaluation.default_classifier(run_config.dataset),
+        "dataset": dataset,
+        "classifier": config.classifier or evaluation.default_classifier(dataset),
         "classifier_id": evaluator.classifier.classifier_id,
         "split": config.split,
         "num_real": evaluator.real_stats.count,
@@ -102,35 +110,29 @@ def evaluate_run(model_dir, config, checkpoint=None, data_dir=None, print_fn=log
         "num_splits": config.num_splits,
         **figures,
     }
-    directory = os.path.join(model_dir, "eval")
-    tf.io.gfile.makedirs(directory)
+    tf.io.gfile.makedirs(run.eval_dir)
     suffix = "" if restored.ema else "_noema"
-    path = os.path.join(directory, f"step_{restored.step:08d}{suffix}.json")
-    _write_json_atomically(path, result)
-    _write_json_atomically(os.path.join(directory, "latest.json"), result)
-    writer = tf.summary.create_file_writer(directory)
+    path = os.path.join(run.eval_dir, f"step_{restored.step:08d}{suffix}.json")
+    write_json_atomically(path, result)
+    write_json_atomically(os.path.join(run.eval_dir, "latest.json"), result)
+    writer = tf.summary.create_file_writer(run.eval_dir)
     with writer.as_default():
-        for name in ("fid", "inception_score", "kid"):
-            if result.get(name) is not None:
-                callbacks.write_scalar(f"eval{suffix}/{name}", result[name], restored.step)
+        summaries.write_scalars({name: result.get(name) for name in ("fid", "inception_score", "kid")},
+                                restored.step, prefix=f"eval{suffix}/")
     writer.close()
     print_fn(f"Wrote {path}.")
     return result
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    from sagan_tf.errors import UsageError
-
-    try:
-        result = evaluate_run(FLAGS.model_dir, eval_config(FLAGS), FLAGS.checkpoint, FLAGS.data_dir)
-    except UsageError as error:
-        print(f"Error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+@cli.main_wrapper
+def main(argv, values=None):
+    values = flags.FLAGS if values is None else values
+    result = evaluate_run(values.model_dir, eval_config(values), values.checkpoint, use_ema=values.ema,
+                          data_dir=values.data_dir)
     print(json.dumps(result, sort_keys=True))
     return 0
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -1,10 +1,10 @@
 r"""Trains SAGAN: `python -m training.run [--dataset=synthetic] [--preset=...] [--model_dir=...] ...`.
 
-Flags -> `SAGANConfig` (a preset with the flags' overrides) + `train_lib.TrainOptions` -> `train_lib.run`.
-With no flags it trains the `synthetic32` preset on the embedded synthetic dataset into ./runs/synthetic32.
-Rerunning a command resumes from the latest checkpoint in its --model_dir; SIGTERM or Ctrl-C stops after the
-current step with a checkpoint saved (exit status 128 + signal number). Bad input ends with a one-paragraph error
-and exit status 2.
+Flags -> `ExperimentConfig` (a preset with the flags' overrides, `sagan_tf.presets.config_for_dataset`) +
+`train_lib.TrainOptions` -> `train_lib.run`. With no flags it trains the `synthetic32` preset on the embedded
+synthetic dataset into ./runs/synthetic32. Rerunning a command resumes from the latest checkpoint in its
+--model_dir; SIGTERM or Ctrl-C stops after the current step with a checkpoint saved (exit status 128 + signal
+number). Bad input ends with a one-paragraph error and exit status 2.
 
 FID and IS of the sampling (EMA) generator (`--eval_samples` images, default 2000) are computed at the start and the
 end of training, and every `--eval_every` steps if that is > 0, and logged (TensorBoard tags eval/fid,
@@ -22,88 +22,140 @@ turns evaluation off. For reportable figures evaluate a checkpoint with `python 
 """
 
 import os
-import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from absl import app, flags  # noqa: E402
 
-from training import dataset_presets, train_lib  # noqa: E402
+from sagan_tf import cli  # noqa: E402
 
-FLAGS = flags.FLAGS
+_TRAINING_OVERRIDES = ("train_steps", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps")
 
-flags.DEFINE_string("dataset", "synthetic", "synthetic, cifar10, celeb_a, imagenet2012, lsun/<category> or "
-                    "folder:<path> (one subfolder per class, or none).")
-flags.DEFINE_string("preset", None, "Model preset (synthetic32, cifar32, dcgan64, imagenet128). Default: chosen "
-                    "from the dataset (folders: from --image_size, 32/64/128).")
-flags.DEFINE_string("model_dir", None, "Run directory (config.json, checkpoints/, samples/, TensorBoard events). "
-                    "Default: runs/<preset> for the preset's own dataset, else runs/<preset>-<dataset>.")
-flags.DEFINE_integer("train_steps", None, "Generator updates to train to. Default: the preset's.")
-flags.DEFINE_integer("batch_size", None, "Global batch size (all replicas together). Default: the preset's.")
-flags.DEFINE_integer("image_size", None, "Image size; must be the one the preset's architecture makes.")
-flags.DEFINE_float("g_lr", None, "Generator Adam learning rate. Default: the preset's.")
-flags.DEFINE_float("d_lr", None, "Discriminator Adam learning rate. Default: the preset's.")
-flags.DEFINE_float("beta1", None, "Adam beta1. Default: the preset's.")
-flags.DEFINE_float("beta2", None, "Adam beta2. Default: the preset's.")
-flags.DEFINE_integer("d_steps", None, "Discriminator updates per generator update. Default: the preset's.")
-flags.DEFINE_string("ema_decay", None, "Decay of the generator's moving average, or 'none'. Default: the preset's.")
-flags.DEFINE_enum("strategy", "auto", train_lib.STRATEGIES, "auto: all GPUs if any, else one device; mirrored: "
-                  "all GPUs (or all logical CPUs); multi_worker: from TF_CONFIG; tpu: see --tpu; off: one device.")
-flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for --strategy=tpu ('' = this TPU VM).")
-flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices (try --strategy=mirrored "
-                     "without GPUs).")
-flags.DEFINE_enum("mixed_precision", "float32", train_lib.PRECISIONS, "Compute precision.")
-flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step. Default: Keras's auto (on with GPUs only).")
-flags.DEFINE_integer("sample_every", 500, "Steps between sample grids (0: only at the end).")
-flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints (0: only at the end).")
-flags.DEFINE_integer("log_every", 100, "Steps between progress lines.")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation, noise, data order and sample-grid latents.")
-flags.DEFINE_string("data_dir", None, "TFDS data directory (also the base of relative folder: paths).")
-flags.DEFINE_integer("eval_every", 0, "Steps between FID/IS evaluations (0: only at the start and the end of "
-                     "training). Evaluation runs on the chief with the sampling (EMA) generator.")
-flags.DEFINE_integer("eval_samples", 2000, "Generated images per evaluation during training (0: no evaluation). "
-                     "Use training.evaluate with 50000 for figures comparable to papers.")
-flags.DEFINE_string("classifier", None, "Classifier for FID/IS: 'synthetic', 'inception', a TF-Hub handle, a "
-                    "SavedModel directory or a .keras file. Default: 'synthetic' for the synthetic dataset, else "
-                    "'inception' (needs network access to TF-Hub or a local copy; see training.evaluate).")
-flags.DEFINE_bool("kid", False, "Also compute the Kernel Inception Distance at each evaluation.")
+
+def define_flags(flag_values=flags.FLAGS):
+    """Defines the command's flags on `flag_values` (called only when this module runs as a program)."""
+    from training import distribute, train_lib
+
+    flags.DEFINE_string("dataset", "synthetic", "synthetic, cifar10, celeb_a, imagenet2012, lsun/<category> or "
+                        "folder:<path> (one subfolder per class, or none).", flag_values=flag_values)
+    flags.DEFINE_string("preset", None, "Model preset (synthetic32, cifar32, dcgan64, imagenet128). Default: chosen "
+                        "from the dataset (folders: from --image_size, 32/64/128).", flag_values=flag_values)
+    flags.DEFINE_string("model_dir", None, "Run directory (config.json, checkpoints/, samples/, TensorBoard events). "
+                        "Default: runs/<preset> for the preset's own dataset, else runs/<preset>-<dataset>.",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("train_steps", None, "Generator updates to train to. Default: the preset's.",
+                         flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", None, "Global batch size (all replicas together). Default: the preset's.",
+                         flag_values=flag_values)
+    flags.DEFINE_integer("image_size", None, "Image size; must be the one the preset's architecture makes.",
+                         flag_values=flag_values)
+    flags.DEFINE_float("g_lr", None, "Generator Adam learning rate. Default: the preset's.", flag_values=flag_values)
+    flags.DEFINE_float("d_lr", None, "Discriminator Adam learning rate. Default: the preset's.",
+                       flag_values=flag_values)
+    flags.DEFINE_float("beta1", None, "Adam beta1. Default: the preset's.", flag_values=flag_values)
+    flags.DEFINE_float("beta2", None, "Adam beta2. Default: the preset's.", flag_values=flag_values)
+    flags.DEFINE_integer("d_steps", None, "Discriminator updates per generator update. Default: the preset's.",
+                         flag_values=flag_values)
+    flags.DEFINE_string("ema_decay", None, "Decay of the generator's moving average, or 'none'. Default: the "
+                        "preset's.", flag_values=flag_values)
+    flags.DEFINE_enum("strategy", "auto", distribute.STRATEGIES, "auto: all GPUs if any, else one device; mirrored: "
+                      "all GPUs (or all logical CPUs); multi_worker: from TF_CONFIG; tpu: see --tpu; off: one "
+                      "device.", flag_values=flag_values)
+    flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for --strategy=tpu ('' = this TPU VM).",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices (try --strategy=mirrored "
+                         "without GPUs).", flag_values=flag_values)
+    flags.DEFINE_enum("mixed_precision", "float32", train_lib.PRECISIONS, "Compute precision.",
+                      flag_values=flag_values)
+    flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step. Default: Keras's auto (on with GPUs only).",
+                      flag_values=flag_values)
+    flags.DEFINE_integer("sample_every", 500, "Steps between sample grids (0: only at the end).",
+                         flag_values=flag_values)
+    flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints (0: only at the end).",
+                         flag_values=flag_values)
+    flags.DEFINE_integer("log_every", 100, "Steps between progress lines.", flag_values=flag_values)
+    flags.DEFINE_integer("seed", 0, "Seed of initialisation, noise, data order and sample-grid latents.",
+                         flag_values=flag_values)
+    flags.DEFINE_string("data_dir", None, "TFDS data directory (also the base of relative folder: paths).",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("eval_every", 0, "Steps between FID/IS evaluations (0: only at the start and the end of "
+                         "training). Evaluation runs on the chief with the sampling (EMA) generator.",
+                         flag_values=flag_values)
+    flags.DEFINE_integer("eval_samples", 2000, "Generated images per evaluation during training (0: no evaluation). "
+                         "Use training.evaluate with 50000 for figures comparable to papers.", flag_values=flag_values)
+    flags.DEFINE_string("classifier", None, "Classifier for FID/IS: 'synthetic', 'inception', a TF-Hub handle, a "
+                        "SavedModel directory or a .keras file. Default: 'synthetic' for the synthetic dataset, else "
+                        "'inception' (needs network access to TF-Hub or a local copy; see training.evaluate).",
+                        flag_values=flag_values)
+    flags.DEFINE_bool("kid", False, "Also compute the Kernel Inception Distance at each evaluation.",
+                      flag_values=flag_values)
+
+
+def parse_ema_decay(text):
+    """A decay in (0, 1) from the --ema_decay text, or None for "none"."""
+    from sagan_tf.errors import ConfigError
+
+    if str(text).strip().lower() in ("none", "off", ""):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"ema_decay must be a number in (0, 1) or 'none'. Received: ema_decay={text!r}") from None
+
+
+def evaluation_config(values):
+    """The `EvalConfig` of training-time evaluation that the flag values ask for, or None (--eval_samples=0).
+
+    Raises:
+      UsageError: evaluation asked for (--eval_every > 0 or --classifier) with --eval_samples=0, or 1 sample.
+    """
+    from sagan_tf.errors import UsageError
+    from sagan_tf.evaluation import EvalConfig
+
+    if values.eval_samples == 0:
+        if values.eval_every > 0 or values.classifier:
+            raise UsageError("Evaluation was asked for (--eval_every > 0 or --classifier) but --eval_samples is 0; "
+                             "pass --eval_samples >= 2. Received: "
+                             f"eval_every={values.eval_every}, classifier={values.classifier!r}, eval_samples=0")
+        return None
+    if values.eval_samples < 2:
+        raise UsageError("--eval_samples must be 0 (no evaluation) or >= 2. "
+                         f"Received: eval_samples={values.eval_samples}")
+    return EvalConfig(num_samples=values.eval_samples, classifier=values.classifier or None,
+                      compute_kid=values.kid, seed=values.seed)
 
 
 def config_and_options(values):
-    """The `SAGANConfig` and `TrainOptions` that the flag values ask for."""
-    overrides = {name: getattr(values, name) for name in
-                 ("train_steps", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps")
-                 if getattr(values, name) is not None}
+    """The `ExperimentConfig` and `TrainOptions` that the flag values ask for."""
+    from sagan_tf import presets, run_dir
+    from training import train_lib
+
+    overrides = {name: getattr(values, name) for name in _TRAINING_OVERRIDES if getattr(values, name) is not None}
     if values.ema_decay is not None:
-        overrides["ema_decay"] = dataset_presets.parse_ema_decay(values.ema_decay)
-    config = dataset_presets.config_for(values.dataset, values.preset, values.image_size, values.data_dir,
-                                         **overrides)
+        overrides["ema_decay"] = parse_ema_decay(values.ema_decay)
+    config = presets.config_for_dataset(values.dataset, values.preset, values.image_size, values.data_dir,
+                                        **overrides)
     options = train_lib.TrainOptions(
-        model_dir=values.model_dir or dataset_presets.default_model_dir(config, values.dataset),
-        dataset=values.dataset, data_dir=values.data_dir, strategy=values.strategy, tpu=values.tpu,
-        cpu_devices=values.cpu_devices, mixed_precision=values.mixed_precision, jit_compile=values.jit_compile,
-        sample_every=values.sample_every, checkpoint_every=values.checkpoint_every, log_every=values.log_every,
-        seed=values.seed, eval_samples=values.eval_samples, eval_every=values.eval_every,
-        classifier=values.classifier or None, compute_kid=values.kid)
+        model_dir=values.model_dir or run_dir.default_model_dir(config, values.dataset),
+        data_dir=values.data_dir, strategy=values.strategy, tpu=values.tpu, cpu_devices=values.cpu_devices,
+        mixed_precision=values.mixed_precision, jit_compile=values.jit_compile, sample_every=values.sample_every,
+        checkpoint_every=values.checkpoint_every, log_every=values.log_every, seed=values.seed,
+        evaluation=evaluation_config(values), eval_every=values.eval_every)
     return config, options
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    from sagan_tf.errors import UsageError
+@cli.main_wrapper
+def main(argv, values=None):
+    from training import train_lib
 
-    try:
-        config, options = config_and_options(FLAGS)
-        result = train_lib.run(config, options)
-    except UsageError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 2
+    config, options = config_and_options(flags.FLAGS if values is None else values)
+    result = train_lib.run(config, options)
     if result.stopped_by_signal:
         return 128 + result.stopped_by_signal
     return 0
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -1,22 +1,19 @@
 """Training a SAGAN model: `run(config, options)` (used by `python -m training.run`).
 
-`model_dir` holds everything a run writes and needs to resume:
-
-    config.json             the SAGANConfig of the run (resuming with an incompatible one is refused)
-    checkpoints/ckpt-<step> model, EMA generator, both optimizers, noise RNG state (`callbacks.gan_checkpoint`)
-    samples/step_*.png      grids of a fixed set of latents and labels from the sampling (EMA) generator
-    events.out.tfevents.*   TensorBoard: losses, attention gammas, throughput, sample grids, eval/fid ...
+The run directory (`sagan_tf.run_dir`) holds everything a run writes and needs to resume: config.json (the
+`ExperimentConfig`; resuming with an incompatible one is refused), checkpoints/ckpt-<step> (`checkpoint.gan_checkpoint`),
+samples/step_*.png (grids of fixed latents from the sampling (EMA) generator) and TensorBoard events (losses,
+attention gammas, throughput, sample grids, eval/fid ...).
 
 The step is the generator optimizer's update count. Rerunning into the same `model_dir` restores the latest
-checkpoint and trains on to `config.train_steps`. The input pipeline of a run that starts at step s is seeded
-with a hash of (seed, s), so a resumed run reads fresh data instead of replaying the stream from its start; the
-model state is restored exactly, but the data after a resume differs from what an uninterrupted run would have
+checkpoint and trains on to `config.training.train_steps`. The input pipeline of a run that starts at step s is
+seeded with a hash of (seed, s), so a resumed run reads fresh data instead of replaying the stream from its start;
+the model state is restored exactly, but the data after a resume differs from what an uninterrupted run would have
 read (the pipelines cannot cheaply be positioned at an arbitrary example: TFDS shuffle buffers, file order).
 """
 
 import dataclasses
 import hashlib
-import json
 import os
 import time
 from typing import Any, Optional
@@ -25,28 +22,25 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from sagan_tf import callbacks, data, eval_callback, evaluation
-from sagan_tf.config import SAGANConfig
-from sagan_tf.errors import ConfigError, UsageError
-from sagan_tf.models import SAGAN, Discriminator, Generator
+from sagan_tf import callbacks, checkpoint, data
+from sagan_tf.config import ExperimentConfig
+from sagan_tf.errors import ClassifierUnavailableError, ConfigError, UsageError
+from sagan_tf.evaluation import EvalConfig, Evaluator
+from sagan_tf.models import build_sagan
+from sagan_tf.run_dir import RunDirectory
+from training import distribute
 
-STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "off")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-# Fields that may change when resuming; any other difference makes the checkpoint meaningless for the config.
-RESUMABLE_FIELDS = ("train_steps",)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainOptions:
-    """How to run training (the model and its hyperparameters are the `SAGANConfig`).
+    """How to run training (what is trained, and with which hyperparameters, is the `ExperimentConfig`).
 
     Attributes:
-      model_dir: directory of config.json, checkpoints/, samples/ and TensorBoard events (any tf.io.gfile path).
-      dataset: a `sagan_tf.data` name; None uses `config.dataset`.
+      model_dir: the run directory (see `sagan_tf.run_dir`; any tf.io.gfile path).
       data_dir: TFDS data directory (or the base of relative "folder:" paths).
-      strategy: "auto" (MirroredStrategy over all GPUs if there are any, else the default strategy), "mirrored"
-        (all GPUs, or all logical CPU devices without GPUs), "multi_worker" (MultiWorkerMirroredStrategy from
-        TF_CONFIG), "tpu" (TPUStrategy; see `tpu`) or "off" (the default strategy).
+      strategy: a name in `distribute.STRATEGIES` (see `distribute.get_distribution_strategy`).
       tpu: TPU name or address for strategy "tpu" ("" = the local TPU VM).
       cpu_devices: split the CPU into this many logical devices first (to try "mirrored" on a CPU machine);
         1 leaves the devices alone.
@@ -59,23 +53,16 @@ class TrainOptions:
       seed: seed of the weight initialisation, the noise, the input pipeline and the sample-grid latents.
       samples_per_class: images per row of the sample grid.
       handle_signals: on SIGTERM/SIGINT, stop after the current step and save a checkpoint.
-      eval_samples: generated images per FID/IS evaluation (on the chief, with the sampling generator); 0: no
-        evaluation. Evaluations run at the start of training, every `eval_every` steps and at the end.
+      evaluation: how to evaluate FID/IS (/KID) of the sampling generator on the chief (an `EvalConfig`),
+        at the start of training, every `eval_every` steps and at the end; None: no evaluation.
       eval_every: steps between evaluations (0: only at the start and the end of training).
-      classifier: the classifier of the metrics (see `evaluation.load_classifier_for`); None: the dataset's
-        default ("synthetic" for the synthetic dataset, TF-GAN's Inception from TF-Hub otherwise).
-      compute_kid: also compute KID at each evaluation.
-      eval_batch_size: images generated and classified per batch during evaluation.
-      eval_num_real: real images in the reference statistics (computed once, then cached).
-      eval_cache_dir: cache of the real-data statistics; None: `evaluation.default_cache_dir()`.
 
-    Evaluation counts as asked for when `eval_every` > 0 or a `classifier` is given: then an unavailable classifier
-    is a `UsageError` before training starts. Otherwise (the default evaluation at start and end) training goes on
-    without evaluation and a warning says how to enable it.
+    Evaluation counts as asked for when `eval_every` > 0 or the evaluation names a classifier: then an unavailable
+    classifier is a `UsageError` before training starts. Otherwise (the default evaluation at start and end) training
+    goes on without evaluation and a warning says how to enable it.
     """
 
     model_dir: str
-    dataset: Optional[str] = None
     data_dir: Optional[str] = None
     strategy: str = "auto"
     tpu: str = ""
@@ -89,27 +76,27 @@ class TrainOptions:
     seed: int = 0
     samples_per_class: int = 8
     handle_signals: bool = True
-    eval_samples: int = 0
+    evaluation: Optional[EvalConfig] = None
     eval_every: int = 0
-    classifier: Optional[str] = None
-    compute_kid: bool = False
-    eval_batch_size: int = 250
-    eval_num_real: int = 10_000
-    eval_cache_dir: Optional[str] = None
 
     @property
     def evaluation_requested(self):
-        """Whether the user explicitly asked for evaluation (`eval_every` > 0 or a `classifier`)."""
-        return self.eval_every > 0 or bool(self.classifier)
+        """Whether the user explicitly asked for evaluation (`eval_every` > 0 or a classifier named)."""
+        return self.eval_every > 0 or (self.evaluation is not None and bool(self.evaluation.classifier))
 
     def validate(self):
+        """Checks the options.
+
+        Raises:
+          UsageError: naming the option and its value.
+        """
         def fail(message):
             raise UsageError(f"Invalid training options: {message}")
 
         if not self.model_dir:
             fail(f"model_dir must be a directory path. Received: model_dir={self.model_dir!r}")
-        if self.strategy not in STRATEGIES:
-            fail(f"strategy must be one of {', '.join(STRATEGIES)}. Received: strategy={self.strategy!r}")
+        if self.strategy not in distribute.STRATEGIES:
+            fail(f"strategy must be one of {', '.join(distribute.STRATEGIES)}. Received: strategy={self.strategy!r}")
         if self.mixed_precision not in PRECISIONS:
             fail(f"mixed_precision must be one of {', '.join(PRECISIONS)}. "
                  f"Received: mixed_precision={self.mixed_precision!r}")
@@ -121,15 +108,11 @@ class TrainOptions:
                 fail(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
         if not 0 <= self.seed < 2**31:
             fail(f"seed must be an integer in [0, 2**31). Received: seed={self.seed}")
-        if self.eval_samples < 0 or self.eval_samples == 1:
-            fail(f"eval_samples must be 0 (no evaluation) or >= 2. Received: eval_samples={self.eval_samples}")
-        if self.eval_samples == 0 and self.evaluation_requested:
-            fail("evaluation was asked for (eval_every > 0 or a classifier) but eval_samples is 0; set eval_samples "
-                 f"> 0. Received: eval_every={self.eval_every}, classifier={self.classifier!r}, eval_samples=0")
-        if self.eval_batch_size < 1:
-            fail(f"eval_batch_size must be >= 1. Received: eval_batch_size={self.eval_batch_size}")
-        if self.eval_num_real < 2:
-            fail(f"eval_num_real must be >= 2. Received: eval_num_real={self.eval_num_real}")
+        if self.evaluation is not None and not isinstance(self.evaluation, EvalConfig):
+            fail(f"evaluation must be an evaluation.EvalConfig or None. Received: evaluation={self.evaluation!r}")
+        if self.evaluation is None and self.eval_every > 0:
+            fail(f"eval_every={self.eval_every} asks for evaluation during training, but evaluation is off (no "
+                 "EvalConfig; --eval_samples=0). Set eval_samples > 0, or eval_every to 0.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +128,7 @@ class RunResult:
       stopped_by_signal: the signal number that stopped training early, or None.
       model: the trained `SAGAN` (its `sampling_generator` is what to sample from).
       evaluations: {step: {"fid", "inception_score", ["kid",] "num_samples", "seconds"}} of this run's evaluations.
-      eval_seconds: wall time spent evaluating (real statistics and classifier loading included).
+      eval_seconds: wall time spent evaluating (classifier loading and real statistics included).
       seconds: wall time of the whole run (setup, training and evaluation).
     """
 
@@ -164,15 +147,16 @@ class RunResult:
         """"FID 123.4 -> 12.3, IS 1.20 -> 3.50 (evaluation 25 s of 620 s)", or None without evaluations."""
         if not self.evaluations:
             return None
-        return (f"{eval_callback.summarize(self.evaluations)} "
+        return (f"{callbacks.summarize_evaluations(self.evaluations)} "
                 f"(evaluation {self.eval_seconds:.0f} s of {self.seconds:.0f} s)")
 
 
 def run(config, options):
-    """Trains (or resumes training) a SAGAN model to `config.train_steps`.
+    """Trains (or resumes training) a SAGAN model to `config.training.train_steps`.
 
     Args:
-      config: a `SAGANConfig`; `num_classes` must match the dataset (0 trains an unconditional model on any).
+      config: an `ExperimentConfig`; its model's `num_classes` must match the dataset (0 trains an unconditional
+        model on any).
       options: `TrainOptions`.
 
     Returns:
@@ -182,8 +166,7 @@ def run(config, options):
       UsageError: (or its subclasses ConfigError, DatasetError) for bad options, data, batch sizes or an
         incompatible `model_dir`, with a message saying how to fix it.
     """
-    trainer = Trainer(config, options)
-    return trainer.train()
+    return Trainer(config, options).train()
 
 
 def pipeline_seed(seed, start_step):
@@ -194,216 +177,127 @@ def pipeline_seed(seed, start_step):
     return int.from_bytes(digest[:4], "big") % 2**31
 
 
-def input_fn(config, options, dataset_name, start_step):
+def input_fn(config, options, start_step):
     """The `dataset_fn` for `strategy.distribute_datasets_from_function`: batches of d_steps * batch_size images.
 
-    Each train step consumes `config.d_steps` real batches (see `SAGAN`), so the global batch of the pipeline is
-    `config.d_steps * config.batch_size`.
+    Each train step consumes `d_steps` real batches (see `SAGAN`), so the global batch of the pipeline is
+    `config.training.images_per_step`.
     """
     seed = pipeline_seed(options.seed, start_step)
+    training = config.training
 
     def dataset_fn(input_context):
-        return data.load(dataset_name, "train", image_size=config.image_size,
-                         batch_size=config.d_steps * config.batch_size, data_dir=options.data_dir, seed=seed,
+        return data.load(training.dataset, "train", image_size=config.model.image_size,
+                         batch_size=training.images_per_step, data_dir=options.data_dir, seed=seed,
                          input_context=input_context)
 
     return dataset_fn
 
 
-def build_strategy(options):
-    """The `tf.distribute.Strategy` named by `options.strategy` (create it before other TensorFlow work)."""
-    if options.cpu_devices > 1:
-        _split_cpu(options.cpu_devices)
-    name = options.strategy
-    if name == "multi_worker":
-        # Before anything initialises the runtime: the strategy configures collective ops at startup.
-        _check_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    has_gpus = bool(tf.config.list_physical_devices("GPU"))
-    if name == "off" or (name == "auto" and not has_gpus):
-        return tf.distribute.get_strategy()
-    if name in ("auto", "mirrored"):
-        kind = "GPU" if has_gpus else "CPU"
-        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices(kind)])
-    try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=options.tpu)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, tf.errors.OpError, RuntimeError) as error:
-        raise UsageError(
-            f"Could not connect to a TPU ({type(error).__name__}: {error}). Run on a TPU VM, or pass the TPU's name "
-            "or grpc:// address with --tpu, or choose another --strategy (auto, mirrored, off).") from None
-    return tf.distribute.TPUStrategy(resolver)
-
-
-def _split_cpu(count):
-    cpus = tf.config.list_physical_devices("CPU")
-    try:
-        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
-    except RuntimeError:
-        # The runtime is already initialised (e.g. by a test harness); fine if the devices are there.
-        if len(tf.config.list_logical_devices("CPU")) != count:
-            raise UsageError(
-                f"cpu_devices={count} must be set before TensorFlow initialises its devices, and this process "
-                f"already has {len(tf.config.list_logical_devices('CPU'))} logical CPU devices. Start a fresh "
-                "process, or leave cpu_devices at 1.") from None
-
-
-def _check_tf_config():
-    raw = os.environ.get("TF_CONFIG")
-    example = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-               '"task": {"type": "worker", "index": 0}}\'')
-    if not raw:
-        raise UsageError("--strategy=multi_worker needs the TF_CONFIG environment variable describing the cluster "
-                         f"and this process's task, e.g. {example} (index 1 on the second host).")
-    try:
-        spec = json.loads(raw)
-        spec["cluster"], spec["task"]["type"], spec["task"]["index"]
-    except (ValueError, KeyError, TypeError):
-        raise UsageError(f"TF_CONFIG is not a valid cluster description: {raw!r}. Expected e.g. {example}.") from None
-
-
-def is_chief(strategy):
-    """Whether this process is the chief (the one writing summaries, samples and the real checkpoints)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    task_type = getattr(resolver, "task_type", None)
-    if task_type is None or task_type == "chief":
-        return True
-    if isinstance(strategy, tf.distribute.TPUStrategy):
-        return True
-    cluster = resolver.cluster_spec().as_dict()
-    return task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
-
-
-def check_resumable(config_path, config):
-    """Refuses to train `config` into a model_dir whose config.json describes another model.
-
-    Raises:
-      ConfigError: naming every differing field with both values.
-    """
-    if not tf.io.gfile.exists(config_path):
-        return
-    with tf.io.gfile.GFile(config_path) as f:
-        text = f.read()
-    try:
-        saved = json.loads(text)
-    except ValueError:
-        raise ConfigError(f"{config_path} is not valid JSON; move it away or use another --model_dir.") from None
-    current = json.loads(config.to_json())
-    differences = [f"{name}: {saved.get(name, '<missing>')!r} in config.json, {current.get(name, '<missing>')!r} now"
-                   for name in sorted(set(saved) | set(current))
-                   if name not in RESUMABLE_FIELDS and saved.get(name) != current.get(name)]
-    if differences:
-        directory = os.path.dirname(config_path)
+def _check_dataset(config, data_dir):
+    """The dataset's class names, after checking that its class count fits the model."""
+    info = data.get_info(config.training.dataset, data_dir)
+    model = config.model
+    if model.conditional and model.num_classes != info.num_classes:
         raise ConfigError(
-            f"Refusing to resume in {directory}: its config.json describes a different run ({'; '.join(differences)}). "
-            f"Rerun with the settings of {config_path} (only train_steps may change), or choose a new --model_dir.")
-
-
-class _MultiWorkerSAGAN(SAGAN):
-    """SAGAN whose train_step logs have shape (1,), for `fit` under MultiWorkerMirroredStrategy.
-
-    Keras 3.15 reduces fit's per-replica logs across workers with `strategy.reduce("MEAN", value, axis=0)`, which
-    fails for scalars ("Invalid reduction dimension 0 for input with 0 dimensions", tensorflow/tensorflow#72388).
-    A leading axis of length 1 makes that reduction the mean over all replicas, a scalar again.
-    """
-
-    def train_step(self, data):
-        return {name: keras.ops.reshape(value, (1,)) for name, value in super().train_step(data).items()}
-
-
-def _write_text_atomically(path, text):
-    temporary = path + ".tmp"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+            f"Dataset {config.training.dataset} has {info.num_classes} class(es) but the config is for "
+            f"{model.num_classes}; set num_classes={info.num_classes if info.conditional else 0} (0 trains an "
+            f"unconditional model). Received: num_classes={model.num_classes}")
+    return info.class_names
 
 
 class Trainer:
-    """One training run, set up: strategy, data, model restored from the latest checkpoint, callbacks.
+    """One training run, set up: strategy, run directory, model restored from the latest checkpoint, evaluator,
+    summary writer and callbacks.
 
-    `Trainer(config, options)` builds everything and restores the latest checkpoint (so `trainer.model` and
-    `trainer.step` show the state training resumes from); `train()` trains to `config.train_steps`. `run` is
-    both. The mixed-precision policy is set for the model's construction and put back by `train()`.
+    `Trainer(config, options)` builds all of it and restores the latest checkpoint (so `trainer.model` and
+    `trainer.step` show the state training resumes from); `train()` trains to `train_steps`. `run` is both. The
+    mixed-precision policy is set for the model's construction and put back by `train()` (or at once when the
+    construction fails).
     """
 
     def __init__(self, config, options):
-        if not isinstance(config, SAGANConfig):
-            raise UsageError(f"config must be a SAGANConfig. Received: config={config!r}")
+        if not isinstance(config, ExperimentConfig):
+            raise UsageError(f"config must be an ExperimentConfig. Received: config={config!r}")
         if not isinstance(options, TrainOptions):
             raise UsageError(f"options must be TrainOptions. Received: options={options!r}")
         options.validate()
-        self._start_time = time.perf_counter()
         if keras.backend.backend() != "tensorflow":
             raise UsageError("Training needs Keras's TensorFlow backend; set KERAS_BACKEND=tensorflow. "
                              f"Received: backend {keras.backend.backend()!r}")
+        self._start_time = time.perf_counter()
+        self.config = config
         self.options = options
-        dataset_name = options.dataset or config.dataset
-        info = data.get_info(dataset_name, options.data_dir)
-        if config.conditional and config.num_classes != info.num_classes:
-            raise ConfigError(
-                f"Dataset {dataset_name} has {info.num_classes} class(es) but the config is for "
-                f"{config.num_classes}; set num_classes={info.num_classes if info.conditional else 0} "
-                "(0 trains an unconditional model). Received: "
-                f"num_classes={config.num_classes}")
-        self.config = config = dataclasses.replace(config, dataset=dataset_name)
-        self.class_names = info.class_names
-
-        self.strategy = build_strategy(options)
+        self.class_names = _check_dataset(config, options.data_dir)
+        self.strategy = distribute.get_distribution_strategy(options.strategy, options.tpu, options.cpu_devices)
         replicas = self.strategy.num_replicas_in_sync
-        if config.batch_size % replicas:
-            suggestion = (config.batch_size // replicas + 1) * replicas
+        batch_size = config.training.batch_size
+        if batch_size % replicas:
+            suggestion = (batch_size // replicas + 1) * replicas
             raise UsageError(
-                f"The global batch size {config.batch_size} does not split evenly over the {replicas} replicas of "
-                f"strategy {options.strategy!r}; use a multiple of {replicas} (e.g. --batch_size={suggestion}) or "
-                "fewer devices.")
-        self.chief = is_chief(self.strategy)
-        self.multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        self.model_dir = options.model_dir
-        self.config_path = os.path.join(self.model_dir, "config.json")
-        self.checkpoint_dir = os.path.join(self.model_dir, "checkpoints")
-        self.samples_dir = os.path.join(self.model_dir, "samples")
-        check_resumable(self.config_path, config)
+                f"The global batch size {batch_size} does not split evenly over the {replicas} replicas of strategy "
+                f"{options.strategy!r}; use a multiple of {replicas} (e.g. --batch_size={suggestion}) or fewer "
+                "devices.")
+        self.chief = distribute.is_chief(self.strategy)
+        self.run_dir = RunDirectory(options.model_dir)
+        self.run_dir.check_resumable(config)
         if self.chief:
-            tf.io.gfile.makedirs(self.model_dir)
-            _write_text_atomically(self.config_path, config.to_json() + "\n")
+            self.run_dir.write_config(config)
 
         self._previous_policy = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy(options.mixed_precision)
         try:
             self.model = self._build_model()
+            self.manager = self._checkpoint_manager()
             self.step = self._restore()
             self.evaluator = self._build_evaluator()
         except BaseException:
             keras.mixed_precision.set_global_policy(self._previous_policy)
             raise
+        self.summary_writer = tf.summary.create_file_writer(self.run_dir.path) if self.chief else None
+        self.stopper = callbacks.GracefulStop(print_fn=logging.warning) if options.handle_signals else None
+        self.progress = callbacks.ProgressLogger(
+            config.training.train_steps, options.log_every, images_per_step=config.training.images_per_step,
+            summary_writer=self.summary_writer, print_fn=logging.info if self.chief else (lambda line: None))
+        self.sampler = None
+        if self.chief:
+            self.sampler = callbacks.SampleGrid(
+                self.run_dir.samples_dir, options.sample_every, latent_dim=config.model.latent_dim,
+                num_classes=config.model.num_classes, samples_per_class=options.samples_per_class, seed=options.seed,
+                class_names=self.class_names, summary_writer=self.summary_writer)
+        self.evaluate = None
+        if self.evaluator is not None:
+            self.evaluate = callbacks.EvaluateEvery(options.eval_every, self.evaluator, self.summary_writer,
+                                                    print_fn=logging.info)
+        self.checkpointer = callbacks.CheckpointEvery(self.manager, options.checkpoint_every)
+
+    @property
+    def callbacks(self):
+        """The `fit` callbacks, checkpointing last so that its end-of-training save sees the final state."""
+        return [c for c in (self.stopper, self.progress, self.sampler, self.evaluate, self.checkpointer)
+                if c is not None]
 
     def _build_model(self):
-        config, options = self.config, self.options
+        options = self.options
         keras.utils.set_random_seed(options.seed)
-        model_class = _MultiWorkerSAGAN if self.multi_worker else SAGAN
         with self.strategy.scope():
-            model = model_class(Generator(config), Discriminator(config), config.latent_dim, config.num_classes,
-                                d_steps=config.d_steps, ema_decay=config.ema_decay, seed=options.seed)
-            model.compile(
-                g_optimizer=keras.optimizers.Adam(config.g_lr, beta_1=config.beta1, beta_2=config.beta2),
-                d_optimizer=keras.optimizers.Adam(config.d_lr, beta_1=config.beta1, beta_2=config.beta2),
-                loss=config.loss,
-                jit_compile="auto" if options.jit_compile is None else options.jit_compile)
-        return model
+            return build_sagan(self.config, seed=options.seed, model_class=distribute.model_class(self.strategy),
+                               jit_compile="auto" if options.jit_compile is None else options.jit_compile)
 
-    def _restore(self):
-        checkpoint = callbacks.gan_checkpoint(self.model)
-        directory = self.checkpoint_dir
+    def _checkpoint_manager(self):
+        directory = self.run_dir.checkpoint_dir
         if not self.chief:
             # MultiWorkerMirroredStrategy: every worker takes part in saving; only the chief's copy is kept.
-            task_id = self.strategy.cluster_resolver.task_id
-            directory = os.path.join(self.model_dir, f"tmp_checkpoints_worker{task_id}")
-        self.manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=self.options.keep_checkpoints)
-        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+            directory = os.path.join(self.run_dir.path, f"tmp_checkpoints_worker{distribute.task_id(self.strategy)}")
+        return tf.train.CheckpointManager(checkpoint.gan_checkpoint(self.model), directory,
+                                          max_to_keep=self.options.keep_checkpoints)
+
+    def _restore(self):
+        """Restores the latest checkpoint of the run directory, if any; returns the training step."""
+        latest = self.run_dir.latest_checkpoint()
         if latest is None:
             return 0
-        scaled = any("dynamic_scale" in name for name, _ in tf.train.list_variables(latest))
+        scaled = checkpoint.uses_loss_scaling(latest)
         if scaled != (self.options.mixed_precision == "mixed_float16"):
             written = "with" if scaled else "without"
             raise UsageError(
@@ -412,7 +306,7 @@ class Trainer:
                 f"{'--mixed_precision=mixed_float16' if scaled else 'float32 or mixed_bfloat16'}, or choose a new "
                 "--model_dir.")
         try:
-            checkpoint.restore(latest).assert_existing_objects_matched()
+            self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as error:
             raise UsageError(
                 f"Checkpoint {latest} does not fit this model ({str(error).splitlines()[0]}). It was probably written "
@@ -423,18 +317,14 @@ class Trainer:
         return step
 
     def _build_evaluator(self):
-        """The `evaluation.Evaluator` of the chief, or None (evaluation off, or its classifier unavailable)."""
+        """The `Evaluator` of the chief, or None (evaluation off, or its classifier unavailable)."""
         options, config = self.options, self.config
-        if not self.chief or not options.eval_samples or self.step >= config.train_steps:
+        if not self.chief or options.evaluation is None or self.step >= config.training.train_steps:
             return None
-        eval_config = evaluation.EvalConfig(
-            num_samples=options.eval_samples, batch_size=options.eval_batch_size, classifier=options.classifier,
-            num_real=options.eval_num_real, compute_kid=options.compute_kid, seed=options.seed,
-            cache_dir=options.eval_cache_dir)
         try:
-            return evaluation.Evaluator.create(config.dataset, config.image_size, eval_config, options.data_dir,
-                                               print_fn=logging.info)
-        except evaluation.ClassifierUnavailableError as error:
+            return Evaluator.create(config.training.dataset, config.model.image_size, options.evaluation,
+                                               options.data_dir, print_fn=logging.info)
+        except ClassifierUnavailableError as error:
             if options.evaluation_requested:
                 raise
             logging.warning("Training without FID/IS evaluation. %s To evaluate during training, make the classifier "
@@ -442,45 +332,24 @@ class Trainer:
                             error)
             return None
 
-    def _callbacks(self, summary_writer):
-        options, config = self.options, self.config
-        self.stopper = callbacks.GracefulStop(print_fn=logging.warning) if options.handle_signals else None
-        self.progress = callbacks.ProgressLogger(
-            config.train_steps, options.log_every, images_per_step=config.d_steps * config.batch_size,
-            summary_writer=summary_writer, print_fn=logging.info if self.chief else (lambda line: None))
-        self.sampler = None
-        if self.chief:
-            self.sampler = callbacks.SampleGrid(
-                self.samples_dir, options.sample_every, latent_dim=config.latent_dim,
-                num_classes=config.num_classes, samples_per_class=options.samples_per_class, seed=options.seed,
-                class_names=self.class_names, summary_writer=summary_writer)
-        self.evaluate = None
-        if self.evaluator is not None:
-            self.evaluate = eval_callback.EvaluateEvery(options.eval_every, self.evaluator, summary_writer,
-                                                        print_fn=logging.info)
-        self.checkpointer = callbacks.CheckpointEvery(self.manager, options.checkpoint_every)
-        return [c for c in (self.stopper, self.progress, self.sampler, self.evaluate, self.checkpointer)
-                if c is not None]
-
     def train(self):
-        """Trains from `self.step` to `config.train_steps`; returns a `RunResult`."""
+        """Trains from `self.step` to `train_steps`; returns a `RunResult`."""
         try:
             return self._train()
         finally:
             keras.mixed_precision.set_global_policy(self._previous_policy)
+            if self.summary_writer is not None:
+                self.summary_writer.close()
 
     def _train(self):
-        config, options = self.config, self.options
-        target = config.train_steps
+        target = self.config.training.train_steps
         if self.step >= target:
             logging.info("Nothing to do: %s is already at step %d of train_steps=%d. Pass a larger --train_steps to "
-                         "train further.", self.model_dir, self.step, target)
+                         "train further.", self.run_dir.path, self.step, target)
             return self._result(stopped=None)
-        logging.info("Training %s from step %d to %d on %d replica(s); model_dir %s.", config.name, self.step,
-                     target, self.strategy.num_replicas_in_sync, self.model_dir)
-        writer = tf.summary.create_file_writer(self.model_dir) if self.chief else None
-        cbs = self._callbacks(writer)
-        if self.multi_worker:
+        logging.info("Training %s from step %d to %d on %d replica(s); model_dir %s.", self.config.name, self.step,
+                     target, self.strategy.num_replicas_in_sync, self.run_dir.path)
+        if distribute.is_multi_worker(self.strategy):
             # Keras 3.15's fit first reduces one data batch across replicas (`_maybe_symbolic_build`, to build
             # unbuilt models), which MultiWorkerMirroredStrategy cannot do eagerly for an (images, labels) tuple.
             # The SAGAN is fully built: let fit take the strategy from the enclosing scope instead.
@@ -489,10 +358,10 @@ class Trainer:
             # Normally one fit call; more only when float16 loss scaling skipped updates (the step does not advance).
             while self.step < target:
                 dataset = self.strategy.distribute_datasets_from_function(
-                    input_fn(config, options, config.dataset, self.step))
+                    input_fn(self.config, self.options, self.step))
                 with self.strategy.scope():
-                    self.model.fit(dataset, epochs=1, steps_per_epoch=target - self.step, callbacks=cbs, verbose=0,
-                                   shuffle=False)
+                    self.model.fit(dataset, epochs=1, steps_per_epoch=target - self.step, callbacks=self.callbacks,
+                                   verbose=0, shuffle=False)
                 previous, self.step = self.step, callbacks.global_step(self.model)
                 if self.stopper is not None and self.stopper.signal_received is not None:
                     break
@@ -501,12 +370,10 @@ class Trainer:
                                   "stopping at step %d.", target - previous, self.step)
                     break
         finally:
-            if writer is not None:
-                writer.close()
             if not self.chief and tf.io.gfile.exists(self.manager.directory):
                 tf.io.gfile.rmtree(self.manager.directory)
         stopped = self.stopper.signal_received if self.stopper is not None else None
-        latest = os.path.join(self.checkpoint_dir, f"ckpt-{self.checkpointer.last_saved_step}")
+        latest = self.run_dir.checkpoint_path(self.checkpointer.last_saved_step)
         if stopped is not None:
             logging.warning("Stopped at step %d; checkpoint %s. Rerun the same command to continue.", self.step,
                             latest)
@@ -519,17 +386,22 @@ class Trainer:
         return result
 
     def _result(self, stopped):
-        evaluator, evaluate = getattr(self, "evaluator", None), getattr(self, "evaluate", None)
+        evaluations = dict(self.evaluate.history) if self.evaluate is not None else {}
+        eval_seconds = 0.0
+        if self.evaluator is not None:
+            eval_seconds = self.evaluator.setup_seconds + (self.evaluate.seconds if self.evaluate is not None else 0.0)
         return RunResult(
             step=self.step,
-            logs=dict(getattr(getattr(self, "progress", None), "last_logs", {}) or {}),
-            model_dir=self.model_dir,
-            checkpoint=tf.train.latest_checkpoint(self.checkpoint_dir),
-            sample_grid=getattr(getattr(self, "sampler", None), "last_path", None),
+            logs=dict(self.progress.last_logs),
+            model_dir=self.run_dir.path,
+            checkpoint=self.run_dir.latest_checkpoint(),
+            sample_grid=self.sampler.last_path if self.sampler is not None else None,
             stopped_by_signal=stopped,
             model=self.model,
-            evaluations=dict(getattr(evaluate, "history", {}) or {}),
-            eval_seconds=getattr(evaluator, "setup_seconds", 0.0) + getattr(evaluate, "seconds", 0.0),
+            evaluations=evaluations,
+            eval_seconds=eval_seconds,
             seconds=time.perf_counter() - self._start_time,
         )
 
+
+__all__ = ["TrainOptions", "RunResult", "Trainer", "run", "input_fn", "pipeline_seed", "PRECISIONS"]

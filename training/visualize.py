@@ -1,6 +1,6 @@
 r"""Draws a training run's attention maps and labelled samples: `python -m training.visualize --model_dir=...`.
 
-Restores the generator (the EMA weights unless --no_ema) of the latest checkpoint, or of --checkpoint, and writes
+Restores the generator (the EMA weights unless --noema) of the latest checkpoint, or of --checkpoint, and writes
 into --output_dir (default <model_dir>/visualize):
 
     samples.png         one row per class (up to 16 classes), --samples_per_class images each, labelled with the
@@ -18,22 +18,22 @@ no self-attention layer still gets samples.png, then the command fails (exit sta
 
 import json
 import os
-import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from absl import app, flags  # noqa: E402
 
+from sagan_tf import cli  # noqa: E402
+
 
 def define_flags(flag_values=flags.FLAGS):
-    """Defines the command's flags (on `flag_values`); called only when run as a program, so importing this
-    module next to other commands' modules defines no flag twice."""
+    """Defines the command's flags on `flag_values` (called only when this module runs as a program)."""
     flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/).", required=True,
                         flag_values=flag_values)
     flags.DEFINE_string("checkpoint", None, "Checkpoint step number or path prefix. Default: the latest.",
                         flag_values=flag_values)
-    flags.DEFINE_bool("no_ema", False, "Use the raw generator weights instead of their moving average.",
+    flags.DEFINE_bool("ema", True, "Use the EMA generator (--noema: the raw generator weights).",
                       flag_values=flag_values)
     flags.DEFINE_integer("num_images", 4, "Generated images (rows) in attention_maps.png.", lower_bound=1,
                          flag_values=flag_values)
@@ -55,10 +55,10 @@ def class_names_of(config):
     from sagan_tf.errors import UsageError
 
     try:
-        names = data.get_info(config.dataset).class_names
+        names = data.get_info(config.training.dataset).class_names
     except UsageError:  # e.g. a folder dataset that was moved since training
         return None
-    return names if names is not None and len(names) >= config.num_classes else None
+    return names if names is not None and len(names) >= config.model.num_classes else None
 
 
 def visualize(model_dir, output_dir=None, checkpoint=None, use_ema=True, num_images=4, query_points=None,
@@ -74,24 +74,26 @@ def visualize(model_dir, output_dir=None, checkpoint=None, use_ema=True, num_ima
     """
     import numpy as np
 
-    from sagan_tf import callbacks, restore
+    from sagan_tf import images, restore
     from sagan_tf import visualize as vis
     from sagan_tf.errors import UsageError
+    from sagan_tf.run_dir import RunDirectory
 
     points = None if query_points is None else vis.parse_query_points(query_points)
     restored = restore.restore_generator(model_dir, checkpoint=checkpoint, use_ema=use_ema)
-    config, generator = restored.config, restored.generator
+    model, generator = restored.config.model, restored.generator
     if points is not None:
-        vis.check_query_points(points, config.image_size, config.image_size)
-    output_dir = output_dir or os.path.join(model_dir, "visualize")
-    num_classes = config.num_classes if config.conditional else 0
+        vis.check_query_points(points, model.image_size, model.image_size)
+    output_dir = output_dir or RunDirectory(model_dir).visualize_dir
+    num_classes = model.num_classes
     written = {**restore.describe(restored)}
 
-    z, labels, _, _, _ = callbacks.sample_inputs(config.latent_dim, num_classes, samples_per_class, seed=seed)
-    images = generator(z, labels, training=False)
-    grid = vis.sample_grid_with_labels(np.asarray(images), labels, class_names_of(config) if num_classes else None)
+    z, labels, _, _, _ = images.grid_inputs(model.latent_dim, num_classes, samples_per_class, seed=seed)
+    generated = generator(z, labels, training=False)
+    grid = images.labelled_grid(np.asarray(generated), labels,
+                                class_names_of(restored.config) if num_classes else None)
     written["samples"] = os.path.join(output_dir, "samples.png")
-    vis.save_png(grid, written["samples"])
+    images.save_png(grid, written["samples"])
 
     if attention:
         if not generator.attention_layers:
@@ -99,35 +101,23 @@ def visualize(model_dir, output_dir=None, checkpoint=None, use_ema=True, num_ima
                 f"{model_dir}/config.json describes a generator without self-attention layers "
                 f"(g_attention_resolutions is empty), so there are no attention maps to draw; "
                 f"{written['samples']} was written. Pass --noattention to write only the samples.")
-        z = np.random.default_rng(seed).standard_normal((num_images, config.latent_dim)).astype("float32")
+        z = np.random.default_rng(seed).standard_normal((num_images, model.latent_dim)).astype("float32")
         labels = (np.arange(num_images) % num_classes).astype("int32") if num_classes else None
         result = vis.attention_maps(generator, z, labels, query_points=points)
         written["attention_maps"] = os.path.join(output_dir, "attention_maps.png")
-        vis.save_png(vis.render_attention_maps(result), written["attention_maps"])
+        images.save_png(vis.render_attention_maps(result), written["attention_maps"])
         written["query_points"] = result.query_points.tolist()
     return written
 
 
-def run(values):
-    """Runs the command for parsed flag `values`; returns the exit status (2 for a `UsageError`)."""
-    from sagan_tf.errors import UsageError
-
-    try:
-        written = visualize(values.model_dir, output_dir=values.output_dir, checkpoint=values.checkpoint,
-                            use_ema=not values.no_ema, num_images=values.num_images,
-                            query_points=values.query_points, samples_per_class=values.samples_per_class,
-                            seed=values.seed, attention=values.attention)
-    except UsageError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 2
+@cli.main_wrapper
+def main(argv, values=None):
+    values = flags.FLAGS if values is None else values
+    written = visualize(values.model_dir, output_dir=values.output_dir, checkpoint=values.checkpoint,
+                        use_ema=values.ema, num_images=values.num_images, query_points=values.query_points,
+                        samples_per_class=values.samples_per_class, seed=values.seed, attention=values.attention)
     print(json.dumps(written))
     return 0
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    return run(flags.FLAGS)
 
 
 if __name__ == "__main__":

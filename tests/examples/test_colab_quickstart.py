@@ -76,8 +76,8 @@ def test_checkpointed_generator_equals_the_export(executed):
     assert restored.step == TINY_STEPS and restored.ema
     loaded = tf.saved_model.load(summary["export"])
     rng = np.random.default_rng(3)
-    z = rng.standard_normal((5, restored.config.latent_dim)).astype("float32")
-    labels = rng.integers(0, restored.config.num_classes, 5).astype("int32")
+    z = rng.standard_normal((5, restored.config.model.latent_dim)).astype("float32")
+    labels = rng.integers(0, restored.config.model.num_classes, 5).astype("int32")
     served = loaded.signatures["serving_default"](z=tf.constant(z), labels=tf.constant(labels))["images"].numpy()
     expected = np.asarray(restored.generator(z, labels, training=False))
     np.testing.assert_allclose(served, expected, atol=1e-5)

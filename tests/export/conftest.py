@@ -5,13 +5,13 @@ import pytest
 import tensorflow as tf
 
 from sagan_tf import serving
-from tests.export.helpers import random_generator, tiny_config
+from tests.tiny import random_generator, tiny_model
 
 
 @pytest.fixture(scope="session", params=["conditional", "unconditional"])
 def exported(request, tmp_path_factory):
     """(generator, config, version directory, loaded SavedModel) for a conditional and an unconditional model."""
-    config = tiny_config(num_classes=4 if request.param == "conditional" else 0)
+    config = tiny_model(32, num_classes=4 if request.param == "conditional" else 0)
     keras.utils.set_random_seed(1)
     generator = random_generator(config)
     base = tmp_path_factory.mktemp(f"export_{request.param}")

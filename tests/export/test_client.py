@@ -16,7 +16,7 @@ from PIL import Image
 
 from export import client
 from sagan_tf import serving
-from tests.export.helpers import PYTHON, ROOT, subprocess_environment
+from tests.tiny import PYTHON, ROOT, subprocess_environment
 
 
 def _flags(**values):

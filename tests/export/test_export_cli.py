@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from sagan_tf import restore, serving
 from sagan_tf.errors import CheckpointError, UsageError
-from tests.export.helpers import PYTHON, ROOT, subprocess_environment, tiny_config
+from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config
 from training import train_lib
 
 
@@ -21,12 +21,12 @@ def model_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("run")
     options = train_lib.TrainOptions(model_dir=str(directory), sample_every=0, checkpoint_every=1,
                                      handle_signals=False)
-    train_lib.run(tiny_config(train_steps=2), options)
+    train_lib.run(tiny_config(32, train_steps=2), options)
     return str(directory)
 
 
 def _serve(path, config, seed=0):
-    z = np.random.default_rng(seed).standard_normal((4, config.latent_dim)).astype(np.float32)
+    z = np.random.default_rng(seed).standard_normal((4, config.model.latent_dim)).astype(np.float32)
     labels = np.arange(4, dtype=np.int32)
     images = tf.saved_model.load(path).signatures["serving_default"](z=tf.constant(z), labels=tf.constant(labels))
     return z, labels, images["images"].numpy()
@@ -92,7 +92,7 @@ def test_a_failed_export_leaves_nothing_behind(model_dir, tmp_path, monkeypatch)
 def test_bad_version_and_missing_run(model_dir, tmp_path):
     with pytest.raises(UsageError, match="Received: version=-1"):
         serving.export_run(model_dir, str(tmp_path), version=-1)
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match="nothing is not a training run directory: it does not exist"):
         serving.export_run(str(tmp_path / "nothing"), str(tmp_path / "exports"))
     assert not os.path.exists(tmp_path / "exports")
 

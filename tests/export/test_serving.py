@@ -13,7 +13,7 @@ from PIL import Image
 from scipy import stats
 
 from sagan_tf import serving
-from tests.export.helpers import PYTHON, subprocess_environment
+from tests.tiny import PYTHON, subprocess_environment
 
 
 def _generator_images(generator, z, labels):
@@ -144,7 +144,7 @@ def test_export_info_asset(exported):
     _, config, path, _ = exported
     with open(os.path.join(path, "assets", serving.EXPORT_INFO_ASSET)) as f:
         info = json.load(f)
-    assert info["config"] == json.loads(config.to_json())
+    assert info["config"] == json.loads(json.dumps(config.to_dict()))
     assert (info["version"], info["note"], info["max_batch_size"]) == (1, "test", 1024)
 
 

@@ -1,86 +1,73 @@
 """Evaluation in `train_lib.run` (start, every n, end) and `python -m training.evaluate` on the run it trained."""
 
-import glob
 import json
 import logging
-import os
 import pathlib
 import re
-import subprocess
-import sys
+import types
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from sagan_tf import evaluation
-from tests.test_evaluation import tiny_classifier_file
-from tests.training.test_train_lib import tiny_config
+from sagan_tf.errors import ClassifierUnavailableError, UsageError
+from tests.tiny import event_scalars, start_command, tiny_classifier_file, tiny_config, train_options
+from training import run as run_cli
 from training import train_lib
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-EVAL = dict(eval_samples=16, eval_batch_size=8, eval_num_real=32)
 
-
-def options_for(model_dir, **overrides):
-    values = dict(model_dir=str(model_dir), strategy="off", sample_every=0, checkpoint_every=0, log_every=2,
-                  handle_signals=False)
-    values.update(overrides)
-    return train_lib.TrainOptions(**values)
-
-
-def event_scalars(directory):
-    values = {}
-    for path in glob.glob(f"{directory}/events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                if value.tag.startswith("eval"):
-                    values.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
-    return values
+def eval_config(classifier=None, cache_dir=None):
+    return evaluation.EvalConfig(num_samples=16, batch_size=8, num_real=32, classifier=classifier,
+                                 cache_dir=cache_dir)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A 3-step run evaluated every 2 steps with a tiny classifier: (RunResult, classifier path, cache dir)."""
+    """A 3-step run evaluated every 2 steps with a tiny classifier: (RunResult, Trainer, classifier path, cache)."""
     base = tmp_path_factory.mktemp("evaluated_run")
     classifier = tiny_classifier_file(base / "tiny.keras")
     cache = str(base / "cache")
-    result = train_lib.run(tiny_config(train_steps=3), options_for(base / "run", eval_every=2, classifier=classifier,
-                                                      eval_cache_dir=cache, **EVAL))
-    return result, classifier, cache
+    trainer = train_lib.Trainer(tiny_config(train_steps=3), train_options(
+        base / "run", eval_every=2, evaluation=eval_config(classifier, cache)))
+    return trainer.train(), trainer, classifier, cache
 
 
 def test_run_records_start_every_and_end_figures(trained):
-    result, _, _ = trained
+    result, trainer, classifier, cache = trained
     assert sorted(result.evaluations) == [0, 2, 3]
     for figures in result.evaluations.values():
         assert figures["num_samples"] == 16 and np.isfinite(figures["fid"]) and figures["inception_score"] >= 1
     assert result.evaluations[0]["fid"] != result.evaluations[3]["fid"]
-    assert 0 < result.eval_seconds < result.seconds
+    # Evaluation time is the classifier and real-statistics setup plus each evaluation's wall time, which
+    # includes the generation and classification that the figures' own "seconds" measure.
+    callback = trainer.evaluate
+    assert result.eval_seconds == pytest.approx(trainer.evaluator.setup_seconds + callback.seconds, rel=1e-9)
+    assert trainer.evaluator.setup_seconds > 0
+    assert callback.seconds >= sum(figures["seconds"] for figures in result.evaluations.values()) > 0
+    assert result.eval_seconds < result.seconds
     assert re.fullmatch(r"FID [\d.]+ -> [\d.]+, IS [\d.]+ -> [\d.]+ \(evaluation \d+ s of \d+ s\)",
                         result.evaluation_summary())
     scalars = event_scalars(result.model_dir)
     assert sorted(scalars["eval/fid"]) == [0, 2, 3]
     np.testing.assert_allclose(scalars["eval/fid"][3], result.evaluations[3]["fid"], rtol=1e-6)
     # The last figures are those of the final sampling (EMA) generator.
-    evaluator = evaluation.Evaluator.create(
-        "synthetic", 16, evaluation.EvalConfig(num_samples=16, batch_size=8, classifier=trained[1], num_real=32,
-                                               cache_dir=trained[2]), print_fn=None)
+    evaluator = evaluation.Evaluator.create("synthetic", 16, eval_config(classifier, cache), print_fn=None)
     np.testing.assert_allclose(evaluator(result.model.sampling_generator)["fid"], result.evaluations[3]["fid"],
                                rtol=1e-6)
 
 
 def test_requested_evaluation_with_a_missing_classifier_fails_before_training(tmp_path):
-    with pytest.raises(evaluation.ClassifierUnavailableError, match="missing.keras"):
+    with pytest.raises(ClassifierUnavailableError, match="missing.keras"):
         train_lib.run(tiny_config(train_steps=1),
-                      options_for(tmp_path, classifier=str(tmp_path / "missing.keras"), **EVAL))
+                      train_options(tmp_path, evaluation=eval_config(str(tmp_path / "missing.keras"))))
     assert not (tmp_path / "checkpoints").exists()
 
 
 def test_default_evaluation_without_its_classifier_warns_and_trains(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(evaluation, "default_classifier", lambda dataset: str(tmp_path / "missing.keras"))
     with caplog.at_level(logging.WARNING):
-        trainer = train_lib.Trainer(tiny_config(train_steps=1), options_for(tmp_path / "run", **EVAL))
+        trainer = train_lib.Trainer(tiny_config(train_steps=1),
+                                    train_options(tmp_path / "run", evaluation=eval_config()))
     assert trainer.evaluator is None  # training goes on without the EvaluateEvery callback
     result = trainer._result(stopped=None)
     assert result.evaluations == {} and result.evaluation_summary() is None
@@ -89,21 +76,24 @@ def test_default_evaluation_without_its_classifier_warns_and_trains(tmp_path, mo
 
 
 def test_eval_options_are_validated(tmp_path):
-    with pytest.raises(train_lib.UsageError, match="eval_samples is 0"):
-        options_for(tmp_path, eval_every=5).validate()
-    with pytest.raises(train_lib.UsageError, match="eval_samples must be 0 .* Received: eval_samples=1"):
-        options_for(tmp_path, eval_samples=1).validate()
+    with pytest.raises(UsageError, match="eval_every=5 asks for evaluation during training, but evaluation is off"):
+        train_options(tmp_path, eval_every=5).validate()
+    flags = types.SimpleNamespace(eval_samples=0, eval_every=5, classifier=None, kid=False, seed=0)
+    with pytest.raises(UsageError, match="eval_samples is 0"):
+        run_cli.evaluation_config(flags)
+    with pytest.raises(UsageError, match="eval_samples must be 0 .* Received: eval_samples=1"):
+        run_cli.evaluation_config(types.SimpleNamespace(**{**vars(flags), "eval_samples": 1, "eval_every": 0}))
+    assert run_cli.evaluation_config(types.SimpleNamespace(**{**vars(flags), "eval_every": 0})) is None
+    config = run_cli.evaluation_config(types.SimpleNamespace(**{**vars(flags), "eval_samples": 64, "kid": True}))
+    assert (config.num_samples, config.compute_kid, config.classifier) == (64, True, None)
 
 
-def start(module, args, **env):
-    environment = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
-                       PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **env)
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(module, args):
+    return start_command(module, args, separate_stderr=True)
 
 
 def test_cli_writes_json_and_tensorboard_and_reports_usage_errors(trained, tmp_path):
-    result, classifier, cache = trained
+    result, _, classifier, cache = trained
     run_dir = result.model_dir
     common = ["--num_samples=16", "--batch_size=8", "--num_real=32", f"--classifier={classifier}",
               f"--cache_dir={cache}"]
@@ -140,7 +130,7 @@ def test_cli_writes_json_and_tensorboard_and_reports_usage_errors(trained, tmp_p
     np.testing.assert_allclose(scalars["eval_noema/fid"][3], raw["fid"], rtol=1e-6)
     assert 3 in scalars["eval/kid"]
 
-    for name, pattern in [("missing dir", r"No run directory .*nothing"),
+    for name, pattern in [("missing dir", r"nothing is not a training run directory: it does not exist"),
                           ("no checkpoint", r"has no checkpoint yet"),
                           ("run flags", r"eval_samples is 0")]:
         stdout, stderr, code = outputs[name]

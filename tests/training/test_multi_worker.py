@@ -5,7 +5,7 @@ import socket
 
 import tensorflow as tf
 
-from tests.training.test_run_cli import start
+from tests.tiny import start_command
 
 
 def free_ports(count):
@@ -22,7 +22,7 @@ def test_two_workers_train_and_only_the_chief_keeps_outputs(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     args = [f"--model_dir={tmp_path}", "--strategy=multi_worker", "--train_steps=3", "--batch_size=4",
             "--log_every=1", "--checkpoint_every=2", "--sample_every=2"]
-    processes = [start(args, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+    processes = [start_command("training.run", args, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
                                                    "task": {"type": "worker", "index": index}}))
                  for index in range(2)]
     try:

@@ -1,32 +1,20 @@
 """`python -m training.run` as a user runs it: one-paragraph errors, SIGKILL resume, SIGTERM checkpoint."""
 
-import os
-import pathlib
 import queue
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 import tensorflow as tf
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.tiny import start_command
+
 TINY = ["--batch_size=4", "--log_every=1", "--sample_every=1000"]
 
 
-def environment(**extra):
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("TF_CONFIG", None)
-    env.update(extra)
-    return env
-
-
 def start(args, **env):
-    return subprocess.Popen([sys.executable, "-m", "training.run", *args], cwd=ROOT, env=environment(**env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return start_command("training.run", args, **env)
 
 
 class Lines:

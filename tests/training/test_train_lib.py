@@ -11,27 +11,19 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import callbacks
-from sagan_tf.config import SAGANConfig
+from sagan_tf import checkpoint, images
+from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import ConfigError, UsageError
-from sagan_tf.models import SAGAN, Discriminator, Generator
+from sagan_tf.models import build_sagan
+from sagan_tf.run_dir import RunDirectory
+from tests.tiny import event_scalars, tiny_config, train_options
 from training import train_lib
 
 
-def tiny_config(**overrides):
-    values = dict(name="tiny", dataset="synthetic", image_size=16, num_classes=4, latent_dim=8,
-                  g_channels=(16, 8, 8), g_attention_resolutions=(8,), d_channels=(8, 16, 16),
-                  d_downsample=(True, True, False), d_attention_resolutions=(8,), batch_size=4, train_steps=4,
-                  ema_decay=0.9)
-    values.update(overrides)
-    return SAGANConfig(**values)
-
-
 def options_for(model_dir, **overrides):
-    values = dict(model_dir=str(model_dir), strategy="off", sample_every=2, checkpoint_every=2, log_every=2,
-                  samples_per_class=3, seed=7, handle_signals=False)
+    values = dict(sample_every=2, checkpoint_every=2, samples_per_class=3, seed=7)
     values.update(overrides)
-    return train_lib.TrainOptions(**values)
+    return train_options(model_dir, **values)
 
 
 def state(model):
@@ -47,26 +39,14 @@ def assert_same_state(a, b):
 
 
 def checkpoint_steps(model_dir):
-    return sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in glob.glob(f"{model_dir}/checkpoints/ckpt-*.index"))
-
-
-def event_scalars(model_dir):
-    """{tag: {step: value}} of every summary in the run's event files, read with TensorFlow only."""
-    values = {}
-    for path in glob.glob(f"{model_dir}/events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                tensor = tf.make_ndarray(value.tensor)
-                values.setdefault(value.tag, {})[event.step] = tensor
-    return values
+    return [step for step, _ in RunDirectory(model_dir).checkpoints()]
 
 
 def test_a_float16_checkpoint_is_not_resumed_in_float32(tmp_path):
     keras.mixed_precision.set_global_policy("mixed_float16")  # conftest puts float32 back
     config = tiny_config()
-    model = SAGAN(Generator(config), Discriminator(config), config.latent_dim, config.num_classes)
-    model.compile(keras.optimizers.Adam(), keras.optimizers.Adam())
-    tf.train.CheckpointManager(callbacks.gan_checkpoint(model), str(tmp_path / "checkpoints"), 1).save(1)
+    model = build_sagan(config)
+    tf.train.CheckpointManager(checkpoint.gan_checkpoint(model), str(tmp_path / "checkpoints"), 1).save(1)
     keras.mixed_precision.set_global_policy("float32")
     (tmp_path / "config.json").write_text(config.to_json())
     with pytest.raises(UsageError, match=r"written with float16 loss scaling.*--mixed_precision=mixed_float16"):
@@ -74,16 +54,16 @@ def test_a_float16_checkpoint_is_not_resumed_in_float32(tmp_path):
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
-def step_indexed_input_fn(config, options, dataset_name, start_step):
+def step_indexed_input_fn(config, options, start_step):
     """Deterministic data where the batches of step t depend on t only, so that a resumed run reads what a
     straight run reads at the same step. (The real pipelines are reseeded with (seed, start step) on resume:
     fresh data, no replay, but not the data a straight run would have read.)"""
-    batch = config.d_steps * config.batch_size
+    batch, model = config.training.images_per_step, config.model
 
     def make(step):
-        images = tf.random.stateless_uniform((batch, config.image_size, config.image_size, 3), (step, 1), -1, 1)
-        labels = tf.random.stateless_uniform((batch,), (step, 2), 0, config.num_classes, tf.int32)
-        return images, labels
+        pixels = tf.random.stateless_uniform((batch, model.image_size, model.image_size, 3), (step, 1), -1, 1)
+        labels = tf.random.stateless_uniform((batch,), (step, 2), 0, model.num_classes, tf.int32)
+        return pixels, labels
 
     return lambda context: tf.data.Dataset.range(start_step, 2**40).map(make)
 
@@ -103,7 +83,7 @@ def test_run_writes_config_checkpoints_sample_grid_and_events(straight_run):
     config, model = tiny_config(d_steps=2), result.model
     assert result.step == 4 and result.stopped_by_signal is None
     assert int(model.g_optimizer.iterations) == 4 and int(model.d_optimizer.iterations) == 8
-    assert SAGANConfig.from_json((model_dir / "config.json").read_text()) == config
+    assert ExperimentConfig.from_json((model_dir / "config.json").read_text()) == config
     assert checkpoint_steps(model_dir) == [2, 4]
     assert result.checkpoint == str(model_dir / "checkpoints" / "ckpt-4")
 
@@ -111,12 +91,12 @@ def test_run_writes_config_checkpoints_sample_grid_and_events(straight_run):
     assert sorted(os.listdir(model_dir / "samples")) == ["step_00000002.png", "step_00000004.png"]
     assert result.sample_grid == str(model_dir / "samples" / "step_00000004.png")
     grid = np.array(Image.open(result.sample_grid))
-    z, labels, _, rows, cols = callbacks.sample_inputs(config.latent_dim, config.num_classes, 3, seed=7)
+    z, labels, _, rows, cols = images.grid_inputs(config.model.latent_dim, config.model.num_classes, 3, seed=7)
     assert rows == 4 and cols == 3
     np.testing.assert_array_equal(labels, np.repeat(np.arange(4), 3))
-    images = np.array(model.sampling_generator(z, labels, training=False))
-    expected = np.clip(np.round((images + 1) * 127.5), 0, 255)
-    size, pad = config.image_size, callbacks.GRID_PADDING
+    generated = np.array(model.sampling_generator(z, labels, training=False))
+    expected = np.clip(np.round((generated + 1) * 127.5), 0, 255)
+    size, pad = config.model.image_size, images.GRID_PADDING
     margin = grid.shape[1] - (cols * (size + pad) + pad)
     assert grid.shape[0] == rows * (size + pad) + pad and margin > 10  # room for the class names
     for index in range(rows * cols):
@@ -132,8 +112,8 @@ def test_run_writes_config_checkpoints_sample_grid_and_events(straight_run):
     assert {"d_loss", "g_loss", "d_real", "d_fake", "steps_per_sec", "samples"} <= set(scalars)
     assert any(tag.startswith("gamma_") for tag in scalars)
     assert sorted(scalars["d_loss"]) == [2, 4]
-    assert float(scalars["d_loss"][4]) == pytest.approx(result.logs["d_loss"])
-    assert np.isfinite([float(v) for v in scalars["g_loss"].values()]).all()
+    assert scalars["d_loss"][4] == pytest.approx(result.logs["d_loss"])
+    assert np.isfinite(list(scalars["g_loss"].values())).all()
     png = scalars["samples"][4][2]  # the images plugin's [width, height, png] tensor
     np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(png))), grid)
 
@@ -170,7 +150,7 @@ def test_incompatible_model_dir_is_refused_naming_the_fields(tmp_path):
     assert "--model_dir" in str(error.value) and "train_steps" in str(error.value)
     assert not (tmp_path / "checkpoints").exists()
     # train_steps alone may change (it is what a resume extends).
-    train_lib.check_resumable(str(tmp_path / "config.json"), tiny_config(batch_size=8, g_lr=1e-3, train_steps=9))
+    RunDirectory(tmp_path).check_resumable(tiny_config(batch_size=8, g_lr=1e-3, train_steps=9))
 
 
 def test_resumed_pipeline_reads_fresh_data_not_a_replay():
@@ -178,7 +158,7 @@ def test_resumed_pipeline_reads_fresh_data_not_a_replay():
     assert train_lib.pipeline_seed(7, 0) == 7 and train_lib.pipeline_seed(7, 2) != 7
 
     def first_batch(start_step):
-        dataset = train_lib.input_fn(config, options, "synthetic", start_step)(None)
+        dataset = train_lib.input_fn(config, options, start_step)(None)
         return next(iter(dataset))[0].numpy()
 
     np.testing.assert_array_equal(first_batch(0), first_batch(0))
@@ -195,7 +175,7 @@ def test_mirrored_strategy_and_batch_not_divisible_by_replicas(tmp_path):
     # Each replica's pipeline yields its share of d_steps * batch_size real images.
     config = tiny_config(d_steps=2)
     dataset = trainer.strategy.distribute_datasets_from_function(
-        train_lib.input_fn(config, trainer.options, "synthetic", 0))
+        train_lib.input_fn(config, trainer.options, 0))
     images, labels = next(iter(dataset))
     shards = trainer.strategy.experimental_local_results(images)
     assert [tuple(s.shape) for s in shards] == [(4, 16, 16, 3)] * 2

@@ -1,11 +1,8 @@
 """`python -m training.visualize`: attention maps and labelled samples of a tiny trained run; clean errors."""
 
-import dataclasses
 import json
 import os
-import pathlib
 import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -13,23 +10,18 @@ import pytest
 from absl import flags as absl_flags
 from PIL import Image
 
-from sagan_tf import callbacks, restore
+from sagan_tf import images, restore
 from sagan_tf import visualize as vis
-from sagan_tf.config import get_preset
 from sagan_tf.data import get_info
 from sagan_tf.errors import UsageError
+from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config, train_options
 from training import train_lib
 from training import visualize as visualize_cli
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
 
 def tiny_run(directory, **overrides):
-    """Trains synthetic32 with few channels for 2 steps into `directory`."""
-    config = dataclasses.replace(get_preset("synthetic32"), latent_dim=8, g_channels=(16, 16, 8, 8),
-                                 d_channels=(8, 16, 16, 16), batch_size=4, train_steps=2, **overrides)
-    train_lib.run(config, train_lib.TrainOptions(model_dir=str(directory), sample_every=0, checkpoint_every=0,
-                                                 handle_signals=False))
+    """Trains a tiny 32x32 synthetic model for 2 steps into `directory`."""
+    train_lib.run(tiny_config(32, train_steps=2, **overrides), train_options(directory))
     return str(directory)
 
 
@@ -39,9 +31,7 @@ def model_dir(tmp_path_factory):
 
 
 def run_cli(*args):
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "training.visualize", *args], cwd=ROOT, env=env,
+    return subprocess.run([PYTHON, "-m", "training.visualize", *args], cwd=ROOT, env=subprocess_environment(),
                           capture_output=True, text=True, timeout=180)
 
 
@@ -61,16 +51,16 @@ def test_cli_writes_attention_maps_and_labelled_samples(model_dir, tmp_path):
 
     # The files hold what the library draws for the restored EMA generator with the same seed.
     restored = restore.restore_generator(model_dir)
-    z, labels, _, rows, cols = callbacks.sample_inputs(8, 4, samples_per_class=3, seed=5)
-    images = keras.ops.convert_to_numpy(restored.generator(z, labels, training=False))
-    expected_samples = vis.sample_grid_with_labels(images, labels, get_info("synthetic").class_names)
+    z, labels, _, rows, cols = images.grid_inputs(8, 4, samples_per_class=3, seed=5)
+    generated = keras.ops.convert_to_numpy(restored.generator(z, labels, training=False))
+    expected_samples = images.labelled_grid(generated, labels, get_info("synthetic").class_names)
     samples = read_png(out / "samples.png")
     assert samples.shape == expected_samples.shape
     np.testing.assert_allclose(samples.astype(int), expected_samples.astype(int), atol=1)  # float round-off
     assert rows == 4 and cols == 3
 
     attention = read_png(out / "attention_maps.png")
-    pad, tile = callbacks.GRID_PADDING, 128  # 32x32 images drawn at scale 4
+    pad, tile = images.GRID_PADDING, 128  # 32x32 images drawn at scale 4
     assert attention.shape[1] == pad + (1 + 1 * 2) * (tile + pad)  # image + 1 layer x 2 queries
     z = np.random.default_rng(5).standard_normal((2, 8)).astype("float32")
     maps = vis.attention_maps(restored.generator, z, [0, 1], [(0, 0), (31, 31)])
@@ -90,16 +80,16 @@ def test_default_output_directory_and_query_points(model_dir):
 def test_raw_weights_and_samples_only(model_dir, tmp_path, capsys):
     values = absl_flags.FlagValues()
     visualize_cli.define_flags(values)
-    values(["visualize", f"--model_dir={model_dir}", f"--output_dir={tmp_path}", "--no_ema", "--noattention",
+    values(["visualize", f"--model_dir={model_dir}", f"--output_dir={tmp_path}", "--noema", "--noattention",
             "--samples_per_class=2"])
-    assert visualize_cli.run(values) == 0
+    assert visualize_cli.main(["visualize"], values) == 0
     written = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert written["ema"] is False and "attention_maps" not in written
     assert os.listdir(tmp_path) == ["samples.png"]
     raw = restore.restore_generator(model_dir, use_ema=False)
-    z, labels, _, _, _ = callbacks.sample_inputs(8, 4, samples_per_class=2, seed=0)
-    images = keras.ops.convert_to_numpy(raw.generator(z, labels, training=False))
-    expected = vis.sample_grid_with_labels(images, labels, get_info("synthetic").class_names)
+    z, labels, _, _, _ = images.grid_inputs(8, 4, samples_per_class=2, seed=0)
+    generated = keras.ops.convert_to_numpy(raw.generator(z, labels, training=False))
+    expected = images.labelled_grid(generated, labels, get_info("synthetic").class_names)
     np.testing.assert_allclose(read_png(tmp_path / "samples.png").astype(int), expected.astype(int), atol=1)
 
 
@@ -122,7 +112,7 @@ def test_bad_flags_are_one_paragraph_errors(model_dir, tmp_path, capsys, args, m
     values = absl_flags.FlagValues()
     visualize_cli.define_flags(values)
     values(["visualize", f"--model_dir={model_dir}", f"--output_dir={tmp_path}", *args])
-    assert visualize_cli.run(values) == 2
+    assert visualize_cli.main(["visualize"], values) == 2
     stderr = capsys.readouterr().err
     assert stderr.startswith("Error:") and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
     assert not os.listdir(tmp_path)  # nothing written

@@ -1,0 +1,56 @@
+"""training.distribute: making strategies, validating what they need, and what they change about training."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sagan_tf.errors import UsageError
+from sagan_tf.models import SAGAN, build_sagan
+from tests.tiny import tiny_config
+from training import distribute
+
+
+def test_one_device_strategies():
+    for name in ("off", "auto"):  # no GPU here: "auto" is the default strategy too
+        strategy = distribute.get_distribution_strategy(name)
+        assert strategy is tf.distribute.get_strategy() and strategy.num_replicas_in_sync == 1
+        assert distribute.is_chief(strategy) and not distribute.is_multi_worker(strategy)
+        assert distribute.task_id(strategy) == 0 and distribute.model_class(strategy) is SAGAN
+
+
+def test_mirrored_over_the_logical_cpus(mirrored_strategy):
+    # conftest splits the CPU in two logical devices before TensorFlow starts.
+    strategy = distribute.get_distribution_strategy("mirrored", cpu_devices=2)
+    assert isinstance(strategy, tf.distribute.MirroredStrategy) and strategy.num_replicas_in_sync == 2
+    assert distribute.is_chief(strategy)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(distribution_strategy="gpu"), "strategy must be one of auto, mirrored, multi_worker, tpu, off. "
+                                        "Received: strategy='gpu'"),
+    (dict(cpu_devices=0), "cpu_devices must be an integer >= 1. Received: cpu_devices=0"),
+    (dict(cpu_devices=3), "cpu_devices=3 must be set before TensorFlow initialises its devices"),
+])
+def test_bad_arguments_name_themselves(arguments, message):
+    with pytest.raises(UsageError, match=message):
+        distribute.get_distribution_strategy(**arguments)
+
+
+def test_multi_worker_needs_a_valid_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(UsageError, match="needs the TF_CONFIG environment variable"):
+        distribute.get_distribution_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:1"]}}))
+    with pytest.raises(UsageError, match="TF_CONFIG is not a valid cluster description"):
+        distribute.get_distribution_strategy("multi_worker")
+
+
+def test_multi_worker_model_logs_have_a_replica_axis():
+    # Keras reduces fit's logs across workers along axis 0 (see MultiWorkerSAGAN).
+    gan = build_sagan(tiny_config(), seed=0, model_class=distribute.MultiWorkerSAGAN)
+    logs = gan.train_step((tf.zeros((4, 16, 16, 3)), tf.zeros((4,), tf.int32)))
+    assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(logs)
+    assert all(tuple(value.shape) == (1,) for value in logs.values())
+    assert np.isfinite([float(value[0]) for value in logs.values()]).all()

@@ -1,0 +1,137 @@
+"""The `tf.distribute` strategy of a training run, and what a strategy changes about training.
+
+    strategy = distribute.get_distribution_strategy("mirrored")
+    chief = distribute.is_chief(strategy)
+
+Modelled on Model Garden's `official/common/distribute_utils.py`: one function makes every strategy, validates its
+arguments with errors that name them, and keeps cluster resolution inside. Create the strategy before any other
+TensorFlow work: splitting the CPU and configuring collectives must happen before the runtime starts.
+"""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from sagan_tf.errors import UsageError
+from sagan_tf.models import SAGAN
+
+#: "auto": all GPUs if any, else one device; "mirrored": all GPUs (or all logical CPUs); "multi_worker": from
+#: TF_CONFIG; "tpu": a TPU (see `tpu_address`); "off": the default strategy (one device).
+STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "off")
+
+
+def get_distribution_strategy(distribution_strategy="auto", tpu_address="", cpu_devices=1):
+    """The `tf.distribute.Strategy` named by `distribution_strategy`.
+
+    Args:
+      distribution_strategy: one of `STRATEGIES`.
+      tpu_address: TPU name or grpc:// address for "tpu" ("" = the local TPU VM).
+      cpu_devices: split the CPU into this many logical devices first (to try "mirrored" on a CPU machine); 1 leaves
+        the devices alone.
+
+    Returns:
+      The strategy.
+
+    Raises:
+      UsageError: an unknown strategy, a missing or invalid TF_CONFIG for "multi_worker", no reachable TPU, or a CPU
+        split asked for after TensorFlow started.
+    """
+    if distribution_strategy not in STRATEGIES:
+        raise UsageError(f"strategy must be one of {', '.join(STRATEGIES)}. "
+                         f"Received: strategy={distribution_strategy!r}")
+    if isinstance(cpu_devices, bool) or not isinstance(cpu_devices, int) or cpu_devices < 1:
+        raise UsageError(f"cpu_devices must be an integer >= 1. Received: cpu_devices={cpu_devices!r}")
+    if cpu_devices > 1:
+        _split_cpu(cpu_devices)
+    if distribution_strategy == "multi_worker":
+        # Before anything initialises the runtime: the strategy configures collective ops at startup.
+        _check_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    has_gpus = bool(tf.config.list_physical_devices("GPU"))
+    if distribution_strategy == "off" or (distribution_strategy == "auto" and not has_gpus):
+        return tf.distribute.get_strategy()
+    if distribution_strategy in ("auto", "mirrored"):
+        kind = "GPU" if has_gpus else "CPU"
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices(kind)])
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError, RuntimeError) as error:
+        raise UsageError(
+            f"Could not connect to a TPU ({type(error).__name__}: {error}). Run on a TPU VM, or pass the TPU's name "
+            "or grpc:// address with --tpu, or choose another --strategy (auto, mirrored, off).") from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def _split_cpu(count):
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        # The runtime is already initialised (e.g. by a test harness); fine if the devices are there.
+        if len(tf.config.list_logical_devices("CPU")) != count:
+            raise UsageError(
+                f"cpu_devices={count} must be set before TensorFlow initialises its devices, and this process "
+                f"already has {len(tf.config.list_logical_devices('CPU'))} logical CPU devices. Start a fresh "
+                "process, or leave cpu_devices at 1.") from None
+
+
+def _check_tf_config():
+    raw = os.environ.get("TF_CONFIG")
+    example = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+               '"task": {"type": "worker", "index": 0}}\'')
+    if not raw:
+        raise UsageError("--strategy=multi_worker needs the TF_CONFIG environment variable describing the cluster "
+                         f"and this process's task, e.g. {example} (index 1 on the second host).")
+    try:
+        spec = json.loads(raw)
+        spec["cluster"], spec["task"]["type"], spec["task"]["index"]
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"TF_CONFIG is not a valid cluster description: {raw!r}. Expected e.g. {example}.") from None
+
+
+def is_chief(strategy):
+    """Whether this process is the chief (the one writing summaries, samples and the real checkpoints)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if task_type is None or task_type == "chief":
+        return True
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    return task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+
+
+def is_multi_worker(strategy):
+    """Whether `strategy` spans several worker processes."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def task_id(strategy):
+    """This process's task index in the cluster (0 without one)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return getattr(resolver, "task_id", None) or 0
+
+
+class MultiWorkerSAGAN(SAGAN):
+    """SAGAN whose train_step logs have shape (1,), for `fit` under MultiWorkerMirroredStrategy.
+
+    Keras 3.15 reduces fit's per-replica logs across workers with `strategy.reduce("MEAN", value, axis=0)`, which
+    fails for scalars ("Invalid reduction dimension 0 for input with 0 dimensions", tensorflow/tensorflow#72388).
+    A leading axis of length 1 makes that reduction the mean over all replicas, a scalar again.
+    """
+
+    def train_step(self, data):
+        return {name: keras.ops.reshape(value, (1,)) for name, value in super().train_step(data).items()}
+
+
+def model_class(strategy):
+    """The SAGAN class to train under `strategy`: `MultiWorkerSAGAN` across workers, else `SAGAN`."""
+    return MultiWorkerSAGAN if is_multi_worker(strategy) else SAGAN
+
+
+__all__ = ["STRATEGIES", "get_distribution_strategy", "is_chief", "is_multi_worker", "task_id", "MultiWorkerSAGAN",
+           "model_class"]
