@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 
-from sagan_tf import evaluation, metrics  # noqa: E402
+from sagan_tf import errors, evaluation, metrics  # noqa: E402
 from sagan_tf.config import get_preset  # noqa: E402
 from sagan_tf.restore import build_generator  # noqa: E402
 
@@ -67,7 +67,7 @@ class PeakSampler(threading.Thread):
 def load_classifier(spec):
     try:
         return evaluation.load_classifier_for("synthetic", spec), spec
-    except evaluation.ClassifierUnavailableError:
+    except errors.ClassifierUnavailableError:
         if spec != "synthetic":
             raise
         from sagan_tf.metrics.synthetic_classifier import build_synthetic_classifier

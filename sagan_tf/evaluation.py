@@ -27,8 +27,7 @@ from typing import Optional
 import keras
 import numpy as np
 
-from sagan_tf import data, metrics
-from sagan_tf.errors import UsageError
+from sagan_tf import data, errors, metrics
 
 #: Environment variable naming the cache directory (real statistics go to `$SAGAN_TF_CACHE/real_stats`).
 CACHE_ENV = "SAGAN_TF_CACHE"
@@ -39,10 +38,6 @@ INCEPTION_CLASSIFIER = "inception"
 #: Real activations kept for KID in the cached statistics (they are kept whether KID is asked for or not, so that
 #: one cache entry serves both).
 KID_SUBSET_SIZE = 10_000
-
-
-class ClassifierUnavailableError(UsageError):
-    """The classifier of the metrics cannot be loaded here (no file, no network for TF-Hub)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +82,7 @@ class EvalConfig:
           UsageError: naming the field and its value.
         """
         def fail(message):
-            raise UsageError(f"Invalid evaluation settings: {message}")
+            raise errors.UsageError(f"Invalid evaluation settings: {message}")
 
         def is_int(value):
             return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -142,8 +137,8 @@ def load_classifier_for(dataset, spec=None, batch_size=None):
     keras.mixed_precision.set_global_policy("float32")
     try:
         return metrics.load_classifier(spec, batch_size=batch_size)
-    except metrics.ClassifierNotAvailableError as error:
-        raise ClassifierUnavailableError(
+    except errors.ClassifierUnavailableError as error:
+        raise errors.ClassifierUnavailableError(
             f"The classifier for FID/IS ({spec!r}) is not available: {error} Pass another one with --classifier "
             "(a SavedModel directory, a TF-Hub handle or a .keras file returning (features, logits)).") from None
     finally:
@@ -349,5 +344,5 @@ class Evaluator:
                                   config.log_every, self.print_fn)
 
 
-__all__ = ["EvalConfig", "Evaluator", "ClassifierUnavailableError", "default_cache_dir", "default_classifier",
-           "load_classifier_for", "real_statistics", "generator_inputs", "evaluate_generator"]
+__all__ = ["EvalConfig", "Evaluator", "default_cache_dir", "default_classifier", "load_classifier_for",
+           "real_statistics", "generator_inputs", "evaluate_generator"]

@@ -8,7 +8,7 @@ import keras
 
 from sagan_tf import data, evaluation, metrics
 from sagan_tf.config import SAGANConfig
-from sagan_tf.errors import UsageError
+from sagan_tf.errors import ClassifierUnavailableError, UsageError
 from sagan_tf.restore import build_generator
 
 IMAGE_SIZE = 16
@@ -177,9 +177,10 @@ def test_default_cache_dir_and_classifier(monkeypatch, tmp_path):
 
 
 def test_an_unavailable_classifier_is_a_usage_error(tmp_path):
-    with pytest.raises(evaluation.ClassifierUnavailableError, match="--classifier") as info:
+    with pytest.raises(ClassifierUnavailableError, match="--classifier") as info:
         evaluation.load_classifier_for("cifar10", str(tmp_path / "missing.keras"))
     assert isinstance(info.value, UsageError)
+    assert "No such .keras classifier file" in str(info.value)  # the loader's reason, then the flag to use
 
 
 def test_evaluator_loads_classifier_and_statistics_once(tmp_path, classifier):

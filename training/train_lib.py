@@ -27,7 +27,7 @@ from absl import logging
 
 from sagan_tf import callbacks, data, eval_callback, evaluation
 from sagan_tf.config import SAGANConfig
-from sagan_tf.errors import ConfigError, UsageError
+from sagan_tf.errors import ClassifierUnavailableError, ConfigError, UsageError
 from sagan_tf.models import SAGAN, Discriminator, Generator
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "off")
@@ -434,7 +434,7 @@ class Trainer:
         try:
             return evaluation.Evaluator.create(config.dataset, config.image_size, eval_config, options.data_dir,
                                                print_fn=logging.info)
-        except evaluation.ClassifierUnavailableError as error:
+        except ClassifierUnavailableError as error:
             if options.evaluation_requested:
                 raise
             logging.warning("Training without FID/IS evaluation. %s To evaluate during training, make the classifier "

@@ -30,7 +30,6 @@ _EXPORTS = {
     "StatisticsCache": "statistics_cache",
     "Classifier": "classifier",
     "load_classifier": "classifier_loader",
-    "ClassifierNotAvailableError": "classifier_loader",
     "INCEPTION_HANDLE": "classifier_loader",
     "SYNTHETIC_CLASSIFIER_PATH": "synthetic_classifier",
     "SYNTHETIC_FEATURE_DIM": "synthetic_classifier",

@@ -20,7 +20,7 @@ describe more than the class: colours, sizes, positions and the sharpness of edg
 import os
 import tempfile
 
-from sagan_tf.errors import UsageError
+from sagan_tf.errors import InsufficientAccuracyError, UsageError
 
 #: Where the shipped classifier lives inside the installed package.
 SYNTHETIC_CLASSIFIER_PATH = os.path.join(
@@ -31,10 +31,6 @@ SYNTHETIC_CLASSIFIER_IMAGE_SIZE = 32
 #: Dimension of the feature vector (the first output) of the shipped classifier.
 SYNTHETIC_FEATURE_DIM = 128
 DEFAULT_WIDTHS = (32, 64, SYNTHETIC_FEATURE_DIM)
-
-
-class InsufficientAccuracyError(UsageError):
-    """A freshly trained classifier is less accurate than required, so it was not saved."""
 
 
 def _check_positive_int(name, value):

@@ -10,6 +10,7 @@ import pytest
 
 from sagan_tf import metrics
 from sagan_tf.data import synthetic
+from sagan_tf.errors import ClassifierUnavailableError
 from sagan_tf.metrics import synthetic_classifier
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -91,7 +92,7 @@ def test_inception_score_of_real_images_is_close_to_the_number_of_classes(output
 
 def test_missing_asset_says_how_to_make_it(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic_classifier, "SYNTHETIC_CLASSIFIER_PATH", str(tmp_path / "missing.keras"))
-    with pytest.raises(metrics.ClassifierNotAvailableError, match="python -m training.train_classifier"):
+    with pytest.raises(ClassifierUnavailableError, match="python -m training.train_classifier"):
         metrics.load_classifier("synthetic")
 
 

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from sagan_tf import evaluation
+from sagan_tf.errors import ClassifierUnavailableError
 from tests.test_evaluation import tiny_classifier_file
 from tests.training.test_train_lib import tiny_config
 from training import train_lib
@@ -71,7 +72,7 @@ def test_run_records_start_every_and_end_figures(trained):
 
 
 def test_requested_evaluation_with_a_missing_classifier_fails_before_training(tmp_path):
-    with pytest.raises(evaluation.ClassifierUnavailableError, match="missing.keras"):
+    with pytest.raises(ClassifierUnavailableError, match="missing.keras"):
         train_lib.run(tiny_config(train_steps=1),
                       options_for(tmp_path, classifier=str(tmp_path / "missing.keras"), **EVAL))
     assert not (tmp_path / "checkpoints").exists()
