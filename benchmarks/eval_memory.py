@@ -68,7 +68,7 @@ def load_classifier(spec):
     try:
         return evaluation.load_classifier_for("synthetic", spec), spec
     except errors.ClassifierUnavailableError:
-        if spec != "synthetic":
+        if spec != metrics.SYNTHETIC_CLASSIFIER:
             raise
         from sagan_tf.metrics.synthetic_classifier import build_synthetic_classifier
 
@@ -79,7 +79,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num_samples", type=int, default=50_000)
     parser.add_argument("--batch_size", type=int, default=250)
-    parser.add_argument("--classifier", default="synthetic")
+    parser.add_argument("--classifier", default=metrics.SYNTHETIC_CLASSIFIER)
     parser.add_argument("--num_real", type=int, default=10_000)
     parser.add_argument("--cache_dir", default=None, help="real-statistics cache (default: the library's)")
     parser.add_argument("--kid", action="store_true", help="also compute KID")

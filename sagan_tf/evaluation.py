@@ -31,10 +31,6 @@ from sagan_tf import data, errors, metrics
 
 #: Environment variable naming the cache directory (real statistics go to `$SAGAN_TF_CACHE/real_stats`).
 CACHE_ENV = "SAGAN_TF_CACHE"
-#: The classifier used for the embedded synthetic dataset (see `sagan_tf.metrics.synthetic_classifier`).
-SYNTHETIC_CLASSIFIER = "synthetic"
-#: The classifier used for every other dataset: TF-GAN's Inception from TF-Hub.
-INCEPTION_CLASSIFIER = "inception"
 #: Real activations kept for KID in the cached statistics (they are kept whether KID is asked for or not, so that
 #: one cache entry serves both).
 KID_SUBSET_SIZE = 10_000
@@ -111,8 +107,13 @@ def default_cache_dir():
 
 
 def default_classifier(dataset):
-    """The classifier spec used for `dataset` when none is given: "synthetic" or "inception"."""
-    return SYNTHETIC_CLASSIFIER if dataset == "synthetic" else INCEPTION_CLASSIFIER
+    """The classifier spec used for `dataset` when none is given.
+
+    Returns:
+      `metrics.SYNTHETIC_CLASSIFIER` ("synthetic") for the embedded synthetic dataset, else
+      `metrics.INCEPTION_CLASSIFIER` ("inception").
+    """
+    return metrics.SYNTHETIC_CLASSIFIER if dataset == "synthetic" else metrics.INCEPTION_CLASSIFIER
 
 
 def load_classifier_for(dataset, spec=None, batch_size=None):

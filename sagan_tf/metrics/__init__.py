@@ -31,6 +31,8 @@ _EXPORTS = {
     "Classifier": "classifier",
     "load_classifier": "classifier_loader",
     "INCEPTION_HANDLE": "classifier_loader",
+    "INCEPTION_CLASSIFIER": "classifier_loader",
+    "SYNTHETIC_CLASSIFIER": "classifier_loader",
     "SYNTHETIC_CLASSIFIER_PATH": "synthetic_classifier",
     "SYNTHETIC_FEATURE_DIM": "synthetic_classifier",
     "build_synthetic_classifier": "synthetic_classifier",

@@ -12,8 +12,10 @@ from sagan_tf.metrics.classifier import Classifier
 INCEPTION_HANDLE = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"
 INCEPTION_IMAGE_SIZE = 299
 _REMOTE_PREFIXES = ("http://", "https://", "gs://")
-#: The spec that names the classifier shipped for the embedded synthetic dataset.
-SYNTHETIC_SPEC = "synthetic"
+#: The spec that names the classifier shipped for the embedded synthetic dataset (see `synthetic_classifier`).
+SYNTHETIC_CLASSIFIER = "synthetic"
+#: The spec that names TF-GAN's Inception from TF-Hub (`INCEPTION_HANDLE`); None means the same.
+INCEPTION_CLASSIFIER = "inception"
 
 
 def _offline_instructions(handle):
@@ -226,9 +228,9 @@ def load_classifier(
     """
     if isinstance(spec, Classifier):
         return spec
-    if isinstance(spec, str) and spec == SYNTHETIC_SPEC:
+    if isinstance(spec, str) and spec == SYNTHETIC_CLASSIFIER:
         return _load_synthetic(image_size, classifier_id, batch_size)
-    if spec is None or spec == "inception":
+    if spec is None or spec == INCEPTION_CLASSIFIER:
         spec = INCEPTION_HANDLE
     import keras
 
