@@ -36,7 +36,6 @@ _EXPORTS = {
     "SYNTHETIC_CLASSIFIER_PATH": "synthetic_classifier",
     "SYNTHETIC_FEATURE_DIM": "synthetic_classifier",
     "build_synthetic_classifier": "synthetic_classifier",
-    "train_synthetic_classifier": "synthetic_classifier",
 }
 
 __all__ = sorted(_EXPORTS)
