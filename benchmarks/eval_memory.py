@@ -20,6 +20,7 @@ evaluation of two batches runs first, so tracing and allocator warm-up are not c
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -92,12 +93,13 @@ def main():
     classifier, classifier_name = load_classifier(args.classifier)
     real = evaluation.real_statistics("synthetic", classifier, config.image_size, num_real=args.num_real,
                                       cache_dir=args.cache_dir, print_fn=lambda line: print(line, file=sys.stderr))
-    run = dict(classifier=classifier, real_stats=real, batch_size=args.batch_size, seed=args.seed,
-               compute_kid=args.kid)
-    evaluation.evaluate_generator(generator, num_samples=2 * args.batch_size, print_fn=None, **run)  # warm-up
-
     total_batches = -(-args.num_samples // args.batch_size)
     tenth = max(1, total_batches // 10)
+    eval_config = evaluation.EvalConfig(num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed,
+                                        compute_kid=args.kid, log_every=tenth)
+    warm_up = dataclasses.replace(eval_config, num_samples=2 * args.batch_size)
+    evaluation.evaluate_generator(generator, classifier, real, warm_up, print_fn=None)  # warm-up
+
     marks = {}
 
     def progress(line):
@@ -107,8 +109,7 @@ def main():
     rss_before = rss_mib()
     sampler = PeakSampler()
     sampler.start()
-    figures = evaluation.evaluate_generator(generator, num_samples=args.num_samples, log_every=tenth,
-                                            print_fn=progress, **run)
+    figures = evaluation.evaluate_generator(generator, classifier, real, eval_config, print_fn=progress)
     peak = sampler.stop()
     rss_end = rss_mib()
     first_mark = marks[min(marks)] if marks else rss_end

@@ -55,7 +55,7 @@ def eval_config(values):
     return evaluation.EvalConfig(
         num_samples=values.num_samples, batch_size=values.batch_size, classifier=values.classifier or None,
         split=values.split, num_real=values.num_real or None, compute_kid=values.kid, num_splits=values.is_splits,
-        seed=values.seed, cache_dir=values.cache_dir, use_ema=values.ema)
+        seed=values.seed, cache_dir=values.cache_dir)
 
 
 def _write_json_atomically(path, payload):
@@ -67,8 +67,10 @@ def _write_json_atomically(path, payload):
     tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
-def evaluate_run(model_dir, config, checkpoint=None, data_dir=None, print_fn=logging.info):
+def evaluate_run(model_dir, config, checkpoint=None, data_dir=None, print_fn=logging.info, *, use_ema=True):
     """Evaluates a run's generator and writes the figures; returns the JSON-able dict of figures and provenance.
+
+    `use_ema` chooses the generator: its EMA weights (the default) or the raw ones (`--noema`).
 
     Raises:
       UsageError: no run directory or checkpoint, an unavailable classifier, missing real data.
@@ -83,7 +85,7 @@ def evaluate_run(model_dir, config, checkpoint=None, data_dir=None, print_fn=log
     if not tf.io.gfile.isdir(model_dir):
         raise UsageError(f"No run directory {model_dir}. Pass the --model_dir that `python -m training.run` "
                          "trained into.")
-    restored = restore.restore_generator(model_dir, checkpoint, use_ema=config.use_ema)
+    restored = restore.restore_generator(model_dir, checkpoint, use_ema=use_ema)
     run_config = restored.config
     print_fn(f"Evaluating {restored.checkpoint} (step {restored.step}, {'EMA' if restored.ema else 'raw'} "
              f"generator) on {config.num_samples} samples.")
@@ -124,7 +126,8 @@ def main(argv):
     from sagan_tf.errors import UsageError
 
     try:
-        result = evaluate_run(FLAGS.model_dir, eval_config(FLAGS), FLAGS.checkpoint, FLAGS.data_dir)
+        result = evaluate_run(FLAGS.model_dir, eval_config(FLAGS), FLAGS.checkpoint, FLAGS.data_dir,
+                              use_ema=FLAGS.ema)
     except UsageError as error:
         print(f"Error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
