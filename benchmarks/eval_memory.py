@@ -20,6 +20,7 @@ evaluation of two batches runs first, so tracing and allocator warm-up are not c
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -33,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 
-from sagan_tf import evaluation, metrics  # noqa: E402
+from sagan_tf import errors, evaluation, metrics  # noqa: E402
 from sagan_tf.presets import get_preset  # noqa: E402
 from sagan_tf.restore import build_generator  # noqa: E402
 
@@ -67,8 +68,8 @@ class PeakSampler(threading.Thread):
 def load_classifier(spec):
     try:
         return evaluation.load_classifier_for("synthetic", spec), spec
-    except evaluation.ClassifierUnavailableError:
-        if spec != "synthetic":
+    except errors.ClassifierUnavailableError:
+        if spec != metrics.SYNTHETIC_CLASSIFIER:
             raise
         from sagan_tf.metrics.synthetic_classifier import build_synthetic_classifier
 
@@ -79,7 +80,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num_samples", type=int, default=50_000)
     parser.add_argument("--batch_size", type=int, default=250)
-    parser.add_argument("--classifier", default="synthetic")
+    parser.add_argument("--classifier", default=metrics.SYNTHETIC_CLASSIFIER)
     parser.add_argument("--num_real", type=int, default=10_000)
     parser.add_argument("--cache_dir", default=None, help="real-statistics cache (default: the library's)")
     parser.add_argument("--kid", action="store_true", help="also compute KID")
@@ -92,12 +93,13 @@ def main():
     classifier, classifier_name = load_classifier(args.classifier)
     real = evaluation.real_statistics("synthetic", classifier, config.image_size, num_real=args.num_real,
                                       cache_dir=args.cache_dir, print_fn=lambda line: print(line, file=sys.stderr))
-    run = dict(classifier=classifier, real_stats=real, batch_size=args.batch_size, seed=args.seed,
-               compute_kid=args.kid)
-    evaluation.evaluate_generator(generator, num_samples=2 * args.batch_size, print_fn=None, **run)  # warm-up
-
     total_batches = -(-args.num_samples // args.batch_size)
     tenth = max(1, total_batches // 10)
+    eval_config = evaluation.EvalConfig(num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed,
+                                        compute_kid=args.kid, log_every=tenth)
+    warm_up = dataclasses.replace(eval_config, num_samples=2 * args.batch_size)
+    evaluation.evaluate_generator(generator, classifier, real, warm_up, print_fn=None)  # warm-up
+
     marks = {}
 
     def progress(line):
@@ -107,8 +109,7 @@ def main():
     rss_before = rss_mib()
     sampler = PeakSampler()
     sampler.start()
-    figures = evaluation.evaluate_generator(generator, num_samples=args.num_samples, log_every=tenth,
-                                            print_fn=progress, **run)
+    figures = evaluation.evaluate_generator(generator, classifier, real, eval_config, print_fn=progress)
     peak = sampler.stop()
     rss_end = rss_mib()
     first_mark = marks[min(marks)] if marks else rss_end

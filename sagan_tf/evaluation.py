@@ -11,9 +11,9 @@ The pieces, usable on their own:
   for the embedded `synthetic` dataset and TF-GAN's Inception (TF-Hub) for every other dataset.
 - `real_statistics(...)`: streams `num_real` real images (no shuffling, no flips) through the classifier into a
   `metrics.RealStatistics`, computed once and cached on disk (`default_cache_dir()`).
-- `evaluate_generator(...)`: generates `num_samples` images in batches from a fixed seed (uniform class labels for
-  conditional models) and streams them through the classifier into a `metrics.MetricAccumulator`: memory does not
-  grow with `num_samples`.
+- `evaluate_generator(generator, classifier, real_stats, config)`: generates `config.num_samples` images in batches
+  from a fixed seed (uniform class labels for conditional models) and streams them through the classifier into a
+  `metrics.MetricAccumulator`: memory does not grow with `num_samples`.
 
 FID (Heusel et al. 2017, eq. 6), IS (Salimans et al. 2016) and KID (Binkowski et al. 2018) are computed by
 `sagan_tf.metrics`. The SAGAN paper reports FID and IS over 50,000 samples with Inception.
@@ -27,22 +27,13 @@ from typing import Optional
 import keras
 import numpy as np
 
-from sagan_tf import data, metrics
-from sagan_tf.errors import UsageError
+from sagan_tf import data, errors, metrics
 
 #: Environment variable naming the cache directory (real statistics go to `$SAGAN_TF_CACHE/real_stats`).
 CACHE_ENV = "SAGAN_TF_CACHE"
-#: The classifier used for the embedded synthetic dataset (see `sagan_tf.metrics.synthetic_classifier`).
-SYNTHETIC_CLASSIFIER = "synthetic"
-#: The classifier used for every other dataset: TF-GAN's Inception from TF-Hub.
-INCEPTION_CLASSIFIER = "inception"
 #: Real activations kept for KID in the cached statistics (they are kept whether KID is asked for or not, so that
 #: one cache entry serves both).
 KID_SUBSET_SIZE = 10_000
-
-
-class ClassifierUnavailableError(UsageError):
-    """The classifier of the metrics cannot be loaded here (no file, no network for TF-Hub)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +52,6 @@ class EvalConfig:
       num_splits: Inception Score splits (1: TF-GAN's definition; papers average 10 splits).
       seed: seed of the latents and labels; the same seed gives the same figures.
       cache_dir: directory of the cached real statistics; None: `default_cache_dir()`.
-      use_ema: evaluate the EMA generator of a run (used by `training.evaluate`).
       log_every: batches between progress lines (0: none).
     """
 
@@ -74,7 +64,6 @@ class EvalConfig:
     num_splits: int = 1
     seed: int = 0
     cache_dir: Optional[str] = None
-    use_ema: bool = True
     log_every: int = 20
 
     def __post_init__(self):
@@ -87,7 +76,7 @@ class EvalConfig:
           UsageError: naming the field and its value.
         """
         def fail(message):
-            raise UsageError(f"Invalid evaluation settings: {message}")
+            raise errors.UsageError(f"Invalid evaluation settings: {message}")
 
         def is_int(value):
             return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -116,8 +105,13 @@ def default_cache_dir():
 
 
 def default_classifier(dataset):
-    """The classifier spec used for `dataset` when none is given: "synthetic" or "inception"."""
-    return SYNTHETIC_CLASSIFIER if dataset == "synthetic" else INCEPTION_CLASSIFIER
+    """The classifier spec used for `dataset` when none is given.
+
+    Returns:
+      `metrics.SYNTHETIC_CLASSIFIER` ("synthetic") for the embedded synthetic dataset, else
+      `metrics.INCEPTION_CLASSIFIER` ("inception").
+    """
+    return metrics.SYNTHETIC_CLASSIFIER if dataset == "synthetic" else metrics.INCEPTION_CLASSIFIER
 
 
 def load_classifier_for(dataset, spec=None, batch_size=None):
@@ -142,8 +136,8 @@ def load_classifier_for(dataset, spec=None, batch_size=None):
     keras.mixed_precision.set_global_policy("float32")
     try:
         return metrics.load_classifier(spec, batch_size=batch_size)
-    except metrics.ClassifierNotAvailableError as error:
-        raise ClassifierUnavailableError(
+    except errors.ClassifierUnavailableError as error:
+        raise errors.ClassifierUnavailableError(
             f"The classifier for FID/IS ({spec!r}) is not available: {error} Pass another one with --classifier "
             "(a SavedModel directory, a TF-Hub handle or a .keras file returning (features, logits)).") from None
     finally:
@@ -251,50 +245,53 @@ def _dimensions(generator, latent_dim, num_classes):
     return int(latent_dim), int(num_classes)
 
 
-def evaluate_generator(generator, classifier, real_stats, num_samples=10_000, batch_size=250, seed=0,
-                       compute_kid=False, num_splits=1, latent_dim=None, num_classes=None, log_every=20,
+def evaluate_generator(generator, classifier, real_stats, config=None, latent_dim=None, num_classes=None,
                        print_fn=print):
-    """FID, Inception Score and optionally KID of `num_samples` images of `generator`.
+    """FID, Inception Score and optionally KID of `config.num_samples` images of `generator`.
 
-    Images are generated in batches of `batch_size` from `generator_inputs(..., seed)` with `training=False` and
-    streamed through `classifier` into a `metrics.MetricAccumulator`; no list of images or activations is kept,
-    so memory does not grow with `num_samples`.
+    Images are generated in batches of `config.batch_size` from `generator_inputs(..., config.seed)` with
+    `training=False` and streamed through `classifier` into a `metrics.MetricAccumulator`; no list of images or
+    activations is kept, so memory does not grow with `num_samples`. Of `config`, this reads `num_samples`,
+    `batch_size`, `seed`, `compute_kid` (KID against `real_stats.kid_subset`), `num_splits` (Inception Score
+    splits) and `log_every`; its other fields say how `Evaluator.create` loads `classifier` and `real_stats`.
 
     Args:
       generator: a callable `(z, labels, training=False) -> images in [-1, 1]`, e.g. a `Generator` or a SAGAN's
         `sampling_generator`.
       classifier: a `metrics.Classifier`.
       real_stats: the `metrics.RealStatistics` to compare with (see `real_statistics`).
-      num_samples: number of generated images.
-      batch_size: images per batch.
-      seed: seed of the latents and labels.
-      compute_kid: also compute KID (against `real_stats.kid_subset`).
-      num_splits: Inception Score splits.
+      config: an `EvalConfig`; None: `EvalConfig()`.
       latent_dim: size of z; None reads `generator.config.latent_dim`.
       num_classes: number of classes (0: unconditional); None reads `generator.config.num_classes`.
-      log_every: batches between progress lines (0: none).
       print_fn: where progress lines go (None: silent).
 
     Returns:
-      {"fid": float, "inception_score": float, "kid": float (only with `compute_kid`), "num_samples": int,
+      {"fid": float, "inception_score": float, "kid": float (only with `config.compute_kid`), "num_samples": int,
       "seconds": float (wall time of this evaluation)}.
+
+    Raises:
+      ValueError: `config` is not an `EvalConfig`; the generator's dimensions are unknown; KID was asked for and
+        `real_stats` holds no real activations.
     """
+    config = EvalConfig() if config is None else config
+    if not isinstance(config, EvalConfig):
+        raise ValueError(f"`config` must be an EvalConfig or None. Received: config={config!r}")
+    num_samples, batch_size, seed = config.num_samples, config.batch_size, config.seed
     latent_dim, num_classes = _dimensions(generator, latent_dim, num_classes)
-    EvalConfig(num_samples=num_samples, batch_size=batch_size, num_splits=num_splits, seed=seed)  # validates
     start = time.perf_counter()
     sample = _sampler(generator, latent_dim)
-    accumulator = metrics.MetricAccumulator(num_splits=num_splits, num_samples=num_samples,
-                                            kid_capacity=KID_SUBSET_SIZE if compute_kid else 0, seed=seed)
+    accumulator = metrics.MetricAccumulator(num_splits=config.num_splits, num_samples=num_samples,
+                                            kid_capacity=KID_SUBSET_SIZE if config.compute_kid else 0, seed=seed)
     total_batches = -(-num_samples // batch_size)
     for batch, (z, labels) in enumerate(generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed), 1):
         images = sample(z, labels)
         accumulator.update(*classifier(images))
-        if log_every and batch % log_every == 0 and batch < total_batches:
+        if config.log_every and batch % config.log_every == 0 and batch < total_batches:
             _say(print_fn, f"  evaluation: {accumulator.frechet.count}/{num_samples} samples "
                            f"({time.perf_counter() - start:.1f} s)")
     result = accumulator.result(real_stats)
     figures = {"fid": result["fid"], "inception_score": result["inception_score"]}
-    if compute_kid:
+    if config.compute_kid:
         if result["kid"] is None:
             raise ValueError("KID needs real activations, and these real statistics hold none (kid_subset is empty).")
         figures["kid"] = result["kid"]
@@ -343,11 +340,9 @@ class Evaluator:
 
     def __call__(self, generator, latent_dim=None, num_classes=None):
         """The figures of `generator` (see `evaluate_generator`)."""
-        config = self.config
-        return evaluate_generator(generator, self.classifier, self.real_stats, config.num_samples, config.batch_size,
-                                  config.seed, config.compute_kid, config.num_splits, latent_dim, num_classes,
-                                  config.log_every, self.print_fn)
+        return evaluate_generator(generator, self.classifier, self.real_stats, self.config, latent_dim, num_classes,
+                                  self.print_fn)
 
 
-__all__ = ["EvalConfig", "Evaluator", "ClassifierUnavailableError", "default_cache_dir", "default_classifier",
-           "load_classifier_for", "real_statistics", "generator_inputs", "evaluate_generator"]
+__all__ = ["EvalConfig", "Evaluator", "default_cache_dir", "default_classifier", "load_classifier_for",
+           "real_statistics", "generator_inputs", "evaluate_generator"]

@@ -7,7 +7,7 @@ import scipy.linalg
 import keras
 
 from sagan_tf import data, evaluation, metrics
-from sagan_tf.errors import UsageError
+from sagan_tf.errors import ClassifierUnavailableError, UsageError
 from sagan_tf.restore import build_generator
 from tests.tiny import tiny_classifier_file, tiny_model
 
@@ -70,8 +70,8 @@ def test_figures_equal_a_one_shot_numpy_computation(tmp_path, classifier, num_cl
     np.testing.assert_allclose(stats.covariance, np.cov(real_features.astype(np.float64), rowvar=False),
                                rtol=1e-4, atol=1e-7)
 
-    figures = evaluation.evaluate_generator(generator, classifier, stats, num_samples=70, batch_size=16, seed=3,
-                                            compute_kid=True, print_fn=None)
+    config = evaluation.EvalConfig(num_samples=70, batch_size=16, seed=3, compute_kid=True)
+    figures = evaluation.evaluate_generator(generator, classifier, stats, config, print_fn=None)
     features, logits = one_shot_outputs(generator, classifier, 8, num_classes, 70, 16, 3)
     assert figures["num_samples"] == 70 and figures["seconds"] > 0
     np.testing.assert_allclose(figures["fid"], numpy_fid(real_features, features), rtol=1e-3, atol=1e-6)
@@ -84,8 +84,8 @@ def test_the_same_seed_gives_the_same_figures_and_another_seed_others(tmp_path, 
     generator = build_generator(tiny_model(IMAGE_SIZE))
     stats = evaluation.real_statistics("synthetic", classifier, IMAGE_SIZE, num_real=64, cache_dir=tmp_path,
                                        print_fn=None)
-    run = lambda seed: evaluation.evaluate_generator(generator, classifier, stats, 48, 16, seed,  # noqa: E731
-                                                     print_fn=None)
+    run = lambda seed: evaluation.evaluate_generator(  # noqa: E731
+        generator, classifier, stats, evaluation.EvalConfig(num_samples=48, batch_size=16, seed=seed), print_fn=None)
     first, again, other = run(5), run(5), run(6)
     assert "kid" not in first
     assert (first["fid"], first["inception_score"]) == (again["fid"], again["inception_score"])
@@ -117,8 +117,8 @@ def test_evaluation_streams_batches_through_the_classifier(tmp_path, classifier)
 
     counting = metrics.Classifier(fn, classifier.image_size, classifier.classifier_id)
     lines = []
-    evaluation.evaluate_generator(generator, counting, stats, num_samples=45, batch_size=10, log_every=2,
-                                  print_fn=lines.append)
+    config = evaluation.EvalConfig(num_samples=45, batch_size=10, log_every=2)
+    evaluation.evaluate_generator(generator, counting, stats, config, print_fn=lines.append)
     assert sizes == [10, 10, 10, 10, 5]
     assert len(lines) == 2 and "20/45 samples" in lines[0] and "40/45 samples" in lines[1]
 
@@ -157,9 +157,10 @@ def test_default_cache_dir_and_classifier(monkeypatch, tmp_path):
 
 
 def test_an_unavailable_classifier_is_a_usage_error(tmp_path):
-    with pytest.raises(evaluation.ClassifierUnavailableError, match="--classifier") as info:
+    with pytest.raises(ClassifierUnavailableError, match="--classifier") as info:
         evaluation.load_classifier_for("cifar10", str(tmp_path / "missing.keras"))
     assert isinstance(info.value, UsageError)
+    assert "No such .keras classifier file" in str(info.value)  # the loader's reason, then the flag to use
 
 
 def test_evaluator_loads_classifier_and_statistics_once(tmp_path, classifier):
@@ -168,8 +169,15 @@ def test_evaluator_loads_classifier_and_statistics_once(tmp_path, classifier):
     evaluator = evaluation.Evaluator.create("synthetic", IMAGE_SIZE, config, print_fn=None)
     assert evaluator.real_stats.count == 30 and evaluator.setup_seconds > 0
     generator = build_generator(tiny_model(IMAGE_SIZE))
-    direct = evaluation.evaluate_generator(generator, classifier, evaluator.real_stats, 20, 10, print_fn=None)
+    direct = evaluation.evaluate_generator(generator, classifier, evaluator.real_stats,
+                                           evaluation.EvalConfig(num_samples=20, batch_size=10), print_fn=None)
     assert evaluator(generator)["fid"] == direct["fid"]
+
+
+def test_evaluate_generator_takes_an_eval_config(classifier):
+    generator = build_generator(tiny_model(IMAGE_SIZE))
+    with pytest.raises(ValueError, match="must be an EvalConfig or None. Received: config=70"):
+        evaluation.evaluate_generator(generator, classifier, None, 70)  # the old positional num_samples
 
 
 @pytest.mark.parametrize("field, value, message", [

@@ -4,6 +4,7 @@ shipped synthetic-domain classifier ("synthetic")."""
 import hashlib
 import os
 
+from sagan_tf.errors import ClassifierUnavailableError
 from sagan_tf.metrics.classifier import Classifier
 
 #: TF-GAN's Inception network (the one used for SAGAN's FID/IS): images in [-1, 1] at 299x299 ->
@@ -11,12 +12,10 @@ from sagan_tf.metrics.classifier import Classifier
 INCEPTION_HANDLE = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"
 INCEPTION_IMAGE_SIZE = 299
 _REMOTE_PREFIXES = ("http://", "https://", "gs://")
-#: The spec that names the classifier shipped for the embedded synthetic dataset.
-SYNTHETIC_SPEC = "synthetic"
-
-
-class ClassifierNotAvailableError(OSError):
-    """The classifier could not be found or fetched (e.g. no network for a TF-Hub handle)."""
+#: The spec that names the classifier shipped for the embedded synthetic dataset (see `synthetic_classifier`).
+SYNTHETIC_CLASSIFIER = "synthetic"
+#: The spec that names TF-GAN's Inception from TF-Hub (`INCEPTION_HANDLE`); None means the same.
+INCEPTION_CLASSIFIER = "inception"
 
 
 def _offline_instructions(handle):
@@ -172,7 +171,7 @@ def _load_synthetic(image_size, classifier_id, batch_size):
 
     path = SYNTHETIC_CLASSIFIER_PATH
     if not os.path.isfile(path):
-        raise ClassifierNotAvailableError(
+        raise ClassifierUnavailableError(
             f"The synthetic-domain classifier is not installed: no file at {path!r}. Create it with "
             "`python -m training.train_classifier` (a few minutes on a CPU), which trains it on the synthetic "
             "dataset and writes it there, or pass the path of another .keras classifier."
@@ -196,7 +195,7 @@ def load_classifier(
 
     `spec` may be:
     - None or "inception": TF-GAN's Inception (`INCEPTION_HANDLE`) from TF-Hub, loaded now. Without
-      network access this raises `ClassifierNotAvailableError` explaining how to supply it offline.
+      network access this raises `ClassifierUnavailableError` explaining how to supply it offline.
     - another TF-Hub handle (http://, https://, gs://).
     - a local SavedModel directory (e.g. the downloaded Inception module). A callable SavedModel is
       called directly (as TF-GAN does with Inception); otherwise its `signature` (default
@@ -206,7 +205,7 @@ def load_classifier(
     - "synthetic": the small domain classifier shipped with the package for the embedded synthetic
       dataset (`SYNTHETIC_CLASSIFIER_PATH`; 32x32 inputs, 128 features, 4 logits), with the id
       "synthetic-classifier:<first 16 hex digits of the file's SHA-256>". Without the file this raises
-      `ClassifierNotAvailableError` saying to run `python -m training.train_classifier`.
+      `ClassifierUnavailableError` saying to run `python -m training.train_classifier`.
     - a `keras.Model` or an existing `Classifier` (returned as is).
 
     Args:
@@ -225,13 +224,13 @@ def load_classifier(
         A `Classifier`.
 
     Raises:
-        ClassifierNotAvailableError: the path does not exist, or the TF-Hub handle cannot be fetched.
+        ClassifierUnavailableError: the path does not exist, or the TF-Hub handle cannot be fetched.
     """
     if isinstance(spec, Classifier):
         return spec
-    if isinstance(spec, str) and spec == SYNTHETIC_SPEC:
+    if isinstance(spec, str) and spec == SYNTHETIC_CLASSIFIER:
         return _load_synthetic(image_size, classifier_id, batch_size)
-    if spec is None or spec == "inception":
+    if spec is None or spec == INCEPTION_CLASSIFIER:
         spec = INCEPTION_HANDLE
     import keras
 
@@ -247,7 +246,7 @@ def load_classifier(
         except ImportError:
             raise
         except Exception as e:  # URLError, OSError, ValueError ...: all mean "not available here".
-            raise ClassifierNotAvailableError(
+            raise ClassifierUnavailableError(
                 f"Could not load the classifier TF-Hub module {location!r} "
                 f"({type(e).__name__}: {e}). {_offline_instructions(location)}"
             ) from e
@@ -259,7 +258,7 @@ def load_classifier(
     location = os.path.expanduser(location)
     if location.endswith(".keras"):
         if not os.path.isfile(location):
-            raise ClassifierNotAvailableError(
+            raise ClassifierUnavailableError(
                 f"No such .keras classifier file: {location!r}. Pass the path of a Keras model saved "
                 "with model.save('classifier.keras') that returns (pool features, logits)."
             )
@@ -270,7 +269,7 @@ def load_classifier(
     if not os.path.isdir(location) or not any(
         os.path.exists(os.path.join(location, name)) for name in ("saved_model.pb", "saved_model.pbtxt")
     ):
-        raise ClassifierNotAvailableError(
+        raise ClassifierUnavailableError(
             f"No SavedModel directory at {location!r} (expected saved_model.pb in it). Pass a TF-Hub "
             "handle, a SavedModel directory or a .keras file. If you meant TF-GAN's Inception module: "
             f"{_offline_instructions(INCEPTION_HANDLE)}"

@@ -7,8 +7,7 @@ import tempfile
 import numpy as np
 
 from sagan_tf.metrics import scores
-from sagan_tf.metrics.activation_reservoir import ActivationReservoir
-from sagan_tf.metrics.frechet_accumulator import FrechetAccumulator
+from sagan_tf.metrics.accumulators import ActivationReservoir, FrechetAccumulator
 
 
 class RealStatistics:

@@ -19,7 +19,8 @@ from sagan_tf import restore
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-NOTEBOOK = pathlib.Path(__file__).resolve().parents[2] / "examples" / "colab_quickstart.ipynb"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "examples" / "colab_quickstart.ipynb"
 TINY_STEPS = 8
 
 
@@ -31,7 +32,9 @@ def executed(tmp_path_factory):
                    "SAGAN_TF_QUICKSTART_DATASET": "synthetic", "SAGAN_TF_CACHE": str(work_dir / "cache"),
                    # MirroredStrategy over two logical CPUs: the path a Colab GPU runtime takes.
                    "SAGAN_TF_QUICKSTART_CPU_REPLICAS": "2",
-                   "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"}
+                   "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1",
+                   # The kernel starts in examples/: this checkout's sagan_tf, not whichever one is installed.
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     previous = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)  # the kernel inherits this process's environment
     try:

@@ -19,7 +19,7 @@ def rng():
     return np.random.default_rng(7)
 
 
-def test_frechet_accumulator_equals_one_shot(rng):
+def test_streaming_frechet_equals_one_shot(rng):
     # A large common offset: the shifted sums must keep the covariance exact.
     real = rng.normal(size=(150, 10)) + 1000.0
     fake = rng.normal(scale=1.5, size=(130, 10)) @ rng.normal(size=(10, 10)) + 1000.2
@@ -36,7 +36,7 @@ def test_frechet_accumulator_equals_one_shot(rng):
     assert acc_real.count == 150 and acc_fake.count == 130
 
 
-def test_frechet_accumulator_errors():
+def test_streaming_frechet_errors():
     acc = metrics.FrechetAccumulator()
     with pytest.raises(ValueError, match="at least 2"):
         _ = acc.covariance
@@ -46,7 +46,7 @@ def test_frechet_accumulator_errors():
 
 
 @pytest.mark.parametrize("num_splits", [1, 4])
-def test_inception_score_accumulator_equals_one_shot(rng, num_splits):
+def test_streaming_inception_score_equals_one_shot(rng, num_splits):
     logits = rng.normal(scale=4.0, size=(90, 11))
     acc = metrics.InceptionScoreAccumulator(num_splits, num_samples=90 if num_splits > 1 else None)
     for b in batches(logits, [7, 30, 1, 52]):  # Batches straddle the split boundaries 22, 45, 67.
@@ -57,7 +57,7 @@ def test_inception_score_accumulator_equals_one_shot(rng, num_splits):
     np.testing.assert_allclose(acc.result(), metrics.inception_score(logits, num_splits), rtol=1e-10)
 
 
-def test_inception_score_accumulator_needs_the_sample_count_for_splits():
+def test_streaming_inception_score_needs_the_sample_count_for_splits():
     with pytest.raises(ValueError, match="num_samples"):
         metrics.InceptionScoreAccumulator(num_splits=10)
     acc = metrics.InceptionScoreAccumulator(num_splits=2, num_samples=4)
@@ -68,7 +68,7 @@ def test_inception_score_accumulator_needs_the_sample_count_for_splits():
         acc.update(np.zeros((2, 5)))
 
 
-def test_inception_score_accumulator_of_confident_logits_is_num_classes():
+def test_streaming_inception_score_of_confident_logits_is_num_classes():
     acc = metrics.InceptionScoreAccumulator()
     for start in range(0, 60, 8):
         labels = np.arange(start, min(start + 8, 60)) % 6
@@ -104,7 +104,7 @@ def test_reservoir_is_bounded_and_uniform():
     assert frequency.max() < 0.25 and frequency.min() > 0.01
 
 
-def test_metric_accumulator_equals_one_shot(rng):
+def test_streaming_metrics_equal_one_shot(rng):
     real = rng.normal(size=(80, 6))
     fake = rng.normal(loc=0.3, size=(70, 6))
     logits = rng.normal(size=(70, 5))

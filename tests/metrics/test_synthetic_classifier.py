@@ -7,10 +7,13 @@ import sys
 
 import numpy as np
 import pytest
+from absl import flags
 
 from sagan_tf import metrics
 from sagan_tf.data import synthetic
+from sagan_tf.errors import ClassifierUnavailableError
 from sagan_tf.metrics import synthetic_classifier
+from training import train_classifier
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_TEST = 1024
@@ -91,7 +94,7 @@ def test_inception_score_of_real_images_is_close_to_the_number_of_classes(output
 
 def test_missing_asset_says_how_to_make_it(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic_classifier, "SYNTHETIC_CLASSIFIER_PATH", str(tmp_path / "missing.keras"))
-    with pytest.raises(metrics.ClassifierNotAvailableError, match="python -m training.train_classifier"):
+    with pytest.raises(ClassifierUnavailableError, match="python -m training.train_classifier"):
         metrics.load_classifier("synthetic")
 
 
@@ -105,7 +108,7 @@ def test_build_validates_arguments():
 def test_train_saves_a_loadable_classifier_and_reports_its_accuracy(tmp_path):
     path = str(tmp_path / "sub" / "tiny.keras")
     lines = []
-    accuracy = metrics.train_synthetic_classifier(
+    accuracy = train_classifier.train_synthetic_classifier(
         path, steps=3, batch_size=8, seed=1, widths=(8, 16), eval_examples=32, log_every=2,
         log_fn=lines.append)
     assert [line.split(":")[0] for line in lines[:2]] == ["step 2/3", "step 3/3"]
@@ -128,3 +131,16 @@ def test_command_refuses_to_write_below_min_accuracy(tmp_path):
     assert "Traceback" not in result.stderr
     assert not output.exists()
     assert not list(tmp_path.iterdir())  # No temporary file left behind either.
+
+
+def test_command_defines_its_flags_only_when_run():
+    code = ("from absl import flags; import training.train_classifier; "
+            "print([n for n in ('output', 'steps', 'min_accuracy', 'eval_examples') if n in flags.FLAGS])")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+    values = flags.FlagValues()
+    train_classifier.define_flags(values)
+    values(["train_classifier", "--steps=7"])
+    assert values.output == metrics.SYNTHETIC_CLASSIFIER_PATH
+    assert (values.steps, values.batch_size, values.min_accuracy, values.eval_examples) == (7, 64, 0.95, None)
