@@ -26,6 +26,8 @@ import urllib.request
 
 import numpy as np
 
+from sagan_tf.errors import ServingError
+
 SERVING_SIGNATURE = "serving_default"
 GENERATE_SIGNATURE = "generate"
 Z_INPUT = "z"
@@ -41,10 +43,6 @@ _GRPC_MISSING = ("--grpc needs the tensorflow-serving-api package, which is not 
                  "(drop --grpc and pass the REST port, 8501 by default).")
 
 
-class ClientError(Exception):
-    """A request that cannot be made or that the server refused; the message says why."""
-
-
 def truncated_normal_latents(batch_size, latent_dim, seed, truncation):
     """Latents z ~ N(0, I) conditioned on |z| <= truncation, float32 [batch, latent_dim].
 
@@ -54,7 +52,7 @@ def truncated_normal_latents(batch_size, latent_dim, seed, truncation):
     from scipy.special import ndtr, ndtri
 
     if not truncation > 0:
-        raise ClientError(f"--truncation must be > 0. Received: truncation={truncation}")
+        raise ServingError(f"--truncation must be > 0. Received: truncation={truncation}")
     lower = ndtr(-float(truncation))
     u = np.random.default_rng(seed).uniform(lower, 1.0 - lower, (batch_size, latent_dim))
     return np.clip(ndtri(u), -truncation, truncation).astype(np.float32)
@@ -80,22 +78,22 @@ def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0,
     elif batch_size is not None and batch_size >= 1:
         count = int(batch_size)
     else:
-        raise ClientError("Pass --labels (a class-conditional model) or --batch_size >= 1 (an unconditional one).")
+        raise ServingError("Pass --labels (a class-conditional model) or --batch_size >= 1 (an unconditional one).")
     if count == 0:
-        raise ClientError("--labels is empty; pass at least one class id.")
+        raise ServingError("--labels is empty; pass at least one class id.")
     if signature == GENERATE_SIGNATURE:
         inputs = {LABELS_INPUT: labels} if labels is not None else {BATCH_SIZE_INPUT: np.int32(count)}
         inputs.update({SEED_INPUT: np.int64(seed), TRUNCATION_INPUT: np.float32(truncation)})
         return inputs
     if signature == SERVING_SIGNATURE:
         if not latent_dim:
-            raise ClientError("--signature=serving_default sends latents z: pass --latent_dim (the model's latent "
-                              "size, shown by `saved_model_cli show --all`), or use --signature=generate.")
+            raise ServingError("--signature=serving_default sends latents z: pass --latent_dim (the model's latent "
+                               "size, shown by `saved_model_cli show --all`), or use --signature=generate.")
         inputs = {Z_INPUT: truncated_normal_latents(count, latent_dim, seed, truncation)}
         if labels is not None:
             inputs[LABELS_INPUT] = labels
         return inputs
-    raise ClientError(f"Unknown signature {signature!r}: use {GENERATE_SIGNATURE} or {SERVING_SIGNATURE}.")
+    raise ServingError(f"Unknown signature {signature!r}: use {GENERATE_SIGNATURE} or {SERVING_SIGNATURE}.")
 
 
 def rest_url(server, model_name, version=None):
@@ -126,9 +124,9 @@ def parse_rest_response(payload):
     a single output (`serving_default`: the images).
     """
     if "error" in payload:
-        raise ClientError(f"The server refused the request: {payload['error']}")
+        raise ServingError(f"The server refused the request: {payload['error']}")
     if "outputs" not in payload:
-        raise ClientError(f"Not a predict response (no 'outputs'): {str(payload)[:200]}")
+        raise ServingError(f"Not a predict response (no 'outputs'): {str(payload)[:200]}")
     outputs = payload["outputs"]
     if not isinstance(outputs, dict):
         outputs = {IMAGES_OUTPUT: outputs}
@@ -159,10 +157,10 @@ def rest_predict(server, model_name, signature, inputs, version=None, timeout=12
             message = json.loads(text).get("error", text)
         except ValueError:
             message = text
-        raise ClientError(f"The server refused the request (HTTP {error.code}): {message}") from None
+        raise ServingError(f"The server refused the request (HTTP {error.code}): {message}") from None
     except (urllib.error.URLError, OSError) as error:
-        raise ClientError(f"Cannot reach TensorFlow Serving at {server}: {error}. Is tensorflow_model_server "
-                          "running with --rest_api_port on that port?") from None
+        raise ServingError(f"Cannot reach TensorFlow Serving at {server}: {error}. Is tensorflow_model_server "
+                           "running with --rest_api_port on that port?") from None
     return parse_rest_response(payload)
 
 
@@ -170,7 +168,7 @@ def _serving_apis():
     try:
         from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
     except ImportError:
-        raise ClientError(_GRPC_MISSING) from None
+        raise ServingError(_GRPC_MISSING) from None
     return predict_pb2, prediction_service_pb2_grpc
 
 
@@ -201,7 +199,7 @@ def grpc_predict(server, model_name, signature, inputs, version=None, timeout=12
         try:
             response = stub.Predict(request, timeout=timeout)
         except grpc.RpcError as error:
-            raise ClientError(f"gRPC Predict to {server} failed ({error.code().name}): {error.details()}") from None
+            raise ServingError(f"gRPC Predict to {server} failed ({error.code().name}): {error.details()}") from None
     return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
 
@@ -209,13 +207,13 @@ def load_saved_model(saved_model_dir):
     """Loads an exported SavedModel version directory in this process.
 
     Raises:
-      ClientError: the directory holds no SavedModel.
+      ServingError: the directory holds no SavedModel.
     """
     import tensorflow as tf
 
     if not tf.io.gfile.exists(os.path.join(saved_model_dir, "saved_model.pb")):
-        raise ClientError(f"{saved_model_dir} is not a SavedModel (no saved_model.pb); pass a version directory "
-                          "written by `python -m export.run`, e.g. exports/synthetic32/2000.")
+        raise ServingError(f"{saved_model_dir} is not a SavedModel (no saved_model.pb); pass a version directory "
+                           "written by `python -m export.run`, e.g. exports/synthetic32/2000.")
     return tf.saved_model.load(saved_model_dir)
 
 
@@ -225,16 +223,16 @@ def saved_model_predict(loaded, signature, inputs):
 
     function = loaded.signatures.get(signature)
     if function is None:
-        raise ClientError(f"The SavedModel has no signature {signature!r}; it has {sorted(loaded.signatures)}.")
+        raise ServingError(f"The SavedModel has no signature {signature!r}; it has {sorted(loaded.signatures)}.")
     expected = function.structured_input_signature[1]
     if set(inputs) != set(expected):
         kind = "unconditional: pass --batch_size" if LABELS_INPUT not in expected else "conditional: pass --labels"
-        raise ClientError(f"The {signature} signature takes {sorted(expected)}, not {sorted(inputs)} (the model is "
-                          f"{kind}).")
+        raise ServingError(f"The {signature} signature takes {sorted(expected)}, not {sorted(inputs)} (the model is "
+                           f"{kind}).")
     try:
         outputs = function(**{name: tf.constant(value, dtype=expected[name].dtype) for name, value in inputs.items()})
     except tf.errors.InvalidArgumentError as error:
-        raise ClientError(f"The model refused the request: {_assertion_text(error.message)}") from None
+        raise ServingError(f"The model refused the request: {_assertion_text(error.message)}") from None
     return {name: value.numpy() for name, value in outputs.items()}
 
 
@@ -290,13 +288,13 @@ def _parse_labels(text):
     try:
         return [int(item) for item in text.split(",") if item.strip()]
     except ValueError:
-        raise ClientError(f"--labels must be comma-separated class ids. Received: labels={text!r}") from None
+        raise ServingError(f"--labels must be comma-separated class ids. Received: labels={text!r}") from None
 
 
 def run(values):
     """Does what the flags ask; returns the written paths."""
     if bool(values.server) == bool(values.saved_model_dir):
-        raise ClientError("Pass exactly one of --server=host:port (TensorFlow Serving) and --saved_model_dir.")
+        raise ServingError("Pass exactly one of --server=host:port (TensorFlow Serving) and --saved_model_dir.")
     loaded = load_saved_model(values.saved_model_dir) if values.saved_model_dir else None
     latent_dim = values.latent_dim
     if values.signature == SERVING_SIGNATURE and not latent_dim and loaded is not None:
@@ -336,7 +334,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
         paths = run(flags.FLAGS)
-    except ClientError as error:
+    except ServingError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     print(f"Wrote {len(paths)} images to {flags.FLAGS.output_dir}")

@@ -16,6 +16,7 @@ from PIL import Image
 
 from export import client
 from sagan_tf import serving
+from sagan_tf.errors import ServingError
 from tests.export.helpers import PYTHON, ROOT, subprocess_environment
 
 
@@ -80,8 +81,8 @@ def test_truncated_latents_follow_the_truncated_normal(truncation):
     (dict(signature="serving_default", labels=[0], latent_dim=4, truncation=0.0), "truncation"),
     (dict(signature="classify", labels=[0]), "Unknown signature"),
 ])
-def test_bad_requests_are_client_errors(kwargs, message):
-    with pytest.raises(client.ClientError, match=message):
+def test_bad_requests_are_serving_errors(kwargs, message):
+    with pytest.raises(ServingError, match=message):
         client.make_inputs(**kwargs)
 
 
@@ -99,7 +100,7 @@ def test_parse_rest_response():
     # One output (serving_default): TensorFlow Serving writes the tensor itself under "outputs".
     single = client.parse_rest_response({"outputs": [[[[0.5, -1.0, 1.0]]]]})
     assert single["images"].dtype == np.float32
-    with pytest.raises(client.ClientError, match="labels must be"):
+    with pytest.raises(ServingError, match="labels must be"):
         client.parse_rest_response({"error": "assertion failed: [labels must be class ids in [0, 4)]"})
 
 
@@ -150,12 +151,35 @@ def test_rest_round_trip_against_a_fake_server(fake_server, tmp_path):
         "signature_name": "generate", "inputs": {"labels": [2], "seed": 9, "truncation": 1.0}})]
     assert len(paths) == 1
     np.testing.assert_array_equal(_png_pixels(paths[0]), np.full((2, 2, 3), 200, np.uint8))
-    with pytest.raises(client.ClientError, match=r"HTTP 400.*labels must be"):
+    with pytest.raises(ServingError, match=r"HTTP 400.*labels must be"):
         client.run(_flags(server=fake_server, labels="99", output_dir=str(tmp_path)))
 
 
-def test_unreachable_server_is_a_client_error(tmp_path):
-    with pytest.raises(client.ClientError, match="Cannot reach TensorFlow Serving"):
+_RUN_THE_CLIENT = r"""
+import json, runpy, sys
+sys.argv = ["export.client", *sys.argv[1:]]
+code = 0
+try:
+    runpy.run_module("export.client", run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted({name.split(".")[0] for name in sys.modules} & {"tensorflow", "keras", "scipy"})
+print(json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+def test_rest_generate_needs_no_tensorflow(fake_server, tmp_path):
+    # The thin REST client: the default signature over REST imports neither TensorFlow nor SciPy.
+    result = subprocess.run([PYTHON, "-c", _RUN_THE_CLIENT, f"--server={fake_server}", "--labels=2", "--seed=9",
+                             f"--output_dir={tmp_path}"], cwd=ROOT, env=subprocess_environment(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"code": 0, "heavy": []}
+    assert [p.name for p in tmp_path.iterdir()] == ["image_0.png"]
+
+
+def test_unreachable_server_is_a_serving_error(tmp_path):
+    with pytest.raises(ServingError, match="Cannot reach TensorFlow Serving"):
         client.rest_predict("127.0.0.1:9", "sagan", "generate", client.make_inputs("generate", labels=[0]),
                             timeout=5)
 
@@ -164,7 +188,7 @@ def test_grpc_predict_request():
     try:
         import tensorflow_serving.apis  # noqa: F401
     except ImportError:
-        with pytest.raises(client.ClientError, match="pip install tensorflow-serving-api"):
+        with pytest.raises(ServingError, match="pip install tensorflow-serving-api"):
             client.predict_request("sagan", "generate", client.make_inputs("generate", labels=[0]))
         pytest.skip("tensorflow-serving-api is not installed: PredictRequest construction not tested "
                     "(the missing-package error is)")
@@ -252,16 +276,16 @@ def test_in_process_serving_default_encodes_the_float_images(exported, tmp_path)
 def test_in_process_errors(exported, tmp_path):
     _, config, path, _ = exported
     if config.conditional:
-        with pytest.raises(client.ClientError, match=r"assertion failed.*labels must be class ids in \[0, 4\)"):
+        with pytest.raises(ServingError, match=r"assertion failed.*labels must be class ids in \[0, 4\)"):
             client.run(_flags(saved_model_dir=path, labels="0,4", output_dir=str(tmp_path)))
-        with pytest.raises(client.ClientError, match="conditional: pass --labels"):
+        with pytest.raises(ServingError, match="conditional: pass --labels"):
             client.run(_flags(saved_model_dir=path, batch_size=2, output_dir=str(tmp_path)))
     else:
-        with pytest.raises(client.ClientError, match="unconditional: pass --batch_size"):
+        with pytest.raises(ServingError, match="unconditional: pass --batch_size"):
             client.run(_flags(saved_model_dir=path, labels="0", output_dir=str(tmp_path)))
-    with pytest.raises(client.ClientError, match="not a SavedModel"):
+    with pytest.raises(ServingError, match="not a SavedModel"):
         client.run(_flags(saved_model_dir=str(tmp_path), labels="0", output_dir=str(tmp_path)))
-    with pytest.raises(client.ClientError, match="exactly one of"):
+    with pytest.raises(ServingError, match="exactly one of"):
         client.run(_flags(labels="0"))
 
 
