@@ -10,11 +10,20 @@ Three ways to reach the model, with the same request:
     python -m export.client --saved_model_dir=exports/synthetic32/2000 --labels=0,1,2,3 --output_dir=out
 
 By default it calls the `generate` signature (labels, or --batch_size for an unconditional model, a seed and a
-truncation; the model returns PNGs). `--signature=serving_default` sends latents z drawn here instead (truncated
-normal from --seed; --latent_dim is needed with a server) and encodes the returned float images itself.
+truncation; the model draws the latents and returns PNGs). `--signature=serving_default` sends latents z drawn
+here instead, `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)` (--latent_dim is needed
+with a server), and encodes the returned float images itself.
 
-The REST and in-process paths need only numpy and Pillow (plus TensorFlow in-process); the input and output names
-below must match sagan_tf/serving.py (tests/export/test_client.py checks that they do).
+A seed names an image: (--seed, --truncation, --labels or --batch_size) determine the images, and both signatures
+give the same ones, because `truncated_latents` are the latents `generate` draws inside the model. That holds on
+any machine with the same export, except that float rounding in CPU and GPU kernels may differ in the last bits
+of the float images (rarely one step in a pixel).
+
+Dependencies: a `generate` request over REST needs only numpy (absl-py for the command line) and
+`sagan_tf.errors`, which is pure Python. TensorFlow is needed for `--signature=serving_default` (the latents, and
+Pillow to encode the images), for --saved_model_dir (in-process) and for --grpc (with tensorflow-serving-api).
+The input and output names below must match sagan_tf/serving.py (tests/export/test_client.py checks that they
+do).
 """
 
 import base64
@@ -43,21 +52,6 @@ _GRPC_MISSING = ("--grpc needs the tensorflow-serving-api package, which is not 
                  "(drop --grpc and pass the REST port, 8501 by default).")
 
 
-def truncated_normal_latents(batch_size, latent_dim, seed, truncation):
-    """Latents z ~ N(0, I) conditioned on |z| <= truncation, float32 [batch, latent_dim].
-
-    Inverse-CDF sampling, z = Phi^-1(u) with u uniform in [Phi(-t), Phi(t)]: one draw per value whatever the
-    truncation (rejection sampling would need ~1 / (0.8 t) draws per value for a small t).
-    """
-    from scipy.special import ndtr, ndtri
-
-    if not truncation > 0:
-        raise ServingError(f"--truncation must be > 0. Received: truncation={truncation}")
-    lower = ndtr(-float(truncation))
-    u = np.random.default_rng(seed).uniform(lower, 1.0 - lower, (batch_size, latent_dim))
-    return np.clip(ndtri(u), -truncation, truncation).astype(np.float32)
-
-
 def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0, latent_dim=None):
     """The named input arrays of a request.
 
@@ -65,12 +59,16 @@ def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0,
       signature: "generate" or "serving_default".
       labels: class ids (conditional models), or None for an unconditional model.
       batch_size: number of images for an unconditional model (ignored when `labels` is given).
-      seed: the `generate` seed, or the seed of the latents drawn here for `serving_default`.
-      truncation: latents are drawn from a normal truncated at this value.
+      seed: the seed of the latents: sent to `generate`, which draws them in the model, or used here to draw the
+        same latents (`sagan_tf.latents.truncated_latents`) for `serving_default`.
+      truncation: latents are drawn from a normal truncated at this value (> 0).
       latent_dim: size of z; needed for `serving_default`.
 
     Returns:
       A dict of input name -> numpy array (int32 labels and batch_size, int64 seed, float32 truncation and z).
+
+    Raises:
+      ServingError: no images asked for, an unknown signature, or latents that cannot be drawn.
     """
     if labels is not None:
         labels = np.asarray(labels, dtype=np.int32).reshape(-1)
@@ -89,7 +87,13 @@ def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0,
         if not latent_dim:
             raise ServingError("--signature=serving_default sends latents z: pass --latent_dim (the model's latent "
                                "size, shown by `saved_model_cli show --all`), or use --signature=generate.")
-        inputs = {Z_INPUT: truncated_normal_latents(count, latent_dim, seed, truncation)}
+        from sagan_tf import latents  # imports TensorFlow: only serving_default requests need it
+
+        try:
+            z = latents.truncated_latents(count, latent_dim, seed, truncation).numpy()
+        except ValueError as error:
+            raise ServingError(f"Cannot draw the latents z: {error}") from None
+        inputs = {Z_INPUT: z}
         if labels is not None:
             inputs[LABELS_INPUT] = labels
         return inputs
