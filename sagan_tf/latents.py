@@ -94,11 +94,10 @@ def truncated_latents(batch_size, latent_dim, seed, truncation):
         seed = np.int64(operator.index(seed))
     except (TypeError, OverflowError):
         raise ValueError(f"seed must be an integer in the int64 range. Received: seed={seed!r}") from None
-    try:
-        truncation32 = np.float32(truncation)
-    except (TypeError, ValueError):
-        raise ValueError(f"truncation must be a number > 0. Received: truncation={truncation!r}") from None
-    if truncation32.ndim != 0 or not truncation32 > 0:
+    if isinstance(truncation, bool) or not isinstance(truncation, numbers.Real):
+        raise ValueError(f"truncation must be a number > 0. Received: truncation={truncation!r}")
+    truncation32 = np.float32(truncation)
+    if not truncation32 > 0:
         raise ValueError(f"truncation must be a number > 0 (in float32, as `generate` takes it). "
                          f"Received: truncation={truncation!r}")
     shape = tf.constant([batch_size, latent_dim], tf.int32)  # as `generate` stacks its int32 batch size

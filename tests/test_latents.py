@@ -28,6 +28,10 @@ def test_truncated_normal_extremes_stay_finite():
     huge = latents.truncated_normal([100_000], 0, 1e6).numpy()
     assert np.isfinite(huge).all()
     assert stats.kstest(huge, stats.norm.cdf).statistic < 0.01
+    # An infinite truncation is no truncation: finite standard-normal latents.
+    untruncated = latents.truncated_latents(1000, 100, 0, float("inf")).numpy()
+    assert np.isfinite(untruncated).all()
+    assert stats.kstest(untruncated.ravel().astype(np.float64), stats.norm.cdf).pvalue > 1e-3
 
 
 @pytest.mark.parametrize("truncation", [1e-6, 0.3, 0.7, 2.0, 40.0])
@@ -71,7 +75,8 @@ def test_truncated_latents_are_what_the_generate_graph_draws():
     (dict(truncation=-1.0), "Received: truncation=-1.0"),
     (dict(truncation=float("nan")), "Received: truncation=nan"),
     (dict(truncation=1e-50), "Received: truncation=1e-50"),  # 0 in float32, which generate would refuse
-    (dict(truncation="x"), "Received: truncation='x'"),
+    (dict(truncation="0.5"), "Received: truncation='0.5'"),
+    (dict(truncation=[0.5]), "Received: truncation=[0.5]"),
     (dict(batch_size=0), "Received: batch_size=0"),
     (dict(batch_size=2.0), "Received: batch_size=2.0"),
     (dict(batch_size=True), "Received: batch_size=True"),
