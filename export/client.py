@@ -10,21 +10,33 @@ Three ways to reach the model, with the same request:
     python -m export.client --saved_model_dir=exports/synthetic32/2000 --labels=0,1,2,3 --output_dir=out
 
 By default it calls the `generate` signature (labels, or --batch_size for an unconditional model, a seed and a
-truncation; the model returns PNGs). `--signature=serving_default` sends latents z drawn here instead (truncated
-normal from --seed; --latent_dim is needed with a server) and encodes the returned float images itself.
+truncation; the model draws the latents and returns PNGs). `--signature=serving_default` sends latents z drawn
+here instead, `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)` (--latent_dim is needed
+with a server), and encodes the returned float images itself.
 
-The REST and in-process paths need only numpy and Pillow (plus TensorFlow in-process); the input and output names
-below must match sagan_tf/serving.py (tests/export/test_client.py checks that they do).
+A seed names an image: (--seed, --truncation, --labels or --batch_size) determine the images, and both signatures
+give the same ones, because `truncated_latents` are the latents `generate` draws inside the model. That holds on
+any machine with the same export, except that float rounding in CPU and GPU kernels may differ in the last bits
+of the float images (rarely one step in a pixel).
+
+Dependencies: a `generate` request over REST needs only numpy (absl-py for the command line) and
+`sagan_tf.errors`, which is pure Python. TensorFlow is needed for `--signature=serving_default` (the latents, and
+Pillow to encode the images), for --saved_model_dir (in-process) and for --grpc (with tensorflow-serving-api).
+The input and output names below must match sagan_tf/serving.py (tests/export/test_client.py checks that they
+do).
 """
 
 import base64
 import json
 import os
-import sys
 import urllib.error
 import urllib.request
 
 import numpy as np
+from absl import app, flags
+
+from sagan_tf import cli
+from sagan_tf.errors import ServingError
 
 SERVING_SIGNATURE = "serving_default"
 GENERATE_SIGNATURE = "generate"
@@ -41,25 +53,6 @@ _GRPC_MISSING = ("--grpc needs the tensorflow-serving-api package, which is not 
                  "(drop --grpc and pass the REST port, 8501 by default).")
 
 
-class ClientError(Exception):
-    """A request that cannot be made or that the server refused; the message says why."""
-
-
-def truncated_normal_latents(batch_size, latent_dim, seed, truncation):
-    """Latents z ~ N(0, I) conditioned on |z| <= truncation, float32 [batch, latent_dim].
-
-    Inverse-CDF sampling, z = Phi^-1(u) with u uniform in [Phi(-t), Phi(t)]: one draw per value whatever the
-    truncation (rejection sampling would need ~1 / (0.8 t) draws per value for a small t).
-    """
-    from scipy.special import ndtr, ndtri
-
-    if not truncation > 0:
-        raise ClientError(f"--truncation must be > 0. Received: truncation={truncation}")
-    lower = ndtr(-float(truncation))
-    u = np.random.default_rng(seed).uniform(lower, 1.0 - lower, (batch_size, latent_dim))
-    return np.clip(ndtri(u), -truncation, truncation).astype(np.float32)
-
-
 def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0, latent_dim=None):
     """The named input arrays of a request.
 
@@ -67,12 +60,16 @@ def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0,
       signature: "generate" or "serving_default".
       labels: class ids (conditional models), or None for an unconditional model.
       batch_size: number of images for an unconditional model (ignored when `labels` is given).
-      seed: the `generate` seed, or the seed of the latents drawn here for `serving_default`.
-      truncation: latents are drawn from a normal truncated at this value.
+      seed: the seed of the latents: sent to `generate`, which draws them in the model, or used here to draw the
+        same latents (`sagan_tf.latents.truncated_latents`) for `serving_default`.
+      truncation: latents are drawn from a normal truncated at this value (> 0).
       latent_dim: size of z; needed for `serving_default`.
 
     Returns:
       A dict of input name -> numpy array (int32 labels and batch_size, int64 seed, float32 truncation and z).
+
+    Raises:
+      ServingError: no images asked for, an unknown signature, or latents that cannot be drawn.
     """
     if labels is not None:
         labels = np.asarray(labels, dtype=np.int32).reshape(-1)
@@ -80,22 +77,28 @@ def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0,
     elif batch_size is not None and batch_size >= 1:
         count = int(batch_size)
     else:
-        raise ClientError("Pass --labels (a class-conditional model) or --batch_size >= 1 (an unconditional one).")
+        raise ServingError("Pass --labels (a class-conditional model) or --batch_size >= 1 (an unconditional one).")
     if count == 0:
-        raise ClientError("--labels is empty; pass at least one class id.")
+        raise ServingError("--labels is empty; pass at least one class id.")
     if signature == GENERATE_SIGNATURE:
         inputs = {LABELS_INPUT: labels} if labels is not None else {BATCH_SIZE_INPUT: np.int32(count)}
         inputs.update({SEED_INPUT: np.int64(seed), TRUNCATION_INPUT: np.float32(truncation)})
         return inputs
     if signature == SERVING_SIGNATURE:
         if not latent_dim:
-            raise ClientError("--signature=serving_default sends latents z: pass --latent_dim (the model's latent "
-                              "size, shown by `saved_model_cli show --all`), or use --signature=generate.")
-        inputs = {Z_INPUT: truncated_normal_latents(count, latent_dim, seed, truncation)}
+            raise ServingError("--signature=serving_default sends latents z: pass --latent_dim (the model's latent "
+                               "size, shown by `saved_model_cli show --all`), or use --signature=generate.")
+        from sagan_tf import latents  # imports TensorFlow: only serving_default requests need it
+
+        try:
+            z = latents.truncated_latents(count, latent_dim, seed, truncation).numpy()
+        except ValueError as error:
+            raise ServingError(f"Cannot draw the latents z: {error}") from None
+        inputs = {Z_INPUT: z}
         if labels is not None:
             inputs[LABELS_INPUT] = labels
         return inputs
-    raise ClientError(f"Unknown signature {signature!r}: use {GENERATE_SIGNATURE} or {SERVING_SIGNATURE}.")
+    raise ServingError(f"Unknown signature {signature!r}: use {GENERATE_SIGNATURE} or {SERVING_SIGNATURE}.")
 
 
 def rest_url(server, model_name, version=None):
@@ -126,9 +129,9 @@ def parse_rest_response(payload):
     a single output (`serving_default`: the images).
     """
     if "error" in payload:
-        raise ClientError(f"The server refused the request: {payload['error']}")
+        raise ServingError(f"The server refused the request: {payload['error']}")
     if "outputs" not in payload:
-        raise ClientError(f"Not a predict response (no 'outputs'): {str(payload)[:200]}")
+        raise ServingError(f"Not a predict response (no 'outputs'): {str(payload)[:200]}")
     outputs = payload["outputs"]
     if not isinstance(outputs, dict):
         outputs = {IMAGES_OUTPUT: outputs}
@@ -159,10 +162,10 @@ def rest_predict(server, model_name, signature, inputs, version=None, timeout=12
             message = json.loads(text).get("error", text)
         except ValueError:
             message = text
-        raise ClientError(f"The server refused the request (HTTP {error.code}): {message}") from None
+        raise ServingError(f"The server refused the request (HTTP {error.code}): {message}") from None
     except (urllib.error.URLError, OSError) as error:
-        raise ClientError(f"Cannot reach TensorFlow Serving at {server}: {error}. Is tensorflow_model_server "
-                          "running with --rest_api_port on that port?") from None
+        raise ServingError(f"Cannot reach TensorFlow Serving at {server}: {error}. Is tensorflow_model_server "
+                           "running with --rest_api_port on that port?") from None
     return parse_rest_response(payload)
 
 
@@ -170,7 +173,7 @@ def _serving_apis():
     try:
         from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
     except ImportError:
-        raise ClientError(_GRPC_MISSING) from None
+        raise ServingError(_GRPC_MISSING) from None
     return predict_pb2, prediction_service_pb2_grpc
 
 
@@ -201,7 +204,7 @@ def grpc_predict(server, model_name, signature, inputs, version=None, timeout=12
         try:
             response = stub.Predict(request, timeout=timeout)
         except grpc.RpcError as error:
-            raise ClientError(f"gRPC Predict to {server} failed ({error.code().name}): {error.details()}") from None
+            raise ServingError(f"gRPC Predict to {server} failed ({error.code().name}): {error.details()}") from None
     return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
 
@@ -209,13 +212,13 @@ def load_saved_model(saved_model_dir):
     """Loads an exported SavedModel version directory in this process.
 
     Raises:
-      ClientError: the directory holds no SavedModel.
+      ServingError: the directory holds no SavedModel.
     """
     import tensorflow as tf
 
     if not tf.io.gfile.exists(os.path.join(saved_model_dir, "saved_model.pb")):
-        raise ClientError(f"{saved_model_dir} is not a SavedModel (no saved_model.pb); pass a version directory "
-                          "written by `python -m export.run`, e.g. exports/synthetic32/2000.")
+        raise ServingError(f"{saved_model_dir} is not a SavedModel (no saved_model.pb); pass a version directory "
+                           "written by `python -m export.run`, e.g. exports/synthetic32/2000.")
     return tf.saved_model.load(saved_model_dir)
 
 
@@ -225,16 +228,16 @@ def saved_model_predict(loaded, signature, inputs):
 
     function = loaded.signatures.get(signature)
     if function is None:
-        raise ClientError(f"The SavedModel has no signature {signature!r}; it has {sorted(loaded.signatures)}.")
+        raise ServingError(f"The SavedModel has no signature {signature!r}; it has {sorted(loaded.signatures)}.")
     expected = function.structured_input_signature[1]
     if set(inputs) != set(expected):
         kind = "unconditional: pass --batch_size" if LABELS_INPUT not in expected else "conditional: pass --labels"
-        raise ClientError(f"The {signature} signature takes {sorted(expected)}, not {sorted(inputs)} (the model is "
-                          f"{kind}).")
+        raise ServingError(f"The {signature} signature takes {sorted(expected)}, not {sorted(inputs)} (the model is "
+                           f"{kind}).")
     try:
         outputs = function(**{name: tf.constant(value, dtype=expected[name].dtype) for name, value in inputs.items()})
     except tf.errors.InvalidArgumentError as error:
-        raise ClientError(f"The model refused the request: {_assertion_text(error.message)}") from None
+        raise ServingError(f"The model refused the request: {_assertion_text(error.message)}") from None
     return {name: value.numpy() for name, value in outputs.items()}
 
 
@@ -290,13 +293,13 @@ def _parse_labels(text):
     try:
         return [int(item) for item in text.split(",") if item.strip()]
     except ValueError:
-        raise ClientError(f"--labels must be comma-separated class ids. Received: labels={text!r}") from None
+        raise ServingError(f"--labels must be comma-separated class ids. Received: labels={text!r}") from None
 
 
 def run(values):
     """Does what the flags ask; returns the written paths."""
     if bool(values.server) == bool(values.saved_model_dir):
-        raise ClientError("Pass exactly one of --server=host:port (TensorFlow Serving) and --saved_model_dir.")
+        raise ServingError("Pass exactly one of --server=host:port (TensorFlow Serving) and --saved_model_dir.")
     loaded = load_saved_model(values.saved_model_dir) if values.saved_model_dir else None
     latent_dim = values.latent_dim
     if values.signature == SERVING_SIGNATURE and not latent_dim and loaded is not None:
@@ -312,39 +315,39 @@ def run(values):
     return write_pngs(outputs, values.output_dir)
 
 
-def define_flags():
-    from absl import flags
+def define_flags(flag_values=flags.FLAGS):
+    """Defines the command's flags on `flag_values` (called only when this module runs as a program)."""
+    flags.DEFINE_string("server", None, "TensorFlow Serving host:port (REST port, or gRPC port with --grpc).",
+                        flag_values=flag_values)
+    flags.DEFINE_bool("grpc", False, "Use gRPC PredictRequest (needs tensorflow-serving-api) instead of REST.",
+                      flag_values=flag_values)
+    flags.DEFINE_string("saved_model_dir", None, "Run the request in-process on this SavedModel version directory.",
+                        flag_values=flag_values)
+    flags.DEFINE_string("model_name", "sagan", "Model name on the server (tensorflow_model_server --model_name).",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("model_version", None, "Model version on the server. Default: the latest.",
+                         flag_values=flag_values)
+    flags.DEFINE_enum("signature", GENERATE_SIGNATURE, [GENERATE_SIGNATURE, SERVING_SIGNATURE], "Signature to call.",
+                      flag_values=flag_values)
+    flags.DEFINE_string("labels", None, "Comma-separated class ids, one image each (class-conditional models).",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", None, "Number of images (unconditional models).", flag_values=flag_values)
+    flags.DEFINE_integer("seed", 0, "Seed of the latents.", flag_values=flag_values)
+    flags.DEFINE_float("truncation", 1.0, "Latents come from a standard normal truncated at this value (> 0).",
+                       flag_values=flag_values)
+    flags.DEFINE_integer("latent_dim", None, "Size of z, for --signature=serving_default with --server.",
+                         flag_values=flag_values)
+    flags.DEFINE_string("output_dir", "samples", "Directory for the PNG files.", flag_values=flag_values)
 
-    flags.DEFINE_string("server", None, "TensorFlow Serving host:port (REST port, or gRPC port with --grpc).")
-    flags.DEFINE_bool("grpc", False, "Use gRPC PredictRequest (needs tensorflow-serving-api) instead of REST.")
-    flags.DEFINE_string("saved_model_dir", None, "Run the request in-process on this SavedModel version directory.")
-    flags.DEFINE_string("model_name", "sagan", "Model name on the server (tensorflow_model_server --model_name).")
-    flags.DEFINE_integer("model_version", None, "Model version on the server. Default: the latest.")
-    flags.DEFINE_enum("signature", GENERATE_SIGNATURE, [GENERATE_SIGNATURE, SERVING_SIGNATURE], "Signature to call.")
-    flags.DEFINE_string("labels", None, "Comma-separated class ids, one image each (class-conditional models).")
-    flags.DEFINE_integer("batch_size", None, "Number of images (unconditional models).")
-    flags.DEFINE_integer("seed", 0, "Seed of the latents.")
-    flags.DEFINE_float("truncation", 1.0, "Latents come from a standard normal truncated at this value (> 0).")
-    flags.DEFINE_integer("latent_dim", None, "Size of z, for --signature=serving_default with --server.")
-    flags.DEFINE_string("output_dir", "samples", "Directory for the PNG files.")
 
-
-def main(argv):
-    from absl import app, flags
-
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        paths = run(flags.FLAGS)
-    except ClientError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 2
-    print(f"Wrote {len(paths)} images to {flags.FLAGS.output_dir}")
+@cli.main_wrapper
+def main(argv, values=None):
+    values = flags.FLAGS if values is None else values
+    paths = run(values)
+    print(f"Wrote {len(paths)} images to {values.output_dir}")
     return 0
 
 
 if __name__ == "__main__":
-    from absl import app
-
     define_flags()
     app.run(main)

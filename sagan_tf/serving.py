@@ -11,7 +11,13 @@ mode (batch norm with its moving statistics, spectral norm W / sigma from the st
   `images` float32 [batch, H, W, 3] in [-1, 1].
 - `generate`: `labels` int32 [batch] (conditional models) or `batch_size` int32 scalar (unconditional models),
   `seed` int64 scalar and `truncation` float32 scalar -> `images` uint8 [batch, H, W, 3] and `png_bytes` string
-  [batch] (one PNG per image). The latents come from `truncated_normal`: the same seed gives the same images.
+  [batch] (one PNG per image). The latents come from `sagan_tf.latents.truncated_normal`.
+
+A seed names an image: (seed, truncation, labels or batch_size) determine the images, through `generate` and
+through `serving_default` fed with `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)`
+(what `export.client --signature=serving_default` sends), on any machine with the same export. On one machine
+the two paths give bit-identical uint8 images; across machines, float rounding in CPU and GPU kernels may differ
+in the last bits of the float images (and so, rarely, by one in a uint8 pixel). See sagan_tf/latents.py.
 
 The PNG output is named `png_bytes` because TensorFlow Serving's REST API base64-encodes a string output (as
 `{"b64": ...}`) only when its name ends in `_bytes` (tensorflow_serving/util/json_tensor.cc); any other string
@@ -29,7 +35,7 @@ import uuid
 
 import tensorflow as tf
 
-from sagan_tf import restore
+from sagan_tf import latents, restore
 from sagan_tf.config import as_model_config
 from sagan_tf.errors import UsageError
 
@@ -44,32 +50,6 @@ IMAGES_OUTPUT = "images"
 PNG_OUTPUT = "png_bytes"
 EXPORT_INFO_ASSET = "sagan_export.json"
 DEFAULT_MAX_BATCH_SIZE = 1024
-
-
-def truncated_normal(shape, seed, truncation):
-    """Standard-normal samples conditioned on |z| <= truncation, a pure function of `seed` (the truncation trick).
-
-    |z| is drawn by inverse-CDF sampling, |z| = -Phi^-1(u) with u uniform in [Phi(-t), 1/2], and its sign by a
-    second uniform draw; both use stateless random ops seeded with (seed, 0) and (seed, 1), in float64 so that
-    the tail probability Phi(-t) stays exact for large t.
-
-    Args:
-      shape: the shape of the result (a 1-D int tensor or list).
-      seed: int64 scalar.
-      truncation: float scalar t > 0 (not checked here; `GeneratorServingModule` asserts it).
-
-    Returns:
-      A float32 tensor of `shape` with every |z| <= truncation.
-    """
-    seed = tf.cast(seed, tf.int64)
-    t = tf.cast(truncation, tf.float64)
-    lower = 0.5 * tf.math.erfc(t / tf.sqrt(tf.constant(2.0, tf.float64)))  # Phi(-t)
-    uniform = tf.random.stateless_uniform(shape, seed=tf.stack([seed, tf.constant(0, tf.int64)]), dtype=tf.float64)
-    # The smallest positive double keeps Phi^-1 finite for a huge t where Phi(-t) underflows to 0.
-    u = tf.maximum(lower + uniform * (0.5 - lower), tf.constant(5e-324, tf.float64))
-    magnitude = tf.minimum(-tf.math.ndtri(u), t)
-    sign_draw = tf.random.stateless_uniform(shape, seed=tf.stack([seed, tf.constant(1, tf.int64)]), dtype=tf.float64)
-    return tf.cast(tf.where(sign_draw < 0.5, -magnitude, magnitude), tf.float32)
 
 
 def to_uint8(images):
@@ -146,7 +126,7 @@ class GeneratorServingModule(tf.Module):
     def _generate_from(self, batch_size, labels, seed, truncation):
         check = tf.debugging.assert_positive(truncation, message="truncation must be > 0")
         with tf.control_dependencies([check]):
-            z = truncated_normal(tf.stack([batch_size, self._config.latent_dim]), seed, truncation)
+            z = latents.truncated_normal(tf.stack([batch_size, self._config.latent_dim]), seed, truncation)
         images = to_uint8(self._generate_images(z, labels))
         return {IMAGES_OUTPUT: images, PNG_OUTPUT: encode_png(images)}
 
@@ -238,6 +218,6 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=Tru
     return {"path": path, "version": version, **restore.describe(restored)}
 
 
-__all__ = ["GeneratorServingModule", "export_generator", "export_run", "truncated_normal", "to_uint8", "encode_png",
-           "SERVING_SIGNATURE", "GENERATE_SIGNATURE", "Z_INPUT", "LABELS_INPUT", "BATCH_SIZE_INPUT", "SEED_INPUT",
-           "TRUNCATION_INPUT", "IMAGES_OUTPUT", "PNG_OUTPUT", "EXPORT_INFO_ASSET"]
+__all__ = ["GeneratorServingModule", "export_generator", "export_run", "to_uint8", "encode_png", "SERVING_SIGNATURE",
+           "GENERATE_SIGNATURE", "Z_INPUT", "LABELS_INPUT", "BATCH_SIZE_INPUT", "SEED_INPUT", "TRUNCATION_INPUT",
+           "IMAGES_OUTPUT", "PNG_OUTPUT", "EXPORT_INFO_ASSET"]

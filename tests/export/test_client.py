@@ -10,12 +10,12 @@ import types
 
 import numpy as np
 import pytest
-import scipy.stats
 import tensorflow as tf
 from PIL import Image
 
 from export import client
-from sagan_tf import serving
+from sagan_tf import latents, serving
+from sagan_tf.errors import ServingError
 from tests.tiny import PYTHON, ROOT, subprocess_environment
 
 
@@ -50,38 +50,30 @@ def test_generate_inputs_and_rest_body():
         "signature_name": "generate", "inputs": {"batch_size": 6, "seed": 1, "truncation": 2.0}}
 
 
-def test_serving_default_inputs_are_truncated_latents():
+def test_serving_default_inputs_are_the_library_latents():
     inputs = client.make_inputs("serving_default", labels=[1, 2], seed=3, truncation=0.8, latent_dim=16)
     assert inputs["z"].shape == (2, 16) and inputs["z"].dtype == np.float32
-    assert np.abs(inputs["z"]).max() <= 0.8
+    # The latents generate draws for seed 3 and truncation 0.8, not a client-side sampler's.
+    np.testing.assert_array_equal(inputs["z"], latents.truncated_latents(2, 16, seed=3, truncation=0.8).numpy())
     np.testing.assert_array_equal(inputs["labels"], [1, 2])
-    again = client.make_inputs("serving_default", labels=[1, 2], seed=3, truncation=0.8, latent_dim=16)
-    np.testing.assert_array_equal(inputs["z"], again["z"])
     body = client.rest_body("serving_default", inputs)
     assert body["signature_name"] == "serving_default"
     np.testing.assert_array_equal(np.asarray(body["inputs"]["z"], np.float32), inputs["z"])
-    large = client.truncated_normal_latents(2000, 50, seed=0, truncation=1.0)
-    assert np.abs(large).max() <= 1.0 and abs(large.std() - 0.5379) < 0.01  # std of N(0,1) truncated at 1
-
-
-@pytest.mark.parametrize("truncation", [1e-6, 0.3, 2.0, 40.0])
-def test_truncated_latents_follow_the_truncated_normal(truncation):
-    # One draw per value: a tiny truncation (acceptance ~8e-7 per draw for rejection sampling) returns at once.
-    z = client.truncated_normal_latents(100, 40, seed=5, truncation=truncation).astype(np.float64)
-    assert np.isfinite(z).all() and np.abs(z).max() <= truncation
-    reference = scipy.stats.truncnorm(-truncation, truncation)
-    assert scipy.stats.kstest(z.ravel(), reference.cdf).pvalue > 1e-3
+    unconditional = client.make_inputs("serving_default", batch_size=3, seed=3, truncation=0.8, latent_dim=16)
+    assert set(unconditional) == {"z"}
+    np.testing.assert_array_equal(unconditional["z"], latents.truncated_latents(3, 16, 3, 0.8).numpy())
 
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(signature="generate"), "--labels"),
     (dict(signature="serving_default", labels=[0]), "--latent_dim"),
     (dict(signature="generate", labels=[]), "empty"),
-    (dict(signature="serving_default", labels=[0], latent_dim=4, truncation=0.0), "truncation"),
+    (dict(signature="serving_default", labels=[0], latent_dim=4, truncation=0.0), "Received: truncation=0.0"),
+    (dict(signature="serving_default", labels=[0], latent_dim=-4), "Received: latent_dim=-4"),
     (dict(signature="classify", labels=[0]), "Unknown signature"),
 ])
-def test_bad_requests_are_client_errors(kwargs, message):
-    with pytest.raises(client.ClientError, match=message):
+def test_bad_requests_are_serving_errors(kwargs, message):
+    with pytest.raises(ServingError, match=message):
         client.make_inputs(**kwargs)
 
 
@@ -99,7 +91,7 @@ def test_parse_rest_response():
     # One output (serving_default): TensorFlow Serving writes the tensor itself under "outputs".
     single = client.parse_rest_response({"outputs": [[[[0.5, -1.0, 1.0]]]]})
     assert single["images"].dtype == np.float32
-    with pytest.raises(client.ClientError, match="labels must be"):
+    with pytest.raises(ServingError, match="labels must be"):
         client.parse_rest_response({"error": "assertion failed: [labels must be class ids in [0, 4)]"})
 
 
@@ -150,12 +142,35 @@ def test_rest_round_trip_against_a_fake_server(fake_server, tmp_path):
         "signature_name": "generate", "inputs": {"labels": [2], "seed": 9, "truncation": 1.0}})]
     assert len(paths) == 1
     np.testing.assert_array_equal(_png_pixels(paths[0]), np.full((2, 2, 3), 200, np.uint8))
-    with pytest.raises(client.ClientError, match=r"HTTP 400.*labels must be"):
+    with pytest.raises(ServingError, match=r"HTTP 400.*labels must be"):
         client.run(_flags(server=fake_server, labels="99", output_dir=str(tmp_path)))
 
 
-def test_unreachable_server_is_a_client_error(tmp_path):
-    with pytest.raises(client.ClientError, match="Cannot reach TensorFlow Serving"):
+_RUN_THE_CLIENT = r"""
+import json, runpy, sys
+sys.argv = ["export.client", *sys.argv[1:]]
+code = 0
+try:
+    runpy.run_module("export.client", run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted({name.split(".")[0] for name in sys.modules} & {"tensorflow", "keras", "scipy"})
+print(json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+def test_rest_generate_needs_no_tensorflow(fake_server, tmp_path):
+    # The thin REST client: the default signature over REST imports neither TensorFlow nor SciPy.
+    result = subprocess.run([PYTHON, "-c", _RUN_THE_CLIENT, f"--server={fake_server}", "--labels=2", "--seed=9",
+                             f"--output_dir={tmp_path}"], cwd=ROOT, env=subprocess_environment(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"code": 0, "heavy": []}
+    assert [p.name for p in tmp_path.iterdir()] == ["image_0.png"]
+
+
+def test_unreachable_server_is_a_serving_error(tmp_path):
+    with pytest.raises(ServingError, match="Cannot reach TensorFlow Serving"):
         client.rest_predict("127.0.0.1:9", "sagan", "generate", client.make_inputs("generate", labels=[0]),
                             timeout=5)
 
@@ -164,7 +179,7 @@ def test_grpc_predict_request():
     try:
         import tensorflow_serving.apis  # noqa: F401
     except ImportError:
-        with pytest.raises(client.ClientError, match="pip install tensorflow-serving-api"):
+        with pytest.raises(ServingError, match="pip install tensorflow-serving-api"):
             client.predict_request("sagan", "generate", client.make_inputs("generate", labels=[0]))
         pytest.skip("tensorflow-serving-api is not installed: PredictRequest construction not tested "
                     "(the missing-package error is)")
@@ -235,33 +250,36 @@ def test_in_process_generate_writes_the_model_pngs(exported, tmp_path):
         np.testing.assert_array_equal(_png_pixels(png_path), image)
 
 
-def test_in_process_serving_default_encodes_the_float_images(exported, tmp_path):
+@pytest.mark.parametrize("seed, truncation", [(1, 1.0), (2**40 + 5, 0.3)])
+def test_in_process_serving_default_writes_the_generate_pngs(exported, tmp_path, seed, truncation):
+    # A seed names an image: the client's serving_default latents are generate's, and it encodes the float images
+    # as the model does, so both signatures write the same pixels for the same request.
     _, config, path, loaded = exported
-    flag_args, signature_args = _request_args(config, 2)
-    paths = client.run(_flags(saved_model_dir=path, signature="serving_default", seed=1, output_dir=str(tmp_path),
-                              **flag_args))
-    z = client.truncated_normal_latents(2, config.latent_dim, seed=1, truncation=1.0)
-    signature_args.pop("batch_size", None)
-    images = loaded.signatures["serving_default"](z=tf.constant(z), **signature_args)["images"].numpy()
-    expected = np.clip(np.round((images.astype(np.float64) + 1) * 127.5), 0, 255).astype(np.uint8)
-    assert len(paths) == 2
-    for png_path, image in zip(paths, expected):
-        assert np.abs(_png_pixels(png_path).astype(int) - image).max() <= 1
+    flag_args, signature_args = _request_args(config, 3)
+    request = dict(saved_model_dir=path, seed=seed, truncation=truncation, **flag_args)
+    generated = client.run(_flags(signature="generate", output_dir=str(tmp_path / "generate"), **request))
+    served = client.run(_flags(signature="serving_default", output_dir=str(tmp_path / "serving"), **request))
+    expected = loaded.signatures["generate"](seed=tf.constant(seed, tf.int64), truncation=tf.constant(truncation),
+                                             **signature_args)["images"].numpy()
+    assert len(generated) == len(served) == 3
+    for generated_path, served_path, image in zip(generated, served, expected):
+        np.testing.assert_array_equal(_png_pixels(generated_path), image)
+        np.testing.assert_array_equal(_png_pixels(served_path), image)
 
 
 def test_in_process_errors(exported, tmp_path):
     _, config, path, _ = exported
     if config.conditional:
-        with pytest.raises(client.ClientError, match=r"assertion failed.*labels must be class ids in \[0, 4\)"):
+        with pytest.raises(ServingError, match=r"assertion failed.*labels must be class ids in \[0, 4\)"):
             client.run(_flags(saved_model_dir=path, labels="0,4", output_dir=str(tmp_path)))
-        with pytest.raises(client.ClientError, match="conditional: pass --labels"):
+        with pytest.raises(ServingError, match="conditional: pass --labels"):
             client.run(_flags(saved_model_dir=path, batch_size=2, output_dir=str(tmp_path)))
     else:
-        with pytest.raises(client.ClientError, match="unconditional: pass --batch_size"):
+        with pytest.raises(ServingError, match="unconditional: pass --batch_size"):
             client.run(_flags(saved_model_dir=path, labels="0", output_dir=str(tmp_path)))
-    with pytest.raises(client.ClientError, match="not a SavedModel"):
+    with pytest.raises(ServingError, match="not a SavedModel"):
         client.run(_flags(saved_model_dir=str(tmp_path), labels="0", output_dir=str(tmp_path)))
-    with pytest.raises(client.ClientError, match="exactly one of"):
+    with pytest.raises(ServingError, match="exactly one of"):
         client.run(_flags(labels="0"))
 
 
