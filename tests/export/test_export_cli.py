@@ -116,3 +116,23 @@ def test_command_line(model_dir, tmp_path):
     error = [line for line in missing.stderr.splitlines() if line.startswith("Error: ")]
     assert len(error) == 1 and "No checkpoint" in error[0] and "ckpt-2" in error[0]
     assert sorted(os.listdir(export_dir)) == ["1"]
+
+
+def test_exporting_imports_no_training_code(model_dir, tmp_path):
+    # An export needs the run directory, the checkpoint and the generator: not the training callbacks, the training
+    # library or the metrics.
+    code = ("import sys\n"
+            "from export import run\n"
+            "run.define_flags()\n"
+            f"run.flags.FLAGS(['export', '--model_dir={model_dir}', '--export_dir={tmp_path}'])\n"
+            "status = run.main(['export'])\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('sagan_tf.', 'training'))))\n"
+            "sys.exit(status)\n")
+    result = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=subprocess_environment(), capture_output=True,
+                            text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    modules = set(eval(result.stdout.strip().splitlines()[-1]))
+    assert {"sagan_tf.serving", "sagan_tf.restore", "sagan_tf.checkpoint", "sagan_tf.run_dir"} <= modules
+    assert not {"sagan_tf.callbacks", "sagan_tf.evaluation", "sagan_tf.metrics", "sagan_tf.summaries"} & modules
+    assert not any(name.startswith("training") for name in modules)
+    assert os.listdir(tmp_path) == ["2"]
