@@ -1,12 +1,16 @@
-r"""Draws a training run's attention maps and labelled samples: `python -m training.visualize --model_dir=...`.
+r"""Draws a training run's samples, attention maps and interpolations: `python -m training.visualize --model_dir=...`.
 
 Restores the generator (the EMA weights unless --noema) of the latest checkpoint, or of --checkpoint, and writes
 into --output_dir (default <model_dir>/visualize):
 
     samples.png         one row per class (up to 16 classes), --samples_per_class images each, labelled with the
-                        class names of the run's dataset ("class <k>" where the dataset has none)
+                        run's class names (see sagan_tf.restore.class_names_of)
     attention_maps.png  --num_images images with the --query_points marked, then where each self-attention layer
                         looks from each query point (SAGAN paper, figure 5; see sagan_tf/visualize.py)
+    interpolation.png   with --interpolate: rows of latent interpolations at a fixed class (spherical, or linear
+                        with --interpolation=linear), then rows of class interpolations at a fixed latent (the
+                        class-conditional batch-norm parameters blended), --interpolation_steps images per row,
+                        each row labelled with its class names (see sagan_tf/interpolation.py)
 
 Query points are pixel coordinates "row,col" of the generated image, separated by ';'. A run whose generator has
 no self-attention layer still gets samples.png, then the command fails (exit status 2) naming the problem; pass
@@ -14,6 +18,7 @@ no self-attention layer still gets samples.png, then the command fails (exit sta
 
     python -m training.visualize --model_dir=runs/synthetic32
     python -m training.visualize --model_dir=runs/synthetic32 --query_points="4,4;16,16;28,8" --num_images=8
+    python -m training.visualize --model_dir=runs/synthetic32 --interpolate --interpolation_steps=10
 """
 
 import json
@@ -45,25 +50,20 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("seed", 0, "Seed of the latent vectors.", flag_values=flag_values)
     flags.DEFINE_bool("attention", True, "Write attention_maps.png (--noattention: only samples.png).",
                       flag_values=flag_values)
+    flags.DEFINE_bool("interpolate", False, "Also write interpolation.png: latent and class interpolations.",
+                      flag_values=flag_values)
+    flags.DEFINE_integer("interpolation_steps", 8, "Images per interpolation row, both end points included.",
+                         lower_bound=2, flag_values=flag_values)
+    flags.DEFINE_enum("interpolation", "slerp", ["slerp", "linear"], "Path between two latents: spherical or "
+                      "linear.", flag_values=flag_values)
     flags.DEFINE_string("output_dir", None, "Where to write the PNG files. Default: <model_dir>/visualize.",
                         flag_values=flag_values)
 
 
-def class_names_of(config):
-    """The class names of the run's dataset, or None when the dataset has none (or is no longer available)."""
-    from sagan_tf import data
-    from sagan_tf.errors import UsageError
-
-    try:
-        names = data.get_info(config.training.dataset).class_names
-    except UsageError:  # e.g. a folder dataset that was moved since training
-        return None
-    return names if names is not None and len(names) >= config.model.num_classes else None
-
-
 def visualize(model_dir, output_dir=None, checkpoint=None, use_ema=True, num_images=4, query_points=None,
-              samples_per_class=8, seed=0, attention=True):
-    """Writes samples.png and (with `attention`) attention_maps.png for a training run.
+              samples_per_class=8, seed=0, attention=True, interpolate=False, interpolation_steps=8,
+              interpolation_method="slerp"):
+    """Writes samples.png, (with `attention`) attention_maps.png and (with `interpolate`) interpolation.png.
 
     Returns:
       A JSON-able dict naming the checkpoint and the files written.
@@ -74,7 +74,7 @@ def visualize(model_dir, output_dir=None, checkpoint=None, use_ema=True, num_ima
     """
     import numpy as np
 
-    from sagan_tf import images, restore
+    from sagan_tf import images, interpolation, restore
     from sagan_tf import visualize as vis
     from sagan_tf.errors import UsageError
     from sagan_tf.run_dir import RunDirectory
@@ -90,10 +90,17 @@ def visualize(model_dir, output_dir=None, checkpoint=None, use_ema=True, num_ima
 
     z, labels, _, _, _ = images.grid_inputs(model.latent_dim, num_classes, samples_per_class, seed=seed)
     generated = generator(z, labels, training=False)
-    grid = images.labelled_grid(np.asarray(generated), labels,
-                                class_names_of(restored.config) if num_classes else None)
+    # Numbers stand in for the names of runs that recorded none and whose dataset is gone: "class <k>" reads better.
+    class_names = restored.class_names if restored.class_names_source in ("run", "dataset") else None
+    grid = images.labelled_grid(np.asarray(generated), labels, class_names)
     written["samples"] = os.path.join(output_dir, "samples.png")
     images.save_png(grid, written["samples"])
+    if interpolate:
+        rows = interpolation.interpolation_rows(generator, num_classes, model.latent_dim, steps=interpolation_steps,
+                                                seed=seed, method=interpolation_method)
+        written["interpolation"] = os.path.join(output_dir, "interpolation.png")
+        images.save_png(interpolation.render(rows, class_names), written["interpolation"])
+        written["interpolation_rows"] = [interpolation.row_label(row, class_names) for row in rows]
 
     if attention:
         if not generator.attention_layers:
@@ -115,7 +122,9 @@ def main(argv, values=None):
     values = flags.FLAGS if values is None else values
     written = visualize(values.model_dir, output_dir=values.output_dir, checkpoint=values.checkpoint,
                         use_ema=values.ema, num_images=values.num_images, query_points=values.query_points,
-                        samples_per_class=values.samples_per_class, seed=values.seed, attention=values.attention)
+                        samples_per_class=values.samples_per_class, seed=values.seed, attention=values.attention,
+                        interpolate=values.interpolate, interpolation_steps=values.interpolation_steps,
+                        interpolation_method=values.interpolation)
     print(json.dumps(written))
     return 0
 

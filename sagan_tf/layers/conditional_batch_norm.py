@@ -16,7 +16,11 @@ class ConditionalBatchNorm(keras.layers.Layer):
     batch in training (biased variance, as in `keras.layers.BatchNormalization`) and the moving
     averages at inference. The conditional affine parameters are the class-conditional batch
     norm of de Vries et al. (2017) and Miyato & Koyama (2018) that SAGAN's generator uses
-    (paper section 5; official code `ConditionalBatchNorm`). The moving averages follow Keras:
+    (paper section 5; official code `ConditionalBatchNorm`). Labels may also be class weights
+    `w` of shape `(batch, num_classes)`: then the rows are blended, `gamma = w @ gamma_table` and
+    `beta = w @ beta_table`, so a one-hot row is its class and `(1 - t) e_a + t e_b` interpolates
+    between classes a and b (as BigGAN interpolates its class embeddings). The moving averages
+    follow Keras:
 
         moving_mean = moving_mean * momentum + mean * (1 - momentum)
         moving_variance = moving_variance * momentum + variance * (1 - momentum)
@@ -41,7 +45,8 @@ class ConditionalBatchNorm(keras.layers.Layer):
 
     Call arguments:
       x: inputs of shape `(batch, C)` or `(batch, H, W, C)` (any rank >= 2, channels last).
-      labels: integer class labels of shape `(batch,)`.
+      labels: integer class labels of shape `(batch,)`, or float class weights of shape
+        `(batch, num_classes)` (see above).
       training: whether to normalize with the batch statistics and update the moving averages.
 
     Returns:
@@ -77,7 +82,7 @@ class ConditionalBatchNorm(keras.layers.Layer):
                 "ConditionalBatchNorm expects inputs of rank >= 2 with a known last (channel) "
                 f"dimension. Received: x_shape={x_shape}"
             )
-        _check_labels_rank(labels_shape)
+        _check_labels_shape(labels_shape, self.num_classes)
         channels = x_shape[-1]
         self.gamma = self.add_weight(
             name="gamma",
@@ -112,7 +117,7 @@ class ConditionalBatchNorm(keras.layers.Layer):
         self._reduction_axes = list(range(len(x_shape) - 1))
 
     def call(self, x, labels, training=None):
-        _check_labels_rank(labels.shape)
+        _check_labels_shape(labels.shape, self.num_classes)
         inputs = ops.cast(x, "float32")
         if training and self.trainable:
             mean, variance = ops.moments(
@@ -128,11 +133,16 @@ class ConditionalBatchNorm(keras.layers.Layer):
             mean = ops.convert_to_tensor(self.moving_mean)
             variance = ops.convert_to_tensor(self.moving_variance)
 
-        labels = ops.cast(labels, "int32")
         # (batch, C) rows, broadcast over the spatial axes.
         row_shape = (-1,) + (1,) * (len(inputs.shape) - 2) + (inputs.shape[-1],)
-        gamma = ops.reshape(ops.take(self.gamma, labels, axis=0), row_shape)
-        beta = ops.reshape(ops.take(self.beta, labels, axis=0), row_shape)
+        if len(labels.shape) == 2:
+            weights = ops.cast(labels, "float32")
+            gamma = ops.reshape(ops.matmul(weights, self.gamma), row_shape)
+            beta = ops.reshape(ops.matmul(weights, self.beta), row_shape)
+        else:
+            labels = ops.cast(labels, "int32")
+            gamma = ops.reshape(ops.take(self.gamma, labels, axis=0), row_shape)
+            beta = ops.reshape(ops.take(self.beta, labels, axis=0), row_shape)
 
         outputs = (inputs - mean) * (ops.rsqrt(variance + self.epsilon) * gamma) + beta
         return ops.cast(outputs, self.compute_dtype)
@@ -150,9 +160,12 @@ class ConditionalBatchNorm(keras.layers.Layer):
         return {**super().get_config(), **config}
 
 
-def _check_labels_rank(labels_shape):
-    if len(labels_shape) != 1:
-        raise ValueError(
-            "ConditionalBatchNorm expects integer labels of shape (batch,). "
-            f"Received: labels.shape={tuple(labels_shape)}"
-        )
+def _check_labels_shape(labels_shape, num_classes):
+    if len(labels_shape) == 1:
+        return
+    if len(labels_shape) == 2 and labels_shape[-1] in (None, num_classes):
+        return
+    raise ValueError(
+        "ConditionalBatchNorm expects integer labels of shape (batch,) or class weights of shape "
+        f"(batch, {num_classes}). Received: labels.shape={tuple(labels_shape)}"
+    )

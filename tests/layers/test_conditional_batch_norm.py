@@ -161,6 +161,31 @@ def test_labels_rank_validation():
         layer(np.zeros((2, 4), "float32"), np.int32(0))
 
 
+def test_class_weights_blend_the_rows_and_one_hot_rows_are_the_classes():
+    rng = np.random.default_rng(11)
+    shape = (6, 3, 3, 4)
+    layer, gamma, beta = _layer_with_random_affine(shape, rng)
+    x, labels = _data(shape, rng)
+    t = np.linspace(0.0, 1.0, shape[0])
+    weights = np.zeros((shape[0], NUM_CLASSES), "float32")
+    weights[np.arange(shape[0]), 1] = 1 - t
+    weights[np.arange(shape[0]), 3] += t
+    mean, variance = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    layer.moving_mean.assign(mean)
+    layer.moving_variance.assign(variance)
+    blended = keras.ops.convert_to_numpy(layer(x, weights, training=False))
+    row_shape = (-1, 1, 1, 4)
+    g = (weights.astype(np.float64) @ gamma).reshape(row_shape)
+    b = (weights.astype(np.float64) @ beta).reshape(row_shape)
+    expected = (x - mean) / np.sqrt(variance + EPSILON) * g + b
+    np.testing.assert_allclose(blended, expected, rtol=1e-5, atol=1e-5)
+    one_hot = np.eye(NUM_CLASSES, dtype="float32")[labels]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, one_hot, training=False)),
+                                  keras.ops.convert_to_numpy(layer(x, labels, training=False)))
+    with pytest.raises(ValueError, match=r"class weights of shape \(batch, 5\)"):
+        layer(x, np.zeros((6, 4), "float32"))
+
+
 def test_dynamic_batch():
     rng = np.random.default_rng(5)
     x_in = keras.Input(shape=(3, 3, 4))

@@ -10,7 +10,7 @@ import pytest
 from absl import flags as absl_flags
 from PIL import Image
 
-from sagan_tf import images, restore
+from sagan_tf import images, interpolation, restore
 from sagan_tf import visualize as vis
 from sagan_tf.data import get_info
 from sagan_tf.errors import UsageError
@@ -126,3 +126,23 @@ def test_run_without_attention_gets_samples_then_a_clear_error(tmp_path):
     assert os.listdir(out) == ["samples.png"]
     written = visualize_cli.visualize(run, output_dir=out, samples_per_class=2, attention=False)
     assert "attention_maps" not in written and read_png(written["samples"]).shape[0] > 4 * 32
+
+
+def test_interpolation_png_shows_latent_and_class_rows_with_the_class_names(model_dir, tmp_path):
+    values = absl_flags.FlagValues()
+    visualize_cli.define_flags(values)
+    values(["visualize", f"--model_dir={model_dir}", f"--output_dir={tmp_path}", "--noattention", "--interpolate",
+            "--interpolation_steps=5", "--interpolation=linear", "--seed=3"])
+    assert visualize_cli.main(["visualize"], values) == 0
+    assert sorted(os.listdir(tmp_path)) == ["interpolation.png", "samples.png"]
+    restored = restore.restore_generator(model_dir)
+    assert restored.class_names_source == "run"
+    names = restored.class_names
+    assert names == get_info("synthetic").class_names
+    rows = interpolation.interpolation_rows(restored.generator, 4, 8, steps=5, seed=3, method="linear")
+    expected = interpolation.render(rows, names)
+    written = read_png(tmp_path / "interpolation.png")
+    assert written.shape == expected.shape
+    np.testing.assert_allclose(written.astype(int), expected.astype(int), atol=1)  # float round-off
+    labels = [interpolation.row_label(row, names) for row in rows]
+    assert labels[0] == f"{names[0]} (linear)" and labels[4] == f"{names[0]} -> {names[2]}"
