@@ -8,9 +8,13 @@ Three ways to reach the model, with the same request:
     python -m export.client --server=localhost:8500 --grpc --model_name=sagan --labels=0,1,2,3 --output_dir=out
     # No server: the same request run on the SavedModel in this process.
     python -m export.client --saved_model_dir=exports/synthetic32/2000 --labels=0,1,2,3 --output_dir=out
+    # Classes by name (the `generate_by_name` signature), and the names an export knows.
+    python -m export.client --server=localhost:8501 --model_name=sagan --classes=ring,bar --output_dir=out
+    python -m export.client --server=localhost:8501 --model_name=sagan --list_classes
 
 By default it calls the `generate` signature (labels, or --batch_size for an unconditional model, a seed and a
-truncation; the model draws the latents and returns PNGs). `--signature=serving_default` sends latents z drawn
+truncation; the model draws the latents and returns PNGs); with --classes, `generate_by_name` (class names instead
+of ids; an unknown name is refused by the model with the closest valid names). `--signature=serving_default` sends latents z drawn
 here instead, `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)` (--latent_dim is needed
 with a server), and encodes the returned float images itself.
 
@@ -40,37 +44,54 @@ from sagan_tf.errors import ServingError
 
 SERVING_SIGNATURE = "serving_default"
 GENERATE_SIGNATURE = "generate"
+GENERATE_BY_NAME_SIGNATURE = "generate_by_name"
+CLASS_NAMES_SIGNATURE = "class_names"
 Z_INPUT = "z"
 LABELS_INPUT = "labels"
+CLASSES_INPUT = "classes"
 BATCH_SIZE_INPUT = "batch_size"
 SEED_INPUT = "seed"
 TRUNCATION_INPUT = "truncation"
 IMAGES_OUTPUT = "images"
 PNG_OUTPUT = "png_bytes"
+CLASS_NAMES_OUTPUT = "class_names"
 
 _GRPC_MISSING = ("--grpc needs the tensorflow-serving-api package, which is not installed. Install it with "
                  "`pip install tensorflow-serving-api` (or sagan_tf's `serving` extra), or use the REST API "
                  "(drop --grpc and pass the REST port, 8501 by default).")
 
 
-def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0, latent_dim=None):
+def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0, latent_dim=None, classes=None):
     """The named input arrays of a request.
 
     Args:
-      signature: "generate" or "serving_default".
+      signature: "generate", "generate_by_name" or "serving_default".
       labels: class ids (conditional models), or None for an unconditional model.
       batch_size: number of images for an unconditional model (ignored when `labels` is given).
       seed: the seed of the latents: sent to `generate`, which draws them in the model, or used here to draw the
         same latents (`sagan_tf.latents.truncated_latents`) for `serving_default`.
       truncation: latents are drawn from a normal truncated at this value (> 0).
       latent_dim: size of z; needed for `serving_default`.
+      classes: class names, for `generate_by_name` (and only for it).
 
     Returns:
-      A dict of input name -> numpy array (int32 labels and batch_size, int64 seed, float32 truncation and z).
+      A dict of input name -> numpy array (int32 labels and batch_size, int64 seed, float32 truncation and z,
+      str classes).
 
     Raises:
       ServingError: no images asked for, an unknown signature, or latents that cannot be drawn.
     """
+    if (signature == GENERATE_BY_NAME_SIGNATURE) != (classes is not None):
+        raise ServingError("Class names (--classes) go with the generate_by_name signature, and it takes them "
+                           f"instead of --labels or --batch_size. Received: signature={signature!r}, "
+                           f"classes={classes!r}")
+    if classes is not None:
+        names = np.asarray(list(classes), dtype=object).reshape(-1)
+        if names.size == 0:
+            raise ServingError("--classes is empty; pass at least one class name.")
+        if labels is not None:
+            raise ServingError("Pass either --classes (names) or --labels (class ids), not both.")
+        return {CLASSES_INPUT: names, SEED_INPUT: np.int64(seed), TRUNCATION_INPUT: np.float32(truncation)}
     if labels is not None:
         labels = np.asarray(labels, dtype=np.int32).reshape(-1)
         count = labels.size
@@ -98,7 +119,8 @@ def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0,
         if labels is not None:
             inputs[LABELS_INPUT] = labels
         return inputs
-    raise ServingError(f"Unknown signature {signature!r}: use {GENERATE_SIGNATURE} or {SERVING_SIGNATURE}.")
+    raise ServingError(f"Unknown signature {signature!r}: use {GENERATE_SIGNATURE}, {GENERATE_BY_NAME_SIGNATURE} or "
+                       f"{SERVING_SIGNATURE}.")
 
 
 def rest_url(server, model_name, version=None):
@@ -122,19 +144,19 @@ def _from_json(value):
     return value
 
 
-def parse_rest_response(payload):
+def parse_rest_response(payload, lone_output=IMAGES_OUTPUT):
     """The outputs of a columnar REST predict response as numpy arrays (`{"b64": ...}` strings become bytes).
 
     TensorFlow Serving answers `{"outputs": {name: value, ...}}`, or `{"outputs": value}` when the signature has
-    a single output (`serving_default`: the images).
+    a single output, which is then named `lone_output` (`serving_default`: the images; `class_names`: the names).
     """
     if "error" in payload:
-        raise ServingError(f"The server refused the request: {payload['error']}")
+        raise ServingError(f"The server refused the request: {_assertion_text(str(payload['error']))}")
     if "outputs" not in payload:
         raise ServingError(f"Not a predict response (no 'outputs'): {str(payload)[:200]}")
     outputs = payload["outputs"]
     if not isinstance(outputs, dict):
-        outputs = {IMAGES_OUTPUT: outputs}
+        outputs = {lone_output: outputs}
     parsed = {}
     for name, value in outputs.items():
         value = _from_json(value)
@@ -162,11 +184,12 @@ def rest_predict(server, model_name, signature, inputs, version=None, timeout=12
             message = json.loads(text).get("error", text)
         except ValueError:
             message = text
-        raise ServingError(f"The server refused the request (HTTP {error.code}): {message}") from None
+        raise ServingError(f"The server refused the request (HTTP {error.code}): {_assertion_text(str(message))}"
+                           ) from None
     except (urllib.error.URLError, OSError) as error:
         raise ServingError(f"Cannot reach TensorFlow Serving at {server}: {error}. Is tensorflow_model_server "
                            "running with --rest_api_port on that port?") from None
-    return parse_rest_response(payload)
+    return parse_rest_response(payload, CLASS_NAMES_OUTPUT if signature == CLASS_NAMES_SIGNATURE else IMAGES_OUTPUT)
 
 
 def _serving_apis():
@@ -228,14 +251,24 @@ def saved_model_predict(loaded, signature, inputs):
 
     function = loaded.signatures.get(signature)
     if function is None:
-        raise ServingError(f"The SavedModel has no signature {signature!r}; it has {sorted(loaded.signatures)}.")
+        hint = ""
+        if signature in (GENERATE_BY_NAME_SIGNATURE, CLASS_NAMES_SIGNATURE) and CLASS_NAMES_SIGNATURE not in (
+                loaded.signatures):
+            hint = (" It was exported before exports carried class names: export the run again with "
+                    "`python -m export.run` (or use --labels).")
+        elif signature == GENERATE_BY_NAME_SIGNATURE:
+            hint = " The model is unconditional: it has no classes to name (pass --batch_size)."
+        raise ServingError(f"The SavedModel has no signature {signature!r}; it has {sorted(loaded.signatures)}."
+                           f"{hint}")
     expected = function.structured_input_signature[1]
     if set(inputs) != set(expected):
         kind = "unconditional: pass --batch_size" if LABELS_INPUT not in expected else "conditional: pass --labels"
         raise ServingError(f"The {signature} signature takes {sorted(expected)}, not {sorted(inputs)} (the model is "
                            f"{kind}).")
     try:
-        outputs = function(**{name: tf.constant(value, dtype=expected[name].dtype) for name, value in inputs.items()})
+        outputs = function(**{name: tf.constant(value.tolist() if expected[name].dtype == tf.string else value,
+                                                dtype=expected[name].dtype)
+                              for name, value in inputs.items()})
     except tf.errors.InvalidArgumentError as error:
         raise ServingError(f"The model refused the request: {_assertion_text(error.message)}") from None
     return {name: value.numpy() for name, value in outputs.items()}
@@ -245,8 +278,8 @@ def _assertion_text(message):
     # TensorFlow's message starts with "Graph execution error:" and a node trace; keep the assertion itself.
     for line in message.splitlines():
         if "assertion failed" in line:
-            return line.strip()[:300]
-    return message.strip().splitlines()[-1][:300]
+            return line.strip()[:500]
+    return " ".join(message.split())[:500]
 
 
 def saved_model_latent_dim(loaded):
@@ -287,6 +320,29 @@ def write_pngs(outputs, output_dir, prefix="image"):
     return paths
 
 
+def _parse_classes(text):
+    if text is None:
+        return None
+    names = [item.strip() for item in text.split(",") if item.strip()]
+    if not names:
+        raise ServingError(f"--classes must be comma-separated class names. Received: classes={text!r}")
+    return names
+
+
+def _request(values, loaded, signature, inputs):
+    if loaded is not None:
+        return saved_model_predict(loaded, signature, inputs)
+    if values.grpc:
+        return grpc_predict(values.server, values.model_name, signature, inputs, values.model_version)
+    return rest_predict(values.server, values.model_name, signature, inputs, values.model_version)
+
+
+def class_names_of(outputs):
+    """The class names in a `class_names` response, as str."""
+    names = outputs.get(CLASS_NAMES_OUTPUT, [])
+    return [name.decode("utf-8") if isinstance(name, bytes) else str(name) for name in np.asarray(names).tolist()]
+
+
 def _parse_labels(text):
     if not text:
         return None
@@ -297,22 +353,25 @@ def _parse_labels(text):
 
 
 def run(values):
-    """Does what the flags ask; returns the written paths."""
+    """Does what the flags ask; returns the written paths (or, with --list_classes, the class names)."""
     if bool(values.server) == bool(values.saved_model_dir):
         raise ServingError("Pass exactly one of --server=host:port (TensorFlow Serving) and --saved_model_dir.")
+    classes = _parse_classes(values.classes)
     loaded = load_saved_model(values.saved_model_dir) if values.saved_model_dir else None
+    if values.list_classes:
+        return class_names_of(_request(values, loaded, CLASS_NAMES_SIGNATURE, {}))
+    signature = values.signature
+    if classes is not None:
+        if signature == SERVING_SIGNATURE:
+            raise ServingError("--classes asks for images by class name through the generate_by_name signature; "
+                               "drop --signature=serving_default, or pass class ids with --labels.")
+        signature = GENERATE_BY_NAME_SIGNATURE
     latent_dim = values.latent_dim
-    if values.signature == SERVING_SIGNATURE and not latent_dim and loaded is not None:
+    if signature == SERVING_SIGNATURE and not latent_dim and loaded is not None:
         latent_dim = saved_model_latent_dim(loaded)
-    inputs = make_inputs(values.signature, _parse_labels(values.labels), values.batch_size, values.seed,
-                         values.truncation, latent_dim)
-    if loaded is not None:
-        outputs = saved_model_predict(loaded, values.signature, inputs)
-    elif values.grpc:
-        outputs = grpc_predict(values.server, values.model_name, values.signature, inputs, values.model_version)
-    else:
-        outputs = rest_predict(values.server, values.model_name, values.signature, inputs, values.model_version)
-    return write_pngs(outputs, values.output_dir)
+    inputs = make_inputs(signature, _parse_labels(values.labels), values.batch_size, values.seed,
+                         values.truncation, latent_dim, classes=classes)
+    return write_pngs(_request(values, loaded, signature, inputs), values.output_dir)
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -331,6 +390,10 @@ def define_flags(flag_values=flags.FLAGS):
                       flag_values=flag_values)
     flags.DEFINE_string("labels", None, "Comma-separated class ids, one image each (class-conditional models).",
                         flag_values=flag_values)
+    flags.DEFINE_string("classes", None, "Comma-separated class names, one image each (class-conditional models; "
+                        "the generate_by_name signature).", flag_values=flag_values)
+    flags.DEFINE_bool("list_classes", False, "Print the class names the export knows, one per line, and exit.",
+                      flag_values=flag_values)
     flags.DEFINE_integer("batch_size", None, "Number of images (unconditional models).", flag_values=flag_values)
     flags.DEFINE_integer("seed", 0, "Seed of the latents.", flag_values=flag_values)
     flags.DEFINE_float("truncation", 1.0, "Latents come from a standard normal truncated at this value (> 0).",
@@ -343,8 +406,11 @@ def define_flags(flag_values=flags.FLAGS):
 @cli.main_wrapper
 def main(argv, values=None):
     values = flags.FLAGS if values is None else values
-    paths = run(values)
-    print(f"Wrote {len(paths)} images to {values.output_dir}")
+    result = run(values)
+    if values.list_classes:
+        print("\n".join(result))
+    else:
+        print(f"Wrote {len(result)} images to {values.output_dir}")
     return 0
 
 

@@ -14,6 +14,7 @@ See export/README.md for serving it and sagan_tf/serving.py for the signatures.
 
 import json
 import os
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
@@ -46,6 +47,8 @@ def main(argv, values=None):
     values = flags.FLAGS if values is None else values
     result = serving.export_run(values.model_dir, values.export_dir, checkpoint=values.checkpoint,
                                 version=values.version, use_ema=values.ema, max_batch_size=values.max_batch_size)
+    if "note" in result:
+        print(f"Note: {result['note']}", file=sys.stderr)
     print(json.dumps(result))
     return 0
 

@@ -8,7 +8,7 @@ run directory's layout is `sagan_tf.run_dir`'s, the checkpoint's contents `sagan
 """
 
 import dataclasses
-from typing import Any
+from typing import Any, Tuple
 
 import keras
 
@@ -29,6 +29,10 @@ class RestoredGenerator:
       step: the training step of the checkpoint.
       checkpoint: the checkpoint's path prefix.
       ema: whether these are the EMA weights (False when asked for the raw generator or when the run has no EMA).
+      class_names: one name per class in label order (`class_names_of`); () for an unconditional generator.
+      class_names_source: where the names come from: "run" (recorded by training), "dataset" (the dataset's names,
+        for runs written before class names were recorded), "numbers" (neither: "0", "1", ...) or
+        "unconditional".
     """
 
     generator: Any
@@ -36,6 +40,40 @@ class RestoredGenerator:
     step: int
     checkpoint: str
     ema: bool
+    class_names: Tuple[str, ...] = ()
+    class_names_source: str = "unconditional"
+
+
+def class_names_of(run, config, data_dir=None):
+    """The class names of a run and where they come from, for naming classes in pictures and exports.
+
+    The names the run recorded (class_names.json); for runs written before those were recorded, the names of its
+    dataset when they are available here and as many as its classes; otherwise the class ids as text.
+
+    Args:
+      run: the `RunDirectory`.
+      config: its `ExperimentConfig`.
+      data_dir: TFDS data directory (or the base of relative "folder:" paths) to look the dataset up in.
+
+    Returns:
+      (names, source): a tuple of str, one per class, and "run", "dataset", "numbers" or "unconditional".
+    """
+    num_classes = config.model.num_classes
+    if not num_classes:
+        return (), "unconditional"
+    recorded = run.read_class_names()
+    if recorded is not None and len(recorded) == num_classes:
+        return recorded, "run"
+    from sagan_tf import data
+    from sagan_tf.errors import UsageError
+
+    try:
+        names = data.get_info(config.training.dataset, data_dir).class_names
+    except UsageError:  # e.g. a folder dataset that was moved since training
+        names = None
+    if names is not None and len(names) == num_classes:
+        return tuple(names), "dataset"
+    return tuple(str(label) for label in range(num_classes)), "numbers"
 
 
 def build_generator(config):
@@ -52,7 +90,7 @@ def build_generator(config):
     return generator
 
 
-def restore_generator(model_dir, checkpoint=None, use_ema=True):
+def restore_generator(model_dir, checkpoint=None, use_ema=True, data_dir=None):
     """Restores the generator of a training run.
 
     Args:
@@ -60,6 +98,7 @@ def restore_generator(model_dir, checkpoint=None, use_ema=True):
       checkpoint: None (latest), a step number, or a checkpoint path prefix; see `RunDirectory.find_checkpoint`.
       use_ema: restore the EMA weights (what sampling, evaluation and export use by default). A run trained with
         `ema_decay=None` has none; its generator is restored instead and `ema` is False in the result.
+      data_dir: where to look up the dataset's class names for runs that recorded none (see `class_names_of`).
 
     Returns:
       A `RestoredGenerator`.
@@ -83,7 +122,9 @@ def restore_generator(model_dir, checkpoint=None, use_ema=True):
     step = checkpoint_step(path)
     if step is None:
         step = checkpoint_io.saved_step(path)
-    return RestoredGenerator(generator=generator, config=config, step=step, checkpoint=path, ema=ema)
+    class_names, source = class_names_of(run, config, data_dir)
+    return RestoredGenerator(generator=generator, config=config, step=step, checkpoint=path, ema=ema,
+                             class_names=class_names, class_names_source=source)
 
 
 def describe(restored):
@@ -92,4 +133,4 @@ def describe(restored):
             "preset": restored.config.name}
 
 
-__all__ = ["RestoredGenerator", "build_generator", "restore_generator", "describe"]
+__all__ = ["RestoredGenerator", "build_generator", "restore_generator", "class_names_of", "describe"]

@@ -2,6 +2,7 @@
 
     <model_dir>/
       config.json                 the run's `ExperimentConfig` (format 2; flat format-1 files of older runs are read)
+      class_names.json            the names of the classes it was trained on, in label order (runs since class names)
       checkpoints/ckpt-<step>.*   `checkpoint.gan_checkpoint`: networks, EMA generator, optimizers, noise state
       samples/step_<step>.png     sample grids of the sampling (EMA) generator
       eval/step_<step>.json       figures of `python -m training.evaluate` (and eval/latest.json)
@@ -27,6 +28,7 @@ from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import CheckpointError, ConfigError
 
 CONFIG_FILE = "config.json"
+CLASS_NAMES_FILE = "class_names.json"
 CHECKPOINT_DIR = "checkpoints"
 SAMPLES_DIR = "samples"
 EVAL_DIR = "eval"
@@ -94,6 +96,10 @@ class RunDirectory:
         return self._join(CONFIG_FILE)
 
     @property
+    def class_names_path(self):
+        return self._join(CLASS_NAMES_FILE)
+
+    @property
     def checkpoint_dir(self):
         return self._join(CHECKPOINT_DIR)
 
@@ -144,6 +150,30 @@ class RunDirectory:
         """Writes `config` (an `ExperimentConfig`) as config.json, atomically, creating the directory."""
         tf.io.gfile.makedirs(self.path)
         write_text_atomically(self.config_path, config.to_json() + "\n")
+
+    def write_class_names(self, class_names, dataset):
+        """Records the names of the classes (in label order) of `dataset`, atomically, as class_names.json."""
+        tf.io.gfile.makedirs(self.path)
+        write_json_atomically(self.class_names_path, {"dataset": dataset, "class_names": list(class_names)})
+
+    def read_class_names(self):
+        """The recorded class names (a tuple of str), or None when the run recorded none (runs before they were).
+
+        Raises:
+          CheckpointError: a class_names.json that is not a list of names.
+        """
+        if not tf.io.gfile.exists(self.class_names_path):
+            return None
+        with tf.io.gfile.GFile(self.class_names_path) as f:
+            text = f.read()
+        try:
+            names = json.loads(text)["class_names"]
+            if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+                raise TypeError("class_names is not a list of strings")
+        except (ValueError, KeyError, TypeError) as error:
+            raise CheckpointError(f"{self.class_names_path} does not hold a list of class names ({error}); delete it "
+                                  "to fall back to the dataset's names.") from None
+        return tuple(names)
 
     def check_resumable(self, config):
         """Refuses to train `config` into a directory whose config.json describes another run.
@@ -218,4 +248,4 @@ class RunDirectory:
 
 
 __all__ = ["RunDirectory", "write_text_atomically", "write_json_atomically", "checkpoint_step", "default_model_dir",
-           "CONFIG_FILE", "CHECKPOINT_DIR", "SAMPLES_DIR", "EVAL_DIR", "VISUALIZE_DIR", "RESUMABLE_TRAINING_FIELDS"]
+           "CONFIG_FILE", "CLASS_NAMES_FILE", "CHECKPOINT_DIR", "SAMPLES_DIR", "EVAL_DIR", "VISUALIZE_DIR", "RESUMABLE_TRAINING_FIELDS"]

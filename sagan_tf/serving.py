@@ -4,14 +4,19 @@
     path = serving.export_generator(restored.generator, restored.config, "exports/synthetic32", restored.step)
     # exports/synthetic32/<step>/ is what `tensorflow_model_server --model_base_path=exports/synthetic32` serves.
 
-The SavedModel holds the generator's variables and two signatures, traced from the Keras generator in inference
-mode (batch norm with its moving statistics, spectral norm W / sigma from the stored u, which is never updated):
+The SavedModel holds the generator's variables, its class names and these signatures, traced from the Keras
+generator in inference mode (batch norm with its moving statistics, spectral norm W / sigma from the stored u,
+which is never updated):
 
 - `serving_default`: `z` float32 [batch, latent_dim] and `labels` int32 [batch] (conditional models only) ->
   `images` float32 [batch, H, W, 3] in [-1, 1].
 - `generate`: `labels` int32 [batch] (conditional models) or `batch_size` int32 scalar (unconditional models),
   `seed` int64 scalar and `truncation` float32 scalar -> `images` uint8 [batch, H, W, 3] and `png_bytes` string
   [batch] (one PNG per image). The latents come from `sagan_tf.latents.truncated_normal`.
+- `generate_by_name` (conditional models): `classes` string [batch] (class names), `seed`, `truncation` -> the
+  outputs of `generate` for those classes plus `labels` int32 [batch]. An unknown name fails the request with
+  an InvalidArgumentError that names it and lists the closest valid names (`sagan_tf.class_names`).
+- `class_names`: no inputs -> `class_names` string [num_classes], in label order (empty for unconditional models).
 
 A seed names an image: (seed, truncation, labels or batch_size) determine the images, through `generate` and
 through `serving_default` fed with `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)`
@@ -25,7 +30,8 @@ output is written into the JSON as raw bytes. Invalid requests (a label outside 
 batch_size outside [1, max_batch_size]) fail with `InvalidArgumentError` from asserts inside the graph.
 
 Nothing of sagan_tf is needed to load the export: `tf.saved_model.load` and `saved_model_cli` see plain
-TensorFlow functions. An asset `assets/sagan_export.json` records the config and the checkpoint it came from.
+TensorFlow functions. Assets: `assets/sagan_export.json` records the config, the checkpoint it came from and where
+the class names come from; `assets/class_names.txt` lists the class names, one per line, in label order.
 """
 
 import json
@@ -36,18 +42,25 @@ import uuid
 import tensorflow as tf
 
 from sagan_tf import latents, restore
+from sagan_tf.class_names import ClassNameLookup, check_class_names
 from sagan_tf.config import as_model_config
 from sagan_tf.errors import UsageError
 
 SERVING_SIGNATURE = "serving_default"
 GENERATE_SIGNATURE = "generate"
+GENERATE_BY_NAME_SIGNATURE = "generate_by_name"
+CLASS_NAMES_SIGNATURE = "class_names"
 Z_INPUT = "z"
 LABELS_INPUT = "labels"
+CLASSES_INPUT = "classes"
 BATCH_SIZE_INPUT = "batch_size"
 SEED_INPUT = "seed"
 TRUNCATION_INPUT = "truncation"
 IMAGES_OUTPUT = "images"
 PNG_OUTPUT = "png_bytes"
+LABELS_OUTPUT = "labels"
+CLASS_NAMES_OUTPUT = "class_names"
+CLASS_NAMES_ASSET = "class_names.txt"
 EXPORT_INFO_ASSET = "sagan_export.json"
 DEFAULT_MAX_BATCH_SIZE = 1024
 
@@ -69,15 +82,21 @@ class GeneratorServingModule(tf.Module):
       generator: a built `sagan_tf.models.Generator` (e.g. from `restore.restore_generator`); it is called with
         `training=False` only, so its batch-norm statistics and spectral-norm vectors never change.
       config: the generator's `ModelConfig` (or an `ExperimentConfig`, whose model is used).
+      class_names: one distinct name per class in label order (conditional models); None: the class ids as text.
       max_batch_size: largest `batch_size` the unconditional `generate` signature accepts (a request cannot ask
         the server for an unbounded batch).
 
     Attributes:
       serve: the `serving_default` function (see the module docstring).
       generate: the `generate` function.
+      generate_by_name: the `generate_by_name` function (conditional models; None otherwise).
+      list_class_names: the `class_names` function.
+
+    Raises:
+      ConfigError: class names that are not one distinct name per class.
     """
 
-    def __init__(self, generator, config, max_batch_size=DEFAULT_MAX_BATCH_SIZE, name=None):
+    def __init__(self, generator, config, class_names=None, max_batch_size=DEFAULT_MAX_BATCH_SIZE, name=None):
         super().__init__(name=name)
         if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
             raise ValueError(f"max_batch_size must be an integer >= 1. Received: max_batch_size={max_batch_size}")
@@ -87,6 +106,12 @@ class GeneratorServingModule(tf.Module):
         # them part of the SavedModel (TensorFlow's object graph does not see Keras 3 layers kept in lists).
         self._generate_images = lambda z, labels: generator(z, labels, training=False)
         self.generator_variables = list(generator.variables)
+        if class_names is None:
+            class_names = [str(label) for label in range(config.num_classes)]
+        self.class_names = check_class_names(class_names, config.num_classes)
+        names = tf.constant(self.class_names, tf.string, shape=[len(self.class_names)])
+        self.list_class_names = tf.function(lambda: {CLASS_NAMES_OUTPUT: tf.identity(names)}, input_signature=[])
+        self.generate_by_name = None
         latent_dim = config.latent_dim
         z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name=Z_INPUT)
         labels_spec = tf.TensorSpec([None], tf.int32, name=LABELS_INPUT)
@@ -96,6 +121,10 @@ class GeneratorServingModule(tf.Module):
             self.serve = tf.function(self._serve_conditional, input_signature=[z_spec, labels_spec])
             self.generate = tf.function(self._generate_conditional,
                                         input_signature=[labels_spec, seed_spec, truncation_spec])
+            self.name_lookup = ClassNameLookup(self.class_names)
+            classes_spec = tf.TensorSpec([None], tf.string, name=CLASSES_INPUT)
+            self.generate_by_name = tf.function(self._generate_by_name,
+                                                input_signature=[classes_spec, seed_spec, truncation_spec])
         else:
             batch_size_spec = tf.TensorSpec([], tf.int32, name=BATCH_SIZE_INPUT)
             self.serve = tf.function(self._serve_unconditional, input_signature=[z_spec])
@@ -104,7 +133,11 @@ class GeneratorServingModule(tf.Module):
 
     def signatures(self):
         """The signature dict for `tf.saved_model.save`."""
-        return {SERVING_SIGNATURE: self.serve, GENERATE_SIGNATURE: self.generate}
+        signatures = {SERVING_SIGNATURE: self.serve, GENERATE_SIGNATURE: self.generate,
+                      CLASS_NAMES_SIGNATURE: self.list_class_names}
+        if self.generate_by_name is not None:
+            signatures[GENERATE_BY_NAME_SIGNATURE] = self.generate_by_name
+        return signatures
 
     def _checked_labels(self, labels):
         num_classes = self._config.num_classes
@@ -134,6 +167,10 @@ class GeneratorServingModule(tf.Module):
         labels = self._checked_labels(labels)
         return self._generate_from(tf.shape(labels)[0], labels, seed, truncation)
 
+    def _generate_by_name(self, classes, seed, truncation):
+        labels = self.name_lookup(classes)
+        return {**self._generate_from(tf.shape(labels)[0], labels, seed, truncation), LABELS_OUTPUT: labels}
+
     def _generate_unconditional(self, batch_size, seed, truncation):
         checks = [tf.debugging.assert_positive(batch_size, message="batch_size must be >= 1"),
                   tf.debugging.assert_less_equal(
@@ -144,7 +181,8 @@ class GeneratorServingModule(tf.Module):
         return self._generate_from(batch_size, None, seed, truncation)
 
 
-def export_generator(generator, config, export_dir, version, info=None, max_batch_size=DEFAULT_MAX_BATCH_SIZE):
+def export_generator(generator, config, export_dir, version, info=None, max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+                     class_names=None):
     """Writes the generator's SavedModel to `export_dir/<version>/`, the layout TensorFlow Serving watches.
 
     The SavedModel is written to a hidden sibling directory first and renamed into place when complete, so a
@@ -157,12 +195,13 @@ def export_generator(generator, config, export_dir, version, info=None, max_batc
       version: the version number, an int >= 0.
       info: optional JSON-able dict stored with the config in `assets/sagan_export.json` (e.g. the checkpoint).
       max_batch_size: see `GeneratorServingModule`.
+      class_names: see `GeneratorServingModule`.
 
     Returns:
       The path of the new version directory.
 
     Raises:
-      UsageError: the version is not an int >= 0, or `export_dir/<version>` exists already.
+      UsageError: the version is not an int >= 0, `export_dir/<version>` exists already, or bad class names.
     """
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise UsageError(f"The export version must be an integer >= 0. Received: version={version!r}")
@@ -176,13 +215,17 @@ def export_generator(generator, config, export_dir, version, info=None, max_batc
     temporary = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex}")
     try:
         config = as_model_config(config)
-        module = GeneratorServingModule(generator, config, max_batch_size=max_batch_size)
+        module = GeneratorServingModule(generator, config, class_names=class_names, max_batch_size=max_batch_size)
         with tempfile.TemporaryDirectory() as scratch:
             info_path = os.path.join(scratch, EXPORT_INFO_ASSET)
             with open(info_path, "w") as f:
                 json.dump({"config": config.to_dict(), "version": version, "max_batch_size": max_batch_size,
-                           **(info or {})}, f, indent=2, sort_keys=True)
+                           "class_names": list(module.class_names), **(info or {})}, f, indent=2, sort_keys=True)
             module.export_info = tf.saved_model.Asset(info_path)
+            names_path = os.path.join(scratch, CLASS_NAMES_ASSET)
+            with open(names_path, "w", encoding="utf-8") as f:
+                f.write("".join(f"{name}\n" for name in module.class_names))
+            module.class_names_file = tf.saved_model.Asset(names_path)
             tf.saved_model.save(module, temporary, signatures=module.signatures())
         tf.io.gfile.rename(temporary, final, overwrite=False)
     except BaseException:
@@ -205,19 +248,31 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=Tru
       max_batch_size: see `GeneratorServingModule`.
 
     Returns:
-      A dict: `path` (the version directory), `version`, `step`, `checkpoint`, `ema`, `preset`.
+      A dict: `path` (the version directory), `version`, `step`, `checkpoint`, `ema`, `preset`,
+      `class_names_source` ("run", "dataset", "numbers" or "unconditional"; see `restore.class_names_of`) and, when
+      the names are not the ones the run recorded, a `note` saying so.
 
     Raises:
       UsageError: a missing or incompatible run or checkpoint (`CheckpointError`), or an existing version.
     """
     restored = restore.restore_generator(model_dir, checkpoint=checkpoint, use_ema=use_ema)
     version = restored.step if version is None else version
-    info = {"model_dir": str(model_dir), **restore.describe(restored)}
-    path = export_generator(restored.generator, restored.config, export_dir, version, info=info,
-                            max_batch_size=max_batch_size)
-    return {"path": path, "version": version, **restore.describe(restored)}
+    described = {**restore.describe(restored), "class_names_source": restored.class_names_source}
+    notes = {
+        "dataset": "This run recorded no class names (it predates them); the export names its classes as its dataset "
+                   f"{restored.config.training.dataset} does now.",
+        "numbers": "This run recorded no class names (it predates them) and its dataset's names are not available "
+                   "here, so the export names its classes by their ids: '0', '1', ...",
+    }
+    if restored.class_names_source in notes:
+        described["note"] = notes[restored.class_names_source]
+    path = export_generator(restored.generator, restored.config, export_dir, version,
+                            info={"model_dir": str(model_dir), **described}, max_batch_size=max_batch_size,
+                            class_names=restored.class_names)
+    return {"path": path, "version": version, **described}
 
 
 __all__ = ["GeneratorServingModule", "export_generator", "export_run", "to_uint8", "encode_png", "SERVING_SIGNATURE",
-           "GENERATE_SIGNATURE", "Z_INPUT", "LABELS_INPUT", "BATCH_SIZE_INPUT", "SEED_INPUT", "TRUNCATION_INPUT",
-           "IMAGES_OUTPUT", "PNG_OUTPUT", "EXPORT_INFO_ASSET"]
+           "GENERATE_SIGNATURE", "GENERATE_BY_NAME_SIGNATURE", "CLASS_NAMES_SIGNATURE", "Z_INPUT", "LABELS_INPUT",
+           "CLASSES_INPUT", "BATCH_SIZE_INPUT", "SEED_INPUT", "TRUNCATION_INPUT", "IMAGES_OUTPUT", "PNG_OUTPUT",
+           "LABELS_OUTPUT", "CLASS_NAMES_OUTPUT", "EXPORT_INFO_ASSET", "CLASS_NAMES_ASSET"]

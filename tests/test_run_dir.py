@@ -107,3 +107,15 @@ def test_default_model_dir():
     assert run_dir.default_model_dir(get_preset("dcgan64"), "folder:/data/my faces") == "runs/dcgan64-folder_data_my_faces"
     assert run_dir.default_model_dir(ExperimentConfig.from_dict(tiny_config().to_dict()), "synthetic") == (
         "runs/tiny-synthetic")
+
+
+def test_class_names_are_recorded_and_read(tmp_path):
+    run = RunDirectory(tmp_path)
+    assert run.read_class_names() is None  # runs before class names were recorded
+    run.write_class_names(("cat", "dog"), "folder:/data/pets")
+    assert run.read_class_names() == ("cat", "dog")
+    assert json.loads(open(run.class_names_path).read()) == {"dataset": "folder:/data/pets",
+                                                              "class_names": ["cat", "dog"]}
+    (tmp_path / "class_names.json").write_text('{"class_names": "cat"}')
+    with pytest.raises(CheckpointError, match="does not hold a list of class names"):
+        run.read_class_names()

@@ -19,6 +19,8 @@ from sagan_tf.restore import build_generator
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+#: Names of the 4 classes of the tiny conditional models, in label order (e.g. for exports).
+CLASS_NAMES = ("bar", "mirror", "ring", "stripes")
 
 
 def tiny_model(image_size=16, num_classes=4, **overrides):

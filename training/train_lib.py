@@ -243,6 +243,7 @@ class Trainer:
         self.run_dir.check_resumable(config)
         if self.chief:
             self.run_dir.write_config(config)
+            self._record_class_names()
 
         self._previous_policy = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy(options.mixed_precision)
@@ -270,6 +271,26 @@ class Trainer:
             self.evaluate = callbacks.EvaluateEvery(options.eval_every, self.evaluator, self.summary_writer,
                                                     print_fn=logging.info)
         self.checkpointer = callbacks.CheckpointEvery(self.manager, options.checkpoint_every)
+
+    def _record_class_names(self):
+        """Makes `class_names` the run's recorded class names, recording the dataset's when there are none yet
+        (chief, conditional models). Returns whether `class_names` changed.
+
+        A TFDS dataset may learn its label names only when it is prepared (cifar10), so `_train` asks again once
+        the input pipeline exists.
+        """
+        if not self.chief or not self.config.model.conditional:
+            return False
+        before = self.class_names
+        recorded = self.run_dir.read_class_names()
+        if recorded is not None:
+            self.class_names = recorded
+        else:
+            if self.class_names is None:
+                self.class_names = data.get_info(self.config.training.dataset, self.options.data_dir).class_names
+            if self.class_names is not None:
+                self.run_dir.write_class_names(self.class_names, self.config.training.dataset)
+        return self.class_names != before
 
     @property
     def callbacks(self):
@@ -359,6 +380,8 @@ class Trainer:
             while self.step < target:
                 dataset = self.strategy.distribute_datasets_from_function(
                     input_fn(self.config, self.options, self.step))
+                if self._record_class_names() and self.sampler is not None:
+                    self.sampler.class_names = self.class_names
                 with self.strategy.scope():
                     self.model.fit(dataset, epochs=1, steps_per_epoch=target - self.step, callbacks=self.callbacks,
                                    verbose=0, shuffle=False)

@@ -14,7 +14,7 @@ class DatasetInfo:
         conditional: whether the labels carry class information (choose a class-conditional GAN).
         default_image_size: the resolution `load` uses when `image_size` is None.
         splits: the split names `load` accepts.
-        class_names: one name per label when known (synthetic and folder datasets), else None.
+        class_names: one name per label when known (synthetic and folder datasets, TFDS label names), else None.
         source: "tfds", "folder" or "synthetic".
         flip_by_default: whether training splits use a random horizontal flip when `random_flip` is None.
     """

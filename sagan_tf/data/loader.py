@@ -58,6 +58,7 @@ def get_info(name, data_dir=None):
         conditional=spec.num_classes > 1,
         default_image_size=spec.default_image_size,
         splits=tuple(spec.splits),
+        class_names=tfds_source.label_names(name, data_dir) if spec.num_classes > 1 else None,
         source="tfds",
     )
 

@@ -64,6 +64,28 @@ def spec(name):
     return None
 
 
+def label_names(name, data_dir=None):
+    """The label names TFDS records for a labelled dataset, or None when it has no labels or only numbers.
+
+    They come from the builder's dataset info: for imagenet2012 its WordNet ids (shipped with TFDS), for cifar10
+    the names written when the dataset was prepared (before that TFDS knows only "0" ... "9"). Reads no images
+    and downloads nothing.
+    """
+    dataset_spec = spec(name)
+    if dataset_spec is None or dataset_spec.label_key is None:
+        return None
+    import tensorflow_datasets as tfds
+
+    try:
+        names = tfds.builder(name, data_dir=data_root(data_dir)).info.features[dataset_spec.label_key].names
+    except Exception:  # an unreadable dataset_info.json: fall back to numbers rather than failing get_info
+        return None
+    names = tuple(str(n) for n in names)
+    if len(names) != dataset_spec.num_classes or all(n == str(i) for i, n in enumerate(names)):
+        return None
+    return names
+
+
 def data_root(data_dir=None):
     """The TFDS data directory: `data_dir`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
     root = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets")

@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from sagan_tf import data
+from sagan_tf.data import tfds_source
 
 MANUAL = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 
@@ -119,3 +120,12 @@ def test_bad_lsun_category_and_split():
         data.load("lsun/churches", batch_size=4)
     with pytest.raises(data.DatasetError, match="cifar10 has no split 'validation'.*'train', 'test'"):
         data.load("cifar10", "validation", batch_size=4)
+
+
+def test_label_names_come_from_tfds_and_numbers_are_not_names(tmp_path):
+    names = tfds_source.label_names("imagenet2012", data_dir=str(tmp_path))  # WordNet ids shipped with TFDS
+    assert len(names) == 1000 and names[0] == "n01440764"
+    assert data.get_info("imagenet2012", data_dir=str(tmp_path)).class_names == names
+    # CIFAR-10's names arrive when it is prepared; before that TFDS knows only "0" ... "9", which are no names.
+    assert tfds_source.label_names("cifar10", data_dir=str(tmp_path)) is None
+    assert tfds_source.label_names("celeb_a") is None and tfds_source.label_names("lsun/bedroom") is None

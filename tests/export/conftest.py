@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from sagan_tf import serving
-from tests.tiny import random_generator, tiny_model
+from tests.tiny import CLASS_NAMES, random_generator, tiny_model
 
 
 @pytest.fixture(scope="session", params=["conditional", "unconditional"])
@@ -15,5 +15,6 @@ def exported(request, tmp_path_factory):
     keras.utils.set_random_seed(1)
     generator = random_generator(config)
     base = tmp_path_factory.mktemp(f"export_{request.param}")
-    path = serving.export_generator(generator, config, str(base), 1, info={"note": "test"})
+    class_names = CLASS_NAMES if config.conditional else None
+    path = serving.export_generator(generator, config, str(base), 1, info={"note": "test"}, class_names=class_names)
     return generator, config, path, tf.saved_model.load(path)

@@ -16,13 +16,13 @@ from PIL import Image
 from export import client
 from sagan_tf import latents, serving
 from sagan_tf.errors import ServingError
-from tests.tiny import PYTHON, ROOT, subprocess_environment
+from tests.tiny import CLASS_NAMES, PYTHON, ROOT, subprocess_environment
 
 
 def _flags(**values):
     defaults = dict(server=None, grpc=False, saved_model_dir=None, model_name="sagan", model_version=None,
-                    signature="generate", labels=None, batch_size=None, seed=0, truncation=1.0, latent_dim=None,
-                    output_dir="samples")
+                    signature="generate", labels=None, classes=None, list_classes=False, batch_size=None, seed=0,
+                    truncation=1.0, latent_dim=None, output_dir="samples")
     return types.SimpleNamespace(**{**defaults, **values})
 
 
@@ -31,8 +31,9 @@ def _png_pixels(path):
 
 
 def test_names_match_the_library():
-    for name in ("SERVING_SIGNATURE", "GENERATE_SIGNATURE", "Z_INPUT", "LABELS_INPUT", "BATCH_SIZE_INPUT",
-                 "SEED_INPUT", "TRUNCATION_INPUT", "IMAGES_OUTPUT", "PNG_OUTPUT"):
+    for name in ("SERVING_SIGNATURE", "GENERATE_SIGNATURE", "GENERATE_BY_NAME_SIGNATURE", "CLASS_NAMES_SIGNATURE",
+                 "Z_INPUT", "LABELS_INPUT", "CLASSES_INPUT", "BATCH_SIZE_INPUT", "SEED_INPUT", "TRUNCATION_INPUT",
+                 "IMAGES_OUTPUT", "PNG_OUTPUT", "CLASS_NAMES_OUTPUT"):
         assert getattr(client, name) == getattr(serving, name), name
 
 
@@ -310,3 +311,131 @@ def test_model_config_template():
     (model,) = config.model_config_list.config
     assert (model.name, model.base_path, model.model_platform) == ("sagan", "/models/sagan", "tensorflow")
     assert model.model_version_policy.latest.num_versions == 1
+
+
+def test_class_name_requests():
+    inputs = client.make_inputs("generate_by_name", seed=3, truncation=0.5, classes=["ring", "bar"])
+    body = client.rest_body("generate_by_name", inputs)
+    assert body == {"signature_name": "generate_by_name",
+                    "inputs": {"classes": ["ring", "bar"], "seed": 3, "truncation": 0.5}}
+    assert json.loads(json.dumps(body)) == body
+    with pytest.raises(ServingError, match="either --classes .* or --labels"):
+        client.make_inputs("generate_by_name", labels=[1], classes=["ring"])
+    with pytest.raises(ServingError, match="go with the generate_by_name signature"):
+        client.make_inputs("generate", classes=["ring"])
+    with pytest.raises(ServingError, match="--classes must be comma-separated class names"):
+        client.run(_flags(saved_model_dir="x", classes=" , "))
+    with pytest.raises(ServingError, match="drop --signature=serving_default"):
+        client.run(_flags(server="localhost:1", classes="ring", signature="serving_default"))
+
+
+class _SavedModelRest(http.server.BaseHTTPRequestHandler):
+    """TensorFlow Serving's REST predict API in front of a loaded SavedModel: columnar "inputs", outputs named
+    (or the lone output bare), `_bytes` outputs base64-encoded, refused requests as HTTP 400 {"error": ...}."""
+
+    loaded = None
+    requests = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append(body)
+        function = self.loaded.signatures[body["signature_name"]]
+        specs = function.structured_input_signature[1]
+        try:
+            outputs = function(**{name: tf.constant(value, specs[name].dtype)
+                                  for name, value in body["inputs"].items()})
+        except tf.errors.InvalidArgumentError as error:
+            self._reply(400, {"error": error.message})
+            return
+        encoded = {}
+        for name, value in outputs.items():
+            value = value.numpy()
+            if name.endswith("_bytes"):
+                encoded[name] = [{"b64": base64.b64encode(item).decode()} for item in value]
+            elif value.dtype == object:
+                encoded[name] = [item.decode() for item in value]
+            else:
+                encoded[name] = value.tolist()
+        self._reply(200, {"outputs": encoded if len(encoded) > 1 else next(iter(encoded.values()))})
+
+    _reply = _FakeServing._reply
+    log_message = _FakeServing.log_message
+
+
+def test_classes_by_name_over_rest_and_in_process(exported, tmp_path):
+    _, config, path, loaded = exported
+    if not config.conditional:
+        with pytest.raises(ServingError, match="unconditional: it has no classes to name"):
+            client.run(_flags(saved_model_dir=path, classes="ring", output_dir=str(tmp_path)))
+        assert client.run(_flags(saved_model_dir=path, list_classes=True)) == []
+        return
+    _SavedModelRest.loaded, _SavedModelRest.requests = loaded, []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _SavedModelRest)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        assert client.run(_flags(server=address, list_classes=True)) == list(CLASS_NAMES)
+        rest = client.run(_flags(server=address, classes="stripes,bar,stripes", seed=6, output_dir=str(tmp_path / "r")))
+        with pytest.raises(ServingError, match=r"HTTP 400.*\[Unknown class name:\] \[strpes\] \[closest valid names:\] "
+                                               r"\[stripes"):
+            client.run(_flags(server=address, classes="ring,strpes", output_dir=str(tmp_path / "bad")))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _SavedModelRest.requests[0] == {"signature_name": "class_names", "inputs": {}}
+    assert _SavedModelRest.requests[1] == {"signature_name": "generate_by_name", "inputs": {
+        "classes": ["stripes", "bar", "stripes"], "seed": 6, "truncation": 1.0}}
+    in_process = client.run(_flags(saved_model_dir=path, classes="stripes,bar,stripes", seed=6,
+                                   output_dir=str(tmp_path / "p")))
+    expected = loaded.signatures["generate"](labels=tf.constant([3, 0, 3]), seed=tf.constant(6, tf.int64),
+                                             truncation=tf.constant(1.0))["images"].numpy()
+    for rest_path, local_path, image in zip(rest, in_process, expected):
+        np.testing.assert_array_equal(_png_pixels(rest_path), image)
+        np.testing.assert_array_equal(_png_pixels(local_path), image)
+    with pytest.raises(ServingError, match=r"\[Unknown class name:\] \[rign\] \[closest valid names:\] \[ring"):
+        client.run(_flags(saved_model_dir=path, classes="rign", output_dir=str(tmp_path / "bad")))
+    assert not (tmp_path / "bad").exists()  # never a silent class 0
+    assert client.run(_flags(saved_model_dir=path, list_classes=True)) == list(CLASS_NAMES)
+
+
+def test_classes_by_name_over_grpc(exported, tmp_path):
+    apis = pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc",
+                               reason="tensorflow-serving-api is not installed: gRPC round trip not tested")
+    _, config, _, loaded = exported
+    if not config.conditional:
+        pytest.skip("unconditional exports have no class names")
+    import grpc
+    from concurrent import futures
+
+    from tensorflow_serving.apis import predict_pb2
+
+    received = []
+
+    class Servicer(apis.PredictionServiceServicer):
+        def Predict(self, request, context):  # noqa: N802 (the gRPC method name)
+            received.append(request)
+            inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
+            outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
+            response = predict_pb2.PredictResponse()
+            for name, value in outputs.items():
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    apis.add_PredictionServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        names = client.run(_flags(server=f"127.0.0.1:{port}", grpc=True, list_classes=True))
+        paths = client.run(_flags(server=f"127.0.0.1:{port}", grpc=True, classes="mirror,ring", seed=2,
+                                  output_dir=str(tmp_path)))
+    finally:
+        server.stop(None)
+    assert names == list(CLASS_NAMES)
+    request = received[1]
+    assert request.model_spec.signature_name == "generate_by_name"
+    assert [name.decode() for name in tf.make_ndarray(request.inputs["classes"])] == ["mirror", "ring"]
+    expected = loaded.signatures["generate"](labels=tf.constant([1, 2]), seed=tf.constant(2, tf.int64),
+                                             truncation=tf.constant(1.0))["images"].numpy()
+    for png_path, image in zip(paths, expected):
+        np.testing.assert_array_equal(_png_pixels(png_path), image)

@@ -10,7 +10,9 @@ import pytest
 import tensorflow as tf
 
 from sagan_tf import restore, serving
+from sagan_tf.data import get_info
 from sagan_tf.errors import CheckpointError, UsageError
+from sagan_tf.run_dir import RunDirectory
 from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config
 from training import train_lib
 
@@ -136,3 +138,28 @@ def test_exporting_imports_no_training_code(model_dir, tmp_path):
     assert not {"sagan_tf.callbacks", "sagan_tf.evaluation", "sagan_tf.metrics", "sagan_tf.summaries"} & modules
     assert not any(name.startswith("training") for name in modules)
     assert os.listdir(tmp_path) == ["2"]
+
+
+def test_the_run_class_names_travel_to_the_export_and_older_runs_still_export(model_dir, tmp_path):
+    names = [name.decode() for name in tf.saved_model.load(serving.export_run(
+        model_dir, str(tmp_path / "named"))["path"]).signatures["class_names"]()["class_names"].numpy()]
+    assert names == list(get_info("synthetic").class_names)
+    assert json.load(open(os.path.join(model_dir, "class_names.json")))["class_names"] == names
+
+    # A run written before class names were recorded: its config and checkpoints, no class_names.json.
+    old = tmp_path / "old_run"
+    old.mkdir()
+    (old / "checkpoints").symlink_to(os.path.join(model_dir, "checkpoints"))
+    (old / "config.json").write_text(open(os.path.join(model_dir, "config.json")).read())
+    result = serving.export_run(str(old), str(tmp_path / "old"))
+    assert result["class_names_source"] == "dataset" and "recorded no class names" in result["note"]
+    # ... whose dataset is not available here (a folder moved away): the classes are named by their ids.
+    config = RunDirectory(old).read_config()
+    (old / "config.json").write_text(config.replace(dataset=f"folder:{tmp_path / 'moved'}").to_json())
+    result = serving.export_run(str(old), str(tmp_path / "numbers"))
+    assert result["class_names_source"] == "numbers" and "by their ids" in result["note"]
+    loaded = tf.saved_model.load(result["path"])
+    assert [n.decode() for n in loaded.signatures["class_names"]()["class_names"].numpy()] == ["0", "1", "2", "3"]
+    with open(os.path.join(result["path"], "assets", serving.EXPORT_INFO_ASSET)) as f:
+        info = json.load(f)
+    assert info["class_names_source"] == "numbers" and info["note"] == result["note"]

@@ -12,7 +12,8 @@ import tensorflow as tf
 from PIL import Image
 
 from sagan_tf import latents, serving
-from tests.tiny import PYTHON, subprocess_environment
+from sagan_tf.errors import ConfigError
+from tests.tiny import CLASS_NAMES, PYTHON, random_generator, subprocess_environment, tiny_model
 
 
 def _generator_images(generator, z, labels):
@@ -31,7 +32,8 @@ def _generate_args(config, batch, seed=0, truncation=1.0):
 
 def test_signatures_read_back_from_the_saved_model(exported):
     _, config, _, loaded = exported
-    assert set(loaded.signatures) == {"serving_default", "generate"}
+    by_name = {"generate_by_name"} if config.conditional else set()
+    assert set(loaded.signatures) == {"serving_default", "generate", "class_names"} | by_name
     serve = loaded.signatures["serving_default"]
     inputs = serve.structured_input_signature[1]
     expected = {"z": (tf.float32, [None, config.latent_dim])}
@@ -226,3 +228,51 @@ def test_saved_model_cli_shows_the_signatures(exported):
     assert "outputs['images'] tensor_info:\n        dtype: DT_UINT8\n        shape: (-1, 32, 32, 3)" in generate
     assert "outputs['png_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in generate
     assert "Method name is: tensorflow/serving/predict" in generate
+
+
+def test_class_names_travel_with_the_export(exported):
+    _, config, path, loaded = exported
+    names = [name.decode() for name in loaded.signatures["class_names"]()["class_names"].numpy()]
+    expected = list(CLASS_NAMES) if config.conditional else []
+    assert names == expected
+    with open(os.path.join(path, "assets", serving.CLASS_NAMES_ASSET), encoding="utf-8") as f:
+        assert f.read().splitlines() == expected
+    with open(os.path.join(path, "assets", serving.EXPORT_INFO_ASSET)) as f:
+        assert json.load(f)["class_names"] == expected
+
+
+def test_generate_by_name_draws_the_images_of_generate(exported):
+    _, config, _, loaded = exported
+    if not config.conditional:
+        pytest.skip("unconditional exports have no generate_by_name signature")
+    by_name = loaded.signatures["generate_by_name"](classes=tf.constant(["stripes", "bar", "stripes"]),
+                                                     seed=tf.constant(5, tf.int64), truncation=tf.constant(0.8))
+    by_label = loaded.signatures["generate"](labels=tf.constant([3, 0, 3]), seed=tf.constant(5, tf.int64),
+                                             truncation=tf.constant(0.8))
+    np.testing.assert_array_equal(by_name["labels"].numpy(), [3, 0, 3])
+    np.testing.assert_array_equal(by_name["images"].numpy(), by_label["images"].numpy())
+    assert list(by_name["png_bytes"].numpy()) == list(by_label["png_bytes"].numpy())
+
+
+def test_an_unknown_class_name_is_refused_naming_it_and_the_closest_names(exported):
+    _, config, _, loaded = exported
+    if not config.conditional:
+        pytest.skip("unconditional exports have no generate_by_name signature")
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        loaded.signatures["generate_by_name"](classes=tf.constant(["ring", "strips"]), seed=tf.constant(1, tf.int64),
+                                              truncation=tf.constant(1.0))
+    message = error.value.message
+    assert "[Unknown class name:] [strips] [closest valid names:] [stripes ring bar]" in message
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[Unknown class name:\] \[\]"):
+        loaded.signatures["generate_by_name"](classes=tf.constant([""]), seed=tf.constant(1, tf.int64),
+                                              truncation=tf.constant(1.0))
+
+
+def test_class_names_must_be_one_distinct_name_per_class(tmp_path):
+    config = tiny_model(32, num_classes=2)
+    generator = random_generator(config)
+    with pytest.raises(ConfigError, match="Two classes share a name"):
+        serving.export_generator(generator, config, str(tmp_path), 1, class_names=["cat", "cat"])
+    with pytest.raises(ConfigError, match="one class name per class"):
+        serving.export_generator(generator, config, str(tmp_path), 1, class_names=["cat"])
+    assert not os.listdir(tmp_path)  # nothing half-written

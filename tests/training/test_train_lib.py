@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import checkpoint, images
+from sagan_tf import checkpoint, data, images
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import ConfigError, UsageError
 from sagan_tf.models import build_sagan
@@ -84,6 +84,8 @@ def test_run_writes_config_checkpoints_sample_grid_and_events(straight_run):
     assert result.step == 4 and result.stopped_by_signal is None
     assert int(model.g_optimizer.iterations) == 4 and int(model.d_optimizer.iterations) == 8
     assert ExperimentConfig.from_json((model_dir / "config.json").read_text()) == config
+    # The class names travel with the run (and from it to exports and pictures).
+    assert RunDirectory(model_dir).read_class_names() == data.get_info("synthetic").class_names
     assert checkpoint_steps(model_dir) == [2, 4]
     assert result.checkpoint == str(model_dir / "checkpoints" / "ckpt-4")
 
