@@ -9,7 +9,7 @@ Three ways to reach the model, with the same request:
     # No server: the same request run on the SavedModel in this process.
     python -m export.client --saved_model_dir=exports/synthetic32/2000 --labels=0,1,2,3 --output_dir=out
     # Classes by name (the `generate_by_name` signature), and the names an export knows.
-    python -m export.client --server=localhost:8501 --model_name=sagan --classes=ring,bar --output_dir=out
+    python -m export.client --server=localhost:8501 --model_name=sagan --classes=ring_centre,bar_markers --output_dir=out
     python -m export.client --server=localhost:8501 --model_name=sagan --list_classes
 
 By default it calls the `generate` signature (labels, or --batch_size for an unconditional model, a seed and a

@@ -58,7 +58,8 @@ def test_notebook_runs_every_cell_without_errors(executed):
     errors = [output for cell in code_cells for output in cell.get("outputs", []) if output.output_type == "error"]
     assert not errors
     images_shown = sum("image/png" in output.get("data", {}) for cell in code_cells for output in cell.outputs)
-    assert images_shown >= 4  # the sample grid, the labelled samples, the attention maps, a served image
+    # The sample grid, the labelled samples, the attention maps, the interpolations, a served image.
+    assert images_shown >= 5
     assert summary["dataset"] == "synthetic" and summary["step"] == TINY_STEPS and summary["replicas"] == 2
 
 
@@ -89,7 +90,7 @@ def test_checkpointed_generator_equals_the_export(executed):
 
 def test_pictures_were_written(executed):
     _, work_dir, summary = executed
-    for key in ("samples", "attention_maps"):
+    for key in ("samples", "attention_maps", "interpolation"):
         png = pathlib.Path(summary[key]).read_bytes()
         assert png.startswith(b"\x89PNG")
         decoded = tf.io.decode_png(png).numpy()
