@@ -1,6 +1,7 @@
 """export.client: the requests it builds (REST JSON, gRPC PredictRequest) and the in-process path end to end."""
 
 import base64
+import contextlib
 import http.server
 import io
 import json
@@ -193,8 +194,10 @@ def test_grpc_predict_request():
     assert tf.make_ndarray(request.inputs["truncation"]) == np.float32(0.5)
 
 
-def test_grpc_round_trip_against_a_fake_server(exported, tmp_path):
-    # A PredictionService that runs the SavedModel in-process stands in for tensorflow_model_server.
+@contextlib.contextmanager
+def grpc_server(loaded):
+    """A PredictionService on loopback that runs a loaded SavedModel in-process, standing in for
+    tensorflow_model_server; yields (address, the requests it received)."""
     apis = pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc",
                                reason="tensorflow-serving-api is not installed: gRPC round trip not tested")
     import grpc
@@ -202,7 +205,6 @@ def test_grpc_round_trip_against_a_fake_server(exported, tmp_path):
 
     from tensorflow_serving.apis import predict_pb2
 
-    _, config, path, loaded = exported
     received = []
 
     class Servicer(apis.PredictionServiceServicer):
@@ -220,11 +222,16 @@ def test_grpc_round_trip_against_a_fake_server(exported, tmp_path):
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        flag_args, signature_args = _request_args(config, 2)
-        paths = client.run(_flags(server=f"127.0.0.1:{port}", grpc=True, seed=8, output_dir=str(tmp_path),
-                                  **flag_args))
+        yield f"127.0.0.1:{port}", received
     finally:
         server.stop(None)
+
+
+def test_grpc_round_trip_against_a_fake_server(exported, tmp_path):
+    _, config, path, loaded = exported
+    with grpc_server(loaded) as (address, received):
+        flag_args, signature_args = _request_args(config, 2)
+        paths = client.run(_flags(server=address, grpc=True, seed=8, output_dir=str(tmp_path), **flag_args))
     assert received[0].model_spec.name == "sagan" and received[0].model_spec.signature_name == "generate"
     expected = loaded.signatures["generate"](seed=tf.constant(8, tf.int64), truncation=tf.constant(1.0),
                                              **signature_args)["images"].numpy()
@@ -399,38 +406,12 @@ def test_classes_by_name_over_rest_and_in_process(exported, tmp_path):
 
 
 def test_classes_by_name_over_grpc(exported, tmp_path):
-    apis = pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc",
-                               reason="tensorflow-serving-api is not installed: gRPC round trip not tested")
     _, config, _, loaded = exported
     if not config.conditional:
         pytest.skip("unconditional exports have no class names")
-    import grpc
-    from concurrent import futures
-
-    from tensorflow_serving.apis import predict_pb2
-
-    received = []
-
-    class Servicer(apis.PredictionServiceServicer):
-        def Predict(self, request, context):  # noqa: N802 (the gRPC method name)
-            received.append(request)
-            inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
-            outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
-            response = predict_pb2.PredictResponse()
-            for name, value in outputs.items():
-                response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
-            return response
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    apis.add_PredictionServiceServicer_to_server(Servicer(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        names = client.run(_flags(server=f"127.0.0.1:{port}", grpc=True, list_classes=True))
-        paths = client.run(_flags(server=f"127.0.0.1:{port}", grpc=True, classes="mirror,ring", seed=2,
-                                  output_dir=str(tmp_path)))
-    finally:
-        server.stop(None)
+    with grpc_server(loaded) as (address, received):
+        names = client.run(_flags(server=address, grpc=True, list_classes=True))
+        paths = client.run(_flags(server=address, grpc=True, classes="mirror,ring", seed=2, output_dir=str(tmp_path)))
     assert names == list(CLASS_NAMES)
     request = received[1]
     assert request.model_spec.signature_name == "generate_by_name"
