@@ -9,13 +9,13 @@ Three ways to reach the model, with the same request:
     # No server: the same request run on the SavedModel in this process.
     python -m export.client --saved_model_dir=exports/synthetic32/2000 --labels=0,1,2,3 --output_dir=out
     # Classes by name (the `generate_by_name` signature), and the names an export knows.
-    python -m export.client --server=localhost:8501 --model_name=sagan --classes=ring_centre,bar_markers --output_dir=out
+    python -m export.client --server=localhost:8501 --model_name=sagan --classes=ring_centre,bar_markers
     python -m export.client --server=localhost:8501 --model_name=sagan --list_classes
 
 By default it calls the `generate` signature (labels, or --batch_size for an unconditional model, a seed and a
 truncation; the model draws the latents and returns PNGs); with --classes, `generate_by_name` (class names instead
-of ids; an unknown name is refused by the model with the closest valid names). `--signature=serving_default` sends latents z drawn
-here instead, `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)` (--latent_dim is needed
+of ids; an unknown name is refused by the model with the closest valid names). `--signature=serving_default`
+sends latents z drawn here instead, `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)` (--latent_dim is needed
 with a server), and encodes the returned float images itself.
 
 A seed names an image: (--seed, --truncation, --labels or --batch_size) determine the images, and both signatures

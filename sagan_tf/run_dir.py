@@ -248,4 +248,5 @@ class RunDirectory:
 
 
 __all__ = ["RunDirectory", "write_text_atomically", "write_json_atomically", "checkpoint_step", "default_model_dir",
-           "CONFIG_FILE", "CLASS_NAMES_FILE", "CHECKPOINT_DIR", "SAMPLES_DIR", "EVAL_DIR", "VISUALIZE_DIR", "RESUMABLE_TRAINING_FIELDS"]
+           "CONFIG_FILE", "CLASS_NAMES_FILE", "CHECKPOINT_DIR", "SAMPLES_DIR", "EVAL_DIR", "VISUALIZE_DIR",
+           "RESUMABLE_TRAINING_FIELDS"]

@@ -38,7 +38,8 @@ def test_make_grid_places_each_tile():
     expected = np.full(grid.shape, 255, "uint8")
     for index in range(5):
         r, c = divmod(index, 3)
-        expected[pad + r * (4 + pad):pad + r * (4 + pad) + 4, pad + c * (6 + pad):pad + c * (6 + pad) + 6] = tiles[index]
+        y, x = pad + r * (4 + pad), pad + c * (6 + pad)
+        expected[y:y + 4, x:x + 6] = tiles[index]
     np.testing.assert_array_equal(grid, expected)
 
 

@@ -104,7 +104,8 @@ def test_json_is_written_atomically(tmp_path):
 
 def test_default_model_dir():
     assert run_dir.default_model_dir(get_preset("synthetic32"), "synthetic") == "runs/synthetic32"
-    assert run_dir.default_model_dir(get_preset("dcgan64"), "folder:/data/my faces") == "runs/dcgan64-folder_data_my_faces"
+    assert run_dir.default_model_dir(get_preset("dcgan64"), "folder:/data/my faces") == (
+        "runs/dcgan64-folder_data_my_faces")
     assert run_dir.default_model_dir(ExperimentConfig.from_dict(tiny_config().to_dict()), "synthetic") == (
         "runs/tiny-synthetic")
 

@@ -1,8 +1,8 @@
 """Training a SAGAN model: `run(config, options)` (used by `python -m training.run`).
 
 The run directory (`sagan_tf.run_dir`) holds everything a run writes and needs to resume: config.json (the
-`ExperimentConfig`; resuming with an incompatible one is refused), checkpoints/ckpt-<step> (`checkpoint.gan_checkpoint`),
-samples/step_*.png (grids of fixed latents from the sampling (EMA) generator) and TensorBoard events (losses,
+`ExperimentConfig`; resuming with an incompatible one is refused), class_names.json, checkpoints/ckpt-<step>
+(`checkpoint.gan_checkpoint`), samples/step_*.png (grids of fixed latents from the sampling (EMA) generator) and TensorBoard events (losses,
 attention gammas, throughput, sample grids, eval/fid ...).
 
 The step is the generator optimizer's update count. Rerunning into the same `model_dir` restores the latest

@@ -35,7 +35,8 @@ def test_two_workers_train_and_only_the_chief_keeps_outputs(tmp_path):
         assert process.returncode == 0, f"worker {index}:\n{output}"
     assert "on 2 replica(s)" in outputs[0]
     assert "step 3/3" in outputs[0] and "step 3/3" not in outputs[1]  # only the chief reports progress
-    # The chief keeps checkpoints, samples, the config and the class names; the other worker's checkpoint copies are deleted.
+    # The chief keeps checkpoints, samples, the config and the class names; the other worker's checkpoint copies
+    # are deleted.
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("events")) == [
         "checkpoints", "class_names.json", "config.json", "samples"]
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
