@@ -2,8 +2,8 @@
 
 The run directory (`sagan_tf.run_dir`) holds everything a run writes and needs to resume: config.json (the
 `ExperimentConfig`; resuming with an incompatible one is refused), class_names.json, checkpoints/ckpt-<step>
-(`checkpoint.gan_checkpoint`), samples/step_*.png (grids of fixed latents from the sampling (EMA) generator) and TensorBoard events (losses,
-attention gammas, throughput, sample grids, eval/fid ...).
+(`checkpoint.gan_checkpoint`), samples/step_*.png (grids of fixed latents from the sampling (EMA) generator) and
+TensorBoard events (losses, attention gammas, throughput, sample grids, eval/fid ...).
 
 The step is the generator optimizer's update count. Rerunning into the same `model_dir` restores the latest
 checkpoint and trains on to `config.training.train_steps`. The input pipeline of a run that starts at step s is
