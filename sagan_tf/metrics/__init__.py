@@ -22,6 +22,8 @@ _EXPORTS = {
     "inception_score": "scores",
     "inception_score_splits": "scores",
     "kernel_distance": "scores",
+    "precision_recall_density_coverage": "manifold",
+    "nearest_neighbour_radii": "manifold",
     "FrechetAccumulator": "accumulators",
     "InceptionScoreAccumulator": "accumulators",
     "ActivationReservoir": "accumulators",
