@@ -37,6 +37,7 @@ import keras
 import numpy as np
 
 from sagan_tf import data, errors, metrics
+from sagan_tf.data import folder as folder_source
 from sagan_tf.metrics import classifier as classifier_module
 from sagan_tf.metrics import domain_classifier
 from sagan_tf.metrics.fingerprint import dataset_fingerprint
@@ -213,7 +214,9 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
 
     Real images come from `sagan_tf.data.load` in dataset order (no shuffling, no flips, no repetition), the
     first `num_real` of `split` (fewer when the split is smaller). The cache key is (dataset, split with the count,
-    e.g. "train[:10000]", image size, `classifier.classifier_id`).
+    e.g. "train[:10000]", image size, `classifier.classifier_id`). An image folder is read whole, last partial
+    batch included (so a folder smaller than `batch_size` works): its key names the number of images read, e.g.
+    "train[:2318]" for a folder of 2,318 images and `num_real` 10,000.
 
     Args:
       dataset: a `sagan_tf.data` name.
@@ -234,6 +237,11 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
       DatasetError: the data cannot be loaded.
     """
     cache = metrics.StatisticsCache(cache_dir or default_cache_dir())
+    repeat = False
+    if data.get_info(dataset, data_dir).source == "folder":
+        # The loader drops a last partial batch; read the folder's images cyclically and stop after the last one.
+        available = len(folder_source.scan(folder_source.resolve_path(dataset, data_dir))[0])
+        num_real, repeat = available if num_real is None else min(num_real, available), True
     split_key = split if num_real is None else f"{split}[:{num_real}]"
 
     def compute():
@@ -241,7 +249,7 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
         _say(print_fn, f"Computing real statistics of {dataset} {split_key} at {image_size}x{image_size} with "
                        f"{classifier.classifier_id} (once; cached in {cache.directory}).")
         images = data.load(dataset, split, image_size=image_size, batch_size=batch_size, data_dir=data_dir,
-                           shuffle=False, random_flip=False, repeat=False)
+                           shuffle=False, random_flip=False, repeat=repeat)
 
         def features():
             seen = 0
@@ -434,7 +442,7 @@ class Evaluator:
                                          data_dir=data_dir, classifier_dir=config.classifier_dir)
         stats = real_statistics(dataset, classifier, image_size, config.split, config.num_real, config.cache_dir,
                                 data_dir, config.batch_size, config.log_every, print_fn)
-        split = config.split if config.num_real is None else f"{config.split}[:{config.num_real}]"
+        split = stats.metadata.get("cache_key", {}).get("split")  # e.g. "train[:10000]": what was read
         return cls(classifier, stats, config, print_fn, time.perf_counter() - start, dataset, image_size, split)
 
     @property
