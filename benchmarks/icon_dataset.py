@@ -224,7 +224,14 @@ def _write_png(pixels, path):
     Image.fromarray(pixels).save(path, optimize=True)
 
 
-def build(packages, output_dir, settings, image_size, min_per_class, near_duplicate_mse, log=print):
+def settings_for(packages, image_size, min_per_class, near_duplicate_mse):
+    """The build settings a manifest records: an unchanged manifest means the dataset is up to date."""
+    return {"image_size": image_size, "min_per_class": min_per_class, "near_duplicate_mse": near_duplicate_mse,
+            "min_source_size": MIN_SOURCE_SIZE,
+            "packages": {name: version for name, (version, _) in packages.items()}}
+
+
+def build(packages, output_dir, image_size, min_per_class, near_duplicate_mse, log=print):
     """Selects, renders, deduplicates and writes the icons; writes README.md, LICENSE and .manifest.json.
 
     The dataset is written into a temporary folder beside `output_dir` and then moved into place, so that an
@@ -233,7 +240,6 @@ def build(packages, output_dir, settings, image_size, min_per_class, near_duplic
     Args:
         packages: {package: (version, unpacked root)} (see `download_and_unpack`).
         output_dir: the dataset folder to (re)create.
-        settings: the build settings, recorded in the manifest (an unchanged manifest means up to date).
         image_size: side length of the written images.
         min_per_class: contexts with fewer icons are left out.
         near_duplicate_mse: see `deduplicate`.
@@ -280,6 +286,7 @@ def build(packages, output_dir, settings, image_size, min_per_class, near_duplic
             with open(copyright_file, encoding="utf-8", errors="replace") as handle:
                 license_file.write(f"{'=' * 78}\n{package} {packages[package][0]}: /usr/share/doc/{package}/"
                                    f"copyright\n{'=' * 78}\n{handle.read()}\n")
+    settings = settings_for(packages, image_size, min_per_class, near_duplicate_mse)
     manifest = {"settings": settings, "num_images": len(files), "classes": per_class,
                 "left_out_contexts": {c: counts[c] for c in CONTEXTS if c not in classes},
                 "images_per_package": per_package,
@@ -344,9 +351,7 @@ def main(argv=None):
     except BuildError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
-    settings = {"image_size": args.image_size, "min_per_class": args.min_per_class,
-                "near_duplicate_mse": args.near_duplicate_mse, "min_source_size": MIN_SOURCE_SIZE,
-                "packages": {name: version for name, (version, _) in packages.items()}}
+    settings = settings_for(packages, args.image_size, args.min_per_class, args.near_duplicate_mse)
     manifest_path = os.path.join(output_dir, MANIFEST)
     if not args.force and os.path.exists(manifest_path):
         with open(manifest_path) as handle:
@@ -355,7 +360,7 @@ def main(argv=None):
             print(f"{output_dir} is up to date ({manifest['num_images']} images); --force rebuilds it.")
             print(json.dumps(summary(output_dir, manifest)))
             return 0
-    manifest = build(packages, output_dir, settings, args.image_size, args.min_per_class, args.near_duplicate_mse)
+    manifest = build(packages, output_dir, args.image_size, args.min_per_class, args.near_duplicate_mse)
     print(json.dumps(summary(output_dir, manifest)))
     return 0
 
