@@ -348,12 +348,13 @@ def train_domain_classifier(
     log(f"held-out accuracy {accuracy:.4f} on {images.num_heldout} images (always answering the most frequent "
         f"class: {images.majority_accuracy:.4f})")
     if accuracy <= images.majority_accuracy or (min_accuracy is not None and accuracy < min_accuracy):
-        required = max(images.majority_accuracy, min_accuracy or 0.0)
+        why = (f"below the required {min_accuracy}" if min_accuracy is not None and accuracy < min_accuracy else
+               "no better than always answering the most frequent class")
         raise InsufficientAccuracyError(
-            f"The domain classifier of {dataset} reached {accuracy:.4f} held-out accuracy, not above the required "
-            f"{required:.4f} (always answering the most frequent class gives {images.majority_accuracy:.4f}), so "
-            f"its features would say little and it was not written to {output_path}. Train longer (more --steps), "
-            f"use more images, or lower --min_accuracy. Received: steps={steps}, min_accuracy={min_accuracy}")
+            f"The domain classifier of {dataset} reached {accuracy:.4f} held-out accuracy, {why} (always answering "
+            f"the most frequent class gives {images.majority_accuracy:.4f}), so its features would say little and it "
+            f"was not written to {output_path}. Train longer (more --steps), use more images, or lower "
+            f"--min_accuracy. Received: steps={steps}, min_accuracy={min_accuracy}")
     seconds = time.perf_counter() - start
     _save_atomically(model, output_path)
     card = domain_classifier.new_card(
