@@ -160,3 +160,27 @@ def test_rotation_and_augmentation_keep_the_pixels():
         inner = augmented[i].numpy()[2:6, 2:6]
         assert any(np.array_equal(inner, c[2 + dy:6 + dy, 2 + dx:6 + dx]) for c in candidates
                    for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def test_the_command_trains_a_domain_classifier_for_other_datasets(tmp_path, monkeypatch, capsys):
+    from absl import flags
+
+    calls = []
+
+    def fake_train(dataset, image_size, output, **kwargs):
+        calls.append((dataset, image_size, output, kwargs["steps"], kwargs["min_accuracy"]))
+        return "/cache/x.keras", {"heldout_accuracy": 0.75, "task": "labels", "classes": ["a", "b"],
+                                  "num_heldout": 8}
+
+    monkeypatch.setattr(train_classifier, "train_domain_classifier", fake_train)
+    folder = tiny_image_folder(tmp_path / "images", per_class=2, size=8)
+    for argv, expected in [([f"--dataset=folder:{folder}"], (f"folder:{folder}", 64, None, None, None)),
+                           (["--dataset=synthetic", "--image_size=16", "--steps=5", "--output=/o.keras"],
+                            ("synthetic", 16, "/o.keras", 5, None))]:
+        values = flags.FlagValues()
+        train_classifier.define_flags(values)
+        values(["train_classifier", *argv])
+        assert train_classifier.main(["train_classifier"], values) == 0
+        assert calls[-1] == expected  # a folder's default size is the folder loader's 64
+    assert "held-out accuracy: 0.7500 (labels, 2 classes, 8 held-out images); wrote /cache/x.keras" in (
+        capsys.readouterr().out)
