@@ -28,9 +28,10 @@ import numpy as np
 import tensorflow as tf
 
 from sagan_tf import images, summaries
+from sagan_tf.evaluation import FIGURES
 
-#: The evaluation figures written to TensorBoard (as "eval/<classifier tag>/<name>") and printed, in this order.
-FIGURES = ("fid", "inception_score", "kid", "precision", "recall", "density", "coverage")
+# FIGURES (from sagan_tf.evaluation): the figures written to TensorBoard as "eval/<classifier tag>/<name>" and
+# printed, in that order.
 _SHORT_NAMES = {"fid": "FID", "inception_score": "IS", "kid": "KID", "precision": "precision", "recall": "recall",
                 "density": "density", "coverage": "coverage"}
 _DIGITS = {"fid": ".1f", "inception_score": ".2f", "kid": ".4g"}  # the k-NN figures: ".3f"
