@@ -18,7 +18,7 @@ works offline on any dataset). If the classifier cannot be loaded and evaluation
 reportable figures evaluate a checkpoint with `python -m training.evaluate`.
 
     python -m training.run                                    # about 6 minutes on 2 CPU cores
-    python -m training.run --eval_every=500 --kid             # FID/IS/KID every 500 steps too
+    python -m training.run --eval_every=500                   # every figure every 500 steps too
     python -m training.run --dataset=cifar10 --train_steps=100000
     python -m training.run --dataset=folder:/data/faces --image_size=64
     python -m training.run --dataset=folder:/data/icons --image_size=32 --classifier=domain    # offline figures
