@@ -18,6 +18,7 @@ acted at that step. Each callback is independent; put `CheckpointEvery` last so 
 the final state.
 """
 
+import json
 import signal
 import threading
 import time
@@ -27,10 +28,13 @@ import numpy as np
 import tensorflow as tf
 
 from sagan_tf import images, summaries
+from sagan_tf.evaluation import FIGURES
 
-#: The evaluation figures written to TensorBoard (as "eval/<name>") and printed, in this order.
-FIGURES = ("fid", "inception_score", "kid")
-_SHORT_NAMES = {"fid": "FID", "inception_score": "IS", "kid": "KID"}
+# FIGURES (from sagan_tf.evaluation): the figures written to TensorBoard as "eval/<classifier tag>/<name>" and
+# printed, in that order.
+_SHORT_NAMES = {"fid": "FID", "inception_score": "IS", "kid": "KID", "precision": "precision", "recall": "recall",
+                "density": "density", "coverage": "coverage"}
+_DIGITS = {"fid": ".1f", "inception_score": ".2f", "kid": ".4g"}  # the k-NN figures: ".3f"
 
 
 def global_step(model):
@@ -288,19 +292,22 @@ class ProgressLogger(PeriodicCallback):
 
 
 def format_figures(figures):
-    """"FID 123.4  IS 2.31  KID 0.0123" from a dict of figures (missing or None ones are left out)."""
+    """"FID 123.40  IS 2.31  KID 0.0123  precision 0.512 ..." from a dict of figures (missing or None ones are left
+    out)."""
     parts = []
     for name in FIGURES:
         value = figures.get(name)
         if value is not None:
-            parts.append(f"{_SHORT_NAMES[name]} {value:.4g}" if name == "kid" else f"{_SHORT_NAMES[name]} {value:.2f}")
+            parts.append(f"{_SHORT_NAMES[name]} {value:.4g}" if name == "kid" else
+                         f"{_SHORT_NAMES[name]} {value:{'.2f' if name in ('fid', 'inception_score') else '.3f'}}")
     return "  ".join(parts)
 
 
 def summarize_evaluations(history):
-    """"FID 123.4 -> 12.3, IS 1.20 -> 3.50" from the first and last step of `history` ({step: figures}), or None.
+    """"FID 123.4 -> 12.3, IS 1.20 -> 3.50, precision 0.100 -> 0.600, ..." from the first and last step of
+    `history` ({step: figures}), or None.
 
-    KID is included when both evaluations have it.
+    A figure is included when both evaluations have it.
     """
     if not history:
         return None
@@ -310,7 +317,7 @@ def summarize_evaluations(history):
         a, b = first.get(name), last.get(name)
         if a is None or b is None:
             continue
-        digits = ".4g" if name == "kid" else (".1f" if name == "fid" else ".2f")
+        digits = _DIGITS.get(name, ".3f")
         parts.append(f"{_SHORT_NAMES[name]} {a:{digits}} -> {b:{digits}}")
     return ", ".join(parts)
 
@@ -319,9 +326,13 @@ class EvaluateEvery(PeriodicCallback):
     """Evaluates the model's sampling (EMA) generator at the start, every `every_n_steps` steps and at the end.
 
     Each evaluation calls `evaluate_fn(generator)` (e.g. a `sagan_tf.evaluation.Evaluator`), which returns a dict
-    with "fid", "inception_score" and optionally "kid"; the callback writes them to TensorBoard as "eval/fid",
-    "eval/inception_score" and "eval/kid", prints one line, and keeps them in `history` (step -> figures) and the
-    wall time spent in `seconds`, so that a run can report evaluation time against training time.
+    with "fid", "inception_score" and optionally "kid", "precision", "recall", "density", "coverage", and, from an
+    `Evaluator`, their "provenance" (the classifier's identity, resize method, sample counts, real split). The
+    callback adds the step and which generator it evaluated ("ema" or "raw") to the provenance, writes the figures to
+    TensorBoard as "eval/<classifier tag>/<figure>" (e.g. "eval/domain-1a2b3c4d/fid"; "eval/<figure>" when there is
+    no provenance) and the provenance as the text "eval/<classifier tag>/provenance", prints one line, and keeps the
+    figures in `history` (step -> figures, with the plain names "fid", ... as keys) and the wall time spent in
+    `seconds`, so that a run can report evaluation time against training time.
 
     Args:
       every_n_steps: period in training steps; 0 evaluates only at the start and the end.
@@ -348,21 +359,31 @@ class EvaluateEvery(PeriodicCallback):
         figures = dict(self.evaluate_fn(sampling_generator(self.model)))
         elapsed = time.perf_counter() - start
         self.seconds += elapsed
+        provenance = figures.get("provenance")
+        tag = None
+        if provenance is not None:
+            ema = getattr(self.model, "ema_generator", None) is not None
+            figures["provenance"] = provenance = {**provenance, "step": int(step), "generator": "ema" if ema else "raw"}
+            tag = provenance["classifier"]["tag"]
         self.history[step] = figures
         self.last_step = step
         if self.summary_writer is not None:
             with self.summary_writer.as_default():
-                summaries.write_scalars({name: figures.get(name) for name in FIGURES}, step, prefix="eval/")
+                prefix = f"eval/{tag}/" if tag else "eval/"
+                summaries.write_scalars({name: figures.get(name) for name in FIGURES}, step, prefix=prefix)
+                if provenance is not None:
+                    summaries.write_text(f"{prefix}provenance", json.dumps(provenance, sort_keys=True), step)
             self.summary_writer.flush()
         samples = f"{figures['num_samples']} samples, " if figures.get("num_samples") else ""
-        self.print_fn(f"eval step {step}: {format_figures(figures)} ({samples}{elapsed:.1f} s)")
+        where = f" [{tag}]" if tag else ""
+        self.print_fn(f"eval step {step}{where}: {format_figures(figures)} ({samples}{elapsed:.1f} s)")
         return figures
 
     def act(self, step):
         self.evaluate(step)
 
     def summary(self):
-        """"FID 123.4 -> 12.3, IS 1.20 -> 3.50": see `summarize_evaluations`."""
+        """"FID 123.4 -> 12.3, IS 1.20 -> 3.50, ...": see `summarize_evaluations`."""
         return summarize_evaluations(self.history)
 
 

@@ -30,6 +30,11 @@ class ClassifierUnavailableError(UsageError):
     """The classifier behind FID/IS/KID cannot be loaded here: no such file, or no network for a TF-Hub handle."""
 
 
+class ClassifierCardError(UsageError):
+    """A domain classifier whose card does not fit: other images or image size, or a file that is not the one its
+    card describes (corrupt or replaced)."""
+
+
 class InsufficientAccuracyError(UsageError):
     """A freshly trained classifier is less accurate than required, so it was not saved."""
 
@@ -39,4 +44,4 @@ class ServingError(UsageError):
 
 
 __all__ = ["UsageError", "ConfigError", "CheckpointError", "DatasetError", "ClassifierUnavailableError",
-           "InsufficientAccuracyError", "ServingError"]
+           "ClassifierCardError", "InsufficientAccuracyError", "ServingError"]

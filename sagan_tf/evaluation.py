@@ -1,22 +1,31 @@
-"""Evaluating a generator: FID, Inception Score and (optionally) KID against cached real-data statistics.
+"""Evaluating a generator: FID, Inception Score, KID, precision/recall and density/coverage against cached real data.
 
     from sagan_tf import evaluation
-    config = evaluation.EvalConfig(num_samples=10_000)
+    config = evaluation.EvalConfig(num_samples=10_000, compute_kid=True)
     evaluator = evaluation.Evaluator.create("synthetic", image_size=32, config=config)
-    evaluator(generator)   # {"fid": ..., "inception_score": ..., "kid": None, "num_samples": 10000, "seconds": ...}
+    evaluator(generator)   # {"fid", "inception_score", "kid", "precision", "recall", "density", "coverage",
+                           #  "num_samples", "seconds", "provenance": {...}}
 
 The pieces, usable on their own:
 
-- `load_classifier_for(dataset, spec)`: the classifier of the metrics; by default the shipped domain classifier
-  for the embedded `synthetic` dataset and TF-GAN's Inception (TF-Hub) for every other dataset.
+- `load_classifier_for(dataset, spec, image_size=...)`: the classifier of the metrics; by default the shipped domain
+  classifier for the embedded `synthetic` dataset and TF-GAN's Inception (TF-Hub) for every other dataset;
+  "domain" is the dataset's own domain classifier (`metrics.domain_classifier`), found in its cache.
 - `real_statistics(...)`: streams `num_real` real images (no shuffling, no flips) through the classifier into a
   `metrics.RealStatistics`, computed once and cached on disk (`default_cache_dir()`).
 - `evaluate_generator(generator, classifier, real_stats, config)`: generates `config.num_samples` images in batches
   from a fixed seed (uniform class labels for conditional models) and streams them through the classifier into a
   `metrics.MetricAccumulator`: memory does not grow with `num_samples`.
 
-FID (Heusel et al. 2017, eq. 6), IS (Salimans et al. 2016) and KID (Binkowski et al. 2018) are computed by
-`sagan_tf.metrics`. The SAGAN paper reports FID and IS over 50,000 samples with Inception.
+FID (Heusel et al. 2017, eq. 6), IS (Salimans et al. 2016), KID (Binkowski et al. 2018), improved precision and
+recall (Kynkaenniemi et al. 2019) and density and coverage (Naeem et al. 2020) are computed by `sagan_tf.metrics`:
+FID, KID and the k-NN figures from the classifier's features, IS from its logits. KID and the k-NN figures use
+uniformly sampled subsets of at most `KID_SUBSET_SIZE` real and generated features (reservoirs), so their memory is
+bounded whatever `num_samples` is. The SAGAN paper reports FID and IS over 50,000 samples with Inception.
+
+Every result carries its provenance (`Evaluator.provenance`): the classifier's name, content hash and tag, the resize
+method, the sample counts, the real split. Figures of different classifiers are kept apart by the classifier's tag
+(`qualified_figures`: "<tag>/fid", e.g. "domain-1a2b3c4d/fid").
 """
 
 import dataclasses
@@ -28,12 +37,21 @@ import keras
 import numpy as np
 
 from sagan_tf import data, errors, metrics
+from sagan_tf.data import folder as folder_source
+from sagan_tf.metrics import classifier as classifier_module
+from sagan_tf.metrics import domain_classifier
+from sagan_tf.metrics.fingerprint import dataset_fingerprint
 
-#: Environment variable naming the cache directory (real statistics go to `$SAGAN_TF_CACHE/real_stats`).
+#: Environment variable naming the cache directory (real statistics go to `$SAGAN_TF_CACHE/real_stats`, domain
+#: classifiers to `$SAGAN_TF_CACHE/domain_classifiers`).
 CACHE_ENV = "SAGAN_TF_CACHE"
-#: Real activations kept for KID in the cached statistics (they are kept whether KID is asked for or not, so that
-#: one cache entry serves both).
+#: Real activations kept in the cached statistics, and generated activations kept per evaluation, for KID and the
+#: k-NN figures (real ones are kept whether they are asked for or not, so that one cache entry serves all).
 KID_SUBSET_SIZE = 10_000
+#: Every figure an evaluation can report, in display order.
+FIGURES = ("fid", "inception_score", "kid", "precision", "recall", "density", "coverage")
+#: The figures of `metrics.precision_recall_density_coverage`.
+NEAREST_NEIGHBOUR_FIGURES = ("precision", "recall", "density", "coverage")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +79,12 @@ class EvalConfig:
     split: str = "train"
     num_real: Optional[int] = 10_000
     compute_kid: bool = False
+    compute_precision_recall: bool = True
+    nearest_k: int = 3
     num_splits: int = 1
     seed: int = 0
     cache_dir: Optional[str] = None
+    classifier_dir: Optional[str] = None
     log_every: int = 20
 
     def __post_init__(self):
@@ -94,6 +115,8 @@ class EvalConfig:
             fail(f"seed must be an integer in [0, 2**31). Received: seed={self.seed!r}")
         if not is_int(self.log_every) or self.log_every < 0:
             fail(f"log_every must be an integer >= 0. Received: log_every={self.log_every!r}")
+        if not is_int(self.nearest_k) or self.nearest_k < 1:
+            fail(f"nearest_k must be a positive integer. Received: nearest_k={self.nearest_k!r}")
         if not isinstance(self.split, str) or not self.split:
             fail(f"split must be a dataset split name such as 'train'. Received: split={self.split!r}")
 
@@ -114,34 +137,70 @@ def default_classifier(dataset):
     return metrics.SYNTHETIC_CLASSIFIER if dataset == "synthetic" else metrics.INCEPTION_CLASSIFIER
 
 
-def load_classifier_for(dataset, spec=None, batch_size=None):
+def _offline_note():
+    return ("Offline, --classifier=domain measures quality with a small classifier trained on the dataset's own "
+            "images instead: it is trained once per dataset and image size (about 1-2 minutes per thousand images "
+            "on 2 CPU cores, at most 3000 steps) and cached in "
+            f"{domain_classifier.default_cache_dir()}; its figures compare runs measured with the same domain "
+            "classifier, not published Inception figures.")
+
+
+def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, data_dir=None, classifier_dir=None):
     """Loads the classifier of the metrics for `dataset` (see `metrics.load_classifier`).
+
+    A domain classifier (spec "domain", or a `.keras` file with a card) is checked against the dataset: its card
+    must name the same images (`metrics.fingerprint.dataset_fingerprint`) and image size.
 
     Args:
       dataset: the dataset name (chooses the default classifier).
-      spec: None (the default of `dataset`, see `default_classifier`) or anything `metrics.load_classifier` takes.
+      spec: None (the default of `dataset`, see `default_classifier`), "domain" (the dataset's domain classifier at
+        `image_size`, from `classifier_dir`), or anything `metrics.load_classifier` takes.
       batch_size: largest number of images per classifier call.
+      image_size: the size of the images to evaluate; required for "domain" and to check a domain classifier.
+      data_dir: TFDS data directory (or the base of relative "folder:" paths), to fingerprint the dataset.
+      classifier_dir: directory of the cached domain classifiers; None: `domain_classifier.default_cache_dir()`.
 
     Returns:
       A `metrics.Classifier`.
 
     Raises:
-      ClassifierUnavailableError: (a `UsageError`) the classifier is not available here; the message says how to
-        supply it.
+      ClassifierUnavailableError: (a `UsageError`) the classifier is not available here (for "domain": not trained
+        yet); the message says how to supply it.
+      ClassifierCardError: a domain classifier of other images or another image size, or one that does not match
+        its card.
     """
     if spec is None or spec == "":
         spec = default_classifier(dataset)
+    fingerprint = None
+    asked_for_domain = spec == metrics.DOMAIN_CLASSIFIER
+    if asked_for_domain:
+        if image_size is None:
+            raise errors.UsageError("The domain classifier depends on the image size; pass image_size=.")
+        fingerprint = dataset_fingerprint(dataset, data_dir)
+        path = domain_classifier.cache_path(classifier_dir or domain_classifier.default_cache_dir(), dataset,
+                                            image_size, fingerprint)
+        if not os.path.exists(path):
+            raise errors.ClassifierUnavailableError(
+                f"No domain classifier of {dataset} at {image_size}x{image_size} is cached (expected {path}). Train "
+                f"it with `python -m training.train_classifier --dataset={dataset} --image_size={image_size}`, or "
+                "pass --classifier=domain to training.run or training.evaluate, which train it when it is missing.")
+        spec = path
     # The classifier's layers stay float32 whatever global mixed-precision policy the caller trains with.
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        return metrics.load_classifier(spec, batch_size=batch_size)
+        classifier = metrics.load_classifier(spec, batch_size=batch_size)
     except errors.ClassifierUnavailableError as error:
         raise errors.ClassifierUnavailableError(
             f"The classifier for FID/IS ({spec!r}) is not available: {error} Pass another one with --classifier "
-            "(a SavedModel directory, a TF-Hub handle or a .keras file returning (features, logits)).") from None
+            "(a SavedModel directory, a TF-Hub handle or a .keras file returning (features, logits))."
+            f"{'' if asked_for_domain else ' ' + _offline_note()}") from None
     finally:
         keras.mixed_precision.set_global_policy(previous)
+    if classifier.card is not None and image_size is not None:
+        fingerprint = fingerprint or dataset_fingerprint(dataset, data_dir)
+        domain_classifier.check_card(classifier.card, fingerprint, image_size, repr(spec))
+    return classifier
 
 
 def _say(print_fn, line):
@@ -155,7 +214,9 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
 
     Real images come from `sagan_tf.data.load` in dataset order (no shuffling, no flips, no repetition), the
     first `num_real` of `split` (fewer when the split is smaller). The cache key is (dataset, split with the count,
-    e.g. "train[:10000]", image size, `classifier.classifier_id`).
+    e.g. "train[:10000]", image size, `classifier.classifier_id`). An image folder is read whole, last partial
+    batch included (so a folder smaller than `batch_size` works): its key names the number of images read, e.g.
+    "train[:2318]" for a folder of 2,318 images and `num_real` 10,000.
 
     Args:
       dataset: a `sagan_tf.data` name.
@@ -176,6 +237,11 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
       DatasetError: the data cannot be loaded.
     """
     cache = metrics.StatisticsCache(cache_dir or default_cache_dir())
+    repeat = False
+    if data.get_info(dataset, data_dir).source == "folder":
+        # The loader drops a last partial batch; read the folder's images cyclically and stop after the last one.
+        available = len(folder_source.scan(folder_source.resolve_path(dataset, data_dir))[0])
+        num_real, repeat = available if num_real is None else min(num_real, available), True
     split_key = split if num_real is None else f"{split}[:{num_real}]"
 
     def compute():
@@ -183,7 +249,7 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
         _say(print_fn, f"Computing real statistics of {dataset} {split_key} at {image_size}x{image_size} with "
                        f"{classifier.classifier_id} (once; cached in {cache.directory}).")
         images = data.load(dataset, split, image_size=image_size, batch_size=batch_size, data_dir=data_dir,
-                           shuffle=False, random_flip=False, repeat=False)
+                           shuffle=False, random_flip=False, repeat=repeat)
 
         def features():
             seen = 0
@@ -246,14 +312,18 @@ def _dimensions(generator, latent_dim, num_classes):
 
 
 def evaluate_generator(generator, classifier, real_stats, config=None, latent_dim=None, num_classes=None,
-                       print_fn=print):
-    """FID, Inception Score and optionally KID of `config.num_samples` images of `generator`.
+                       print_fn=print, real_radii=None):
+    """FID, Inception Score and optionally KID, precision, recall, density and coverage of `config.num_samples`
+    images of `generator`.
 
     Images are generated in batches of `config.batch_size` from `generator_inputs(..., config.seed)` with
-    `training=False` and streamed through `classifier` into a `metrics.MetricAccumulator`; no list of images or
-    activations is kept, so memory does not grow with `num_samples`. Of `config`, this reads `num_samples`,
-    `batch_size`, `seed`, `compute_kid` (KID against `real_stats.kid_subset`), `num_splits` (Inception Score
-    splits) and `log_every`; its other fields say how `Evaluator.create` loads `classifier` and `real_stats`.
+    `training=False` and streamed through `classifier` into a `metrics.MetricAccumulator`; no list of images is
+    kept, so memory does not grow with `num_samples`: FID keeps a d x d sum, IS per-class sums, and KID and the k-NN
+    figures a reservoir of at most `KID_SUBSET_SIZE` generated features, compared with the at most `KID_SUBSET_SIZE`
+    real ones of `real_stats.kid_subset` (with 50,000 samples: 10,000 of each, uniformly sampled; see
+    `metrics.manifold` for the blocked distances). Of `config`, this reads `num_samples`, `batch_size`, `seed`,
+    `compute_kid`, `compute_precision_recall`, `nearest_k`, `num_splits` (Inception Score splits) and `log_every`;
+    its other fields say how `Evaluator.create` loads `classifier` and `real_stats`.
 
     Args:
       generator: a callable `(z, labels, training=False) -> images in [-1, 1]`, e.g. a `Generator` or a SAGAN's
@@ -264,24 +334,31 @@ def evaluate_generator(generator, classifier, real_stats, config=None, latent_di
       latent_dim: size of z; None reads `generator.config.latent_dim`.
       num_classes: number of classes (0: unconditional); None reads `generator.config.num_classes`.
       print_fn: where progress lines go (None: silent).
+      real_radii: the k-NN radii of `real_stats.kid_subset` for `config.nearest_k`, when already computed.
 
     Returns:
-      {"fid": float, "inception_score": float, "kid": float (only with `config.compute_kid`), "num_samples": int,
-      "seconds": float (wall time of this evaluation)}.
+      {"fid": float, "inception_score": float, "kid": float (only with `config.compute_kid`), "precision",
+      "recall", "density", "coverage": floats (only with `config.compute_precision_recall`; None when a feature set
+      has `nearest_k` rows or fewer), "num_samples": int, "seconds": float (wall time of this evaluation)}.
 
     Raises:
-      ValueError: `config` is not an `EvalConfig`; the generator's dimensions are unknown; KID was asked for and
-        `real_stats` holds no real activations.
+      ValueError: `config` is not an `EvalConfig`; the generator's dimensions are unknown; KID or precision/recall
+        was asked for and `real_stats` holds no real activations.
     """
     config = EvalConfig() if config is None else config
     if not isinstance(config, EvalConfig):
         raise ValueError(f"`config` must be an EvalConfig or None. Received: config={config!r}")
     num_samples, batch_size, seed = config.num_samples, config.batch_size, config.seed
     latent_dim, num_classes = _dimensions(generator, latent_dim, num_classes)
+    if (config.compute_kid or config.compute_precision_recall) and not real_stats.kid_subset.shape[0]:
+        raise ValueError("KID and precision/recall need real activations, and these real statistics hold none "
+                         "(kid_subset is empty).")
     start = time.perf_counter()
     sample = _sampler(generator, latent_dim)
-    accumulator = metrics.MetricAccumulator(num_splits=config.num_splits, num_samples=num_samples,
-                                            kid_capacity=KID_SUBSET_SIZE if config.compute_kid else 0, seed=seed)
+    subset = KID_SUBSET_SIZE if (config.compute_kid or config.compute_precision_recall) else 0
+    accumulator = metrics.MetricAccumulator(
+        num_splits=config.num_splits, num_samples=num_samples, kid_capacity=subset, seed=seed,
+        nearest_k=config.nearest_k if config.compute_precision_recall else None)
     total_batches = -(-num_samples // batch_size)
     for batch, (z, labels) in enumerate(generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed), 1):
         images = sample(z, labels)
@@ -289,22 +366,41 @@ def evaluate_generator(generator, classifier, real_stats, config=None, latent_di
         if config.log_every and batch % config.log_every == 0 and batch < total_batches:
             _say(print_fn, f"  evaluation: {accumulator.frechet.count}/{num_samples} samples "
                            f"({time.perf_counter() - start:.1f} s)")
-    result = accumulator.result(real_stats)
+    result = accumulator.result(real_stats, real_radii=real_radii)
     figures = {"fid": result["fid"], "inception_score": result["inception_score"]}
     if config.compute_kid:
-        if result["kid"] is None:
-            raise ValueError("KID needs real activations, and these real statistics hold none (kid_subset is empty).")
         figures["kid"] = result["kid"]
+    if config.compute_precision_recall:
+        figures.update({name: result[name] for name in NEAREST_NEIGHBOUR_FIGURES})
     figures["num_samples"] = int(num_samples)
     figures["seconds"] = time.perf_counter() - start
     return figures
+
+
+def qualified_figures(figures, tag):
+    """{"<tag>/<figure>": value} of the figures in `FIGURES` that are present and not None.
+
+    The classifier's tag is part of every name (e.g. "domain-1a2b3c4d/fid"), so figures of different classifiers
+    never share a TensorBoard tag or a JSON field.
+    """
+    return {f"{tag}/{name}": figures[name] for name in FIGURES if figures.get(name) is not None}
+
+
+def describe_resize(image_size, classifier):
+    """How images of `image_size` reach `classifier`'s input: "none (...)" or the resize method and sizes."""
+    size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
+    if tuple(size) == tuple(classifier.image_size):
+        return f"none: {size[0]}x{size[1]} is the classifier's input size"
+    return (f"{classifier_module.RESIZE_METHOD} from {size[0]}x{size[1]} to "
+            f"{classifier.image_size[0]}x{classifier.image_size[1]}")
 
 
 class Evaluator:
     """A classifier, real statistics and an `EvalConfig`: `evaluator(generator)` returns the figures.
 
     Build it with `Evaluator.create`, which loads the classifier and the (cached) real statistics at once, so that
-    a missing classifier or dataset fails before any training. `setup_seconds` is the time that took.
+    a missing classifier or dataset fails before any training. `setup_seconds` is the time that took. The k-NN radii
+    of the real features are computed at the first evaluation that needs them and kept.
 
     Args:
       classifier: a `metrics.Classifier`.
@@ -312,9 +408,13 @@ class Evaluator:
       config: an `EvalConfig`.
       print_fn: where progress lines go (None: silent).
       setup_seconds: time spent loading the classifier and the real statistics.
+      dataset: the dataset the real statistics come from (for the provenance).
+      image_size: the size of the evaluated images (for the provenance's resize method).
+      real_split: the real split and count, e.g. "train[:10000]" (for the provenance).
     """
 
-    def __init__(self, classifier, real_stats, config, print_fn=print, setup_seconds=0.0):
+    def __init__(self, classifier, real_stats, config, print_fn=print, setup_seconds=0.0, dataset=None,
+                 image_size=None, real_split=None):
         if not isinstance(config, EvalConfig):
             raise ValueError(f"`config` must be an EvalConfig. Received: config={config!r}")
         self.classifier = classifier
@@ -322,6 +422,10 @@ class Evaluator:
         self.config = config
         self.print_fn = print_fn
         self.setup_seconds = setup_seconds
+        self.dataset = dataset
+        self.image_size = image_size
+        self.real_split = real_split
+        self._real_radii = None
 
     @classmethod
     def create(cls, dataset, image_size, config=None, data_dir=None, print_fn=print):
@@ -329,20 +433,60 @@ class Evaluator:
 
         Raises:
           ClassifierUnavailableError: the classifier is not available.
+          ClassifierCardError: a domain classifier of other images or another image size.
           DatasetError: the real images cannot be loaded.
         """
         config = config or EvalConfig()
         start = time.perf_counter()
-        classifier = load_classifier_for(dataset, config.classifier, config.batch_size)
+        classifier = load_classifier_for(dataset, config.classifier, config.batch_size, image_size=image_size,
+                                         data_dir=data_dir, classifier_dir=config.classifier_dir)
         stats = real_statistics(dataset, classifier, image_size, config.split, config.num_real, config.cache_dir,
                                 data_dir, config.batch_size, config.log_every, print_fn)
-        return cls(classifier, stats, config, print_fn, time.perf_counter() - start)
+        split = stats.metadata.get("cache_key", {}).get("split")  # e.g. "train[:10000]": what was read
+        return cls(classifier, stats, config, print_fn, time.perf_counter() - start, dataset, image_size, split)
+
+    @property
+    def tag(self):
+        """The classifier's tag, e.g. "domain-1a2b3c4d" (see `qualified_figures`)."""
+        return self.classifier.tag
+
+    def real_radii(self):
+        """The k-NN radii (k = `config.nearest_k`) of the real features of precision/recall, computed once."""
+        if self._real_radii is None:
+            self._real_radii = metrics.nearest_neighbour_radii(self.real_stats.kid_subset, self.config.nearest_k)
+        return self._real_radii
+
+    def provenance(self):
+        """Where the figures come from, as a JSON-able dict: the classifier (name, content hash, tag, id, input
+        size, card), the resize method, the dataset and real split, the numbers of generated and real samples (and
+        of the subsets KID and precision/recall compare), k and the seed. The caller adds the step and which
+        generator (EMA or raw) it evaluated."""
+        config = self.config
+        subset = config.compute_kid or config.compute_precision_recall
+        return {
+            "classifier": self.classifier.describe(),
+            "resize": describe_resize(self.image_size, self.classifier) if self.image_size is not None else None,
+            "dataset": self.dataset,
+            "real_split": self.real_split or config.split,
+            "num_real": self.real_stats.count,
+            "num_generated": config.num_samples,
+            "subset_real": int(self.real_stats.kid_subset.shape[0]) if subset else None,
+            "subset_generated": min(config.num_samples, KID_SUBSET_SIZE) if subset else None,
+            "nearest_k": config.nearest_k if config.compute_precision_recall else None,
+            "seed": config.seed,
+        }
 
     def __call__(self, generator, latent_dim=None, num_classes=None):
-        """The figures of `generator` (see `evaluate_generator`)."""
-        return evaluate_generator(generator, self.classifier, self.real_stats, self.config, latent_dim, num_classes,
-                                  self.print_fn)
+        """The figures of `generator` (see `evaluate_generator`) and their "provenance" (see `provenance`)."""
+        radii = None
+        if self.config.compute_precision_recall and self.real_stats.kid_subset.shape[0] > self.config.nearest_k:
+            radii = self.real_radii()
+        figures = evaluate_generator(generator, self.classifier, self.real_stats, self.config, latent_dim,
+                                     num_classes, self.print_fn, real_radii=radii)
+        figures["provenance"] = self.provenance()
+        return figures
 
 
 __all__ = ["EvalConfig", "Evaluator", "default_cache_dir", "default_classifier", "load_classifier_for",
-           "real_statistics", "generator_inputs", "evaluate_generator"]
+           "real_statistics", "generator_inputs", "evaluate_generator", "qualified_figures", "describe_resize",
+           "FIGURES", "KID_SUBSET_SIZE"]

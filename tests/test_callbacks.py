@@ -2,6 +2,7 @@
 evaluation, signals."""
 
 import glob
+import json
 import os
 import signal
 import types
@@ -222,6 +223,38 @@ def test_evaluate_every_fires_at_start_every_n_steps_and_end_and_writes_tensorbo
     assert len(lines) == 4
     assert lines[1].startswith("eval step 3: FID 97.00  IS 1.30  KID 0.125 (64 samples, ")
     assert callback.summary() == "FID 100.0 -> 93.0, IS 1.00 -> 1.70, KID 0.5 -> 0.0625"
+
+
+def test_evaluate_every_names_figures_by_classifier_and_records_provenance(tmp_path):
+    model, calls, lines = StubModel(), [], []
+    model.ema_generator = model.sampling_generator
+    provenance = {"classifier": {"name": "domain", "tag": "domain-1a2b3c4d"}, "num_generated": 64}
+
+    def evaluate(generator):
+        figures = fake_evaluate(model, calls)(generator)
+        return {**figures, "precision": 0.25, "recall": 0.5, "density": 0.75, "coverage": 0.125,
+                "provenance": provenance}
+
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    callback = callbacks.EvaluateEvery(0, evaluate, writer, print_fn=lines.append)
+    drive(callback, model, 2)
+    writer.close()
+    assert sorted(callback.history) == [0, 2]
+    # The history keeps the plain names (what a best-checkpoint choice reads) and the provenance with step and
+    # generator added; the evaluate_fn's own dict is not changed.
+    assert callback.history[2]["fid"] == 98.0 and callback.history[2]["recall"] == 0.5
+    assert callback.history[2]["provenance"] == {**provenance, "step": 2, "generator": "ema"}
+    assert "step" not in provenance
+    scalars = event_scalars(tmp_path)
+    assert not [tag for tag in scalars if not tag.startswith("eval/domain-1a2b3c4d/")]
+    assert scalars["eval/domain-1a2b3c4d/fid"] == {0: 100.0, 2: 98.0}
+    for name, value in (("precision", 0.25), ("recall", 0.5), ("density", 0.75), ("coverage", 0.125)):
+        assert scalars[f"eval/domain-1a2b3c4d/{name}"][2] == value
+    assert json.loads(scalars["eval/domain-1a2b3c4d/provenance"][0]) == {**provenance, "step": 0, "generator": "ema"}
+    assert lines[1].startswith("eval step 2 [domain-1a2b3c4d]: FID 98.00  IS 1.20  KID 0.1667  precision 0.250  "
+                               "recall 0.500  density 0.750  coverage 0.125 (64 samples, ")
+    assert callback.summary() == ("FID 100.0 -> 98.0, IS 1.00 -> 1.20, KID 0.5 -> 0.1667, precision 0.250 -> 0.250, "
+                                  "recall 0.500 -> 0.500, density 0.750 -> 0.750, coverage 0.125 -> 0.125")
 
 
 def test_evaluate_every_on_multi_step_batches_evaluates_no_step_twice():

@@ -1,4 +1,5 @@
-"""sagan_tf.evaluation: streaming FID/IS/KID of a generator against NumPy/SciPy one-shot references, cached real stats."""
+"""sagan_tf.evaluation: streaming FID/IS/KID/precision/recall of a generator against NumPy/SciPy one-shot references,
+cached real stats, provenance."""
 
 import numpy as np
 import pytest
@@ -54,6 +55,19 @@ def numpy_kid(real, fake):
                  - 2 * kxy.mean())
 
 
+def nearest_neighbour_reference(real, fake, k):
+    """Precision, recall, density, coverage from the full distance matrices (Kynkaenniemi et al. 2019 eq. 1-3;
+    Naeem et al. 2020 eq. 3-4)."""
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    distance = lambda a, b: np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1))  # noqa: E731
+    real_radii = np.sort(distance(real, real), axis=1)[:, k]
+    fake_radii = np.sort(distance(fake, fake), axis=1)[:, k]
+    cross = distance(fake, real)  # [fake, real]
+    inside = cross <= real_radii[None]
+    return {"precision": inside.any(1).mean(), "recall": (cross <= fake_radii[:, None]).any(0).mean(),
+            "density": inside.sum() / (k * len(fake)), "coverage": inside.any(0).mean()}
+
+
 def one_shot_outputs(generator, classifier, latent_dim, num_classes, num_samples, batch_size, seed):
     z, labels = zip(*evaluation.generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed))
     images = generator(np.concatenate(z), np.concatenate(labels), training=False)
@@ -78,6 +92,12 @@ def test_figures_equal_a_one_shot_numpy_computation(tmp_path, classifier, num_cl
     np.testing.assert_allclose(figures["inception_score"], numpy_inception_score(logits), rtol=1e-5)
     np.testing.assert_allclose(figures["kid"], numpy_kid(real_features, features), rtol=1e-3, atol=1e-7)
     assert figures["fid"] > 1e-3 and figures["inception_score"] > 1.01  # not trivially zero / one
+    # Every sample is kept (fewer than KID_SUBSET_SIZE): the k-NN figures are those of the whole sets (whose order
+    # does not matter). A sample lying exactly on a ball's boundary could flip with float32 rounding: 1 in 70.
+    expected = nearest_neighbour_reference(real_features, features, 3)
+    for name in evaluation.NEAREST_NEIGHBOUR_FIGURES:
+        assert figures[name] == pytest.approx(expected[name], abs=1.5 / 70), name
+    assert 0 < figures["precision"] < 1 or 0 < figures["coverage"] < 1  # not at a limit, so the check can fail
 
 
 def test_the_same_seed_gives_the_same_figures_and_another_seed_others(tmp_path, classifier):
@@ -87,7 +107,7 @@ def test_the_same_seed_gives_the_same_figures_and_another_seed_others(tmp_path, 
     run = lambda seed: evaluation.evaluate_generator(  # noqa: E731
         generator, classifier, stats, evaluation.EvalConfig(num_samples=48, batch_size=16, seed=seed), print_fn=None)
     first, again, other = run(5), run(5), run(6)
-    assert "kid" not in first
+    assert "kid" not in first and "precision" in first  # defaults: no KID, precision/recall on
     assert (first["fid"], first["inception_score"]) == (again["fid"], again["inception_score"])
     assert first["fid"] != other["fid"]
 
@@ -161,6 +181,12 @@ def test_an_unavailable_classifier_is_a_usage_error(tmp_path):
         evaluation.load_classifier_for("cifar10", str(tmp_path / "missing.keras"))
     assert isinstance(info.value, UsageError)
     assert "No such .keras classifier file" in str(info.value)  # the loader's reason, then the flag to use
+    assert "--classifier=domain" in str(info.value)  # and the offline alternative, with its cost
+
+
+def test_domain_needs_an_image_size():
+    with pytest.raises(UsageError, match="depends on the image size"):
+        evaluation.load_classifier_for("synthetic", "domain")
 
 
 def test_evaluator_loads_classifier_and_statistics_once(tmp_path, classifier):
@@ -172,6 +198,28 @@ def test_evaluator_loads_classifier_and_statistics_once(tmp_path, classifier):
     direct = evaluation.evaluate_generator(generator, classifier, evaluator.real_stats,
                                            evaluation.EvalConfig(num_samples=20, batch_size=10), print_fn=None)
     assert evaluator(generator)["fid"] == direct["fid"]
+
+
+def test_evaluator_reports_provenance_and_reuses_the_real_radii(tmp_path, classifier, monkeypatch):
+    config = evaluation.EvalConfig(num_samples=20, batch_size=10, classifier=classifier, num_real=30,
+                                   cache_dir=str(tmp_path), compute_kid=True, seed=4)
+    evaluator = evaluation.Evaluator.create("synthetic", 32, config, print_fn=None)
+    calls = []
+    radii = metrics.nearest_neighbour_radii
+    monkeypatch.setattr(metrics, "nearest_neighbour_radii", lambda *a, **k: calls.append(1) or radii(*a, **k))
+    generator = build_generator(tiny_model(32))
+    figures, again = evaluator(generator), evaluator(generator)
+    assert len(calls) == 1 and figures["recall"] == again["recall"]
+    provenance = figures["provenance"]
+    assert provenance == {
+        "classifier": classifier.describe(), "dataset": "synthetic", "real_split": "train[:30]", "num_real": 30,
+        "num_generated": 20, "subset_real": 30, "subset_generated": 20, "nearest_k": 3, "seed": 4,
+        "resize": "bilinear (tf.image.resize, no antialiasing) from 32x32 to 8x8"}
+    assert provenance["classifier"]["tag"] == classifier.tag == f"keras-{classifier.content_hash[:8]}"
+    tagged = evaluation.qualified_figures(figures, evaluator.tag)
+    assert set(tagged) == {f"{classifier.tag}/{name}" for name in evaluation.FIGURES}
+    assert tagged[f"{classifier.tag}/fid"] == figures["fid"]
+    assert evaluation.qualified_figures({"fid": 1.0, "kid": None}, "x") == {"x/fid": 1.0}
 
 
 def test_evaluate_generator_takes_an_eval_config(classifier):
@@ -186,6 +234,7 @@ def test_evaluate_generator_takes_an_eval_config(classifier):
     ("num_real", 1, "num_real must be an integer >= 2"),
     ("num_splits", 0, "num_splits must be an integer between 1 and num_samples"),
     ("seed", -1, r"seed must be an integer in \[0, 2\*\*31\)"),
+    ("nearest_k", 0, "nearest_k must be a positive integer"),
 ])
 def test_eval_config_validates(field, value, message):
     with pytest.raises(UsageError, match=message + ".*Received: "):

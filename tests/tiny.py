@@ -84,6 +84,30 @@ def tiny_classifier_file(path, image_size=8, num_classes=5, seed=0):
     return str(path)
 
 
+#: Colours of the classes of `tiny_image_folder`: each class is an easily told apart dominant colour.
+FOLDER_COLOURS = {"blue": (40, 60, 220), "red": (220, 50, 40), "green": (40, 200, 60)}
+
+
+def tiny_image_folder(path, classes=("blue", "red"), per_class=12, size=16, seed=0):
+    """Writes a labelled image folder: one subfolder per class, `per_class` noisy PNGs of the class's colour
+    (`FOLDER_COLOURS`), `size` x `size`. `classes=()` writes an unlabelled folder of `per_class` mixed images.
+    Returns the folder path as a string."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root = pathlib.Path(path)
+    targets = [(root / name, FOLDER_COLOURS[name]) for name in classes] or [(root, None)]
+    for folder, colour in targets:
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            base = colour if colour is not None else rng.integers(0, 256, 3)
+            # A bright square in one corner: gives an unlabelled folder an orientation to learn.
+            pixels = np.clip(np.asarray(base) + rng.normal(0, 25, (size, size, 3)), 0, 255)
+            pixels[: size // 3, : size // 3] = 255
+            Image.fromarray(pixels.astype(np.uint8)).save(folder / f"image_{i:03d}.png")
+    return str(root)
+
+
 def train_options(model_dir, **overrides):
     """`TrainOptions` for a quick in-process run: one device, no signal handlers, progress every 2 steps."""
     from training import train_lib
@@ -96,14 +120,18 @@ def train_options(model_dir, **overrides):
 
 def event_scalars(directory, prefix=""):
     """{tag: {step: value}} of the summaries (tags starting with `prefix`) in `directory`'s event files, read with
-    TensorFlow only. Scalars come back as floats, other tensors as NumPy arrays."""
+    TensorFlow only. Scalars come back as floats, texts as strings, other tensors as NumPy arrays."""
     values = {}
     for path in glob.glob(f"{directory}/events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
                 if value.tag.startswith(prefix):
                     tensor = tf.make_ndarray(value.tensor)
-                    values.setdefault(value.tag, {})[event.step] = float(tensor) if tensor.ndim == 0 else tensor
+                    if tensor.dtype == object and tensor.ndim == 0:  # a text summary
+                        item = tensor.item().decode("utf-8")
+                    else:
+                        item = float(tensor) if tensor.ndim == 0 else tensor
+                    values.setdefault(value.tag, {})[event.step] = item
     return values
 
 

@@ -6,18 +6,22 @@ synthetic dataset into ./runs/synthetic32. Rerunning a command resumes from the 
 --model_dir; SIGTERM or Ctrl-C stops after the current step with a checkpoint saved (exit status 128 + signal
 number). Bad input ends with a one-paragraph error and exit status 2.
 
-FID and IS of the sampling (EMA) generator (`--eval_samples` images, default 2000) are computed at the start and the
-end of training, and every `--eval_every` steps if that is > 0, and logged (TensorBoard tags eval/fid,
-eval/inception_score, eval/kid); the run ends with a line such as
-"FID 251.3 -> 40.2, IS 1.31 -> 3.12 (evaluation 30 s of 640 s)". The classifier is the shipped domain classifier
-for the synthetic dataset and TF-GAN's Inception (TF-Hub) for the others. If that cannot be loaded and evaluation
-was not asked for explicitly (--eval_every > 0 or --classifier), training goes on with a warning; --eval_samples=0
-turns evaluation off. For reportable figures evaluate a checkpoint with `python -m training.evaluate`.
+FID, IS, KID, precision, recall, density and coverage of the sampling (EMA) generator (`--eval_samples` images,
+default 2000) are computed at the start and the end of training, and every `--eval_every` steps if that is > 0, and
+logged (TensorBoard tags eval/<classifier tag>/fid, ..., e.g. eval/domain-1a2b3c4d/fid, and the provenance as the
+text eval/<classifier tag>/provenance); the run ends with a line such as
+"FID 251.3 -> 40.2, IS 1.31 -> 3.12, ... (evaluation 30 s of 640 s)". The classifier is the shipped domain
+classifier for the synthetic dataset and TF-GAN's Inception (TF-Hub) for the others; --classifier=domain uses a
+small classifier trained on the dataset's own images instead (trained once per dataset and image size, then cached:
+works offline on any dataset). If the classifier cannot be loaded and evaluation was not asked for explicitly
+(--eval_every > 0 or --classifier), training goes on with a warning; --eval_samples=0 turns evaluation off. For
+reportable figures evaluate a checkpoint with `python -m training.evaluate`.
 
     python -m training.run                                    # about 6 minutes on 2 CPU cores
-    python -m training.run --eval_every=500 --kid             # FID/IS/KID every 500 steps too
+    python -m training.run --eval_every=500                   # every figure every 500 steps too
     python -m training.run --dataset=cifar10 --train_steps=100000
     python -m training.run --dataset=folder:/data/faces --image_size=64
+    python -m training.run --dataset=folder:/data/icons --image_size=32 --classifier=domain    # offline figures
     tensorboard --logdir runs
 """
 
@@ -84,12 +88,15 @@ def define_flags(flag_values=flags.FLAGS):
                          flag_values=flag_values)
     flags.DEFINE_integer("eval_samples", 2000, "Generated images per evaluation during training (0: no evaluation). "
                          "Use training.evaluate with 50000 for figures comparable to papers.", flag_values=flag_values)
-    flags.DEFINE_string("classifier", None, "Classifier for FID/IS: 'synthetic', 'inception', a TF-Hub handle, a "
-                        "SavedModel directory or a .keras file. Default: 'synthetic' for the synthetic dataset, else "
-                        "'inception' (needs network access to TF-Hub or a local copy; see training.evaluate).",
-                        flag_values=flag_values)
-    flags.DEFINE_bool("kid", False, "Also compute the Kernel Inception Distance at each evaluation.",
+    flags.DEFINE_string("classifier", None, "Classifier for FID/IS: 'domain' (a small classifier of this dataset, "
+                        "trained once per dataset and image size and cached; works offline), 'synthetic', "
+                        "'inception', a TF-Hub handle, a SavedModel directory or a .keras file. Default: 'synthetic' "
+                        "for the synthetic dataset, else 'inception' (needs network access to TF-Hub or a local copy; "
+                        "see training.evaluate).", flag_values=flag_values)
+    flags.DEFINE_bool("kid", True, "Also compute the Kernel Inception Distance at each evaluation (--nokid: not).",
                       flag_values=flag_values)
+    flags.DEFINE_bool("precision_recall", True, "Also compute precision, recall, density and coverage (k-NN, k=3) at "
+                      "each evaluation (--noprecision_recall: not).", flag_values=flag_values)
 
 
 def parse_ema_decay(text):
@@ -123,7 +130,7 @@ def evaluation_config(values):
         raise UsageError("--eval_samples must be 0 (no evaluation) or >= 2. "
                          f"Received: eval_samples={values.eval_samples}")
     return EvalConfig(num_samples=values.eval_samples, classifier=values.classifier or None,
-                      compute_kid=values.kid, seed=values.seed)
+                      compute_kid=values.kid, compute_precision_recall=values.precision_recall, seed=values.seed)
 
 
 def config_and_options(values):

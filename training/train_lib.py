@@ -28,7 +28,7 @@ from sagan_tf.errors import ClassifierUnavailableError, ConfigError, UsageError
 from sagan_tf.evaluation import EvalConfig, Evaluator
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
-from training import distribute
+from training import classifier_cache, distribute
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -338,13 +338,19 @@ class Trainer:
         return step
 
     def _build_evaluator(self):
-        """The `Evaluator` of the chief, or None (evaluation off, or its classifier unavailable)."""
+        """The `Evaluator` of the chief, or None (evaluation off, or its classifier unavailable).
+
+        With `--classifier=domain` the dataset's domain classifier is trained first when it is not cached yet
+        (`classifier_cache.ensure_domain_classifier`).
+        """
         options, config = self.options, self.config
         if not self.chief or options.evaluation is None or self.step >= config.training.train_steps:
             return None
+        dataset, image_size = config.training.dataset, config.model.image_size
         try:
-            return Evaluator.create(config.training.dataset, config.model.image_size, options.evaluation,
-                                               options.data_dir, print_fn=logging.info)
+            classifier_cache.ensure_domain_classifier(dataset, image_size, options.evaluation, options.data_dir,
+                                                      print_fn=logging.info)
+            return Evaluator.create(dataset, image_size, options.evaluation, options.data_dir, print_fn=logging.info)
         except ClassifierUnavailableError as error:
             if options.evaluation_requested:
                 raise

@@ -1,4 +1,5 @@
-"""GAN evaluation: FID, Inception Score and KID computed by TF-GAN, streaming, with a classifier loader.
+"""GAN evaluation: FID, Inception Score and KID computed by TF-GAN, streaming, precision/recall/density/coverage
+(`manifold`), a classifier loader, and domain classifiers trained on a dataset's own images (`domain_classifier`).
 
     from sagan_tf import metrics
     classifier = metrics.load_classifier("/path/to/inception")     # or a TF-Hub handle, a .keras file,
@@ -6,10 +7,10 @@
     real = metrics.StatisticsCache(cache_dir).get_or_compute(
         "cifar10", "train", 32, classifier.classifier_id,
         lambda: metrics.RealStatistics.from_feature_batches(classifier(b)[0] for b in real_images))
-    acc = metrics.MetricAccumulator()
+    acc = metrics.MetricAccumulator(nearest_k=3)
     for images in generated_batches:
         acc.update(*classifier(images))
-    acc.result(real)                                                # {"fid", "inception_score", "kid"}
+    acc.result(real)        # {"fid", "inception_score", "kid", "precision", "recall", "density", "coverage"}
 
 Importing this package is cheap: the submodules (TensorFlow, TF-GAN, TF-Hub) load on first use.
 """
@@ -22,6 +23,8 @@ _EXPORTS = {
     "inception_score": "scores",
     "inception_score_splits": "scores",
     "kernel_distance": "scores",
+    "precision_recall_density_coverage": "manifold",
+    "nearest_neighbour_radii": "manifold",
     "FrechetAccumulator": "accumulators",
     "InceptionScoreAccumulator": "accumulators",
     "ActivationReservoir": "accumulators",
@@ -33,6 +36,9 @@ _EXPORTS = {
     "INCEPTION_HANDLE": "classifier_loader",
     "INCEPTION_CLASSIFIER": "classifier_loader",
     "SYNTHETIC_CLASSIFIER": "classifier_loader",
+    "DOMAIN_CLASSIFIER": "classifier_loader",
+    "build_domain_classifier": "domain_classifier",
+    "dataset_fingerprint": "fingerprint",
     "SYNTHETIC_CLASSIFIER_PATH": "synthetic_classifier",
     "SYNTHETIC_FEATURE_DIM": "synthetic_classifier",
     "build_synthetic_classifier": "synthetic_classifier",

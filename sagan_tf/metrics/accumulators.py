@@ -3,12 +3,13 @@
 - `FrechetAccumulator`: running mean and covariance of activations, for FID over any number of samples.
 - `InceptionScoreAccumulator`: running sums for the Inception Score over any number of samples.
 - `ActivationReservoir`: a bounded, uniformly random subset of a stream of activations (for KID).
-- `MetricAccumulator`: feeds each batch of (features, logits) to the three.
+- `MetricAccumulator`: feeds each batch of (features, logits) to the three; its result adds precision, recall,
+  density and coverage (`manifold`) of the reservoir's features when asked to.
 """
 
 import numpy as np
 
-from sagan_tf.metrics import scores
+from sagan_tf.metrics import manifold, scores
 
 
 class FrechetAccumulator:
@@ -240,28 +241,35 @@ class MetricAccumulator:
     """Feeds each batch of (features, logits) of generated images to the three streaming metrics.
 
     Memory does not grow with the number of samples: O(d^2) for FID, O(num_splits * num_classes) for
-    the Inception Score, and `kid_capacity * d` float32 values for KID's reservoir (see the classes).
+    the Inception Score, and `kid_capacity * d` float32 values for the reservoir of generated features that KID and
+    precision/recall/density/coverage use (see the classes and `manifold`).
 
     Args:
         num_splits: Inception Score splits (needs `num_samples` when > 1).
         num_samples: total number of samples that will be added (optional when num_splits is 1).
-        kid_capacity: size of the KID reservoir of generated features (0 disables KID).
+        kid_capacity: size of the reservoir of generated features (0 disables KID and precision/recall).
         kid_max_block_size: block size of TF-GAN's KID estimator.
-        seed: seed of the KID reservoir.
+        seed: seed of the reservoir.
+        nearest_k: the k of precision, recall, density and coverage (k-NN balls); None leaves them out.
 
     Example:
 
-        acc = MetricAccumulator(num_splits=10, num_samples=50_000)
+        acc = MetricAccumulator(num_splits=10, num_samples=50_000, nearest_k=3)
         for _ in range(50_000 // 500):
             acc.update(*classifier(generator(noise(500))))
-        acc.result(real_statistics)  # {"fid": ..., "inception_score": ..., "kid": ...}
+        acc.result(real_statistics)  # {"fid", "inception_score", "kid", "precision", "recall", "density", ...}
     """
 
-    def __init__(self, num_splits=1, num_samples=None, kid_capacity=10_000, kid_max_block_size=1024, seed=0):
+    def __init__(self, num_splits=1, num_samples=None, kid_capacity=10_000, kid_max_block_size=1024, seed=0,
+                 nearest_k=None):
+        if nearest_k is not None and not kid_capacity:
+            raise ValueError("Precision and recall need the reservoir of generated features; pass kid_capacity > 0. "
+                             f"Received: kid_capacity={kid_capacity}, nearest_k={nearest_k}")
         self.frechet = FrechetAccumulator()
         self.inception = InceptionScoreAccumulator(num_splits, num_samples)
         self.reservoir = ActivationReservoir(kid_capacity, seed) if kid_capacity else None
         self.kid_max_block_size = kid_max_block_size
+        self.nearest_k = nearest_k
 
     def update(self, features, logits):
         """Adds a batch: [batch, d] pool features and [batch, num_classes] logits."""
@@ -275,24 +283,38 @@ class MetricAccumulator:
         if self.reservoir is not None:
             self.reservoir.update(features)
 
-    def result(self, real_statistics):
-        """Returns {"fid", "inception_score", "kid"} (Python floats; kid is None when disabled).
+    def result(self, real_statistics, real_radii=None):
+        """Returns {"fid", "inception_score", "kid"} (Python floats; kid is None when disabled), plus "precision",
+        "recall", "density" and "coverage" when `nearest_k` is set.
+
+        KID and the k-NN figures compare the reservoir's generated features with `real_statistics.kid_subset`; they
+        are None when that subset is empty (the k-NN figures also when either set has `nearest_k` rows or fewer).
 
         Args:
             real_statistics: the `RealStatistics` of the real data, with the same feature dimension.
+            real_radii: the k-NN radii of `real_statistics.kid_subset` (`manifold.nearest_neighbour_radii`), when
+                already computed; None computes them.
         """
         if real_statistics.feature_dim != self.frechet.feature_dim:
             raise ValueError(
                 "Real and generated features differ in dimension. Received: "
                 f"real={real_statistics.feature_dim}, generated={self.frechet.feature_dim}"
             )
+        real_subset = real_statistics.kid_subset
+        fake_subset = self.reservoir.samples() if self.reservoir is not None and self.reservoir.count else None
         kid = None
-        if self.reservoir is not None and real_statistics.kid_subset.shape[0]:
-            kid = scores.kernel_distance(
-                real_statistics.kid_subset, self.reservoir.samples(), self.kid_max_block_size
-            )
-        return {
+        if fake_subset is not None and real_subset.shape[0]:
+            kid = scores.kernel_distance(real_subset, fake_subset, self.kid_max_block_size)
+        result = {
             "fid": self.frechet.frechet_distance(real_statistics.mean, real_statistics.covariance),
             "inception_score": self.inception.result(),
             "kid": kid,
         }
+        if self.nearest_k is not None:
+            figures = dict.fromkeys(("precision", "recall", "density", "coverage"))
+            k = self.nearest_k
+            if fake_subset is not None and min(fake_subset.shape[0], real_subset.shape[0]) > k:
+                figures = manifold.precision_recall_density_coverage(real_subset, fake_subset, self.nearest_k,
+                                                                     real_radii=real_radii)
+            result.update(figures)
+        return result

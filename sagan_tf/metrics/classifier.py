@@ -1,6 +1,12 @@
 """The classifier interface of the metrics: images in [-1, 1] -> (pool features, logits)."""
 
+import hashlib
+import re
+
 import numpy as np
+
+#: How `Classifier.preprocess` resizes images whose size differs from the network's input (recorded in provenance).
+RESIZE_METHOD = "bilinear (tf.image.resize, no antialiasing)"
 
 
 def _tf():
@@ -24,9 +30,13 @@ class Classifier:
         classifier_id: a string naming this classifier's weights; part of the real-statistics cache key,
             so two different networks must never share an id.
         batch_size: largest number of images per call of `fn` (None: all at once).
+        name: a short name of the kind of classifier ("inception", "synthetic", "domain", "keras", ...), the readable
+            part of `tag`. None: "custom".
+        content_hash: hex digest of the weights (e.g. of the file's bytes). None: a SHA-256 of `classifier_id`.
+        card: a JSON-able dict describing how the classifier was made (a domain classifier's card), or None.
     """
 
-    def __init__(self, fn, image_size, classifier_id, batch_size=None):
+    def __init__(self, fn, image_size, classifier_id, batch_size=None, name=None, content_hash=None, card=None):
         if not callable(fn):
             raise ValueError(f"`fn` must be callable. Received: fn={fn!r}")
         size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else image_size
@@ -44,10 +54,32 @@ class Classifier:
             raise ValueError(
                 f"`batch_size` must be a positive integer or None. Received: batch_size={batch_size}"
             )
+        name = "custom" if name is None else name
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise ValueError(f"`name` must be a lower-case identifier such as 'domain'. Received: name={name!r}")
+        if content_hash is None:
+            content_hash = hashlib.sha256(classifier_id.encode("utf-8")).hexdigest()
+        if not isinstance(content_hash, str) or not re.fullmatch(r"[0-9a-f]{8,}", content_hash):
+            raise ValueError("`content_hash` must be a hex digest of at least 8 digits. "
+                             f"Received: content_hash={content_hash!r}")
         self.fn = fn
         self.image_size = (int(size[0]), int(size[1]))
         self.classifier_id = classifier_id
         self.batch_size = batch_size
+        self.name = name
+        self.content_hash = content_hash
+        self.card = card
+
+    @property
+    def tag(self):
+        """"<name>-<first 8 hex digits of content_hash>", e.g. "domain-1a2b3c4d": the part of every TensorBoard tag
+        and JSON field of this classifier's figures, so that figures of different classifiers never share one."""
+        return f"{self.name}-{self.content_hash[:8]}"
+
+    def describe(self):
+        """The classifier's identity as a JSON-able dict (the provenance of figures computed with it)."""
+        return {"name": self.name, "content_hash": self.content_hash, "tag": self.tag, "id": self.classifier_id,
+                "input_size": list(self.image_size), "card": self.card}
 
     def preprocess(self, images):
         """Checks `images` ([n, h, w, c] in [-1, 1]) and resizes them bilinearly to `image_size`."""
@@ -83,4 +115,4 @@ class Classifier:
         return np.concatenate(features), np.concatenate(logits)
 
     def __repr__(self):
-        return f"Classifier(classifier_id={self.classifier_id!r}, image_size={self.image_size})"
+        return f"Classifier(tag={self.tag!r}, classifier_id={self.classifier_id!r}, image_size={self.image_size})"

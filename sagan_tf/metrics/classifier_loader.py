@@ -1,10 +1,11 @@
-"""`load_classifier`: a `Classifier` from a TF-Hub handle, a SavedModel directory, a `.keras` file, or the
-shipped synthetic-domain classifier ("synthetic")."""
+"""`load_classifier`: a `Classifier` from a TF-Hub handle, a SavedModel directory, a `.keras` file (a domain
+classifier when it has a card), or the shipped synthetic-domain classifier ("synthetic")."""
 
 import hashlib
 import os
 
 from sagan_tf.errors import ClassifierUnavailableError
+from sagan_tf.metrics import domain_classifier
 from sagan_tf.metrics.classifier import Classifier
 
 #: TF-GAN's Inception network (the one used for SAGAN's FID/IS): images in [-1, 1] at 299x299 ->
@@ -16,6 +17,9 @@ _REMOTE_PREFIXES = ("http://", "https://", "gs://")
 SYNTHETIC_CLASSIFIER = "synthetic"
 #: The spec that names TF-GAN's Inception from TF-Hub (`INCEPTION_HANDLE`); None means the same.
 INCEPTION_CLASSIFIER = "inception"
+#: The spec that names the domain classifier of the evaluated dataset and image size (`domain_classifier`); the
+#: evaluation finds it in the cache (`sagan_tf.evaluation.load_classifier_for`), the commands train it when missing.
+DOMAIN_CLASSIFIER = "domain"
 
 
 def _offline_instructions(handle):
@@ -147,14 +151,6 @@ def _from_keras_model(model, where, feature_key, logits_key, image_size):
     return fn, size
 
 
-def _file_digest(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
 def _saved_model_id(path):
     import tensorflow as tf
 
@@ -164,9 +160,21 @@ def _saved_model_id(path):
         return f"savedmodel:{os.path.abspath(path)}"
 
 
-def _load_synthetic(image_size, classifier_id, batch_size):
+def _load_keras_file(path):
+    """`keras.saving.load_model(path)`, with a damaged file reported as `ClassifierUnavailableError`."""
     import keras
 
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # zipfile.BadZipFile, ValueError, OSError ...: the file is not a loadable model.
+        raise ClassifierUnavailableError(
+            f"The classifier file {path!r} cannot be loaded: it is corrupt or not a Keras model "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). Replace it: train it "
+            "again (`python -m training.train_classifier`; for a cached domain classifier delete the file and its "
+            ".card.json and the next --classifier=domain run trains it again) or copy a good one.") from None
+
+
+def _load_synthetic(image_size, classifier_id, batch_size):
     from sagan_tf.metrics.synthetic_classifier import SYNTHETIC_CLASSIFIER_PATH
 
     path = SYNTHETIC_CLASSIFIER_PATH
@@ -176,9 +184,26 @@ def _load_synthetic(image_size, classifier_id, batch_size):
             "`python -m training.train_classifier` (a few minutes on a CPU), which trains it on the synthetic "
             "dataset and writes it there, or pass the path of another .keras classifier."
         )
-    model = keras.saving.load_model(path, compile=False)
+    digest = domain_classifier.file_sha256(path)
+    model = _load_keras_file(path)
     fn, size = _from_keras_model(model, repr(path), "pool_3", "logits", image_size)
-    return Classifier(fn, size, classifier_id or f"synthetic-classifier:{_file_digest(path)}", batch_size)
+    return Classifier(fn, size, classifier_id or f"synthetic-classifier:{digest[:16]}", batch_size,
+                      name="synthetic", content_hash=digest)
+
+
+def _load_keras_classifier(location, feature_key, logits_key, image_size, classifier_id, batch_size):
+    """A `.keras` file; one with a card (`domain_classifier.card_path`) is a domain classifier, checked against it."""
+    digest = domain_classifier.file_sha256(location)
+    card = domain_classifier.read_card(location)
+    if card is not None:
+        domain_classifier.check_file(card, location, digest)
+    model = _load_keras_file(location)
+    fn, size = _from_keras_model(model, repr(location), feature_key, logits_key, image_size)
+    if card is None:
+        return Classifier(fn, size, classifier_id or f"keras:{digest[:16]}", batch_size, name="keras",
+                          content_hash=digest)
+    return Classifier(fn, size, classifier_id or f"domain:{digest[:16]}", batch_size, name="domain",
+                      content_hash=digest, card=card)
 
 
 def load_classifier(
@@ -202,11 +227,20 @@ def load_classifier(
       "serving_default", then "default") is used. Outputs: a dict with `feature_key` and `logits_key`,
       or a (features, logits) pair.
     - a `.keras` file of a Keras model returning (features, logits) or such a dict.
+      A `.keras` file with a card beside it (`<name>.card.json`, see `domain_classifier`) is a domain
+      classifier: named "domain", its card attached, and refused (`ClassifierCardError`) when the file's SHA-256
+      is not the one the card records.
     - "synthetic": the small domain classifier shipped with the package for the embedded synthetic
       dataset (`SYNTHETIC_CLASSIFIER_PATH`; 32x32 inputs, 128 features, 4 logits), with the id
       "synthetic-classifier:<first 16 hex digits of the file's SHA-256>". Without the file this raises
       `ClassifierUnavailableError` saying to run `python -m training.train_classifier`.
     - a `keras.Model` or an existing `Classifier` (returned as is).
+
+    "domain" is not loaded here: it names the classifier of a dataset, which `sagan_tf.evaluation` finds.
+
+    The `Classifier` gets a `name` ("inception", "tfhub", "savedmodel", "keras", "domain", "synthetic",
+    "keras_model") and a `content_hash` (the file's SHA-256, the SavedModel's fingerprint checksum, or a SHA-256 of
+    the handle), which make its `tag`.
 
     Args:
         spec: what to load, as above.
@@ -224,12 +258,19 @@ def load_classifier(
         A `Classifier`.
 
     Raises:
-        ClassifierUnavailableError: the path does not exist, or the TF-Hub handle cannot be fetched.
+        ClassifierUnavailableError: the path does not exist, the file is damaged, the TF-Hub handle cannot be
+            fetched, or `spec` is "domain".
+        ClassifierCardError: a `.keras` file that does not match its card.
     """
     if isinstance(spec, Classifier):
         return spec
     if isinstance(spec, str) and spec == SYNTHETIC_CLASSIFIER:
         return _load_synthetic(image_size, classifier_id, batch_size)
+    if isinstance(spec, str) and spec == DOMAIN_CLASSIFIER:
+        raise ClassifierUnavailableError(
+            "'domain' names the domain classifier of a dataset and image size; load it with "
+            "sagan_tf.evaluation.load_classifier_for(dataset, 'domain', image_size=...), or pass the path of its "
+            ".keras file (train one with `python -m training.train_classifier --dataset=... --image_size=...`).")
     if spec is None or spec == INCEPTION_CLASSIFIER:
         spec = INCEPTION_HANDLE
     import keras
@@ -237,7 +278,7 @@ def load_classifier(
     if isinstance(spec, keras.Model):
         where = f"model {spec.name!r}"
         fn, size = _from_keras_model(spec, where, feature_key, logits_key, image_size)
-        return Classifier(fn, size, classifier_id or f"keras-model:{spec.name}", batch_size)
+        return Classifier(fn, size, classifier_id or f"keras-model:{spec.name}", batch_size, name="keras_model")
 
     location = os.fspath(spec)
     if location.startswith(_REMOTE_PREFIXES):
@@ -253,7 +294,9 @@ def load_classifier(
         fn, size = _from_saved_model(
             obj, repr(location), signature, feature_key, logits_key, image_size
         )
-        return Classifier(fn, size, classifier_id or location, batch_size)
+        name = "inception" if location == INCEPTION_HANDLE else "tfhub"
+        return Classifier(fn, size, classifier_id or location, batch_size, name=name,
+                          content_hash=hashlib.sha256(location.encode("utf-8")).hexdigest())
 
     location = os.path.expanduser(location)
     if location.endswith(".keras"):
@@ -262,9 +305,7 @@ def load_classifier(
                 f"No such .keras classifier file: {location!r}. Pass the path of a Keras model saved "
                 "with model.save('classifier.keras') that returns (pool features, logits)."
             )
-        model = keras.saving.load_model(location, compile=False)
-        fn, size = _from_keras_model(model, repr(location), feature_key, logits_key, image_size)
-        return Classifier(fn, size, classifier_id or f"keras:{_file_digest(location)}", batch_size)
+        return _load_keras_classifier(location, feature_key, logits_key, image_size, classifier_id, batch_size)
 
     if not os.path.isdir(location) or not any(
         os.path.exists(os.path.join(location, name)) for name in ("saved_model.pb", "saved_model.pbtxt")
@@ -276,4 +317,6 @@ def load_classifier(
         )
     obj = _load_saved_model(location)
     fn, size = _from_saved_model(obj, repr(location), signature, feature_key, logits_key, image_size)
-    return Classifier(fn, size, classifier_id or _saved_model_id(location), batch_size)
+    saved_id = _saved_model_id(location)
+    return Classifier(fn, size, classifier_id or saved_id, batch_size, name="savedmodel",
+                      content_hash=hashlib.sha256(saved_id.encode("utf-8")).hexdigest())

@@ -6,7 +6,8 @@ therefore computed with this small CNN, trained by `python -m training.train_cla
 lives there) and shipped inside the package at `SYNTHETIC_CLASSIFIER_PATH`; `load_classifier("synthetic")` loads it.
 
 The network is a plain Keras functional model made of `keras.layers` only, so the `.keras` file loads with
-any Keras 3 backend and without importing sagan_tf:
+any Keras 3 backend and without importing sagan_tf. It is the domain classifier architecture
+(`domain_classifier.build_domain_classifier`, which every dataset can have) at 32x32:
 
     images [n, 32, 32, 3] in [-1, 1]
       -> 3 stages of (3x3 conv, batch norm, ReLU) x 2, 2x2 max-pool between stages (widths 32, 64, 128)
@@ -19,7 +20,7 @@ describe more than the class: colours, sizes, positions and the sharpness of edg
 
 import os
 
-from sagan_tf.errors import UsageError
+from sagan_tf.metrics.domain_classifier import build_domain_classifier
 
 #: Where the shipped classifier lives inside the installed package.
 SYNTHETIC_CLASSIFIER_PATH = os.path.join(
@@ -32,14 +33,9 @@ SYNTHETIC_FEATURE_DIM = 128
 DEFAULT_WIDTHS = (32, 64, SYNTHETIC_FEATURE_DIM)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return value
-
-
 def build_synthetic_classifier(image_size=32, num_classes=4, widths=DEFAULT_WIDTHS, convs_per_stage=2):
-    """Builds the (untrained) synthetic-domain classifier.
+    """Builds the (untrained) synthetic-domain classifier: `domain_classifier.build_domain_classifier` with the
+    shipped file's widths and name.
 
     Args:
         image_size: input side length (a multiple of 4, so that the two 2x2 poolings divide it evenly).
@@ -52,36 +48,7 @@ def build_synthetic_classifier(image_size=32, num_classes=4, widths=DEFAULT_WIDT
         A functional `keras.Model` named "synthetic_classifier" mapping images [n, image_size, image_size, 3]
         in [-1, 1] to `[features, logits]`, float32 [n, widths[-1]] and [n, num_classes].
     """
-    import keras
-
-    _check_positive_int("image_size", image_size)
-    _check_positive_int("num_classes", num_classes)
-    _check_positive_int("convs_per_stage", convs_per_stage)
-    widths = tuple(widths)
-    if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
-        raise ValueError(f"`widths` must be a non-empty sequence of positive integers. Received: widths={widths}")
-    if image_size % 2 ** (len(widths) - 1):
-        raise ValueError(
-            f"`image_size` must be divisible by 2**(len(widths) - 1) = {2 ** (len(widths) - 1)}. "
-            f"Received: image_size={image_size}"
-        )
-
-    images = keras.Input((image_size, image_size, 3), name="images")
-    x = images
-    for stage, width in enumerate(widths):
-        if stage:
-            x = keras.layers.MaxPooling2D(2, name=f"pool{stage}")(x)
-        for k in range(convs_per_stage):
-            name = f"stage{stage + 1}_conv{k + 1}"
-            x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=name)(x)
-            # Momentum 0.9, not Keras's 0.99: the moving statistics must follow weights that change fast
-            # in a short training run (with 0.99 a 200-step run was 100% accurate in training mode and
-            # ~50% in inference mode).
-            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
-            x = keras.layers.ReLU(name=f"{name}_relu")(x)
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = keras.layers.Dense(num_classes, name="logits")(features)
-    return keras.Model(images, [features, logits], name="synthetic_classifier")
+    return build_domain_classifier(image_size, num_classes, widths, convs_per_stage, name="synthetic_classifier")
 
 
 def evaluate_accuracy(model, image_size=32, num_examples=None, batch_size=256):

@@ -142,5 +142,20 @@ def test_command_defines_its_flags_only_when_run():
     values = flags.FlagValues()
     train_classifier.define_flags(values)
     values(["train_classifier", "--steps=7"])
-    assert values.output == metrics.SYNTHETIC_CLASSIFIER_PATH
-    assert (values.steps, values.batch_size, values.min_accuracy, values.eval_examples) == (7, 64, 0.95, None)
+    assert (values.dataset, values.steps, values.batch_size, values.eval_examples) == ("synthetic", 7, 64, None)
+
+
+def test_the_default_command_remakes_the_shipped_classifier(monkeypatch, capsys):
+    """No flags: the synthetic recipe, written to the shipped file, refused below 95% accuracy."""
+    calls = []
+    monkeypatch.setattr(train_classifier, "train_synthetic_classifier",
+                        lambda *args, **kwargs: calls.append((args, kwargs)) or 0.99)
+    monkeypatch.setattr(train_classifier, "train_domain_classifier",
+                        lambda *args, **kwargs: pytest.fail("the shipped classifier is not a domain classifier"))
+    values = flags.FlagValues()
+    train_classifier.define_flags(values)
+    values(["train_classifier"])
+    assert train_classifier.main(["train_classifier"], values) == 0
+    (args, kwargs), = calls
+    assert args[:4] == (metrics.SYNTHETIC_CLASSIFIER_PATH, 2000, 64, 0) and kwargs["min_accuracy"] == 0.95
+    assert "held-out accuracy: 0.9900" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import types
 import numpy as np
 import pytest
 
-from sagan_tf import evaluation
+from sagan_tf import evaluation, metrics
 from sagan_tf.errors import ClassifierUnavailableError, UsageError
 from tests.tiny import event_scalars, start_command, tiny_classifier_file, tiny_config, train_options
 from training import run as run_cli
@@ -45,11 +45,15 @@ def test_run_records_start_every_and_end_figures(trained):
     assert trainer.evaluator.setup_seconds > 0
     assert callback.seconds >= sum(figures["seconds"] for figures in result.evaluations.values()) > 0
     assert result.eval_seconds < result.seconds
-    assert re.fullmatch(r"FID [\d.]+ -> [\d.]+, IS [\d.]+ -> [\d.]+ \(evaluation \d+ s of \d+ s\)",
+    assert re.fullmatch(r"FID [\d.]+ -> [\d.]+, IS [\d.]+ -> [\d.]+, precision [\d.]+ -> [\d.]+, recall [\d.]+ -> [\d.]+, "
+                        r"density [\d.]+ -> [\d.]+, coverage [\d.]+ -> [\d.]+ \(evaluation \d+ s of \d+ s\)",
                         result.evaluation_summary())
+    tag = trainer.evaluator.tag
+    assert result.evaluations[2]["provenance"]["classifier"]["tag"] == tag and tag.startswith("keras-")
+    assert (result.evaluations[2]["provenance"]["step"], result.evaluations[2]["provenance"]["generator"]) == (2, "ema")
     scalars = event_scalars(result.model_dir)
-    assert sorted(scalars["eval/fid"]) == [0, 2, 3]
-    np.testing.assert_allclose(scalars["eval/fid"][3], result.evaluations[3]["fid"], rtol=1e-6)
+    assert sorted(scalars[f"eval/{tag}/fid"]) == [0, 2, 3] and "eval/fid" not in scalars
+    np.testing.assert_allclose(scalars[f"eval/{tag}/fid"][3], result.evaluations[3]["fid"], rtol=1e-6)
     # The last figures are those of the final sampling (EMA) generator.
     evaluator = evaluation.Evaluator.create("synthetic", 16, eval_config(classifier, cache), print_fn=None)
     np.testing.assert_allclose(evaluator(result.model.sampling_generator)["fid"], result.evaluations[3]["fid"],
@@ -78,14 +82,16 @@ def test_default_evaluation_without_its_classifier_warns_and_trains(tmp_path, mo
 def test_eval_options_are_validated(tmp_path):
     with pytest.raises(UsageError, match="eval_every=5 asks for evaluation during training, but evaluation is off"):
         train_options(tmp_path, eval_every=5).validate()
-    flags = types.SimpleNamespace(eval_samples=0, eval_every=5, classifier=None, kid=False, seed=0)
+    flags = types.SimpleNamespace(eval_samples=0, eval_every=5, classifier=None, kid=False, precision_recall=True,
+                                  seed=0)
     with pytest.raises(UsageError, match="eval_samples is 0"):
         run_cli.evaluation_config(flags)
     with pytest.raises(UsageError, match="eval_samples must be 0 .* Received: eval_samples=1"):
         run_cli.evaluation_config(types.SimpleNamespace(**{**vars(flags), "eval_samples": 1, "eval_every": 0}))
     assert run_cli.evaluation_config(types.SimpleNamespace(**{**vars(flags), "eval_every": 0})) is None
     config = run_cli.evaluation_config(types.SimpleNamespace(**{**vars(flags), "eval_samples": 64, "kid": True}))
-    assert (config.num_samples, config.compute_kid, config.classifier) == (64, True, None)
+    assert (config.num_samples, config.compute_kid, config.classifier, config.compute_precision_recall) == (
+        64, True, None, True)
 
 
 def start(module, args):
@@ -101,7 +107,8 @@ def test_cli_writes_json_and_tensorboard_and_reports_usage_errors(trained, tmp_p
     (tmp_path / "untrained" / "config.json").write_text(tiny_config().to_json())
     processes = {
         "ema": start("training.evaluate", [f"--model_dir={run_dir}", *common, "--kid"]),
-        "noema": start("training.evaluate", [f"--model_dir={run_dir}", *common, "--noema", "--checkpoint=3"]),
+        "noema": start("training.evaluate", [f"--model_dir={run_dir}", *common, "--noema", "--checkpoint=3", "--nokid",
+                                             "--noprecision_recall"]),
         "missing dir": start("training.evaluate", [f"--model_dir={tmp_path / 'nothing'}", *common]),
         "no checkpoint": start("training.evaluate", [f"--model_dir={tmp_path / 'untrained'}", *common]),
         "run flags": start("training.run", [f"--model_dir={tmp_path / 'flags'}", "--eval_every=5", "--eval_samples=0"]),
@@ -113,22 +120,33 @@ def test_cli_writes_json_and_tensorboard_and_reports_usage_errors(trained, tmp_p
     printed = json.loads(stdout.strip().splitlines()[-1])
     written = json.loads((pathlib.Path(run_dir) / "eval" / "step_00000003.json").read_text())
     assert printed == written
-    assert (written["step"], written["ema"], written["num_samples"], written["num_real"]) == (3, True, 16, 32)
-    assert written["dataset"] == "synthetic" and written["classifier"] == classifier and written["kid"] is not None
+    tag = written["classifier_tag"]
+    assert tag == metrics.load_classifier(classifier).tag
+    assert (written["step"], written["ema"], written["num_samples"]) == (3, True, 16)
+    assert written["dataset"] == "synthetic" and written["classifier"] == classifier
+    provenance = written["provenance"]
+    assert (provenance["step"], provenance["generator"], provenance["num_generated"], provenance["num_real"],
+            provenance["real_split"], provenance["classifier"]["tag"]) == (3, "ema", 16, 32, "train[:32]", tag)
+    assert provenance["resize"].startswith("bilinear") and provenance["classifier"]["name"] == "keras"
+    # Every figure is named by the classifier: none shares a field with another classifier's figures.
+    assert set(written["figures"]) == {f"{tag}/{name}" for name in evaluation.FIGURES}
     # The same generator, samples, seed and real statistics as the end-of-training evaluation.
-    np.testing.assert_allclose(written["fid"], result.evaluations[3]["fid"], rtol=1e-4)
-    np.testing.assert_allclose(written["inception_score"], result.evaluations[3]["inception_score"], rtol=1e-4)
+    for name in ("fid", "inception_score", "precision", "recall"):
+        np.testing.assert_allclose(written["figures"][f"{tag}/{name}"], result.evaluations[3][name], rtol=1e-4)
 
     stdout, stderr, code = outputs["noema"]
     assert code == 0, stderr
     raw = json.loads((pathlib.Path(run_dir) / "eval" / "step_00000003_noema.json").read_text())
-    assert raw["ema"] is False and "kid" not in raw and raw["fid"] != written["fid"]
+    assert raw["ema"] is False and raw["provenance"]["generator"] == "raw"
+    assert set(raw["figures"]) == {f"{tag}/fid", f"{tag}/inception_score"}
+    assert raw["figures"][f"{tag}/fid"] != written["figures"][f"{tag}/fid"]
     # Both commands ran at once: latest.json holds whichever finished last.
     assert json.loads((pathlib.Path(run_dir) / "eval" / "latest.json").read_text()) in (written, raw)
     scalars = event_scalars(pathlib.Path(run_dir) / "eval")
-    np.testing.assert_allclose(scalars["eval/fid"][3], written["fid"], rtol=1e-6)
-    np.testing.assert_allclose(scalars["eval_noema/fid"][3], raw["fid"], rtol=1e-6)
-    assert 3 in scalars["eval/kid"]
+    np.testing.assert_allclose(scalars[f"eval/{tag}/fid"][3], written["figures"][f"{tag}/fid"], rtol=1e-6)
+    np.testing.assert_allclose(scalars[f"eval_noema/{tag}/fid"][3], raw["figures"][f"{tag}/fid"], rtol=1e-6)
+    assert 3 in scalars[f"eval/{tag}/kid"] and 3 in scalars[f"eval/{tag}/recall"]
+    assert json.loads(scalars[f"eval/{tag}/provenance"][3]) == provenance
 
     for name, pattern in [("missing dir", r"nothing is not a training run directory: it does not exist"),
                           ("no checkpoint", r"has no checkpoint yet"),

@@ -1,0 +1,298 @@
+"""Generation quality on a real dataset over a fixed budget of images: one JSON line per evaluation, curves, samples.
+
+Usage:
+  python benchmarks/quality.py                                   # synthetic32 on Debian icons, ~20 min on 2 CPU cores
+  python benchmarks/quality.py --images=40000 --attention=on,off --seeds=0,1,2
+  python benchmarks/quality.py --precisions=float32,mixed_bfloat16 --output_dir=/tmp/quality
+  python benchmarks/quality.py --replot --output_dir=/tmp/quality   # redraw the plot from evaluations.jsonl
+
+The dataset is the Debian icon dataset of `benchmarks/icon_dataset.py` at --image_size (built first when
+--dataset_dir is not given and it is missing; needs apt-get the first time), an ordinary `folder:` dataset: one class
+per icon context. The preset (default synthetic32, the small residual SAGAN, made class-conditional on the icon
+classes) trains for --images real images seen by the discriminator (train steps x d_steps x batch), in a fresh
+process per variant. Quality is measured with the dataset's domain classifier (`--classifier=domain`: trained once
+and cached in $SAGAN_TF_CACHE/domain_classifiers) on --eval_samples generated images of the EMA generator against
+the real statistics of the whole folder, at the start and --evaluations times during training.
+
+Variants are the product of --precisions (float32, mixed_bfloat16, mixed_float16), --attention (on: the preset's
+self-attention layers; off: none, the paper's ablation) and --seeds. Output:
+
+  one JSON line per evaluation (also appended to <output_dir>/evaluations.jsonl): variant, mixed_precision,
+      attention, seed, step, images_seen, train_seconds (training only), wall_seconds (evaluation included), fid,
+      kid, inception_score, precision, recall, density, coverage, classifier (the classifier's tag)
+  one JSON line per variant at its end: images_per_s (training only), sample_grid (PNG of the final EMA samples),
+      load averages before and after
+  one JSON line per group of seeds ("kind": "summary"): final figures as mean and standard deviation over seeds
+  <output_dir>/quality_curves.png: FID, KID, IS, precision, recall, coverage against images seen (mean over seeds,
+      with the min-max band)
+
+matplotlib draws the plot (pip install matplotlib, or the `benchmarks` extra); figures are printed without it.
+Timings depend on the machine and its load: the JSON records the load averages. Not a test.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+FIGURES = ("fid", "kid", "inception_score", "precision", "recall", "density", "coverage")
+PLOTTED = (("fid", "FID (domain features)"), ("kid", "KID"), ("inception_score", "Inception Score (domain logits)"),
+           ("precision", "precision (k=3)"), ("recall", "recall (k=3)"), ("coverage", "coverage (k=3)"))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset_dir", default=None, help="An image folder with one subfolder per class. Default: "
+                        "the Debian icon dataset at --image_size (built when missing).")
+    parser.add_argument("--image_size", type=int, default=32)
+    parser.add_argument("--preset", default="synthetic32", help="A preset making --image_size images.")
+    parser.add_argument("--images", type=int, default=57_600,
+                        help="Real images seen per variant (the budget). The default takes about 20 minutes on 2 "
+                             "loaded CPU cores with synthetic32, evaluations included.")
+    parser.add_argument("--evaluations", type=int, default=8, help="Evaluations during training (plus one at 0).")
+    parser.add_argument("--eval_samples", type=int, default=2000, help="Generated images per evaluation.")
+    parser.add_argument("--precisions", default="float32")
+    parser.add_argument("--attention", default="on", help="Comma-separated subset of on,off.")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--output_dir", default="quality")
+    parser.add_argument("--replot", action="store_true", help="Only redraw the plot and summaries from "
+                        "<output_dir>/evaluations.jsonl.")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def variant_name(spec):
+    return f"{spec['mixed_precision']}-attention_{spec['attention']}-seed{spec['seed']}"
+
+
+def group_name(record):
+    return f"{record['mixed_precision']}, attention {record['attention']}"
+
+
+def eval_config(eval_samples):
+    from sagan_tf import evaluation
+
+    return evaluation.EvalConfig(num_samples=eval_samples, classifier="domain", compute_kid=True,
+                                 compute_precision_recall=True, log_every=0)
+
+
+def experiment(spec):
+    """The `ExperimentConfig` of a variant: the preset on the folder, conditional on its classes."""
+    from sagan_tf import data, presets
+
+    config = presets.get_preset(spec["preset"])
+    if config.model.image_size != spec["image_size"]:
+        raise SystemExit(f"--preset={spec['preset']} makes {config.model.image_size}x{config.model.image_size} images, "
+                         f"not --image_size={spec['image_size']}.")
+    info = data.get_info(spec["dataset"])
+    fields = dict(dataset=spec["dataset"], num_classes=info.num_classes if info.conditional else 0,
+                  train_steps=spec["steps"])
+    if spec["attention"] == "off":
+        fields.update(g_attention_resolutions=(), d_attention_resolutions=())
+    return config.replace(**fields)
+
+
+def run_variant(spec):
+    """Trains and evaluates one variant in this process, printing its JSON lines."""
+    import keras
+    import numpy as np
+
+    from sagan_tf import callbacks, data, evaluation
+    from sagan_tf.models import build_sagan
+
+    load_before = os.getloadavg()[0]
+    config = experiment(spec)
+    evaluator = evaluation.Evaluator.create(spec["dataset"], spec["image_size"], eval_config(spec["eval_samples"]),
+                                            print_fn=None)
+    keras.mixed_precision.set_global_policy(spec["mixed_precision"])
+    keras.utils.set_random_seed(spec["seed"])
+    model = build_sagan(config, seed=spec["seed"])
+    images_per_step = config.training.images_per_step
+    steps = config.training.train_steps
+    dataset = data.load(spec["dataset"], "train", image_size=spec["image_size"], batch_size=images_per_step,
+                        seed=spec["seed"])
+    start = time.perf_counter()
+    clock = {"eval": 0.0}
+
+    def evaluate(generator):
+        began = time.perf_counter()
+        figures = evaluator(generator)
+        clock["eval"] += time.perf_counter() - began
+        step = callbacks.global_step(model)
+        wall = time.perf_counter() - start
+        record = {"kind": "evaluation", "variant": variant_name(spec), "preset": spec["preset"],
+                  "mixed_precision": spec["mixed_precision"], "attention": spec["attention"], "seed": spec["seed"],
+                  "step": step, "images_seen": step * images_per_step,
+                  "train_seconds": round(wall - clock["eval"], 1), "wall_seconds": round(wall, 1),
+                  **{name: figures.get(name) for name in FIGURES}, "classifier": evaluator.tag,
+                  "eval_samples": figures["num_samples"], "num_real": evaluator.real_stats.count}
+        print(json.dumps(record), flush=True)
+        return figures
+
+    every = max(1, steps // spec["evaluations"])
+    info = data.get_info(spec["dataset"])
+    grid = callbacks.SampleGrid(os.path.join(spec["output_dir"], variant_name(spec)), 0, samples_per_class=8,
+                                seed=0, class_names=info.class_names)
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
+              callbacks=[callbacks.EvaluateEvery(every, evaluate, print_fn=lambda line: None), grid])
+    wall = time.perf_counter() - start
+    train_seconds = wall - clock["eval"]
+    print(json.dumps({"kind": "variant", "variant": variant_name(spec), "preset": spec["preset"],
+                      "mixed_precision": spec["mixed_precision"], "attention": spec["attention"],
+                      "seed": spec["seed"], "steps": steps, "images_seen": steps * images_per_step,
+                      "images_per_s": round(steps * images_per_step / train_seconds, 1),
+                      "train_seconds": round(train_seconds, 1), "eval_seconds": round(clock["eval"], 1),
+                      "wall_seconds": round(wall, 1), "sample_grid": grid.last_path,
+                      "load_avg_1min_before": load_before, "load_avg_1min_after": os.getloadavg()[0],
+                      "final_d_loss": float(np.asarray(model.d_loss_tracker.result()))}), flush=True)
+
+
+def summaries(records):
+    """One summary per group (mixed precision, attention): final figures' mean and standard deviation over seeds."""
+    import numpy as np
+
+    finals = {}
+    for record in records:
+        if record.get("kind") != "evaluation":
+            continue
+        key = (group_name(record), record["seed"])
+        if key not in finals or record["step"] > finals[key]["step"]:
+            finals[key] = record
+    groups = {}
+    for (group, _), record in sorted(finals.items()):
+        groups.setdefault(group, []).append(record)
+    out = []
+    for group, members in groups.items():
+        summary = {"kind": "summary", "group": group, "seeds": [m["seed"] for m in members],
+                   "images_seen": [m["images_seen"] for m in members]}
+        for name in FIGURES:
+            values = [m[name] for m in members if m.get(name) is not None]
+            if values:
+                summary[f"{name}_mean"] = round(float(np.mean(values)), 5)
+                summary[f"{name}_std"] = round(float(np.std(values, ddof=1)), 5) if len(values) > 1 else None
+        out.append(summary)
+    return out
+
+
+def plot(records, path, title):
+    """Draws the curves of every group (mean over seeds, min-max band) into the PNG `path`; returns it or None."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install matplotlib).", file=sys.stderr)
+        return None
+    import numpy as np
+
+    evaluations = [r for r in records if r.get("kind") == "evaluation"]
+    groups = sorted({group_name(r) for r in evaluations})
+    figure, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    for axis, (name, label) in zip(axes.ravel(), PLOTTED):
+        for group in groups:
+            by_seed = {}
+            for r in evaluations:
+                if group_name(r) == group and r.get(name) is not None:
+                    by_seed.setdefault(r["seed"], {})[r["images_seen"]] = r[name]
+            if not by_seed:
+                continue
+            xs = sorted(set.intersection(*(set(v) for v in by_seed.values())))
+            values = np.array([[by_seed[s][x] for x in xs] for s in sorted(by_seed)])
+            thousands = np.array(xs) / 1000.0
+            line, = axis.plot(thousands, values.mean(axis=0), marker="o", markersize=3,
+                              label=f"{group} ({len(by_seed)} seed{'s' if len(by_seed) > 1 else ''})")
+            if len(by_seed) > 1:
+                axis.fill_between(thousands, values.min(axis=0), values.max(axis=0), color=line.get_color(),
+                                  alpha=0.2)
+        axis.set_xlabel("real images seen (thousands)")
+        axis.set_title(label)
+        axis.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def prepare(args):
+    """The dataset folder (built when missing) and the domain classifier (trained when missing)."""
+    dataset_dir = args.dataset_dir
+    if dataset_dir is None:
+        from benchmarks import icon_dataset
+
+        cache = icon_dataset.DEFAULT_CACHE
+        dataset_dir = os.path.join(cache, "datasets", f"debian-icons-{args.image_size}")
+        if icon_dataset.main([f"--image_size={args.image_size}", f"--output_dir={dataset_dir}"]):
+            raise SystemExit("Could not build the icon dataset (see above).")
+    dataset = f"folder:{os.path.abspath(dataset_dir)}"
+    from sagan_tf import evaluation
+    from training import classifier_cache
+
+    config = eval_config(args.eval_samples)
+    classifier_cache.ensure_domain_classifier(dataset, args.image_size, config, print_fn=lambda line: print(
+        line, file=sys.stderr, flush=True))
+    evaluator = evaluation.Evaluator.create(dataset, args.image_size, config, print_fn=None)
+    card = evaluator.classifier.card
+    print(json.dumps({"kind": "setup", "dataset": dataset, "num_real": evaluator.real_stats.count,
+                      "classes": card["classes"], "classifier": evaluator.tag,
+                      "classifier_heldout_accuracy": round(card["heldout_accuracy"], 4),
+                      "classifier_majority_accuracy": round(card["majority_accuracy"], 4),
+                      "classifier_training_seconds": round(card["training_seconds"], 1)}), flush=True)
+    return dataset
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        run_variant(json.loads(args.child))
+        return
+    os.makedirs(args.output_dir, exist_ok=True)
+    log_path = os.path.join(args.output_dir, "evaluations.jsonl")
+    if not args.replot:
+        for value in args.attention.split(","):
+            if value not in ("on", "off"):
+                raise SystemExit(f"--attention takes a comma-separated subset of on,off. Received: {args.attention}")
+        dataset = prepare(args)
+        from sagan_tf import presets
+
+        training = presets.get_preset(args.preset).training
+        steps = max(1, args.images // training.images_per_step)
+        for precision, attention, seed in itertools.product(
+                args.precisions.split(","), args.attention.split(","), (int(s) for s in args.seeds.split(","))):
+            spec = dict(dataset=dataset, image_size=args.image_size, preset=args.preset, mixed_precision=precision,
+                        attention=attention, seed=seed, steps=steps, evaluations=args.evaluations,
+                        eval_samples=args.eval_samples, output_dir=os.path.abspath(args.output_dir))
+            child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
+                                     stdout=subprocess.PIPE, text=True, cwd=ROOT)
+            with open(log_path, "a") as log:
+                for line in child.stdout:
+                    if line.startswith("{"):
+                        print(line.strip(), flush=True)
+                        log.write(line)
+                        log.flush()
+            if child.wait():
+                print(json.dumps({"kind": "error", "variant": variant_name(spec), "returncode": child.returncode}),
+                      flush=True)
+    with open(log_path) as log:
+        records = [json.loads(line) for line in log if line.strip()]
+    for summary in summaries(records):
+        print(json.dumps(summary), flush=True)
+    path = plot(records, os.path.join(args.output_dir, "quality_curves.png"),
+                f"{args.preset} on {os.path.basename(str(args.dataset_dir or 'debian-icons'))} "
+                f"({args.image_size}x{args.image_size}), domain-classifier figures")
+    if path:
+        print(json.dumps({"kind": "plot", "path": os.path.abspath(path)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
