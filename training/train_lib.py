@@ -6,10 +6,18 @@ samples/step_*.png (grids of fixed latents from the sampling (EMA) generator) an
 attention gammas, throughput, sample grids, eval/fid ...).
 
 The step is the generator optimizer's update count. Rerunning into the same `model_dir` restores the latest
-checkpoint and trains on to `config.training.train_steps`. The input pipeline of a run that starts at step s is
-seeded with a hash of (seed, s), so a resumed run reads fresh data instead of replaying the stream from its start;
-the model state is restored exactly, but the data after a resume differs from what an uninterrupted run would have
-read (the pipelines cannot cheaply be positioned at an arbitrary example: TFDS shuffle buffers, file order).
+checkpoint and trains on to `config.training.train_steps`.
+
+Exact resume: a checkpoint holds every variable of the networks, the EMA generator, both optimizers and the noise
+RNG, and the synthetic and folder input pipelines are position-addressable (`DatasetInfo.positionable`): a run
+that starts at step s starts each input pipeline at the example it would have reached after s steps. On CPU, a
+run interrupted at any checkpoint (SIGTERM, or SIGKILL after the checkpoint) and resumed therefore ends with
+bit-identical weights, optimizer state and EMA to the uninterrupted run with the same seed, and under tf.distribute
+each replica resumes with the same data and noise. What this cannot cover: TFDS pipelines (shuffle buffers and
+file interleaving have no cheap position; a run resumed at step s reads a stream reseeded with a hash of
+(seed, s): fresh data, not a replay), and kernels that are not deterministic themselves (some GPU reductions and
+convolutions; `tf.config.experimental.enable_op_determinism()` before training trades speed for repeatable GPU
+steps).
 """
 
 import dataclasses
@@ -170,26 +178,40 @@ def run(config, options):
 
 
 def pipeline_seed(seed, start_step):
-    """The input-pipeline seed of a run starting at `start_step`: `seed` itself at 0, else a hash in [0, 2**31)."""
+    """The input-pipeline seed of a TFDS run starting at `start_step`: `seed` itself at 0, else a hash in
+    [0, 2**31) (fresh data after a resume, since a TFDS stream cannot be positioned)."""
     if start_step == 0:
         return seed
     digest = hashlib.sha256(f"sagan_tf:{seed}:{start_step}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % 2**31
 
 
+def pipeline_position(start_step, images_per_step, input_context=None):
+    """The examples one input pipeline delivered in `start_step` steps: where it resumes.
+
+    Each step consumes `images_per_step` images in all; with `num_input_pipelines` pipelines each delivers its
+    share (one batch for each of its replicas, in replica order).
+    """
+    pipelines = 1 if input_context is None else input_context.num_input_pipelines
+    return start_step * (images_per_step // pipelines)
+
+
 def input_fn(config, options, start_step):
     """The `dataset_fn` for `strategy.distribute_datasets_from_function`: batches of d_steps * batch_size images.
 
     Each train step consumes `d_steps` real batches (see `SAGAN`), so the global batch of the pipeline is
-    `config.training.images_per_step`.
+    `config.training.images_per_step`. A run starting at `start_step` reads, on position-addressable datasets,
+    exactly the examples an uninterrupted run reads from that step on (see the module docstring).
     """
-    seed = pipeline_seed(options.seed, start_step)
     training = config.training
+    positionable = data.get_info(training.dataset, options.data_dir).positionable
+    seed = options.seed if positionable else pipeline_seed(options.seed, start_step)
 
     def dataset_fn(input_context):
+        position = pipeline_position(start_step, training.images_per_step, input_context) if positionable else 0
         return data.load(training.dataset, "train", image_size=config.model.image_size,
                          batch_size=training.images_per_step, data_dir=options.data_dir, seed=seed,
-                         input_context=input_context)
+                         input_context=input_context, position=position)
 
     return dataset_fn
 
@@ -404,4 +426,5 @@ class Trainer:
         )
 
 
-__all__ = ["TrainOptions", "RunResult", "Trainer", "run", "input_fn", "pipeline_seed", "PRECISIONS"]
+__all__ = ["TrainOptions", "RunResult", "Trainer", "run", "input_fn", "pipeline_seed", "pipeline_position",
+           "PRECISIONS"]

@@ -54,27 +54,11 @@ def test_a_float16_checkpoint_is_not_resumed_in_float32(tmp_path):
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
-def step_indexed_input_fn(config, options, start_step):
-    """Deterministic data where the batches of step t depend on t only, so that a resumed run reads what a
-    straight run reads at the same step. (The real pipelines are reseeded with (seed, start step) on resume:
-    fresh data, no replay, but not the data a straight run would have read.)"""
-    batch, model = config.training.images_per_step, config.model
-
-    def make(step):
-        pixels = tf.random.stateless_uniform((batch, model.image_size, model.image_size, 3), (step, 1), -1, 1)
-        labels = tf.random.stateless_uniform((batch,), (step, 2), 0, model.num_classes, tf.int32)
-        return pixels, labels
-
-    return lambda context: tf.data.Dataset.range(start_step, 2**40).map(make)
-
-
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
-    """Four steps (two discriminator updates each) on step-indexed data; checkpoints at steps 2 and 4."""
+    """Four steps (two discriminator updates each) on the synthetic data; checkpoints at steps 2 and 4."""
     model_dir = tmp_path_factory.mktemp("straight")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_lib, "input_fn", step_indexed_input_fn)
-        result = train_lib.run(tiny_config(d_steps=2), options_for(model_dir))
+    result = train_lib.run(tiny_config(d_steps=2), options_for(model_dir))
     return model_dir, result, state(result.model)
 
 
@@ -118,9 +102,8 @@ def test_run_writes_config_checkpoints_sample_grid_and_events(straight_run):
     np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(png))), grid)
 
 
-def test_resume_is_exact_and_a_finished_run_does_nothing(straight_run, tmp_path, monkeypatch):
+def test_resume_is_exact_and_a_finished_run_does_nothing(straight_run, tmp_path):
     straight_dir, straight, straight_state = straight_run
-    monkeypatch.setattr(train_lib, "input_fn", step_indexed_input_fn)
     # A run killed after its step-2 checkpoint: the straight run's directory as it was then.
     (tmp_path / "checkpoints").mkdir()
     shutil.copy(straight_dir / "config.json", tmp_path / "config.json")
@@ -133,7 +116,8 @@ def test_resume_is_exact_and_a_finished_run_does_nothing(straight_run, tmp_path,
     resumed = trainer.train()
     assert resumed.step == 4 and checkpoint_steps(tmp_path) == [2, 4]
     # Weights, EMA weights, batch-norm statistics, spectral-norm vectors, optimizer slots and the noise RNG state
-    # all equal the uninterrupted run's: the checkpoint restored everything.
+    # all equal the uninterrupted run's, bit for bit: the checkpoint restored the state, and the input pipeline
+    # continued at the example the straight run read at step 3.
     assert_same_state(state(resumed.model), straight_state)
 
     files = sorted(os.listdir(tmp_path / "samples")) + sorted(os.listdir(tmp_path / "checkpoints"))
@@ -153,16 +137,45 @@ def test_incompatible_model_dir_is_refused_naming_the_fields(tmp_path):
     RunDirectory(tmp_path).check_resumable(tiny_config(batch_size=8, g_lr=1e-3, train_steps=9))
 
 
-def test_resumed_pipeline_reads_fresh_data_not_a_replay():
-    config, options = tiny_config(), options_for("unused")
+def first_batches(dataset_fn, count, input_context=None):
+    return [batch[0].numpy() for batch in dataset_fn(input_context).take(count)]
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "folder"])
+def test_a_resumed_pipeline_continues_where_the_straight_one_is(tmp_path, dataset):
+    if dataset == "folder":  # 5 images: the 8 examples of two steps cross an epoch boundary
+        for i in range(5):
+            Image.fromarray(np.full((16, 16, 3), 50 * i, np.uint8)).save(tmp_path / f"{i}.png")
+        dataset = f"folder:{tmp_path}"
+    config, options = tiny_config(dataset=dataset, num_classes=0, d_steps=2, batch_size=2), options_for("unused")
+    straight = first_batches(train_lib.input_fn(config, options, 0), 4)
+    resumed = first_batches(train_lib.input_fn(config, options, 2), 2)
+    np.testing.assert_array_equal(np.stack(resumed), np.stack(straight[2:]))
+    assert not np.array_equal(straight[0], straight[2])
+    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2)
+    assert train_lib.pipeline_position(3, 8, context) == 12 and train_lib.pipeline_position(3, 8) == 24
+
+
+def test_a_tfds_pipeline_is_reseeded_on_resume():
     assert train_lib.pipeline_seed(7, 0) == 7 and train_lib.pipeline_seed(7, 2) != 7
+    assert train_lib.pipeline_seed(7, 2) == train_lib.pipeline_seed(7, 2) < 2**31
 
-    def first_batch(start_step):
-        dataset = train_lib.input_fn(config, options, start_step)(None)
-        return next(iter(dataset))[0].numpy()
 
-    np.testing.assert_array_equal(first_batch(0), first_batch(0))
-    assert not np.allclose(first_batch(0), first_batch(2))
+def test_each_replica_resumes_with_the_data_it_would_have_read(mirrored_strategy):
+    config, options = tiny_config(d_steps=2), options_for("unused")
+
+    def per_replica(start_step, steps):
+        dataset = mirrored_strategy.distribute_datasets_from_function(train_lib.input_fn(config, options, start_step))
+        iterator, batches = iter(dataset), []
+        for _ in range(steps):
+            images, _ = next(iterator)
+            batches.append([x.numpy() for x in mirrored_strategy.experimental_local_results(images)])
+        return batches
+
+    straight, resumed = per_replica(0, 3), per_replica(2, 1)
+    assert len(resumed[0]) == 2 and not np.array_equal(resumed[0][0], resumed[0][1])
+    for replica in range(2):
+        np.testing.assert_array_equal(resumed[0][replica], straight[2][replica])
 
 
 def test_mirrored_strategy_and_batch_not_divisible_by_replicas(tmp_path):
