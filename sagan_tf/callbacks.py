@@ -26,8 +26,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sagan_tf import images, summaries
+from sagan_tf import health, images, summaries
 
+#: Train-step logs that are flags, not progress values (`SAGAN.train_step`'s "finite").
+HIDDEN_LOGS = ("finite",)
+#: Health signals shown as one "D/G" pair each in the progress line (TensorBoard keeps the separate names).
+_PAIRED_LOGS = {"grad D/G": ("d_grad_norm", "g_grad_norm"), "sn D/G": ("d_spectral_norm", "g_spectral_norm")}
 #: The evaluation figures written to TensorBoard (as "eval/<name>") and printed, in this order.
 FIGURES = ("fid", "inception_score", "kid")
 _SHORT_NAMES = {"fid": "FID", "inception_score": "IS", "kid": "KID"}
@@ -209,22 +213,28 @@ class CheckpointEvery(PeriodicCallback):
 
 
 class ProgressLogger(PeriodicCallback):
-    """Logs progress every `every_n_steps` steps: step/total, losses, attention gammas, steps/s and images/s.
+    """Logs progress every `every_n_steps` steps: step/total, losses, health signals, gammas, throughput and ETA.
 
     The losses it reports (and writes to TensorBoard) are means over the steps since its previous line: after
     each line it resets the model's metrics, which otherwise average over the whole `fit` epoch. Other values in
-    the logs (the attention `gamma_*`) are reported as they are. Throughput is measured from the end of the first
-    batch, so graph tracing and compilation do not count.
+    the logs (gradient norms, attention `gamma_*`) are reported as they are at the line's step, and the largest
+    spectral-norm estimate of each network's raw weights is added (`health.spectral_norms`); see `sagan_tf.health`
+    for what each signal says. Throughput is measured from the end of the first batch, so graph tracing and
+    compilation do not count; the ETA is the remaining steps at the current throughput. Given a `health_monitor`,
+    its warnings go to `warn_fn`.
 
     Args:
-      total_steps: the step training ends at, for the "step/total" display.
+      total_steps: the step training ends at, for the "step/total" display and the ETA.
       every_n_steps: period in training steps.
       images_per_step: real images consumed per step (d_steps * global batch) for images/s; None omits it.
       summary_writer: a `tf.summary` writer for the scalars, or None.
       print_fn: where lines go (e.g. `absl.logging.info`); default `print`.
+      health_monitor: a `health.HealthMonitor`, or None.
+      warn_fn: where health warnings go; default `print_fn`.
     """
 
-    def __init__(self, total_steps, every_n_steps, images_per_step=None, summary_writer=None, print_fn=None):
+    def __init__(self, total_steps, every_n_steps, images_per_step=None, summary_writer=None, print_fn=None,
+                 health_monitor=None, warn_fn=None):
         super().__init__(every_n_steps, at_end=False)
         if self.every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1. Received: every_n_steps={every_n_steps}")
@@ -232,7 +242,10 @@ class ProgressLogger(PeriodicCallback):
         self.images_per_step = images_per_step
         self.summary_writer = summary_writer
         self.print_fn = print_fn or print
+        self.health_monitor = health_monitor
+        self.warn_fn = warn_fn or self.print_fn
         self.last_logs = {}
+        self.warnings = []
         self._batches = 0
         self._mark = None  # (batches, time) at the start of the current throughput window
         self._logs = {}
@@ -252,7 +265,9 @@ class ProgressLogger(PeriodicCallback):
         super().on_train_batch_end(batch, logs)
 
     def act(self, step):
-        logs = {name: float(value) for name, value in self._logs.items() if np.ndim(value) == 0}
+        logs = {name: float(value) for name, value in self._logs.items()
+                if np.ndim(value) == 0 and name not in HIDDEN_LOGS}
+        logs.update(health.spectral_norms(self.model))
         first = [m.name for m in self.model.metrics if m.name in logs]
         values = {name: logs[name] for name in first + sorted(set(logs) - set(first))}
         if self._mark is not None and self._batches > self._mark[0]:
@@ -262,6 +277,10 @@ class ProgressLogger(PeriodicCallback):
         self._mark = (self._batches, self._now)
         self.last_logs = values
         self.print_fn(self.format_line(step, values))
+        if self.health_monitor is not None:
+            for warning in self.health_monitor.update(step, values):
+                self.warnings.append((step, warning))
+                self.warn_fn(warning)
         if self.summary_writer is not None:
             with self.summary_writer.as_default():
                 summaries.write_scalars(values, step)
@@ -269,22 +288,48 @@ class ProgressLogger(PeriodicCallback):
             metric.reset_state()
 
     def format_line(self, step, values):
-        """One progress line, e.g. "step 200/2000 (10.0%) d_loss 1.53 g_loss 0.61 ... 4.2 steps/s 134 images/s"."""
+        """One progress line, e.g. "step 200/2000 (10.0%) d_loss 1.53 g_loss 0.61 ... grad D/G 2.1/0.45
+        sn D/G 1.02/3.1 ... 4.2 steps/s 134 images/s eta 7m08s"."""
         width = len(str(self.total_steps))
         percent = 100.0 * step / self.total_steps if self.total_steps else 0.0
         parts = [f"step {step:>{width}}/{self.total_steps} ({percent:5.1f}%)"]
-        parts += [f"{name} {value:.4g}" for name, value in values.items()
-                  if name not in ("steps_per_sec", "images_per_sec")]
+        pairs = {label: (d, g) for label, (d, g) in _PAIRED_LOGS.items() if d in values and g in values}
+        paired = {name for pair in pairs.values() for name in pair}
+        health_parts = [f"{label} {values[d]:.3g}/{values[g]:.3g}" for label, (d, g) in pairs.items()]
+        for name, value in values.items():
+            if name in paired or name in ("steps_per_sec", "images_per_sec"):
+                continue
+            parts.append(f"{name} {value:.4g}")
+            if name == "d_fake":  # the health signals follow the losses and logits
+                parts, health_parts = parts + health_parts, []
+        parts += health_parts
         if "steps_per_sec" in values:
             parts.append(f"{values['steps_per_sec']:.2f} steps/s")
         if "images_per_sec" in values:
             parts.append(f"{values['images_per_sec']:.1f} images/s")
+        if values.get("steps_per_sec") and self.total_steps > step:
+            parts.append(f"eta {format_duration((self.total_steps - step) / values['steps_per_sec'])}")
         return "  ".join(parts)
 
     def on_train_end(self, logs=None):
         super().on_train_end(logs)
         if self.summary_writer is not None:
             self.summary_writer.flush()
+
+
+def format_duration(seconds):
+    """"45s", "7m08s", "3h05m" or "2d04h": a duration at a glance."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
 
 
 def format_figures(figures):
@@ -414,4 +459,5 @@ class GracefulStop(keras.callbacks.Callback):
 
 
 __all__ = ["global_step", "sampling_generator", "PeriodicCallback", "SampleGrid", "CheckpointEvery",
-           "ProgressLogger", "EvaluateEvery", "GracefulStop", "format_figures", "summarize_evaluations", "FIGURES"]
+           "ProgressLogger", "EvaluateEvery", "GracefulStop", "format_figures", "format_duration",
+           "summarize_evaluations", "FIGURES", "HIDDEN_LOGS"]

@@ -3,6 +3,7 @@ evaluation, signals."""
 
 import glob
 import os
+import re
 import signal
 import types
 
@@ -12,7 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import callbacks, checkpoint, images
+from sagan_tf import callbacks, checkpoint, health, images
 from sagan_tf.models import build_sagan
 from tests.tiny import event_scalars, tiny_config
 
@@ -144,12 +145,13 @@ def test_sample_grid_shows_the_sampling_generator_on_fixed_latents(tmp_path, num
     assert steps == [2, 3]
 
 
-def test_progress_logger_reports_window_means_and_resets_metrics(tmp_path):
+def test_progress_logger_reports_window_means_health_signals_and_resets_metrics(tmp_path):
     gan = make_gan(tiny_config())
-    lines = []
+    lines, warnings = [], []
     writer = tf.summary.create_file_writer(str(tmp_path))
     logger = callbacks.ProgressLogger(total_steps=4, every_n_steps=2, images_per_step=8, summary_writer=writer,
-                                      print_fn=lines.append)
+                                      print_fn=lines.append, health_monitor=health.HealthMonitor(),
+                                      warn_fn=warnings.append)
     logger.set_model(gan)
     logger.on_train_begin()
     d_losses = [1.0, 2.0, 4.0, 8.0]
@@ -157,18 +159,47 @@ def test_progress_logger_reports_window_means_and_resets_metrics(tmp_path):
         gan.d_loss_tracker.update_state(d_loss)
         set_step(gan, step)
         logs = {m.name: float(m.result()) for m in gan.metrics}
-        logs["gamma_g_attention8"] = 0.25
+        logs.update(gamma_g_attention8=0.25, d_grad_norm=1.5, g_grad_norm=0.125, finite=1.0)
         logger.on_train_batch_end(step - 1, logs)
     logger.on_train_end()
-    assert len(lines) == 2
+    assert len(lines) == 2 and warnings == []
     assert lines[0].startswith("step 2/4 ( 50.0%)  d_loss 1.5  g_loss 0")
     assert "d_loss 6  " in lines[1] and "gamma_g_attention8 0.25" in lines[1]
-    assert "steps/s" in lines[1] and "images/s" in lines[1]
+    assert "steps/s" in lines[1] and "images/s" in lines[1] and "finite" not in lines[1]
     assert logger.last_logs["images_per_sec"] == pytest.approx(8 * logger.last_logs["steps_per_sec"])
+    # Health signals: gradient norms and the largest spectral-norm estimate per network, as D/G pairs after the
+    # logits; the ETA only while steps remain.
+    sigma_d, sigma_g = (health.largest_spectral_norm(n) for n in (gan.discriminator, gan.generator))
+    assert f"grad D/G 1.5/0.125  sn D/G {sigma_d:.3g}/{sigma_g:.3g}" in lines[1]
+    assert lines[1].index("d_fake") < lines[1].index("grad D/G") < lines[1].index("gamma_g")
+    assert re.search(r"images/s  eta \d+s$", lines[0]) and "eta" not in lines[1]
     assert float(gan.d_loss_tracker.result()) == 0.0  # reset after the line
     scalars = event_scalars(tmp_path)
     assert scalars["d_loss"] == {2: 1.5, 4: 6.0}
     assert scalars["gamma_g_attention8"][4] == 0.25
+    assert scalars["g_grad_norm"][4] == 0.125 and scalars["d_spectral_norm"][4] == pytest.approx(sigma_d)
+    assert "finite" not in scalars
+
+
+def test_progress_logger_passes_health_warnings_on(tmp_path):
+    gan = make_gan(tiny_config())
+    lines, warnings = [], []
+    logger = callbacks.ProgressLogger(total_steps=10, every_n_steps=1, print_fn=lines.append,
+                                      health_monitor=health.HealthMonitor(gap_threshold=5, growth_lines=2),
+                                      warn_fn=warnings.append)
+    logger.set_model(gan)
+    logger.on_train_begin()
+    for step, gap in enumerate([2.0, 4.0, 8.0, 16.0], start=1):
+        set_step(gan, step)
+        logger.on_train_batch_end(step - 1, {"d_real": gap / 2, "d_fake": -gap / 2, "g_grad_norm": 1.0})
+    assert len(warnings) == 1 and warnings[0].startswith("Step 3: the discriminator is separating")
+    assert logger.warnings == [(3, warnings[0])] and len(lines) == 4
+
+
+@pytest.mark.parametrize("seconds, text", [(0.4, "0s"), (59, "59s"), (61, "1m01s"), (3600 * 3 + 300, "3h05m"),
+                                           (86400 * 2 + 3600 * 4, "2d04h")])
+def test_durations_read_at_a_glance(seconds, text):
+    assert callbacks.format_duration(seconds) == text
 
 
 def test_graceful_stop_turns_sigterm_into_stop_training():
