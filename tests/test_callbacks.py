@@ -14,7 +14,9 @@ import tensorflow as tf
 from PIL import Image
 
 from sagan_tf import callbacks, checkpoint, health, images
+from sagan_tf.errors import TrainingDivergedError
 from sagan_tf.models import build_sagan
+from sagan_tf.run_dir import RunDirectory
 from tests.tiny import event_scalars, tiny_config
 
 
@@ -200,6 +202,86 @@ def test_progress_logger_passes_health_warnings_on(tmp_path):
                                            (86400 * 2 + 3600 * 4, "2d04h")])
 def test_durations_read_at_a_glance(seconds, text):
     assert callbacks.format_duration(seconds) == text
+
+
+def test_non_finite_guard_raises_at_the_first_non_finite_step():
+    gan = make_gan(tiny_config())
+    guard = callbacks.NonFiniteGuard()
+    guard.set_model(gan)
+    set_step(gan, 5)
+    guard.on_train_batch_end(0, {"finite": 1.0, "d_loss": 1.0})
+    guard.on_train_batch_end(0, {"d_loss": 1.0})  # a model without the flag is not watched
+    with pytest.raises(TrainingDivergedError, match=r"diverged at step 5: .*\(d_loss 1, g_loss nan\)") as error:
+        guard.on_train_batch_end(0, {"finite": 0.0, "d_loss": 1.0, "g_loss": float("nan")})
+    assert error.value.step == 5 and error.value.values["d_loss"] == 1.0
+
+
+def test_checkpoint_every_never_writes_a_non_finite_state(tmp_path):
+    gan = make_gan(tiny_config())
+    manager = tf.train.CheckpointManager(checkpoint.gan_checkpoint(gan), str(tmp_path), max_to_keep=3)
+    callback = callbacks.CheckpointEvery(manager, every_n_steps=1)
+    callback.set_model(gan)
+    assert checkpoint.nonfinite_variables(gan) == []
+    callback.save(1)
+    slot = gan.d_optimizer.variables[-1]  # an Adam moment: optimizer state counts too
+    slot.assign(np.full(slot.shape, np.inf, "float32"))
+    assert checkpoint.nonfinite_variables(gan) == [slot.path]
+    with pytest.raises(TrainingDivergedError, match=r"Refusing to write checkpoint ckpt-2 at step 2: 1 variable"):
+        callback.save(2)
+    assert [os.path.basename(p) for p in glob.glob(f"{tmp_path}/ckpt-*.index")] == ["ckpt-1.index"]
+    assert callback.last_saved_step == 1
+
+
+def fake_evaluations(history):
+    return types.SimpleNamespace(history=history)
+
+
+def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(tmp_path):
+    gan = make_gan(tiny_config())
+    state = checkpoint.gan_checkpoint(gan)
+    run = RunDirectory(tmp_path)
+    history, lines = {}, []
+    best = callbacks.BestCheckpoint(state, run, fake_evaluations(history), print_fn=lines.append)
+    best.set_model(gan)
+    for step, fid in ((0, 90.0), (2, 40.0), (4, 55.0), (5, float("nan"))):
+        set_step(gan, step)
+        gan.generator.weights[0].assign(np.full(gan.generator.weights[0].shape, step, "float32"))
+        history[step] = {"fid": fid, "inception_score": 1.0 + step, "num_samples": 8}
+        best.on_train_batch_end(0)
+        best.on_train_batch_end(0)  # the same step twice: considered once
+    best.on_train_end()
+    record = run.best_record()
+    assert (record["step"], record["metric"], record["mode"], record["value"]) == (2, "fid", "min", 40.0)
+    assert record["figures"]["inception_score"] == 3.0 and record["checkpoint"] == run.best_checkpoint_path(2)
+    assert sorted(os.listdir(run.best_dir)) == ["best.json", "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    assert run.find_checkpoint("best") == run.best_checkpoint_path(2) == run.find_checkpoint(2)
+    # It holds the state of step 2 (whose first generator weight was set to 2), not that of a later step.
+    reloaded = make_gan(tiny_config())
+    checkpoint.restore_network(reloaded.generator, run.best_checkpoint_path(2), checkpoint.GENERATOR)
+    np.testing.assert_array_equal(reloaded.generator.weights[0], 2.0)
+    assert len(lines) == 2 and lines[-1].startswith("Best checkpoint: step 2, fid 40")
+
+    # A resumed run keeps the record: a worse evaluation does not replace it, a better one does.
+    resumed = callbacks.BestCheckpoint(state, run, fake_evaluations({6: {"fid": 41.0}, 8: {"fid": 30.0}}))
+    resumed.set_model(gan)
+    for step in (6, 8):
+        set_step(gan, step)
+        resumed.on_train_batch_end(0)
+        if step == 6:
+            assert run.best_record()["step"] == 2
+    assert run.best_record()["step"] == 8
+    assert sorted(os.listdir(run.best_dir)) == ["best.json", "ckpt-8.data-00000-of-00001", "ckpt-8.index"]
+    # Higher is better for the Inception Score; other figures need a direction.
+    by_is = callbacks.BestCheckpoint(state, RunDirectory(tmp_path / "is"), fake_evaluations(
+        {1: {"inception_score": 2.0}, 2: {"inception_score": 1.5}}), metric="inception_score")
+    by_is.set_model(gan)
+    for step in (1, 2):
+        set_step(gan, step)
+        by_is.on_train_batch_end(0)
+    assert by_is.best["step"] == 1 and by_is.mode == "max"
+    assert callbacks.parse_best_metric("precision:max") == ("precision", "max")
+    with pytest.raises(ValueError, match="Received: 'precision'"):
+        callbacks.parse_best_metric("precision")
 
 
 def test_graceful_stop_turns_sigterm_into_stop_training():
