@@ -30,15 +30,18 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from sagan_tf import callbacks, checkpoint, data
+from sagan_tf import callbacks, checkpoint, data, health
 from sagan_tf.config import ExperimentConfig
-from sagan_tf.errors import ClassifierUnavailableError, ConfigError, UsageError
+from sagan_tf.errors import (ClassifierUnavailableError, ConfigError, DamagedCheckpointError, TrainingDivergedError,
+                             UsageError)
 from sagan_tf.evaluation import EvalConfig, Evaluator
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
 from training import distribute
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+#: What a training step with a non-finite loss or weight does (`TrainOptions.on_nonfinite`).
+NONFINITE_ACTIONS = ("stop", "rollback")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +67,13 @@ class TrainOptions:
       evaluation: how to evaluate FID/IS (/KID) of the sampling generator on the chief (an `EvalConfig`),
         at the start of training, every `eval_every` steps and at the end; None: no evaluation.
       eval_every: steps between evaluations (0: only at the start and the end of training).
+      best_metric: the evaluation figure that chooses the best checkpoint (checkpoints/best/; see
+        `callbacks.parse_best_metric`): "fid" (lower is better), "inception_score", "kid", or "<figure>:min|max".
+      on_nonfinite: what a step with a non-finite loss or weight does: "stop" (end the run with a
+        `TrainingDivergedError` naming the step and the last good checkpoint) or "rollback" (restore the last good
+        checkpoint and continue with fresh noise, at most `max_rollbacks` times). No checkpoint with a non-finite
+        value is ever written.
+      max_rollbacks: rollbacks allowed in one run with on_nonfinite="rollback".
 
     Evaluation counts as asked for when `eval_every` > 0 or the evaluation names a classifier: then an unavailable
     classifier is a `UsageError` before training starts. Otherwise (the default evaluation at start and end) training
@@ -86,6 +96,9 @@ class TrainOptions:
     handle_signals: bool = True
     evaluation: Optional[EvalConfig] = None
     eval_every: int = 0
+    best_metric: str = "fid"
+    on_nonfinite: str = "stop"
+    max_rollbacks: int = 3
 
     @property
     def evaluation_requested(self):
@@ -118,6 +131,15 @@ class TrainOptions:
             fail(f"seed must be an integer in [0, 2**31). Received: seed={self.seed}")
         if self.evaluation is not None and not isinstance(self.evaluation, EvalConfig):
             fail(f"evaluation must be an evaluation.EvalConfig or None. Received: evaluation={self.evaluation!r}")
+        if self.on_nonfinite not in NONFINITE_ACTIONS:
+            fail(f"on_nonfinite must be one of {', '.join(NONFINITE_ACTIONS)}. Received: "
+                 f"on_nonfinite={self.on_nonfinite!r}")
+        if self.max_rollbacks < 0:
+            fail(f"max_rollbacks must be >= 0. Received: max_rollbacks={self.max_rollbacks}")
+        try:
+            callbacks.parse_best_metric(self.best_metric)
+        except ValueError as error:
+            fail(str(error))
         if self.evaluation is None and self.eval_every > 0:
             fail(f"eval_every={self.eval_every} asks for evaluation during training, but evaluation is off (no "
                  "EvalConfig; --eval_samples=0). Set eval_samples > 0, or eval_every to 0.")
@@ -138,6 +160,9 @@ class RunResult:
       evaluations: {step: {"fid", "inception_score", ["kid",] "num_samples", "seconds"}} of this run's evaluations.
       eval_seconds: wall time spent evaluating (classifier loading and real statistics included).
       seconds: wall time of the whole run (setup, training and evaluation).
+      best_checkpoint: path of the best evaluated checkpoint (checkpoints/best/), or None.
+      rollbacks: [(non-finite step, step rolled back to)] of this run (`TrainOptions.on_nonfinite="rollback"`).
+      health_warnings: [(step, message)] of the health warnings this run printed (`sagan_tf.health`).
     """
 
     step: int
@@ -150,6 +175,9 @@ class RunResult:
     evaluations: dict = dataclasses.field(default_factory=dict)
     eval_seconds: float = 0.0
     seconds: float = 0.0
+    best_checkpoint: Optional[str] = None
+    rollbacks: list = dataclasses.field(default_factory=list)
+    health_warnings: list = dataclasses.field(default_factory=list)
 
     def evaluation_summary(self):
         """"FID 123.4 -> 12.3, IS 1.20 -> 3.50 (evaluation 25 s of 620 s)", or None without evaluations."""
@@ -277,10 +305,13 @@ class Trainer:
             keras.mixed_precision.set_global_policy(self._previous_policy)
             raise
         self.summary_writer = tf.summary.create_file_writer(self.run_dir.path) if self.chief else None
+        self.guard = callbacks.NonFiniteGuard()
         self.stopper = callbacks.GracefulStop(print_fn=logging.warning) if options.handle_signals else None
+        quiet = lambda line: None  # noqa: E731
         self.progress = callbacks.ProgressLogger(
             config.training.train_steps, options.log_every, images_per_step=config.training.images_per_step,
-            summary_writer=self.summary_writer, print_fn=logging.info if self.chief else (lambda line: None))
+            summary_writer=self.summary_writer, print_fn=logging.info if self.chief else quiet,
+            health_monitor=health.HealthMonitor(), warn_fn=logging.warning if self.chief else quiet)
         self.sampler = None
         if self.chief:
             self.sampler = callbacks.SampleGrid(
@@ -291,13 +322,22 @@ class Trainer:
         if self.evaluator is not None:
             self.evaluate = callbacks.EvaluateEvery(options.eval_every, self.evaluator, self.summary_writer,
                                                     print_fn=logging.info)
+        self.best = None
+        if self.evaluate is not None and not distribute.is_multi_worker(self.strategy):
+            self.best = callbacks.BestCheckpoint(self.manager.checkpoint, self.run_dir, self.evaluate,
+                                                 options.best_metric, print_fn=logging.info)
         self.checkpointer = callbacks.CheckpointEvery(self.manager, options.checkpoint_every)
+        if self.restored_checkpoint is not None:
+            self.checkpointer.last_step = self.step
+        self.rollbacks = []
 
     @property
     def callbacks(self):
-        """The `fit` callbacks, checkpointing last so that its end-of-training save sees the final state."""
-        return [c for c in (self.stopper, self.progress, self.sampler, self.evaluate, self.checkpointer)
-                if c is not None]
+        """The `fit` callbacks: the non-finite guard first, so that no other one acts on a diverged state; the best
+        checkpoint after the evaluation it reads; checkpointing last so that its end-of-training save sees the final
+        state."""
+        return [c for c in (self.guard, self.stopper, self.progress, self.sampler, self.evaluate, self.best,
+                            self.checkpointer) if c is not None]
 
     def _build_model(self):
         options = self.options
@@ -315,28 +355,65 @@ class Trainer:
                                           max_to_keep=self.options.keep_checkpoints)
 
     def _restore(self):
-        """Restores the latest checkpoint of the run directory, if any; returns the training step."""
-        latest = self.run_dir.latest_checkpoint()
-        if latest is None:
+        """Restores the newest readable checkpoint of the run directory, if any; returns the training step.
+
+        A checkpoint whose files cannot be read back (truncated, corrupt) is skipped with a warning naming it, and
+        the one before it is tried. `self.restored_checkpoint` is the path restored (None for a new run).
+        """
+        self.restored_checkpoint = None
+        candidates = self.run_dir.resume_candidates()
+        if not candidates:
             return 0
-        scaled = checkpoint.uses_loss_scaling(latest)
+        damaged = []
+        for _, path in candidates:
+            try:
+                self._restore_checkpoint(path)
+            except DamagedCheckpointError as error:
+                damaged.append(path)
+                logging.warning("%s Trying the checkpoint before it.", error)
+                continue
+            step = callbacks.global_step(self.model)
+            if damaged:
+                logging.warning("Resuming from %s (step %d): the newer checkpoint(s) %s cannot be read (see above) and "
+                                "will be overwritten as training reaches their steps again.", path, step,
+                                ", ".join(damaged))
+            else:
+                logging.info("Restored %s: step %d.", path, step)
+            self.restored_checkpoint = path
+            return step
+        raise DamagedCheckpointError(
+            f"Every checkpoint in {self.run_dir.checkpoint_dir} is damaged ({', '.join(damaged)}; see the warnings "
+            "above), so training cannot resume. Move them away to start the run over, or choose a new --model_dir.")
+
+    def _restore_checkpoint(self, path):
+        """Restores the whole training state from `path`.
+
+        Raises:
+          DamagedCheckpointError: its files cannot be read back.
+          UsageError: it was written with other settings (architecture, EMA, float16 loss scaling).
+        """
+        try:
+            scaled = checkpoint.uses_loss_scaling(path)
+        except checkpoint.READ_ERRORS as error:
+            raise DamagedCheckpointError(f"Checkpoint {path} is damaged: its index cannot be read "
+                                         f"({checkpoint.describe_read_error(error)}).") from None
         if scaled != (self.options.mixed_precision == "mixed_float16"):
             written = "with" if scaled else "without"
             raise UsageError(
-                f"Checkpoint {latest} was written {written} float16 loss scaling, so it cannot resume with "
+                f"Checkpoint {path} was written {written} float16 loss scaling, so it cannot resume with "
                 f"--mixed_precision={self.options.mixed_precision}; resume with "
                 f"{'--mixed_precision=mixed_float16' if scaled else 'float32 or mixed_bfloat16'}, or choose a new "
                 "--model_dir.")
         try:
-            self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            self.manager.checkpoint.restore(path).assert_existing_objects_matched()
+        except checkpoint.READ_ERRORS as error:
+            raise DamagedCheckpointError(f"Checkpoint {path} is damaged: it cannot be read back "
+                                         f"({checkpoint.describe_read_error(error)}).") from None
+        except (AssertionError, ValueError) as error:
             raise UsageError(
-                f"Checkpoint {latest} does not fit this model ({str(error).splitlines()[0]}). It was probably written "
+                f"Checkpoint {path} does not fit this model ({str(error).splitlines()[0]}). It was probably written "
                 "with other settings (architecture, ema_decay or --mixed_precision=mixed_float16 loss scaling); "
                 "resume with those, or choose a new --model_dir.") from None
-        step = callbacks.global_step(self.model)
-        logging.info("Restored %s: step %d.", latest, step)
-        return step
 
     def _build_evaluator(self):
         """The `Evaluator` of the chief, or None (evaluation off, or its classifier unavailable)."""
@@ -377,13 +454,20 @@ class Trainer:
             # The SAGAN is fully built: let fit take the strategy from the enclosing scope instead.
             self.model._distribute_strategy = None
         try:
-            # Normally one fit call; more only when float16 loss scaling skipped updates (the step does not advance).
+            # Normally one fit call; more when float16 loss scaling skipped updates (the step does not advance) or
+            # when a non-finite step was rolled back.
             while self.step < target:
                 dataset = self.strategy.distribute_datasets_from_function(
                     input_fn(self.config, self.options, self.step))
-                with self.strategy.scope():
-                    self.model.fit(dataset, epochs=1, steps_per_epoch=target - self.step, callbacks=self.callbacks,
-                                   verbose=0, shuffle=False)
+                try:
+                    with self.strategy.scope():
+                        self.model.fit(dataset, epochs=1, steps_per_epoch=target - self.step,
+                                       callbacks=self.callbacks, verbose=0, shuffle=False)
+                except TrainingDivergedError as error:
+                    if self.stopper is not None:
+                        self.stopper.on_train_end()  # fit ended without it: put the signal handlers back
+                    self.step = self._roll_back(error)
+                    continue
                 previous, self.step = self.step, callbacks.global_step(self.model)
                 if self.stopper is not None and self.stopper.signal_received is not None:
                     break
@@ -407,6 +491,38 @@ class Trainer:
             logging.info(summary)
         return result
 
+    def _roll_back(self, error):
+        """Handles a non-finite step: restores the last good checkpoint and reseeds the noise (on_nonfinite=
+        "rollback", within max_rollbacks); returns the step restored.
+
+        Raises:
+          TrainingDivergedError: naming the step, the last good checkpoint and what to try, when the run stops.
+        """
+        options = self.options
+        saved = self.checkpointer.last_saved_step  # written or restored by this run, so finite and readable
+        last_good = None if saved is None else self.run_dir.checkpoint_path(saved)
+        where = (f"the last good checkpoint is {last_good} (no checkpoint with a non-finite value is ever written)"
+                 if last_good else "no checkpoint was written before it")
+        if last_good and options.on_nonfinite == "rollback":
+            where += (f"; {len(self.rollbacks)} rollback(s) with fresh noise, the --max_rollbacks limit, did not get "
+                      "past the divergence")
+        advice = (f"Rerun the command with --on_nonfinite=rollback to resume from {last_good} with fresh noise, or "
+                  "train" if last_good and options.on_nonfinite != "rollback" else "Train")
+        advice += (f" in a new --model_dir with lower learning rates (now d_lr={self.config.training.d_lr:g}, "
+                   f"g_lr={self.config.training.g_lr:g}).")
+        if options.on_nonfinite != "rollback" or last_good is None or len(self.rollbacks) >= options.max_rollbacks:
+            raise TrainingDivergedError(f"{error} Training stopped; {where}. {advice}", step=error.step,
+                                        values=error.values) from None
+        step = self._restore()
+        fresh_seed = int.from_bytes(hashlib.sha256(
+            f"sagan_tf:rollback:{options.seed}:{error.step}:{len(self.rollbacks)}".encode()).digest()[:4], "big")
+        self.model.reseed_noise(fresh_seed)
+        self.rollbacks.append((error.step, step))
+        logging.warning("%s Rolled back to %s (step %d) with fresh noise (rollback %d of at most %d).", error,
+                        self.restored_checkpoint, step, len(self.rollbacks), options.max_rollbacks)
+        self.checkpointer.last_step = step
+        return step
+
     def _result(self, stopped):
         evaluations = dict(self.evaluate.history) if self.evaluate is not None else {}
         eval_seconds = 0.0
@@ -423,8 +539,11 @@ class Trainer:
             evaluations=evaluations,
             eval_seconds=eval_seconds,
             seconds=time.perf_counter() - self._start_time,
+            best_checkpoint=self.best.best["checkpoint"] if self.best is not None and self.best.best else None,
+            rollbacks=list(self.rollbacks),
+            health_warnings=list(self.progress.warnings),
         )
 
 
 __all__ = ["TrainOptions", "RunResult", "Trainer", "run", "input_fn", "pipeline_seed", "pipeline_position",
-           "PRECISIONS"]
+           "PRECISIONS", "NONFINITE_ACTIONS"]
