@@ -300,6 +300,8 @@ class ProgressLogger(PeriodicCallback):
         self._batches = 0
         self._mark = None
         super().on_train_begin(logs)
+        if self.health_monitor is not None:  # where the spectral norms start, before any step of this fit
+            self.health_monitor.update(global_step(self.model), health.spectral_norms(self.model))
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches += 1

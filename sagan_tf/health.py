@@ -10,13 +10,17 @@ GAN runs fail quietly: the losses of a collapsing run can look ordinary for a lo
     gamma_<g|d>_<layer>               each self-attention layer's gamma (paper eq. 3)
     images_per_sec                    throughput (and, in the line only, the ETA to the last step)
 
-`HealthMonitor` reads these values line by line and warns, once per episode, on two patterns known to end GAN runs
-(Brock et al. 2019, section 4; Arjovsky & Bottou 2017 on vanishing generator gradients):
+`HealthMonitor` reads these values line by line and warns, once per episode, on three patterns known to end GAN
+runs (Brock et al. 2019, section 4; Arjovsky & Bottou 2017 on vanishing generator gradients):
 
 - the discriminator logits separate without bound: the gap d_real - d_fake grows line after line beyond what the
   hinge loss asks for (a margin of 2), i.e. the discriminator overpowers the generator;
 - the generator's gradient vanishes: g_grad_norm falls to a small fraction of its peak and stays there, so the
-  generator stops learning.
+  generator stops learning;
+- a network's raw weights explode: the largest spectral-norm estimate at least doubles within a few log lines
+  (BigGAN's sign of imminent collapse). Spectral normalization divides the weights by it, so the updates that reach
+  them shrink as 1 / sigma while the step size stays: the learning rate is too high for that network (slow growth
+  over a long run is normal; a jump is not).
 
 Each warning names the values that triggered it and what to try.
 """
@@ -57,20 +61,30 @@ class HealthMonitor:
       growth_lines: consecutive log lines over which the gap must have grown.
       vanish_ratio: g_grad_norm below this fraction of its largest value so far counts as vanishing.
       patience: consecutive log lines with a vanishing generator gradient before warning.
+      sigma_growth: the factor by which a network's largest raw spectral norm must grow within `sigma_lines` log
+        lines to count as exploding.
+      sigma_lines: the window of that growth, in log lines (the values seen at the start of training included).
 
-    Call `update(step, values)` with each progress line's values; it returns the warnings (strings) that line
-    raises. A pattern warns once, and again only after its values have recovered.
+    Call `update(step, values)` with each progress line's values (and, to set the spectral norms' starting point,
+    with those of the untrained or just restored model); it returns the warnings (strings) that line raises. A
+    pattern warns once, and again only after its values have recovered.
     """
 
-    def __init__(self, gap_threshold=10.0, growth_lines=3, vanish_ratio=0.01, patience=2):
-        if gap_threshold <= 0 or growth_lines < 1 or not 0 < vanish_ratio < 1 or patience < 1:
-            raise ValueError("HealthMonitor needs gap_threshold > 0, growth_lines >= 1, 0 < vanish_ratio < 1 and "
-                             f"patience >= 1. Received: gap_threshold={gap_threshold}, growth_lines={growth_lines}, "
-                             f"vanish_ratio={vanish_ratio}, patience={patience}")
+    def __init__(self, gap_threshold=10.0, growth_lines=3, vanish_ratio=0.01, patience=2, sigma_growth=2.0,
+                 sigma_lines=5):
+        if (gap_threshold <= 0 or growth_lines < 1 or not 0 < vanish_ratio < 1 or patience < 1 or sigma_growth <= 1
+                or sigma_lines < 1):
+            raise ValueError("HealthMonitor needs gap_threshold > 0, growth_lines >= 1, 0 < vanish_ratio < 1, "
+                             "patience >= 1, sigma_growth > 1 and sigma_lines >= 1. Received: "
+                             f"gap_threshold={gap_threshold}, growth_lines={growth_lines}, vanish_ratio={vanish_ratio}, "
+                             f"patience={patience}, sigma_growth={sigma_growth}, sigma_lines={sigma_lines}")
         self.gap_threshold = gap_threshold
         self.growth_lines = growth_lines
         self.vanish_ratio = vanish_ratio
         self.patience = patience
+        self.sigma_growth = sigma_growth
+        self.sigma_lines = sigma_lines
+        self._sigmas = {}
         self._gaps = []
         self._peak_g_norm = 0.0
         self._low_g_lines = 0
@@ -85,6 +99,11 @@ class HealthMonitor:
         warning = self._check_vanishing(step, values)
         if warning:
             warnings.append(warning)
+        for key, network, flag in (("d_spectral_norm", "discriminator", "--d_lr"),
+                                   ("g_spectral_norm", "generator", "--g_lr")):
+            warning = self._check_sigma(step, values, key, network, flag)
+            if warning:
+                warnings.append(warning)
         return warnings
 
     def _once(self, pattern, active, message):
@@ -125,6 +144,26 @@ class HealthMonitor:
             "generator has almost stopped learning (a saturated discriminator gives it no signal). Try a lower --d_lr "
             "or a higher --g_lr, the hinge loss if the run uses another (TrainingConfig.loss; it keeps a gradient where "
             "the discriminator is confident), or restart from an earlier checkpoint with lower learning rates."))
+
+    def _check_sigma(self, step, values, key, network, flag):
+        sigma = values.get(key)
+        if sigma is None or not math.isfinite(sigma):
+            return None
+        history = self._sigmas.setdefault(key, [])
+        earlier = history[-self.sigma_lines:]
+        history.append(sigma)
+        del history[:-self.sigma_lines - 1]
+        lowest = min(earlier) if earlier else None
+        active = lowest is not None and sigma >= self.sigma_growth * lowest
+        if not active:
+            return self._once(key, False, None)
+        lines = len(earlier) - earlier.index(lowest)
+        return self._once(key, True, (
+            f"Step {step}: the {network}'s raw weights are exploding: the largest spectral-norm estimate of its "
+            f"layers rose from {lowest:.3g} to {sigma:.3g} (x{sigma / lowest:.1f}) within {lines} log line(s). Spectral "
+            f"normalization divides the weights by it, so the updates that reach them shrink as 1/sigma and the "
+            f"{network} trains erratically; BigGAN saw this jump before collapse. Lower {flag} (SAGAN's TTUR: "
+            "4e-4 for the discriminator, 1e-4 for the generator), or restart from an earlier checkpoint."))
 
 
 __all__ = ["largest_spectral_norm", "spectral_norms", "HealthMonitor"]

@@ -66,6 +66,26 @@ def test_vanishing_generator_gradient_warns_after_patience_lines():
     assert feed(health.HealthMonitor(), [(float("nan"),), (None,)], ("g_grad_norm",)) == {}
 
 
+def test_exploding_raw_weights_warn_per_network_but_slow_growth_does_not():
+    monitor = health.HealthMonitor(sigma_growth=2.0, sigma_lines=3)
+    # D: the value before training, then a jump (x11) in the first line, a plateau, and a second doubling.
+    d = [1.9, 22.0, 22.5, 23.0, 23.0, 24.0, 30.0, 47.0, 50.0]
+    g = [1.9 * 1.02 ** i for i in range(len(d))]  # slow growth, as in a healthy run: no warning
+    raised = {}
+    for step, (sigma_d, sigma_g) in enumerate(zip(d, g)):
+        warnings = monitor.update(step, {"d_spectral_norm": sigma_d, "g_spectral_norm": sigma_g})
+        if warnings:
+            raised[step] = warnings
+    # Step 1: 22 >= 2 x 1.9. Step 7: 47 >= 2 x 23 (the lowest of the previous 3 lines), after the plateau cleared it.
+    assert sorted(raised) == [1, 7] and all(len(w) == 1 for w in raised.values())
+    assert "discriminator's raw weights are exploding" in raised[1][0] and "from 1.9 to 22 (x11.6)" in raised[1][0]
+    assert "--d_lr" in raised[1][0] and "from 23 to 47" in raised[7][0]
+    monitor = health.HealthMonitor()
+    assert monitor.update(0, {"g_spectral_norm": 2.0}) == []
+    warning, = monitor.update(1, {"g_spectral_norm": 9.0})
+    assert "generator's raw weights are exploding" in warning and "--g_lr" in warning
+
+
 def test_monitor_validates_its_thresholds():
     with pytest.raises(ValueError, match="HealthMonitor needs"):
         health.HealthMonitor(vanish_ratio=1.5)
