@@ -204,11 +204,11 @@ class NonFiniteGuard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         finite = logs.get("finite")
-        if finite is None or float(finite) >= 1.0:
+        if finite is None or float(np.min(np.asarray(finite))) >= 1.0:  # (1,)-shaped under MultiWorkerSAGAN
             return
         step = global_step(self.model)
-        values = {name: float(logs[name]) for name in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")
-                  if name in logs}
+        values = {name: float(np.mean(np.asarray(logs[name])))
+                  for name in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm") if name in logs}
         shown = ", ".join(f"{name} {value:.4g}" for name, value in values.items())
         raise TrainingDivergedError(
             f"Training diverged at step {step}: a loss or a weight is no longer finite ({shown}).", step=step,
