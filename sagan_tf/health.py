@@ -18,9 +18,10 @@ runs (Brock et al. 2019, section 4; Arjovsky & Bottou 2017 on vanishing generato
 - the generator's gradient vanishes: g_grad_norm falls to a small fraction of its peak and stays there, so the
   generator stops learning;
 - a network's raw weights explode: the largest spectral-norm estimate at least doubles within a few log lines
-  (BigGAN's sign of imminent collapse). Spectral normalization divides the weights by it, so the updates that reach
-  them shrink as 1 / sigma while the step size stays: the learning rate is too high for that network (slow growth
-  over a long run is normal; a jump is not).
+  (BigGAN's sign of imminent collapse). A spectrally normalized layer's output does not depend on the scale of its
+  raw weight, so steps too large for the weights mostly inflate that scale, after which each step moves the
+  normalized weight less (by its size over sigma) and training turns erratic: the learning rate is too high for that
+  network. Slow growth over a long run is normal; a jump is not.
 
 Each warning names the values that triggered it and what to try.
 """
@@ -76,8 +77,9 @@ class HealthMonitor:
                 or sigma_lines < 1):
             raise ValueError("HealthMonitor needs gap_threshold > 0, growth_lines >= 1, 0 < vanish_ratio < 1, "
                              "patience >= 1, sigma_growth > 1 and sigma_lines >= 1. Received: "
-                             f"gap_threshold={gap_threshold}, growth_lines={growth_lines}, vanish_ratio={vanish_ratio}, "
-                             f"patience={patience}, sigma_growth={sigma_growth}, sigma_lines={sigma_lines}")
+                             f"gap_threshold={gap_threshold}, growth_lines={growth_lines}, "
+                             f"vanish_ratio={vanish_ratio}, patience={patience}, sigma_growth={sigma_growth}, "
+                             f"sigma_lines={sigma_lines}")
         self.gap_threshold = gap_threshold
         self.growth_lines = growth_lines
         self.vanish_ratio = vanish_ratio
@@ -141,9 +143,10 @@ class HealthMonitor:
         return self._once("vanishing", active, (
             f"Step {step}: the generator's gradient is vanishing: g_grad_norm {norm:.3g} is below "
             f"{self.vanish_ratio:g} of its peak {self._peak_g_norm:.3g} for {self._low_g_lines} log lines, so the "
-            "generator has almost stopped learning (a saturated discriminator gives it no signal). Try a lower --d_lr "
-            "or a higher --g_lr, the hinge loss if the run uses another (TrainingConfig.loss; it keeps a gradient where "
-            "the discriminator is confident), or restart from an earlier checkpoint with lower learning rates."))
+            "generator has almost stopped learning (a saturated discriminator gives it no signal). Try a lower "
+            "--d_lr or a higher --g_lr, the hinge loss if the run uses another (TrainingConfig.loss; it keeps a "
+            "gradient where the discriminator is confident), or restart from an earlier checkpoint with lower "
+            "learning rates."))
 
     def _check_sigma(self, step, values, key, network, flag):
         sigma = values.get(key)
@@ -160,10 +163,10 @@ class HealthMonitor:
         lines = len(earlier) - earlier.index(lowest)
         return self._once(key, True, (
             f"Step {step}: the {network}'s raw weights are exploding: the largest spectral-norm estimate of its "
-            f"layers rose from {lowest:.3g} to {sigma:.3g} (x{sigma / lowest:.1f}) within {lines} log line(s). Spectral "
-            f"normalization divides the weights by it, so the updates that reach them shrink as 1/sigma and the "
-            f"{network} trains erratically; BigGAN saw this jump before collapse. Lower {flag} (SAGAN's TTUR: "
-            "4e-4 for the discriminator, 1e-4 for the generator), or restart from an earlier checkpoint."))
+            f"layers rose from {lowest:.3g} to {sigma:.3g} (x{sigma / lowest:.1f}) within {lines} log line(s). "
+            "Its steps are too large for its weights, and as sigma grows each step moves the normalized weights less "
+            f"and training turns erratic (BigGAN saw such jumps before collapse). Lower {flag} (SAGAN's TTUR: 4e-4 "
+            "for the discriminator, 1e-4 for the generator), or restart from an earlier checkpoint."))
 
 
 __all__ = ["largest_spectral_norm", "spectral_norms", "HealthMonitor"]

@@ -36,8 +36,8 @@ PRESETS = {
             "Batch-norm momentum: the official code's, 0.999 in the blocks' conditional batch norms "
             "(ops.ConditionalBatchNorm decay_rate) and 0.9999 in the final batch norm (ops.batch_norm).",
             "Adam beta2 0.9: the paper's (section 4); the official code leaves Adam's default 0.999.",
-            "Learning rates G 1e-4, D 4e-4: the paper's TTUR; the official code's flags default both to 4e-4 and divide "
-            "the generator's by up to 4 after step 100,000.",
+            "Learning rates G 1e-4, D 4e-4: the paper's TTUR; the official code's flags default both to 4e-4 and "
+            "divide the generator's by up to 4 after step 100,000.",
             "Batch 256: the paper's; the official code trains 4 towers of --batch_size (32 by default).",
             "EMA of the generator (decay 0.9999 from step 2,000): not in the official code, whose samples come from "
             "the raw generator; BigGAN-PyTorch's SAGAN reproduction uses these values, and --ema_decay=none turns "

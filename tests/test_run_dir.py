@@ -28,7 +28,8 @@ def test_layout():
     assert (run.config_path, run.checkpoint_dir, run.samples_dir, run.eval_dir, run.visualize_dir) == (
         "runs/x/config.json", "runs/x/checkpoints", "runs/x/samples", "runs/x/eval", "runs/x/visualize")
     assert run.checkpoint_path(1500) == "runs/x/checkpoints/ckpt-1500"
-    assert (run.best_dir, run.best_checkpoint_path(700)) == ("runs/x/checkpoints/best", "runs/x/checkpoints/best/ckpt-700")
+    assert (run.best_dir, run.best_checkpoint_path(700)) == ("runs/x/checkpoints/best",
+                                                             "runs/x/checkpoints/best/ckpt-700")
     assert run_dir.checkpoint_step("runs/x/checkpoints/ckpt-1500") == 1500
     assert run_dir.checkpoint_step("runs/x/checkpoints/model.ckpt") is None
     with pytest.raises(CheckpointError, match="run directory path is required"):
@@ -93,7 +94,8 @@ def test_checkpoints_are_listed_by_step_and_found(tmp_path):
                                               "ckpt-1000"):
         run.find_checkpoint(1500)
     (tmp_path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-1000"\n')
-    assert run.latest_checkpoint() == run.checkpoint_path(1000) == run.find_checkpoint() == run.find_checkpoint("latest")
+    assert run.latest_checkpoint() == run.checkpoint_path(1000) == run.find_checkpoint()
+    assert run.find_checkpoint("latest") == run.checkpoint_path(1000)
 
 
 def test_resume_candidates_include_a_checkpoint_the_index_does_not_list_yet(tmp_path):

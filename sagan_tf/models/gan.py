@@ -288,7 +288,8 @@ class SAGAN(keras.Model):
 
 def build_sagan(config, seed=None, model_class=None, **compile_kwargs):
     """A compiled `SAGAN` as an `ExperimentConfig` describes it: its model's networks, and its training config's
-    discriminator steps, EMA decay and start, loss and Adam optimizers (TTUR: separate G and D learning rates, SAGAN sec. 4).
+    discriminator steps, EMA decay and start, loss and Adam optimizers (TTUR: separate G and D learning rates,
+    SAGAN sec. 4).
 
     Create it inside `strategy.scope()` to train under `tf.distribute`.
 
