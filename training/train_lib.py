@@ -15,9 +15,10 @@ run interrupted at any checkpoint (SIGTERM, or SIGKILL after the checkpoint) and
 bit-identical weights, optimizer state and EMA to the uninterrupted run with the same seed, and under tf.distribute
 each replica resumes with the same data and noise. What this cannot cover: TFDS pipelines (shuffle buffers and
 file interleaving have no cheap position; a run resumed at step s reads a stream reseeded with a hash of
-(seed, s): fresh data, not a replay), and kernels that are not deterministic themselves (some GPU reductions and
-convolutions; `tf.config.experimental.enable_op_determinism()` before training trades speed for repeatable GPU
-steps).
+(seed, s): fresh data, not a replay), mixed_float16 runs whose loss scaling skipped an update (the skipped step read
+a batch but did not count, so the resumed stream starts that many batches early), and kernels that are not
+deterministic themselves (some GPU reductions and convolutions; `tf.config.experimental.enable_op_determinism()`
+before training trades speed for repeatable GPU steps).
 """
 
 import dataclasses
