@@ -1,12 +1,14 @@
 r"""Exports a training run's generator for TensorFlow Serving: `python -m export.run --model_dir=... --export_dir=...`.
 
-Restores the generator (the EMA weights unless --noema) of the latest checkpoint, or of --checkpoint, and writes
-the SavedModel to `<export_dir>/<version>/` (version: --version, default the checkpoint's training step), the
-layout `tensorflow_model_server --model_base_path=<export_dir>` watches. An existing version is never
-overwritten and a failed export leaves nothing behind. Bad input ends with a one-paragraph error, exit status 2.
+Restores the generator (the EMA weights unless --noema) of the latest checkpoint, or of --checkpoint (latest, best
+or a step number), and writes the SavedModel to `<export_dir>/<version>/` (version: --version, default the
+checkpoint's training step), the layout `tensorflow_model_server --model_base_path=<export_dir>` watches. An
+existing version is never overwritten and a failed export leaves nothing behind. Bad input, and a damaged
+checkpoint (named, with the intact ones to choose from), end with a one-paragraph error, exit status 2.
 
     python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32
     python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32 --checkpoint=1500 --version=2
+    python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32 --checkpoint=best
     saved_model_cli show --all --dir exports/synthetic32/2000
 
 See export/README.md for serving it and sagan_tf/serving.py for the signatures.
@@ -30,8 +32,8 @@ def define_flags(flag_values=flags.FLAGS):
                         flag_values=flag_values)
     flags.DEFINE_string("export_dir", None, "Model base path; the SavedModel goes to <export_dir>/<version>/.",
                         required=True, flag_values=flag_values)
-    flags.DEFINE_string("checkpoint", None, "Checkpoint step number or path prefix. Default: the latest.",
-                        flag_values=flag_values)
+    flags.DEFINE_string("checkpoint", "latest", "Checkpoint: latest, best (the best evaluated during training, "
+                        "checkpoints/best/), a step number or a path prefix.", flag_values=flag_values)
     flags.DEFINE_integer("version", None, "Version directory number (>= 0). Default: the checkpoint's training "
                          "step.", lower_bound=0, flag_values=flag_values)
     flags.DEFINE_bool("ema", True, "Export the EMA generator (--noema: the raw generator weights).",

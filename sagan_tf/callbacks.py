@@ -3,6 +3,7 @@
     checkpointer = tf.train.CheckpointManager(checkpoint.gan_checkpoint(model), "run/checkpoints", max_to_keep=3)
     writer = tf.summary.create_file_writer("run")
     model.fit(dataset, steps_per_epoch=1000, callbacks=[
+        callbacks.NonFiniteGuard(),
         callbacks.GracefulStop(),
         callbacks.ProgressLogger(total_steps=1000, every_n_steps=50, summary_writer=writer),
         callbacks.SampleGrid("run/samples", every_n_steps=200, summary_writer=writer),
@@ -14,8 +15,9 @@ The training step is the generator optimizer's `iterations` (`global_step`): the
 which `TrainingConfig.train_steps` counts. The periodic callbacks share one schedule (`PeriodicCallback`): they act
 when the step crosses a multiple of their period (so they stay correct when one `fit` batch runs several steps or
 when a float16 loss-scaled update is skipped), optionally when training starts, and when it ends unless they just
-acted at that step. Each callback is independent; put `CheckpointEvery` last so that its end-of-training save sees
-the final state.
+acted at that step. Each callback is independent; put `NonFiniteGuard` first, so that no later one acts on a
+non-finite state, `BestCheckpoint` after the `EvaluateEvery` it reads, and `CheckpointEvery` last so that its
+end-of-training save sees the final state.
 """
 
 import json
@@ -27,9 +29,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sagan_tf import images, summaries
+from sagan_tf import checkpoint, health, images, summaries
+from sagan_tf.errors import TrainingDivergedError
 from sagan_tf.evaluation import FIGURES
+from sagan_tf.run_dir import RunDirectory
 
+#: Train-step logs that are flags for other callbacks, not progress values (see `NonFiniteGuard`).
+HIDDEN_LOGS = ("finite",)
+#: Health signals shown as one "D/G" pair each in the progress line (TensorBoard keeps the separate names).
+_PAIRED_LOGS = {"grad D/G": ("d_grad_norm", "g_grad_norm"), "sn D/G": ("d_spectral_norm", "g_spectral_norm")}
 # FIGURES (from sagan_tf.evaluation): the figures written to TensorBoard as "eval/<classifier tag>/<name>" and
 # printed, in that order.
 _SHORT_NAMES = {"fid": "FID", "inception_score": "IS", "kid": "KID", "precision": "precision", "recall": "recall",
@@ -174,6 +182,43 @@ class SampleGrid(PeriodicCallback):
         self.write(step)
 
 
+def refuse_nonfinite_state(model, what, step):
+    """Raises `TrainingDivergedError` when a SAGAN's checkpointed state holds a NaN or an infinity, so that `what`
+    (a checkpoint about to be written) is not written."""
+    if not hasattr(model, "state_variables"):
+        return
+    bad = checkpoint.nonfinite_variables(model)
+    if bad:
+        raise TrainingDivergedError(
+            f"Refusing to write {what} at step {step}: {len(bad)} variable(s) of the training state are not finite "
+            f"(e.g. {bad[0]}); training diverged. Resume from the last checkpoint, with lower learning rates in a new "
+            "--model_dir or with --on_nonfinite=rollback.", step=step)
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Ends `fit` at the first step whose losses or state are not finite, before any later callback acts on it.
+
+    `SAGAN.train_step` logs `finite`: 1.0 while both losses and every variable of the training state are finite.
+    When it drops, the guard raises `TrainingDivergedError` naming the step and the values logged there. Put it first
+    in the callback list: Keras runs the callbacks in order, so the exception keeps the later ones (checkpoints,
+    sample grids, evaluation) from acting on the bad state, and `fit` ends without `on_train_end`, so no
+    end-of-training checkpoint is written either. (`CheckpointEvery` also refuses a non-finite state by itself.)
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        finite = logs.get("finite")
+        if finite is None or float(np.min(np.asarray(finite))) >= 1.0:  # (1,)-shaped under MultiWorkerSAGAN
+            return
+        step = global_step(self.model)
+        values = {name: float(np.mean(np.asarray(logs[name])))
+                  for name in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm") if name in logs}
+        shown = ", ".join(f"{name} {value:.4g}" for name, value in values.items())
+        raise TrainingDivergedError(
+            f"Training diverged at step {step}: a loss or a weight is no longer finite ({shown}).", step=step,
+            values=values)
+
+
 class CheckpointEvery(PeriodicCallback):
     """Saves a `tf.train.CheckpointManager`'s checkpoint every `every_n_steps` steps and at the end of training.
 
@@ -197,7 +242,12 @@ class CheckpointEvery(PeriodicCallback):
         return self.last_step
 
     def save(self, step):
-        """Saves checkpoint number `step`; returns its path."""
+        """Saves checkpoint number `step`; returns its path.
+
+        Raises:
+          TrainingDivergedError: the model's state is not finite (nothing is written).
+        """
+        refuse_nonfinite_state(self.model, f"checkpoint ckpt-{step}", step)
         path = self.manager.save(checkpoint_number=step)
         self.last_step = step
         return path
@@ -213,22 +263,28 @@ class CheckpointEvery(PeriodicCallback):
 
 
 class ProgressLogger(PeriodicCallback):
-    """Logs progress every `every_n_steps` steps: step/total, losses, attention gammas, steps/s and images/s.
+    """Logs progress every `every_n_steps` steps: step/total, losses, health signals, gammas, throughput and ETA.
 
     The losses it reports (and writes to TensorBoard) are means over the steps since its previous line: after
     each line it resets the model's metrics, which otherwise average over the whole `fit` epoch. Other values in
-    the logs (the attention `gamma_*`) are reported as they are. Throughput is measured from the end of the first
-    batch, so graph tracing and compilation do not count.
+    the logs (gradient norms, attention `gamma_*`) are reported as they are at the line's step, and the largest
+    spectral-norm estimate of each network's raw weights is added (`health.spectral_norms`); see `sagan_tf.health`
+    for what each signal says. Throughput is measured from the end of the first batch, so graph tracing and
+    compilation do not count; the ETA is the remaining steps at the current throughput. Given a `health_monitor`,
+    its warnings go to `warn_fn`.
 
     Args:
-      total_steps: the step training ends at, for the "step/total" display.
+      total_steps: the step training ends at, for the "step/total" display and the ETA.
       every_n_steps: period in training steps.
       images_per_step: real images consumed per step (d_steps * global batch) for images/s; None omits it.
       summary_writer: a `tf.summary` writer for the scalars, or None.
       print_fn: where lines go (e.g. `absl.logging.info`); default `print`.
+      health_monitor: a `health.HealthMonitor`, or None.
+      warn_fn: where health warnings go; default `print_fn`.
     """
 
-    def __init__(self, total_steps, every_n_steps, images_per_step=None, summary_writer=None, print_fn=None):
+    def __init__(self, total_steps, every_n_steps, images_per_step=None, summary_writer=None, print_fn=None,
+                 health_monitor=None, warn_fn=None):
         super().__init__(every_n_steps, at_end=False)
         if self.every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1. Received: every_n_steps={every_n_steps}")
@@ -236,7 +292,10 @@ class ProgressLogger(PeriodicCallback):
         self.images_per_step = images_per_step
         self.summary_writer = summary_writer
         self.print_fn = print_fn or print
+        self.health_monitor = health_monitor
+        self.warn_fn = warn_fn or self.print_fn
         self.last_logs = {}
+        self.warnings = []
         self._batches = 0
         self._mark = None  # (batches, time) at the start of the current throughput window
         self._logs = {}
@@ -245,6 +304,8 @@ class ProgressLogger(PeriodicCallback):
         self._batches = 0
         self._mark = None
         super().on_train_begin(logs)
+        if self.health_monitor is not None:  # where the spectral norms start, before any step of this fit
+            self.health_monitor.update(global_step(self.model), health.spectral_norms(self.model))
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches += 1
@@ -256,7 +317,9 @@ class ProgressLogger(PeriodicCallback):
         super().on_train_batch_end(batch, logs)
 
     def act(self, step):
-        logs = {name: float(value) for name, value in self._logs.items() if np.ndim(value) == 0}
+        logs = {name: float(value) for name, value in self._logs.items()
+                if np.ndim(value) == 0 and name not in HIDDEN_LOGS}
+        logs.update(health.spectral_norms(self.model))
         first = [m.name for m in self.model.metrics if m.name in logs]
         values = {name: logs[name] for name in first + sorted(set(logs) - set(first))}
         if self._mark is not None and self._batches > self._mark[0]:
@@ -266,6 +329,10 @@ class ProgressLogger(PeriodicCallback):
         self._mark = (self._batches, self._now)
         self.last_logs = values
         self.print_fn(self.format_line(step, values))
+        if self.health_monitor is not None:
+            for warning in self.health_monitor.update(step, values):
+                self.warnings.append((step, warning))
+                self.warn_fn(warning)
         if self.summary_writer is not None:
             with self.summary_writer.as_default():
                 summaries.write_scalars(values, step)
@@ -273,22 +340,48 @@ class ProgressLogger(PeriodicCallback):
             metric.reset_state()
 
     def format_line(self, step, values):
-        """One progress line, e.g. "step 200/2000 (10.0%) d_loss 1.53 g_loss 0.61 ... 4.2 steps/s 134 images/s"."""
+        """One progress line, e.g. "step 200/2000 (10.0%) d_loss 1.53 g_loss 0.61 ... grad D/G 2.1/0.45
+        sn D/G 1.02/3.1 ... 4.2 steps/s 134 images/s eta 7m08s"."""
         width = len(str(self.total_steps))
         percent = 100.0 * step / self.total_steps if self.total_steps else 0.0
         parts = [f"step {step:>{width}}/{self.total_steps} ({percent:5.1f}%)"]
-        parts += [f"{name} {value:.4g}" for name, value in values.items()
-                  if name not in ("steps_per_sec", "images_per_sec")]
+        pairs = {label: (d, g) for label, (d, g) in _PAIRED_LOGS.items() if d in values and g in values}
+        paired = {name for pair in pairs.values() for name in pair}
+        health_parts = [f"{label} {values[d]:.3g}/{values[g]:.3g}" for label, (d, g) in pairs.items()]
+        for name, value in values.items():
+            if name in paired or name in ("steps_per_sec", "images_per_sec"):
+                continue
+            parts.append(f"{name} {value:.4g}")
+            if name == "d_fake":  # the health signals follow the losses and logits
+                parts, health_parts = parts + health_parts, []
+        parts += health_parts
         if "steps_per_sec" in values:
             parts.append(f"{values['steps_per_sec']:.2f} steps/s")
         if "images_per_sec" in values:
             parts.append(f"{values['images_per_sec']:.1f} images/s")
+        if values.get("steps_per_sec") and self.total_steps > step:
+            parts.append(f"eta {format_duration((self.total_steps - step) / values['steps_per_sec'])}")
         return "  ".join(parts)
 
     def on_train_end(self, logs=None):
         super().on_train_end(logs)
         if self.summary_writer is not None:
             self.summary_writer.flush()
+
+
+def format_duration(seconds):
+    """"45s", "7m08s", "3h05m" or "2d04h": a duration at a glance."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
 
 
 def format_figures(figures):
@@ -387,6 +480,105 @@ class EvaluateEvery(PeriodicCallback):
         return summarize_evaluations(self.history)
 
 
+#: Direction of the evaluation figures a best checkpoint can be chosen by; others need ":min" or ":max".
+METRIC_MODES = {"fid": "min", "kid": "min", "inception_score": "max", "precision": "max", "recall": "max",
+                "density": "max", "coverage": "max"}
+
+
+def parse_best_metric(spec):
+    """(name, "min" | "max") from a best-metric spec: "fid", "kid" (lower is better), "inception_score" (higher), or
+    "<figure>:min" / "<figure>:max" for any other figure an evaluation returns.
+
+    Raises:
+      ValueError: an unknown figure without a direction, or a direction other than min/max.
+    """
+    name, _, mode = str(spec).partition(":")
+    mode = mode or METRIC_MODES.get(name)
+    if not name or mode not in ("min", "max"):
+        raise ValueError(
+            f"The best-checkpoint metric must be one of {', '.join(METRIC_MODES)} or '<figure>:min' / '<figure>:max' "
+            f"for another figure of the evaluation. Received: {spec!r}")
+    return name, mode
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Keeps the checkpoint with the best evaluation so far apart from the rotating latest ones.
+
+    Whenever its `EvaluateEvery` has just evaluated the current step (at the start, every period and at the end of
+    training) and the figure `metric` beats the best so far, it writes the training state to
+    `<run>/checkpoints/best/ckpt-<step>` (`tf.train.Checkpoint.write`: no index file, no rotation), records it in
+    best.json (`RunDirectory.best_record`: step, checkpoint, metric, mode, value, figures), and only then deletes
+    the previous best one, so best.json always names a complete checkpoint. A resumed run starts from the record
+    in best.json (when it was chosen by the same metric), so a worse evaluation never replaces a better one.
+    `--checkpoint=best` of the inference commands reads that record. Put it after the `EvaluateEvery` it reads.
+
+    Args:
+      checkpoint: the `tf.train.Checkpoint` of the training state (e.g. `checkpoint.gan_checkpoint(model)`).
+      run_dir: the `RunDirectory` (or its path).
+      evaluate: the `EvaluateEvery` whose `history` ({step: figures}) it reads.
+      metric: a `parse_best_metric` spec ("fid" by default).
+      print_fn: where its lines go; default `print`.
+    """
+
+    def __init__(self, checkpoint, run_dir, evaluate, metric="fid", print_fn=None):
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.run_dir = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
+        self.evaluate = evaluate
+        self.metric, self.mode = parse_best_metric(metric)
+        self.print_fn = print_fn or print
+        self.best = None  # the record of the best checkpoint
+        self._considered = None
+        record = self.run_dir.best_record()
+        if record is not None and record.get("metric") == self.metric and record.get("mode") == self.mode:
+            self.best = record
+        elif record is not None:
+            self.print_fn(f"{self.run_dir.best_dir} holds the best checkpoint by {record.get('metric')}; now "
+                          f"choosing by {self.metric}, the next evaluation replaces it.")
+
+    def better(self, value):
+        """Whether `value` of the metric beats the best so far (a NaN or a missing value never does)."""
+        if value is None or not np.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value < self.best["value"] if self.mode == "min" else value > self.best["value"]
+
+    def consider(self, step):
+        """Saves the state as the best checkpoint when the evaluation of `step` beats the best; returns its path."""
+        figures = self.evaluate.history.get(step)
+        if figures is None or step == self._considered:
+            return None
+        self._considered = step
+        value = figures.get(self.metric)
+        if value is None:
+            self.print_fn(f"The evaluation at step {step} has no figure {self.metric!r} (it has "
+                          f"{', '.join(sorted(figures))}); no best checkpoint is kept.")
+            return None
+        if not self.better(float(value)):
+            return None
+        refuse_nonfinite_state(self.model, "the best checkpoint", step)
+        path = self.checkpoint.write(self.run_dir.best_checkpoint_path(step))
+        previous = self.best
+        self.best = {"step": int(step), "checkpoint": path, "metric": self.metric, "mode": self.mode,
+                     "value": float(value), "figures": {k: v for k, v in figures.items() if np.ndim(v) == 0}}
+        self.run_dir.write_best_record(self.best)
+        if previous is not None and previous["step"] != step:
+            for stale in tf.io.gfile.glob(self.run_dir.best_checkpoint_path(previous["step"]) + ".*"):
+                tf.io.gfile.remove(stale)
+        self.print_fn(f"Best checkpoint: step {step}, {self.metric} {float(value):.4g} -> {path}.")
+        return path
+
+    def on_train_begin(self, logs=None):
+        self.consider(global_step(self.model))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.consider(global_step(self.model))
+
+    def on_train_end(self, logs=None):
+        self.consider(global_step(self.model))
+
+
 class GracefulStop(keras.callbacks.Callback):
     """Turns SIGTERM and SIGINT (Ctrl-C) into a clean stop after the current training step.
 
@@ -435,4 +627,6 @@ class GracefulStop(keras.callbacks.Callback):
 
 
 __all__ = ["global_step", "sampling_generator", "PeriodicCallback", "SampleGrid", "CheckpointEvery",
-           "ProgressLogger", "EvaluateEvery", "GracefulStop", "format_figures", "summarize_evaluations", "FIGURES"]
+           "NonFiniteGuard", "ProgressLogger", "EvaluateEvery", "BestCheckpoint", "GracefulStop", "format_figures",
+           "format_duration", "summarize_evaluations", "parse_best_metric", "refuse_nonfinite_state", "FIGURES",
+           "HIDDEN_LOGS", "METRIC_MODES"]

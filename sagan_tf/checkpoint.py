@@ -9,11 +9,28 @@ A checkpoint of a SAGAN run (`gan_checkpoint`) holds, under these top-level name
 
 The training step is the generator optimizer's iteration count. Inference code (evaluation, export, pictures)
 reads one generator with `restore_network`, without building the discriminator or the optimizers.
+
+A checkpoint that cannot be read back (truncated by a full disk, a corrupt block, a missing data file) raises one of
+`READ_ERRORS` when restored; `restore_network` turns that into a `DamagedCheckpointError` naming it. Training never
+writes a checkpoint whose state is not finite (`nonfinite_variables`).
 """
 
+import numpy as np
 import tensorflow as tf
 
-from sagan_tf.errors import CheckpointError
+from sagan_tf.errors import CheckpointError, DamagedCheckpointError
+
+#: What TensorFlow raises when a checkpoint's files cannot be read back: `IndexError` ("Read less bytes than
+#: requested") for truncated data, `tf.errors.DataLossError` for a corrupt block, other `OpError`s for a truncated
+#: index or a missing data file. A checkpoint of another architecture raises `ValueError` or `AssertionError`.
+READ_ERRORS = (tf.errors.OpError, IndexError)
+
+
+def describe_read_error(error):
+    """"IndexError: Read less bytes than requested": a read error's class and first line, without TF's op name."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    text = lines[-1] if isinstance(error, tf.errors.OpError) and lines else (lines[0] if lines else "")
+    return f"{type(error).__name__}: {text.strip()[:200]}"
 
 GENERATOR = "generator"
 DISCRIMINATOR = "discriminator"
@@ -69,13 +86,29 @@ def gan_checkpoint(model):
                                d_optimizer=model.d_optimizer, **networks)
 
 
+def nonfinite_variables(model):
+    """The paths of the float variables of a SAGAN's checkpointed state (`SAGAN.state_variables`) that hold a NaN or
+    an infinity; empty when the state may be saved."""
+    return [v.path for v in model.state_variables() if not np.isfinite(np.asarray(v.numpy(), np.float32)).all()]
+
+
 def saved_names(path):
-    """The top-level names in the checkpoint at `path` (e.g. {"generator", "ema_generator", "g_optimizer", ...})."""
-    return {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
+    """The top-level names in the checkpoint at `path` (e.g. {"generator", "ema_generator", "g_optimizer", ...}).
+
+    Raises:
+      DamagedCheckpointError: its index cannot be read.
+    """
+    try:
+        return {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
+    except READ_ERRORS as error:
+        raise DamagedCheckpointError(f"Checkpoint {path} is damaged: its index cannot be read "
+                                     f"({describe_read_error(error)}).") from None
 
 
 def uses_loss_scaling(path):
-    """Whether the checkpoint at `path` was written with float16 dynamic loss scaling (mixed_float16)."""
+    """Whether the checkpoint at `path` was written with float16 dynamic loss scaling (mixed_float16).
+
+    Raises one of `READ_ERRORS` when its index cannot be read."""
     return any("dynamic_scale" in name for name, _ in tf.train.list_variables(path))
 
 
@@ -96,6 +129,7 @@ def restore_network(network, path, key):
       key: `GENERATOR`, `EMA_GENERATOR` or `DISCRIMINATOR`.
 
     Raises:
+      DamagedCheckpointError: its files cannot be read back.
       CheckpointError: the checkpoint holds no such network, or one of another architecture.
     """
     names = saved_names(path)
@@ -105,10 +139,14 @@ def restore_network(network, path, key):
     reader = tf.train.Checkpoint(**{key: network_variables(network)})
     try:
         reader.read(path).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as error:
+    except READ_ERRORS as error:
+        raise DamagedCheckpointError(f"Checkpoint {path} is damaged: its {key} cannot be read back "
+                                     f"({describe_read_error(error)}).") from None
+    except (AssertionError, ValueError) as error:
         raise CheckpointError(f"Checkpoint {path} does not fit this {key} ({str(error).splitlines()[0]}); the "
                               "config and the checkpoint come from different runs.") from None
 
 
-__all__ = ["network_variables", "gan_checkpoint", "saved_names", "uses_loss_scaling", "saved_step",
-           "restore_network", "GENERATOR", "DISCRIMINATOR", "EMA_GENERATOR"]
+__all__ = ["network_variables", "gan_checkpoint", "nonfinite_variables", "saved_names", "uses_loss_scaling",
+           "saved_step", "restore_network", "describe_read_error", "READ_ERRORS", "GENERATOR", "DISCRIMINATOR",
+           "EMA_GENERATOR"]

@@ -3,7 +3,7 @@
 - `ModelConfig` says what the networks are: everything the generator and the discriminator are built from, and so
   everything that a checkpoint, an export and a resume depend on. `Generator.get_config()` stores it alone.
 - `TrainingConfig` says how they are optimised: dataset, batch, learning rates (TTUR), Adam betas, discriminator
-  steps, loss, EMA of the generator, number of steps.
+  steps, loss, EMA of the generator (decay and start step), number of steps.
 - `ExperimentConfig` pairs the two; a preset (`sagan_tf.presets`) and a run directory's `config.json` hold one.
 
 All three are frozen dataclasses and plain data: libraries take them, only the command-line entry points turn
@@ -71,7 +71,10 @@ class ModelConfig:
       g_base_resolution: resolution of the generator's first feature map.
       attention: options of every self-attention layer.
       output_spectral_norm: spectral normalization on the last layer of G and D (the DCGAN variant has none there).
-      batch_norm_momentum: momentum of the generator's batch-norm moving statistics.
+      batch_norm_momentum: momentum of the generator's batch-norm moving statistics (the blocks' batch norms).
+      output_batch_norm_momentum: momentum of the residual generator's final batch norm (before the output
+        convolution); None: `batch_norm_momentum`. The official SAGAN code uses 0.999 in the blocks' conditional
+        batch norms and 0.9999 in this one.
       batch_norm_epsilon: epsilon of the generator's batch norms.
       synchronized_batch_norm: compute the generator's batch statistics across replicas under tf.distribute.
       leaky_relu_slope: negative slope of the DCGAN discriminator's LeakyReLU.
@@ -91,6 +94,7 @@ class ModelConfig:
     attention: AttentionConfig = AttentionConfig()
     output_spectral_norm: bool = True
     batch_norm_momentum: float = 0.99
+    output_batch_norm_momentum: Optional[float] = None
     batch_norm_epsilon: float = 1e-5
     synchronized_batch_norm: bool = False
     leaky_relu_slope: float = 0.1
@@ -165,6 +169,9 @@ class ModelConfig:
             fail(f"batch_norm_epsilon must be > 0. Received: batch_norm_epsilon={self.batch_norm_epsilon}")
         if not 0 <= self.batch_norm_momentum < 1:
             fail(f"batch_norm_momentum must be in [0, 1). Received: batch_norm_momentum={self.batch_norm_momentum}")
+        if self.output_batch_norm_momentum is not None and not 0 <= self.output_batch_norm_momentum < 1:
+            fail("output_batch_norm_momentum must be in [0, 1) or None (the blocks' batch_norm_momentum). "
+                 f"Received: output_batch_norm_momentum={self.output_batch_norm_momentum}")
 
     def generator_resolutions(self):
         """Resolutions of the generator's feature maps: the base map, then after each stage.
@@ -222,6 +229,12 @@ class TrainingConfig:
       d_steps: discriminator updates per generator update.
       loss: a name in `sagan_tf.losses.LOSSES`: "hinge" (SAGAN eq. 4) or "non_saturating".
       ema_decay: decay of the exponential moving average of the generator's weights, or None for no EMA.
+      ema_start: the step from which the EMA averages; until then the EMA generator is a copy of the generator
+        (BigGAN's `ema_start`), so the sample grids and evaluations of early training show what the generator has
+        learned rather than a blend still dominated by its random initialisation (with decay 0.999 averaged from
+        step 0, the initial weights still hold 0.999**500 = 61% of the EMA at step 500). 0 averages from the first
+        step, which is what runs written before this field existed did (their config.json lacks it). The presets
+        set it per architecture (`sagan_tf.presets`).
       train_steps: number of generator updates.
     """
 
@@ -234,6 +247,7 @@ class TrainingConfig:
     d_steps: int = 1
     loss: str = "hinge"
     ema_decay: Optional[float] = 0.999
+    ema_start: int = 0
     train_steps: int = 100_000
 
     def __post_init__(self):
@@ -265,6 +279,9 @@ class TrainingConfig:
         for name in ("batch_size", "d_steps", "train_steps"):
             if getattr(self, name) < 1:
                 fail(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        if isinstance(self.ema_start, bool) or not isinstance(self.ema_start, int) or self.ema_start < 0:
+            fail(f"ema_start must be an integer >= 0 (0: average from the first step). Received: "
+                 f"ema_start={self.ema_start!r}")
 
     @property
     def images_per_step(self):

@@ -18,6 +18,24 @@ class CheckpointError(UsageError):
     """A run directory or checkpoint that is missing, damaged, or that does not fit the model its config describes."""
 
 
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint whose files cannot be read back (truncated, corrupt or missing data): resuming falls back to an
+    older one; inference commands name it and the intact ones to choose from."""
+
+
+class TrainingDivergedError(UsageError):
+    """A training step produced a non-finite loss or weight (the hyperparameters let training diverge).
+
+    The message names the step, the last good checkpoint and what to try. Attributes: `step` (the first non-finite
+    step) and `values` (the losses logged at that step).
+    """
+
+    def __init__(self, message, step=None, values=None):
+        super().__init__(message)
+        self.step = step
+        self.values = dict(values or {})
+
+
 class DatasetError(UsageError):
     """A dataset cannot be loaded as asked: an unknown name or split, missing data, or bad pipeline arguments.
 
@@ -43,5 +61,6 @@ class ServingError(UsageError):
     """A request to an exported generator that cannot be made, or that the model or server refused."""
 
 
-__all__ = ["UsageError", "ConfigError", "CheckpointError", "DatasetError", "ClassifierUnavailableError",
-           "ClassifierCardError", "InsufficientAccuracyError", "ServingError"]
+__all__ = ["UsageError", "ConfigError", "CheckpointError", "DamagedCheckpointError", "TrainingDivergedError",
+           "DatasetError", "ClassifierUnavailableError", "ClassifierCardError", "InsufficientAccuracyError",
+           "ServingError"]

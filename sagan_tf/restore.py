@@ -14,7 +14,7 @@ import keras
 
 from sagan_tf import checkpoint as checkpoint_io
 from sagan_tf.config import ExperimentConfig, as_model_config
-from sagan_tf.errors import CheckpointError, ConfigError
+from sagan_tf.errors import CheckpointError, ConfigError, DamagedCheckpointError
 from sagan_tf.models import Generator
 from sagan_tf.run_dir import RunDirectory, checkpoint_step
 
@@ -95,7 +95,8 @@ def restore_generator(model_dir, checkpoint=None, use_ema=True, data_dir=None):
 
     Args:
       model_dir: the training run directory (config.json, checkpoints/).
-      checkpoint: None (latest), a step number, or a checkpoint path prefix; see `RunDirectory.find_checkpoint`.
+      checkpoint: None or "latest", "best", a step number, or a checkpoint path prefix; see
+        `RunDirectory.find_checkpoint`.
       use_ema: restore the EMA weights (what sampling, evaluation and export use by default). A run trained with
         `ema_decay=None` has none; its generator is restored instead and `ema` is False in the result.
       data_dir: where to look up the dataset's class names for runs that recorded none (see `class_names_of`).
@@ -104,19 +105,25 @@ def restore_generator(model_dir, checkpoint=None, use_ema=True, data_dir=None):
       A `RestoredGenerator`.
 
     Raises:
+      DamagedCheckpointError: the checkpoint's files cannot be read back; the message names the others.
       CheckpointError: no config or checkpoint, or a checkpoint that does not fit the config's generator.
     """
     run = RunDirectory(model_dir)
     config = run.read_config()
     path = run.find_checkpoint(checkpoint)
-    ema = use_ema and checkpoint_io.EMA_GENERATOR in checkpoint_io.saved_names(path)
     try:
         generator = build_generator(config.model)
     except ConfigError as error:
         raise CheckpointError(f"{run.config_path}: {error}") from None
     try:
+        ema = use_ema and checkpoint_io.EMA_GENERATOR in checkpoint_io.saved_names(path)
         checkpoint_io.restore_network(generator, path,
                                       checkpoint_io.EMA_GENERATOR if ema else checkpoint_io.GENERATOR)
+    except DamagedCheckpointError as error:
+        others = [str(step) for step, prefix in run.checkpoints() if prefix != path]
+        raise DamagedCheckpointError(
+            f"{error} Pass another checkpoint with --checkpoint=<step> (other steps in {run.checkpoint_dir}: "
+            f"{', '.join(others) or 'none'}), or --checkpoint=best if the run kept one.") from None
     except CheckpointError as error:
         raise CheckpointError(f"{error} (config: {run.config_path})") from None
     step = checkpoint_step(path)

@@ -4,6 +4,10 @@
       config.json                 the run's `ExperimentConfig` (format 2; flat format-1 files of older runs are read)
       class_names.json            the names of the classes it was trained on, in label order (runs since class names)
       checkpoints/ckpt-<step>.*   `checkpoint.gan_checkpoint`: networks, EMA generator, optimizers, noise state
+                                  (the latest few, rotating)
+      checkpoints/best/           the checkpoint with the best evaluation so far (`callbacks.BestCheckpoint`):
+        ckpt-<step>.*             kept apart from the rotating ones
+        best.json                 its step, path, metric and figures
       samples/step_<step>.png     sample grids of the sampling (EMA) generator
       eval/step_<step>.json       figures of `python -m training.evaluate` (and eval/latest.json)
       visualize/                  pictures of `python -m training.visualize`
@@ -11,7 +15,7 @@
 
     run = RunDirectory("runs/synthetic32")
     config = run.read_config()
-    path = run.find_checkpoint()            # the latest; or run.find_checkpoint(1500)
+    path = run.find_checkpoint()            # the latest; or run.find_checkpoint("best"), run.find_checkpoint(1500)
 
 Checkpoints are numbered by training step (generator updates). Files are written atomically (a temporary file
 renamed into place), so a process killed at any moment leaves either the old or the new file. Paths may be any
@@ -34,6 +38,8 @@ SAMPLES_DIR = "samples"
 EVAL_DIR = "eval"
 VISUALIZE_DIR = "visualize"
 CHECKPOINT_PREFIX = "ckpt"
+BEST_DIR = "best"
+BEST_RECORD = "best.json"
 #: Training fields a resumed run may change: it is trained further, as the same experiment.
 RESUMABLE_TRAINING_FIELDS = ("train_steps",)
 _CHECKPOINT_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
@@ -102,6 +108,10 @@ class RunDirectory:
     @property
     def checkpoint_dir(self):
         return self._join(CHECKPOINT_DIR)
+
+    @property
+    def best_dir(self):
+        return self._join(CHECKPOINT_DIR, BEST_DIR)
 
     @property
     def samples_dir(self):
@@ -218,11 +228,52 @@ class RunDirectory:
         """The path prefix of the latest checkpoint (by the manager's index file), or None."""
         return tf.train.latest_checkpoint(self.checkpoint_dir)
 
+    def resume_candidates(self):
+        """[(step, path prefix)] of the checkpoints to resume from, newest first: every complete checkpoint in
+        checkpoints/ (also one the index file does not list yet, as when a process dies between writing a
+        checkpoint and updating the index) and the one the index names."""
+        found = dict(self.checkpoints())
+        latest = self.latest_checkpoint()
+        if latest is not None and checkpoint_step(latest) is not None:
+            found.setdefault(checkpoint_step(latest), latest)
+        return sorted(found.items(), reverse=True)
+
+    def best_record(self):
+        """The best checkpoint's record (checkpoints/best/best.json: step, checkpoint, metric, value, figures), or
+        None when no evaluation has chosen one."""
+        path = os.path.join(self.best_dir, BEST_RECORD)
+        if not tf.io.gfile.exists(path):
+            return None
+        with tf.io.gfile.GFile(path) as f:
+            try:
+                return json.load(f)
+            except ValueError:
+                raise CheckpointError(f"{path} is not valid JSON; delete it (the next evaluation during training "
+                                      "writes a new one).") from None
+
+    def write_best_record(self, record):
+        """Writes checkpoints/best/best.json atomically (see `best_record`)."""
+        tf.io.gfile.makedirs(self.best_dir)
+        write_json_atomically(os.path.join(self.best_dir, BEST_RECORD), record)
+
+    def best_checkpoint_path(self, step):
+        """The path prefix of the best checkpoint of training step `step`."""
+        return os.path.join(self.best_dir, f"{CHECKPOINT_PREFIX}-{int(step)}")
+
+    def _available(self):
+        names = [os.path.basename(prefix) for _, prefix in self.checkpoints()]
+        record = self.best_record()
+        if record is not None:
+            names.append(f"best (step {record['step']})")
+        return ", ".join(names) or "none"
+
     def find_checkpoint(self, checkpoint=None):
         """The path prefix of a checkpoint of this run.
 
         Args:
-          checkpoint: None (the latest), a step number (int or digit string) or a checkpoint path prefix.
+          checkpoint: None or "latest" (the latest), "best" (the best evaluated one, see `best_record`), a step
+            number (int or digit string; a rotating checkpoint, else the best one if it has that step) or a
+            checkpoint path prefix.
 
         Returns:
           The checkpoint path prefix (no `.index` suffix).
@@ -230,23 +281,33 @@ class RunDirectory:
         Raises:
           CheckpointError: no such checkpoint, naming the ones there are.
         """
-        if checkpoint is None:
+        text = "latest" if checkpoint is None else str(checkpoint)
+        if text == "latest":
             latest = self.latest_checkpoint()
             if latest is None:
                 raise CheckpointError(f"{self.checkpoint_dir} has no checkpoint yet. Train first (python -m "
                                       f"training.run --model_dir={self.path}), or pass the --model_dir of a trained "
                                       "run.")
             return latest
-        text = str(checkpoint)
+        if text == "best":
+            record = self.best_record()
+            if record is None:
+                raise CheckpointError(
+                    f"{self.path} has no best checkpoint: it is chosen by the evaluations during training (train "
+                    f"with --eval_every > 0). Checkpoints there: {self._available()}; pass one of them, its step "
+                    "number, or latest.")
+            return self.best_checkpoint_path(record["step"])
         path = self.checkpoint_path(int(text)) if text.isdigit() else text
+        if text.isdigit() and not tf.io.gfile.exists(path + ".index"):
+            best = self.best_checkpoint_path(int(text))
+            path = best if tf.io.gfile.exists(best + ".index") else path
         if not tf.io.gfile.exists(path + ".index"):
-            available = [os.path.basename(prefix) for _, prefix in self.checkpoints()]
             raise CheckpointError(
                 f"No checkpoint {path} (no {path}.index). Checkpoints in {self.checkpoint_dir}: "
-                f"{', '.join(available) or 'none'}. Pass one of them, its step number, or nothing for the latest.")
+                f"{self._available()}. Pass one of them, its step number, best, or latest.")
         return path
 
 
 __all__ = ["RunDirectory", "write_text_atomically", "write_json_atomically", "checkpoint_step", "default_model_dir",
            "CONFIG_FILE", "CLASS_NAMES_FILE", "CHECKPOINT_DIR", "SAMPLES_DIR", "EVAL_DIR", "VISUALIZE_DIR",
-           "RESUMABLE_TRAINING_FIELDS"]
+           "BEST_DIR", "BEST_RECORD", "RESUMABLE_TRAINING_FIELDS"]

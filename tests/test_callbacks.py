@@ -4,6 +4,7 @@ evaluation, signals."""
 import glob
 import json
 import os
+import re
 import signal
 import types
 
@@ -13,8 +14,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import callbacks, checkpoint, images
+from sagan_tf import callbacks, checkpoint, health, images
+from sagan_tf.errors import TrainingDivergedError
 from sagan_tf.models import build_sagan
+from sagan_tf.run_dir import RunDirectory
 from tests.tiny import event_scalars, tiny_config
 
 
@@ -145,12 +148,13 @@ def test_sample_grid_shows_the_sampling_generator_on_fixed_latents(tmp_path, num
     assert steps == [2, 3]
 
 
-def test_progress_logger_reports_window_means_and_resets_metrics(tmp_path):
+def test_progress_logger_reports_window_means_health_signals_and_resets_metrics(tmp_path):
     gan = make_gan(tiny_config())
-    lines = []
+    lines, warnings = [], []
     writer = tf.summary.create_file_writer(str(tmp_path))
     logger = callbacks.ProgressLogger(total_steps=4, every_n_steps=2, images_per_step=8, summary_writer=writer,
-                                      print_fn=lines.append)
+                                      print_fn=lines.append, health_monitor=health.HealthMonitor(),
+                                      warn_fn=warnings.append)
     logger.set_model(gan)
     logger.on_train_begin()
     d_losses = [1.0, 2.0, 4.0, 8.0]
@@ -158,18 +162,127 @@ def test_progress_logger_reports_window_means_and_resets_metrics(tmp_path):
         gan.d_loss_tracker.update_state(d_loss)
         set_step(gan, step)
         logs = {m.name: float(m.result()) for m in gan.metrics}
-        logs["gamma_g_attention8"] = 0.25
+        logs.update(gamma_g_attention8=0.25, d_grad_norm=1.5, g_grad_norm=0.125, finite=1.0)
         logger.on_train_batch_end(step - 1, logs)
     logger.on_train_end()
-    assert len(lines) == 2
+    assert len(lines) == 2 and warnings == []
     assert lines[0].startswith("step 2/4 ( 50.0%)  d_loss 1.5  g_loss 0")
     assert "d_loss 6  " in lines[1] and "gamma_g_attention8 0.25" in lines[1]
-    assert "steps/s" in lines[1] and "images/s" in lines[1]
+    assert "steps/s" in lines[1] and "images/s" in lines[1] and "finite" not in lines[1]
     assert logger.last_logs["images_per_sec"] == pytest.approx(8 * logger.last_logs["steps_per_sec"])
+    # Health signals: gradient norms and the largest spectral-norm estimate per network, as D/G pairs after the
+    # logits; the ETA only while steps remain.
+    sigma_d, sigma_g = (health.largest_spectral_norm(n) for n in (gan.discriminator, gan.generator))
+    assert f"grad D/G 1.5/0.125  sn D/G {sigma_d:.3g}/{sigma_g:.3g}" in lines[1]
+    assert lines[1].index("d_fake") < lines[1].index("grad D/G") < lines[1].index("gamma_g")
+    assert re.search(r"images/s  eta \d+s$", lines[0]) and "eta" not in lines[1]
     assert float(gan.d_loss_tracker.result()) == 0.0  # reset after the line
     scalars = event_scalars(tmp_path)
     assert scalars["d_loss"] == {2: 1.5, 4: 6.0}
     assert scalars["gamma_g_attention8"][4] == 0.25
+    assert scalars["g_grad_norm"][4] == 0.125 and scalars["d_spectral_norm"][4] == pytest.approx(sigma_d)
+    assert "finite" not in scalars
+
+
+def test_progress_logger_passes_health_warnings_on(tmp_path):
+    gan = make_gan(tiny_config())
+    lines, warnings = [], []
+    logger = callbacks.ProgressLogger(total_steps=10, every_n_steps=1, print_fn=lines.append,
+                                      health_monitor=health.HealthMonitor(gap_threshold=5, growth_lines=2),
+                                      warn_fn=warnings.append)
+    logger.set_model(gan)
+    logger.on_train_begin()
+    for step, gap in enumerate([2.0, 4.0, 8.0, 16.0], start=1):
+        set_step(gan, step)
+        logger.on_train_batch_end(step - 1, {"d_real": gap / 2, "d_fake": -gap / 2, "g_grad_norm": 1.0})
+    assert len(warnings) == 1 and warnings[0].startswith("Step 3: the discriminator is separating")
+    assert logger.warnings == [(3, warnings[0])] and len(lines) == 4
+
+
+@pytest.mark.parametrize("seconds, text", [(0.4, "0s"), (59, "59s"), (61, "1m01s"), (3600 * 3 + 300, "3h05m"),
+                                           (86400 * 2 + 3600 * 4, "2d04h")])
+def test_durations_read_at_a_glance(seconds, text):
+    assert callbacks.format_duration(seconds) == text
+
+
+def test_non_finite_guard_raises_at_the_first_non_finite_step():
+    gan = make_gan(tiny_config())
+    guard = callbacks.NonFiniteGuard()
+    guard.set_model(gan)
+    set_step(gan, 5)
+    guard.on_train_batch_end(0, {"finite": 1.0, "d_loss": 1.0})
+    guard.on_train_batch_end(0, {"d_loss": 1.0})  # a model without the flag is not watched
+    with pytest.raises(TrainingDivergedError, match=r"diverged at step 5: .*\(d_loss 1, g_loss nan\)") as error:
+        guard.on_train_batch_end(0, {"finite": 0.0, "d_loss": 1.0, "g_loss": float("nan")})
+    assert error.value.step == 5 and error.value.values["d_loss"] == 1.0
+
+
+def test_checkpoint_every_never_writes_a_non_finite_state(tmp_path):
+    gan = make_gan(tiny_config())
+    manager = tf.train.CheckpointManager(checkpoint.gan_checkpoint(gan), str(tmp_path), max_to_keep=3)
+    callback = callbacks.CheckpointEvery(manager, every_n_steps=1)
+    callback.set_model(gan)
+    assert checkpoint.nonfinite_variables(gan) == []
+    callback.save(1)
+    slot = gan.d_optimizer.variables[-1]  # an Adam moment: optimizer state counts too
+    slot.assign(np.full(slot.shape, np.inf, "float32"))
+    assert checkpoint.nonfinite_variables(gan) == [slot.path]
+    with pytest.raises(TrainingDivergedError, match=r"Refusing to write checkpoint ckpt-2 at step 2: 1 variable"):
+        callback.save(2)
+    assert [os.path.basename(p) for p in glob.glob(f"{tmp_path}/ckpt-*.index")] == ["ckpt-1.index"]
+    assert callback.last_saved_step == 1
+
+
+def fake_evaluations(history):
+    return types.SimpleNamespace(history=history)
+
+
+def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(tmp_path):
+    gan = make_gan(tiny_config())
+    state = checkpoint.gan_checkpoint(gan)
+    run = RunDirectory(tmp_path)
+    history, lines = {}, []
+    best = callbacks.BestCheckpoint(state, run, fake_evaluations(history), print_fn=lines.append)
+    best.set_model(gan)
+    for step, fid in ((0, 90.0), (2, 40.0), (4, 55.0), (5, float("nan"))):
+        set_step(gan, step)
+        gan.generator.weights[0].assign(np.full(gan.generator.weights[0].shape, step, "float32"))
+        history[step] = {"fid": fid, "inception_score": 1.0 + step, "num_samples": 8}
+        best.on_train_batch_end(0)
+        best.on_train_batch_end(0)  # the same step twice: considered once
+    best.on_train_end()
+    record = run.best_record()
+    assert (record["step"], record["metric"], record["mode"], record["value"]) == (2, "fid", "min", 40.0)
+    assert record["figures"]["inception_score"] == 3.0 and record["checkpoint"] == run.best_checkpoint_path(2)
+    assert sorted(os.listdir(run.best_dir)) == ["best.json", "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    assert run.find_checkpoint("best") == run.best_checkpoint_path(2) == run.find_checkpoint(2)
+    # It holds the state of step 2 (whose first generator weight was set to 2), not that of a later step.
+    reloaded = make_gan(tiny_config())
+    checkpoint.restore_network(reloaded.generator, run.best_checkpoint_path(2), checkpoint.GENERATOR)
+    np.testing.assert_array_equal(reloaded.generator.weights[0], 2.0)
+    assert len(lines) == 2 and lines[-1].startswith("Best checkpoint: step 2, fid 40")
+
+    # A resumed run keeps the record: a worse evaluation does not replace it, a better one does.
+    resumed = callbacks.BestCheckpoint(state, run, fake_evaluations({6: {"fid": 41.0}, 8: {"fid": 30.0}}))
+    resumed.set_model(gan)
+    for step in (6, 8):
+        set_step(gan, step)
+        resumed.on_train_batch_end(0)
+        if step == 6:
+            assert run.best_record()["step"] == 2
+    assert run.best_record()["step"] == 8
+    assert sorted(os.listdir(run.best_dir)) == ["best.json", "ckpt-8.data-00000-of-00001", "ckpt-8.index"]
+    # Higher is better for the Inception Score; other figures need a direction.
+    by_is = callbacks.BestCheckpoint(state, RunDirectory(tmp_path / "is"), fake_evaluations(
+        {1: {"inception_score": 2.0}, 2: {"inception_score": 1.5}}), metric="inception_score")
+    by_is.set_model(gan)
+    for step in (1, 2):
+        set_step(gan, step)
+        by_is.on_train_batch_end(0)
+    assert by_is.best["step"] == 1 and by_is.mode == "max"
+    assert callbacks.parse_best_metric("precision:max") == ("precision", "max")
+    with pytest.raises(ValueError, match="Received: 'precision'"):
+        callbacks.parse_best_metric("precision")
 
 
 def test_graceful_stop_turns_sigterm_into_stop_training():

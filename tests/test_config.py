@@ -22,7 +22,7 @@ def flat_dict(config):
 def test_the_two_configs_split_the_fields_without_overlap():
     assert not set(MODEL_FIELDS) & set(TRAINING_FIELDS)
     assert {"g_channels", "latent_dim", "attention", "batch_norm_momentum"} <= set(MODEL_FIELDS)
-    assert {"dataset", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "loss", "ema_decay",
+    assert {"dataset", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "loss", "ema_decay", "ema_start",
             "train_steps"} == set(TRAINING_FIELDS)
 
 
@@ -50,6 +50,22 @@ def test_flat_config_json_of_older_runs_reads_as_the_same_config():
     assert as_model_config(flat) == config.model
     rebuilt = Generator.from_config({**Generator(config.model).get_config(), "config": flat})
     assert rebuilt.config == config.model
+
+
+def test_config_json_written_before_the_ema_start_and_output_momentum_fields_reads_as_before():
+    # Runs written before these fields existed averaged from step 0 and used one batch-norm momentum throughout:
+    # reading their config.json (either format) must describe exactly that, so they resume as they were trained.
+    config = tiny_config(batch_norm_momentum=0.9)
+    written = config.to_dict()
+    del written["training"]["ema_start"], written["model"]["output_batch_norm_momentum"]
+    old = ExperimentConfig.from_dict(json.loads(json.dumps(written)))
+    assert old == config and old.training.ema_start == 0 and old.model.output_batch_norm_momentum is None
+    flat = flat_dict(config)
+    del flat["ema_start"], flat["output_batch_norm_momentum"]
+    assert ExperimentConfig.from_dict(flat) == config
+    # A generator built from it gives its final batch norm the blocks' momentum; the new field sets it apart.
+    assert Generator(old.model).output_norm.momentum == 0.9
+    assert Generator(tiny_model(output_batch_norm_momentum=0.9999)).output_norm.momentum == 0.9999
 
 
 def test_unknown_fields_sections_and_formats_are_refused():
@@ -90,6 +106,7 @@ def test_replace_routes_each_field_to_its_config():
     (dict(d_downsample=(True, True)), "d_downsample needs one entry per discriminator stage"),
     (dict(d_downsample=(False, True, False)), "the first residual discriminator block always downsamples"),
     (dict(batch_norm_momentum=1.0), "batch_norm_momentum must be in"),
+    (dict(output_batch_norm_momentum=-0.1), "output_batch_norm_momentum must be in"),
     (dict(latent_dim=0), "latent_dim must be >= 1"),
 ])
 def test_model_config_validation_names_the_field(fields, message):
@@ -102,6 +119,7 @@ def test_model_config_validation_names_the_field(fields, message):
     (dict(d_lr=-1.0), "d_lr must be > 0. Received: d_lr=-1.0"),
     (dict(beta2=1.0), "beta2 must be in"),
     (dict(ema_decay=1.0), "ema_decay must be in"),
+    (dict(ema_start=-1), "ema_start must be an integer >= 0"),
     (dict(d_steps=0), "d_steps must be >= 1"),
     (dict(train_steps=0), "train_steps must be >= 1"),
     (dict(dataset=""), "dataset must be a dataset name"),

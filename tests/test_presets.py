@@ -12,8 +12,9 @@ from sagan_tf.errors import ConfigError, DatasetError
 def test_presets_are_plain_data_and_build_valid_configs():
     assert presets.preset_names() == ["cifar32", "dcgan64", "imagenet128", "synthetic32"]
     for name, entry in presets.PRESETS.items():
-        assert set(entry) == {"description", "default_for", "folders", "model", "training"}
+        assert set(entry) == {"description", "default_for", "folders", "model", "training", "notes"}
         assert isinstance(entry["description"], str) and entry["description"]
+        assert all(isinstance(note, str) and note for note in entry["notes"])
         config = presets.get_preset(name)
         assert isinstance(config, ExperimentConfig) and config.name == name
         assert config.model.image_size == entry["model"]["image_size"] == presets.preset_sizes()[name]
@@ -29,6 +30,23 @@ def test_imagenet128_is_the_official_setup():
     assert (training.batch_size, training.g_lr, training.d_lr, training.beta1, training.d_steps, training.loss) == (
         256, 1e-4, 4e-4, 0.0, 1, "hinge")
     assert config.model.g_channels == (1024, 1024, 512, 256, 128, 64) and config.model.latent_dim == 128
+    # The official code's batch-norm momenta (ops.ConditionalBatchNorm decay_rate 0.999, final ops.batch_norm
+    # 0.9999); its other departures from the official code are listed in its notes.
+    assert (config.model.batch_norm_momentum, config.model.output_batch_norm_momentum) == (0.999, 0.9999)
+    notes = " ".join(presets.PRESETS["imagenet128"]["notes"])
+    for departure in ("beta2", "Learning rates", "Batch 256", "EMA"):
+        assert departure in notes
+
+
+def test_every_preset_starts_its_ema_after_its_initialisation_has_faded():
+    # At the first sample grid (step 500) the EMA is the generator itself (ema_start >= 500), or an average in which
+    # the weights of step ema_start, where averaging began, weigh decay ** (500 - ema_start).
+    for name in presets.preset_names():
+        training = presets.get_preset(name).training
+        share = 0.0 if training.ema_start >= 500 else training.ema_decay ** (500 - training.ema_start)
+        assert share < 0.01, name
+    assert presets.get_preset("dcgan64").training.ema_start == 1000
+    assert presets.get_preset("imagenet128").training.ema_start == 2000
 
 
 @pytest.mark.parametrize("dataset, image_size, expected", [

@@ -2,13 +2,14 @@
 
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
 import pytest
 
 from sagan_tf import restore
-from sagan_tf.errors import CheckpointError, UsageError
+from sagan_tf.errors import CheckpointError, DamagedCheckpointError, UsageError
 from sagan_tf.presets import get_preset
 from sagan_tf.run_dir import RunDirectory
 from tests.tiny import train_options
@@ -101,3 +102,27 @@ def test_a_run_with_a_flat_config_json_of_older_versions_restores(trained_run, t
     assert restored.config == config and restored.step == 2
     np.testing.assert_array_equal(_generate(restored.generator, config),
                                   _generate(result.model.ema_generator, config))
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("empty data", r"its ema_generator cannot be read back \(IndexError: Read less bytes than requested\)"),
+    ("garbage data", r"its ema_generator cannot be read back \(\w+Error: "),
+    ("truncated index", r"its index cannot be read \(\w+Error: "),
+])
+def test_a_damaged_checkpoint_is_named_with_the_others_to_choose_from(trained_run, tmp_path, damage, reason):
+    model_dir, _ = trained_run
+    shutil.copytree(model_dir, tmp_path / "run")
+    prefix = str(tmp_path / "run" / "checkpoints" / "ckpt-2")
+    data, index = f"{prefix}.data-00000-of-00001", f"{prefix}.index"
+    if damage == "empty data":
+        open(data, "w").close()
+    elif damage == "garbage data":
+        with open(data, "r+b") as f:
+            f.write(b"\xa5" * os.path.getsize(data))
+    else:
+        with open(index, "r+b") as f:
+            f.truncate(os.path.getsize(index) // 2)
+    with pytest.raises(DamagedCheckpointError, match=rf"Checkpoint .*ckpt-2 is damaged: {reason}.*"
+                                                     r"--checkpoint=<step> \(other steps in .*checkpoints: 1\)"):
+        restore.restore_generator(str(tmp_path / "run"))
+    assert restore.restore_generator(str(tmp_path / "run"), checkpoint=1).step == 1

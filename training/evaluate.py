@@ -44,8 +44,8 @@ def define_flags(flag_values=flags.FLAGS):
     """Defines the command's flags on `flag_values` (called only when this module runs as a program)."""
     flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/). Required.",
                         flag_values=flag_values)
-    flags.DEFINE_string("checkpoint", None, "Checkpoint: a step number or a path prefix. Default: the latest.",
-                        flag_values=flag_values)
+    flags.DEFINE_string("checkpoint", "latest", "Checkpoint: latest, best (the best evaluated during training, "
+                        "checkpoints/best/), a step number or a path prefix.", flag_values=flag_values)
     flags.DEFINE_bool("ema", True, "Evaluate the EMA generator (--noema: the raw generator).", flag_values=flag_values)
     flags.DEFINE_integer("num_samples", 10_000, "Generated images (50000 for the SAGAN paper's protocol).",
                          flag_values=flag_values)
@@ -90,7 +90,7 @@ def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None
     Args:
       model_dir: the training run directory.
       config: the `evaluation.EvalConfig`.
-      checkpoint: None (the latest), a step number or a checkpoint path prefix.
+      checkpoint: None or "latest", "best", a step number or a checkpoint path prefix.
       use_ema: evaluate the EMA generator (the raw one when False, or when the run has no EMA).
       data_dir: TFDS data directory (or the base of relative "folder:" paths).
       print_fn: where progress lines go.

@@ -3,8 +3,15 @@ r"""Trains SAGAN: `python -m training.run [--dataset=synthetic] [--preset=...] [
 Flags -> `ExperimentConfig` (a preset with the flags' overrides, `sagan_tf.presets.config_for_dataset`) +
 `train_lib.TrainOptions` -> `train_lib.run`. With no flags it trains the `synthetic32` preset on the embedded
 synthetic dataset into ./runs/synthetic32. Rerunning a command resumes from the latest checkpoint in its
---model_dir; SIGTERM or Ctrl-C stops after the current step with a checkpoint saved (exit status 128 + signal
-number). Bad input ends with a one-paragraph error and exit status 2.
+--model_dir (exactly: the same weights as without the interruption, on CPU, for the synthetic and folder datasets;
+a damaged latest checkpoint is skipped with a warning for the one before it); SIGTERM or Ctrl-C stops after the
+current step with a checkpoint saved (exit status 128 + signal number). Bad input ends with a one-paragraph error
+and exit status 2, and so does a step whose loss or weights are no longer finite (unless --on_nonfinite=rollback):
+no checkpoint with a NaN is ever written.
+
+Each progress line shows the losses, the mean discriminator logits on real and fake images, the gradient norm and
+the largest spectral-norm estimate of each network ("grad D/G", "sn D/G"), the attention gammas, images/s and the
+ETA; a warning says what to try when they show a known failure pattern (see sagan_tf/health.py).
 
 FID, IS, KID, precision, recall, density and coverage of the sampling (EMA) generator (`--eval_samples` images,
 default 2000) are computed at the start and the end of training, and every `--eval_every` steps if that is > 0, and
@@ -14,8 +21,10 @@ text eval/<classifier tag>/provenance); the run ends with a line such as
 classifier for the synthetic dataset and TF-GAN's Inception (TF-Hub) for the others; --classifier=domain uses a
 small classifier trained on the dataset's own images instead (trained once per dataset and image size, then cached:
 works offline on any dataset). If the classifier cannot be loaded and evaluation was not asked for explicitly
-(--eval_every > 0 or --classifier), training goes on with a warning; --eval_samples=0 turns evaluation off. For
-reportable figures evaluate a checkpoint with `python -m training.evaluate`.
+(--eval_every > 0 or --classifier), training goes on with a warning; --eval_samples=0 turns evaluation off. With
+evaluation during training the checkpoint with the best FID (--best_metric) is kept in <model_dir>/checkpoints/best/
+(`--checkpoint=best` of evaluate, visualize and export.run). For reportable figures evaluate a checkpoint with
+`python -m training.evaluate`.
 
     python -m training.run                                    # about 6 minutes on 2 CPU cores
     python -m training.run --eval_every=500                   # every figure every 500 steps too
@@ -34,7 +43,7 @@ from absl import app, flags  # noqa: E402
 
 from sagan_tf import cli  # noqa: E402
 
-_TRAINING_OVERRIDES = ("train_steps", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps")
+_TRAINING_OVERRIDES = ("train_steps", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "ema_start")
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -63,6 +72,9 @@ def define_flags(flag_values=flags.FLAGS):
                          flag_values=flag_values)
     flags.DEFINE_string("ema_decay", None, "Decay of the generator's moving average, or 'none'. Default: the "
                         "preset's.", flag_values=flag_values)
+    flags.DEFINE_integer("ema_start", None, "Step from which the moving average averages; until then it copies the "
+                         "generator, so early samples show what it has learned. Default: the preset's (0 for "
+                         "synthetic32, 1000 for cifar32 and dcgan64, 2000 for imagenet128).", flag_values=flag_values)
     flags.DEFINE_enum("strategy", "auto", distribute.STRATEGIES, "auto: all GPUs if any, else one device; mirrored: "
                       "all GPUs (or all logical CPUs); multi_worker: from TF_CONFIG; tpu: see --tpu; off: one "
                       "device.", flag_values=flag_values)
@@ -97,6 +109,16 @@ def define_flags(flag_values=flags.FLAGS):
                       flag_values=flag_values)
     flags.DEFINE_bool("precision_recall", True, "Also compute precision, recall, density and coverage (k-NN, k=3) at "
                       "each evaluation (--noprecision_recall: not).", flag_values=flag_values)
+    flags.DEFINE_string("best_metric", "fid", "Evaluation figure that chooses the best checkpoint, kept in "
+                        "<model_dir>/checkpoints/best/ apart from the rotating ones: fid or kid (lower is better), "
+                        "inception_score, precision, recall, density or coverage (higher), or <figure>:min|max.",
+                        flag_values=flag_values)
+    flags.DEFINE_enum("on_nonfinite", "stop", train_lib.NONFINITE_ACTIONS, "When a step makes a loss or a weight "
+                      "NaN or infinite: stop (exit naming the step and the last good checkpoint) or rollback (restore "
+                      "the last good checkpoint and continue with fresh noise, up to --max_rollbacks times). No "
+                      "checkpoint with a non-finite value is written either way.", flag_values=flag_values)
+    flags.DEFINE_integer("max_rollbacks", 3, "Rollbacks allowed with --on_nonfinite=rollback.", lower_bound=0,
+                         flag_values=flag_values)
 
 
 def parse_ema_decay(text):
@@ -148,7 +170,8 @@ def config_and_options(values):
         data_dir=values.data_dir, strategy=values.strategy, tpu=values.tpu, cpu_devices=values.cpu_devices,
         mixed_precision=values.mixed_precision, jit_compile=values.jit_compile, sample_every=values.sample_every,
         checkpoint_every=values.checkpoint_every, log_every=values.log_every, seed=values.seed,
-        evaluation=evaluation_config(values), eval_every=values.eval_every)
+        evaluation=evaluation_config(values), eval_every=values.eval_every, best_metric=values.best_metric,
+        on_nonfinite=values.on_nonfinite, max_rollbacks=values.max_rollbacks)
     return config, options
 
 

@@ -6,10 +6,19 @@ The run directory (`sagan_tf.run_dir`) holds everything a run writes and needs t
 TensorBoard events (losses, attention gammas, throughput, sample grids, eval/fid ...).
 
 The step is the generator optimizer's update count. Rerunning into the same `model_dir` restores the latest
-checkpoint and trains on to `config.training.train_steps`. The input pipeline of a run that starts at step s is
-seeded with a hash of (seed, s), so a resumed run reads fresh data instead of replaying the stream from its start;
-the model state is restored exactly, but the data after a resume differs from what an uninterrupted run would have
-read (the pipelines cannot cheaply be positioned at an arbitrary example: TFDS shuffle buffers, file order).
+checkpoint and trains on to `config.training.train_steps`.
+
+Exact resume: a checkpoint holds every variable of the networks, the EMA generator, both optimizers and the noise
+RNG, and the synthetic and folder input pipelines are position-addressable (`DatasetInfo.positionable`): a run
+that starts at step s starts each input pipeline at the example it would have reached after s steps. On CPU, a
+run interrupted at any checkpoint (SIGTERM, or SIGKILL after the checkpoint) and resumed therefore ends with
+bit-identical weights, optimizer state and EMA to the uninterrupted run with the same seed, and under tf.distribute
+each replica resumes with the same data and noise. What this cannot cover: TFDS pipelines (shuffle buffers and
+file interleaving have no cheap position; a run resumed at step s reads a stream reseeded with a hash of
+(seed, s): fresh data, not a replay), mixed_float16 runs whose loss scaling skipped an update (the skipped step read
+a batch but did not count, so the resumed stream starts that many batches early), and kernels that are not
+deterministic themselves (some GPU reductions and convolutions; `tf.config.experimental.enable_op_determinism()`
+before training trades speed for repeatable GPU steps).
 """
 
 import dataclasses
@@ -22,15 +31,18 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from sagan_tf import callbacks, checkpoint, data
+from sagan_tf import callbacks, checkpoint, data, health
 from sagan_tf.config import ExperimentConfig
-from sagan_tf.errors import ClassifierUnavailableError, ConfigError, UsageError
+from sagan_tf.errors import (ClassifierUnavailableError, ConfigError, DamagedCheckpointError, TrainingDivergedError,
+                             UsageError)
 from sagan_tf.evaluation import EvalConfig, Evaluator
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
 from training import classifier_cache, distribute
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+#: What a training step with a non-finite loss or weight does (`TrainOptions.on_nonfinite`).
+NONFINITE_ACTIONS = ("stop", "rollback")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +68,13 @@ class TrainOptions:
       evaluation: how to evaluate FID/IS (/KID) of the sampling generator on the chief (an `EvalConfig`),
         at the start of training, every `eval_every` steps and at the end; None: no evaluation.
       eval_every: steps between evaluations (0: only at the start and the end of training).
+      best_metric: the evaluation figure that chooses the best checkpoint (checkpoints/best/; see
+        `callbacks.parse_best_metric`): "fid" (lower is better), "inception_score", "kid", or "<figure>:min|max".
+      on_nonfinite: what a step with a non-finite loss or weight does: "stop" (end the run with a
+        `TrainingDivergedError` naming the step and the last good checkpoint) or "rollback" (restore the last good
+        checkpoint and continue with fresh noise, at most `max_rollbacks` times). No checkpoint with a non-finite
+        value is ever written.
+      max_rollbacks: rollbacks allowed in one run with on_nonfinite="rollback".
 
     Evaluation counts as asked for when `eval_every` > 0 or the evaluation names a classifier: then an unavailable
     classifier is a `UsageError` before training starts. Otherwise (the default evaluation at start and end) training
@@ -78,6 +97,9 @@ class TrainOptions:
     handle_signals: bool = True
     evaluation: Optional[EvalConfig] = None
     eval_every: int = 0
+    best_metric: str = "fid"
+    on_nonfinite: str = "stop"
+    max_rollbacks: int = 3
 
     @property
     def evaluation_requested(self):
@@ -110,6 +132,15 @@ class TrainOptions:
             fail(f"seed must be an integer in [0, 2**31). Received: seed={self.seed}")
         if self.evaluation is not None and not isinstance(self.evaluation, EvalConfig):
             fail(f"evaluation must be an evaluation.EvalConfig or None. Received: evaluation={self.evaluation!r}")
+        if self.on_nonfinite not in NONFINITE_ACTIONS:
+            fail(f"on_nonfinite must be one of {', '.join(NONFINITE_ACTIONS)}. Received: "
+                 f"on_nonfinite={self.on_nonfinite!r}")
+        if self.max_rollbacks < 0:
+            fail(f"max_rollbacks must be >= 0. Received: max_rollbacks={self.max_rollbacks}")
+        try:
+            callbacks.parse_best_metric(self.best_metric)
+        except ValueError as error:
+            fail(str(error))
         if self.evaluation is None and self.eval_every > 0:
             fail(f"eval_every={self.eval_every} asks for evaluation during training, but evaluation is off (no "
                  "EvalConfig; --eval_samples=0). Set eval_samples > 0, or eval_every to 0.")
@@ -130,6 +161,9 @@ class RunResult:
       evaluations: {step: {"fid", "inception_score", ["kid",] "num_samples", "seconds"}} of this run's evaluations.
       eval_seconds: wall time spent evaluating (classifier loading and real statistics included).
       seconds: wall time of the whole run (setup, training and evaluation).
+      best_checkpoint: path of the best evaluated checkpoint (checkpoints/best/), or None.
+      rollbacks: [(non-finite step, step rolled back to)] of this run (`TrainOptions.on_nonfinite="rollback"`).
+      health_warnings: [(step, message)] of the health warnings this run printed (`sagan_tf.health`).
     """
 
     step: int
@@ -142,6 +176,9 @@ class RunResult:
     evaluations: dict = dataclasses.field(default_factory=dict)
     eval_seconds: float = 0.0
     seconds: float = 0.0
+    best_checkpoint: Optional[str] = None
+    rollbacks: list = dataclasses.field(default_factory=list)
+    health_warnings: list = dataclasses.field(default_factory=list)
 
     def evaluation_summary(self):
         """"FID 123.4 -> 12.3, IS 1.20 -> 3.50 (evaluation 25 s of 620 s)", or None without evaluations."""
@@ -170,26 +207,40 @@ def run(config, options):
 
 
 def pipeline_seed(seed, start_step):
-    """The input-pipeline seed of a run starting at `start_step`: `seed` itself at 0, else a hash in [0, 2**31)."""
+    """The input-pipeline seed of a TFDS run starting at `start_step`: `seed` itself at 0, else a hash in
+    [0, 2**31) (fresh data after a resume, since a TFDS stream cannot be positioned)."""
     if start_step == 0:
         return seed
     digest = hashlib.sha256(f"sagan_tf:{seed}:{start_step}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % 2**31
 
 
+def pipeline_position(start_step, images_per_step, input_context=None):
+    """The examples one input pipeline delivered in `start_step` steps: where it resumes.
+
+    Each step consumes `images_per_step` images in all; with `num_input_pipelines` pipelines each delivers its
+    share (one batch for each of its replicas, in replica order).
+    """
+    pipelines = 1 if input_context is None else input_context.num_input_pipelines
+    return start_step * (images_per_step // pipelines)
+
+
 def input_fn(config, options, start_step):
     """The `dataset_fn` for `strategy.distribute_datasets_from_function`: batches of d_steps * batch_size images.
 
     Each train step consumes `d_steps` real batches (see `SAGAN`), so the global batch of the pipeline is
-    `config.training.images_per_step`.
+    `config.training.images_per_step`. A run starting at `start_step` reads, on position-addressable datasets,
+    exactly the examples an uninterrupted run reads from that step on (see the module docstring).
     """
-    seed = pipeline_seed(options.seed, start_step)
     training = config.training
+    positionable = data.get_info(training.dataset, options.data_dir).positionable
+    seed = options.seed if positionable else pipeline_seed(options.seed, start_step)
 
     def dataset_fn(input_context):
+        position = pipeline_position(start_step, training.images_per_step, input_context) if positionable else 0
         return data.load(training.dataset, "train", image_size=config.model.image_size,
                          batch_size=training.images_per_step, data_dir=options.data_dir, seed=seed,
-                         input_context=input_context)
+                         input_context=input_context, position=position)
 
     return dataset_fn
 
@@ -256,10 +307,13 @@ class Trainer:
             keras.mixed_precision.set_global_policy(self._previous_policy)
             raise
         self.summary_writer = tf.summary.create_file_writer(self.run_dir.path) if self.chief else None
+        self.guard = callbacks.NonFiniteGuard()
         self.stopper = callbacks.GracefulStop(print_fn=logging.warning) if options.handle_signals else None
+        quiet = lambda line: None  # noqa: E731
         self.progress = callbacks.ProgressLogger(
             config.training.train_steps, options.log_every, images_per_step=config.training.images_per_step,
-            summary_writer=self.summary_writer, print_fn=logging.info if self.chief else (lambda line: None))
+            summary_writer=self.summary_writer, print_fn=logging.info if self.chief else quiet,
+            health_monitor=health.HealthMonitor(), warn_fn=logging.warning if self.chief else quiet)
         self.sampler = None
         if self.chief:
             self.sampler = callbacks.SampleGrid(
@@ -270,7 +324,14 @@ class Trainer:
         if self.evaluator is not None:
             self.evaluate = callbacks.EvaluateEvery(options.eval_every, self.evaluator, self.summary_writer,
                                                     print_fn=logging.info)
+        self.best = None
+        if self.evaluate is not None and not distribute.is_multi_worker(self.strategy):
+            self.best = callbacks.BestCheckpoint(self.manager.checkpoint, self.run_dir, self.evaluate,
+                                                 options.best_metric, print_fn=logging.info)
         self.checkpointer = callbacks.CheckpointEvery(self.manager, options.checkpoint_every)
+        if self.restored_checkpoint is not None:
+            self.checkpointer.last_step = self.step
+        self.rollbacks = []
 
     def _record_class_names(self):
         """Makes `class_names` the run's recorded class names, recording the dataset's when there are none yet
@@ -294,9 +355,11 @@ class Trainer:
 
     @property
     def callbacks(self):
-        """The `fit` callbacks, checkpointing last so that its end-of-training save sees the final state."""
-        return [c for c in (self.stopper, self.progress, self.sampler, self.evaluate, self.checkpointer)
-                if c is not None]
+        """The `fit` callbacks: the non-finite guard first, so that no other one acts on a diverged state; the best
+        checkpoint after the evaluation it reads; checkpointing last so that its end-of-training save sees the final
+        state."""
+        return [c for c in (self.guard, self.stopper, self.progress, self.sampler, self.evaluate, self.best,
+                            self.checkpointer) if c is not None]
 
     def _build_model(self):
         options = self.options
@@ -314,28 +377,65 @@ class Trainer:
                                           max_to_keep=self.options.keep_checkpoints)
 
     def _restore(self):
-        """Restores the latest checkpoint of the run directory, if any; returns the training step."""
-        latest = self.run_dir.latest_checkpoint()
-        if latest is None:
+        """Restores the newest readable checkpoint of the run directory, if any; returns the training step.
+
+        A checkpoint whose files cannot be read back (truncated, corrupt) is skipped with a warning naming it, and
+        the one before it is tried. `self.restored_checkpoint` is the path restored (None for a new run).
+        """
+        self.restored_checkpoint = None
+        candidates = self.run_dir.resume_candidates()
+        if not candidates:
             return 0
-        scaled = checkpoint.uses_loss_scaling(latest)
+        damaged = []
+        for _, path in candidates:
+            try:
+                self._restore_checkpoint(path)
+            except DamagedCheckpointError as error:
+                damaged.append(path)
+                logging.warning("%s Trying the checkpoint before it.", error)
+                continue
+            step = callbacks.global_step(self.model)
+            if damaged:
+                logging.warning("Resuming from %s (step %d): the newer checkpoint(s) %s cannot be read (see above) and "
+                                "will be overwritten as training reaches their steps again.", path, step,
+                                ", ".join(damaged))
+            else:
+                logging.info("Restored %s: step %d.", path, step)
+            self.restored_checkpoint = path
+            return step
+        raise DamagedCheckpointError(
+            f"Every checkpoint in {self.run_dir.checkpoint_dir} is damaged ({', '.join(damaged)}; see the warnings "
+            "above), so training cannot resume. Move them away to start the run over, or choose a new --model_dir.")
+
+    def _restore_checkpoint(self, path):
+        """Restores the whole training state from `path`.
+
+        Raises:
+          DamagedCheckpointError: its files cannot be read back.
+          UsageError: it was written with other settings (architecture, EMA, float16 loss scaling).
+        """
+        try:
+            scaled = checkpoint.uses_loss_scaling(path)
+        except checkpoint.READ_ERRORS as error:
+            raise DamagedCheckpointError(f"Checkpoint {path} is damaged: its index cannot be read "
+                                         f"({checkpoint.describe_read_error(error)}).") from None
         if scaled != (self.options.mixed_precision == "mixed_float16"):
             written = "with" if scaled else "without"
             raise UsageError(
-                f"Checkpoint {latest} was written {written} float16 loss scaling, so it cannot resume with "
+                f"Checkpoint {path} was written {written} float16 loss scaling, so it cannot resume with "
                 f"--mixed_precision={self.options.mixed_precision}; resume with "
                 f"{'--mixed_precision=mixed_float16' if scaled else 'float32 or mixed_bfloat16'}, or choose a new "
                 "--model_dir.")
         try:
-            self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            self.manager.checkpoint.restore(path).assert_existing_objects_matched()
+        except checkpoint.READ_ERRORS as error:
+            raise DamagedCheckpointError(f"Checkpoint {path} is damaged: it cannot be read back "
+                                         f"({checkpoint.describe_read_error(error)}).") from None
+        except (AssertionError, ValueError) as error:
             raise UsageError(
-                f"Checkpoint {latest} does not fit this model ({str(error).splitlines()[0]}). It was probably written "
+                f"Checkpoint {path} does not fit this model ({str(error).splitlines()[0]}). It was probably written "
                 "with other settings (architecture, ema_decay or --mixed_precision=mixed_float16 loss scaling); "
                 "resume with those, or choose a new --model_dir.") from None
-        step = callbacks.global_step(self.model)
-        logging.info("Restored %s: step %d.", latest, step)
-        return step
 
     def _build_evaluator(self):
         """The `Evaluator` of the chief, or None (evaluation off, or its classifier unavailable).
@@ -382,15 +482,22 @@ class Trainer:
             # The SAGAN is fully built: let fit take the strategy from the enclosing scope instead.
             self.model._distribute_strategy = None
         try:
-            # Normally one fit call; more only when float16 loss scaling skipped updates (the step does not advance).
+            # Normally one fit call; more when float16 loss scaling skipped updates (the step does not advance) or
+            # when a non-finite step was rolled back.
             while self.step < target:
                 dataset = self.strategy.distribute_datasets_from_function(
                     input_fn(self.config, self.options, self.step))
                 if self._record_class_names() and self.sampler is not None:
                     self.sampler.class_names = self.class_names
-                with self.strategy.scope():
-                    self.model.fit(dataset, epochs=1, steps_per_epoch=target - self.step, callbacks=self.callbacks,
-                                   verbose=0, shuffle=False)
+                try:
+                    with self.strategy.scope():
+                        self.model.fit(dataset, epochs=1, steps_per_epoch=target - self.step,
+                                       callbacks=self.callbacks, verbose=0, shuffle=False)
+                except TrainingDivergedError as error:
+                    if self.stopper is not None:
+                        self.stopper.on_train_end()  # fit ended without it: put the signal handlers back
+                    self.step = self._roll_back(error)
+                    continue
                 previous, self.step = self.step, callbacks.global_step(self.model)
                 if self.stopper is not None and self.stopper.signal_received is not None:
                     break
@@ -414,6 +521,38 @@ class Trainer:
             logging.info(summary)
         return result
 
+    def _roll_back(self, error):
+        """Handles a non-finite step: restores the last good checkpoint and reseeds the noise (on_nonfinite=
+        "rollback", within max_rollbacks); returns the step restored.
+
+        Raises:
+          TrainingDivergedError: naming the step, the last good checkpoint and what to try, when the run stops.
+        """
+        options = self.options
+        saved = self.checkpointer.last_saved_step  # written or restored by this run, so finite and readable
+        last_good = None if saved is None else self.run_dir.checkpoint_path(saved)
+        where = (f"the last good checkpoint is {last_good} (no checkpoint with a non-finite value is ever written)"
+                 if last_good else "no checkpoint was written before it")
+        if last_good and options.on_nonfinite == "rollback":
+            where += (f"; {len(self.rollbacks)} rollback(s) with fresh noise, the --max_rollbacks limit, did not get "
+                      "past the divergence")
+        advice = (f"Rerun the command with --on_nonfinite=rollback to resume from {last_good} with fresh noise, or "
+                  "train" if last_good and options.on_nonfinite != "rollback" else "Train")
+        advice += (f" in a new --model_dir with lower learning rates (now d_lr={self.config.training.d_lr:g}, "
+                   f"g_lr={self.config.training.g_lr:g}).")
+        if options.on_nonfinite != "rollback" or last_good is None or len(self.rollbacks) >= options.max_rollbacks:
+            raise TrainingDivergedError(f"{error} Training stopped; {where}. {advice}", step=error.step,
+                                        values=error.values) from None
+        step = self._restore()
+        fresh_seed = int.from_bytes(hashlib.sha256(
+            f"sagan_tf:rollback:{options.seed}:{error.step}:{len(self.rollbacks)}".encode()).digest()[:4], "big")
+        self.model.reseed_noise(fresh_seed)
+        self.rollbacks.append((error.step, step))
+        logging.warning("%s Rolled back to %s (step %d) with fresh noise (rollback %d of at most %d).", error,
+                        self.restored_checkpoint, step, len(self.rollbacks), options.max_rollbacks)
+        self.checkpointer.last_step = step
+        return step
+
     def _result(self, stopped):
         evaluations = dict(self.evaluate.history) if self.evaluate is not None else {}
         eval_seconds = 0.0
@@ -430,7 +569,11 @@ class Trainer:
             evaluations=evaluations,
             eval_seconds=eval_seconds,
             seconds=time.perf_counter() - self._start_time,
+            best_checkpoint=self.best.best["checkpoint"] if self.best is not None and self.best.best else None,
+            rollbacks=list(self.rollbacks),
+            health_warnings=list(self.progress.warnings),
         )
 
 
-__all__ = ["TrainOptions", "RunResult", "Trainer", "run", "input_fn", "pipeline_seed", "PRECISIONS"]
+__all__ = ["TrainOptions", "RunResult", "Trainer", "run", "input_fn", "pipeline_seed", "pipeline_position",
+           "PRECISIONS", "NONFINITE_ACTIONS"]

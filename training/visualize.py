@@ -1,7 +1,7 @@
 r"""Draws a training run's samples, attention maps and interpolations: `python -m training.visualize --model_dir=...`.
 
-Restores the generator (the EMA weights unless --noema) of the latest checkpoint, or of --checkpoint, and writes
-into --output_dir (default <model_dir>/visualize):
+Restores the generator (the EMA weights unless --noema) of the latest checkpoint, or of --checkpoint (latest, best
+or a step number), and writes into --output_dir (default <model_dir>/visualize):
 
     samples.png         one row per class (up to 16 classes), --samples_per_class images each, labelled with the
                         run's class names (see sagan_tf.restore.class_names_of)
@@ -36,8 +36,8 @@ def define_flags(flag_values=flags.FLAGS):
     """Defines the command's flags on `flag_values` (called only when this module runs as a program)."""
     flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/).", required=True,
                         flag_values=flag_values)
-    flags.DEFINE_string("checkpoint", None, "Checkpoint step number or path prefix. Default: the latest.",
-                        flag_values=flag_values)
+    flags.DEFINE_string("checkpoint", "latest", "Checkpoint: latest, best (the best evaluated during training, "
+                        "checkpoints/best/), a step number or a path prefix.", flag_values=flag_values)
     flags.DEFINE_bool("ema", True, "Use the EMA generator (--noema: the raw generator weights).",
                       flag_values=flag_values)
     flags.DEFINE_integer("num_images", 4, "Generated images (rows) in attention_maps.png.", lower_bound=1,

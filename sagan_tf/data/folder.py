@@ -15,10 +15,15 @@ to decode inside the pipeline is dropped by `ignore_errors` rather than stopping
 
 The folder is a single split: "train" and "test" both read every image; "test" only changes the defaults
 (no shuffle, no repeat, no flip).
+
+The training stream is position-addressable (`position_stream`): epoch e reads the files in a permutation seeded
+by (seed, e), so a pipeline can start at any example position and read exactly what an uninterrupted one reads
+from there on (how a resumed training run continues its data).
 """
 
 import logging
 import os
+import random
 import stat
 
 import tensorflow as tf
@@ -198,8 +203,46 @@ def scan(path):
     return files, labels, classes
 
 
-def load(path, split, image_size, batch_size, *, shuffle, random_flip, repeat, seed=None, input_context=None):
-    """The images under `path` as batched, prefetched (images, labels); see the module docstring."""
+def epoch_order(count, epoch, seed, shuffle=True):
+    """The order in which epoch `epoch` reads `count` files: a permutation seeded by (seed, epoch), or 0..count-1.
+
+    Every epoch has its own permutation, and each is a pure function of its seed and number, so a pipeline can
+    start in the middle of any epoch (see `position_stream`).
+    """
+    if not shuffle:
+        return tf.range(count, dtype=tf.int64)
+    return tf.random.experimental.stateless_shuffle(
+        tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]), alg="philox"
+    )
+
+
+def position_stream(count, position, *, shuffle, repeat, seed):
+    """The stream of (position, file index) pairs of a folder pipeline, starting at stream position `position`.
+
+    Position p is file `epoch_order(count, p // count, seed)[p % count]`: the stream read from position 0 and the
+    stream read from p agree from p on, which is what makes a resumed training run read exactly the data an
+    uninterrupted one reads.
+    """
+    first_epoch, offset = divmod(position, count)
+    last_epoch = 2**62 if repeat else first_epoch + 1
+
+    def epoch_elements(epoch):
+        start = tf.where(epoch == first_epoch, tf.constant(offset, tf.int64), tf.constant(0, tf.int64))
+        order = epoch_order(count, epoch, seed, shuffle)[start:]
+        return tf.data.Dataset.from_tensor_slices((epoch * count + tf.range(start, count, dtype=tf.int64), order))
+
+    return tf.data.Dataset.range(first_epoch, last_epoch).flat_map(epoch_elements)
+
+
+def load(path, split, image_size, batch_size, *, shuffle, random_flip, repeat, seed=None, input_context=None,
+         position=0):
+    """The images under `path` as batched, prefetched (images, labels); see the module docstring.
+
+    The pipeline is position-addressable: each epoch reads the files in its own permutation seeded by (seed,
+    epoch), each image's flip is seeded by (seed, its position in the stream), and `position` starts the stream
+    there (the examples this input pipeline delivered before, e.g. in a run that is being resumed). A file that
+    passes the scan but fails to decode later is dropped, which shifts the rest of the stream by one example.
+    """
     files, labels, _ = scan(path)
     if input_context is not None and input_context.num_input_pipelines > 1:
         step, start = input_context.num_input_pipelines, input_context.input_pipeline_id
@@ -213,20 +256,22 @@ def load(path, split, image_size, batch_size, *, shuffle, random_flip, repeat, s
             f"full batch of {batch_size} (dropped as a remainder), so the pipeline would yield nothing; add "
             f"images, use a smaller batch_size, or pass repeat=True. Received: batch_size={batch_size}"
         )
-    dataset = tf.data.Dataset.from_tensor_slices((files, tf.constant(labels, tf.int32)))
-    if shuffle:
-        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.map(
-        lambda file, label: (tf.io.read_file(file), label), num_parallel_calls=preprocessing.AUTOTUNE
-    )
+    if seed is None:
+        seed = random.randrange(2**31)  # a different order on every run, still one permutation per epoch
+    file_table = tf.constant(files)
+    label_table = tf.constant(labels, tf.int32)
+
+    def read(stream_position, index):
+        flip_seed = tf.stack([tf.constant(seed + 2**31, tf.int64), stream_position])
+        return tf.io.read_file(tf.gather(file_table, index)), tf.gather(label_table, index), flip_seed
+
+    dataset = position_stream(len(files), position, shuffle=shuffle, repeat=repeat, seed=seed)
+    dataset = dataset.map(read, num_parallel_calls=preprocessing.AUTOTUNE)
     return preprocessing.finish(
         dataset,
         decode_fn=preprocessing.decode_image,
         image_size=image_size,
         batch_size=batch_size,
         random_flip=random_flip,
-        seed=seed,
         skip_errors=True,
     )

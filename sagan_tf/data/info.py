@@ -27,3 +27,9 @@ class DatasetInfo:
     class_names: Optional[Tuple[str, ...]] = None
     source: str = "tfds"
     flip_by_default: bool = True
+
+    @property
+    def positionable(self):
+        """Whether `load(..., position=p)` can start the training stream at example p: the synthetic and folder
+        sources (examples drawn from indices; per-epoch permutations of the file list), not TFDS."""
+        return self.source in ("synthetic", "folder")

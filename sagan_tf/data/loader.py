@@ -88,6 +88,7 @@ def load(
     seed=None,
     input_context=None,
     shuffle_buffer_size=None,
+    position=0,
 ):
     """Builds the input pipeline of a dataset: batches of (images, labels) ready for the GAN.
 
@@ -116,6 +117,11 @@ def load(
             input pipeline.
         shuffle_buffer_size: TFDS shuffle buffer, in encoded images (None: 5,000 for imagenet2012 and lsun,
             10,000 otherwise). Folders shuffle their whole file list.
+        position: start the pipeline's example stream at this position: the number of examples the same
+            pipeline (same name, split, seed and `input_context`) delivered before, e.g. in an interrupted
+            training run, so that it continues exactly where that one stopped. Only sources whose streams are
+            position-addressable accept a position > 0 (`DatasetInfo.positionable`: synthetic and folder); a
+            TFDS pipeline (shuffle buffers, file interleaving) cannot be positioned.
 
     Returns:
         A prefetched `tf.data.Dataset` of (images, labels): float32 (batch, image_size, image_size, 3) in
@@ -143,6 +149,13 @@ def load(
     )
     per_replica = preprocessing.per_replica_batch_size(batch_size, input_context)
     seed = preprocessing.check_seed(seed)
+    position = preprocessing.check_position(position)
+    if position and not info.positionable:
+        raise DatasetError(
+            f"{name} is read through TFDS, whose shuffled stream cannot start at an example position; pass "
+            f"position=0 (and a new seed to read fresh data), or use a synthetic or folder: dataset. "
+            f"Received: position={position}"
+        )
     for value, argument in ((shuffle, "shuffle"), (random_flip, "random_flip"), (repeat, "repeat")):
         _check_flag(value, argument)
     if shuffle_buffer_size is not None and (
@@ -160,12 +173,12 @@ def load(
     if is_synthetic:
         return synthetic.load(
             split, image_size, per_replica, random_flip=random_flip, repeat=repeat, seed=seed,
-            input_context=input_context,
+            input_context=input_context, position=position,
         )
     if info.source == "folder":
         return folder.load(
             folder.resolve_path(name, data_dir), split, image_size, per_replica, shuffle=shuffle,
-            random_flip=random_flip, repeat=repeat, seed=seed, input_context=input_context,
+            random_flip=random_flip, repeat=repeat, seed=seed, input_context=input_context, position=position,
         )
     return tfds_source.load(
         name, split, image_size, per_replica, data_dir=data_dir, shuffle=shuffle, random_flip=random_flip,

@@ -224,7 +224,8 @@ def generate(indices, image_size=DEFAULT_IMAGE_SIZE, split="train", random_flip=
     return images, labels
 
 
-def load(split, image_size, batch_size, *, random_flip=False, repeat=None, seed=None, input_context=None):
+def load(split, image_size, batch_size, *, random_flip=False, repeat=None, seed=None, input_context=None,
+         position=0):
     """The synthetic dataset as batched, prefetched (images, labels); see the module docstring.
 
     Args:
@@ -235,6 +236,8 @@ def load(split, image_size, batch_size, *, random_flip=False, repeat=None, seed=
         repeat: repeat forever; None means True for "train" and False for "test".
         seed: selects the train stream (ignored by "test"); None means 0.
         input_context: a `tf.distribute.InputContext`; pipeline k of n reads indices k, k+n, k+2n, ...
+        position: examples of this pipeline's stream to skip: it starts at its `position`-th index (where a run
+            that read that many examples would continue), at no cost, since examples are drawn from indices.
     """
     _check_split(split)
     if split == "train":
@@ -247,9 +250,14 @@ def load(split, image_size, batch_size, *, random_flip=False, repeat=None, seed=
     pipeline_id, num_pipelines = 0, 1
     if input_context is not None:
         pipeline_id, num_pipelines = input_context.input_pipeline_id, input_context.num_input_pipelines
-    dataset = tf.data.Dataset.range(start + pipeline_id, stop, num_pipelines)
+    stream_length = len(range(start + pipeline_id, stop, num_pipelines))
     if repeat:
-        dataset = dataset.repeat()
+        position %= stream_length
+    first = start + pipeline_id + num_pipelines * position
+    dataset = tf.data.Dataset.range(first, stop, num_pipelines)
+    if repeat:
+        # After the first (partial) pass, every repetition reads the pipeline's whole stream again.
+        dataset = dataset.concatenate(tf.data.Dataset.range(start + pipeline_id, stop, num_pipelines).repeat())
     # Batch the indices first and draw whole batches at once: vectorised generation is ~100x faster
     # than a per-example map.
     dataset = dataset.batch(batch_size, drop_remainder=True)
@@ -257,10 +265,4 @@ def load(split, image_size, batch_size, *, random_flip=False, repeat=None, seed=
         lambda idx: generate(idx, image_size, split, random_flip),
         num_parallel_calls=preprocessing.AUTOTUNE,
     )
-    # tf.data's autotuning thread sleeps for a period that doubles up to 60 s, and destroying the iterator (as
-    # `fit` does when it returns) waits for it to wake: up to a minute of idle time at the end of training (seen
-    # in TF 2.21: 39-41 s in 3 of 4 runs of >= 600 steps). Generating a batch is one vectorised op that autotuning
-    # does not speed up (the same steps/s with it off), so it is off here.
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.prefetch(preprocessing.AUTOTUNE).with_options(options)
+    return preprocessing.without_autotune(dataset.prefetch(preprocessing.AUTOTUNE))

@@ -137,6 +137,20 @@ class SpectralNormalization(keras.layers.Wrapper):
         kernel = self._weight.value
         return self._normalize(kernel, ops.cast(self.u.value, kernel.dtype))
 
+    def spectral_norm(self):
+        """The current estimate of sigma(W), the largest singular value of the raw (unnormalized) weight.
+
+        It is what the layer divides by: sigma = v^T W_mat u with v = W_mat u / ||W_mat u||, i.e. ||W_mat u||,
+        from the stored u (a health signal: a raw weight whose norm keeps growing is one the optimizer pushes
+        against the normalization). Changes no state.
+
+        Returns:
+          A float32 scalar tensor.
+        """
+        kernel = ops.cast(self._weight.value, "float32")
+        w_u = ops.matmul(self._weight_matrix(kernel), ops.cast(self.u.value, "float32"))
+        return ops.sqrt(ops.sum(ops.square(w_u)))
+
     def _weight_matrix(self, kernel):
         if self._output_axis == -2:
             rank = len(kernel.shape)

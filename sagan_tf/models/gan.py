@@ -33,6 +33,14 @@ class SAGAN(keras.Model):
     splits into one chunk per discriminator update (as the reference implementations draw fresh real data for every
     discriminator step). The generator update uses `batch_size` latents.
 
+    Health signals: besides the losses and the mean discriminator logits on real and fake images (`d_real`,
+    `d_fake`), each step logs the global gradient norm of each network (`d_grad_norm` of the last discriminator
+    update, `g_grad_norm`), each attention layer's gamma (`gamma_<g|d>_<layer>`), and `finite`: 1.0 when the losses
+    and every variable of the model are finite after the step, else 0.0 (what `callbacks.NonFiniteGuard` watches).
+    The gradient norms are those of the loss over the global batch; under tf.distribute each replica measures its
+    own gradient scaled to a full-batch loss (num_replicas times its share), and fit averages the replicas' values:
+    exact on one device, an estimate that includes each replica's sampling noise on several.
+
     Noise: every discriminator and generator update draws the latents (and, for conditional models, uniform fake
     labels) of the whole global batch from one shared seed and each replica keeps its own slice. Replicas therefore
     never share noise (DESIGN.md fact 3), and a step on N replicas sees exactly the noise of one device running the
@@ -46,11 +54,14 @@ class SAGAN(keras.Model):
       d_steps: discriminator updates per generator update.
       ema_decay: decay of the exponential moving average of the generator's weights (batch-norm statistics
         included), or None to turn it off. `ema_generator` is what sampling, evaluation and export use.
+      ema_start: the step from which the EMA averages (BigGAN's `ema_start`): through step `ema_start` the EMA
+        generator is a copy of the generator, so early samples show what it has learned instead of a blend that
+        is still mostly the random initialisation; 0 averages from the first step.
       seed: seed of the noise stream.
     """
 
     def __init__(self, generator, discriminator, latent_dim, num_classes, d_steps=1, ema_decay=0.999, seed=None,
-                 **kwargs):
+                 ema_start=0, **kwargs):
         super().__init__(**kwargs)
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1. Received: latent_dim={latent_dim}")
@@ -60,6 +71,8 @@ class SAGAN(keras.Model):
             raise ValueError(f"d_steps must be >= 1. Received: d_steps={d_steps}")
         if ema_decay is not None and not 0 < ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1) or None. Received: ema_decay={ema_decay}")
+        if isinstance(ema_start, bool) or not isinstance(ema_start, int) or ema_start < 0:
+            raise ValueError(f"ema_start must be an integer >= 0. Received: ema_start={ema_start!r}")
         for network in (generator, discriminator):
             config = getattr(network, "config", None)
             if config is not None and (config.latent_dim, config.num_classes) != (latent_dim, num_classes):
@@ -72,6 +85,7 @@ class SAGAN(keras.Model):
         self.num_classes = num_classes
         self.d_steps = d_steps
         self.ema_decay = ema_decay
+        self.ema_start = ema_start
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
         self._build_networks()
         self.ema_generator = None
@@ -177,9 +191,9 @@ class SAGAN(keras.Model):
         for step in range(self.d_steps):
             real = images[step * batch_size:(step + 1) * batch_size]
             real_labels = None if labels is None else labels[step * batch_size:(step + 1) * batch_size]
-            d_loss, real_logits, fake_logits = self._discriminator_update(real, real_labels, batch_size,
-                                                                          global_batch)
-        g_loss = self._generator_update(batch_size, global_batch)
+            d_loss, real_logits, fake_logits, d_grad_norm = self._discriminator_update(
+                real, real_labels, batch_size, global_batch)
+        g_loss, g_grad_norm = self._generator_update(batch_size, global_batch)
         if self.ema_generator is not None:
             self._update_ema()
 
@@ -188,9 +202,13 @@ class SAGAN(keras.Model):
         self.real_logits_tracker.update_state(ops.mean(real_logits))
         self.fake_logits_tracker.update_state(ops.mean(fake_logits))
         logs = {m.name: m.result() for m in self.metrics}
+        logs["d_grad_norm"] = d_grad_norm * num_replicas
+        logs["g_grad_norm"] = g_grad_norm * num_replicas
         for prefix, network in (("g", self.generator), ("d", self.discriminator)):
             for layer in _layers_of_type(network, SelfAttention):
                 logs[f"gamma_{prefix}_{layer.name}"] = ops.convert_to_tensor(layer.gamma)
+        losses_finite = ops.all(ops.isfinite(ops.cast(ops.stack([d_loss, g_loss]), "float32")))
+        logs["finite"] = ops.cast(ops.logical_and(losses_finite, _all_finite(self.state_variables())), "float32")
         return logs
 
     def _discriminator_update(self, real, real_labels, batch_size, global_batch):
@@ -204,8 +222,9 @@ class SAGAN(keras.Model):
             per_example = self.d_loss_fn(real_logits, fake_logits)
             loss = losses.global_mean(per_example, global_batch)
             scaled = self.d_optimizer.scale_loss(loss)
-        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        return ops.mean(per_example), real_logits, fake_logits
+        gradients = tape.gradient(scaled, variables)
+        self.d_optimizer.apply_gradients(zip(gradients, variables))
+        return ops.mean(per_example), real_logits, fake_logits, _gradient_norm(gradients, self.d_optimizer)
 
     def _generator_update(self, batch_size, global_batch):
         z, fake_labels = self.draw_noise(batch_size)
@@ -216,16 +235,36 @@ class SAGAN(keras.Model):
             per_example = self.g_loss_fn(fake_logits)
             loss = losses.global_mean(per_example, global_batch)
             scaled = self.g_optimizer.scale_loss(loss)
-        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        return ops.mean(per_example)
+        gradients = tape.gradient(scaled, variables)
+        self.g_optimizer.apply_gradients(zip(gradients, variables))
+        return ops.mean(per_example), _gradient_norm(gradients, self.g_optimizer)
+
+    def state_variables(self):
+        """The float state a checkpoint holds: every variable of the networks (EMA generator included) and of the
+        optimizers (not the metrics' running means)."""
+        networks = [self.generator, self.discriminator] + ([self.ema_generator] if self.ema_generator else [])
+        variables = [v for network in networks for v in network.variables]
+        variables += list(self.g_optimizer.variables) + list(self.d_optimizer.variables)
+        return [v for v in variables if "float" in str(v.dtype)]
+
+    def ema_decay_at(self, step):
+        """The EMA decay of the update that brings the EMA to training step `step`: 0 (a copy) through
+        `ema_start`, `ema_decay` after it."""
+        return ops.where(ops.greater(step, self.ema_start), self.ema_decay, 0.0)
 
     def _update_ema(self):
-        decay = self.ema_decay
+        decay = ops.cast(self.ema_decay_at(self.g_optimizer.iterations), "float32")
         for ema, source, copy in self._ema_pairs:
             if copy:
                 ema.assign(source)
             else:
                 ema.assign(decay * ema + (1.0 - decay) * source)
+
+    def reseed_noise(self, seed):
+        """Switches the training noise to a fresh stream named by `seed` (an int), e.g. after rolling back to a
+        checkpoint whose noise led to a non-finite step. The new state is checkpointed like the old one."""
+        state = self.seed_generator.state
+        state.assign(ops.convert_to_tensor([seed % 2**31, 0], dtype=state.dtype))
 
     def get_config(self):
         return {
@@ -236,6 +275,7 @@ class SAGAN(keras.Model):
             "num_classes": self.num_classes,
             "d_steps": self.d_steps,
             "ema_decay": self.ema_decay,
+            "ema_start": self.ema_start,
         }
 
     @classmethod
@@ -248,7 +288,8 @@ class SAGAN(keras.Model):
 
 def build_sagan(config, seed=None, model_class=None, **compile_kwargs):
     """A compiled `SAGAN` as an `ExperimentConfig` describes it: its model's networks, and its training config's
-    discriminator steps, EMA decay, loss and Adam optimizers (TTUR: separate G and D learning rates, SAGAN sec. 4).
+    discriminator steps, EMA decay and start, loss and Adam optimizers (TTUR: separate G and D learning rates,
+    SAGAN sec. 4).
 
     Create it inside `strategy.scope()` to train under `tf.distribute`.
 
@@ -266,7 +307,8 @@ def build_sagan(config, seed=None, model_class=None, **compile_kwargs):
 
     model, training = config.model, config.training
     gan = (model_class or SAGAN)(Generator(model), Discriminator(model), model.latent_dim, model.num_classes,
-                                 d_steps=training.d_steps, ema_decay=training.ema_decay, seed=seed)
+                                 d_steps=training.d_steps, ema_decay=training.ema_decay, ema_start=training.ema_start,
+                                 seed=seed)
     gan.compile(g_optimizer=keras.optimizers.Adam(training.g_lr, beta_1=training.beta1, beta_2=training.beta2),
                 d_optimizer=keras.optimizers.Adam(training.d_lr, beta_1=training.beta1, beta_2=training.beta2),
                 loss=training.loss, **compile_kwargs)
@@ -277,6 +319,22 @@ def _with_loss_scaling(optimizer):
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return optimizer
     return keras.optimizers.LossScaleOptimizer(optimizer)
+
+
+def _gradient_norm(gradients, optimizer):
+    """The global L2 norm of `gradients` of a loss scaled by `optimizer.scale_loss` (unscaled again)."""
+    norm = ops.sqrt(ops.sum(ops.stack([ops.sum(ops.square(ops.cast(g, "float32"))) for g in gradients
+                                       if g is not None])))
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        norm = norm / ops.cast(optimizer.dynamic_scale, "float32")
+    return norm
+
+
+def _all_finite(variables):
+    """Whether every floating-point variable is finite: one sum per variable, then one test (a NaN or an infinity
+    anywhere makes its sum non-finite; so does a sum that overflows, which only weights near 1e38 can)."""
+    sums = [ops.sum(ops.cast(v.value, "float32")) for v in variables]
+    return ops.all(ops.isfinite(ops.stack(sums)))
 
 
 def _unpack(data):

@@ -9,6 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from sagan_tf import data
+from sagan_tf.data import folder
 
 SIZE = 8
 
@@ -152,3 +153,37 @@ def test_too_few_images_for_one_batch_without_repeat(tmp_path):
     _save(tmp_path / "x.png", np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(data.DatasetError, match="fewer than one full batch of 2"):
         data.load(f"folder:{tmp_path}", "test", batch_size=2)
+
+
+def test_training_stream_is_a_new_permutation_every_epoch_and_can_start_anywhere(tmp_path):
+    # Half-blue images would show a flip; one-colour images cannot, so mark the left column.
+    root = tmp_path / "numbered"
+    for i in range(7):
+        pixels = np.full((SIZE, SIZE, 3), (10 * i, 0, 250), np.uint8)
+        pixels[:, 0] = (10 * i, 255, 0)  # a green left edge: where it ends up tells whether it was flipped
+        _save(root / ("a" if i % 2 else "b") / f"{i:02d}.png", pixels)
+    name = f"folder:{root}"
+
+    def stream(batches, **kwargs):
+        dataset = data.load(name, image_size=SIZE, batch_size=3, random_flip=True, seed=5, **kwargs)
+        images = np.concatenate([b[0] for b in dataset.take(batches).as_numpy_iterator()])
+        numbers = np.round((images[:, SIZE // 2, SIZE // 2, 0] + 1) * 127.5 / 10).astype(int)
+        flipped = images[:, SIZE // 2, -1, 1] > 0.9  # the green edge moved to the right
+        return numbers, flipped
+
+    numbers, flipped = stream(7)  # 21 images: three epochs of 7
+    epochs = numbers.reshape(3, 7)
+    for epoch in epochs:
+        assert sorted(epoch) == list(range(7))
+    assert len({tuple(epoch) for epoch in epochs}) == 3  # reshuffled every epoch
+    assert 0 < flipped.sum() < len(flipped)
+    # Started at position 9 (in the second epoch), it reads exactly what the straight stream read from 9 on.
+    resumed_numbers, resumed_flipped = stream(4, position=9)
+    np.testing.assert_array_equal(resumed_numbers, numbers[9:21])
+    np.testing.assert_array_equal(resumed_flipped, flipped[9:21])
+    # The order is the documented pure function of (seed, epoch).
+    files = sorted(f"{i:02d}" for i in range(7))
+    scanned = [os.path.basename(f)[:2] for f in folder.scan(str(root))[0]]
+    order = folder.epoch_order(7, tf.constant(1, tf.int64), 5).numpy()
+    np.testing.assert_array_equal(epochs[1], [int(scanned[k]) for k in order])
+    assert sorted(scanned) == files

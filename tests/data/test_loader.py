@@ -112,6 +112,8 @@ def test_other_bad_arguments():
     assert "input_context must be the tf.distribute.InputContext" in _message(input_context=object())
     assert "shuffle must be True, False or None" in _message(shuffle="yes")
     assert "shuffle_buffer_size must be None" in _message(shuffle_buffer_size=0)
+    assert "position must be the number of examples" in _message(position=-1)
+    assert "cannot start at an example position" in _message(name="cifar10", position=8)
 
 
 def test_folder_path_errors(tmp_path):
@@ -120,3 +122,19 @@ def test_folder_path_errors(tmp_path):
     file.write_bytes(b"x")
     assert "is a file, not a folder" in _message(name=f"folder:{file}")
     assert 'needs a path after "folder:"' in _message(name="folder:")
+
+
+def test_every_source_runs_without_the_autotuning_thread(tmp_path):
+    # With autotuning on, destroying the iterator at the end of `fit` can wait up to 60 s for tf.data's autotuning
+    # thread (see preprocessing.without_autotune); every source keeps it off.
+    import tensorflow_datasets as tfds
+
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "x.png")
+    with tfds.testing.mock_data(num_examples=4):
+        for name in ("synthetic", f"folder:{tmp_path}", "cifar10"):
+            for split in ("train", "test"):
+                dataset = data.load(name, split, image_size=16, batch_size=1)
+                assert dataset.options().autotune.enabled is False, (name, split)
+                assert next(iter(dataset))[0].shape == (1, 16, 16, 3)
+    assert [data.get_info(name).positionable for name in ("synthetic", f"folder:{tmp_path}", "cifar10")] == [
+        True, True, False]

@@ -182,3 +182,23 @@ def test_pipeline_runs_without_the_autotuning_thread():
         assert dataset.options().autotune.enabled is False
         images, labels = next(iter(dataset))
         assert images.shape[0] == labels.shape[0] > 0
+
+
+@pytest.mark.parametrize("pipeline_id", [None, 1])
+def test_a_pipeline_started_at_a_position_continues_the_stream(pipeline_id):
+    context = None if pipeline_id is None else tf.distribute.InputContext(
+        num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2)
+
+    def images_of(dataset, batches):
+        return [b[0] for b in dataset.take(batches).as_numpy_iterator()]
+
+    straight = images_of(data.load("synthetic", image_size=16, batch_size=4, seed=3, input_context=context), 5)
+    resumed = images_of(data.load("synthetic", image_size=16, batch_size=4, seed=3, input_context=context,
+                                   position=6), 2)
+    per_batch = len(straight[0])
+    flat = np.concatenate(straight)
+    np.testing.assert_array_equal(np.concatenate(resumed), flat[6:6 + 2 * per_batch])
+    # Pipeline k of n reads indices k, k+n, ...: position p is index seed * 2**32 + k + n * p.
+    k, n = (0, 1) if context is None else (pipeline_id, 2)
+    expected, _ = synthetic.generate(3 * synthetic.TRAIN_STREAM_SIZE + k + n * np.arange(6, 6 + per_batch), 16)
+    np.testing.assert_array_equal(resumed[0], expected.numpy())

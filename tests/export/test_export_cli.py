@@ -1,7 +1,10 @@
 """`python -m export.run` and `serving.export_run`: from a training run to `export_dir/<version>/`, safely."""
 
+import glob
 import json
 import os
+import re
+import shutil
 import subprocess
 
 import keras
@@ -118,6 +121,30 @@ def test_command_line(model_dir, tmp_path):
     error = [line for line in missing.stderr.splitlines() if line.startswith("Error: ")]
     assert len(error) == 1 and "No checkpoint" in error[0] and "ckpt-2" in error[0]
     assert sorted(os.listdir(export_dir)) == ["1"]
+
+
+def test_best_and_damaged_checkpoints_on_the_command_line(model_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(model_dir, run)
+    directory = RunDirectory(run)
+    # A best checkpoint chosen during training (as callbacks.BestCheckpoint keeps it), here the step-1 state.
+    os.makedirs(directory.best_dir)
+    for path in glob.glob(directory.checkpoint_path(1) + ".*"):
+        shutil.copy(path, directory.best_dir)
+    directory.write_best_record({"step": 1, "checkpoint": directory.best_checkpoint_path(1), "metric": "fid",
+                                 "mode": "min", "value": 10.0, "figures": {"fid": 10.0}})
+    best = _export_run(ROOT, f"--model_dir={run}", f"--export_dir={tmp_path / 'best'}", "--checkpoint=best")
+    assert best.returncode == 0, best.stderr[-2000:]
+    report = json.loads(best.stdout.strip().splitlines()[-1])
+    assert (report["step"], report["checkpoint"]) == (1, directory.best_checkpoint_path(1))
+
+    with open(directory.checkpoint_path(2) + ".data-00000-of-00001", "w"):
+        pass  # the latest checkpoint lost its data (e.g. a full disk)
+    damaged = _export_run(ROOT, f"--model_dir={run}", f"--export_dir={tmp_path / 'latest'}")
+    assert damaged.returncode == 2 and "Traceback" not in damaged.stderr
+    error = [line for line in damaged.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(error) == 1 and re.search(r"ckpt-2 is damaged: .*Read less bytes.*other steps in .*: 1\)", error[0])
+    assert not os.path.exists(tmp_path / "latest")
 
 
 def test_exporting_imports_no_training_code(model_dir, tmp_path):

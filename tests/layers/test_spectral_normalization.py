@@ -171,6 +171,11 @@ def test_converges_to_unit_spectral_norm_and_matches_numpy(case):
     top = np.linalg.svd(np_weight_matrix(normalized, transposed), compute_uv=False)[0]
     assert abs(top - 1.0) < 1e-3
     assert np.linalg.svd(np_weight_matrix(kernel, transposed), compute_uv=False)[0] > 1.5
+    # The health signal: sigma of the raw weight, ||W_mat u||, which the power iteration drove to the top singular
+    # value of W_mat.
+    raw = np_weight_matrix(kernel, transposed)
+    np.testing.assert_allclose(float(layer.spectral_norm()), np.linalg.norm(raw @ u), rtol=1e-5)
+    np.testing.assert_allclose(float(layer.spectral_norm()), np.linalg.svd(raw, compute_uv=False)[0], rtol=1e-3)
 
     expected = forward(x, np_normalized(kernel, u, transposed), bias)
     np.testing.assert_allclose(numpy_of(layer(x)), expected, rtol=1e-4, atol=1e-5)

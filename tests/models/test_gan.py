@@ -10,11 +10,12 @@ from sagan_tf.models import SAGAN, Discriminator, Generator
 from tests.tiny import tiny_model
 
 
-def make_gan(cfg=None, seed=0, d_steps=1, ema_decay=0.9, lr=0.05, optimizer="sgd", loss="hinge", **compile_kwargs):
+def make_gan(cfg=None, seed=0, d_steps=1, ema_decay=0.9, lr=0.05, optimizer="sgd", loss="hinge", ema_start=0,
+             **compile_kwargs):
     cfg = cfg or tiny_model()
     keras.utils.set_random_seed(seed)
     gan = SAGAN(Generator(cfg), Discriminator(cfg), cfg.latent_dim, cfg.num_classes, d_steps=d_steps,
-                ema_decay=ema_decay, seed=seed)
+                ema_decay=ema_decay, seed=seed, ema_start=ema_start)
     make = (lambda: keras.optimizers.SGD(lr)) if optimizer == "sgd" else (
         lambda: keras.optimizers.Adam(lr, beta_1=0.0, beta_2=0.9))
     gan.compile(g_optimizer=make(), d_optimizer=make(), loss=loss, **compile_kwargs)
@@ -88,6 +89,71 @@ def test_ema_generator_averages_weights_and_copies_power_iteration_vectors():
     assert make_gan(cfg, ema_decay=None).ema_generator is None
 
 
+def test_ema_copies_the_generator_through_ema_start_then_averages():
+    cfg = tiny_model()
+    gan = make_gan(cfg, ema_decay=0.9, lr=0.1, ema_start=2)
+    images, labels = real_data(cfg, 4)
+    trainable = [i for i, w in enumerate(gan.generator.weights) if w.trainable]
+    for step in (1, 2):
+        gan.train_on_batch(images, labels)
+        for ema, new in zip(snapshot(gan.ema_generator), snapshot(gan.generator)):
+            np.testing.assert_array_equal(ema, new, err_msg=f"step {step}")
+    before = snapshot(gan.ema_generator)
+    gan.train_on_batch(images, labels)  # step 3: the first averaged update
+    after, ema = snapshot(gan.generator), snapshot(gan.ema_generator)
+    for i in trainable:
+        np.testing.assert_allclose(ema[i], 0.9 * before[i] + 0.1 * after[i], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(ema[trainable[0]], after[trainable[0]])
+    assert [float(gan.ema_decay_at(step)) for step in (0, 2, 3)] == [0.0, 0.0, pytest.approx(0.9)]
+    with pytest.raises(ValueError, match="ema_start must be an integer >= 0"):
+        make_gan(cfg, ema_start=-1)
+
+
+def test_logged_gradient_norms_are_the_norms_of_the_updates():
+    # With plain SGD an update is -lr * gradient: the norm of each network's weight change over lr is the norm of
+    # its gradient. Each network's trainable weights change only in its own update.
+    cfg = tiny_model()
+    lr = 1e-3
+    gan = make_gan(cfg, lr=lr)
+    images, labels = real_data(cfg, 4)
+    d_before = [np.array(w) for w in gan.discriminator.trainable_weights]
+    g_before = [np.array(w) for w in gan.generator.trainable_weights]
+    logs = gan.train_on_batch(images, labels, return_dict=True)
+
+    def update_norm(before, network):
+        return np.sqrt(sum(np.sum((np.array(w, np.float64) - b) ** 2) for w, b in zip(network.trainable_weights,
+                                                                                        before))) / lr
+
+    np.testing.assert_allclose(logs["d_grad_norm"], update_norm(d_before, gan.discriminator), rtol=2e-3)
+    np.testing.assert_allclose(logs["g_grad_norm"], update_norm(g_before, gan.generator), rtol=2e-3)
+    assert logs["d_grad_norm"] > 0 and logs["g_grad_norm"] > 0 and logs["finite"] == 1.0
+
+
+def test_a_non_finite_loss_or_weight_clears_the_finite_flag():
+    cfg = tiny_model()
+    images, labels = real_data(cfg, 4)
+    gan = make_gan(cfg)
+    assert gan.train_on_batch(images, labels, return_dict=True)["finite"] == 1.0
+    weight = gan.generator.trainable_weights[0]
+    weight.assign(np.full(weight.shape, np.nan, "float32"))
+    assert gan.train_on_batch(images, labels, return_dict=True)["finite"] == 0.0
+    # An infinite learning rate makes finite losses but infinite weights.
+    gan = make_gan(cfg, lr=float("inf"))
+    logs = gan.train_on_batch(images, labels, return_dict=True)
+    assert np.isfinite(logs["d_loss"]) and logs["finite"] == 0.0
+
+
+def test_reseeding_the_noise_changes_the_stream():
+    gan = make_gan()
+    start = np.array(gan.seed_generator.state)
+    first = np.array(gan.draw_noise(3)[0])
+    gan.seed_generator.state.assign(start)
+    np.testing.assert_array_equal(np.array(gan.draw_noise(3)[0]), first)
+    gan.seed_generator.state.assign(start)
+    gan.reseed_noise(12345)
+    assert not np.allclose(np.array(gan.draw_noise(3)[0]), first)
+
+
 def test_noise_differs_across_replicas_and_matches_one_device(mirrored_strategy):
     cfg = tiny_model()
     with mirrored_strategy.scope():
@@ -156,6 +222,8 @@ def test_fit_under_mixed_precision(policy):
     logs = gan.train_on_batch(images, labels, return_dict=True)
     assert np.isfinite(logs["d_loss"]) and np.isfinite(logs["g_loss"])
     assert all(w.dtype == "float32" for w in gan.generator.weights)
+    # Gradient norms are of the unscaled loss (the float16 loss scale starts at 2**15).
+    assert logs["finite"] == 1.0 and 0 < logs["g_grad_norm"] < 1e3
 
 
 def test_unconditional_gan_trains_on_images_alone():

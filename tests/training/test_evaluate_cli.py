@@ -45,8 +45,8 @@ def test_run_records_start_every_and_end_figures(trained):
     assert trainer.evaluator.setup_seconds > 0
     assert callback.seconds >= sum(figures["seconds"] for figures in result.evaluations.values()) > 0
     assert result.eval_seconds < result.seconds
-    assert re.fullmatch(r"FID [\d.]+ -> [\d.]+, IS [\d.]+ -> [\d.]+, precision [\d.]+ -> [\d.]+, recall [\d.]+ -> [\d.]+, "
-                        r"density [\d.]+ -> [\d.]+, coverage [\d.]+ -> [\d.]+ \(evaluation \d+ s of \d+ s\)",
+    assert re.fullmatch(r"FID [\d.]+ -> [\d.]+, IS [\d.]+ -> [\d.]+, precision [\d.]+ -> [\d.]+, "
+                        r"recall [\d.]+ -> [\d.]+, density [\d.]+ -> [\d.]+, coverage [\d.]+ -> [\d.]+ \(evaluation \d+ s of \d+ s\)",
                         result.evaluation_summary())
     tag = trainer.evaluator.tag
     assert result.evaluations[2]["provenance"]["classifier"]["tag"] == tag and tag.startswith("keras-")
@@ -156,3 +156,21 @@ def test_cli_writes_json_and_tensorboard_and_reports_usage_errors(trained, tmp_p
         assert "Traceback" not in stdout + stderr, (name, stderr)
         message = stderr.strip().splitlines()[-1]
         assert message.startswith("Error: ") and re.search(pattern, message), (name, stderr)
+
+
+def test_the_checkpoint_with_the_best_fid_is_kept_apart_and_evaluates_again(trained):
+    from sagan_tf.run_dir import RunDirectory
+    from training import evaluate as evaluate_cli
+
+    result, _, classifier, cache = trained
+    fids = {step: figures["fid"] for step, figures in result.evaluations.items()}
+    best_step = min(fids, key=fids.get)
+    run = RunDirectory(result.model_dir)
+    record = run.best_record()
+    assert (record["step"], record["metric"]) == (best_step, "fid")
+    np.testing.assert_allclose(record["value"], fids[best_step], rtol=1e-6)
+    assert result.best_checkpoint == run.best_checkpoint_path(best_step) == run.find_checkpoint("best")
+    figures = evaluate_cli.evaluate_run(result.model_dir, eval_config(classifier, cache), checkpoint="best",
+                                        print_fn=lambda line: None)
+    assert figures["step"] == best_step and figures["checkpoint"] == run.best_checkpoint_path(best_step)
+    np.testing.assert_allclose(figures["fid"], fids[best_step], rtol=1e-4)

@@ -1,4 +1,4 @@
-"""`python -m training.run` as a user runs it: one-paragraph errors, SIGKILL resume, SIGTERM checkpoint."""
+"""`python -m training.run` as a user runs it: one-paragraph errors, exact resume after SIGKILL and SIGTERM."""
 
 import queue
 import re
@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from tests.tiny import start_command
@@ -68,6 +69,8 @@ BAD_INPUTS = {
     "batch not divisible": (["--strategy=mirrored", "--cpu_devices=2", "--batch_size=5"], {},
                             "batch size 5 does not split evenly over the 2 replicas.*--batch_size=6"),
     "bad ema_decay": (["--ema_decay=often"], {}, "ema_decay must be a number in \\(0, 1\\) or 'none'"),
+    "bad ema_start": (["--ema_start=-5"], {}, "ema_start must be an integer >= 0"),
+    "bad best_metric": (["--best_metric=sharpness"], {}, "best-checkpoint metric must be one of fid, kid"),
     "invalid override": (["--d_lr=-1"], {}, "d_lr must be > 0"),
     "multi_worker without TF_CONFIG": (["--strategy=multi_worker"], {}, "needs the TF_CONFIG environment"),
 }
@@ -90,15 +93,23 @@ def latest_step(model_dir):
     return None if latest is None else int(latest.rsplit("-", 1)[1])
 
 
-def test_sigkill_resumes_from_the_last_checkpoint_and_sigterm_saves_one(tmp_path):
-    args = [f"--model_dir={tmp_path}", "--train_steps=100000", "--checkpoint_every=2", *TINY]
+def checkpoint_values(path):
+    """{name: value} of every variable in a checkpoint but its save counter (which counts this process's saves)."""
+    reader = tf.train.load_checkpoint(path)
+    return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(path)
+            if not name.startswith(("save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH"))}
+
+
+def test_sigkill_and_sigterm_resume_exactly(tmp_path):
+    model_dir = tmp_path / "interrupted"
+    args = [f"--model_dir={model_dir}", "--train_steps=100000", "--checkpoint_every=2", *TINY]
     with Lines(start(args)) as first:
         first.wait_for(r"step +3/100000")  # the step-2 checkpoint was written before this line
         first.process.kill()  # SIGKILL: no chance to clean up, possibly in the middle of a save
         first.rest()
-    killed_at = latest_step(tmp_path)
+    killed_at = latest_step(model_dir)
     assert killed_at is not None and killed_at >= 2
-    tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))  # complete and readable
+    tf.train.load_checkpoint(tf.train.latest_checkpoint(str(model_dir / "checkpoints")))  # complete and readable
 
     with Lines(start(args)) as second:
         restored = int(second.wait_for(r"Restored .*ckpt-\d+: step (\d+)")[1])
@@ -110,5 +121,18 @@ def test_sigkill_resumes_from_the_last_checkpoint_and_sigterm_saves_one(tmp_path
     assert second.process.returncode == 128 + signal.SIGTERM, output
     assert "Traceback" not in output
     stopped = int(re.search(r"Stopped at step (\d+); checkpoint", output)[1])
-    assert stopped >= first_step and latest_step(tmp_path) == stopped
-    assert (tmp_path / "samples" / f"step_{stopped:08d}.png").exists()
+    assert stopped >= first_step and latest_step(model_dir) == stopped
+    assert (model_dir / "samples" / f"step_{stopped:08d}.png").exists()
+
+    # Killed, resumed and stopped again, the run holds bit for bit the state of one trained straight to that step:
+    # weights, EMA, batch-norm statistics, spectral-norm vectors, Adam slots and the noise RNG.
+    straight_dir = tmp_path / "straight"
+    straight = start([f"--model_dir={straight_dir}", f"--train_steps={stopped}", "--checkpoint_every=0",
+                      "--eval_samples=0", *TINY])
+    output, _ = straight.communicate(timeout=300)
+    assert straight.returncode == 0, output
+    resumed = checkpoint_values(str(model_dir / "checkpoints" / f"ckpt-{stopped}"))
+    expected = checkpoint_values(str(straight_dir / "checkpoints" / f"ckpt-{stopped}"))
+    assert resumed.keys() == expected.keys() and len(expected) > 300
+    different = [name for name in expected if not np.array_equal(resumed[name], expected[name])]
+    assert different == []

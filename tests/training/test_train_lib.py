@@ -3,6 +3,7 @@
 import glob
 import io
 import os
+import re
 import shutil
 
 import keras
@@ -13,7 +14,7 @@ from PIL import Image
 
 from sagan_tf import checkpoint, data, images
 from sagan_tf.config import ExperimentConfig
-from sagan_tf.errors import ConfigError, UsageError
+from sagan_tf.errors import ConfigError, DamagedCheckpointError, TrainingDivergedError, UsageError
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
 from tests.tiny import event_scalars, tiny_config, train_options
@@ -54,27 +55,11 @@ def test_a_float16_checkpoint_is_not_resumed_in_float32(tmp_path):
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
-def step_indexed_input_fn(config, options, start_step):
-    """Deterministic data where the batches of step t depend on t only, so that a resumed run reads what a
-    straight run reads at the same step. (The real pipelines are reseeded with (seed, start step) on resume:
-    fresh data, no replay, but not the data a straight run would have read.)"""
-    batch, model = config.training.images_per_step, config.model
-
-    def make(step):
-        pixels = tf.random.stateless_uniform((batch, model.image_size, model.image_size, 3), (step, 1), -1, 1)
-        labels = tf.random.stateless_uniform((batch,), (step, 2), 0, model.num_classes, tf.int32)
-        return pixels, labels
-
-    return lambda context: tf.data.Dataset.range(start_step, 2**40).map(make)
-
-
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
-    """Four steps (two discriminator updates each) on step-indexed data; checkpoints at steps 2 and 4."""
+    """Four steps (two discriminator updates each) on the synthetic data; checkpoints at steps 2 and 4."""
     model_dir = tmp_path_factory.mktemp("straight")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_lib, "input_fn", step_indexed_input_fn)
-        result = train_lib.run(tiny_config(d_steps=2), options_for(model_dir))
+    result = train_lib.run(tiny_config(d_steps=2), options_for(model_dir))
     return model_dir, result, state(result.model)
 
 
@@ -120,22 +105,18 @@ def test_run_writes_config_checkpoints_sample_grid_and_events(straight_run):
     np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(png))), grid)
 
 
-def test_resume_is_exact_and_a_finished_run_does_nothing(straight_run, tmp_path, monkeypatch):
+def test_resume_is_exact_and_a_finished_run_does_nothing(straight_run, tmp_path):
     straight_dir, straight, straight_state = straight_run
-    monkeypatch.setattr(train_lib, "input_fn", step_indexed_input_fn)
     # A run killed after its step-2 checkpoint: the straight run's directory as it was then.
-    (tmp_path / "checkpoints").mkdir()
-    shutil.copy(straight_dir / "config.json", tmp_path / "config.json")
-    for path in glob.glob(f"{straight_dir}/checkpoints/ckpt-2.*"):
-        shutil.copy(path, tmp_path / "checkpoints")
-    (tmp_path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"\n')
+    interrupted_copy(straight_dir, tmp_path, (2,))
 
     trainer = train_lib.Trainer(tiny_config(d_steps=2), options_for(tmp_path))
     assert trainer.step == 2 and int(trainer.model.d_optimizer.iterations) == 4
     resumed = trainer.train()
     assert resumed.step == 4 and checkpoint_steps(tmp_path) == [2, 4]
     # Weights, EMA weights, batch-norm statistics, spectral-norm vectors, optimizer slots and the noise RNG state
-    # all equal the uninterrupted run's: the checkpoint restored everything.
+    # all equal the uninterrupted run's, bit for bit: the checkpoint restored the state, and the input pipeline
+    # continued at the example the straight run read at step 3.
     assert_same_state(state(resumed.model), straight_state)
 
     files = sorted(os.listdir(tmp_path / "samples")) + sorted(os.listdir(tmp_path / "checkpoints"))
@@ -143,6 +124,103 @@ def test_resume_is_exact_and_a_finished_run_does_nothing(straight_run, tmp_path,
     assert again.step == 4 and again.logs == {} and again.sample_grid is None
     assert sorted(os.listdir(tmp_path / "samples")) + sorted(os.listdir(tmp_path / "checkpoints")) == files
     assert_same_state(state(again.model), straight_state)
+
+
+def interrupted_copy(straight_dir, destination, steps):
+    """`destination` as the straight run's directory was when only the checkpoints of `steps` existed."""
+    (destination / "checkpoints").mkdir(parents=True)
+    shutil.copy(straight_dir / "config.json", destination / "config.json")
+    for step in steps:
+        for path in glob.glob(f"{straight_dir}/checkpoints/ckpt-{step}.*"):
+            shutil.copy(path, destination / "checkpoints")
+    (destination / "checkpoints" / "checkpoint").write_text(f'model_checkpoint_path: "ckpt-{max(steps)}"\n')
+
+
+def truncate(path):
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def test_resume_falls_back_from_a_damaged_checkpoint_and_stays_exact(straight_run, tmp_path, caplog):
+    straight_dir, _, straight_state = straight_run
+    interrupted_copy(straight_dir, tmp_path, (2, 4))
+    truncate(glob.glob(f"{tmp_path}/checkpoints/ckpt-4.data-*")[0])  # e.g. a full disk during the save
+    with caplog.at_level("WARNING"):
+        trainer = train_lib.Trainer(tiny_config(d_steps=2), options_for(tmp_path))
+    assert trainer.step == 2 and trainer.restored_checkpoint.endswith("ckpt-2")
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert re.search(r"ckpt-4 is damaged: it cannot be read back \(IndexError: Read less bytes", warning)
+    assert "Resuming from" in warning and "ckpt-2" in warning
+    resumed = trainer.train()
+    assert resumed.step == 4
+    assert_same_state(state(resumed.model), straight_state)  # retrained from step 2, rewriting ckpt-4
+    tf.train.load_checkpoint(str(tmp_path / "checkpoints" / "ckpt-4"))  # readable again
+
+    for path in glob.glob(f"{tmp_path}/checkpoints/ckpt-*.data-*"):
+        truncate(path)
+    with pytest.raises(DamagedCheckpointError, match=r"Every checkpoint in .* is damaged .*ckpt-4.*ckpt-2"):
+        train_lib.Trainer(tiny_config(d_steps=2), options_for(tmp_path))
+
+
+def poisoned_input_fn(nan_at_step, every_pipeline=False):
+    """`train_lib.input_fn` with NaN images at step `nan_at_step`: in the pipeline of the run's first `fit` (one
+    starting at step 0) only, or in `every_pipeline`."""
+    real_input_fn = train_lib.input_fn
+
+    def input_fn(config, options, start_step):
+        dataset_fn = real_input_fn(config, options, start_step)
+        if start_step and not every_pipeline:
+            return dataset_fn
+
+        def poisoned(context):
+            steps = dataset_fn(context).enumerate(start=start_step + 1)
+            return steps.map(lambda step, batch: (tf.where(step == nan_at_step, np.nan, batch[0]), batch[1]))
+
+        return poisoned
+
+    return input_fn
+
+
+def assert_finite_checkpoints(model_dir):
+    for _, path in RunDirectory(model_dir).checkpoints():
+        reader = tf.train.load_checkpoint(path)
+        for name, _ in tf.train.list_variables(path):
+            value = np.asarray(reader.get_tensor(name))
+            if value.dtype.kind == "f":
+                assert np.isfinite(value).all(), (path, name)
+
+
+def test_a_non_finite_step_stops_the_run_naming_it_and_the_last_good_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_lib, "input_fn", poisoned_input_fn(3))
+    # NaN images give a finite hinge loss (relu of NaN is 0 here) but NaN gradients: the weights are checked too.
+    with pytest.raises(TrainingDivergedError, match=r"diverged at step 3: a loss or a weight is no longer finite "
+                       r"\(d_loss .*d_grad_norm nan.*the last good checkpoint is .*ckpt-2 .*--on_nonfinite=rollback"
+                       ) as error:
+        train_lib.run(tiny_config(train_steps=6), options_for(tmp_path))
+    assert error.value.step == 3 and np.isnan(error.value.values["d_grad_norm"])
+    # Nothing acted on the diverged state: no checkpoint, no sample grid after step 2.
+    assert checkpoint_steps(tmp_path) == [2] and sorted(os.listdir(tmp_path / "samples")) == ["step_00000002.png"]
+    assert_finite_checkpoints(tmp_path)
+
+
+def test_rollback_restores_the_last_good_checkpoint_and_continues_with_fresh_noise(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_lib, "input_fn", poisoned_input_fn(3))
+    result = train_lib.run(tiny_config(train_steps=4), options_for(tmp_path, on_nonfinite="rollback"))
+    assert result.step == 4 and result.rollbacks == [(3, 2)]
+    assert checkpoint_steps(tmp_path) == [2, 4]
+    assert_finite_checkpoints(tmp_path)
+    # The noise after the rollback is a fresh stream (its seed is no longer the run's seed, 7), checkpointed with it.
+    assert int(result.model.seed_generator.state.numpy()[0]) != 7
+    noise = tf.train.load_variable(str(tmp_path / "checkpoints" / "ckpt-4"), "noise_seed/.ATTRIBUTES/VARIABLE_VALUE")
+    np.testing.assert_array_equal(noise, result.model.seed_generator.state.numpy())
+
+    # A step that diverges whatever the noise ends the run once the rollbacks are used up.
+    monkeypatch.setattr(train_lib, "input_fn", poisoned_input_fn(3, every_pipeline=True))
+    with pytest.raises(TrainingDivergedError, match=r"step 3.*ckpt-2 .*; 1 rollback\(s\) with fresh noise, the "
+                       r"--max_rollbacks limit, did not get past the divergence. Train in a new --model_dir"):
+        train_lib.run(tiny_config(train_steps=4), options_for(tmp_path / "again", on_nonfinite="rollback",
+                                                              max_rollbacks=1))
+    assert_finite_checkpoints(tmp_path / "again")
 
 
 def test_incompatible_model_dir_is_refused_naming_the_fields(tmp_path):
@@ -155,16 +233,45 @@ def test_incompatible_model_dir_is_refused_naming_the_fields(tmp_path):
     RunDirectory(tmp_path).check_resumable(tiny_config(batch_size=8, g_lr=1e-3, train_steps=9))
 
 
-def test_resumed_pipeline_reads_fresh_data_not_a_replay():
-    config, options = tiny_config(), options_for("unused")
+def first_batches(dataset_fn, count, input_context=None):
+    return [batch[0].numpy() for batch in dataset_fn(input_context).take(count)]
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "folder"])
+def test_a_resumed_pipeline_continues_where_the_straight_one_is(tmp_path, dataset):
+    if dataset == "folder":  # 5 images: the 8 examples of two steps cross an epoch boundary
+        for i in range(5):
+            Image.fromarray(np.full((16, 16, 3), 50 * i, np.uint8)).save(tmp_path / f"{i}.png")
+        dataset = f"folder:{tmp_path}"
+    config, options = tiny_config(dataset=dataset, num_classes=0, d_steps=2, batch_size=2), options_for("unused")
+    straight = first_batches(train_lib.input_fn(config, options, 0), 4)
+    resumed = first_batches(train_lib.input_fn(config, options, 2), 2)
+    np.testing.assert_array_equal(np.stack(resumed), np.stack(straight[2:]))
+    assert not np.array_equal(straight[0], straight[2])
+    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2)
+    assert train_lib.pipeline_position(3, 8, context) == 12 and train_lib.pipeline_position(3, 8) == 24
+
+
+def test_a_tfds_pipeline_is_reseeded_on_resume():
     assert train_lib.pipeline_seed(7, 0) == 7 and train_lib.pipeline_seed(7, 2) != 7
+    assert train_lib.pipeline_seed(7, 2) == train_lib.pipeline_seed(7, 2) < 2**31
 
-    def first_batch(start_step):
-        dataset = train_lib.input_fn(config, options, start_step)(None)
-        return next(iter(dataset))[0].numpy()
 
-    np.testing.assert_array_equal(first_batch(0), first_batch(0))
-    assert not np.allclose(first_batch(0), first_batch(2))
+def test_each_replica_resumes_with_the_data_it_would_have_read(mirrored_strategy):
+    config, options = tiny_config(d_steps=2), options_for("unused")
+
+    def per_replica(start_step, steps):
+        dataset = mirrored_strategy.distribute_datasets_from_function(train_lib.input_fn(config, options, start_step))
+        iterator, batches = iter(dataset), []
+        for _ in range(steps):
+            images, _ = next(iterator)
+            batches.append([x.numpy() for x in mirrored_strategy.experimental_local_results(images)])
+        return batches
+
+    straight, resumed = per_replica(0, 3), per_replica(2, 1)
+    assert len(resumed[0]) == 2 and not np.array_equal(resumed[0][0], resumed[0][1])
+    for replica in range(2):
+        np.testing.assert_array_equal(resumed[0][replica], straight[2][replica])
 
 
 def test_mirrored_strategy_and_batch_not_divisible_by_replicas(tmp_path):
@@ -185,11 +292,17 @@ def test_mirrored_strategy_and_batch_not_divisible_by_replicas(tmp_path):
 
 
 @pytest.mark.slow
-def test_mirrored_run_trains(tmp_path):
-    result = train_lib.run(tiny_config(train_steps=2), options_for(tmp_path, strategy="mirrored"))
-    assert result.model.distribute_strategy.num_replicas_in_sync == 2
-    assert result.step == 2 and np.isfinite(result.logs["d_loss"])
-    assert checkpoint_steps(tmp_path) == [2]
+def test_a_mirrored_run_resumes_exactly(tmp_path):
+    # Fast siblings: test_each_replica_resumes_with_the_data_it_would_have_read (data) and, in tests/models,
+    # test_noise_differs_across_replicas_and_matches_one_device (noise drawn from the checkpointed seed state).
+    config = tiny_config(train_steps=4)
+    straight = train_lib.run(config, options_for(tmp_path / "straight", strategy="mirrored"))
+    assert straight.model.distribute_strategy.num_replicas_in_sync == 2
+    assert straight.step == 4 and np.isfinite(straight.logs["d_loss"])
+    assert checkpoint_steps(tmp_path / "straight") == [2, 4]
+    interrupted_copy(tmp_path / "straight", tmp_path / "resumed", (2,))
+    resumed = train_lib.run(config, options_for(tmp_path / "resumed", strategy="mirrored"))
+    assert_same_state(state(resumed.model), state(straight.model))
 
 
 def test_bad_options_and_dataset_mismatch():
@@ -197,3 +310,7 @@ def test_bad_options_and_dataset_mismatch():
         train_lib.run(tiny_config(), options_for("x", strategy="gpu"))
     with pytest.raises(ConfigError, match="has 4 class"):
         train_lib.run(tiny_config(num_classes=3), options_for("x"))
+    with pytest.raises(UsageError, match="on_nonfinite must be one of stop, rollback"):
+        train_lib.run(tiny_config(), options_for("x", on_nonfinite="ignore"))
+    with pytest.raises(UsageError, match="best-checkpoint metric must be one of fid, kid, inception_score"):
+        train_lib.run(tiny_config(), options_for("x", best_metric="precision"))

@@ -106,6 +106,7 @@ def test_missing_model_dir_is_a_one_paragraph_error_with_exit_status_2(tmp_path)
     (["--query_points=0,40"], "inside the 32x32 image"),
     (["--query_points=a;b"], "'row,col' integer pixel pairs"),
     (["--checkpoint=9"], "No checkpoint"),
+    (["--checkpoint=best"], "has no best checkpoint: it is chosen by the evaluations during training"),
 ])
 def test_bad_flags_are_one_paragraph_errors(model_dir, tmp_path, capsys, args, message):
     # The command in this process, on its own flag set (the subprocess test above covers absl's app.run).
