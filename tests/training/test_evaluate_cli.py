@@ -46,7 +46,8 @@ def test_run_records_start_every_and_end_figures(trained):
     assert callback.seconds >= sum(figures["seconds"] for figures in result.evaluations.values()) > 0
     assert result.eval_seconds < result.seconds
     assert re.fullmatch(r"FID [\d.]+ -> [\d.]+, IS [\d.]+ -> [\d.]+, precision [\d.]+ -> [\d.]+, "
-                        r"recall [\d.]+ -> [\d.]+, density [\d.]+ -> [\d.]+, coverage [\d.]+ -> [\d.]+ \(evaluation \d+ s of \d+ s\)",
+                        r"recall [\d.]+ -> [\d.]+, density [\d.]+ -> [\d.]+, coverage [\d.]+ -> [\d.]+ "
+                        r"\(evaluation \d+ s of \d+ s\)",
                         result.evaluation_summary())
     tag = trainer.evaluator.tag
     assert result.evaluations[2]["provenance"]["classifier"]["tag"] == tag and tag.startswith("keras-")
