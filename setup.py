@@ -37,12 +37,12 @@ setuptools.setup(
         "scipy>=1.11,<2",
         "absl-py>=2.0,<3",
         "pillow>=10,<14",
+        # The truncation sweep's plot (sagan_tf.plots, `training.evaluate --truncation`) and benchmarks/quality.py.
+        "matplotlib>=3.8,<4",
     ],
     extras_require={
         # gRPC requests to TensorFlow Serving from export/client.py (REST needs nothing more).
         "serving": ["tensorflow-serving-api>=2.16,<2.22"],
-        # benchmarks/quality.py draws its curves (axes, legends, seed bands) with matplotlib; figures print without it.
-        "benchmarks": ["matplotlib>=3.8,<4"],
         "test": [
             "tensorflow-serving-api>=2.16,<2.22",
             "pytest>=8,<10",
@@ -51,8 +51,6 @@ setuptools.setup(
             "nbclient>=0.10,<0.12",
             "nbformat>=5.10,<6",
             "ipykernel>=6.29,<8",
-            # tests/test_benchmark_quality.py draws the benchmark's plot.
-            "matplotlib>=3.8,<4",
         ],
     },
 )

@@ -26,7 +26,7 @@ self-attention layers; off: none, the paper's ablation) and --seeds. Output:
   <output_dir>/quality_curves.png: FID, KID, IS, precision, recall, coverage against images seen (mean over seeds,
       with the min-max band)
 
-matplotlib draws the plot (pip install matplotlib, or the `benchmarks` extra); figures are printed without it.
+matplotlib (installed with sagan_tf) draws the plot; without it the figures are still printed.
 Timings depend on the machine and its load: the JSON records the load averages. Not a test.
 """
 

@@ -15,7 +15,8 @@ The pieces, usable on their own:
   `metrics.RealStatistics`, computed once and cached on disk (`default_cache_dir()`).
 - `evaluate_generator(generator, classifier, real_stats, config)`: generates `config.num_samples` images in batches
   from a fixed seed (uniform class labels for conditional models) and streams them through the classifier into a
-  `metrics.MetricAccumulator`: memory does not grow with `num_samples`.
+  `metrics.MetricAccumulator`: memory does not grow with `num_samples`. With `config.truncation` the latents are
+  truncated (the truncation trick, BigGAN sec. 3.1) exactly as an export's `generate` draws them.
 
 FID (Heusel et al. 2017, eq. 6), IS (Salimans et al. 2016), KID (Binkowski et al. 2018), improved precision and
 recall (Kynkaenniemi et al. 2019) and density and coverage (Naeem et al. 2020) are computed by `sagan_tf.metrics`:
@@ -28,6 +29,7 @@ method, the sample counts, the real split. Figures of different classifiers are 
 (`qualified_figures`: "<tag>/fid", e.g. "domain-1a2b3c4d/fid").
 """
 
+import copy
 import dataclasses
 import os
 import time
@@ -36,7 +38,7 @@ from typing import Optional
 import keras
 import numpy as np
 
-from sagan_tf import data, errors, metrics
+from sagan_tf import data, errors, latents, metrics
 from sagan_tf.data import folder as folder_source
 from sagan_tf.metrics import classifier as classifier_module
 from sagan_tf.metrics import domain_classifier
@@ -69,6 +71,8 @@ class EvalConfig:
       compute_kid: also compute the Kernel Inception Distance.
       num_splits: Inception Score splits (1: TF-GAN's definition; papers average 10 splits).
       seed: seed of the latents and labels; the same seed gives the same figures.
+      truncation: None (z ~ N(0, I)) or a number t > 0: z drawn from the normal truncated at |z| <= t by
+        `sagan_tf.latents` (BigGAN's truncation trick; see `generator_inputs`).
       cache_dir: directory of the cached real statistics; None: `default_cache_dir()`.
       log_every: batches between progress lines (0: none).
     """
@@ -83,6 +87,7 @@ class EvalConfig:
     nearest_k: int = 3
     num_splits: int = 1
     seed: int = 0
+    truncation: Optional[float] = None
     cache_dir: Optional[str] = None
     classifier_dir: Optional[str] = None
     log_every: int = 20
@@ -119,6 +124,10 @@ class EvalConfig:
             fail(f"nearest_k must be a positive integer. Received: nearest_k={self.nearest_k!r}")
         if not isinstance(self.split, str) or not self.split:
             fail(f"split must be a dataset split name such as 'train'. Received: split={self.split!r}")
+        if self.truncation is not None and (
+                isinstance(self.truncation, bool) or not isinstance(self.truncation, (int, float, np.number))
+                or not np.float32(self.truncation) > 0):
+            fail(f"truncation must be None or a number > 0. Received: truncation={self.truncation!r}")
 
 
 def default_cache_dir():
@@ -285,17 +294,39 @@ def _sampler(generator, latent_dim):
                                         tf.TensorSpec([None], tf.int32)])
 
 
-def generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed=0):
-    """Yields the (z, labels) batches `evaluate_generator` uses: z ~ N(0, I), labels uniform in [0, num_classes).
+def generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed=0, truncation=None):
+    """Yields the (z, labels) batches `evaluate_generator` uses: labels uniform in [0, num_classes), z ~ N(0, I)
+    or, with `truncation`, z from the standard normal truncated at |z| <= truncation (BigGAN sec. 3.1).
 
     The batches are drawn one after the other from `numpy.random.default_rng(seed)`, so the same arguments give
     the same inputs. Labels are all zeros for unconditional models (`num_classes` 0), which ignore them.
+
+    With a truncation t, each batch draws its labels and then an int64 batch seed from that generator, and its z is
+    `latents.truncated_latents(n, latent_dim, batch_seed, t)`: the latents an export's `generate` signature draws
+    for that seed and truncation. The labels and batch seeds do not depend on t, and `truncated_normal` maps the
+    same uniforms to smaller |z| as t shrinks, so a truncation sweep with one seed evaluates the same labels and the
+    same draws at every t (common random numbers: the differences between truncations are not sampling noise).
+
+    Args:
+      latent_dim: size of z.
+      num_classes: number of classes (0: unconditional).
+      num_samples: images in all.
+      batch_size: images per batch (the last batch may be smaller).
+      seed: seed of the NumPy generator.
+      truncation: None, or a number t > 0.
+
+    Yields:
+      (z float32 [n, latent_dim], labels int32 [n]) as NumPy arrays.
     """
     rng = np.random.default_rng(seed)
     for start in range(0, num_samples, batch_size):
         n = min(batch_size, num_samples - start)
-        z = rng.standard_normal((n, latent_dim)).astype("float32")
+        if truncation is None:
+            z = rng.standard_normal((n, latent_dim)).astype("float32")
         labels = rng.integers(0, num_classes, n).astype("int32") if num_classes else np.zeros(n, "int32")
+        if truncation is not None:
+            batch_seed = int(rng.integers(0, 2**63 - 1))
+            z = latents.truncated_latents(n, latent_dim, batch_seed, truncation).numpy()
         yield z, labels
 
 
@@ -316,14 +347,15 @@ def evaluate_generator(generator, classifier, real_stats, config=None, latent_di
     """FID, Inception Score and optionally KID, precision, recall, density and coverage of `config.num_samples`
     images of `generator`.
 
-    Images are generated in batches of `config.batch_size` from `generator_inputs(..., config.seed)` with
+    Images are generated in batches of `config.batch_size` from `generator_inputs(..., config.seed,
+    config.truncation)` with
     `training=False` and streamed through `classifier` into a `metrics.MetricAccumulator`; no list of images is
     kept, so memory does not grow with `num_samples`: FID keeps a d x d sum, IS per-class sums, and KID and the k-NN
     figures a reservoir of at most `KID_SUBSET_SIZE` generated features, compared with the at most `KID_SUBSET_SIZE`
     real ones of `real_stats.kid_subset` (with 50,000 samples: 10,000 of each, uniformly sampled; see
     `metrics.manifold` for the blocked distances). Of `config`, this reads `num_samples`, `batch_size`, `seed`,
-    `compute_kid`, `compute_precision_recall`, `nearest_k`, `num_splits` (Inception Score splits) and `log_every`;
-    its other fields say how `Evaluator.create` loads `classifier` and `real_stats`.
+    `compute_kid`, `compute_precision_recall`, `nearest_k`, `num_splits` (Inception Score splits), `log_every` and
+    `truncation`; its other fields say how `Evaluator.create` loads `classifier` and `real_stats`.
 
     Args:
       generator: a callable `(z, labels, training=False) -> images in [-1, 1]`, e.g. a `Generator` or a SAGAN's
@@ -360,7 +392,8 @@ def evaluate_generator(generator, classifier, real_stats, config=None, latent_di
         num_splits=config.num_splits, num_samples=num_samples, kid_capacity=subset, seed=seed,
         nearest_k=config.nearest_k if config.compute_precision_recall else None)
     total_batches = -(-num_samples // batch_size)
-    for batch, (z, labels) in enumerate(generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed), 1):
+    inputs = generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed, config.truncation)
+    for batch, (z, labels) in enumerate(inputs, 1):
         images = sample(z, labels)
         accumulator.update(*classifier(images))
         if config.log_every and batch % config.log_every == 0 and batch < total_batches:
@@ -450,6 +483,19 @@ class Evaluator:
         """The classifier's tag, e.g. "domain-1a2b3c4d" (see `qualified_figures`)."""
         return self.classifier.tag
 
+    def with_truncation(self, truncation):
+        """This evaluator with `config.truncation` set to `truncation` (None or a number > 0), sharing the
+        classifier, the real statistics and their k-NN radii: a truncation sweep loads and computes them once.
+
+        Raises:
+          UsageError: `truncation` is not None or a number > 0.
+        """
+        if self.config.compute_precision_recall and self.real_stats.kid_subset.shape[0] > self.config.nearest_k:
+            self.real_radii()
+        other = copy.copy(self)
+        other.config = dataclasses.replace(self.config, truncation=truncation)
+        return other
+
     def real_radii(self):
         """The k-NN radii (k = `config.nearest_k`) of the real features of precision/recall, computed once."""
         if self._real_radii is None:
@@ -459,7 +505,7 @@ class Evaluator:
     def provenance(self):
         """Where the figures come from, as a JSON-able dict: the classifier (name, content hash, tag, id, input
         size, card), the resize method, the dataset and real split, the numbers of generated and real samples (and
-        of the subsets KID and precision/recall compare), k and the seed. The caller adds the step and which
+        of the subsets KID and precision/recall compare), k, the seed and the truncation. The caller adds the step and which
         generator (EMA or raw) it evaluated."""
         config = self.config
         subset = config.compute_kid or config.compute_precision_recall
@@ -474,6 +520,7 @@ class Evaluator:
             "subset_generated": min(config.num_samples, KID_SUBSET_SIZE) if subset else None,
             "nearest_k": config.nearest_k if config.compute_precision_recall else None,
             "seed": config.seed,
+            "truncation": None if config.truncation is None else float(config.truncation),
         }
 
     def __call__(self, generator, latent_dim=None, num_classes=None):

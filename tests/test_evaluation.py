@@ -125,6 +125,42 @@ def test_conditional_labels_are_uniform_and_reproducible():
     assert np.all(np.concatenate([b[1] for b in evaluation.generator_inputs(8, 0, 10, 4)]) == 0)
 
 
+def test_truncated_inputs_share_labels_and_draws_across_truncations():
+    """A sweep's inputs: per batch, the labels and then an int64 seed from default_rng(seed), and the z that
+    `latents.truncated_latents` draws for that seed (what an export's `generate` draws)."""
+    from sagan_tf import latents
+
+    def inputs(truncation):
+        batches = list(evaluation.generator_inputs(6, 5, 70, 32, seed=3, truncation=truncation))
+        return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+    rng = np.random.default_rng(3)
+    expected_labels, expected_z = [], {}
+    for n in (32, 32, 6):
+        expected_labels.append(rng.integers(0, 5, n))
+        batch_seed = int(rng.integers(0, 2**63 - 1))
+        for t in (2.0, 0.5):
+            expected_z.setdefault(t, []).append(latents.truncated_latents(n, 6, batch_seed, t).numpy())
+    z_wide, labels_wide = inputs(2.0)
+    z_narrow, labels_narrow = inputs(0.5)
+    np.testing.assert_array_equal(labels_wide, np.concatenate(expected_labels))
+    np.testing.assert_array_equal(labels_narrow, labels_wide)
+    np.testing.assert_array_equal(z_wide, np.concatenate(expected_z[2.0]))
+    np.testing.assert_array_equal(z_narrow, np.concatenate(expected_z[0.5]))
+    assert z_wide.dtype == np.float32 and z_wide.shape == (70, 6)
+    assert np.abs(z_wide).max() <= 2.0 and np.abs(z_narrow).max() <= 0.5 and np.abs(z_wide).max() > 1.5
+    # The same uniforms at every truncation: the same signs, and |z| shrinks monotonically with t.
+    np.testing.assert_array_equal(np.sign(z_narrow), np.sign(z_wide))
+    order = np.argsort(np.abs(z_wide), axis=None)
+    assert np.all(np.diff(np.abs(z_narrow).ravel()[order]) >= 0)
+    # Untruncated inputs are unchanged by the option (what every evaluation before it drew).
+    untruncated = np.random.default_rng(3)
+    z = untruncated.standard_normal((32, 6)).astype("float32")
+    first = next(evaluation.generator_inputs(6, 5, 70, 32, seed=3))
+    np.testing.assert_array_equal(first[0], z)
+    np.testing.assert_array_equal(first[1], untruncated.integers(0, 5, 32))
+
+
 def test_evaluation_streams_batches_through_the_classifier(tmp_path, classifier):
     generator = build_generator(tiny_model(IMAGE_SIZE))
     stats = evaluation.real_statistics("synthetic", classifier, IMAGE_SIZE, num_real=32, cache_dir=tmp_path,
@@ -235,6 +271,11 @@ def test_evaluate_generator_takes_an_eval_config(classifier):
     ("num_splits", 0, "num_splits must be an integer between 1 and num_samples"),
     ("seed", -1, r"seed must be an integer in \[0, 2\*\*31\)"),
     ("nearest_k", 0, "nearest_k must be a positive integer"),
+    ("truncation", 0.0, "truncation must be None or a number > 0"),
+    ("truncation", -1, "truncation must be None or a number > 0"),
+    ("truncation", 1e-50, "truncation must be None or a number > 0"),  # 0 in float32, as `generate` takes it
+    ("truncation", "0.5", "truncation must be None or a number > 0"),
+    ("truncation", True, "truncation must be None or a number > 0"),
 ])
 def test_eval_config_validates(field, value, message):
     with pytest.raises(UsageError, match=message + ".*Received: "):

@@ -11,7 +11,16 @@ writes
                                                     .../kid, .../precision, ... and the text .../provenance
                                                     (eval_noema/... for the raw generator)
 
-and prints the JSON record. Its "figures" are named "<classifier tag>/<figure>" (e.g. "domain-1a2b3c4d/fid": the
+and prints the JSON record. With --truncation=2.0,1.0,0.7,0.5 (the truncation trick, BigGAN sec. 3.1: latents drawn
+from the normal truncated at |z| <= t, as an export's `generate` draws them) it evaluates each value with the same
+seed (the same labels and the same underlying draws at every t), writes one record per value
+
+    <model_dir>/eval/step_<step>_truncation_<t>.json    ("truncation": t; "none": the untruncated evaluation)
+    <model_dir>/eval/truncation_step_<step>.png         FID against IS across the truncations (and precision
+                                                        against recall), as BigGAN's figure 4
+    <model_dir>/eval/truncation_step_<step>.jsonl       the records of the sweep, one per line
+
+prints each record as one JSON line, and leaves latest.json to the untruncated evaluations. Its "figures" are named "<classifier tag>/<figure>" (e.g. "domain-1a2b3c4d/fid": the
 classifier's name and the first 8 hex digits of its content hash), so figures of different classifiers never share
 a name; its "provenance" holds the classifier's identity (name, content hash, id, input size, and a domain
 classifier's card), the resize method, the numbers of generated and real samples, the real split, the generator
@@ -27,6 +36,7 @@ domain classifier of other images) ends with a one-paragraph error and exit stat
     python -m training.evaluate --model_dir=runs/synthetic32
     python -m training.evaluate --model_dir=runs/cifar32 --num_samples=50000 --classifier=/models/inception
     python -m training.evaluate --model_dir=runs/icons --classifier=domain
+    python -m training.evaluate --model_dir=runs/synthetic32 --truncation=none,2.0,1.0,0.7,0.5
 """
 
 import json
@@ -64,12 +74,44 @@ def define_flags(flag_values=flags.FLAGS):
                       flag_values=flag_values)
     flags.DEFINE_bool("precision_recall", True, "Also compute precision, recall, density and coverage (k-NN, k=3; "
                       "--noprecision_recall: not).", flag_values=flag_values)
+    flags.DEFINE_list("truncation", [], "Truncation sweep: comma-separated values t > 0 (and 'none': untruncated) "
+                      "evaluated with the same seed, one record each, and a plot of FID against IS across them.",
+                      flag_values=flag_values)
     flags.DEFINE_integer("is_splits", 1, "Inception Score splits (1: TF-GAN's definition; papers average 10).",
                          flag_values=flag_values)
     flags.DEFINE_string("data_dir", None, "TFDS data directory (also the base of relative folder: paths).",
                         flag_values=flag_values)
     flags.DEFINE_string("cache_dir", None, "Real-statistics cache. Default: $SAGAN_TF_CACHE/real_stats or "
                         "~/.cache/sagan_tf/real_stats.", flag_values=flag_values)
+
+
+def parse_truncations(values):
+    """The truncations of a --truncation list: None for "none", else floats > 0, in the given order.
+
+    Raises:
+      UsageError: a value that is not "none" or a finite number > 0, or a value given twice.
+    """
+    import numpy as np
+
+    from sagan_tf.errors import UsageError
+
+    truncations = []
+    for text in values:
+        text = text.strip()
+        if text.lower() == "none":
+            value = None
+        else:
+            try:
+                value = float(text)
+            except ValueError:
+                value = float("nan")
+            if not (np.isfinite(value) and np.float32(value) > 0):
+                raise UsageError(f"--truncation takes finite numbers > 0 and 'none' (untruncated), comma-separated, "
+                                 f"e.g. --truncation=none,2.0,1.0,0.7,0.5. Received: {text!r}")
+        if value in truncations:
+            raise UsageError(f"--truncation lists {text} twice; each value is evaluated once.")
+        truncations.append(value)
+    return truncations
 
 
 def eval_config(values):
@@ -83,9 +125,15 @@ def eval_config(values):
         cache_dir=values.cache_dir)
 
 
+def truncation_suffix(truncation):
+    """"_truncation_0.5" for 0.5, "_truncation_none" for None: the file-name part of a sweep's record."""
+    return "_truncation_none" if truncation is None else f"_truncation_{truncation:g}"
+
+
 def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None, print_fn=logging.info):
-    """Evaluates a run's generator and writes the record; returns it (a JSON-able dict: "figures" named
-    "<classifier tag>/<figure>", "provenance", and what was evaluated).
+    """Evaluates a run's generator and writes the record to eval/step_<step>.json and eval/latest.json; returns it
+    (a JSON-able dict: "figures" named "<classifier tag>/<figure>", "provenance", the "truncation" of
+    `config.truncation`, and what was evaluated).
 
     Args:
       model_dir: the training run directory.
@@ -98,11 +146,74 @@ def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None
     Raises:
       UsageError: no run directory or checkpoint, an unavailable classifier, missing real data.
     """
-    import tensorflow as tf
+    run, restored, evaluator = _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn)
+    record = _evaluate(run, restored, evaluator, config, "", print_fn)
+    from sagan_tf.run_dir import write_json_atomically
 
-    from sagan_tf import evaluation, restore, summaries
+    write_json_atomically(os.path.join(run.eval_dir, "latest.json"), record)
+    return record
+
+
+def sweep_truncation(model_dir, config, truncations, checkpoint=None, use_ema=True, data_dir=None,
+                     print_fn=logging.info):
+    """Evaluates a run's generator at each truncation with the same `config.seed` (the truncation trick's
+    fidelity/variety trade-off, BigGAN sec. 3.1 and fig. 4); returns the records, one per truncation.
+
+    Each evaluation draws the same labels and the same underlying uniforms (`evaluation.generator_inputs`), so the
+    records differ by the truncation only. Each record is written to eval/step_<step>_truncation_<t>.json, all of
+    them to eval/truncation_step_<step>.jsonl and, for two truncations or more, the plot of FID against IS (and
+    precision against recall, when computed) to eval/truncation_step_<step>.png. latest.json is left alone. The
+    raw generator's files end in "_noema".
+
+    Args:
+      model_dir: the training run directory.
+      config: the `evaluation.EvalConfig` (its `truncation` is replaced by each value).
+      truncations: a non-empty list of None (untruncated) and numbers > 0, e.g. from `parse_truncations`.
+      checkpoint, use_ema, data_dir, print_fn: as `evaluate_run`.
+
+    Returns:
+      (the records in the order of `truncations`, the plot's path or None for a single truncation).
+
+    Raises:
+      UsageError: an empty or repeated list of truncations, a bad truncation, and what `evaluate_run` raises.
+    """
+    import dataclasses
+
+    from sagan_tf import plots
     from sagan_tf.errors import UsageError
-    from sagan_tf.run_dir import RunDirectory, write_json_atomically
+    from sagan_tf.run_dir import write_text_atomically
+
+    truncations = list(truncations)
+    if not truncations or len(set(truncations)) != len(truncations):
+        raise UsageError(f"A truncation sweep needs distinct truncations. Received: {truncations}")
+    for truncation in truncations:  # fail before loading anything
+        dataclasses.replace(config, truncation=truncation)
+    run, restored, evaluator = _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn)
+    records = []
+    for truncation in truncations:
+        print_fn(f"Truncation {'none' if truncation is None else f'{truncation:g}'} "
+                 f"({len(records) + 1} of {len(truncations)}).")
+        swept = evaluator.with_truncation(truncation)
+        records.append(_evaluate(run, restored, swept, swept.config, truncation_suffix(truncation), print_fn))
+    stem = os.path.join(run.eval_dir, f"truncation_step_{restored.step:08d}{'' if restored.ema else '_noema'}")
+    plot = None
+    if len(records) > 1:
+        tag = evaluator.tag
+        rows = [{"truncation": record["truncation"], **record["figures"]} for record in records]
+        plot = plots.truncation_tradeoff(
+            rows, stem + ".png", title=f"{restored.config.name} step {restored.step}: truncation sweep "
+            f"({config.num_samples} samples, seed {config.seed}, {tag})", fid_name=f"{tag}/fid",
+            is_name=f"{tag}/inception_score", precision_name=f"{tag}/precision", recall_name=f"{tag}/recall")
+        print_fn(f"Wrote {plot}.")
+    write_text_atomically(stem + ".jsonl", "".join(json.dumps(record, sort_keys=True) + "\n" for record in records))
+    return records, plot
+
+
+def _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn):
+    """(run directory, restored generator, evaluator) of an evaluation."""
+    from sagan_tf import evaluation, restore
+    from sagan_tf.errors import UsageError
+    from sagan_tf.run_dir import RunDirectory
     from training import classifier_cache
 
     if not model_dir:
@@ -115,13 +226,26 @@ def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None
              f"generator) on {config.num_samples} samples.")
     classifier_cache.ensure_domain_classifier(dataset, image_size, config, data_dir, print_fn)
     evaluator = evaluation.Evaluator.create(dataset, image_size, config, data_dir, print_fn)
+    return run, restored, evaluator
+
+
+def _evaluate(run, restored, evaluator, config, name_suffix, print_fn):
+    """Evaluates `restored.generator` with `evaluator`, writes eval/step_<step><name_suffix>[_noema].json and the
+    TensorBoard events; returns the record."""
+    import tensorflow as tf
+
+    from sagan_tf import evaluation, restore, summaries
+    from sagan_tf.run_dir import write_json_atomically
+
+    dataset = restored.config.training.dataset
     figures = evaluator(restored.generator)
     generator = "ema" if restored.ema else "raw"
     provenance = {**figures.pop("provenance"), "step": restored.step, "generator": generator}
     tag = evaluator.tag
+    truncation = None if config.truncation is None else float(config.truncation)
     result = {
         **restore.describe(restored),
-        "model_dir": model_dir,
+        "model_dir": run.path,
         "dataset": dataset,
         "classifier": config.classifier or evaluation.default_classifier(dataset),
         "classifier_tag": tag,
@@ -131,16 +255,19 @@ def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None
         "seconds": figures["seconds"],
         "batch_size": config.batch_size,
         "num_splits": config.num_splits,
+        "seed": config.seed,
+        "truncation": truncation,
     }
     tf.io.gfile.makedirs(run.eval_dir)
     suffix = "" if restored.ema else "_noema"
-    path = os.path.join(run.eval_dir, f"step_{restored.step:08d}{suffix}.json")
+    path = os.path.join(run.eval_dir, f"step_{restored.step:08d}{name_suffix}{suffix}.json")
     write_json_atomically(path, result)
-    write_json_atomically(os.path.join(run.eval_dir, "latest.json"), result)
+    # TensorBoard: eval/<tag>/fid, ...; a sweep's under eval/truncation_<t>/<tag>/fid, ...
+    prefix = f"eval{suffix}/" + (f"{name_suffix.lstrip('_')}/" if name_suffix else "")
     writer = tf.summary.create_file_writer(run.eval_dir)
     with writer.as_default():
-        summaries.write_scalars(result["figures"], restored.step, prefix=f"eval{suffix}/")
-        summaries.write_text(f"eval{suffix}/{tag}/provenance", json.dumps(provenance, sort_keys=True), restored.step)
+        summaries.write_scalars(result["figures"], restored.step, prefix=prefix)
+        summaries.write_text(f"{prefix}{tag}/provenance", json.dumps(provenance, sort_keys=True), restored.step)
     writer.close()
     print_fn(f"Wrote {path}.")
     return result
@@ -149,9 +276,16 @@ def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None
 @cli.main_wrapper
 def main(argv, values=None):
     values = flags.FLAGS if values is None else values
-    result = evaluate_run(values.model_dir, eval_config(values), values.checkpoint, use_ema=values.ema,
-                          data_dir=values.data_dir)
-    print(json.dumps(result, sort_keys=True))
+    config = eval_config(values)
+    truncations = parse_truncations(values.truncation)
+    if truncations:
+        records, _ = sweep_truncation(values.model_dir, config, truncations, values.checkpoint, use_ema=values.ema,
+                                   data_dir=values.data_dir)
+    else:
+        records = [evaluate_run(values.model_dir, config, values.checkpoint, use_ema=values.ema,
+                                data_dir=values.data_dir)]
+    for record in records:
+        print(json.dumps(record, sort_keys=True))
     return 0
 
 

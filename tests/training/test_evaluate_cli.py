@@ -113,6 +113,9 @@ def test_cli_writes_json_and_tensorboard_and_reports_usage_errors(trained, tmp_p
         "missing dir": start("training.evaluate", [f"--model_dir={tmp_path / 'nothing'}", *common]),
         "no checkpoint": start("training.evaluate", [f"--model_dir={tmp_path / 'untrained'}", *common]),
         "run flags": start("training.run", [f"--model_dir={tmp_path / 'flags'}", "--eval_every=5", "--eval_samples=0"]),
+        "sweep": start("training.evaluate", [f"--model_dir={run_dir}", *common, "--truncation=none,1.0,0.5",
+                                             "--noprecision_recall"]),
+        "bad truncation": start("training.evaluate", [f"--model_dir={run_dir}", *common, "--truncation=1.0,0"]),
     }
     outputs = {name: (*p.communicate(timeout=300), p.returncode) for name, p in processes.items()}
 
@@ -149,8 +152,16 @@ def test_cli_writes_json_and_tensorboard_and_reports_usage_errors(trained, tmp_p
     assert 3 in scalars[f"eval/{tag}/kid"] and 3 in scalars[f"eval/{tag}/recall"]
     assert json.loads(scalars[f"eval/{tag}/provenance"][3]) == provenance
 
+    stdout, stderr, code = outputs["sweep"]
+    assert code == 0, stderr
+    printed = [json.loads(line) for line in stdout.strip().splitlines()[-3:]]
+    assert [record["truncation"] for record in printed] == [None, 1.0, 0.5]
+    assert printed[2] == json.loads((pathlib.Path(run_dir) / "eval" / "step_00000003_truncation_0.5.json").read_text())
+    assert (pathlib.Path(run_dir) / "eval" / "truncation_step_00000003.png").stat().st_size > 0
+
     for name, pattern in [("missing dir", r"nothing is not a training run directory: it does not exist"),
                           ("no checkpoint", r"has no checkpoint yet"),
+                          ("bad truncation", r"--truncation takes finite numbers > 0 and 'none'.*Received: '0'"),
                           ("run flags", r"eval_samples is 0")]:
         stdout, stderr, code = outputs[name]
         assert code == 2, (name, stdout, stderr)
@@ -171,7 +182,63 @@ def test_the_checkpoint_with_the_best_fid_is_kept_apart_and_evaluates_again(trai
     assert (record["step"], record["metric"]) == (best_step, "fid")
     np.testing.assert_allclose(record["value"], fids[best_step], rtol=1e-6)
     assert result.best_checkpoint == run.best_checkpoint_path(best_step) == run.find_checkpoint("best")
-    figures = evaluate_cli.evaluate_run(result.model_dir, eval_config(classifier, cache), checkpoint="best",
-                                        print_fn=lambda line: None)
-    assert figures["step"] == best_step and figures["checkpoint"] == run.best_checkpoint_path(best_step)
-    np.testing.assert_allclose(figures["fid"], fids[best_step], rtol=1e-4)
+    record = evaluate_cli.evaluate_run(result.model_dir, eval_config(classifier, cache), checkpoint="best",
+                                       print_fn=lambda line: None)
+    assert record["step"] == best_step and record["checkpoint"] == run.best_checkpoint_path(best_step)
+    np.testing.assert_allclose(record["figures"][f"{record['classifier_tag']}/fid"], fids[best_step], rtol=1e-4)
+
+
+def test_truncation_sweep_writes_one_record_per_truncation_with_the_same_seed(trained):
+    from PIL import Image
+
+    from training import evaluate as evaluate_cli
+
+    result, _, classifier, cache = trained
+    eval_dir = pathlib.Path(result.model_dir) / "eval"
+    latest = (eval_dir / "latest.json").read_text() if (eval_dir / "latest.json").exists() else None
+    config = evaluation.EvalConfig(num_samples=16, batch_size=8, num_real=32, classifier=classifier,
+                                   cache_dir=cache, seed=7)
+    records, plot = evaluate_cli.sweep_truncation(result.model_dir, config, [2.0, None, 0.5], print_fn=lambda line: None)
+
+    assert [record["truncation"] for record in records] == [2.0, None, 0.5]
+    assert {record["seed"] for record in records} == {7} and {r["provenance"]["seed"] for r in records} == {7}
+    assert [record["provenance"]["truncation"] for record in records] == [2.0, None, 0.5]
+    assert {record["step"] for record in records} == {3}
+    for record, name in zip(records, ["2", "none", "0.5"]):
+        assert json.loads((eval_dir / f"step_00000003_truncation_{name}.json").read_text()) == record
+    lines = (eval_dir / "truncation_step_00000003.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == records
+    assert plot == str(eval_dir / "truncation_step_00000003.png")
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and image.width > 600  # two panels: FID/IS and precision/recall
+    # A sweep leaves the run's latest (untruncated) record alone.
+    assert ((eval_dir / "latest.json").read_text() if (eval_dir / "latest.json").exists() else None) == latest
+
+    tag = records[0]["classifier_tag"]
+    fids = [record["figures"][f"{tag}/fid"] for record in records]
+    assert len(set(fids)) == 3 and all(np.isfinite(fids))
+    # The untruncated record is the ordinary evaluation with that seed; each truncated one is the evaluation of
+    # the latents `generate` draws for the same seed and truncation.
+    plain = evaluate_cli.evaluate_run(result.model_dir, config, print_fn=lambda line: None)
+    np.testing.assert_allclose(fids[1], plain["figures"][f"{tag}/fid"], rtol=1e-6)
+    restored_generator = result.model.sampling_generator
+    evaluator = evaluation.Evaluator.create("synthetic", 16, config, print_fn=None)
+    again = evaluator.with_truncation(0.5)(restored_generator)
+    np.testing.assert_allclose(fids[2], again["fid"], rtol=1e-4)
+    assert evaluator.config.truncation is None and again["provenance"]["truncation"] == 0.5
+
+
+def test_truncation_flags_are_parsed_and_refused():
+    from training import evaluate as evaluate_cli
+
+    assert evaluate_cli.parse_truncations(["none", "2", " 0.7", "0.5"]) == [None, 2.0, 0.7, 0.5]
+    assert evaluate_cli.parse_truncations([]) == []
+    for values, pattern in [(["0"], "Received: '0'"), (["-1"], "Received: '-1'"), (["inf"], "Received: 'inf'"),
+                            (["nan"], "Received: 'nan'"), (["big"], "Received: 'big'"), (["1e-50"], "1e-50"),
+                            (["0.5", "0.50"], "lists 0.50 twice"), (["none", "None"], "lists None twice")]:
+        with pytest.raises(UsageError, match=pattern):
+            evaluate_cli.parse_truncations(values)
+    with pytest.raises(UsageError, match="distinct truncations"):
+        evaluate_cli.sweep_truncation("unused", evaluation.EvalConfig(), [])
+    with pytest.raises(UsageError, match="truncation must be None or a number > 0"):
+        evaluate_cli.sweep_truncation("unused", evaluation.EvalConfig(), [1.0, -2.0])
