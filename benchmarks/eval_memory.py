@@ -25,7 +25,6 @@ import json
 import os
 import resource
 import sys
-import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,35 +33,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 
+from benchmarks.rss import PeakSampler, rss_mib  # noqa: E402
 from sagan_tf import errors, evaluation, metrics  # noqa: E402
 from sagan_tf.presets import get_preset  # noqa: E402
 from sagan_tf.restore import build_generator  # noqa: E402
-
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss_mib():
-    """The current resident set size of this process in MiB."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE / 2**20
-
-
-class PeakSampler(threading.Thread):
-    """Samples `rss_mib()` every `interval` seconds until stopped; keeps the maximum."""
-
-    def __init__(self, interval=0.02):
-        super().__init__(daemon=True)
-        self.interval, self.peak, self._done = interval, rss_mib(), threading.Event()
-
-    def run(self):
-        while not self._done.wait(self.interval):
-            self.peak = max(self.peak, rss_mib())
-
-    def stop(self):
-        self._done.set()
-        self.join()
-        self.peak = max(self.peak, rss_mib())
-        return self.peak
 
 
 def load_classifier(spec):

@@ -16,39 +16,14 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.rss import PeakSampler, rss_mib  # noqa: E402
 from sagan_tf import metrics  # noqa: E402
-
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss_mib():
-    """The current resident set size of this process in MiB."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE / 2**20
-
-
-class PeakSampler(threading.Thread):
-    """Samples `rss_mib()` every `interval` seconds until stopped; keeps the maximum."""
-
-    def __init__(self, interval=0.02):
-        super().__init__(daemon=True)
-        self.interval, self.peak, self._done = interval, rss_mib(), threading.Event()
-
-    def run(self):
-        while not self._done.wait(self.interval):
-            self.peak = max(self.peak, rss_mib())
-
-    def stop(self):
-        self._done.set()
-        self.join()
-        return max(self.peak, rss_mib())
 
 
 def main(argv=None):
