@@ -280,9 +280,13 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
         set_step(gan, step)
         by_is.on_train_batch_end(0)
     assert by_is.best["step"] == 1 and by_is.mode == "max"
-    assert callbacks.parse_best_metric("precision:max") == ("precision", "max")
-    with pytest.raises(ValueError, match="Received: 'precision'"):
-        callbacks.parse_best_metric("precision")
+    assert callbacks.parse_best_metric("precision:min") == ("precision", "min")
+    assert [callbacks.parse_best_metric(name)[1] for name in ("precision", "recall", "density", "coverage")] == [
+        "max"] * 4
+    with pytest.raises(ValueError, match="Received: 'seconds'"):
+        callbacks.parse_best_metric("seconds")
+    with pytest.raises(ValueError, match="Received: 'fid:lowest'"):
+        callbacks.parse_best_metric("fid:lowest")
 
 
 def test_graceful_stop_turns_sigterm_into_stop_training():
