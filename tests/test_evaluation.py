@@ -250,7 +250,7 @@ def test_evaluator_reports_provenance_and_reuses_the_real_radii(tmp_path, classi
     assert provenance == {
         "classifier": classifier.describe(), "dataset": "synthetic", "real_split": "train[:30]", "num_real": 30,
         "num_generated": 20, "subset_real": 30, "subset_generated": 20, "nearest_k": 3, "seed": 4,
-        "resize": "bilinear (tf.image.resize, no antialiasing) from 32x32 to 8x8"}
+        "truncation": None, "resize": "bilinear (tf.image.resize, no antialiasing) from 32x32 to 8x8"}
     assert provenance["classifier"]["tag"] == classifier.tag == f"keras-{classifier.content_hash[:8]}"
     tagged = evaluation.qualified_figures(figures, evaluator.tag)
     assert set(tagged) == {f"{classifier.tag}/{name}" for name in evaluation.FIGURES}
