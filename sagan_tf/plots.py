@@ -26,9 +26,11 @@ def _panel(axis, records, x_name, y_name, x_label, y_label):
     points.sort()
     xs, ys = [p[1] for p in points], [p[2] for p in points]
     axis.plot(xs, ys, marker="o", color="tab:blue")
-    for truncation, x, y in points:
+    for index, (truncation, x, y) in enumerate(points):
         label = "none" if math.isinf(truncation) else f"{truncation:g}"
-        axis.annotate(f"t={label}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
+        # Alternate above and below the line, so that labels of neighbouring points do not overlap.
+        axis.annotate(f"t={label}", (x, y), textcoords="offset points", xytext=(6, 5 if index % 2 else -13),
+                      fontsize=9)
     axis.set_xlabel(x_label)
     axis.set_ylabel(y_label)
     axis.grid(alpha=0.3)

@@ -26,7 +26,7 @@ evaluation during training the checkpoint with the best FID (--best_metric) is k
 (`--checkpoint=best` of evaluate, visualize and export.run). For reportable figures evaluate a checkpoint with
 `python -m training.evaluate`.
 
-    python -m training.run                                    # about 6 minutes on 2 CPU cores
+    python -m training.run                                    # about 9 minutes on 2 CPU cores
     python -m training.run --eval_every=500                   # every figure every 500 steps too
     python -m training.run --dataset=cifar10 --train_steps=100000
     python -m training.run --dataset=folder:/data/faces --image_size=64
