@@ -305,12 +305,15 @@ def test_a_mirrored_run_resumes_exactly(tmp_path):
     assert_same_state(state(resumed.model), state(straight.model))
 
 
-def test_bad_options_and_dataset_mismatch():
+def test_bad_options_and_dataset_mismatch(tmp_path):
+    # A refused option never creates its run directory (nor trains into it).
+    run_dir = str(tmp_path / "x")
     with pytest.raises(UsageError, match="strategy must be one of"):
-        train_lib.run(tiny_config(), options_for("x", strategy="gpu"))
+        train_lib.run(tiny_config(), options_for(run_dir, strategy="gpu"))
     with pytest.raises(ConfigError, match="has 4 class"):
-        train_lib.run(tiny_config(num_classes=3), options_for("x"))
+        train_lib.run(tiny_config(num_classes=3), options_for(run_dir))
     with pytest.raises(UsageError, match="on_nonfinite must be one of stop, rollback"):
-        train_lib.run(tiny_config(), options_for("x", on_nonfinite="ignore"))
+        train_lib.run(tiny_config(), options_for(run_dir, on_nonfinite="ignore"))
     with pytest.raises(UsageError, match="best-checkpoint metric must be one of fid, kid, inception_score"):
-        train_lib.run(tiny_config(), options_for("x", best_metric="seconds"))
+        train_lib.run(tiny_config(), options_for(run_dir, best_metric="seconds"))
+    assert not (tmp_path / "x").exists()
