@@ -20,8 +20,8 @@ transparency over white too), resized with Lanczos to `--image_size` and written
 
 The output folder also receives README.md (how it was built, the counts, the licences), LICENSE (each package's
 Debian copyright file) and .manifest.json (package versions, settings, the source file of every image); the folder
-loader ignores files beside the class folders. The licences are those of the packages (public domain, LGPL-3+, GPL-2+/3+, CC-BY-SA; see README.md): the
-dataset is built on the user's machine and not redistributed by this project.
+loader ignores files beside the class folders. The licences are those of the packages (public domain, LGPL-3+,
+GPL-2+/3+, CC-BY-SA; see README.md): the dataset is built on the user's machine and not redistributed by this project.
 
 The script is idempotent: downloads and unpacked packages are cached in `--cache_dir`, and a dataset whose
 manifest records the same packages and settings is reported and left alone (`--force` rebuilds it). It prints what it

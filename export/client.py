@@ -15,8 +15,8 @@ Three ways to reach the model, with the same request:
 By default it calls the `generate` signature (labels, or --batch_size for an unconditional model, a seed and a
 truncation; the model draws the latents and returns PNGs); with --classes, `generate_by_name` (class names instead
 of ids; an unknown name is refused by the model with the closest valid names). `--signature=serving_default`
-sends latents z drawn here instead, `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)` (--latent_dim is needed
-with a server), and encodes the returned float images itself.
+sends latents z drawn here instead, `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)`
+(--latent_dim is needed with a server), and encodes the returned float images itself.
 
 A seed names an image: (--seed, --truncation, --labels or --batch_size) determine the images, and both signatures
 give the same ones, because `truncated_latents` are the latents `generate` draws inside the model. That holds on

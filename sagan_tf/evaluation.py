@@ -347,15 +347,14 @@ def evaluate_generator(generator, classifier, real_stats, config=None, latent_di
     """FID, Inception Score and optionally KID, precision, recall, density and coverage of `config.num_samples`
     images of `generator`.
 
-    Images are generated in batches of `config.batch_size` from `generator_inputs(..., config.seed,
-    config.truncation)` with
-    `training=False` and streamed through `classifier` into a `metrics.MetricAccumulator`; no list of images is
+    Images are generated in batches of `config.batch_size` from `generator_inputs(..., config.seed, config.truncation)`
+    with `training=False` and streamed through `classifier` into a `metrics.MetricAccumulator`; no list of images is
     kept, so memory does not grow with `num_samples`: FID keeps a d x d sum, IS per-class sums, and KID and the k-NN
     figures a reservoir of at most `KID_SUBSET_SIZE` generated features, compared with the at most `KID_SUBSET_SIZE`
-    real ones of `real_stats.kid_subset` (with 50,000 samples: 10,000 of each, uniformly sampled; see
-    `metrics.manifold` for the blocked distances). Of `config`, this reads `num_samples`, `batch_size`, `seed`,
-    `compute_kid`, `compute_precision_recall`, `nearest_k`, `num_splits` (Inception Score splits), `log_every` and
-    `truncation`; its other fields say how `Evaluator.create` loads `classifier` and `real_stats`.
+    real ones of `real_stats.kid_subset` (with 50,000 samples: 10,000 of each, uniformly sampled; see `metrics.manifold`
+    for the blocked distances). Of `config`, this reads `num_samples`, `batch_size`, `seed`, `compute_kid`,
+    `compute_precision_recall`, `nearest_k`, `num_splits` (Inception Score splits), `log_every` and `truncation`; its
+    other fields say how `Evaluator.create` loads `classifier` and `real_stats`.
 
     Args:
       generator: a callable `(z, labels, training=False) -> images in [-1, 1]`, e.g. a `Generator` or a SAGAN's
@@ -505,8 +504,8 @@ class Evaluator:
     def provenance(self):
         """Where the figures come from, as a JSON-able dict: the classifier (name, content hash, tag, id, input
         size, card), the resize method, the dataset and real split, the numbers of generated and real samples (and
-        of the subsets KID and precision/recall compare), k, the seed and the truncation. The caller adds the step and which
-        generator (EMA or raw) it evaluated."""
+        of the subsets KID and precision/recall compare), k, the seed and the truncation. The caller adds the step
+        and which generator (EMA or raw) it evaluated."""
         config = self.config
         subset = config.compute_kid or config.compute_precision_recall
         return {

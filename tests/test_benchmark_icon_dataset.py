@@ -78,7 +78,8 @@ def test_build_writes_a_folder_dataset_with_its_notes(packages, tmp_path):
     license_text = open(os.path.join(output, "LICENSE")).read()
     assert "Copyright text of pkg-one" in license_text and "Copyright text of pkg-two" in license_text
     stored = json.load(open(os.path.join(output, icon_dataset.MANIFEST)))
-    assert stored["settings"] == icon_dataset.settings_for(packages, 8, 2, 0.001) and {f["file"] for f in stored["files"]} == {
+    assert stored["settings"] == icon_dataset.settings_for(packages, 8, 2, 0.001)
+    assert {f["file"] for f in stored["files"]} == {
         f"{c}/{n}" for c in ("apps", "status") for n in os.listdir(os.path.join(output, c))}
     assert any("6 images of 8x8 in 2 classes" in line for line in lines)
 

@@ -20,11 +20,12 @@ seed (the same labels and the same underlying draws at every t), writes one reco
                                                         against recall), as BigGAN's figure 4
     <model_dir>/eval/truncation_step_<step>.jsonl       the records of the sweep, one per line
 
-prints each record as one JSON line, and leaves latest.json to the untruncated evaluations. Its "figures" are named "<classifier tag>/<figure>" (e.g. "domain-1a2b3c4d/fid": the
-classifier's name and the first 8 hex digits of its content hash), so figures of different classifiers never share
-a name; its "provenance" holds the classifier's identity (name, content hash, id, input size, and a domain
-classifier's card), the resize method, the numbers of generated and real samples, the real split, the generator
-(EMA or raw) and the step.
+prints each record as one JSON line, and leaves latest.json to the untruncated evaluations.
+
+A record's "figures" are named "<classifier tag>/<figure>" (e.g. "domain-1a2b3c4d/fid": the classifier's name and the
+first 8 hex digits of its content hash), so figures of different classifiers never share a name; its "provenance" holds
+the classifier's identity (name, content hash, id, input size, and a domain classifier's card), the resize method, the
+numbers of generated and real samples, the real split, the generator (EMA or raw) and the step.
 
 The classifier defaults to the shipped domain classifier for the synthetic dataset and to TF-GAN's Inception
 (TF-Hub) for every other dataset; without network access pass a local copy of the Inception module with
@@ -146,10 +147,10 @@ def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None
     Raises:
       UsageError: no run directory or checkpoint, an unavailable classifier, missing real data.
     """
-    run, restored, evaluator = _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn)
-    record = _evaluate(run, restored, evaluator, config, "", print_fn)
     from sagan_tf.run_dir import write_json_atomically
 
+    run, restored, evaluator = _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn)
+    record = _evaluate(run, restored, evaluator, config, "", print_fn)
     write_json_atomically(os.path.join(run.eval_dir, "latest.json"), record)
     return record
 
@@ -279,8 +280,8 @@ def main(argv, values=None):
     config = eval_config(values)
     truncations = parse_truncations(values.truncation)
     if truncations:
-        records, _ = sweep_truncation(values.model_dir, config, truncations, values.checkpoint, use_ema=values.ema,
-                                   data_dir=values.data_dir)
+        records, _ = sweep_truncation(values.model_dir, config, truncations, values.checkpoint,
+                                      use_ema=values.ema, data_dir=values.data_dir)
     else:
         records = [evaluate_run(values.model_dir, config, values.checkpoint, use_ema=values.ema,
                                 data_dir=values.data_dir)]

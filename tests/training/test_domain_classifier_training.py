@@ -61,7 +61,8 @@ def test_evaluation_finds_checks_and_describes_it(labelled, tmp_path):
     other = f"folder:{tiny_image_folder(tmp_path / 'other', per_class=10, size=SIZE, seed=1)}"
     with pytest.raises(ClassifierCardError, match="trained on other images"):
         evaluation.load_classifier_for(other, path, image_size=SIZE)
-    with pytest.raises(ClassifierUnavailableError, match="No domain classifier of .* is cached .*training.train_classifier"):
+    with pytest.raises(ClassifierUnavailableError,
+                       match="No domain classifier of .* is cached .*training.train_classifier"):
         evaluation.load_classifier_for(other, "domain", image_size=SIZE, classifier_dir=cache)
 
 
@@ -96,7 +97,8 @@ def test_too_small_folders_are_refused_with_the_minimum(tmp_path):
     small = tiny_image_folder(tmp_path / "small", per_class=12, size=SIZE)
     for name in sorted(os.listdir(os.path.join(small, "red")))[9:]:
         os.remove(os.path.join(small, "red", name))
-    with pytest.raises(DatasetError, match=r"too small .* red \(9\) hold fewer than the minimum of 10 images per class"):
+    with pytest.raises(DatasetError,
+                       match=r"too small .* red \(9\) hold fewer than the minimum of 10 images per class"):
         train_classifier.train_domain_classifier(f"folder:{small}", SIZE, str(tmp_path / "c.keras"), steps=1)
     unlabelled = tiny_image_folder(tmp_path / "unlabelled", classes=(), per_class=39, size=SIZE)
     with pytest.raises(DatasetError, match="holds 39 images and the minimum for an unlabelled folder .* is 40"):

@@ -198,7 +198,8 @@ def test_truncation_sweep_writes_one_record_per_truncation_with_the_same_seed(tr
     latest = (eval_dir / "latest.json").read_text() if (eval_dir / "latest.json").exists() else None
     config = evaluation.EvalConfig(num_samples=16, batch_size=8, num_real=32, classifier=classifier,
                                    cache_dir=cache, seed=7)
-    records, plot = evaluate_cli.sweep_truncation(result.model_dir, config, [2.0, None, 0.5], print_fn=lambda line: None)
+    records, plot = evaluate_cli.sweep_truncation(result.model_dir, config, [2.0, None, 0.5],
+                                                  print_fn=lambda line: None)
 
     assert [record["truncation"] for record in records] == [2.0, None, 0.5]
     assert {record["seed"] for record in records} == {7} and {r["provenance"]["seed"] for r in records} == {7}
