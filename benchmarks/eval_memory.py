@@ -58,6 +58,10 @@ def main():
     parser.add_argument("--num_real", type=int, default=10_000)
     parser.add_argument("--cache_dir", default=None, help="real-statistics cache (default: the library's)")
     parser.add_argument("--kid", action="store_true", help="also compute KID")
+    parser.add_argument("--precision_recall", action="store_true",
+                        help="also compute precision/recall/density/coverage (off: the streaming FID/IS figures "
+                             "earlier runs of this benchmark measured; benchmarks/precision_recall_memory.py measures "
+                             "the k-NN pass)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -70,7 +74,8 @@ def main():
     total_batches = -(-args.num_samples // args.batch_size)
     tenth = max(1, total_batches // 10)
     eval_config = evaluation.EvalConfig(num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed,
-                                        compute_kid=args.kid, log_every=tenth)
+                                        compute_kid=args.kid, compute_precision_recall=args.precision_recall,
+                                        log_every=tenth)
     warm_up = dataclasses.replace(eval_config, num_samples=2 * args.batch_size)
     evaluation.evaluate_generator(generator, classifier, real, warm_up, print_fn=None)  # warm-up
 
@@ -93,6 +98,7 @@ def main():
         "batch_size": args.batch_size,
         "classifier": classifier_name,
         "compute_kid": args.kid,
+        "compute_precision_recall": args.precision_recall,
         "rss_before_mib": round(rss_before, 1),
         "peak_rss_mib": round(peak, 1),
         "rss_growth_mib": round(peak - rss_before, 1),

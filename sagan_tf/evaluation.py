@@ -64,16 +64,21 @@ class EvalConfig:
       num_samples: generated images per evaluation (the SAGAN paper: 50,000).
       batch_size: images generated and classified per batch.
       classifier: what `load_classifier_for` loads: None (the dataset's default: "synthetic" for the synthetic
-        dataset, "inception" otherwise), "inception", "synthetic", a TF-Hub handle, a SavedModel directory or a
-        `.keras` file.
+        dataset, "inception" otherwise), "domain" (the dataset's cached domain classifier), "inception",
+        "synthetic", a TF-Hub handle, a SavedModel directory or a `.keras` file.
       split: the dataset split of the real images.
       num_real: real images in the statistics (fewer if the split is smaller); None: the whole split.
       compute_kid: also compute the Kernel Inception Distance.
+      compute_precision_recall: also compute precision, recall, density and coverage (on by default, as issue 13's
+        figures of fidelity and variety; they compare the same bounded reservoirs KID uses).
+      nearest_k: k of the k-NN balls of precision/recall and density/coverage.
       num_splits: Inception Score splits (1: TF-GAN's definition; papers average 10 splits).
       seed: seed of the latents and labels; the same seed gives the same figures.
-      truncation: None (z ~ N(0, I)) or a number t > 0: z drawn from the normal truncated at |z| <= t by
-        `sagan_tf.latents` (BigGAN's truncation trick; see `generator_inputs`).
+      truncation: None (z ~ N(0, I) from NumPy) or a number t > 0: z drawn from the normal truncated at |z| <= t
+        by `sagan_tf.latents` (BigGAN's truncation trick; `math.inf` draws an untruncated normal from the same
+        uniforms; see `generator_inputs`).
       cache_dir: directory of the cached real statistics; None: `default_cache_dir()`.
+      classifier_dir: where "domain" classifiers are cached; None: the default cache.
       log_every: batches between progress lines (0: none).
     """
 
@@ -294,6 +299,14 @@ def _sampler(generator, latent_dim):
                                         tf.TensorSpec([None], tf.int32)])
 
 
+def recorded_truncation(truncation):
+    """The truncation as a record names it: None for no truncation (None or infinity, which JSON cannot hold), else
+    a float."""
+    if truncation is None or np.isinf(truncation):
+        return None
+    return float(truncation)
+
+
 def generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed=0, truncation=None):
     """Yields the (z, labels) batches `evaluate_generator` uses: labels uniform in [0, num_classes), z ~ N(0, I)
     or, with `truncation`, z from the standard normal truncated at |z| <= truncation (BigGAN sec. 3.1).
@@ -305,7 +318,8 @@ def generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed=0, t
     `latents.truncated_latents(n, latent_dim, batch_seed, t)`: the latents an export's `generate` signature draws
     for that seed and truncation. The labels and batch seeds do not depend on t, and `truncated_normal` maps the
     same uniforms to smaller |z| as t shrinks, so a truncation sweep with one seed evaluates the same labels and the
-    same draws at every t (common random numbers: the differences between truncations are not sampling noise).
+    same draws at every t (common random numbers: the differences between truncations are not sampling noise);
+    t = `math.inf` draws the untruncated normal from those same uniforms, the reference point of a sweep.
 
     Args:
       latent_dim: size of z.
@@ -457,7 +471,7 @@ class Evaluator:
         self.dataset = dataset
         self.image_size = image_size
         self.real_split = real_split
-        self._real_radii = None
+        self._real_radii = {}  # k -> radii; shared by the copies `with_truncation` makes
 
     @classmethod
     def create(cls, dataset, image_size, config=None, data_dir=None, print_fn=print):
@@ -489,17 +503,16 @@ class Evaluator:
         Raises:
           UsageError: `truncation` is not None or a number > 0.
         """
-        if self.config.compute_precision_recall and self.real_stats.kid_subset.shape[0] > self.config.nearest_k:
-            self.real_radii()
         other = copy.copy(self)
         other.config = dataclasses.replace(self.config, truncation=truncation)
         return other
 
     def real_radii(self):
         """The k-NN radii (k = `config.nearest_k`) of the real features of precision/recall, computed once."""
-        if self._real_radii is None:
-            self._real_radii = metrics.nearest_neighbour_radii(self.real_stats.kid_subset, self.config.nearest_k)
-        return self._real_radii
+        k = self.config.nearest_k
+        if k not in self._real_radii:
+            self._real_radii[k] = metrics.nearest_neighbour_radii(self.real_stats.kid_subset, k)
+        return self._real_radii[k]
 
     def provenance(self):
         """Where the figures come from, as a JSON-able dict: the classifier (name, content hash, tag, id, input
@@ -519,7 +532,7 @@ class Evaluator:
             "subset_generated": min(config.num_samples, KID_SUBSET_SIZE) if subset else None,
             "nearest_k": config.nearest_k if config.compute_precision_recall else None,
             "seed": config.seed,
-            "truncation": None if config.truncation is None else float(config.truncation),
+            "truncation": recorded_truncation(config.truncation),
         }
 
     def __call__(self, generator, latent_dim=None, num_classes=None):
@@ -534,5 +547,5 @@ class Evaluator:
 
 
 __all__ = ["EvalConfig", "Evaluator", "default_cache_dir", "default_classifier", "load_classifier_for",
-           "real_statistics", "generator_inputs", "evaluate_generator", "qualified_figures", "describe_resize",
+           "real_statistics", "recorded_truncation", "generator_inputs", "evaluate_generator", "qualified_figures", "describe_resize",
            "FIGURES", "KID_SUBSET_SIZE"]

@@ -1,6 +1,8 @@
 """sagan_tf.evaluation: streaming FID/IS/KID/precision/recall of a generator against NumPy/SciPy one-shot references,
 cached real stats, provenance."""
 
+import math
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -153,6 +155,12 @@ def test_truncated_inputs_share_labels_and_draws_across_truncations():
     np.testing.assert_array_equal(np.sign(z_narrow), np.sign(z_wide))
     order = np.argsort(np.abs(z_wide), axis=None)
     assert np.all(np.diff(np.abs(z_narrow).ravel()[order]) >= 0)
+    # t = infinity: the same labels and uniforms without a bound (a sweep's untruncated point).
+    z_unbounded, labels_unbounded = inputs(math.inf)
+    np.testing.assert_array_equal(labels_unbounded, labels_wide)
+    np.testing.assert_array_equal(np.sign(z_unbounded), np.sign(z_wide))
+    assert np.all(np.abs(z_unbounded) >= np.abs(z_wide)) and np.abs(z_unbounded).max() > 2.0
+    assert evaluation.recorded_truncation(math.inf) is None and evaluation.recorded_truncation(0.5) == 0.5
     # Untruncated inputs are unchanged by the option (what every evaluation before it drew).
     untruncated = np.random.default_rng(3)
     z = untruncated.standard_normal((32, 6)).astype("float32")

@@ -13,7 +13,8 @@ writes
 
 and prints the JSON record. With --truncation=2.0,1.0,0.7,0.5 (the truncation trick, BigGAN sec. 3.1: latents drawn
 from the normal truncated at |z| <= t, as an export's `generate` draws them) it evaluates each value with the same
-seed (the same labels and the same underlying draws at every t), writes one record per value
+seed (the same labels and the same underlying draws at every t; "none" draws the untruncated normal from those same
+draws), writes one record per value
 
     <model_dir>/eval/step_<step>_truncation_<t>.json    ("truncation": t; "none": the untruncated evaluation)
     <model_dir>/eval/truncation_step_<step>.png         FID against IS across the truncations (and precision
@@ -41,6 +42,7 @@ domain classifier of other images) ends with a one-paragraph error and exit stat
 """
 
 import json
+import math
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -161,7 +163,8 @@ def sweep_truncation(model_dir, config, truncations, checkpoint=None, use_ema=Tr
     fidelity/variety trade-off, BigGAN sec. 3.1 and fig. 4); returns the records, one per truncation.
 
     Each evaluation draws the same labels and the same underlying uniforms (`evaluation.generator_inputs`), so the
-    records differ by the truncation only. Each record is written to eval/step_<step>_truncation_<t>.json, all of
+    records differ by the truncation only; None (untruncated) is evaluated as t = infinity, the same draws without a
+    bound, and recorded as None. Each record is written to eval/step_<step>_truncation_<t>.json, all of
     them to eval/truncation_step_<step>.jsonl and, for two truncations or more, the plot of FID against IS (and
     precision against recall, when computed) to eval/truncation_step_<step>.png. latest.json is left alone. The
     raw generator's files end in "_noema".
@@ -194,7 +197,7 @@ def sweep_truncation(model_dir, config, truncations, checkpoint=None, use_ema=Tr
     for truncation in truncations:
         print_fn(f"Truncation {'none' if truncation is None else f'{truncation:g}'} "
                  f"({len(records) + 1} of {len(truncations)}).")
-        swept = evaluator.with_truncation(truncation)
+        swept = evaluator.with_truncation(math.inf if truncation is None else truncation)
         records.append(_evaluate(run, restored, swept, swept.config, truncation_suffix(truncation), print_fn))
     stem = os.path.join(run.eval_dir, f"truncation_step_{restored.step:08d}{'' if restored.ema else '_noema'}")
     plot = None
@@ -243,7 +246,7 @@ def _evaluate(run, restored, evaluator, config, name_suffix, print_fn):
     generator = "ema" if restored.ema else "raw"
     provenance = {**figures.pop("provenance"), "step": restored.step, "generator": generator}
     tag = evaluator.tag
-    truncation = None if config.truncation is None else float(config.truncation)
+    truncation = evaluation.recorded_truncation(config.truncation)
     result = {
         **restore.describe(restored),
         "model_dir": run.path,

@@ -1,6 +1,7 @@
 """Evaluation in `train_lib.run` (start, every n, end) and `python -m training.evaluate` on the run it trained."""
 
 import json
+import math
 import logging
 import pathlib
 import re
@@ -218,15 +219,18 @@ def test_truncation_sweep_writes_one_record_per_truncation_with_the_same_seed(tr
     tag = records[0]["classifier_tag"]
     fids = [record["figures"][f"{tag}/fid"] for record in records]
     assert len(set(fids)) == 3 and all(np.isfinite(fids))
-    # The untruncated record is the ordinary evaluation with that seed; each truncated one is the evaluation of
-    # the latents `generate` draws for the same seed and truncation.
-    plain = evaluate_cli.evaluate_run(result.model_dir, config, print_fn=lambda line: None)
-    np.testing.assert_allclose(fids[1], plain["figures"][f"{tag}/fid"], rtol=1e-6)
+    # Each record is the evaluation of the latents `generate` draws for the same seed and truncation; "none" is the
+    # same draws without a bound (t = infinity), not the NumPy normal of an ordinary evaluation.
     restored_generator = result.model.sampling_generator
     evaluator = evaluation.Evaluator.create("synthetic", 16, config, print_fn=None)
     again = evaluator.with_truncation(0.5)(restored_generator)
     np.testing.assert_allclose(fids[2], again["fid"], rtol=1e-4)
     assert evaluator.config.truncation is None and again["provenance"]["truncation"] == 0.5
+    unbounded = evaluator.with_truncation(math.inf)(restored_generator)
+    np.testing.assert_allclose(fids[1], unbounded["fid"], rtol=1e-4)
+    assert unbounded["provenance"]["truncation"] is None
+    plain = evaluate_cli.evaluate_run(result.model_dir, config, print_fn=lambda line: None)
+    assert plain["truncation"] is None and plain["figures"][f"{tag}/fid"] != fids[1]
 
 
 def test_truncation_flags_are_parsed_and_refused():
