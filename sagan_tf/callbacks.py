@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from sagan_tf import checkpoint, health, images, summaries
 from sagan_tf.errors import TrainingDivergedError
-from sagan_tf.evaluation import FIGURES
+from sagan_tf.evaluation import FIGURES, NEAREST_NEIGHBOUR_FIGURES
 from sagan_tf.run_dir import RunDirectory
 
 #: Train-step logs that are flags for other callbacks, not progress values (see `NonFiniteGuard`).
@@ -480,25 +480,41 @@ class EvaluateEvery(PeriodicCallback):
         return summarize_evaluations(self.history)
 
 
-#: Direction of the evaluation figures a best checkpoint can be chosen by; others need ":min" or ":max".
-METRIC_MODES = {"fid": "min", "kid": "min", "inception_score": "max", "precision": "max", "recall": "max",
-                "density": "max", "coverage": "max"}
+#: Direction of each evaluation figure a best checkpoint can be chosen by: lower is better for the distances.
+METRIC_MODES = {name: "min" if name in ("fid", "kid") else "max" for name in FIGURES}
+#: The `EvalConfig` switch an evaluation needs to compute a figure (the others are always computed).
+METRIC_SWITCHES = {"kid": "compute_kid", **dict.fromkeys(NEAREST_NEIGHBOUR_FIGURES, "compute_precision_recall")}
 
 
-def parse_best_metric(spec):
-    """(name, "min" | "max") from a best-metric spec: "fid", "kid" (lower is better), "inception_score" (higher), or
-    "<figure>:min" / "<figure>:max" for any other figure an evaluation returns.
+def parse_best_metric(spec, evaluation=None):
+    """(name, "min" | "max") of a best-checkpoint metric: one of `FIGURES`, with its direction from `METRIC_MODES`.
+
+    Args:
+      spec: the figure's name, e.g. "fid".
+      evaluation: the `EvalConfig` of the evaluations that will choose (None: not checked); a figure it does not
+        compute (kid without `compute_kid`, the k-NN figures without `compute_precision_recall`) is refused.
 
     Raises:
-      ValueError: an unknown figure without a direction, or a direction other than min/max.
+      ValueError: an unknown figure, or one the evaluation does not compute.
     """
-    name, _, mode = str(spec).partition(":")
-    mode = mode or METRIC_MODES.get(name)
-    if not name or mode not in ("min", "max"):
-        raise ValueError(
-            f"The best-checkpoint metric must be one of {', '.join(METRIC_MODES)} or '<figure>:min' / '<figure>:max' "
-            f"for another figure of the evaluation. Received: {spec!r}")
-    return name, mode
+    name = str(spec)
+    if name not in METRIC_MODES:
+        raise ValueError(f"The best-checkpoint metric must be one of {', '.join(METRIC_MODES)}. Received: {spec!r}")
+    switch = METRIC_SWITCHES.get(name)
+    if evaluation is not None and switch is not None and not getattr(evaluation, switch):
+        flag = "--kid" if name == "kid" else "--precision_recall"
+        raise ValueError(f"The best-checkpoint metric {name} is not computed by the evaluation ({switch} is off; "
+                         f"{flag} turns it on). Choose another metric or turn it on.")
+    return name, METRIC_MODES[name]
+
+
+def _measured_with(figures):
+    """What makes evaluation figures comparable: the classifier's tag and the numbers of generated and real samples
+    (from their provenance; None where an evaluation returns none)."""
+    provenance = figures.get("provenance") or {}
+    return {"classifier": (provenance.get("classifier") or {}).get("tag"),
+            "num_generated": provenance.get("num_generated", figures.get("num_samples")),
+            "num_real": provenance.get("num_real")}
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -507,16 +523,19 @@ class BestCheckpoint(keras.callbacks.Callback):
     Whenever its `EvaluateEvery` has just evaluated the current step (at the start, every period and at the end of
     training) and the figure `metric` beats the best so far, it writes the training state to
     `<run>/checkpoints/best/ckpt-<step>` (`tf.train.Checkpoint.write`: no index file, no rotation), records it in
-    best.json (`RunDirectory.best_record`: step, checkpoint, metric, mode, value, figures), and only then deletes
-    the previous best one, so best.json always names a complete checkpoint. A resumed run starts from the record
-    in best.json (when it was chosen by the same metric), so a worse evaluation never replaces a better one.
+    best.json (`RunDirectory.best_record`: step, checkpoint, metric, mode, value, figures, and what they were
+    measured with: the classifier's tag and the numbers of generated and real samples), and only then deletes the
+    previous best one, so best.json always names a complete checkpoint. A resumed run starts from the record in
+    best.json (when it was chosen by the same metric), so a worse evaluation never replaces a better one; figures
+    measured otherwise (another classifier or sample count, e.g. a resume with other --classifier or --eval_samples)
+    are not comparable, so the first such evaluation replaces the record.
     `--checkpoint=best` of the inference commands reads that record. Put it after the `EvaluateEvery` it reads.
 
     Args:
       checkpoint: the `tf.train.Checkpoint` of the training state (e.g. `checkpoint.gan_checkpoint(model)`).
       run_dir: the `RunDirectory` (or its path).
       evaluate: the `EvaluateEvery` whose `history` ({step: figures}) it reads.
-      metric: a `parse_best_metric` spec ("fid" by default).
+      metric: a figure of `METRIC_MODES` ("fid" by default).
       print_fn: where its lines go; default `print`.
     """
 
@@ -540,7 +559,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         """Whether `value` of the metric beats the best so far (a NaN or a missing value never does)."""
         if value is None or not np.isfinite(value):
             return False
-        if self.best is None:
+        if self.best is None or self.best["value"] is None:
             return True
         return value < self.best["value"] if self.mode == "min" else value > self.best["value"]
 
@@ -550,6 +569,12 @@ class BestCheckpoint(keras.callbacks.Callback):
         if figures is None or step == self._considered:
             return None
         self._considered = step
+        measured_with = _measured_with(figures)
+        if self.best is not None and self.best.get("measured_with") != measured_with:
+            self.print_fn(f"The best checkpoint (step {self.best['step']}) was chosen by figures measured with "
+                          f"{self.best.get('measured_with')}; step {step} is measured with {measured_with}, which "
+                          "cannot be compared with them, so its evaluation starts the record again.")
+            self.best = {**self.best, "value": None}
         value = figures.get(self.metric)
         if value is None:
             self.print_fn(f"The evaluation at step {step} has no figure {self.metric!r} (it has "
@@ -561,7 +586,9 @@ class BestCheckpoint(keras.callbacks.Callback):
         path = self.checkpoint.write(self.run_dir.best_checkpoint_path(step))
         previous = self.best
         self.best = {"step": int(step), "checkpoint": path, "metric": self.metric, "mode": self.mode,
-                     "value": float(value), "figures": {k: v for k, v in figures.items() if np.ndim(v) == 0}}
+                     "value": float(value), "measured_with": measured_with,
+                     "figures": {k: v for k, v in figures.items()
+                                 if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}}
         self.run_dir.write_best_record(self.best)
         if previous is not None and previous["step"] != step:
             for stale in tf.io.gfile.glob(self.run_dir.best_checkpoint_path(previous["step"]) + ".*"):
@@ -569,14 +596,17 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.print_fn(f"Best checkpoint: step {step}, {self.metric} {float(value):.4g} -> {path}.")
         return path
 
+    # The `EvaluateEvery` before it has just evaluated the current state when its `last_step` is new: no need to
+    # read the step from the device after every batch.
     def on_train_begin(self, logs=None):
-        self.consider(global_step(self.model))
+        self.consider(self.evaluate.last_step)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.consider(global_step(self.model))
+        if self.evaluate.last_step != self._considered:
+            self.consider(self.evaluate.last_step)
 
     def on_train_end(self, logs=None):
-        self.consider(global_step(self.model))
+        self.consider(self.evaluate.last_step)
 
 
 class GracefulStop(keras.callbacks.Callback):
@@ -629,4 +659,4 @@ class GracefulStop(keras.callbacks.Callback):
 __all__ = ["global_step", "sampling_generator", "PeriodicCallback", "SampleGrid", "CheckpointEvery",
            "NonFiniteGuard", "ProgressLogger", "EvaluateEvery", "BestCheckpoint", "GracefulStop", "format_figures",
            "format_duration", "summarize_evaluations", "parse_best_metric", "refuse_nonfinite_state", "FIGURES",
-           "HIDDEN_LOGS", "METRIC_MODES"]
+           "HIDDEN_LOGS", "METRIC_MODES", "METRIC_SWITCHES"]

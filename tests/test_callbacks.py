@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import callbacks, checkpoint, health, images
+from sagan_tf import callbacks, checkpoint, evaluation, health, images
 from sagan_tf.errors import TrainingDivergedError
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
@@ -233,8 +233,17 @@ def test_checkpoint_every_never_writes_a_non_finite_state(tmp_path):
     assert callback.last_saved_step == 1
 
 
-def fake_evaluations(history):
-    return types.SimpleNamespace(history=history)
+class FakeEvaluations:
+    """What `BestCheckpoint` reads of its `EvaluateEvery`: the history, and `last_step`, the model's step once that
+    step has an evaluation."""
+
+    def __init__(self, history, gan):
+        self.history, self.gan = history, gan
+
+    @property
+    def last_step(self):
+        step = callbacks.global_step(self.gan)
+        return step if step in self.history else None
 
 
 def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(tmp_path):
@@ -242,7 +251,7 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
     state = checkpoint.gan_checkpoint(gan)
     run = RunDirectory(tmp_path)
     history, lines = {}, []
-    best = callbacks.BestCheckpoint(state, run, fake_evaluations(history), print_fn=lines.append)
+    best = callbacks.BestCheckpoint(state, run, FakeEvaluations(history, gan), print_fn=lines.append)
     best.set_model(gan)
     for step, fid in ((0, 90.0), (2, 40.0), (4, 55.0), (5, float("nan"))):
         set_step(gan, step)
@@ -263,7 +272,8 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
     assert len(lines) == 2 and lines[-1].startswith("Best checkpoint: step 2, fid 40")
 
     # A resumed run keeps the record: a worse evaluation does not replace it, a better one does.
-    resumed = callbacks.BestCheckpoint(state, run, fake_evaluations({6: {"fid": 41.0}, 8: {"fid": 30.0}}))
+    resumed = callbacks.BestCheckpoint(state, run, FakeEvaluations({6: {"fid": 41.0, "num_samples": 8},
+                                                                    8: {"fid": 30.0, "num_samples": 8}}, gan))
     resumed.set_model(gan)
     for step in (6, 8):
         set_step(gan, step)
@@ -273,20 +283,54 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
     assert run.best_record()["step"] == 8
     assert sorted(os.listdir(run.best_dir)) == ["best.json", "ckpt-8.data-00000-of-00001", "ckpt-8.index"]
     # Higher is better for the Inception Score; other figures need a direction.
-    by_is = callbacks.BestCheckpoint(state, RunDirectory(tmp_path / "is"), fake_evaluations(
-        {1: {"inception_score": 2.0}, 2: {"inception_score": 1.5}}), metric="inception_score")
+    by_is = callbacks.BestCheckpoint(state, RunDirectory(tmp_path / "is"), FakeEvaluations(
+        {1: {"inception_score": 2.0}, 2: {"inception_score": 1.5}}, gan), metric="inception_score")
     by_is.set_model(gan)
     for step in (1, 2):
         set_step(gan, step)
         by_is.on_train_batch_end(0)
     assert by_is.best["step"] == 1 and by_is.mode == "max"
-    assert callbacks.parse_best_metric("precision:min") == ("precision", "min")
-    assert [callbacks.parse_best_metric(name)[1] for name in ("precision", "recall", "density", "coverage")] == [
-        "max"] * 4
-    with pytest.raises(ValueError, match="Received: 'seconds'"):
-        callbacks.parse_best_metric("seconds")
-    with pytest.raises(ValueError, match="Received: 'fid:lowest'"):
-        callbacks.parse_best_metric("fid:lowest")
+
+    # Figures of another classifier or sample count cannot be compared: a resume that changed them starts the
+    # record again, even with a worse-looking value.
+    def measured(fid, tag, samples=8):
+        return {"fid": fid, "num_samples": samples,
+                "provenance": {"classifier": {"tag": tag}, "num_generated": samples, "num_real": 32}}
+
+    other = RunDirectory(tmp_path / "classifiers")
+    first = callbacks.BestCheckpoint(state, other, FakeEvaluations({10: measured(30.0, "keras-aaaa")}, gan))
+    first.set_model(gan)
+    set_step(gan, 10)
+    first.on_train_batch_end(0)
+    assert other.best_record()["measured_with"] == {"classifier": "keras-aaaa", "num_generated": 8, "num_real": 32}
+    notes = []
+    switched = callbacks.BestCheckpoint(state, other, FakeEvaluations(
+        {12: measured(45.0, "domain-bbbb"), 14: measured(50.0, "domain-bbbb")}, gan), print_fn=notes.append)
+    switched.set_model(gan)
+    for step in (12, 14):
+        set_step(gan, step)
+        switched.on_train_batch_end(0)
+    record = other.best_record()
+    assert (record["step"], record["value"], record["measured_with"]["classifier"]) == (12, 45.0, "domain-bbbb")
+    assert "provenance" not in record["figures"] and record["figures"]["fid"] == 45.0
+    assert any("cannot be compared" in note and "keras-aaaa" in note for note in notes)
+    assert sorted(os.listdir(other.best_dir)) == ["best.json", "ckpt-12.data-00000-of-00001", "ckpt-12.index"]
+
+
+def test_the_best_metric_is_a_figure_the_evaluation_computes():
+    assert {name: callbacks.parse_best_metric(name)[1] for name in evaluation.FIGURES} == {
+        "fid": "min", "inception_score": "max", "kid": "min", "precision": "max", "recall": "max",
+        "density": "max", "coverage": "max"}
+    for spec in ("seconds", "fid:min", "sharpness"):
+        with pytest.raises(ValueError, match=f"must be one of fid, inception_score, kid, .* Received: '{spec}'"):
+            callbacks.parse_best_metric(spec)
+    plain = evaluation.EvalConfig(compute_kid=False, compute_precision_recall=False)
+    assert callbacks.parse_best_metric("fid", plain) == ("fid", "min")
+    with pytest.raises(ValueError, match="kid is not computed by the evaluation .*--kid"):
+        callbacks.parse_best_metric("kid", plain)
+    with pytest.raises(ValueError, match="recall is not computed by the evaluation .*--precision_recall"):
+        callbacks.parse_best_metric("recall", plain)
+    assert callbacks.parse_best_metric("recall", evaluation.EvalConfig()) == ("recall", "max")
 
 
 def test_graceful_stop_turns_sigterm_into_stop_training():

@@ -111,7 +111,8 @@ def define_flags(flag_values=flags.FLAGS):
                       "each evaluation (--noprecision_recall: not).", flag_values=flag_values)
     flags.DEFINE_string("best_metric", "fid", "Evaluation figure that chooses the best checkpoint, kept in "
                         "<model_dir>/checkpoints/best/ apart from the rotating ones: fid or kid (lower is better), "
-                        "inception_score, precision, recall, density or coverage (higher), or <figure>:min|max.",
+                        "inception_score, precision, recall, density or coverage (higher; kid needs --kid, the last "
+                        "four --precision_recall).",
                         flag_values=flag_values)
     flags.DEFINE_enum("on_nonfinite", "stop", train_lib.NONFINITE_ACTIONS, "When a step makes a loss or a weight "
                       "NaN or infinite: stop (exit naming the step and the last good checkpoint) or rollback (restore "

@@ -68,8 +68,9 @@ class TrainOptions:
       evaluation: how to evaluate FID/IS (/KID) of the sampling generator on the chief (an `EvalConfig`),
         at the start of training, every `eval_every` steps and at the end; None: no evaluation.
       eval_every: steps between evaluations (0: only at the start and the end of training).
-      best_metric: the evaluation figure that chooses the best checkpoint (checkpoints/best/; see
-        `callbacks.parse_best_metric`): "fid" (lower is better), "inception_score", "kid", or "<figure>:min|max".
+      best_metric: the evaluation figure that chooses the best checkpoint (checkpoints/best/): "fid" or "kid" (lower
+        is better), "inception_score", "precision", "recall", "density" or "coverage" (higher is better); it must be
+        one the evaluation computes (see `callbacks.parse_best_metric`).
       on_nonfinite: what a step with a non-finite loss or weight does: "stop" (end the run with a
         `TrainingDivergedError` naming the step and the last good checkpoint) or "rollback" (restore the last good
         checkpoint and continue with fresh noise, at most `max_rollbacks` times). No checkpoint with a non-finite
@@ -138,7 +139,7 @@ class TrainOptions:
         if self.max_rollbacks < 0:
             fail(f"max_rollbacks must be >= 0. Received: max_rollbacks={self.max_rollbacks}")
         try:
-            callbacks.parse_best_metric(self.best_metric)
+            callbacks.parse_best_metric(self.best_metric, self.evaluation)
         except ValueError as error:
             fail(str(error))
         if self.evaluation is None and self.eval_every > 0:

@@ -70,7 +70,7 @@ BAD_INPUTS = {
                             "batch size 5 does not split evenly over the 2 replicas.*--batch_size=6"),
     "bad ema_decay": (["--ema_decay=often"], {}, "ema_decay must be a number in \\(0, 1\\) or 'none'"),
     "bad ema_start": (["--ema_start=-5"], {}, "ema_start must be an integer >= 0"),
-    "bad best_metric": (["--best_metric=sharpness"], {}, "best-checkpoint metric must be one of fid, kid"),
+    "bad best_metric": (["--best_metric=sharpness"], {}, "best-checkpoint metric must be one of fid, inception_score, kid"),
     "invalid override": (["--d_lr=-1"], {}, "d_lr must be > 0"),
     "multi_worker without TF_CONFIG": (["--strategy=multi_worker"], {}, "needs the TF_CONFIG environment"),
 }

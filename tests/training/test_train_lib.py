@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import checkpoint, data, images
+from sagan_tf import checkpoint, data, evaluation, images
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import ConfigError, DamagedCheckpointError, TrainingDivergedError, UsageError
 from sagan_tf.models import build_sagan
@@ -314,6 +314,9 @@ def test_bad_options_and_dataset_mismatch(tmp_path):
         train_lib.run(tiny_config(num_classes=3), options_for(run_dir))
     with pytest.raises(UsageError, match="on_nonfinite must be one of stop, rollback"):
         train_lib.run(tiny_config(), options_for(run_dir, on_nonfinite="ignore"))
-    with pytest.raises(UsageError, match="best-checkpoint metric must be one of fid, kid, inception_score"):
+    with pytest.raises(UsageError, match="best-checkpoint metric must be one of fid, inception_score, kid"):
         train_lib.run(tiny_config(), options_for(run_dir, best_metric="seconds"))
+    with pytest.raises(UsageError, match="best-checkpoint metric kid is not computed by the evaluation"):
+        train_lib.run(tiny_config(), options_for(run_dir, best_metric="kid", evaluation=evaluation.EvalConfig(
+            compute_kid=False)))
     assert not (tmp_path / "x").exists()
