@@ -83,16 +83,20 @@ class ClassNameLookup(tf.Module):
           tf.errors.InvalidArgumentError: naming the first unknown name and the closest valid names.
         """
         ids = self.table.lookup(names)
-        known = ids >= 0
-        unknown = tf.boolean_mask(names, tf.logical_not(known))
-        first = tf.cond(tf.size(unknown) > 0, lambda: unknown[0], lambda: tf.constant(""))
-        check = tf.debugging.Assert(
-            tf.reduce_all(known),
-            ["Unknown class name:", first, "closest valid names:", closest_names(first, self._names),
-             "(the class_names signature lists them all)"],
-            summarize=NUM_SUGGESTIONS)
-        with tf.control_dependencies([check]):
-            return tf.identity(ids)
+
+        # The closest names are computed only for a request that has an unknown one (tf.debugging.Assert would
+        # evaluate its message on every request).
+        def refuse():
+            first = tf.boolean_mask(names, ids < 0)[0]
+            check = tf.debugging.Assert(
+                tf.constant(False),
+                ["Unknown class name:", first, "closest valid names:", closest_names(first, self._names),
+                 "(the class_names signature lists them all)"],
+                summarize=NUM_SUGGESTIONS)
+            with tf.control_dependencies([check]):
+                return tf.identity(ids)
+
+        return tf.cond(tf.reduce_all(ids >= 0), lambda: tf.identity(ids), refuse)
 
 
 __all__ = ["ClassNameLookup", "check_class_names", "closest_names", "NUM_SUGGESTIONS"]
