@@ -392,8 +392,18 @@ class ExperimentConfig:
 
     @classmethod
     def from_json(cls, text):
-        """Parses `to_json()` output (or a format-1 flat config.json)."""
-        return cls.from_dict(json.loads(text))
+        """Parses `to_json()` output (or a format-1 flat config.json).
+
+        Raises:
+          ConfigError: text that is not JSON, or JSON that is not a config (wrong types, missing fields such as
+            `image_size`, unknown fields or format).
+        """
+        try:
+            return cls.from_dict(json.loads(text))
+        except ConfigError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise ConfigError(f"Not a SAGAN config: {type(error).__name__}: {error}") from None
 
 
 def as_model_config(config):

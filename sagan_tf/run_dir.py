@@ -152,7 +152,7 @@ class RunDirectory:
                 "`python -m training.run` trained into.")
         try:
             return ExperimentConfig.from_json(self._read_config_text())
-        except (ValueError, TypeError, KeyError) as error:
+        except ValueError as error:  # ConfigError included
             raise CheckpointError(f"{self.config_path} does not describe a SAGAN config ({error}); was it written "
                                   "by this version of sagan_tf?") from None
 
@@ -197,10 +197,9 @@ class RunDirectory:
         """
         if not self.has_config():
             return
-        text = self._read_config_text()
         try:
-            saved = ExperimentConfig.from_json(text)
-        except ValueError as error:
+            saved = ExperimentConfig.from_json(self._read_config_text())
+        except ValueError as error:  # ConfigError included
             raise ConfigError(f"{self.config_path} is not a valid run config ({error}); move it away or use another "
                               "--model_dir.") from None
         saved_fields = {**saved.model.to_dict(), **saved.training.to_dict()}

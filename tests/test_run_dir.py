@@ -74,9 +74,15 @@ def test_resume_checks_the_model_and_the_training_config(tmp_path):
         run.check_resumable(tiny_config(batch_size=8, g_lr=1e-3))
     with pytest.raises(ConfigError, match=r"dataset: 'synthetic' in config.json, 'cifar10' now"):
         run.check_resumable(tiny_config(dataset="cifar10"))
-    (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="is not a valid run config"):
-        run.check_resumable(tiny_config())
+    # Damaged files are refused with a ConfigError, never a traceback: not JSON, a section missing required model
+    # fields (TypeError inside the dataclass), sections of the wrong type.
+    for text, cause in [("{not json", "JSONDecodeError"), ('{"format": 2, "model": {}, "training": {}}', "TypeError"),
+                        ('{"model": 5}', "TypeError"), ("[1]", "")]:
+        (tmp_path / "config.json").write_text(text)
+        with pytest.raises(ConfigError, match=f"is not a valid run config .*{cause}"):
+            run.check_resumable(tiny_config())
+        with pytest.raises(CheckpointError, match=f"does not describe a SAGAN config .*{cause}"):
+            run.read_config()
 
 
 def test_checkpoints_are_listed_by_step_and_found(tmp_path):
