@@ -27,6 +27,19 @@ def _reset_keras_state():
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Real statistics and domain classifiers go to a cache of this test session ($SAGAN_TF_CACHE, inherited by the
+    commands tests start), never to ~/.cache/sagan_tf."""
+    previous = os.environ.get("SAGAN_TF_CACHE")
+    os.environ["SAGAN_TF_CACHE"] = str(tmp_path_factory.mktemp("sagan_tf_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("SAGAN_TF_CACHE", None)
+    else:
+        os.environ["SAGAN_TF_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def mirrored_strategy():
     """One MirroredStrategy over the two logical CPU devices, shared by every test.

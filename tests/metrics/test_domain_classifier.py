@@ -111,7 +111,8 @@ def test_the_cache_path_follows_the_images_and_size_not_the_folder_path(tmp_path
     assert path(first) != path(first, 64)
     os.remove(os.path.join(moved, "red", "image_000.png"))
     changed = fingerprint.dataset_fingerprint(f"folder:{moved}")
-    assert domain_classifier.cache_path("/cache", "x", 32, changed) != path(first)
+    # Same dataset name and size: only the fingerprint of the images differs.
+    assert domain_classifier.cache_path("/cache", f"folder:{moved}", 32, changed) != path(moved)
 
 
 def test_default_steps():

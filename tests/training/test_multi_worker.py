@@ -1,6 +1,7 @@
 """Two local worker processes train with --strategy=multi_worker (MultiWorkerMirroredStrategy over loopback)."""
 
 import json
+import re
 import socket
 
 import tensorflow as tf
@@ -35,6 +36,9 @@ def test_two_workers_train_and_only_the_chief_keeps_outputs(tmp_path):
         assert process.returncode == 0, f"worker {index}:\n{output}"
     assert "on 2 replica(s)" in outputs[0]
     assert "step 3/3" in outputs[0] and "step 3/3" not in outputs[1]  # only the chief reports progress
+    # ... and evaluates (the default evaluation at the start and the end, shipped synthetic classifier).
+    assert re.search(r"eval step 3 \[synthetic-[0-9a-f]{8}\]: FID [\d.]+", outputs[0])
+    assert "eval step" not in outputs[1]
     # The chief keeps checkpoints, samples, the config and the class names; the other worker's checkpoint copies
     # are deleted.
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("events")) == [

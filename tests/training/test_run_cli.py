@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from tests.tiny import start_command
 
-TINY = ["--batch_size=4", "--log_every=1", "--sample_every=1000"]
+# No evaluation: these runs are about signals, resume and bad input (test_evaluate_cli covers evaluation).
+TINY = ["--batch_size=4", "--log_every=1", "--sample_every=1000", "--eval_samples=0"]
 
 
 def start(args, **env):
@@ -70,7 +71,8 @@ BAD_INPUTS = {
                             "batch size 5 does not split evenly over the 2 replicas.*--batch_size=6"),
     "bad ema_decay": (["--ema_decay=often"], {}, "ema_decay must be a number in \\(0, 1\\) or 'none'"),
     "bad ema_start": (["--ema_start=-5"], {}, "ema_start must be an integer >= 0"),
-    "bad best_metric": (["--best_metric=sharpness"], {}, "best-checkpoint metric must be one of fid, inception_score, kid"),
+    "bad best_metric": (["--best_metric=sharpness"], {},
+                        "best-checkpoint metric must be one of fid, inception_score, kid"),
     "invalid override": (["--d_lr=-1"], {}, "d_lr must be > 0"),
     "multi_worker without TF_CONFIG": (["--strategy=multi_worker"], {}, "needs the TF_CONFIG environment"),
 }
@@ -128,7 +130,7 @@ def test_sigkill_and_sigterm_resume_exactly(tmp_path):
     # weights, EMA, batch-norm statistics, spectral-norm vectors, Adam slots and the noise RNG.
     straight_dir = tmp_path / "straight"
     straight = start([f"--model_dir={straight_dir}", f"--train_steps={stopped}", "--checkpoint_every=0",
-                      "--eval_samples=0", *TINY])
+                      *TINY])
     output, _ = straight.communicate(timeout=300)
     assert straight.returncode == 0, output
     resumed = checkpoint_values(str(model_dir / "checkpoints" / f"ckpt-{stopped}"))

@@ -5,6 +5,7 @@ import io
 import os
 import re
 import shutil
+import types
 
 import keras
 import numpy as np
@@ -252,9 +253,21 @@ def test_a_resumed_pipeline_continues_where_the_straight_one_is(tmp_path, datase
     assert train_lib.pipeline_position(3, 8, context) == 12 and train_lib.pipeline_position(3, 8) == 24
 
 
-def test_a_tfds_pipeline_is_reseeded_on_resume():
-    assert train_lib.pipeline_seed(7, 0) == 7 and train_lib.pipeline_seed(7, 2) != 7
-    assert train_lib.pipeline_seed(7, 2) == train_lib.pipeline_seed(7, 2) < 2**31
+@pytest.mark.parametrize("positionable", [False, True])
+def test_a_tfds_pipeline_is_reseeded_on_resume_and_a_positionable_one_is_positioned(monkeypatch, positionable):
+    calls = []
+    monkeypatch.setattr(train_lib.data, "get_info", lambda name, data_dir=None: types.SimpleNamespace(
+        positionable=positionable))
+    monkeypatch.setattr(train_lib.data, "load", lambda *args, **kwargs: calls.append(kwargs))
+    config = tiny_config(d_steps=2)  # 8 images per step
+    for start_step in (0, 3):
+        train_lib.input_fn(config, options_for("unused"), start_step)(None)
+    seeds, positions = [c["seed"] for c in calls], [c["position"] for c in calls]
+    if positionable:  # the same stream, started where step 3 left it
+        assert seeds == [7, 7] and positions == [0, 3 * 8]
+    else:  # TFDS: a fresh stream, named by (seed, step), read from its start
+        assert seeds == [7, train_lib.pipeline_seed(7, 3)] and positions == [0, 0]
+        assert seeds[1] != 7 and 0 <= seeds[1] < 2**31 and train_lib.pipeline_seed(7, 4) != seeds[1]
 
 
 def test_each_replica_resumes_with_the_data_it_would_have_read(mirrored_strategy):
