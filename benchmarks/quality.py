@@ -26,7 +26,7 @@ self-attention layers; off: none, the paper's ablation) and --seeds. Output:
   <output_dir>/quality_curves.png: FID, KID, IS, precision, recall, coverage against images seen (mean over seeds,
       with the min-max band)
 
-matplotlib (installed with sagan_tf) draws the plot; without it the figures are still printed.
+matplotlib (a dependency of sagan_tf, through `sagan_tf.plots`) draws the plot.
 Timings depend on the machine and its load: the JSON records the load averages. Not a test.
 """
 
@@ -183,16 +183,12 @@ def summaries(records):
 
 
 def plot(records, path, title):
-    """Draws the curves of every group (mean over seeds, min-max band) into the PNG `path`; returns it or None."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib).", file=sys.stderr)
-        return None
+    """Draws the curves of every group (mean over seeds, min-max band) into the PNG `path`; returns it."""
     import numpy as np
+
+    from sagan_tf.plots import pyplot
+
+    plt = pyplot()
 
     evaluations = [r for r in records if r.get("kind") == "evaluation"]
     groups = sorted({group_name(r) for r in evaluations})

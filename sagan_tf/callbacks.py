@@ -162,9 +162,8 @@ class SampleGrid(PeriodicCallback):
         pixels = images.to_uint8(keras.ops.convert_to_numpy(sampling_generator(self.model)(z, labels,
                                                                                            training=False)))
         row_labels = None
-        if row_classes is not None:
-            names = self.class_names
-            row_labels = [names[c] if names is not None and c < len(names) else str(c) for c in row_classes]
+        if row_classes is not None:  # labelled as training.visualize labels its grids
+            row_labels = [images.class_name(c, self.class_names) for c in row_classes]
         return images.make_grid(pixels, rows, cols, row_labels)
 
     def write(self, step):

@@ -88,7 +88,10 @@ def gan_checkpoint(model):
 
 def nonfinite_variables(model):
     """The paths of the float variables of a SAGAN's checkpointed state (`SAGAN.state_variables`) that hold a NaN or
-    an infinity; empty when the state may be saved."""
+    an infinity; empty when the state may be saved. The variables are copied to the host only when the device
+    check (`SAGAN.state_is_finite`) finds something."""
+    if model.state_is_finite():
+        return []
     return [v.path for v in model.state_variables() if not np.isfinite(np.asarray(v.numpy(), np.float32)).all()]
 
 

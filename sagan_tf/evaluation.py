@@ -547,5 +547,6 @@ class Evaluator:
 
 
 __all__ = ["EvalConfig", "Evaluator", "default_cache_dir", "default_classifier", "load_classifier_for",
-           "real_statistics", "recorded_truncation", "generator_inputs", "evaluate_generator", "qualified_figures", "describe_resize",
+           "real_statistics", "recorded_truncation", "generator_inputs", "evaluate_generator", "qualified_figures",
+           "describe_resize",
            "FIGURES", "KID_SUBSET_SIZE"]

@@ -10,7 +10,8 @@ with it; and, where the records have them, precision against recall (Kynkäänni
 import math
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,7 +51,7 @@ def truncation_tradeoff(records, path, title=None, fid_name="fid", is_name="ince
     Returns:
       `path`.
     """
-    plt = _pyplot()
+    plt = pyplot()
     with_recall = any(r.get(precision_name) is not None and r.get(recall_name) is not None for r in records)
     figure, axes = plt.subplots(1, 2 if with_recall else 1, figsize=(11 if with_recall else 5.5, 4.5),
                                 squeeze=False)
@@ -67,4 +68,4 @@ def truncation_tradeoff(records, path, title=None, fid_name="fid", is_name="ince
     return path
 
 
-__all__ = ["truncation_tradeoff"]
+__all__ = ["pyplot", "truncation_tradeoff"]

@@ -28,6 +28,9 @@ from sagan_tf.data import folder, preprocessing
 from sagan_tf.errors import DatasetError
 from sagan_tf.metrics.domain_classifier import MIN_IMAGES_PER_CLASS, MIN_UNLABELLED_IMAGES, ROTATIONS
 
+# tf.data's autotuning thread can hold up the end of `fit` for up to a minute (as for every GAN input pipeline).
+_without_autotune = preprocessing.without_autotune
+
 #: Share of each class held out to measure accuracy.
 HELDOUT_FRACTION = 0.15
 #: Held-out images used at most (TFDS test splits and the synthetic test split are larger than needed).
@@ -62,13 +65,6 @@ class ClassifierData:
     num_heldout: int
     majority_accuracy: float
     augmentation: str
-
-
-def _no_autotune(dataset):
-    # As in sagan_tf.data.synthetic: tf.data's autotuning thread can hold up the end of `fit` for up to a minute.
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
 
 
 def _hash_order(path, root):
@@ -186,11 +182,11 @@ def _folder_data(name, image_size, batch_size, seed, data_dir):
     heldout_set = images_of(heldout).batch(256)
     if rotation:
         heldout_set = heldout_set.map(_all_rotations)
-        return ClassifierData(_no_autotune(train_set.prefetch(2)), _no_autotune(heldout_set), "rotation", ROTATIONS,
+        return ClassifierData(_without_autotune(train_set.prefetch(2)), _without_autotune(heldout_set), "rotation", ROTATIONS,
                               len(train), 4 * len(heldout), 1.0 / len(ROTATIONS), _AUGMENTATION + _ROTATION_NOTE)
     train_labels = [l for _, l in train]
     heldout_labels = [l for _, l in heldout]
-    return ClassifierData(_no_autotune(train_set.prefetch(2)), _no_autotune(heldout_set), "labels", tuple(classes),
+    return ClassifierData(_without_autotune(train_set.prefetch(2)), _without_autotune(heldout_set), "labels", tuple(classes),
                           len(train), len(heldout), _majority(train_labels, heldout_labels), _AUGMENTATION)
 
 
@@ -213,7 +209,7 @@ def _stream_data(name, image_size, batch_size, seed, data_dir, info):
     labels = np.concatenate([b[1].numpy() for b in heldout]) if not rotation else np.zeros(0, np.int64)
     num_heldout = int(sum(int(b[1].shape[0]) for b in heldout)) if rotation else len(labels)
     majority = 1.0 / len(ROTATIONS) if rotation else float(np.bincount(labels).max() / max(len(labels), 1))
-    return ClassifierData(_no_autotune(train.prefetch(2)), heldout, "rotation" if rotation else "labels", classes,
+    return ClassifierData(_without_autotune(train.prefetch(2)), heldout, "rotation" if rotation else "labels", classes,
                           None, num_heldout, majority, _AUGMENTATION.replace(", repeated", "") +
                           (_ROTATION_NOTE if rotation else ""))
 

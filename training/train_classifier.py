@@ -64,12 +64,6 @@ def define_flags(flag_values=flags.FLAGS):
                         flag_values=flag_values)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return value
-
-
 def _augment(images, labels, seed, noise_stddev):
     """Additive Gaussian noise with a per-image strength in [0, noise_stddev), clipped back to [-1, 1].
 
@@ -215,9 +209,9 @@ def train_synthetic_classifier(
 
     from sagan_tf.data import synthetic
 
-    _check_positive_int("steps", steps)
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("log_every", log_every)
+    domain_classifier.check_positive_int("steps", steps)
+    domain_classifier.check_positive_int("batch_size", batch_size)
+    domain_classifier.check_positive_int("log_every", log_every)
     if not str(output_path).endswith(".keras"):
         raise UsageError(f"The classifier is saved as a .keras file; pass a path ending in .keras. "
                          f"Received: output_path={output_path!r}")
@@ -315,11 +309,11 @@ def train_domain_classifier(
     from sagan_tf.metrics.fingerprint import dataset_fingerprint
     from training import classifier_data
 
-    _check_positive_int("image_size", image_size)
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("log_every", log_every)
+    domain_classifier.check_positive_int("image_size", image_size)
+    domain_classifier.check_positive_int("batch_size", batch_size)
+    domain_classifier.check_positive_int("log_every", log_every)
     if steps is not None:
-        _check_positive_int("steps", steps)
+        domain_classifier.check_positive_int("steps", steps)
     if output_path is not None and not str(output_path).endswith(".keras"):
         raise UsageError(f"The classifier is saved as a .keras file; pass a path ending in .keras. "
                          f"Received: output_path={output_path!r}")

@@ -3,7 +3,7 @@
 The run directory (`sagan_tf.run_dir`) holds everything a run writes and needs to resume: config.json (the
 `ExperimentConfig`; resuming with an incompatible one is refused), class_names.json, checkpoints/ckpt-<step>
 (`checkpoint.gan_checkpoint`), samples/step_*.png (grids of fixed latents from the sampling (EMA) generator) and
-TensorBoard events (losses, attention gammas, throughput, sample grids, eval/fid ...).
+TensorBoard events (losses, health signals, attention gammas, throughput, sample grids, eval/<classifier tag>/fid ...).
 
 The step is the generator optimizer's update count. Rerunning into the same `model_dir` restores the latest
 checkpoint and trains on to `config.training.train_steps`.
@@ -159,7 +159,8 @@ class RunResult:
       sample_grid: path of the last PNG grid written by this run, or None.
       stopped_by_signal: the signal number that stopped training early, or None.
       model: the trained `SAGAN` (its `sampling_generator` is what to sample from).
-      evaluations: {step: {"fid", "inception_score", ["kid",] "num_samples", "seconds"}} of this run's evaluations.
+      evaluations: {step: figures} of this run's evaluations: "fid", "inception_score", "kid", "precision", "recall",
+        "density", "coverage" (those computed), "num_samples", "seconds" and their "provenance".
       eval_seconds: wall time spent evaluating (classifier loading and real statistics included).
       seconds: wall time of the whole run (setup, training and evaluation).
       best_checkpoint: path of the best evaluated checkpoint (checkpoints/best/), or None.

@@ -82,7 +82,8 @@ def default_widths(image_size):
     return _WIDTHS[:stages]
 
 
-def _check_positive_int(name, value):
+def check_positive_int(name, value):
+    """`value` when it is an int >= 1 (not a bool); else a UsageError naming `name`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UsageError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
     return value
@@ -105,9 +106,9 @@ def build_domain_classifier(image_size, num_classes, widths=None, convs_per_stag
     """
     import keras
 
-    _check_positive_int("image_size", image_size)
-    _check_positive_int("num_classes", num_classes)
-    _check_positive_int("convs_per_stage", convs_per_stage)
+    check_positive_int("image_size", image_size)
+    check_positive_int("num_classes", num_classes)
+    check_positive_int("convs_per_stage", convs_per_stage)
     widths = default_widths(image_size) if widths is None else tuple(widths)
     if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
         raise ValueError(f"`widths` must be a non-empty sequence of positive integers. Received: widths={widths}")
@@ -280,4 +281,4 @@ def default_steps(num_train, batch_size, epochs=30, min_steps=300, max_steps=300
 
 __all__ = ["CARD_FORMAT", "MIN_IMAGES_PER_CLASS", "MIN_UNLABELLED_IMAGES", "ROTATIONS", "default_cache_dir",
            "default_widths", "build_domain_classifier", "file_sha256", "card_path", "cache_path", "new_card",
-           "write_card", "read_card", "check_file", "check_card", "default_steps"]
+           "write_card", "read_card", "check_file", "check_card", "default_steps", "check_positive_int"]

@@ -223,8 +223,9 @@ class SAGAN(keras.Model):
             loss = losses.global_mean(per_example, global_batch)
             scaled = self.d_optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, variables)
+        norm = _gradient_norm(gradients, self.d_optimizer)  # before apply_gradients may change the loss scale
         self.d_optimizer.apply_gradients(zip(gradients, variables))
-        return ops.mean(per_example), real_logits, fake_logits, _gradient_norm(gradients, self.d_optimizer)
+        return ops.mean(per_example), real_logits, fake_logits, norm
 
     def _generator_update(self, batch_size, global_batch):
         z, fake_labels = self.draw_noise(batch_size)
@@ -236,8 +237,9 @@ class SAGAN(keras.Model):
             loss = losses.global_mean(per_example, global_batch)
             scaled = self.g_optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, variables)
+        norm = _gradient_norm(gradients, self.g_optimizer)  # before apply_gradients may change the loss scale
         self.g_optimizer.apply_gradients(zip(gradients, variables))
-        return ops.mean(per_example), _gradient_norm(gradients, self.g_optimizer)
+        return ops.mean(per_example), norm
 
     def state_variables(self):
         """The float state a checkpoint holds: every variable of the networks (EMA generator included) and of the
@@ -246,6 +248,11 @@ class SAGAN(keras.Model):
         variables = [v for network in networks for v in network.variables]
         variables += list(self.g_optimizer.variables) + list(self.d_optimizer.variables)
         return [v for v in variables if "float" in str(v.dtype)]
+
+    def state_is_finite(self):
+        """Whether every float variable of the checkpointed state is finite: one sum per variable on the device and
+        one boolean back (what the train step's `finite` flag checks)."""
+        return bool(ops.convert_to_numpy(_all_finite(self.state_variables())))
 
     def ema_decay_at(self, step):
         """The EMA decay of the update that brings the EMA to training step `step`: 0 (a copy) through
