@@ -183,11 +183,13 @@ def _folder_data(name, image_size, batch_size, seed, data_dir):
     if rotation:
         heldout_set = heldout_set.map(_all_rotations)
         return ClassifierData(_without_autotune(train_set.prefetch(2)), _without_autotune(heldout_set), "rotation",
-                              ROTATIONS, len(train), 4 * len(heldout), 1.0 / len(ROTATIONS), _AUGMENTATION + _ROTATION_NOTE)
+                              ROTATIONS, len(train), 4 * len(heldout), 1.0 / len(ROTATIONS),
+                              _AUGMENTATION + _ROTATION_NOTE)
     train_labels = [l for _, l in train]
     heldout_labels = [l for _, l in heldout]
     return ClassifierData(_without_autotune(train_set.prefetch(2)), _without_autotune(heldout_set), "labels",
-                          tuple(classes), len(train), len(heldout), _majority(train_labels, heldout_labels), _AUGMENTATION)
+                          tuple(classes), len(train), len(heldout), _majority(train_labels, heldout_labels),
+                          _AUGMENTATION)
 
 
 _AUGMENTATION = ("random horizontal flips and random translations of up to 1/8 of the side (reflect padding); "
