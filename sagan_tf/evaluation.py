@@ -39,7 +39,6 @@ import keras
 import numpy as np
 
 from sagan_tf import data, errors, latents, metrics
-from sagan_tf.data import folder as folder_source
 from sagan_tf.metrics import classifier as classifier_module
 from sagan_tf.metrics import domain_classifier
 from sagan_tf.metrics.fingerprint import dataset_fingerprint
@@ -159,7 +158,8 @@ def _offline_note():
             "classifier, not published Inception figures.")
 
 
-def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, data_dir=None, classifier_dir=None):
+def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, data_dir=None, classifier_dir=None,
+                        fingerprint=None):
     """Loads the classifier of the metrics for `dataset` (see `metrics.load_classifier`).
 
     A domain classifier (spec "domain", or a `.keras` file with a card) is checked against the dataset: its card
@@ -173,6 +173,8 @@ def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, da
       image_size: the size of the images to evaluate; required for "domain" and to check a domain classifier.
       data_dir: TFDS data directory (or the base of relative "folder:" paths), to fingerprint the dataset.
       classifier_dir: directory of the cached domain classifiers; None: `domain_classifier.default_cache_dir()`.
+      fingerprint: the dataset's `dataset_fingerprint`, when the caller already has it (a folder's is a scan of
+        every file); None: computed here when needed.
 
     Returns:
       A `metrics.Classifier`.
@@ -185,12 +187,11 @@ def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, da
     """
     if spec is None or spec == "":
         spec = default_classifier(dataset)
-    fingerprint = None
     asked_for_domain = spec == metrics.DOMAIN_CLASSIFIER
     if asked_for_domain:
         if image_size is None:
             raise errors.UsageError("The domain classifier depends on the image size; pass image_size=.")
-        fingerprint = dataset_fingerprint(dataset, data_dir)
+        fingerprint = fingerprint or dataset_fingerprint(dataset, data_dir)
         path = domain_classifier.cache_path(classifier_dir or domain_classifier.default_cache_dir(), dataset,
                                             image_size, fingerprint)
         if not os.path.exists(path):
@@ -223,14 +224,15 @@ def _say(print_fn, line):
 
 
 def real_statistics(dataset, classifier, image_size, split="train", num_real=10_000, cache_dir=None, data_dir=None,
-                    batch_size=250, log_every=20, print_fn=print):
+                    batch_size=250, log_every=20, print_fn=print, fingerprint=None):
     """The statistics of real images of `dataset` seen by `classifier`, computed once and then read from disk.
 
-    Real images come from `sagan_tf.data.load` in dataset order (no shuffling, no flips, no repetition), the
-    first `num_real` of `split` (fewer when the split is smaller). The cache key is (dataset, split with the count,
-    e.g. "train[:10000]", image size, `classifier.classifier_id`). An image folder is read whole, last partial
-    batch included (so a folder smaller than `batch_size` works): its key names the number of images read, e.g.
-    "train[:2318]" for a folder of 2,318 images and `num_real` 10,000.
+    Real images come from `sagan_tf.data.load` in dataset order (no shuffling, no flips), the first `num_real` of
+    `split` (fewer when the split is smaller). The cache key is (dataset, split with the count, e.g.
+    "train[:10000]", image size, `classifier.classifier_id`). An image folder is read whole, last partial batch
+    included (so a folder smaller than `batch_size` works): its key names the number of images read and the first
+    12 hex digits of the folder's fingerprint (its file list and sizes), e.g. "train[:2318]@3f2a9c1b04de" for a
+    folder of 2,318 images and `num_real` 10,000, so statistics of a folder whose images changed are not reused.
 
     Args:
       dataset: a `sagan_tf.data` name.
@@ -243,6 +245,8 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
       batch_size: images per batch.
       log_every: batches between progress lines (0: none).
       print_fn: where progress lines go (None: silent).
+      fingerprint: the dataset's `dataset_fingerprint`, when the caller already has it; None: computed here for a
+        folder.
 
     Returns:
       A `metrics.RealStatistics` (with `KID_SUBSET_SIZE` real activations for KID).
@@ -251,12 +255,14 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
       DatasetError: the data cannot be loaded.
     """
     cache = metrics.StatisticsCache(cache_dir or default_cache_dir())
-    repeat = False
+    repeat, images_key = False, ""
     if data.get_info(dataset, data_dir).source == "folder":
         # The loader drops a last partial batch; read the folder's images cyclically and stop after the last one.
-        available = len(folder_source.scan(folder_source.resolve_path(dataset, data_dir))[0])
+        fingerprint = fingerprint or dataset_fingerprint(dataset, data_dir)
+        available = fingerprint["num_images"]
         num_real, repeat = available if num_real is None else min(num_real, available), True
-    split_key = split if num_real is None else f"{split}[:{num_real}]"
+        images_key = f"@{fingerprint['sha256'][:12]}"
+    split_key = (split if num_real is None else f"{split}[:{num_real}]") + images_key
 
     def compute():
         start = time.perf_counter()
@@ -484,10 +490,14 @@ class Evaluator:
         """
         config = config or EvalConfig()
         start = time.perf_counter()
+        # A folder's fingerprint (a scan of every file) serves both the classifier's card check and the statistics.
+        folder = data.get_info(dataset, data_dir).source == "folder"
+        fingerprint = dataset_fingerprint(dataset, data_dir) if folder else None
         classifier = load_classifier_for(dataset, config.classifier, config.batch_size, image_size=image_size,
-                                         data_dir=data_dir, classifier_dir=config.classifier_dir)
+                                         data_dir=data_dir, classifier_dir=config.classifier_dir,
+                                         fingerprint=fingerprint)
         stats = real_statistics(dataset, classifier, image_size, config.split, config.num_real, config.cache_dir,
-                                data_dir, config.batch_size, config.log_every, print_fn)
+                                data_dir, config.batch_size, config.log_every, print_fn, fingerprint=fingerprint)
         split = stats.metadata.get("cache_key", {}).get("split")  # e.g. "train[:10000]": what was read
         return cls(classifier, stats, config, print_fn, time.perf_counter() - start, dataset, image_size, split)
 

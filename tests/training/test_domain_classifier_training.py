@@ -1,6 +1,8 @@
 """Training a domain classifier on a tiny image folder: held-out split, rotation pretext, card, cache, evaluation."""
 
+import glob
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -53,8 +55,19 @@ def test_evaluation_finds_checks_and_describes_it(labelled, tmp_path):
     provenance = evaluator.provenance()
     assert provenance["classifier"]["content_hash"] == card["classifier_sha256"]
     assert provenance["resize"] == "none: 16x16 is the classifier's input size"
+    # The whole folder (fewer than a batch of 250: the last partial batch counts), named by its fingerprint.
+    folder_print = fingerprint.dataset_fingerprint(dataset)
     assert (provenance["num_real"], provenance["real_split"], provenance["num_generated"]) == (
-        24, "train[:24]", 8)  # the whole folder (fewer than a batch of 250: the last partial batch counts)
+        24, f"train[:24]@{folder_print['sha256'][:12]}", 8)
+    # The statistics of a moved copy are the same images' (reused); once an image changes they are not.
+    copy = shutil.copytree(dataset.split(":", 1)[1], tmp_path / "copy")
+    split_of = lambda: evaluation.real_statistics(  # noqa: E731
+        f"folder:{copy}", evaluator.classifier, SIZE, num_real=24, cache_dir=str(tmp_path / "stats"),
+        print_fn=None).metadata["cache_key"]["split"]
+    assert split_of() == provenance["real_split"]
+    with open(sorted(glob.glob(os.path.join(copy, "*", "*.png")))[0], "ab") as f:
+        f.write(b"\0")  # one byte more: another file size, the same picture
+    assert split_of() != provenance["real_split"]
     # Checked against the dataset being evaluated: another size, or other images, are refused.
     with pytest.raises(ClassifierCardError, match="trained on 16x16 images, not on the 32x32"):
         evaluation.load_classifier_for(dataset, path, image_size=32)
