@@ -56,7 +56,8 @@ def test_run_and_evaluate_with_the_domain_classifier_of_a_folder(tmp_path, monke
         precision_recall=True, is_splits=1, seed=0, cache_dir=None))
     record = evaluate_cli.evaluate_run(str(run_dir), config, print_fn=lambda line: None)
     assert record["classifier_tag"] == tag and record["provenance"]["classifier"]["card"] == card
-    assert record["provenance"]["num_real"] == 24 and re.fullmatch(r"train\[:24\]@[0-9a-f]{12}", record["provenance"]["real_split"])
+    assert record["provenance"]["num_real"] == 24
+    assert re.fullmatch(r"train\[:24\]@[0-9a-f]{12}", record["provenance"]["real_split"])
     assert {f"{tag}/{name}" for name in ("fid", "kid", "inception_score", "precision", "recall")} <= set(
         record["figures"])
     assert json.loads((run_dir / "eval" / "step_00000002.json").read_text()) == record
