@@ -3,9 +3,11 @@
 import keras
 from keras import ops
 
+from sagan_tf.layers.batch_norm import BatchNorm
+
 
 @keras.saving.register_keras_serializable(package="sagan_tf")
-class ConditionalBatchNorm(keras.layers.Layer):
+class ConditionalBatchNorm(BatchNorm):
     """Batch normalization with one learned scale/offset row per class (SAGAN generator).
 
     For an input `x` with channels last and integer labels `y` (one per example),
@@ -14,7 +16,8 @@ class ConditionalBatchNorm(keras.layers.Layer):
 
     where `mean` and `variance` are per-channel statistics over all other axes: those of the
     batch in training (biased variance, as in `keras.layers.BatchNormalization`) and the moving
-    averages at inference. The conditional affine parameters are the class-conditional batch
+    averages at inference (see `BatchNorm`, whose moving statistics and replica semantics it
+    shares). The conditional affine parameters are the class-conditional batch
     norm of de Vries et al. (2017) and Miyato & Koyama (2018) that SAGAN's generator uses
     (paper section 5; official code `ConditionalBatchNorm`). Labels may also be class weights
     `w` of shape `(batch, num_classes)`: then the rows are blended, `gamma = w @ gamma_table` and
@@ -29,11 +32,10 @@ class ConditionalBatchNorm(keras.layers.Layer):
     statistics. The normalization runs in float32 under mixed precision; the output has the
     layer's compute dtype.
 
-    With `synchronized=True` the batch statistics are all-reduced over the replicas of the
-    current `tf.distribute` strategy (`keras.ops.moments(..., synchronized=True)`, which sums
-    per-replica sums, sums of squares and counts), so each replica normalizes with the
-    statistics of the global batch. With `synchronized=False` each replica uses its own
-    sub-batch; the moving averages are then averaged over replicas when they are written.
+    Under `tf.distribute` the moving statistics behave as `BatchNorm`'s: with
+    `synchronized=True` the batch statistics are those of the global batch and every replica
+    stays identical; with `synchronized=False` each replica uses its own sub-batch and
+    `sagan_tf.layers.average_across_replicas` makes the copies agree after the step.
 
     Args:
       num_classes: number of classes (rows of `gamma` and `beta`).
@@ -54,110 +56,39 @@ class ConditionalBatchNorm(keras.layers.Layer):
     """
 
     def __init__(self, num_classes, momentum=0.99, epsilon=1e-5, synchronized=False, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(momentum=momentum, epsilon=epsilon, synchronized=synchronized, **kwargs)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(
                 "Argument `num_classes` must be an integer >= 1. "
                 f"Received: num_classes={num_classes}"
             )
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(
-                f"Argument `momentum` must be in [0, 1). Received: momentum={momentum}"
-            )
-        if not epsilon > 0.0:
-            raise ValueError(f"Argument `epsilon` must be positive. Received: epsilon={epsilon}")
-        if synchronized and keras.backend.backend() != "tensorflow":
-            raise ValueError(
-                "Argument `synchronized=True` is only supported with the TensorFlow backend. "
-                f"Received: synchronized={synchronized}"
-            )
         self.num_classes = num_classes
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
-        self.synchronized = bool(synchronized)
 
     def build(self, x_shape, labels_shape):
-        if len(x_shape) < 2 or x_shape[-1] is None:
-            raise ValueError(
-                "ConditionalBatchNorm expects inputs of rank >= 2 with a known last (channel) "
-                f"dimension. Received: x_shape={x_shape}"
-            )
         _check_labels_shape(labels_shape, self.num_classes)
-        channels = x_shape[-1]
-        self.gamma = self.add_weight(
-            name="gamma",
-            shape=(self.num_classes, channels),
-            initializer="ones",
-            autocast=False,
-        )
-        self.beta = self.add_weight(
-            name="beta",
-            shape=(self.num_classes, channels),
-            initializer="zeros",
-            autocast=False,
-        )
-        # aggregation="mean": under a tf.distribute strategy each replica assigns its own
-        # update in replica context; the written value is the mean over replicas.
-        self.moving_mean = self.add_weight(
-            name="moving_mean",
-            shape=(channels,),
-            initializer="zeros",
-            trainable=False,
-            autocast=False,
-            aggregation="mean",
-        )
-        self.moving_variance = self.add_weight(
-            name="moving_variance",
-            shape=(channels,),
-            initializer="ones",
-            trainable=False,
-            autocast=False,
-            aggregation="mean",
-        )
-        self._reduction_axes = list(range(len(x_shape) - 1))
+        self._build_statistics(x_shape, affine_shape=(self.num_classes,))
 
     def call(self, x, labels, training=None):
         _check_labels_shape(labels.shape, self.num_classes)
-        inputs = ops.cast(x, "float32")
-        if training and self.trainable:
-            mean, variance = ops.moments(
-                inputs, axes=self._reduction_axes, synchronized=self.synchronized
-            )
-            self.moving_mean.assign(
-                self.moving_mean * self.momentum + mean * (1.0 - self.momentum)
-            )
-            self.moving_variance.assign(
-                self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
-            )
-        else:
-            mean = ops.convert_to_tensor(self.moving_mean)
-            variance = ops.convert_to_tensor(self.moving_variance)
 
-        # (batch, C) rows, broadcast over the spatial axes.
-        row_shape = (-1,) + (1,) * (len(inputs.shape) - 2) + (inputs.shape[-1],)
-        if len(labels.shape) == 2:
-            weights = ops.cast(labels, "float32")
-            gamma = ops.reshape(ops.matmul(weights, self.gamma), row_shape)
-            beta = ops.reshape(ops.matmul(weights, self.beta), row_shape)
-        else:
-            labels = ops.cast(labels, "int32")
-            gamma = ops.reshape(ops.take(self.gamma, labels, axis=0), row_shape)
-            beta = ops.reshape(ops.take(self.beta, labels, axis=0), row_shape)
+        def affine(rank):
+            # (batch, C) rows, broadcast over the spatial axes.
+            row_shape = (-1,) + (1,) * (rank - 2) + (self.gamma.shape[-1],)
+            if len(labels.shape) == 2:
+                weights = ops.cast(labels, "float32")
+                return (ops.reshape(ops.matmul(weights, self.gamma), row_shape),
+                        ops.reshape(ops.matmul(weights, self.beta), row_shape))
+            rows = ops.cast(labels, "int32")
+            return (ops.reshape(ops.take(self.gamma, rows, axis=0), row_shape),
+                    ops.reshape(ops.take(self.beta, rows, axis=0), row_shape))
 
-        outputs = (inputs - mean) * (ops.rsqrt(variance + self.epsilon) * gamma) + beta
-        return ops.cast(outputs, self.compute_dtype)
+        return self._normalize(x, training, affine)
 
     def compute_output_shape(self, x_shape, labels_shape):
         return tuple(x_shape)
 
     def get_config(self):
-        config = {
-            "num_classes": self.num_classes,
-            "momentum": self.momentum,
-            "epsilon": self.epsilon,
-            "synchronized": self.synchronized,
-        }
-        return {**super().get_config(), **config}
+        return {**super().get_config(), "num_classes": self.num_classes}
 
 
 def _check_labels_shape(labels_shape, num_classes):

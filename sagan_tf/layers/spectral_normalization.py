@@ -103,14 +103,16 @@ class SpectralNormalization(keras.layers.Wrapper):
         def unit_normal(shape, dtype=None):
             return _l2_normalize(normal(shape, dtype=dtype), epsilon)
 
-        # Every replica computes the same new u from the same W and u; keep the first one's.
+        # Aggregation "none": under tf.distribute every replica computes the same new u from the same W and u
+        # (the optimizer keeps W identical) and assigns its own copy, with no cross-replica step ("only_first_replica"
+        # would broadcast replica 0's u on every update, one merge per layer per step, which per-replica XLA cannot
+        # compile).
         self.u = self.add_weight(
             shape=(units,),
             initializer=unit_normal,
             dtype="float32",
             trainable=False,
             autocast=False,
-            aggregation="only_first_replica",
             name="u",
         )
 

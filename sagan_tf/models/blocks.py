@@ -8,7 +8,7 @@ normalized (Miyato et al. 2018; SAGAN section 4.1 applies it to both G and D).
 import keras
 from keras import ops
 
-from sagan_tf.layers import ConditionalBatchNorm, SpectralNormalization
+from sagan_tf.layers import BatchNorm, ConditionalBatchNorm, SpectralNormalization
 
 
 def spectral_norm(layer, enabled=True):
@@ -27,7 +27,9 @@ def spectral_norm(layer, enabled=True):
 
 
 def make_batch_norm(num_classes, momentum, epsilon, synchronized, dtype, name):
-    """Conditional batch norm (one gamma/beta row per class) when `num_classes > 0`, else plain batch norm.
+    """Conditional batch norm (one gamma/beta row per class) when `num_classes > 0`, else plain `BatchNorm`.
+
+    Both keep their moving statistics identical across `tf.distribute` replicas (see `sagan_tf.layers.BatchNorm`).
 
     Args:
       num_classes: number of classes; 0 for an unconditional model.
@@ -38,13 +40,12 @@ def make_batch_norm(num_classes, momentum, epsilon, synchronized, dtype, name):
       name: layer name.
 
     Returns:
-      A `ConditionalBatchNorm` or a `keras.layers.BatchNormalization`.
+      A `ConditionalBatchNorm` or a `BatchNorm`.
     """
     if num_classes:
         return ConditionalBatchNorm(num_classes, momentum=momentum, epsilon=epsilon, synchronized=synchronized,
                                     dtype=dtype, name=name)
-    return keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon, synchronized=synchronized,
-                                           dtype=dtype, name=name)
+    return BatchNorm(momentum=momentum, epsilon=epsilon, synchronized=synchronized, dtype=dtype, name=name)
 
 
 def apply_batch_norm(layer, x, labels, training):

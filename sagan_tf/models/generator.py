@@ -73,10 +73,9 @@ class Generator(keras.Model):
             for i, filters in enumerate(cfg.g_channels[1:]):
                 self.stages.append(blocks.GeneratorResBlock(filters, dtype=dtype, name=f"block{i + 1}", **norm_args))
             output_momentum = cfg.output_batch_norm_momentum
-            self.output_norm = keras.layers.BatchNormalization(
-                momentum=cfg.batch_norm_momentum if output_momentum is None else output_momentum,
-                epsilon=cfg.batch_norm_epsilon,
-                synchronized=cfg.synchronized_batch_norm, dtype=dtype, name="output_bn")
+            self.output_norm = blocks.make_batch_norm(
+                0, cfg.batch_norm_momentum if output_momentum is None else output_momentum, cfg.batch_norm_epsilon,
+                cfg.synchronized_batch_norm, dtype, name="output_bn")
             self.output_conv = blocks.spectral_norm(blocks.conv(3, 3, dtype, "output_conv"),
                                                     enabled=cfg.output_spectral_norm)
         else:

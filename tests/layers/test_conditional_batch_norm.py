@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from sagan_tf.layers import average_across_replicas, moving_statistics
 from sagan_tf.layers.conditional_batch_norm import ConditionalBatchNorm
 from tests.keras_checks import assert_config_round_trip, assert_keras_file_round_trip
 
@@ -271,9 +272,14 @@ def _run_distributed(strategy, layer, x, labels):
         lambda ctx: tf.constant(halves[1][ctx.replica_id_in_sync_group])
     )
 
+    def replica_step(xa, la):
+        outputs = layer(xa, la, training=True)
+        average_across_replicas(moving_statistics(layer))  # what SAGAN.train_step does at the end of a step
+        return outputs
+
     @tf.function
     def step(a, b):
-        return strategy.run(lambda xa, la: layer(xa, la, training=True), args=(a, b))
+        return strategy.run(replica_step, args=(a, b))
 
     return [_np(t) for t in strategy.experimental_local_results(step(dist_x, dist_labels))]
 
@@ -302,7 +308,7 @@ def test_mirrored_strategy(mirrored_strategy, synchronized):
             _numpy_cbn(x[:4], labels[:4], gamma, beta),
             _numpy_cbn(x[4:], labels[4:], gamma, beta),
         ]
-        # Each replica writes its own update; the mirrored variable keeps their mean.
+        # Each replica writes its own update; averaging them makes every copy their mean.
         expected_mean = 0.5 * (x64[:4].mean(axis=axes) + x64[4:].mean(axis=axes)) / 2
         expected_variance = 0.5 + 0.5 * (x64[:4].var(axis=axes) + x64[4:].var(axis=axes)) / 2
     for actual, wanted in zip(outputs, expected):

@@ -1,0 +1,27 @@
+"""Keeping the state that layers update in training identical across `tf.distribute` replicas."""
+
+import keras
+
+
+def average_across_replicas(variables):
+    """Assigns to each variable the mean of its copies over the replicas, in one batched all-reduce.
+
+    For state that every replica updates on its own in replica context (e.g. `BatchNorm` moving statistics with
+    `synchronized=False`): after this call every replica holds the same values. Call it in replica context (inside
+    `strategy.run`, e.g. at the end of a train step); outside `tf.distribute`, with one replica or on another
+    backend than TensorFlow it does nothing.
+
+    Args:
+      variables: a list of `keras.Variable`s created under the strategy (aggregation "none", so that each replica
+        assigns its own copy).
+    """
+    if not variables or keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return
+    means = context.all_reduce(tf.distribute.ReduceOp.MEAN, [variable.value for variable in variables])
+    for variable, mean in zip(variables, means):
+        variable.assign(mean)
