@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras import ops
 
 from sagan_tf import losses
-from sagan_tf.layers import SelfAttention, SpectralNormalization
+from sagan_tf.layers import BatchNorm, SelfAttention, SpectralNormalization, average_across_replicas, moving_statistics
 
 
 def _replica_slot():
@@ -34,17 +34,35 @@ class SAGAN(keras.Model):
     discriminator step). The generator update uses `batch_size` latents.
 
     Health signals: besides the losses and the mean discriminator logits on real and fake images (`d_real`,
-    `d_fake`), each step logs the global gradient norm of each network (`d_grad_norm` of the last discriminator
-    update, `g_grad_norm`), each attention layer's gamma (`gamma_<g|d>_<layer>`), and `finite`: 1.0 when the losses
-    and every variable of the model are finite after the step, else 0.0 (what `callbacks.NonFiniteGuard` watches).
-    The gradient norms are those of the loss over the global batch; under tf.distribute each replica measures its
-    own gradient scaled to a full-batch loss (num_replicas times its share), and fit averages the replicas' values:
-    exact on one device, an estimate that includes each replica's sampling noise on several.
+    `d_fake`), each step logs the global gradient norm of each network (`d_grad_norm`, `g_grad_norm`), each
+    attention layer's gamma (`gamma_<g|d>_<layer>`), and `finite`: 1.0 when the step's losses and gradient norms are
+    finite, else 0.0 (what `callbacks.NonFiniteGuard` watches every step; the weights themselves are checked with
+    `state_is_finite` at the logging cadence and before every checkpoint, which keeps ~500 reductions of the state
+    out of every step). Losses,
+    logits and gradient norms are means since the metrics were last reset (`fit` resets them every epoch,
+    `callbacks.ProgressLogger` after each progress line); the gradient norms are those of the loss over the global
+    batch, and under tf.distribute each replica measures its own gradient scaled to a full-batch loss (num_replicas
+    times its share), averaged over the replicas: exact on one device, an estimate that includes each replica's
+    sampling noise on several.
+
+    Replicas (tf.distribute): every variable stays identical on every replica. The optimizers apply all-reduced
+    gradients; spectral-norm vectors are computed by every replica from the same weights; batch-norm moving
+    statistics (`sagan_tf.layers.BatchNorm`) are updated per replica and averaged across replicas once per step in
+    one batched all-reduce (none is needed with synchronized batch norm, whose statistics are already those of the
+    global batch); the EMA generator then averages identical weights.
+
+    XLA: `compile(jit_compile=True)` compiles the whole step on one device. Under a tf.distribute strategy, where
+    Keras cannot compile the step (one XLA computation cannot span the replicas' devices), the per-replica
+    computation is compiled instead: each update's forward and backward passes and the EMA update are XLA
+    functions on each replica's device, and only the gradient all-reduce, the optimizer updates and the batch-norm
+    averaging run outside them. Synchronized batch norm all-reduces inside the forward pass, which a per-replica XLA
+    function cannot do: it trains without XLA under a multi-replica strategy.
 
     Noise: every discriminator and generator update draws the latents (and, for conditional models, uniform fake
     labels) of the whole global batch from one shared seed and each replica keeps its own slice. Replicas therefore
-    never share noise (DESIGN.md fact 3), and a step on N replicas sees exactly the noise of one device running the
-    global batch.
+    never share noise (under MirroredStrategy a `keras.random` draw with a `SeedGenerator` is the same on every
+    replica, so the slice is what makes them differ), and a step on N replicas sees exactly the noise of one device
+    running the global batch.
 
     Args:
       generator: maps `(z, labels, training)` to images.
@@ -103,6 +121,11 @@ class SAGAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.real_logits_tracker = keras.metrics.Mean(name="d_real")
         self.fake_logits_tracker = keras.metrics.Mean(name="d_fake")
+        self.d_grad_norm_tracker = keras.metrics.Mean(name="d_grad_norm")
+        self.g_grad_norm_tracker = keras.metrics.Mean(name="g_grad_norm")
+        # Per-replica state that a step leaves different on each replica, averaged at its end (see the docstring).
+        self._replica_averaged = moving_statistics(self.generator) + moving_statistics(self.discriminator)
+        self._replica_jit = False
         # Every variable exists now; without this, fit() would try to build the model by calling it on real data.
         self.built = True
 
@@ -112,7 +135,8 @@ class SAGAN(keras.Model):
 
     def _build_networks(self):
         # Create every variable now (inside the strategy scope the model is created in), so that the optimizers can
-        # be built in `compile` before `fit` (DESIGN.md fact 5).
+        # be built in `compile` before `fit`: under MirroredStrategy a model built by `fit` fails ("Unable to
+        # automatically build the model", or a placeholder error).
         images = self._build_network(self.generator)
         self.discriminator(images, ops.zeros((2,), "int32"), training=False)
 
@@ -121,17 +145,44 @@ class SAGAN(keras.Model):
         """The generator used for sampling, evaluation and export: the EMA one when EMA is on."""
         return self.ema_generator if self.ema_generator is not None else self.generator
 
-    def compile(self, g_optimizer, d_optimizer, loss="hinge", **kwargs):
+    def compile(self, g_optimizer, d_optimizer, loss="hinge", jit_compile="auto", **kwargs):
         """Configures training.
 
         Args:
           g_optimizer: optimizer of the generator (TTUR: usually Adam, lr 1e-4, betas (0, 0.9)).
           d_optimizer: optimizer of the discriminator (TTUR: usually Adam, lr 4e-4, betas (0, 0.9)).
           loss: "hinge" (paper) or "non_saturating".
-          **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`, `steps_per_execution`).
+          jit_compile: XLA-compile the train step: True, False or "auto" (`default_jit_compile`: on with GPUs, off on
+            CPU, whatever the strategy). Under a multi-replica strategy the per-replica computation is compiled (see
+            the class docstring); with synchronized batch norm there, "auto" means False and True is refused.
+          **kwargs: passed to `keras.Model.compile` (e.g. `steps_per_execution`).
+
+        Raises:
+          ValueError: `jit_compile=True` with synchronized batch norm under a multi-replica strategy.
         """
-        # No model-level optimizer: Keras would build its default one with a slot for every variable.
-        super().compile(optimizer=None, **kwargs)
+        auto = isinstance(jit_compile, str) and jit_compile == "auto"
+        jit_compile = default_jit_compile() if auto else bool(jit_compile)
+        strategy = self.distribute_strategy
+        per_replica = jit_compile and strategy.num_replicas_in_sync > 1 and not _is_tpu(strategy)
+        if per_replica and self._synchronized_batch_norm():
+            if not auto:
+                raise ValueError(
+                    "jit_compile=True cannot compile a step with synchronized batch norm under a strategy of "
+                    f"{strategy.num_replicas_in_sync} replicas: its statistics are all-reduced inside the forward "
+                    "pass, which a per-replica XLA computation cannot do. Pass jit_compile=False, or turn "
+                    "synchronized batch norm off.")
+            per_replica = jit_compile = False
+        self._replica_jit = per_replica
+        # No model-level optimizer: Keras would build its default one with a slot for every variable. Keras cannot
+        # XLA-compile `strategy.run` over several devices; the per-replica functions are compiled instead.
+        super().compile(optimizer=None, jit_compile=jit_compile and not per_replica, **kwargs)
+        self._compute_d = self._discriminator_gradients
+        self._compute_g = self._generator_gradients
+        self._compute_ema = self._update_ema
+        if per_replica:
+            self._compute_d, self._compute_g, self._compute_ema = (
+                tf.function(fn, jit_compile=True, reduce_retracing=True)
+                for fn in (self._discriminator_gradients, self._generator_gradients, self._update_ema))
         self.d_loss_fn, self.g_loss_fn = losses.get_losses(loss)
         if self.dtype_policy.name == "mixed_float16" or keras.mixed_precision.global_policy().name == "mixed_float16":
             # float16 gradients underflow without loss scaling.
@@ -145,7 +196,24 @@ class SAGAN(keras.Model):
 
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.real_logits_tracker, self.fake_logits_tracker]
+        return [self.d_loss_tracker, self.g_loss_tracker, self.real_logits_tracker, self.fake_logits_tracker,
+                self.d_grad_norm_tracker, self.g_grad_norm_tracker]
+
+    @property
+    def replica_jit_compile(self):
+        """Whether the per-replica computation is XLA-compiled (`compile(jit_compile=True)` under a multi-replica
+        strategy); on one device `jit_compile` is Keras's own."""
+        return self._replica_jit
+
+    def attention_gammas(self):
+        """{"gamma_<g|d>_<layer name>": gamma tensor} of every self-attention layer (paper eq. 3)."""
+        return {f"gamma_{prefix}_{layer.name}": ops.convert_to_tensor(layer.gamma)
+                for prefix, network in (("g", self.generator), ("d", self.discriminator))
+                for layer in _layers_of_type(network, SelfAttention)}
+
+    def _synchronized_batch_norm(self):
+        return any(layer.synchronized for network in (self.generator, self.discriminator)
+                   for layer in _layers_of_type(network, BatchNorm))
 
     def call(self, inputs, training=False):
         """Generates images from `(z, labels)` (or `z` alone) with the sampling generator."""
@@ -188,58 +256,61 @@ class SAGAN(keras.Model):
         _, num_replicas = _replica_slot()
         global_batch = batch_size * num_replicas
 
+        d_variables = self.discriminator.trainable_variables
+        gradient_norms = []
         for step in range(self.d_steps):
             real = images[step * batch_size:(step + 1) * batch_size]
             real_labels = None if labels is None else labels[step * batch_size:(step + 1) * batch_size]
-            d_loss, real_logits, fake_logits, d_grad_norm = self._discriminator_update(
-                real, real_labels, batch_size, global_batch)
-        g_loss, g_grad_norm = self._generator_update(batch_size, global_batch)
+            z, fake_labels = self.draw_noise(batch_size)
+            gradients, d_loss, real_logits, fake_logits, d_grad_norm = self._compute_d(
+                real, real_labels, z, fake_labels, global_batch)
+            self.d_optimizer.apply_gradients(zip(gradients, d_variables))
+            self.d_grad_norm_tracker.update_state(d_grad_norm * num_replicas)
+            gradient_norms.append(d_grad_norm)
+        z, fake_labels = self.draw_noise(batch_size)
+        gradients, g_loss, g_grad_norm = self._compute_g(z, fake_labels, global_batch)
+        self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
+        self.g_grad_norm_tracker.update_state(g_grad_norm * num_replicas)
+        average_across_replicas(self._replica_averaged)
         if self.ema_generator is not None:
-            self._update_ema()
+            self._compute_ema()
 
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         self.real_logits_tracker.update_state(ops.mean(real_logits))
         self.fake_logits_tracker.update_state(ops.mean(fake_logits))
         logs = {m.name: m.result() for m in self.metrics}
-        logs["d_grad_norm"] = d_grad_norm * num_replicas
-        logs["g_grad_norm"] = g_grad_norm * num_replicas
-        for prefix, network in (("g", self.generator), ("d", self.discriminator)):
-            for layer in _layers_of_type(network, SelfAttention):
-                logs[f"gamma_{prefix}_{layer.name}"] = ops.convert_to_tensor(layer.gamma)
-        losses_finite = ops.all(ops.isfinite(ops.cast(ops.stack([d_loss, g_loss]), "float32")))
-        logs["finite"] = ops.cast(ops.logical_and(losses_finite, _all_finite(self.state_variables())), "float32")
+        logs.update(self.attention_gammas())
+        # Losses can stay finite over NaN weights (the hinge's relu maps NaN to 0); their gradients cannot.
+        watched = ops.cast(ops.stack([d_loss, g_loss, g_grad_norm] + gradient_norms), "float32")
+        logs["finite"] = ops.cast(ops.all(ops.isfinite(watched)), "float32")
         return logs
 
-    def _discriminator_update(self, real, real_labels, batch_size, global_batch):
-        z, fake_labels = self.draw_noise(batch_size)
+    def _discriminator_gradients(self, real, real_labels, z, fake_labels, global_batch):
+        """One discriminator update's gradients on this replica: (gradients, mean loss, real logits, fake logits,
+        gradient norm). Updates the generator's batch-norm statistics and both networks' spectral-norm vectors
+        (per replica, with no cross-replica step, so that it can be one XLA computation)."""
         fake = self.generator(z, fake_labels, training=True)
-        variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
             # Spectral-norm vectors are updated on the real pass only; the fake pass uses them as they are.
             real_logits = self.discriminator(real, real_labels, training=True)
             fake_logits = self.discriminator(fake, fake_labels, training=False)
             per_example = self.d_loss_fn(real_logits, fake_logits)
-            loss = losses.global_mean(per_example, global_batch)
-            scaled = self.d_optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, variables)
+            scaled = self.d_optimizer.scale_loss(losses.global_mean(per_example, global_batch))
+        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         norm = _gradient_norm(gradients, self.d_optimizer)  # before apply_gradients may change the loss scale
-        self.d_optimizer.apply_gradients(zip(gradients, variables))
-        return ops.mean(per_example), real_logits, fake_logits, norm
+        return gradients, ops.mean(per_example), real_logits, fake_logits, norm
 
-    def _generator_update(self, batch_size, global_batch):
-        z, fake_labels = self.draw_noise(batch_size)
-        variables = self.generator.trainable_variables
+    def _generator_gradients(self, z, fake_labels, global_batch):
+        """One generator update's gradients on this replica: (gradients, mean loss, gradient norm)."""
         with tf.GradientTape() as tape:
             fake = self.generator(z, fake_labels, training=True)
             fake_logits = self.discriminator(fake, fake_labels, training=False)
             per_example = self.g_loss_fn(fake_logits)
-            loss = losses.global_mean(per_example, global_batch)
-            scaled = self.g_optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, variables)
+            scaled = self.g_optimizer.scale_loss(losses.global_mean(per_example, global_batch))
+        gradients = tape.gradient(scaled, self.generator.trainable_variables)
         norm = _gradient_norm(gradients, self.g_optimizer)  # before apply_gradients may change the loss scale
-        self.g_optimizer.apply_gradients(zip(gradients, variables))
-        return ops.mean(per_example), norm
+        return gradients, ops.mean(per_example), norm
 
     def state_variables(self):
         """The float state a checkpoint holds: every variable of the networks (EMA generator included) and of the
@@ -251,7 +322,8 @@ class SAGAN(keras.Model):
 
     def state_is_finite(self):
         """Whether every float variable of the checkpointed state is finite: one sum per variable on the device and
-        one boolean back (what the train step's `finite` flag checks)."""
+        one boolean back (what `callbacks.NonFiniteGuard` checks at the logging cadence and every checkpoint does
+        before it is written)."""
         return bool(ops.convert_to_numpy(_all_finite(self.state_variables())))
 
     def ema_decay_at(self, step):
@@ -335,6 +407,20 @@ def _gradient_norm(gradients, optimizer):
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         norm = norm / ops.cast(optimizer.dynamic_scale, "float32")
     return norm
+
+
+def default_jit_compile():
+    """Whether to XLA-compile the train step when not told: on with GPUs or TPUs, off on CPU.
+
+    On CPU XLA was measured slower (a 2-core Xeon with AMX: dcgan64 at batch 64, 50.6 -> 37.2 images/s in float32 and
+    72.0 -> 32.5 in mixed_bfloat16, `benchmarks/train_throughput.py`); on GPUs it fuses the many small element-wise
+    kernels of a GAN step. Keras's own "auto" is off under any tf.distribute strategy, also for one GPU.
+    """
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def _is_tpu(strategy):
+    return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
 
 
 def _all_finite(variables):

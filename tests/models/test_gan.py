@@ -129,18 +129,20 @@ def test_logged_gradient_norms_are_the_norms_of_the_updates():
     assert logs["d_grad_norm"] > 0 and logs["g_grad_norm"] > 0 and logs["finite"] == 1.0
 
 
-def test_a_non_finite_loss_or_weight_clears_the_finite_flag():
+def test_the_finite_flag_watches_the_losses_and_state_is_finite_the_weights():
     cfg = tiny_model()
     images, labels = real_data(cfg, 4)
     gan = make_gan(cfg)
-    assert gan.train_on_batch(images, labels, return_dict=True)["finite"] == 1.0
+    assert gan.train_on_batch(images, labels, return_dict=True)["finite"] == 1.0 and gan.state_is_finite()
     weight = gan.generator.trainable_weights[0]
     weight.assign(np.full(weight.shape, np.nan, "float32"))
-    assert gan.train_on_batch(images, labels, return_dict=True)["finite"] == 0.0
-    # An infinite learning rate makes finite losses but infinite weights.
+    assert gan.train_on_batch(images, labels, return_dict=True)["finite"] == 0.0 and not gan.state_is_finite()
+    # An infinite learning rate makes finite losses but infinite weights; the generator's gradient through the
+    # diverged discriminator shows it in the same step.
     gan = make_gan(cfg, lr=float("inf"))
     logs = gan.train_on_batch(images, labels, return_dict=True)
-    assert np.isfinite(logs["d_loss"]) and logs["finite"] == 0.0
+    assert np.isfinite(logs["d_loss"]) and not np.isfinite(logs["g_grad_norm"]) and logs["finite"] == 0.0
+    assert not gan.state_is_finite()
 
 
 def test_reseeding_the_noise_changes_the_stream():

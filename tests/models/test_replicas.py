@@ -1,0 +1,135 @@
+"""SAGAN under MirroredStrategy on two logical CPU devices: replicas that agree, and per-replica XLA."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sagan_tf.models import SAGAN, Discriminator, Generator
+from sagan_tf.models import gan as gan_module
+from tests.tiny import tiny_model
+
+
+def make_gan(cfg, model_class=SAGAN, seed=3, sgd=False, **compile_kwargs):
+    """A SAGAN with Adam (TTUR), or plain SGD, whose updates are proportional to the gradients: Adam's normalized
+    update turns rounding differences of near-zero gradients into steps of the learning rate's size."""
+    keras.utils.set_random_seed(seed)
+    model = model_class(Generator(cfg), Discriminator(cfg), cfg.latent_dim, cfg.num_classes, ema_decay=0.9,
+                        seed=seed)
+    if sgd:
+        optimizers = keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05)
+    else:
+        optimizers = (keras.optimizers.Adam(2e-3, beta_1=0.0, beta_2=0.9),
+                      keras.optimizers.Adam(4e-3, beta_1=0.0, beta_2=0.9))
+    model.compile(g_optimizer=optimizers[0], d_optimizer=optimizers[1], **compile_kwargs)
+    return model
+
+
+def data(cfg, batch, seed=1):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(-1, 1, (batch, cfg.image_size, cfg.image_size, 3)).astype("float32")
+    images[batch // 2:] = 0.5 * images[batch // 2:] + 0.3  # the replicas' halves have different statistics
+    labels = (np.arange(batch) % max(cfg.num_classes, 1)).astype("int32")
+    return images, labels
+
+
+def fit(model, images, labels, steps, batch):
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch, drop_remainder=True).repeat()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+
+
+def replicated_state(model):
+    """{path: [value on each replica]} of every variable a checkpoint holds, and the step and noise state."""
+    variables = model.state_variables() + [model.seed_generator.state, model.g_optimizer.iterations,
+                                           model.d_optimizer.iterations]
+    return {variable.path: [np.array(v) for v in variable.value.values] for variable in variables}
+
+
+@pytest.mark.parametrize("num_classes, synchronized, jit_compile", [
+    (4, False, False),   # conditional batch norm in the blocks, plain batch norm before the output
+    (0, False, False),   # plain batch norm only
+    (4, True, False),
+    (0, True, False),
+    (4, False, True),    # per-replica XLA
+])
+def test_every_replicated_variable_stays_identical(mirrored_strategy, num_classes, synchronized, jit_compile):
+    cfg = tiny_model(num_classes=num_classes, synchronized_batch_norm=synchronized)
+    images, labels = data(cfg, 8)
+    with mirrored_strategy.scope():
+        model = make_gan(cfg, jit_compile=jit_compile)
+    assert model.replica_jit_compile == jit_compile
+    before = replicated_state(model)
+    fit(model, images, labels, steps=2, batch=8)
+    state = replicated_state(model)
+    assert len(state) > 100
+    differing = [path for path, (first, second) in state.items() if not np.array_equal(first, second)]
+    assert differing == []
+    # The batch-norm statistics of both kinds moved, so the comparison is not trivially true.
+    moved = [path for path in state if "moving_" in path and not np.allclose(state[path][0], before[path][0])]
+    assert len(moved) >= 6 and any("output_bn" in path for path in moved)
+
+
+def test_keras_batch_norm_would_have_drifted(mirrored_strategy):
+    """The observation that made batch norm ours: Keras's layer keeps a moving mean per replica."""
+    with mirrored_strategy.scope():
+        layer = keras.layers.BatchNormalization()
+        layer.build((None, 3))
+    halves = [np.zeros((4, 3), "float32"), np.ones((4, 3), "float32")]
+    inputs = mirrored_strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(halves[context.replica_id_in_sync_group]))
+    tf.function(lambda t: mirrored_strategy.run(lambda part: layer(part, training=True), args=(t,)))(inputs)
+    copies = [np.array(v) for v in layer.moving_mean.value.values]
+    assert not np.array_equal(copies[0], copies[1])
+
+
+class TiedNoiseSAGAN(SAGAN):
+    """Every replica draws the noise one device draws for one replica's batch (no replica slice), so a mirrored step
+    on two copies of a batch is exactly the one-device step on that batch, per-replica batch norm included."""
+
+    def draw_noise(self, batch_size):
+        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        if not self.num_classes:
+            return z, None
+        return z, keras.random.randint((batch_size,), 0, self.num_classes, seed=self.seed_generator, dtype="int32")
+
+
+def test_mirrored_xla_training_equals_one_device(mirrored_strategy):
+    cfg = tiny_model()
+    images, labels = data(cfg, 4)
+    single = make_gan(cfg, TiedNoiseSAGAN, sgd=True, jit_compile=False)
+    with mirrored_strategy.scope():
+        mirrored = make_gan(cfg, TiedNoiseSAGAN, sgd=True, jit_compile=True)
+    assert mirrored.replica_jit_compile and not mirrored.jit_compile  # Keras's own XLA cannot span two devices
+    mirrored.set_weights(single.get_weights())
+    fit(single, images, labels, steps=3, batch=4)
+    # Each replica gets the same 4 images: the global batch of 8 is two copies of them.
+    fit(mirrored, np.concatenate([images, images]), np.concatenate([labels, labels]), steps=3, batch=8)
+    for name in ("generator", "discriminator", "ema_generator"):
+        for expected, actual, variable in zip(getattr(single, name).get_weights(),
+                                              getattr(mirrored, name).get_weights(),
+                                              getattr(single, name).weights):
+            np.testing.assert_allclose(actual, expected, rtol=2e-4, atol=2e-5, err_msg=f"{name} {variable.path}")
+    assert int(mirrored.g_optimizer.iterations.numpy()) == 3
+    fresh = make_gan(cfg, TiedNoiseSAGAN, sgd=True)
+    assert not np.allclose(fresh.discriminator.get_weights()[0], single.discriminator.get_weights()[0])
+
+
+def test_synchronized_batch_norm_trains_without_per_replica_xla(mirrored_strategy, monkeypatch):
+    cfg = tiny_model(synchronized_batch_norm=True)
+    with mirrored_strategy.scope():
+        with pytest.raises(ValueError, match="jit_compile=True cannot compile a step with synchronized batch norm "
+                                             "under a strategy of 2 replicas"):
+            make_gan(cfg, jit_compile=True)
+        monkeypatch.setattr(gan_module, "default_jit_compile", lambda: True)  # "auto" as with GPUs
+        model = make_gan(cfg)
+    assert not model.replica_jit_compile and not model.jit_compile
+    assert make_gan(cfg, jit_compile=True).jit_compile  # on one device Keras compiles the whole step
+
+
+def test_the_xla_default_is_on_with_gpus_and_off_on_cpu(monkeypatch):
+    devices = {"GPU": [], "TPU": []}
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: devices.get(kind, []))
+    assert gan_module.default_jit_compile() is False
+    for count in (1, 2):
+        devices["GPU"] = [tf.config.LogicalDevice(f"/device:GPU:{i}", "GPU") for i in range(count)]
+        assert gan_module.default_jit_compile() is True
