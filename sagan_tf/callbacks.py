@@ -13,11 +13,19 @@
 
 The training step is the generator optimizer's `iterations` (`global_step`): the number of generator updates,
 which `TrainingConfig.train_steps` counts. The periodic callbacks share one schedule (`PeriodicCallback`): they act
-when the step crosses a multiple of their period (so they stay correct when one `fit` batch runs several steps or
-when a float16 loss-scaled update is skipped), optionally when training starts, and when it ends unless they just
-acted at that step. Each callback is independent; put `NonFiniteGuard` first, so that no later one acts on a
-non-finite state, `BestCheckpoint` after the `EvaluateEvery` it reads, and `CheckpointEvery` last so that its
-end-of-training save sees the final state.
+when the step crosses a multiple of their period (so they stay correct when one `fit` batch runs several steps,
+`steps_per_execution`), optionally when training starts, and when it ends unless they just acted at that step.
+
+No callback costs a device round trip on a step where it does nothing. Steps are counted on the host (the step
+read once when `fit` begins plus the batches run since), and the periodic work happens in `on_train_batch_begin`,
+which Keras calls on the main thread between two train functions, for the state the previous batches left. No
+callback here overrides `on_train_batch_end` except `NonFiniteGuard`, which is marked `async_safe`: any other
+override makes Keras wait on the main thread for every step's logs before it starts the next step (Keras's
+asynchronous callback dispatch is off for the whole `fit`), where a GPU step takes milliseconds.
+
+Each callback is independent; put `NonFiniteGuard` first, so that no later one acts on a non-finite state,
+`BestCheckpoint` after the `EvaluateEvery` it reads, and `CheckpointEvery` last so that its end-of-training save sees
+the final state.
 """
 
 import json
@@ -34,8 +42,6 @@ from sagan_tf.errors import TrainingDivergedError
 from sagan_tf.evaluation import FIGURES, NEAREST_NEIGHBOUR_FIGURES
 from sagan_tf.run_dir import RunDirectory
 
-#: Train-step logs that are flags for other callbacks, not progress values (see `NonFiniteGuard`).
-HIDDEN_LOGS = ("finite",)
 #: Health signals shown as one "D/G" pair each in the progress line (TensorBoard keeps the separate names).
 _PAIRED_LOGS = {"grad D/G": ("d_grad_norm", "g_grad_norm"), "sn D/G": ("d_spectral_norm", "g_spectral_norm")}
 # FIGURES (from sagan_tf.evaluation): the figures written to TensorBoard as "eval/<classifier tag>/<name>" and
@@ -63,6 +69,13 @@ class PeriodicCallback(keras.callbacks.Callback):
     (previous step, current step]), when training begins if `at_start`, and when it ends if `at_end`, never twice
     in a row for the same step (`last_step`).
 
+    The step is counted on the host: `global_step` is read once in `on_train_begin`, and each
+    `on_train_batch_begin(batch)` (Keras passes the number of batches run so far in this `fit`) gives the step the
+    previous batches reached, one generator update per batch. The callback acts there, on the main thread before
+    the next train function starts, and reads the step from the device only then, to name what it writes (the same
+    number, except after float16 loss scaling skipped updates, which do not count). The last batches are seen in
+    `on_train_end`.
+
     Args:
       every_n_steps: period in training steps; 0 acts only at the start and/or the end.
       at_start: act when training begins (step 0 of a new run, or the step a resumed run starts from).
@@ -77,6 +90,7 @@ class PeriodicCallback(keras.callbacks.Callback):
         self.at_start = at_start
         self.at_end = at_end
         self.last_step = None
+        self.start_step = None  # the step this fit started from
         self._previous = None
 
     def act(self, step):
@@ -92,20 +106,21 @@ class PeriodicCallback(keras.callbacks.Callback):
         return self.every_n_steps > 0 and current // self.every_n_steps > previous // self.every_n_steps
 
     def on_train_begin(self, logs=None):
-        self._previous = global_step(self.model)
+        self.start_step = self._previous = global_step(self.model)
         if self.at_start and self._previous != self.last_step:
             self._act(self._previous)
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = global_step(self.model)
+    def on_train_batch_begin(self, batch, logs=None):
+        step = self.start_step + batch
         if self.crossed(self._previous, step):
-            self._act(step)
+            self._act(global_step(self.model))
         self._previous = step
 
     def on_train_end(self, logs=None):
         step = global_step(self.model)
-        if self.at_end and step != self.last_step:
+        if (self.crossed(self._previous, step) or self.at_end) and step != self.last_step:
             self._act(step)
+        self._previous = step
 
 
 class SampleGrid(PeriodicCallback):
@@ -194,28 +209,70 @@ def refuse_nonfinite_state(model, what, step):
             "--model_dir or with --on_nonfinite=rollback.", step=step)
 
 
-class NonFiniteGuard(keras.callbacks.Callback):
+class NonFiniteGuard(PeriodicCallback):
     """Ends `fit` at the first step whose losses or state are not finite, before any later callback acts on it.
 
-    `SAGAN.train_step` logs `finite`: 1.0 while both losses and every variable of the training state are finite.
-    When it drops, the guard raises `TrainingDivergedError` naming the step and the values logged there. Put it first
-    in the callback list: Keras runs the callbacks in order, so the exception keeps the later ones (checkpoints,
-    sample grids, evaluation) from acting on the bad state, and `fit` ends without `on_train_end`, so no
-    end-of-training checkpoint is written either. (`CheckpointEvery` also refuses a non-finite state by itself.)
+    `SAGAN.train_step` logs `finite`: 1.0 while its losses and gradient norms are finite. Keras fetches every step's
+    logs anyway (on its callback thread, with asynchronous dispatch), so the guard reads the flag there
+    (`async_safe`: it only records what it saw and sets `model.stop_training`); every `every_n_steps` steps and at the end it also checks
+    the weights (`SAGAN.state_is_finite`, one reduction per variable, too costly for every step). When either fails,
+    it raises `TrainingDivergedError` naming the step and the values logged there, from the main thread, before the
+    next batch or in `on_train_end`. Put it first in the callback list: Keras runs the callbacks in order, so the
+    exception keeps the later ones (sample grids, evaluation, checkpoints) from acting on the bad state, and no
+    end-of-training checkpoint is written. A step may run after the one that diverged before the guard sees its
+    logs, so the checkpoint callbacks also refuse a non-finite state by themselves (`refuse_nonfinite_state`).
+
+    Args:
+      every_n_steps: steps between checks of the weights (e.g. the logging cadence); 0 checks them only at the end.
     """
 
-    def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        finite = logs.get("finite")
+    async_safe = True
+
+    def __init__(self, every_n_steps=0):
+        super().__init__(every_n_steps, at_end=True)
+        self._lock = threading.Lock()
+        self._diverged = None  # (step, values) of the first non-finite step seen
+
+    def on_train_begin(self, logs=None):
+        self._diverged = None
+        super().on_train_begin(logs)
+
+    def on_train_batch_end(self, batch, logs=None):  # on Keras's callback thread
+        finite = (logs or {}).get("finite")
         if finite is None or float(np.min(np.asarray(finite))) >= 1.0:  # (1,)-shaped under MultiWorkerSAGAN
             return
-        step = global_step(self.model)
         values = {name: float(np.mean(np.asarray(logs[name])))
                   for name in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm") if name in logs}
+        step = self.start_step + batch + 1
+        with self._lock:
+            if self._diverged is None or step < self._diverged[0]:
+                self._diverged = (step, values)
+        self.model.stop_training = True
+
+    def _raise_if_diverged(self):
+        if self._diverged is None:
+            return
+        step, values = self._diverged
         shown = ", ".join(f"{name} {value:.4g}" for name, value in values.items())
         raise TrainingDivergedError(
             f"Training diverged at step {step}: a loss or a weight is no longer finite ({shown}).", step=step,
             values=values)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._raise_if_diverged()
+        super().on_train_batch_begin(batch, logs)
+
+    def act(self, step):
+        self._raise_if_diverged()
+        bad = checkpoint.nonfinite_variables(self.model) if hasattr(self.model, "state_variables") else []
+        if bad:
+            raise TrainingDivergedError(
+                f"Training diverged by step {step}: {len(bad)} variable(s) of the training state are no longer finite "
+                f"(e.g. {bad[0]}).", step=step, values={})
+
+    def on_train_end(self, logs=None):
+        self._raise_if_diverged()
+        super().on_train_end(logs)
 
 
 class CheckpointEvery(PeriodicCallback):
@@ -264,13 +321,13 @@ class CheckpointEvery(PeriodicCallback):
 class ProgressLogger(PeriodicCallback):
     """Logs progress every `every_n_steps` steps: step/total, losses, health signals, gammas, throughput and ETA.
 
-    The losses it reports (and writes to TensorBoard) are means over the steps since its previous line: after
-    each line it resets the model's metrics, which otherwise average over the whole `fit` epoch. Other values in
-    the logs (gradient norms, attention `gamma_*`) are reported as they are at the line's step, and the largest
-    spectral-norm estimate of each network's raw weights is added (`health.spectral_norms`); see `sagan_tf.health`
-    for what each signal says. Throughput is measured from the end of the first batch, so graph tracing and
-    compilation do not count; the ETA is the remaining steps at the current throughput. Given a `health_monitor`,
-    its warnings go to `warn_fn`.
+    Every value is read from the model when a line is due (no per-step work): the model's metrics (losses, logits
+    and gradient norms of `SAGAN`), which are means over the steps since the previous line because the logger
+    resets them after each line (they would otherwise average over the whole `fit` epoch); each attention layer's
+    gamma (`SAGAN.attention_gammas`); and the largest spectral-norm estimate of each network's raw weights
+    (`health.spectral_norms`). See `sagan_tf.health` for what each signal says. Throughput is measured from the
+    first batch after tracing and compilation; the ETA is the remaining steps at the current throughput. Given a
+    `health_monitor`, its warnings go to `warn_fn`.
 
     Args:
       total_steps: the step training ends at, for the "step/total" display and the ETA.
@@ -295,37 +352,35 @@ class ProgressLogger(PeriodicCallback):
         self.warn_fn = warn_fn or self.print_fn
         self.last_logs = {}
         self.warnings = []
-        self._batches = 0
-        self._mark = None  # (batches, time) at the start of the current throughput window
-        self._logs = {}
+        self._mark = None  # (step, time) at the start of the current throughput window
 
     def on_train_begin(self, logs=None):
-        self._batches = 0
         self._mark = None
         super().on_train_begin(logs)
         if self.health_monitor is not None:  # where the spectral norms start, before any step of this fit
-            self.health_monitor.update(global_step(self.model), health.spectral_norms(self.model))
+            self.health_monitor.update(self.start_step, health.spectral_norms(self.model))
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._batches += 1
-        self._now = time.perf_counter()
-        self._logs = logs or {}
-        step = global_step(self.model)
-        if not self.crossed(self._previous, step) and self._mark is None:
-            self._mark = (self._batches, self._now)
-        super().on_train_batch_end(batch, logs)
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch and self._mark is None:  # the first train function has returned: tracing is done
+            self._mark = (self.start_step + batch, time.perf_counter())
+        super().on_train_batch_begin(batch, logs)
+
+    def read_values(self):
+        """The progress values of the model now: its metrics, attention gammas and spectral norms (floats)."""
+        values = {metric.name: float(keras.ops.convert_to_numpy(metric.result())) for metric in self.model.metrics}
+        gammas = self.model.attention_gammas() if hasattr(self.model, "attention_gammas") else {}
+        values.update({name: float(keras.ops.convert_to_numpy(gamma)) for name, gamma in sorted(gammas.items())})
+        values.update(health.spectral_norms(self.model))
+        return values
 
     def act(self, step):
-        logs = {name: float(value) for name, value in self._logs.items()
-                if np.ndim(value) == 0 and name not in HIDDEN_LOGS}
-        logs.update(health.spectral_norms(self.model))
-        first = [m.name for m in self.model.metrics if m.name in logs]
-        values = {name: logs[name] for name in first + sorted(set(logs) - set(first))}
-        if self._mark is not None and self._batches > self._mark[0]:
-            values["steps_per_sec"] = (self._batches - self._mark[0]) / max(self._now - self._mark[1], 1e-9)
+        values = self.read_values()  # waits for the steps so far to finish
+        now = time.perf_counter()
+        if self._mark is not None and step > self._mark[0]:
+            values["steps_per_sec"] = (step - self._mark[0]) / max(now - self._mark[1], 1e-9)
             if self.images_per_step:
                 values["images_per_sec"] = values["steps_per_sec"] * self.images_per_step
-        self._mark = (self._batches, self._now)
+        self._mark = (step, now)
         self.last_logs = values
         self.print_fn(self.format_line(step, values))
         if self.health_monitor is not None:
@@ -596,11 +651,11 @@ class BestCheckpoint(keras.callbacks.Callback):
         return path
 
     # The `EvaluateEvery` before it has just evaluated the current state when its `last_step` is new: no need to
-    # read the step from the device after every batch.
+    # read the step from the device.
     def on_train_begin(self, logs=None):
         self.consider(self.evaluate.last_step)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_begin(self, batch, logs=None):
         if self.evaluate.last_step != self._considered:
             self.consider(self.evaluate.last_step)
 
@@ -611,9 +666,10 @@ class BestCheckpoint(keras.callbacks.Callback):
 class GracefulStop(keras.callbacks.Callback):
     """Turns SIGTERM and SIGINT (Ctrl-C) into a clean stop after the current training step.
 
-    While `fit` runs, the first such signal sets `signal_received` and puts back the previous handler (a second
-    Ctrl-C interrupts at once); after the step, the callback sets `model.stop_training`, so `fit` ends through
-    `on_train_end` and a `CheckpointEvery` callback saves the final state. Handlers can only be installed from the
+    While `fit` runs, the first such signal sets `signal_received` and `model.stop_training` and puts back the
+    previous handler (a second Ctrl-C interrupts at once); `fit` then ends after the step it is running, through
+    `on_train_end`, so a `CheckpointEvery` callback saves the final state. (Python runs the handler on the main
+    thread between two steps' Python code, so nothing per step is needed.) Handlers can only be installed from the
     main thread; elsewhere this callback does nothing.
 
     Args:
@@ -633,6 +689,8 @@ class GracefulStop(keras.callbacks.Callback):
             self.signal_received = signum
             self.print_fn(f"Received {signal.Signals(signum).name}: stopping after this step and saving a "
                           "checkpoint (send it again to stop at once).")
+            if self.model is not None:
+                self.model.stop_training = True
         self._restore(signum)
 
     def _restore(self, signum):
@@ -641,14 +699,12 @@ class GracefulStop(keras.callbacks.Callback):
             signal.signal(signum, signal.SIG_DFL if previous is None else previous)
 
     def on_train_begin(self, logs=None):
+        if self.signal_received is not None:  # received before this fit (e.g. during an evaluation): stop at once
+            self.model.stop_training = True
         if threading.current_thread() is not threading.main_thread():
             return
         for signum in self.signals:
             self._previous_handlers[signum] = signal.signal(signum, self._handle)
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.signal_received is not None:
-            self.model.stop_training = True
 
     def on_train_end(self, logs=None):
         for signum in list(self._previous_handlers):
@@ -658,4 +714,4 @@ class GracefulStop(keras.callbacks.Callback):
 __all__ = ["global_step", "sampling_generator", "PeriodicCallback", "SampleGrid", "CheckpointEvery",
            "NonFiniteGuard", "ProgressLogger", "EvaluateEvery", "BestCheckpoint", "GracefulStop", "format_figures",
            "format_duration", "summarize_evaluations", "parse_best_metric", "refuse_nonfinite_state", "FIGURES",
-           "HIDDEN_LOGS", "METRIC_MODES", "METRIC_SWITCHES"]
+           "METRIC_MODES", "METRIC_SWITCHES"]

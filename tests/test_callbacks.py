@@ -41,12 +41,15 @@ class StubModel:
         self.g_optimizer.iterations.assign_add(steps)
 
 
-def drive(callback, model, steps, per_batch=1):
+def drive(callback, model, steps, per_batch=1, logs=None):
+    """Calls `callback` as `fit` does, one execution of `per_batch` steps per train-function call: the batch index of
+    `on_train_batch_begin` is the number of batches run so far, that of `on_train_batch_end` the last one run."""
     callback.set_model(model)
     callback.on_train_begin()
-    for batch in range(steps // per_batch):
+    for first in range(0, steps // per_batch * per_batch, per_batch):
+        callback.on_train_batch_begin(first)
         model.advance(per_batch)
-        callback.on_train_batch_end(batch)
+        callback.on_train_batch_end(first + per_batch - 1, logs)
     callback.on_train_end()
 
 
@@ -91,7 +94,7 @@ def test_checkpoint_every_saves_on_crossings_and_at_the_end(tmp_path):
     callback.on_train_begin()
     for step in (1, 2, 3, 4, 5, 7):  # 7: a batch that ran two steps crosses 6
         set_step(gan, step)
-        callback.on_train_batch_end(step - 1)
+        callback.on_train_batch_begin(step)  # `step` batches have run
     set_step(gan, 8)
     callback.on_train_end()
     numbers = sorted(int(p.split("-")[-1].split(".")[0]) for p in glob.glob(f"{tmp_path}/ckpt-*.index"))
@@ -116,7 +119,7 @@ def test_sample_grid_shows_the_sampling_generator_on_fixed_latents(tmp_path, num
     grid_callback.on_train_begin()
     for step in (1, 2, 3):
         set_step(gan, step)
-        grid_callback.on_train_batch_end(step - 1)
+        grid_callback.on_train_batch_begin(step)
     grid_callback.on_train_end()
     writer.flush()
     assert sorted(os.listdir(tmp_path / "samples")) == ["step_00000002.png", "step_00000003.png"]
@@ -155,15 +158,19 @@ def test_progress_logger_reports_window_means_health_signals_and_resets_metrics(
     logger = callbacks.ProgressLogger(total_steps=4, every_n_steps=2, images_per_step=8, summary_writer=writer,
                                       print_fn=lines.append, health_monitor=health.HealthMonitor(),
                                       warn_fn=warnings.append)
+    gamma = next(layer.gamma for layer in gan.generator._flatten_layers() if hasattr(layer, "gamma")
+                 and layer.name == "attention8")
+    gamma.assign(0.25)
     logger.set_model(gan)
     logger.on_train_begin()
     d_losses = [1.0, 2.0, 4.0, 8.0]
-    for step, d_loss in enumerate(d_losses, start=1):
+    for step, d_loss in enumerate(d_losses, start=1):  # what each train step adds to the model's metrics
+        logger.on_train_batch_begin(step - 1)
         gan.d_loss_tracker.update_state(d_loss)
+        gan.d_grad_norm_tracker.update_state(1.5)
+        gan.g_grad_norm_tracker.update_state(0.125)
         set_step(gan, step)
-        logs = {m.name: float(m.result()) for m in gan.metrics}
-        logs.update(gamma_g_attention8=0.25, d_grad_norm=1.5, g_grad_norm=0.125, finite=1.0)
-        logger.on_train_batch_end(step - 1, logs)
+        logger.on_train_batch_end(step - 1, {"finite": 1.0})
     logger.on_train_end()
     assert len(lines) == 2 and warnings == []
     assert lines[0].startswith("step 2/4 ( 50.0%)  d_loss 1.5  g_loss 0")
@@ -193,10 +200,26 @@ def test_progress_logger_passes_health_warnings_on(tmp_path):
     logger.set_model(gan)
     logger.on_train_begin()
     for step, gap in enumerate([2.0, 4.0, 8.0, 16.0], start=1):
+        logger.on_train_batch_begin(step - 1)
+        gan.real_logits_tracker.update_state(gap / 2)
+        gan.fake_logits_tracker.update_state(-gap / 2)
+        gan.g_grad_norm_tracker.update_state(1.0)
         set_step(gan, step)
-        logger.on_train_batch_end(step - 1, {"d_real": gap / 2, "d_fake": -gap / 2, "g_grad_norm": 1.0})
+    logger.on_train_end()
     assert len(warnings) == 1 and warnings[0].startswith("Step 3: the discriminator is separating")
     assert logger.warnings == [(3, warnings[0])] and len(lines) == 4
+
+
+def test_callbacks_read_the_device_only_at_their_cadence(monkeypatch):
+    """Steps are counted on the host: a callback reads the step (or any state) only when it acts."""
+    reads = []
+    real_global_step = callbacks.global_step
+    monkeypatch.setattr(callbacks, "global_step", lambda model: reads.append(1) or real_global_step(model))
+    model, calls = StubModel(), []
+    drive(callbacks.EvaluateEvery(10, fake_evaluate(model, calls), print_fn=lambda line: None, at_start=False),
+          model, 25)
+    assert calls == [10, 20, 25]
+    assert len(reads) == 1 + 2 + 1  # begin, the two crossings, end: not one per step
 
 
 @pytest.mark.parametrize("seconds, text", [(0.4, "0s"), (59, "59s"), (61, "1m01s"), (3600 * 3 + 300, "3h05m"),
@@ -207,14 +230,40 @@ def test_durations_read_at_a_glance(seconds, text):
 
 def test_non_finite_guard_raises_at_the_first_non_finite_step():
     gan = make_gan(tiny_config())
-    guard = callbacks.NonFiniteGuard()
+    guard = callbacks.NonFiniteGuard(every_n_steps=100)
     guard.set_model(gan)
-    set_step(gan, 5)
+    set_step(gan, 4)
+    guard.on_train_begin()
+    guard.on_train_batch_begin(0)
     guard.on_train_batch_end(0, {"finite": 1.0, "d_loss": 1.0})
-    guard.on_train_batch_end(0, {"d_loss": 1.0})  # a model without the flag is not watched
-    with pytest.raises(TrainingDivergedError, match=r"diverged at step 5: .*\(d_loss 1, g_loss nan\)") as error:
-        guard.on_train_batch_end(0, {"finite": 0.0, "d_loss": 1.0, "g_loss": float("nan")})
-    assert error.value.step == 5 and error.value.values["d_loss"] == 1.0
+    guard.on_train_batch_begin(1)
+    guard.on_train_batch_end(1, {"d_loss": 1.0})  # a model without the flag is not watched
+    guard.on_train_batch_begin(2)
+    assert not gan.stop_training
+    # On Keras's callback thread the guard only records the step and stops fit; it raises on the main thread.
+    guard.on_train_batch_end(2, {"finite": 0.0, "d_loss": 1.0, "g_loss": float("nan")})
+    assert gan.stop_training
+    with pytest.raises(TrainingDivergedError, match=r"diverged at step 7: .*\(d_loss 1, g_loss nan\)") as error:
+        guard.on_train_batch_begin(3)
+    assert error.value.step == 7 and error.value.values["d_loss"] == 1.0
+    with pytest.raises(TrainingDivergedError, match="diverged at step 7"):
+        guard.on_train_end()  # and when fit ends, before any later callback saves
+
+
+def test_non_finite_guard_checks_the_weights_at_its_cadence():
+    gan = make_gan(tiny_config())
+    guard = callbacks.NonFiniteGuard(every_n_steps=2)
+    guard.set_model(gan)
+    guard.on_train_begin()
+    guard.on_train_batch_begin(0)
+    weight = gan.discriminator.trainable_weights[0]
+    weight.assign(np.full(weight.shape, np.inf, "float32"))  # finite losses, infinite weights
+    guard.on_train_batch_begin(1)  # not at the cadence: no check
+    set_step(gan, 2)
+    with pytest.raises(TrainingDivergedError, match=r"diverged by step 2: 1 variable\(s\) of the training state .*"
+                                                    + weight.path):
+        guard.on_train_batch_begin(2)
+    assert callbacks.NonFiniteGuard.async_safe
 
 
 def test_checkpoint_every_never_writes_a_non_finite_state(tmp_path):
@@ -257,8 +306,8 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
         set_step(gan, step)
         gan.generator.weights[0].assign(np.full(gan.generator.weights[0].shape, step, "float32"))
         history[step] = {"fid": fid, "inception_score": 1.0 + step, "num_samples": 8}
-        best.on_train_batch_end(0)
-        best.on_train_batch_end(0)  # the same step twice: considered once
+        best.on_train_batch_begin(0)
+        best.on_train_batch_begin(0)  # the same step twice: considered once
     best.on_train_end()
     record = run.best_record()
     assert (record["step"], record["metric"], record["mode"], record["value"]) == (2, "fid", "min", 40.0)
@@ -277,7 +326,7 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
     resumed.set_model(gan)
     for step in (6, 8):
         set_step(gan, step)
-        resumed.on_train_batch_end(0)
+        resumed.on_train_batch_begin(0)
         if step == 6:
             assert run.best_record()["step"] == 2
     assert run.best_record()["step"] == 8
@@ -288,7 +337,7 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
     by_is.set_model(gan)
     for step in (1, 2):
         set_step(gan, step)
-        by_is.on_train_batch_end(0)
+        by_is.on_train_batch_begin(0)
     assert by_is.best["step"] == 1 and by_is.mode == "max"
 
     # Figures of another classifier or sample count cannot be compared: a resume that changed them starts the
@@ -301,7 +350,7 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
     first = callbacks.BestCheckpoint(state, other, FakeEvaluations({10: measured(30.0, "keras-aaaa")}, gan))
     first.set_model(gan)
     set_step(gan, 10)
-    first.on_train_batch_end(0)
+    first.on_train_batch_begin(0)
     assert other.best_record()["measured_with"] == {"classifier": "keras-aaaa", "num_generated": 8, "num_real": 32}
     notes = []
     switched = callbacks.BestCheckpoint(state, other, FakeEvaluations(
@@ -309,7 +358,7 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
     switched.set_model(gan)
     for step in (12, 14):
         set_step(gan, step)
-        switched.on_train_batch_end(0)
+        switched.on_train_batch_begin(0)
     record = other.best_record()
     assert (record["step"], record["value"], record["measured_with"]["classifier"]) == (12, 45.0, "domain-bbbb")
     assert "provenance" not in record["figures"] and record["figures"]["fid"] == 45.0
@@ -341,14 +390,12 @@ def test_graceful_stop_turns_sigterm_into_stop_training():
     original, original_int = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     stopper.on_train_begin()
     assert signal.getsignal(signal.SIGTERM) == stopper._handle
-    stopper.on_train_batch_end(0)
     assert not gan.stop_training
     os.kill(os.getpid(), signal.SIGTERM)
-    assert stopper.signal_received == signal.SIGTERM and "SIGTERM" in messages[0]
+    # fit ends after the step it is running: the handler itself asks for it, no per-step callback is needed.
+    assert stopper.signal_received == signal.SIGTERM and "SIGTERM" in messages[0] and gan.stop_training
     # The previous handler is back at once, so a second signal acts as usual.
     assert signal.getsignal(signal.SIGTERM) == original
-    stopper.on_train_batch_end(1)
-    assert gan.stop_training
     assert signal.getsignal(signal.SIGINT) == stopper._handle
     stopper.on_train_end()
     assert signal.getsignal(signal.SIGINT) == original_int
