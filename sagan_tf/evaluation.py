@@ -11,8 +11,9 @@ The pieces, usable on their own:
 - `load_classifier_for(dataset, spec, image_size=...)`: the classifier of the metrics; by default the shipped domain
   classifier for the embedded `synthetic` dataset and TF-GAN's Inception (TF-Hub) for every other dataset;
   "domain" is the dataset's own domain classifier (`metrics.domain_classifier`), found in its cache.
-- `real_statistics(...)`: streams `num_real` real images (no shuffling, no flips) through the classifier into a
-  `metrics.RealStatistics`, computed once and cached on disk (`default_cache_dir()`).
+- `real_statistics(...)`: streams `num_real` real images (no shuffling, no flips; from an image folder larger than
+  that, a seeded uniform subset of its files) through the classifier into a `metrics.RealStatistics`, computed once
+  and cached on disk (`default_cache_dir()`).
 - `evaluate_generator(generator, classifier, real_stats, config)`: generates `config.num_samples` images in batches
   from a fixed seed (uniform class labels for conditional models) and streams them through the classifier into a
   `metrics.MetricAccumulator`: memory does not grow with `num_samples`. With `config.truncation` the latents are
@@ -41,7 +42,6 @@ import numpy as np
 from sagan_tf import data, errors, latents, metrics
 from sagan_tf.metrics import classifier as classifier_module
 from sagan_tf.metrics import domain_classifier
-from sagan_tf.metrics.fingerprint import dataset_fingerprint
 
 #: Environment variable naming the cache directory (real statistics go to `$SAGAN_TF_CACHE/real_stats`, domain
 #: classifiers to `$SAGAN_TF_CACHE/domain_classifiers`).
@@ -67,6 +67,8 @@ class EvalConfig:
         "synthetic", a TF-Hub handle, a SavedModel directory or a `.keras` file.
       split: the dataset split of the real images.
       num_real: real images in the statistics (fewer if the split is smaller); None: the whole split.
+      real_seed: seed of the uniform subset of `num_real` images drawn from an image folder that has more (see
+        `real_statistics`); it is part of the statistics' cache key and of the provenance's real split.
       compute_kid: also compute the Kernel Inception Distance.
       compute_precision_recall: also compute precision, recall, density and coverage (on by default, as issue 13's
         figures of fidelity and variety; they compare the same bounded reservoirs KID uses).
@@ -86,6 +88,7 @@ class EvalConfig:
     classifier: Optional[str] = None
     split: str = "train"
     num_real: Optional[int] = 10_000
+    real_seed: int = 0
     compute_kid: bool = False
     compute_precision_recall: bool = True
     nearest_k: int = 3
@@ -120,8 +123,9 @@ class EvalConfig:
         if not is_int(self.num_splits) or not 1 <= self.num_splits <= self.num_samples:
             fail("num_splits must be an integer between 1 and num_samples. "
                  f"Received: num_splits={self.num_splits!r}, num_samples={self.num_samples!r}")
-        if not is_int(self.seed) or not 0 <= self.seed < 2**31:
-            fail(f"seed must be an integer in [0, 2**31). Received: seed={self.seed!r}")
+        for name in ("seed", "real_seed"):
+            if not is_int(getattr(self, name)) or not 0 <= getattr(self, name) < 2**31:
+                fail(f"{name} must be an integer in [0, 2**31). Received: {name}={getattr(self, name)!r}")
         if not is_int(self.log_every) or self.log_every < 0:
             fail(f"log_every must be an integer >= 0. Received: log_every={self.log_every!r}")
         if not is_int(self.nearest_k) or self.nearest_k < 1:
@@ -158,23 +162,21 @@ def _offline_note():
             "classifier, not published Inception figures.")
 
 
-def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, data_dir=None, classifier_dir=None,
-                        fingerprint=None):
+def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, data_dir=None, classifier_dir=None):
     """Loads the classifier of the metrics for `dataset` (see `metrics.load_classifier`).
 
     A domain classifier (spec "domain", or a `.keras` file with a card) is checked against the dataset: its card
     must name the same images (`metrics.fingerprint.dataset_fingerprint`) and image size.
 
     Args:
-      dataset: the dataset name (chooses the default classifier).
+      dataset: the dataset name or `sagan_tf.data.Dataset` (chooses the default classifier; a `Dataset` gives the
+        fingerprint without scanning a folder again).
       spec: None (the default of `dataset`, see `default_classifier`), "domain" (the dataset's domain classifier at
         `image_size`, from `classifier_dir`), or anything `metrics.load_classifier` takes.
       batch_size: largest number of images per classifier call.
       image_size: the size of the images to evaluate; required for "domain" and to check a domain classifier.
       data_dir: TFDS data directory (or the base of relative "folder:" paths), to fingerprint the dataset.
       classifier_dir: directory of the cached domain classifiers; None: `domain_classifier.default_cache_dir()`.
-      fingerprint: the dataset's `dataset_fingerprint`, when the caller already has it (a folder's is a scan of
-        every file); None: computed here when needed.
 
     Returns:
       A `metrics.Classifier`.
@@ -185,19 +187,20 @@ def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, da
       ClassifierCardError: a domain classifier of other images or another image size, or one that does not match
         its card.
     """
+    name = data.name_of(dataset)
     if spec is None or spec == "":
-        spec = default_classifier(dataset)
+        spec = default_classifier(name)
     asked_for_domain = spec == metrics.DOMAIN_CLASSIFIER
     if asked_for_domain:
         if image_size is None:
             raise errors.UsageError("The domain classifier depends on the image size; pass image_size=.")
-        fingerprint = fingerprint or dataset_fingerprint(dataset, data_dir)
-        path = domain_classifier.cache_path(classifier_dir or domain_classifier.default_cache_dir(), dataset,
-                                            image_size, fingerprint)
+        dataset = data.resolve(dataset, data_dir)
+        path = domain_classifier.cache_path(classifier_dir or domain_classifier.default_cache_dir(), name,
+                                            image_size, dataset.fingerprint())
         if not os.path.exists(path):
             raise errors.ClassifierUnavailableError(
-                f"No domain classifier of {dataset} at {image_size}x{image_size} is cached (expected {path}). Train "
-                f"it with `python -m training.train_classifier --dataset={dataset} --image_size={image_size}`, or "
+                f"No domain classifier of {name} at {image_size}x{image_size} is cached (expected {path}). Train "
+                f"it with `python -m training.train_classifier --dataset={name} --image_size={image_size}`, or "
                 "pass --classifier=domain to training.run or training.evaluate, which train it when it is missing.")
         spec = path
     # The classifier's layers stay float32 whatever global mixed-precision policy the caller trains with.
@@ -213,8 +216,8 @@ def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, da
     finally:
         keras.mixed_precision.set_global_policy(previous)
     if classifier.card is not None and image_size is not None:
-        fingerprint = fingerprint or dataset_fingerprint(dataset, data_dir)
-        domain_classifier.check_card(classifier.card, fingerprint, image_size, repr(spec))
+        domain_classifier.check_card(classifier.card, data.resolve(dataset, data_dir).fingerprint(), image_size,
+                                     repr(spec))
     return classifier
 
 
@@ -224,18 +227,26 @@ def _say(print_fn, line):
 
 
 def real_statistics(dataset, classifier, image_size, split="train", num_real=10_000, cache_dir=None, data_dir=None,
-                    batch_size=250, log_every=20, print_fn=print, fingerprint=None):
+                    batch_size=250, log_every=20, print_fn=print, seed=0):
     """The statistics of real images of `dataset` seen by `classifier`, computed once and then read from disk.
 
-    Real images come from `sagan_tf.data.load` in dataset order (no shuffling, no flips), the first `num_real` of
-    `split` (fewer when the split is smaller). The cache key is (dataset, split with the count, e.g.
-    "train[:10000]", image size, `classifier.classifier_id`). An image folder is read whole, last partial batch
-    included (so a folder smaller than `batch_size` works): its key names the number of images read and the first
-    12 hex digits of the folder's fingerprint (its file list and sizes), e.g. "train[:2318]@3f2a9c1b04de" for a
-    folder of 2,318 images and `num_real` 10,000, so statistics of a folder whose images changed are not reused.
+    Real images come from `sagan_tf.data.load` without shuffling or flips: `num_real` of `split` (fewer when the
+    split is smaller). Which ones:
+
+    - an image folder with more than `num_real` images: a uniformly random subset of its files drawn with `seed`
+      (`sagan_tf.data.Dataset.subset`). Its files are listed class by class, so the first `num_real` would be the
+      first classes only (statistics of a 1,000-class folder's first ~8 classes). The cache key's split names the
+      count, the folder's size and the seed, e.g. "train[10000 of 12000, seed 0]@3f2a9c1b04de";
+    - a smaller folder: all of its images, "train[:2318]@3f2a9c1b04de". The 12 hex digits are those of the folder's
+      fingerprint (its file list and sizes), so statistics of a folder whose images changed are not reused. A
+      folder is read whole, last partial batch included (so a folder smaller than `batch_size` works);
+    - a TFDS split: its first `num_real` examples, "train[:10000]" (TFDS shuffles a dataset's examples when it
+      prepares it, so a prefix is a uniform sample); the synthetic stream: its first `num_real` independent draws.
+
+    The cache key is (dataset, that split, image size, `classifier.classifier_id`).
 
     Args:
-      dataset: a `sagan_tf.data` name.
+      dataset: a `sagan_tf.data` name or `Dataset` (whose folder scan is reused).
       classifier: a `metrics.Classifier`.
       image_size: the size the images are loaded at (the generator's output size).
       split: dataset split.
@@ -245,8 +256,7 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
       batch_size: images per batch.
       log_every: batches between progress lines (0: none).
       print_fn: where progress lines go (None: silent).
-      fingerprint: the dataset's `dataset_fingerprint`, when the caller already has it; None: computed here for a
-        folder.
+      seed: seed of a folder's uniform subset.
 
     Returns:
       A `metrics.RealStatistics` (with `KID_SUBSET_SIZE` real activations for KID).
@@ -255,21 +265,27 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
       DatasetError: the data cannot be loaded.
     """
     cache = metrics.StatisticsCache(cache_dir or default_cache_dir())
-    repeat, images_key = False, ""
-    if data.get_info(dataset, data_dir).source == "folder":
+    dataset = data.resolve(dataset, data_dir)
+    repeat = False
+    if dataset.source == "folder":
         # The loader drops a last partial batch; read the folder's images cyclically and stop after the last one.
-        fingerprint = fingerprint or dataset_fingerprint(dataset, data_dir)
-        available = fingerprint["num_images"]
-        num_real, repeat = available if num_real is None else min(num_real, available), True
-        images_key = f"@{fingerprint['sha256'][:12]}"
-    split_key = (split if num_real is None else f"{split}[:{num_real}]") + images_key
+        available, repeat = dataset.num_images, True
+        images_key = f"@{dataset.fingerprint()['sha256'][:12]}"
+        if num_real is not None and num_real < available:
+            split_key = f"{split}[{num_real} of {available}, seed {seed}]{images_key}"
+            dataset = dataset.subset(num_real, seed)
+        else:
+            num_real = available
+            split_key = f"{split}[:{available}]{images_key}"
+    else:
+        split_key = split if num_real is None else f"{split}[:{num_real}]"
 
     def compute():
         start = time.perf_counter()
-        _say(print_fn, f"Computing real statistics of {dataset} {split_key} at {image_size}x{image_size} with "
+        _say(print_fn, f"Computing real statistics of {dataset.name} {split_key} at {image_size}x{image_size} with "
                        f"{classifier.classifier_id} (once; cached in {cache.directory}).")
-        images = data.load(dataset, split, image_size=image_size, batch_size=batch_size, data_dir=data_dir,
-                           shuffle=False, random_flip=False, repeat=repeat)
+        images = data.load(dataset, split, image_size=image_size, batch_size=batch_size, shuffle=False,
+                           random_flip=False, repeat=repeat)
 
         def features():
             seen = 0
@@ -288,7 +304,7 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
         _say(print_fn, f"Real statistics of {statistics.count} images in {time.perf_counter() - start:.1f} s.")
         return statistics
 
-    return cache.get_or_compute(dataset, split_key, image_size, classifier.classifier_id, compute)
+    return cache.get_or_compute(dataset.name, split_key, image_size, classifier.classifier_id, compute)
 
 
 def _sampler(generator, latent_dim):
@@ -481,7 +497,8 @@ class Evaluator:
 
     @classmethod
     def create(cls, dataset, image_size, config=None, data_dir=None, print_fn=print):
-        """Loads the classifier for `dataset` and the real statistics of `config.split` at `image_size`.
+        """Loads the classifier for `dataset` (a name or `sagan_tf.data.Dataset`) and the real statistics of
+        `config.split` at `image_size`.
 
         Raises:
           ClassifierUnavailableError: the classifier is not available.
@@ -490,16 +507,15 @@ class Evaluator:
         """
         config = config or EvalConfig()
         start = time.perf_counter()
-        # A folder's fingerprint (a scan of every file) serves both the classifier's card check and the statistics.
-        folder = data.get_info(dataset, data_dir).source == "folder"
-        fingerprint = dataset_fingerprint(dataset, data_dir) if folder else None
+        # One Dataset: a folder is scanned once for the classifier's card check and the statistics.
+        dataset = data.resolve(dataset, data_dir)
         classifier = load_classifier_for(dataset, config.classifier, config.batch_size, image_size=image_size,
-                                         data_dir=data_dir, classifier_dir=config.classifier_dir,
-                                         fingerprint=fingerprint)
+                                         classifier_dir=config.classifier_dir)
         stats = real_statistics(dataset, classifier, image_size, config.split, config.num_real, config.cache_dir,
-                                data_dir, config.batch_size, config.log_every, print_fn, fingerprint=fingerprint)
+                                batch_size=config.batch_size, log_every=config.log_every, print_fn=print_fn,
+                                seed=config.real_seed)
         split = stats.metadata.get("cache_key", {}).get("split")  # e.g. "train[:10000]": what was read
-        return cls(classifier, stats, config, print_fn, time.perf_counter() - start, dataset, image_size, split)
+        return cls(classifier, stats, config, print_fn, time.perf_counter() - start, dataset.name, image_size, split)
 
     @property
     def tag(self):

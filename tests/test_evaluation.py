@@ -288,3 +288,48 @@ def test_evaluate_generator_takes_an_eval_config(classifier):
 def test_eval_config_validates(field, value, message):
     with pytest.raises(UsageError, match=message + ".*Received: "):
         evaluation.EvalConfig(**{field: value})
+
+
+def mean_colour_classifier(path):
+    """A classifier whose features are each image's mean colour (in [-1, 1]): statistics that show which images were
+    read."""
+    images = keras.Input((8, 8, 3))
+    features = keras.layers.GlobalAveragePooling2D(name="features")(images)
+    logits = keras.layers.Dense(2, name="logits")(features)
+    keras.Model(images, [features, logits]).save(str(path))
+    return metrics.load_classifier(str(path))
+
+
+def test_a_class_ordered_folder_is_measured_on_a_uniform_subset(tmp_path):
+    from PIL import Image
+
+    # Listed class by class: 60 dark images, then 60 bright ones. The first 60 would all be dark.
+    for name, value in (("a_dark", 30), ("b_bright", 225)):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(60):
+            Image.fromarray(np.full((8, 8, 3), value + i % 5, np.uint8)).save(tmp_path / "images" / name / f"{i}.png")
+    folder = data.resolve(f"folder:{tmp_path / 'images'}")
+    classifier = mean_colour_classifier(tmp_path / "mean.keras")
+    stats = evaluation.real_statistics(folder, classifier, 8, num_real=60, cache_dir=tmp_path / "stats",
+                                       batch_size=16, print_fn=None, seed=3)
+    # The reference: the seeded subset's files, read with PIL.
+    chosen = folder.folder_scan.subset(60, 3).files
+    expected = np.mean([np.asarray(Image.open(f), np.float64).mean() / 127.5 - 1 for f in chosen])
+    assert stats.count == 60
+    np.testing.assert_allclose(stats.mean, expected, atol=1e-4)
+    dark = sum("a_dark" in f for f in chosen)
+    assert 20 <= dark <= 40 and abs(stats.mean[0]) < 0.3  # both classes, about evenly; not -0.75 (all dark)
+    key = stats.metadata["cache_key"]["split"]
+    assert key == f"train[60 of 120, seed 3]@{folder.fingerprint()['sha256'][:12]}"
+    # Another seed is another subset, cached apart; the same seed is read back from the cache.
+    other = evaluation.real_statistics(folder, classifier, 8, num_real=60, cache_dir=tmp_path / "stats",
+                                       batch_size=16, print_fn=None, seed=4)
+    assert other.metadata["cache_key"]["split"] != key and not np.allclose(other.mean, stats.mean)
+    again = evaluation.real_statistics(folder, classifier, 8, num_real=60, cache_dir=tmp_path / "stats",
+                                       batch_size=16, print_fn=lambda line: pytest.fail(f"recomputed: {line}"),
+                                       seed=3)
+    np.testing.assert_array_equal(again.mean, stats.mean)
+    # The whole folder when it is not larger than num_real.
+    whole = evaluation.real_statistics(folder, classifier, 8, num_real=500, cache_dir=tmp_path / "stats",
+                                       batch_size=16, print_fn=None)
+    assert whole.count == 120 and whole.metadata["cache_key"]["split"].startswith("train[:120]@")

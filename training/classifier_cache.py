@@ -9,8 +9,8 @@ library (`sagan_tf.evaluation.load_classifier_for`) then finds the cached file, 
 
 import os
 
+from sagan_tf import data
 from sagan_tf.metrics import domain_classifier
-from sagan_tf.metrics.fingerprint import dataset_fingerprint
 from sagan_tf.metrics.classifier_loader import DOMAIN_CLASSIFIER
 
 
@@ -19,7 +19,7 @@ def ensure_domain_classifier(dataset, image_size, config, data_dir=None, print_f
     not cached yet.
 
     Args:
-      dataset: a `sagan_tf.data` name.
+      dataset: a `sagan_tf.data` name or `Dataset` (a folder's scan is reused).
       image_size: the size of the evaluated images.
       config: an `EvalConfig` (or None: nothing to do); acts only when `config.classifier` is "domain".
       data_dir: TFDS data directory, or the base of a relative folder path.
@@ -34,15 +34,15 @@ def ensure_domain_classifier(dataset, image_size, config, data_dir=None, print_f
     """
     if config is None or config.classifier != DOMAIN_CLASSIFIER:
         return None
-    fingerprint = dataset_fingerprint(dataset, data_dir)
+    dataset = data.resolve(dataset, data_dir)
     directory = config.classifier_dir or domain_classifier.default_cache_dir()
-    path = domain_classifier.cache_path(directory, dataset, image_size, fingerprint)
+    path = domain_classifier.cache_path(directory, dataset.name, image_size, dataset.fingerprint())
     if os.path.exists(path):
         return path
     from training import train_classifier
 
-    print_fn(f"No domain classifier of {dataset} at {image_size}x{image_size} in {directory}: training one (once; "
-             "later runs reuse it).")
+    print_fn(f"No domain classifier of {dataset.name} at {image_size}x{image_size} in {directory}: training one "
+             "(once; later runs reuse it).")
     train_classifier.train_domain_classifier(dataset, image_size, path, data_dir=data_dir, log_fn=print_fn)
     return path
 

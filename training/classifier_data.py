@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from sagan_tf import data
-from sagan_tf.data import folder, preprocessing
+from sagan_tf.data import preprocessing
 from sagan_tf.errors import DatasetError
 from sagan_tf.metrics.domain_classifier import MIN_IMAGES_PER_CLASS, MIN_UNLABELLED_IMAGES, ROTATIONS
 
@@ -162,9 +162,9 @@ def _majority(train_labels, heldout_labels):
     return float(np.mean(np.asarray(heldout_labels) == most))
 
 
-def _folder_data(name, image_size, batch_size, seed, data_dir):
-    path = folder.resolve_path(name, data_dir)
-    files, labels, classes = folder.scan(path)
+def _folder_data(dataset, image_size, batch_size, seed):
+    scanned = dataset.folder_scan
+    path, files, labels, classes = scanned.path, list(scanned.files), list(scanned.labels), scanned.class_names
     _check_folder_size(path, files, labels, classes)
     rotation = not classes
     train, heldout = split_folder(files, labels, path, minimum=2 if classes else 4)
@@ -197,14 +197,15 @@ _AUGMENTATION = ("random horizontal flips and random translations of up to 1/8 o
 _ROTATION_NOTE = "; then a random rotation by 0, 90, 180 or 270 degrees, whose index is the label"
 
 
-def _stream_data(name, image_size, batch_size, seed, data_dir, info):
+def _stream_data(dataset, image_size, batch_size, seed):
+    info = dataset.info
     rotation = not info.conditional
-    train = data.load(name, "train", image_size=image_size, batch_size=batch_size, data_dir=data_dir, shuffle=True,
-                      random_flip=False, repeat=True, seed=seed)
+    train = data.load(dataset, "train", image_size=image_size, batch_size=batch_size, shuffle=True, random_flip=False,
+                      repeat=True, seed=seed)
     train = _augmented(train, image_size, rotation, seed)
     test_split = "test" if "test" in info.splits else "validation"
-    heldout = data.load(name, test_split, image_size=image_size, batch_size=250, data_dir=data_dir, shuffle=False,
-                        random_flip=False, repeat=False).take(MAX_HELDOUT // 250)
+    heldout = data.load(dataset, test_split, image_size=image_size, batch_size=250, shuffle=False, random_flip=False,
+                        repeat=False).take(MAX_HELDOUT // 250)
     classes = ROTATIONS if rotation else tuple(info.class_names or (str(c) for c in range(info.num_classes)))
     if rotation:
         heldout = heldout.map(_all_rotations)
@@ -220,7 +221,7 @@ def classifier_data(dataset, image_size, batch_size=64, seed=0, data_dir=None):
     """The training and held-out images of a domain classifier of `dataset` at `image_size` (module docstring).
 
     Args:
-        dataset: a `sagan_tf.data` name.
+        dataset: a `sagan_tf.data` name or `Dataset` (a folder's scan is reused).
         image_size: side length of the images.
         batch_size: images per training batch (a folder with fewer training images uses that many).
         seed: seed of the shuffling and augmentation.
@@ -233,11 +234,11 @@ def classifier_data(dataset, image_size, batch_size=64, seed=0, data_dir=None):
         DatasetError: an unknown or missing dataset, or a folder too small to train a classifier (the message names
             the minimum).
     """
-    info = data.get_info(dataset, data_dir)
-    preprocessing.check_image_size(image_size, dataset=dataset)
-    if info.source == "folder":
-        return _folder_data(dataset, image_size, batch_size, seed, data_dir)
-    return _stream_data(dataset, image_size, batch_size, seed, data_dir, info)
+    dataset = data.resolve(dataset, data_dir)
+    preprocessing.check_image_size(image_size, dataset=dataset.name)
+    if dataset.source == "folder":
+        return _folder_data(dataset, image_size, batch_size, seed)
+    return _stream_data(dataset, image_size, batch_size, seed)
 
 
 __all__ = ["ClassifierData", "classifier_data", "split_folder", "HELDOUT_FRACTION", "MAX_HELDOUT", "PREPROCESSING"]

@@ -215,7 +215,7 @@ def sweep_truncation(model_dir, config, truncations, checkpoint=None, use_ema=Tr
 
 def _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn):
     """(run directory, restored generator, evaluator) of an evaluation."""
-    from sagan_tf import evaluation, restore
+    from sagan_tf import data, evaluation, restore
     from sagan_tf.errors import UsageError
     from sagan_tf.run_dir import RunDirectory
     from training import classifier_cache
@@ -225,11 +225,12 @@ def _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn):
     run = RunDirectory(model_dir)
     restored = restore.restore_generator(model_dir, checkpoint, use_ema=use_ema)
     run_config = restored.config
-    dataset, image_size = run_config.training.dataset, run_config.model.image_size
+    image_size = run_config.model.image_size
     print_fn(f"Evaluating {restored.checkpoint} (step {restored.step}, {'EMA' if restored.ema else 'raw'} "
              f"generator) on {config.num_samples} samples.")
-    classifier_cache.ensure_domain_classifier(dataset, image_size, config, data_dir, print_fn)
-    evaluator = evaluation.Evaluator.create(dataset, image_size, config, data_dir, print_fn)
+    dataset = data.resolve(run_config.training.dataset, data_dir)  # a folder is scanned once for all that follows
+    classifier_cache.ensure_domain_classifier(dataset, image_size, config, print_fn=print_fn)
+    evaluator = evaluation.Evaluator.create(dataset, image_size, config, print_fn=print_fn)
     return run, restored, evaluator
 
 

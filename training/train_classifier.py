@@ -281,7 +281,7 @@ def train_domain_classifier(
     network is `domain_classifier.build_domain_classifier(image_size, len(classes))`; the loop is `fit_classifier`.
 
     Args:
-        dataset: a `sagan_tf.data` name (a TFDS name, "folder:<path>" or "synthetic").
+        dataset: a `sagan_tf.data` name (a TFDS name, "folder:<path>" or "synthetic") or `Dataset`.
         image_size: side length of the images (the size the GAN trains at).
         output_path: `.keras` file to write (its card goes beside it, `domain_classifier.card_path`); None: the
             cache file `domain_classifier.cache_path(classifier_dir, ...)` that `--classifier=domain` reads.
@@ -306,7 +306,7 @@ def train_domain_classifier(
     """
     import keras
 
-    from sagan_tf.metrics.fingerprint import dataset_fingerprint
+    from sagan_tf import data
     from training import classifier_data
 
     domain_classifier.check_positive_int("image_size", image_size)
@@ -319,14 +319,15 @@ def train_domain_classifier(
                          f"Received: output_path={output_path!r}")
     log = log_fn or (lambda line: None)
     start = time.perf_counter()
-    fingerprint = dataset_fingerprint(dataset, data_dir)
+    dataset = data.resolve(dataset, data_dir)  # one scan of a folder for its fingerprint and its images
+    fingerprint = dataset.fingerprint()
     if output_path is None:
-        output_path = domain_classifier.cache_path(classifier_dir or domain_classifier.default_cache_dir(), dataset,
-                                                   image_size, fingerprint)
-    images = classifier_data.classifier_data(dataset, image_size, batch_size, seed, data_dir)
+        output_path = domain_classifier.cache_path(classifier_dir or domain_classifier.default_cache_dir(),
+                                                   dataset.name, image_size, fingerprint)
+    images = classifier_data.classifier_data(dataset, image_size, batch_size, seed)
     steps = steps or domain_classifier.default_steps(images.num_train, batch_size)
     train_size = "a stream of" if images.num_train is None else f"{images.num_train}"
-    log(f"training a domain classifier of {dataset} at {image_size}x{image_size}: task {images.task} "
+    log(f"training a domain classifier of {dataset.name} at {image_size}x{image_size}: task {images.task} "
         f"({len(images.classes)} classes), {train_size} training images, {images.num_heldout} held out, "
         f"{steps} steps of {batch_size}")
 
@@ -345,14 +346,15 @@ def train_domain_classifier(
         why = (f"below the required {min_accuracy}" if min_accuracy is not None and accuracy < min_accuracy else
                "no better than always answering the most frequent class")
         raise InsufficientAccuracyError(
-            f"The domain classifier of {dataset} reached {accuracy:.4f} held-out accuracy, {why} (always answering "
+            f"The domain classifier of {dataset.name} reached {accuracy:.4f} held-out accuracy, {why} (always "
+            "answering "
             f"the most frequent class gives {images.majority_accuracy:.4f}), so its features would say little and it "
             f"was not written to {output_path}. Train longer (more --steps), use more images, or lower "
             f"--min_accuracy. Received: steps={steps}, min_accuracy={min_accuracy}")
     seconds = time.perf_counter() - start
     _save_atomically(model, output_path)
     card = domain_classifier.new_card(
-        dataset, fingerprint, images.task, images.classes, image_size, classifier_data.PREPROCESSING,
+        dataset.name, fingerprint, images.task, images.classes, image_size, classifier_data.PREPROCESSING,
         {"builder": "sagan_tf.metrics.domain_classifier.build_domain_classifier",
          "widths": list(domain_classifier.default_widths(image_size)), "convs_per_stage": 2,
          "feature_dim": int(model.outputs[0].shape[-1])},

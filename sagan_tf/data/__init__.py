@@ -16,11 +16,15 @@ Sources (one module each; shared crop/resize/flip/batching in `preprocessing`):
 Images are float32 in [-1, 1] with static shape (batch, image_size, image_size, 3), labels int32 (batch,).
 `batch_size` is global; under `strategy.distribute_datasets_from_function` pass the `InputContext` to shard
 the data and batch per replica. `get_info(name)` / `num_classes(name)` describe a dataset without reading
-it. Bad arguments and missing data raise `DatasetError` (a ValueError) saying what to fix.
+it. `resolve(name, data_dir)` looks a name up once into a `Dataset` that the pipelines, the fingerprint and the
+real statistics share (an image folder is scanned once; see `dataset`); every function taking a name takes one.
+Bad arguments and missing data raise `DatasetError` (a ValueError) saying what to fix.
 """
 
 from sagan_tf.errors import DatasetError
+from sagan_tf.data.dataset import Dataset, name_of, resolve
 from sagan_tf.data.info import DatasetInfo
 from sagan_tf.data.loader import KNOWN_NAMES, get_info, load, num_classes
 
-__all__ = ["DatasetError", "DatasetInfo", "KNOWN_NAMES", "get_info", "load", "num_classes"]
+__all__ = ["Dataset", "DatasetError", "DatasetInfo", "KNOWN_NAMES", "get_info", "load", "name_of", "num_classes",
+           "resolve"]

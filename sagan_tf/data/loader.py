@@ -3,8 +3,9 @@
 import numbers
 
 from sagan_tf.data import folder, preprocessing, synthetic, tfds_source
-from sagan_tf.errors import DatasetError
+from sagan_tf.data.dataset import Dataset, resolve
 from sagan_tf.data.info import DatasetInfo
+from sagan_tf.errors import DatasetError
 
 DEFAULT_BATCH_SIZE = 64
 KNOWN_NAMES = ("synthetic", "cifar10", "celeb_a", "imagenet2012", "lsun/<category>", "folder:<path>")
@@ -20,11 +21,14 @@ def _unknown(name):
 def get_info(name, data_dir=None):
     """Static facts about dataset `name` (see `DatasetInfo`); reads no images.
 
-    For "folder:<path>" it checks that the folder exists and lists its subfolders.
+    For "folder:<path>" it checks that the folder exists and lists its subfolders. A resolved `Dataset` gives
+    its own info.
 
     Raises:
         DatasetError: for an unknown name or a missing folder.
     """
+    if isinstance(name, Dataset):
+        return name.info
     if not isinstance(name, str):
         raise _unknown(name)
     if name == "synthetic":
@@ -96,7 +100,8 @@ def load(
     optionally flips it horizontally, and scales it to [-1, 1] (see `preprocessing`).
 
     Args:
-        name: "synthetic", "cifar10", "celeb_a", "imagenet2012", "lsun/<category>" or "folder:<path>".
+        name: "synthetic", "cifar10", "celeb_a", "imagenet2012", "lsun/<category>" or "folder:<path>", or a
+            `Dataset` from `resolve` (an image folder is then not scanned again).
         split: "train" or "test" (also "validation" for imagenet2012, celeb_a and lsun; TFDS slices such as
             "train[:10%]" work for TFDS datasets).
         image_size: output side length, a multiple of 4 up to 1024 (16 to 256 for synthetic); None uses
@@ -131,7 +136,8 @@ def load(
         DatasetError: (a ValueError) naming the problem and its fix, for an unknown name or split, missing
             data, or bad arguments.
     """
-    info = get_info(name, data_dir)
+    dataset = resolve(name, data_dir)
+    info, data_dir, name = dataset.info, dataset.data_dir, dataset.name
     allowed = split.partition("[")[0] if isinstance(split, str) and info.source == "tfds" else split
     if not isinstance(split, str) or allowed not in info.splits:
         raise DatasetError(
@@ -177,7 +183,7 @@ def load(
         )
     if info.source == "folder":
         return folder.load(
-            folder.resolve_path(name, data_dir), split, image_size, per_replica, shuffle=shuffle,
+            dataset.folder_scan, split, image_size, per_replica, shuffle=shuffle,
             random_flip=random_flip, repeat=repeat, seed=seed, input_context=input_context, position=position,
         )
     return tfds_source.load(

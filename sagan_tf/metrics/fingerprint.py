@@ -10,55 +10,26 @@ the dataset's fingerprint and the classifier is refused for a dataset with anoth
 - the embedded synthetic dataset: its name (its images are a pure function of their index and seed).
 """
 
-import hashlib
-import json
-import os
-
-
-def _folder_fingerprint(name, data_dir):
-    from sagan_tf.data import folder
-
-    path = folder.resolve_path(name, data_dir)
-    files, labels, classes = folder.scan(path)
-    digest = hashlib.sha256()
-    digest.update(json.dumps(list(classes)).encode("utf-8"))
-    for file, label in zip(files, labels):
-        relative = os.path.relpath(file, path).replace(os.sep, "/")
-        digest.update(f"{relative}\t{os.path.getsize(file)}\t{label}\n".encode("utf-8"))
-    return {"kind": "folder", "path": path, "num_images": len(files), "classes": list(classes),
-            "sha256": digest.hexdigest()}
-
-
-def _tfds_version(name, data_dir):
-    import tensorflow_datasets as tfds
-
-    from sagan_tf.data import tfds_source
-
-    return str(tfds.builder(name, data_dir=tfds_source.data_root(data_dir)).version)
-
 
 def dataset_fingerprint(name, data_dir=None):
-    """The identity of the images of dataset `name` (a `sagan_tf.data` name) as a JSON-able dict.
+    """The identity of the images of dataset `name` (a `sagan_tf.data` name or `Dataset`) as a JSON-able dict.
 
     Args:
-        name: "synthetic", a TFDS name or "folder:<path>".
+        name: "synthetic", a TFDS name or "folder:<path>", or a resolved `sagan_tf.data.Dataset` (whose folder
+            scan, and fingerprint, are reused).
         data_dir: TFDS data directory, or the base of a relative folder path.
 
     Returns:
         {"kind": "folder", "path", "num_images", "classes", "sha256"}, {"kind": "tfds", "name", "version"}
-        or {"kind": "synthetic", "name"}. `fingerprint_key` picks the part that must match.
+        or {"kind": "synthetic", "name"} (`sagan_tf.data.Dataset.fingerprint`). `fingerprint_key` picks the part
+        that must match.
 
     Raises:
         DatasetError: an unknown name, a missing folder or a folder without usable images.
     """
     from sagan_tf import data
 
-    info = data.get_info(name, data_dir)
-    if info.source == "folder":
-        return _folder_fingerprint(name, data_dir)
-    if info.source == "tfds":
-        return {"kind": "tfds", "name": name, "version": _tfds_version(name, data_dir)}
-    return {"kind": "synthetic", "name": name}
+    return data.resolve(name, data_dir).fingerprint()
 
 
 def fingerprint_key(fingerprint):

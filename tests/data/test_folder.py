@@ -183,7 +183,7 @@ def test_training_stream_is_a_new_permutation_every_epoch_and_can_start_anywhere
     np.testing.assert_array_equal(resumed_flipped, flipped[9:21])
     # The order is the documented pure function of (seed, epoch).
     files = sorted(f"{i:02d}" for i in range(7))
-    scanned = [os.path.basename(f)[:2] for f in folder.scan(str(root))[0]]
+    scanned = [os.path.basename(f)[:2] for f in folder.scan(str(root)).files]
     order = folder.epoch_order(7, tf.constant(1, tf.int64), 5).numpy()
     np.testing.assert_array_equal(epochs[1], [int(scanned[k]) for k in order])
     assert sorted(scanned) == files

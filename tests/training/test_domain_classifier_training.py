@@ -101,7 +101,9 @@ def test_ensure_trains_a_missing_one(tmp_path, monkeypatch):
     config = evaluation.EvalConfig(classifier="domain", classifier_dir=str(tmp_path / "cache"))
     lines = []
     path = classifier_cache.ensure_domain_classifier(dataset, SIZE, config, print_fn=lines.append)
-    assert calls == [(dataset, SIZE, path)] and os.path.exists(path) and "training one" in lines[0]
+    # It hands on the resolved dataset, so training reuses its scan.
+    assert [(c[0].name, c[1], c[2]) for c in calls] == [(dataset, SIZE, path)] and os.path.exists(path)
+    assert "training one" in lines[0]
     classifier_cache.ensure_domain_classifier(dataset, SIZE, config, print_fn=lines.append)
     assert len(calls) == 1
 
@@ -199,3 +201,21 @@ def test_the_command_trains_a_domain_classifier_for_other_datasets(tmp_path, mon
         assert calls[-1] == expected  # a folder's default size is the folder loader's 64
     assert "held-out accuracy: 0.7500 (labels, 2 classes, 8 held-out images); wrote /cache/x.keras" in (
         capsys.readouterr().out)
+
+
+def test_a_training_run_with_evaluation_scans_its_folder_once(labelled, tmp_path, monkeypatch):
+    """The input pipeline, the domain-classifier cache, its card check and the real statistics share one scan."""
+    from sagan_tf.data import folder
+    from tests.tiny import tiny_config, train_options
+    from training import train_lib
+
+    dataset, cache, _, _, _ = labelled
+    scans = []
+    real_scan = folder.scan
+    monkeypatch.setattr(folder, "scan", lambda path: scans.append(path) or real_scan(path))
+    config = tiny_config(num_classes=2, dataset=dataset, train_steps=1)
+    evaluation_config = evaluation.EvalConfig(num_samples=8, batch_size=8, classifier="domain", classifier_dir=cache,
+                                              cache_dir=str(tmp_path / "stats"))
+    result = train_lib.run(config, train_options(tmp_path / "run", evaluation=evaluation_config))
+    assert result.step == 1 and sorted(result.evaluations) == [0, 1]
+    assert len(scans) == 1
