@@ -17,9 +17,25 @@ import tensorflow as tf
 from sagan_tf.errors import UsageError
 from sagan_tf.models import SAGAN
 
-#: "auto": all GPUs if any, else one device; "mirrored": all GPUs (or all logical CPUs); "multi_worker": from
-#: TF_CONFIG; "tpu": a TPU (see `tpu_address`); "off": the default strategy (one device).
+#: "auto": all GPUs with two or more, else one device (the default strategy: with one GPU, that GPU); "mirrored":
+#: all GPUs (or all logical CPUs); "multi_worker": from TF_CONFIG; "tpu": a TPU (see `tpu_address`); "off": the
+#: default strategy (one device).
 STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "off")
+
+
+def strategy_kind(distribution_strategy, num_gpus):
+    """Which strategy `get_distribution_strategy` makes: "default", "mirrored", "multi_worker" or "tpu".
+
+    "auto" is the default strategy on a CPU or a single GPU (a one-device MirroredStrategy would only add a
+    cross-device layer and, with Keras, turn XLA off) and MirroredStrategy over two or more GPUs.
+
+    Args:
+      distribution_strategy: one of `STRATEGIES`.
+      num_gpus: the number of GPUs this process sees.
+    """
+    if distribution_strategy == "auto":
+        return "mirrored" if num_gpus >= 2 else "default"
+    return {"off": "default"}.get(distribution_strategy, distribution_strategy)
 
 
 def get_distribution_strategy(distribution_strategy="auto", tpu_address="", cpu_devices=1):
@@ -49,12 +65,13 @@ def get_distribution_strategy(distribution_strategy="auto", tpu_address="", cpu_
         # Before anything initialises the runtime: the strategy configures collective ops at startup.
         _check_tf_config()
         return tf.distribute.MultiWorkerMirroredStrategy()
-    has_gpus = bool(tf.config.list_physical_devices("GPU"))
-    if distribution_strategy == "off" or (distribution_strategy == "auto" and not has_gpus):
+    num_gpus = len(tf.config.list_physical_devices("GPU"))
+    kind = strategy_kind(distribution_strategy, num_gpus)
+    if kind == "default":
         return tf.distribute.get_strategy()
-    if distribution_strategy in ("auto", "mirrored"):
-        kind = "GPU" if has_gpus else "CPU"
-        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices(kind)])
+    if kind == "mirrored":
+        devices = tf.config.list_logical_devices("GPU" if num_gpus else "CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
         tf.config.experimental_connect_to_cluster(resolver)
@@ -133,5 +150,5 @@ def model_class(strategy):
     return MultiWorkerSAGAN if is_multi_worker(strategy) else SAGAN
 
 
-__all__ = ["STRATEGIES", "get_distribution_strategy", "is_chief", "is_multi_worker", "task_id", "MultiWorkerSAGAN",
-           "model_class"]
+__all__ = ["STRATEGIES", "strategy_kind", "get_distribution_strategy", "is_chief", "is_multi_worker", "task_id",
+           "MultiWorkerSAGAN", "model_class"]

@@ -84,7 +84,16 @@ def define_flags(flag_values=flags.FLAGS):
                          "without GPUs).", flag_values=flag_values)
     flags.DEFINE_enum("mixed_precision", "float32", train_lib.PRECISIONS, "Compute precision.",
                       flag_values=flag_values)
-    flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step. Default: Keras's auto (on with GPUs only).",
+    flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step (--nojit_compile: not). Default: on with GPUs "
+                      "(per replica under --strategy=mirrored or multi_worker), off on CPU, where it is slower.",
+                      flag_values=flag_values)
+    flags.DEFINE_integer("steps_per_execution", 1, "Train steps per call of the train function: fewer host round "
+                         "trips where a step takes milliseconds (GPUs, TPUs). --log_every, --sample_every, "
+                         "--checkpoint_every and --eval_every must be multiples of it.", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_bool("sync_batch_norm", None, "Synchronized batch norm: the generator's batch statistics over the "
+                      "global batch of all replicas instead of each replica's own (the official code normalizes per "
+                      "tower). Needs --nojit_compile with several replicas. Default: the preset's (off).",
                       flag_values=flag_values)
     flags.DEFINE_integer("sample_every", 500, "Steps between sample grids (0: only at the end).",
                          flag_values=flag_values)
@@ -164,12 +173,15 @@ def config_and_options(values):
     overrides = {name: getattr(values, name) for name in _TRAINING_OVERRIDES if getattr(values, name) is not None}
     if values.ema_decay is not None:
         overrides["ema_decay"] = parse_ema_decay(values.ema_decay)
+    if values.sync_batch_norm is not None:
+        overrides["synchronized_batch_norm"] = values.sync_batch_norm
     config = presets.config_for_dataset(values.dataset, values.preset, values.image_size, values.data_dir,
                                         **overrides)
     options = train_lib.TrainOptions(
         model_dir=values.model_dir or run_dir.default_model_dir(config, values.dataset),
         data_dir=values.data_dir, strategy=values.strategy, tpu=values.tpu, cpu_devices=values.cpu_devices,
-        mixed_precision=values.mixed_precision, jit_compile=values.jit_compile, sample_every=values.sample_every,
+        mixed_precision=values.mixed_precision, jit_compile=values.jit_compile,
+        steps_per_execution=values.steps_per_execution, sample_every=values.sample_every,
         checkpoint_every=values.checkpoint_every, log_every=values.log_every, seed=values.seed,
         evaluation=evaluation_config(values), eval_every=values.eval_every, best_metric=values.best_metric,
         on_nonfinite=values.on_nonfinite, max_rollbacks=values.max_rollbacks)

@@ -57,7 +57,13 @@ class TrainOptions:
       cpu_devices: split the CPU into this many logical devices first (to try "mirrored" on a CPU machine);
         1 leaves the devices alone.
       mixed_precision: "float32", "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling).
-      jit_compile: XLA-compile the train step: True, False or None (Keras's "auto": on with GPUs only).
+      jit_compile: XLA-compile the train step: True, False or None (the package's default, decided by
+        `sagan_tf.models.default_jit_compile` and passed to `compile` explicitly, so that no strategy can turn it
+        off: on with GPUs, off on CPU where XLA was measured slower; under a multi-replica strategy the per-replica
+        computation is compiled, see `SAGAN`).
+      steps_per_execution: train steps per call of the train function (one host round trip per call; the
+        callbacks act between calls, so their periods must be multiples of it; the last `train_steps % N` steps of
+        a run run one per call).
       sample_every: steps between sample grids (0: only at the end).
       checkpoint_every: steps between checkpoints (0: only at the end).
       log_every: steps between progress lines.
@@ -89,6 +95,7 @@ class TrainOptions:
     cpu_devices: int = 1
     mixed_precision: str = "float32"
     jit_compile: Optional[bool] = None
+    steps_per_execution: int = 1
     sample_every: int = 500
     checkpoint_every: int = 500
     log_every: int = 100
@@ -126,9 +133,16 @@ class TrainOptions:
         for name in ("sample_every", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 fail(f"{name} must be >= 0 (0: only at the end of training). Received: {name}={getattr(self, name)}")
-        for name in ("log_every", "keep_checkpoints", "samples_per_class", "cpu_devices"):
+        for name in ("log_every", "keep_checkpoints", "samples_per_class", "cpu_devices", "steps_per_execution"):
             if getattr(self, name) < 1:
                 fail(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        for name in ("log_every", "sample_every", "checkpoint_every", "eval_every"):
+            period = getattr(self, name)
+            if period % self.steps_per_execution:
+                fail(f"{name}={period} is not a multiple of steps_per_execution={self.steps_per_execution}: the "
+                     f"callbacks act between executions of {self.steps_per_execution} steps, so it would act at "
+                     f"step {-(-period // self.steps_per_execution) * self.steps_per_execution} instead. Use a "
+                     "multiple, or another steps_per_execution.")
         if not 0 <= self.seed < 2**31:
             fail(f"seed must be an integer in [0, 2**31). Received: seed={self.seed}")
         if self.evaluation is not None and not isinstance(self.evaluation, EvalConfig):
@@ -227,29 +241,31 @@ def pipeline_position(start_step, images_per_step, input_context=None):
     return start_step * (images_per_step // pipelines)
 
 
-def input_fn(config, options, start_step):
+def input_fn(config, options, start_step, dataset=None):
     """The `dataset_fn` for `strategy.distribute_datasets_from_function`: batches of d_steps * batch_size images.
 
     Each train step consumes `d_steps` real batches (see `SAGAN`), so the global batch of the pipeline is
     `config.training.images_per_step`. A run starting at `start_step` reads, on position-addressable datasets,
-    exactly the examples an uninterrupted run reads from that step on (see the module docstring).
+    exactly the examples an uninterrupted run reads from that step on (see the module docstring). `dataset` is the
+    resolved `sagan_tf.data.Dataset` of `config.training.dataset` (None: resolved here), whose folder scan every
+    input pipeline reuses.
     """
     training = config.training
-    positionable = data.get_info(training.dataset, options.data_dir).positionable
+    dataset = data.resolve(training.dataset if dataset is None else dataset, options.data_dir)
+    positionable = dataset.info.positionable
     seed = options.seed if positionable else pipeline_seed(options.seed, start_step)
 
     def dataset_fn(input_context):
         position = pipeline_position(start_step, training.images_per_step, input_context) if positionable else 0
-        return data.load(training.dataset, "train", image_size=config.model.image_size,
-                         batch_size=training.images_per_step, data_dir=options.data_dir, seed=seed,
-                         input_context=input_context, position=position)
+        return data.load(dataset, "train", image_size=config.model.image_size, batch_size=training.images_per_step,
+                         seed=seed, input_context=input_context, position=position)
 
     return dataset_fn
 
 
-def _check_dataset(config, data_dir):
+def _check_dataset(config, dataset):
     """The dataset's class names, after checking that its class count fits the model."""
-    info = data.get_info(config.training.dataset, data_dir)
+    info = dataset.info
     model = config.model
     if model.conditional and model.num_classes != info.num_classes:
         raise ConfigError(
@@ -281,7 +297,9 @@ class Trainer:
         self._start_time = time.perf_counter()
         self.config = config
         self.options = options
-        self.class_names = _check_dataset(config, options.data_dir)
+        # Resolved once: the input pipelines, the evaluation and the domain-classifier cache share one folder scan.
+        self.dataset = data.resolve(config.training.dataset, options.data_dir)
+        self.class_names = _check_dataset(config, self.dataset)
         self.strategy = distribute.get_distribution_strategy(options.strategy, options.tpu, options.cpu_devices)
         replicas = self.strategy.num_replicas_in_sync
         batch_size = config.training.batch_size
@@ -309,7 +327,7 @@ class Trainer:
             keras.mixed_precision.set_global_policy(self._previous_policy)
             raise
         self.summary_writer = tf.summary.create_file_writer(self.run_dir.path) if self.chief else None
-        self.guard = callbacks.NonFiniteGuard()
+        self.guard = callbacks.NonFiniteGuard(options.log_every)
         self.stopper = callbacks.GracefulStop(print_fn=logging.warning) if options.handle_signals else None
         quiet = lambda line: None  # noqa: E731
         self.progress = callbacks.ProgressLogger(
@@ -327,7 +345,7 @@ class Trainer:
             self.evaluate = callbacks.EvaluateEvery(options.eval_every, self.evaluator, self.summary_writer,
                                                     print_fn=logging.info)
         self.best = None
-        if self.evaluate is not None and not distribute.is_multi_worker(self.strategy):
+        if self.evaluate is not None:  # the chief's: it alone evaluates, and it alone writes the best checkpoint
             self.best = callbacks.BestCheckpoint(self.manager.checkpoint, self.run_dir, self.evaluate,
                                                  options.best_metric, print_fn=logging.info)
         self.checkpointer = callbacks.CheckpointEvery(self.manager, options.checkpoint_every)
@@ -350,7 +368,7 @@ class Trainer:
             self.class_names = recorded
         else:
             if self.class_names is None:
-                self.class_names = data.get_info(self.config.training.dataset, self.options.data_dir).class_names
+                self.class_names = self.dataset.class_names()
             if self.class_names is not None:
                 self.run_dir.write_class_names(self.class_names, self.config.training.dataset)
         return self.class_names != before
@@ -368,7 +386,8 @@ class Trainer:
         keras.utils.set_random_seed(options.seed)
         with self.strategy.scope():
             return build_sagan(self.config, seed=options.seed, model_class=distribute.model_class(self.strategy),
-                               jit_compile="auto" if options.jit_compile is None else options.jit_compile)
+                               jit_compile="auto" if options.jit_compile is None else options.jit_compile,
+                               steps_per_execution=options.steps_per_execution)
 
     def _checkpoint_manager(self):
         directory = self.run_dir.checkpoint_dir
@@ -448,11 +467,11 @@ class Trainer:
         options, config = self.options, self.config
         if not self.chief or options.evaluation is None or self.step >= config.training.train_steps:
             return None
-        dataset, image_size = config.training.dataset, config.model.image_size
+        image_size = config.model.image_size
         try:
-            classifier_cache.ensure_domain_classifier(dataset, image_size, options.evaluation, options.data_dir,
+            classifier_cache.ensure_domain_classifier(self.dataset, image_size, options.evaluation,
                                                       print_fn=logging.info)
-            return Evaluator.create(dataset, image_size, options.evaluation, options.data_dir, print_fn=logging.info)
+            return Evaluator.create(self.dataset, image_size, options.evaluation, print_fn=logging.info)
         except ClassifierUnavailableError as error:
             if options.evaluation_requested:
                 raise
@@ -476,8 +495,9 @@ class Trainer:
             logging.info("Nothing to do: %s is already at step %d of train_steps=%d. Pass a larger --train_steps to "
                          "train further.", self.run_dir.path, self.step, target)
             return self._result(stopped=None)
-        logging.info("Training %s from step %d to %d on %d replica(s); model_dir %s.", self.config.name, self.step,
-                     target, self.strategy.num_replicas_in_sync, self.run_dir.path)
+        logging.info("Training %s from step %d to %d on %d replica(s) (%s, XLA %s); model_dir %s.", self.config.name,
+                     self.step, target, self.strategy.num_replicas_in_sync, type(self.strategy).__name__,
+                     self._xla_description(), self.run_dir.path)
         if distribute.is_multi_worker(self.strategy):
             # Keras 3.15's fit first reduces one data batch across replicas (`_maybe_symbolic_build`, to build
             # unbuilt models), which MultiWorkerMirroredStrategy cannot do eagerly for an (images, labels) tuple.
@@ -488,12 +508,12 @@ class Trainer:
             # when a non-finite step was rolled back.
             while self.step < target:
                 dataset = self.strategy.distribute_datasets_from_function(
-                    input_fn(self.config, self.options, self.step))
+                    input_fn(self.config, self.options, self.step, self.dataset))
                 if self._record_class_names() and self.sampler is not None:
                     self.sampler.class_names = self.class_names
                 try:
                     with self.strategy.scope():
-                        self.model.fit(dataset, epochs=1, steps_per_epoch=target - self.step,
+                        self.model.fit(dataset, epochs=1, steps_per_epoch=self._steps_of_next_fit(target),
                                        callbacks=self.callbacks, verbose=0, shuffle=False)
                 except TrainingDivergedError as error:
                     if self.stopper is not None:
@@ -522,6 +542,23 @@ class Trainer:
         if summary is not None:
             logging.info(summary)
         return result
+
+    def _steps_of_next_fit(self, target):
+        """The steps the next `fit` runs: the remaining ones, in whole executions of `steps_per_execution` steps
+        (Keras runs every execution in full); fewer than one execution left are run one step per call."""
+        remaining = target - self.step
+        per_call = self.options.steps_per_execution
+        if remaining >= per_call:
+            return remaining - remaining % per_call
+        if self.model.steps_per_execution != 1:
+            self.model.steps_per_execution = 1
+            self.model.make_train_function(force=True)
+        return remaining
+
+    def _xla_description(self):
+        if getattr(self.model, "replica_jit_compile", False):
+            return "on, per replica"
+        return "on" if self.model.jit_compile else "off"
 
     def _roll_back(self, error):
         """Handles a non-finite step: restores the last good checkpoint and reseeds the noise (on_nonfinite=

@@ -54,3 +54,30 @@ def test_multi_worker_model_logs_have_a_replica_axis():
     assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(logs)
     assert all(tuple(value.shape) == (1,) for value in logs.values())
     assert np.isfinite([float(value[0]) for value in logs.values()]).all()
+
+
+@pytest.mark.parametrize("num_gpus, kind, xla", [(0, "default", False), (1, "default", True), (2, "mirrored", True)])
+def test_auto_picks_the_strategy_and_xla_from_the_gpus(monkeypatch, num_gpus, kind, xla):
+    """One GPU trains under the default strategy (a one-device MirroredStrategy only adds a layer and made Keras
+    turn XLA off); XLA is on with GPUs, off on CPU, and passed to compile explicitly."""
+    from sagan_tf.models import gan
+
+    gpus = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(num_gpus)]
+    logical = [tf.config.LogicalDevice(f"/device:GPU:{i}", "GPU") for i in range(num_gpus)]
+    real_physical, real_logical = tf.config.list_physical_devices, tf.config.list_logical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: gpus if kind == "GPU" else real_physical(kind))
+    monkeypatch.setattr(tf.config, "list_logical_devices",
+                        lambda kind=None: logical if kind == "GPU" else real_logical(kind))
+    made = []
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda devices: made.append(devices) or "mirrored")
+    assert distribute.strategy_kind("auto", num_gpus) == kind
+    strategy = distribute.get_distribution_strategy("auto")
+    if kind == "default":
+        assert strategy is tf.distribute.get_strategy() and made == []
+    else:
+        assert made == [["/device:GPU:0", "/device:GPU:1"]]
+    assert gan.default_jit_compile() is xla
+    # Asked for by name, "mirrored" spans every GPU (one included), "off" is always the default strategy.
+    assert distribute.strategy_kind("mirrored", num_gpus) == "mirrored"
+    assert distribute.strategy_kind("off", num_gpus) == "default"

@@ -20,9 +20,10 @@ def free_ports(count):
 
 
 def test_two_workers_train_and_only_the_chief_keeps_outputs(tmp_path):
+    """Two workers over loopback; --eval_every also makes the chief keep the best checkpoint."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     args = [f"--model_dir={tmp_path}", "--strategy=multi_worker", "--train_steps=3", "--batch_size=4",
-            "--log_every=1", "--checkpoint_every=2", "--sample_every=2"]
+            "--log_every=1", "--checkpoint_every=2", "--sample_every=2", "--eval_every=2", "--eval_samples=16"]
     processes = [start_command("training.run", args, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
                                                    "task": {"type": "worker", "index": index}}))
                  for index in range(2)]
@@ -44,4 +45,9 @@ def test_two_workers_train_and_only_the_chief_keeps_outputs(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("events")) == [
         "checkpoints", "class_names.json", "config.json", "samples"]
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
+    # The chief, which alone evaluates, keeps the best checkpoint too (written by it alone).
+    best = json.loads((tmp_path / "checkpoints" / "best" / "best.json").read_text())
+    assert best["metric"] == "fid" and best["step"] in (0, 2, 3) and "Best checkpoint: step" in outputs[0]
+    assert sorted(p.name for p in (tmp_path / "checkpoints" / "best").iterdir()) == [
+        "best.json", f"ckpt-{best['step']}.data-00000-of-00001", f"ckpt-{best['step']}.index"]
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_00000002.png", "step_00000003.png"]

@@ -168,8 +168,8 @@ def poisoned_input_fn(nan_at_step, every_pipeline=False):
     starting at step 0) only, or in `every_pipeline`."""
     real_input_fn = train_lib.input_fn
 
-    def input_fn(config, options, start_step):
-        dataset_fn = real_input_fn(config, options, start_step)
+    def input_fn(config, options, start_step, dataset=None):
+        dataset_fn = real_input_fn(config, options, start_step, dataset)
         if start_step and not every_pipeline:
             return dataset_fn
 
@@ -256,8 +256,8 @@ def test_a_resumed_pipeline_continues_where_the_straight_one_is(tmp_path, datase
 @pytest.mark.parametrize("positionable", [False, True])
 def test_a_tfds_pipeline_is_reseeded_on_resume_and_a_positionable_one_is_positioned(monkeypatch, positionable):
     calls = []
-    monkeypatch.setattr(train_lib.data, "get_info", lambda name, data_dir=None: types.SimpleNamespace(
-        positionable=positionable))
+    monkeypatch.setattr(train_lib.data, "resolve", lambda name, data_dir=None: types.SimpleNamespace(
+        info=types.SimpleNamespace(positionable=positionable)))
     monkeypatch.setattr(train_lib.data, "load", lambda *args, **kwargs: calls.append(kwargs))
     config = tiny_config(d_steps=2)  # 8 images per step
     for start_step in (0, 3):
