@@ -22,6 +22,13 @@ def average_across_replicas(variables):
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return
-    means = context.all_reduce(tf.distribute.ReduceOp.MEAN, [variable.value for variable in variables])
-    for variable, mean in zip(variables, means):
-        variable.assign(mean)
+    targets = [variable.value for variable in variables]  # the distributed TensorFlow variables
+
+    def average(strategy, *values):
+        # As the optimizers reduce gradients: the variables are the destinations (MultiWorkerMirroredStrategy finds
+        # no device to reduce to in a tensor of the step's graph).
+        means = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.MEAN, list(zip(values, targets)))
+        for target, mean in zip(targets, means):
+            strategy.extended.update(target, lambda variable, value: variable.assign(value), args=(mean,))
+
+    context.merge_call(average, args=[tf.convert_to_tensor(variable) for variable in variables])

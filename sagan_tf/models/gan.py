@@ -36,7 +36,8 @@ class SAGAN(keras.Model):
     Health signals: besides the losses and the mean discriminator logits on real and fake images (`d_real`,
     `d_fake`), each step logs the global gradient norm of each network (`d_grad_norm`, `g_grad_norm`), each
     attention layer's gamma (`gamma_<g|d>_<layer>`), and `finite`: 1.0 when the step's losses and gradient norms are
-    finite, else 0.0 (what `callbacks.NonFiniteGuard` watches every step; the weights themselves are checked with
+    finite, else 0.0 (what `callbacks.NonFiniteGuard` watches every step; under mixed_float16 an overflow of the
+    loss-scaled gradients is the loss scale's to handle and is left out of the flag and the norms; the weights themselves are checked with
     `state_is_finite` at the logging cadence and before every checkpoint, which keeps ~500 reductions of the state
     out of every step). Losses,
     logits and gradient norms are means since the metrics were last reset (`fit` resets them every epoch,
@@ -265,12 +266,14 @@ class SAGAN(keras.Model):
             gradients, d_loss, real_logits, fake_logits, d_grad_norm = self._compute_d(
                 real, real_labels, z, fake_labels, global_batch)
             self.d_optimizer.apply_gradients(zip(gradients, d_variables))
-            self.d_grad_norm_tracker.update_state(d_grad_norm * num_replicas)
+            d_grad_norm, counted = _watched_norm(d_grad_norm, self.d_optimizer)
+            self.d_grad_norm_tracker.update_state(d_grad_norm * num_replicas, sample_weight=counted)
             gradient_norms.append(d_grad_norm)
         z, fake_labels = self.draw_noise(batch_size)
         gradients, g_loss, g_grad_norm = self._compute_g(z, fake_labels, global_batch)
         self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
-        self.g_grad_norm_tracker.update_state(g_grad_norm * num_replicas)
+        g_grad_norm, counted = _watched_norm(g_grad_norm, self.g_optimizer)
+        self.g_grad_norm_tracker.update_state(g_grad_norm * num_replicas, sample_weight=counted)
         average_across_replicas(self._replica_averaged)
         if self.ema_generator is not None:
             self._compute_ema()
@@ -407,6 +410,19 @@ def _gradient_norm(gradients, optimizer):
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         norm = norm / ops.cast(optimizer.dynamic_scale, "float32")
     return norm
+
+
+def _watched_norm(norm, optimizer):
+    """(the gradient norm the `finite` flag and the trackers see, 1.0 when it counts in the window mean else 0.0).
+
+    Under a dynamic loss scale (mixed_float16) scaled gradients that overflow are the optimizer's to handle: it skips
+    that update and lowers the scale, so the step is not a divergence and its norm (inf) is left out of the mean.
+    NaN weights there are caught by `state_is_finite` at the logging cadence and before every checkpoint.
+    """
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return norm, 1.0
+    finite = ops.isfinite(norm)
+    return ops.where(finite, norm, ops.zeros_like(norm)), ops.cast(finite, "float32")
 
 
 def default_jit_compile():

@@ -221,11 +221,15 @@ def test_fit_under_mixed_precision(policy):
     if policy == "mixed_float16":
         assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
     images, labels = real_data(cfg, 4)
-    logs = gan.train_on_batch(images, labels, return_dict=True)
+    for _ in range(4):
+        logs = gan.train_on_batch(images, labels, return_dict=True)
+        # A float16 loss-scale overflow (the scale starts at 2**15) is a skipped update, not a divergence.
+        assert logs["finite"] == 1.0
     assert np.isfinite(logs["d_loss"]) and np.isfinite(logs["g_loss"])
     assert all(w.dtype == "float32" for w in gan.generator.weights)
-    # Gradient norms are of the unscaled loss (the float16 loss scale starts at 2**15).
-    assert logs["finite"] == 1.0 and 0 < logs["g_grad_norm"] < 1e3
+    # Gradient norms are of the unscaled loss, means of the steps whose scaled gradients did not overflow.
+    assert 0 < logs["g_grad_norm"] < 1e3 and 0 < logs["d_grad_norm"] < 1e3
+    assert gan.state_is_finite()
 
 
 def test_unconditional_gan_trains_on_images_alone():

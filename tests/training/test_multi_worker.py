@@ -23,7 +23,7 @@ def test_two_workers_train_and_only_the_chief_keeps_outputs(tmp_path):
     """Two workers over loopback; --eval_every also makes the chief keep the best checkpoint."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     args = [f"--model_dir={tmp_path}", "--strategy=multi_worker", "--train_steps=3", "--batch_size=4",
-            "--log_every=1", "--checkpoint_every=2", "--sample_every=2", "--eval_every=2", "--eval_samples=16"]
+            "--log_every=1", "--checkpoint_every=2", "--sample_every=2", "--eval_every=2", "--eval_samples=32"]
     processes = [start_command("training.run", args, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
                                                    "task": {"type": "worker", "index": index}}))
                  for index in range(2)]
