@@ -6,7 +6,10 @@ The run directory (`sagan_tf.run_dir`) holds everything a run writes and needs t
 TensorBoard events (losses, health signals, attention gammas, throughput, sample grids, eval/<classifier tag>/fid ...).
 
 The step is the generator optimizer's update count. Rerunning into the same `model_dir` restores the latest
-checkpoint and trains on to `config.training.train_steps`.
+checkpoint and trains on to `config.training.train_steps`. One run at a time writes into a `model_dir`: the chief
+holds its lock (`sagan_tf.run_lock`) while it trains, and a second run is refused naming the holder. A checkpoint,
+sample grid or record the filesystem refuses to write (full, read-only, no permission) ends the run with a
+`WriteFailedError` naming the file, the cause and the last good checkpoint (`sagan_tf.write_failures`).
 
 Exact resume: a checkpoint holds every variable of the networks, the EMA generator, both optimizers and the noise
 RNG, and the synthetic and folder input pipelines are position-addressable (`DatasetInfo.positionable`): a run
@@ -31,10 +34,10 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from sagan_tf import callbacks, checkpoint, data, health
+from sagan_tf import callbacks, checkpoint, data, health, run_lock, write_failures
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import (ClassifierUnavailableError, ConfigError, DamagedCheckpointError, TrainingDivergedError,
-                             UsageError)
+                             UsageError, WriteFailedError)
 from sagan_tf.evaluation import EvalConfig, Evaluator
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
@@ -266,7 +269,9 @@ class Trainer:
     `Trainer(config, options)` builds all of it and restores the latest checkpoint (so `trainer.model` and
     `trainer.step` show the state training resumes from); `train()` trains to `train_steps`. `run` is both. The
     mixed-precision policy is set for the model's construction and put back by `train()` (or at once when the
-    construction fails).
+    construction fails). The chief first takes the run directory's lock (`sagan_tf.run_lock`: a second run into
+    the same directory is refused) and removes what interrupted writes left there; `train()` releases it (and so
+    does a failed construction).
     """
 
     def __init__(self, config, options):
@@ -293,6 +298,19 @@ class Trainer:
                 "devices.")
         self.chief = distribute.is_chief(self.strategy)
         self.run_dir = RunDirectory(options.model_dir)
+        # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run_lock).
+        self.lock = run_lock.take_run_directory(self.run_dir) if self.chief else None
+        self.lock_watch = run_lock.LockWatch(self.lock) if self.lock is not None else None
+        try:
+            self._set_up()
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _set_up(self):
+        """The rest of `__init__`, once the chief holds the run directory's lock."""
+        config, options = self.config, self.options
         self.run_dir.check_resumable(config)
         if self.chief:
             self.run_dir.write_config(config)
@@ -357,11 +375,11 @@ class Trainer:
 
     @property
     def callbacks(self):
-        """The `fit` callbacks: the non-finite guard first, so that no other one acts on a diverged state; the best
-        checkpoint after the evaluation it reads; checkpointing last so that its end-of-training save sees the final
-        state."""
-        return [c for c in (self.guard, self.stopper, self.progress, self.sampler, self.evaluate, self.best,
-                            self.checkpointer) if c is not None]
+        """The `fit` callbacks: the lock watch first, so that a run whose lock was taken over writes nothing more; the
+        non-finite guard next, so that no other one acts on a diverged state; the best checkpoint after the
+        evaluation it reads; checkpointing last so that its end-of-training save sees the final state."""
+        return [c for c in (self.lock_watch, self.guard, self.stopper, self.progress, self.sampler, self.evaluate,
+                            self.best, self.checkpointer) if c is not None]
 
     def _build_model(self):
         options = self.options
@@ -462,13 +480,21 @@ class Trainer:
             return None
 
     def train(self):
-        """Trains from `self.step` to `train_steps`; returns a `RunResult`."""
+        """Trains from `self.step` to `train_steps`; returns a `RunResult`. Releases the run directory's lock."""
         try:
             return self._train()
+        except WriteFailedError as error:  # e.g. a sample grid: name the last good checkpoint too
+            saved = self.checkpointer.last_saved_step
+            last_good = write_failures.NO_CHECKPOINT if saved is None else self.run_dir.checkpoint_path(saved)
+            raise write_failures.naming_last_good(error, last_good) from None
         finally:
-            keras.mixed_precision.set_global_policy(self._previous_policy)
-            if self.summary_writer is not None:
-                self.summary_writer.close()
+            try:
+                keras.mixed_precision.set_global_policy(self._previous_policy)
+                if self.summary_writer is not None:
+                    self.summary_writer.close()
+            finally:
+                if self.lock is not None:
+                    self.lock.release()
 
     def _train(self):
         target = self.config.training.train_steps
