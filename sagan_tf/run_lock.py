@@ -225,7 +225,7 @@ class RunLock:
         age = time.time() - max(mtime, float(holder.get("refreshed") or 0))
         if holder.get("token") and on_this_machine(holder):
             if process_alive(holder.get("pid"), holder.get("process_start")):
-                return False, "it runs on this machine"
+                return False, "it still runs on this machine"
             return True, (f"no process {holder.get('pid')} that started then runs on this machine any more (it ended "
                           "without releasing the lock, e.g. killed)")
         stale = float(holder.get("stale_seconds") or self.stale_seconds)
@@ -253,8 +253,9 @@ class RunLock:
                         "this command to resume.")
         elif holder.get("host"):
             stop = f" To stop it, send SIGTERM to process {holder.get('pid')} on {holder.get('host')}."
-        return (f"{directory} is in use by another training run: {describe_holder(holder)} holds its lock {path} "
-                f"({why}). Two runs writing into one directory overwrite each other's checkpoints, so this one stops "
+        return (f"{directory} is in use by another training run: its lock {path} is held by "
+                f"{describe_holder(holder)}; {why}. Two runs writing into one directory overwrite each other's "
+                "checkpoints, so this one stops "
                 f"before writing anything. Wait for that run to end, or train into another --model_dir.{stop} If you "
                 f"are sure that run is gone, delete {path}. Reading the run (training.evaluate, training.visualize, "
                 "export.run) needs no lock.")

@@ -47,9 +47,15 @@ _ADVICE = {
 }
 
 
-def cause_of(error):
+def cause_of(error, strict=False):
     """The cause of a refused write ("no space left on device", "permission denied", ...), or None when `error` is
-    not the filesystem refusing a write."""
+    not the filesystem refusing a write.
+
+    Args:
+      error: an exception raised by a write.
+      strict: recognise TensorFlow errors by their strerror text only, not by their type: for errors that need not
+        come from a write (a `ResourceExhaustedError` from training may be an out-of-memory error).
+    """
     if isinstance(error, OSError) and error.errno in OS_CAUSES:
         return OS_CAUSES[error.errno]
     if isinstance(error, (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.UnknownError,
@@ -58,6 +64,8 @@ def cause_of(error):
         for needle, cause in _TEXTS.items():
             if needle in text:
                 return cause
+        if strict:
+            return None
         if isinstance(error, tf.errors.PermissionDeniedError):
             return "permission denied"
         if isinstance(error, tf.errors.ResourceExhaustedError):
@@ -151,6 +159,51 @@ def reporting(what, path, cleanup=None, last_good=None, resumes=False):
                                cause=cause, last_good=last_good, removed=removed) from None
 
 
+def refused_write(error, last_good=None, resumes=False):
+    """The `WriteFailedError` of `error` when it is a write the filesystem refused, wherever it was raised (e.g. by a
+    TensorBoard summary op, whose text names its events file), else None. A `WriteFailedError` comes back naming
+    `last_good` where it named no last good checkpoint."""
+    if isinstance(error, WriteFailedError):
+        return error if last_good is None else naming_last_good(error, last_good, resumes)
+    cause = cause_of(error, strict=True)
+    if cause is None:
+        return None
+    path = getattr(error, "filename", None)
+    if path is None:
+        found = re.search(rf"(\S+); (?:{'|'.join(map(re.escape, _TEXTS))})", _first_line(str(error)))
+        path = found[1] if found else None
+    what = "TensorBoard events file" if path and "tfevents" in os.path.basename(path) else "file"
+    return WriteFailedError(message(what, path or "(see the cause)", cause, last_good, (), resumes), what=what,
+                            path=path, cause=cause, last_good=last_good)
+
+
+@contextlib.contextmanager
+def reported_refusals(last_good=None, resumes=True, quiet=False, warn_fn=None):
+    """Turns any write the filesystem refuses inside the block (`refused_write`) into a `WriteFailedError`.
+
+    For blocks that do more than write (a whole training run), so TensorFlow errors count by their strerror text
+    only (`cause_of(strict=True)`).
+
+    Args:
+      last_good: a function returning the last good checkpoint at the moment of the failure (see `message`).
+      resumes: see `message`.
+      quiet: warn (`warn_fn`) instead of raising: while another error is already on its way out.
+      warn_fn: where a quiet failure goes; default `absl.logging.warning`.
+    """
+    try:
+        yield
+    except (WriteFailedError, tf.errors.OpError, OSError) as error:
+        if not isinstance(error, WriteFailedError) and cause_of(error, strict=True) is None:
+            raise
+        failure = refused_write(error, last_good() if last_good is not None else None, resumes)
+        if quiet:
+            from absl import logging
+
+            (warn_fn or logging.warning)(str(failure))
+            return
+        raise failure from None
+
+
 def checkpoint_leftovers(prefix):
     """What a failed or interrupted save of the checkpoint `prefix` left: its `<prefix>_temp*` directory (where
     TensorFlow writes the shards first), temporary state files, and data files without the index that TensorFlow
@@ -214,6 +267,6 @@ def remove_interrupted_writes(run_dir):
     return remove(interrupted_writes(run_dir))
 
 
-__all__ = ["cause_of", "message", "naming_last_good", "reporting", "remove", "checkpoint_leftovers",
-           "save_checkpoint", "write_checkpoint", "interrupted_writes", "remove_interrupted_writes",
-           "NO_CHECKPOINT", "OS_CAUSES"]
+__all__ = ["cause_of", "message", "naming_last_good", "reporting", "refused_write", "reported_refusals", "remove",
+           "checkpoint_leftovers", "save_checkpoint", "write_checkpoint", "interrupted_writes",
+           "remove_interrupted_writes", "NO_CHECKPOINT", "OS_CAUSES"]

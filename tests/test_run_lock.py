@@ -50,9 +50,11 @@ def test_the_lock_names_its_holder_and_refuses_a_second_one_until_released(tmp_p
     with pytest.raises(RunLockedError) as refused:
         lock_at(tmp_path).acquire()
     message = str(refused.value)
-    assert message.startswith(f"{tmp_path} is in use by another training run: process {os.getpid()} on host "
-                              f"{socket.gethostname()} ({record['command']}), since ")
-    assert f"holds its lock {tmp_path / 'training.lock'}" in message and "this very process" in message
+    assert message.startswith(f"{tmp_path} is in use by another training run: its lock {tmp_path / 'training.lock'} "
+                              f"is held by process {os.getpid()} on host {socket.gethostname()} "
+                              f"({record['command']}), since ")
+    assert "; it still runs on this machine. Two runs writing into one directory" in message
+    assert "this very process" in message
     assert "Reading the run (training.evaluate, training.visualize, export.run) needs no lock" in message
     first.release()
     assert os.listdir(tmp_path) == []  # no lock, no temporary file left
@@ -67,8 +69,8 @@ def test_a_live_process_on_this_machine_is_refused_with_how_to_stop_it(tmp_path)
         start = run_lock._proc_stat(sleeper.pid)[1]
         write_record(tmp_path, pid=sleeper.pid, process_start=start, command="python -m training.run --model_dir=x")
         with pytest.raises(RunLockedError, match=rf"process {sleeper.pid} on host .*\(python -m training.run "
-                           rf"--model_dir=x\).*\(it runs on this machine\).*kill {sleeper.pid} \(SIGTERM: it saves "
-                           "a checkpoint and exits\\), then rerun this command to resume"):
+                           rf"--model_dir=x\).*; it still runs on this machine\..*kill {sleeper.pid} \(SIGTERM: it "
+                           r"saves a checkpoint and exits\), then rerun this command to resume"):
             lock_at(tmp_path).acquire()
     finally:
         sleeper.kill()

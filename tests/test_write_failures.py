@@ -12,6 +12,7 @@ from PIL import Image
 from sagan_tf import images, write_failures
 from sagan_tf.errors import UsageError, WriteFailedError
 from sagan_tf.run_dir import write_json_atomically, write_text_atomically
+from tests.tiny import full_disk_save
 
 #: What TensorFlow raised in the probe, a checkpoint into a full 30 MiB filesystem.
 FULL = ("{{function_node __wrapped__SaveV2_dtypes_336_device_/job:localhost/replica:0/task:0/device:CPU:0}} "
@@ -120,37 +121,40 @@ def test_a_read_only_directory_is_a_write_failure(tmp_path):
         (tmp_path / "run").chmod(0o755)
 
 
-def failing_save(calls, fail_at):
-    """A `CheckpointManager.save` that fails at checkpoint `fail_at` as TensorFlow does on a full disk: the shards
-    half-written into `<prefix>_temp/`, then ResourceExhaustedError."""
-    save = tf.train.CheckpointManager.save
-
-    def save_or_fail(manager, checkpoint_number=None, **kwargs):
-        calls.append(checkpoint_number)
-        if checkpoint_number != fail_at:
-            return save(manager, checkpoint_number=checkpoint_number, **kwargs)
-        temp = os.path.join(manager.directory, f"ckpt-{fail_at}_temp")
-        os.makedirs(temp)
-        with open(os.path.join(temp, "part-00000-of-00001.data-00000-of-00001.tempstate123"), "wb") as f:
-            f.write(b"\0" * 1000)
-        raise tf.errors.ResourceExhaustedError(None, None, f"{{{{function_node __wrapped__SaveV2}}}} {temp}/part-"
-                                               "00000-of-00001.data-00000-of-00001.tempstate123; No space left on "
-                                               "device [Op:SaveV2]")
-
-    return save_or_fail
-
-
 def test_a_failed_checkpoint_save_removes_its_shards_and_names_the_previous_one(tmp_path, monkeypatch):
     variable = tf.Variable(np.arange(10.0))
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), str(tmp_path), max_to_keep=3)
     calls = []
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", failing_save(calls, fail_at=20))
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", full_disk_save(fail_at=20, calls=calls))
     assert write_failures.save_checkpoint(manager, 10, None) == str(tmp_path / "ckpt-10")
     with pytest.raises(WriteFailedError, match=rf"the checkpoint {tmp_path}/ckpt-20: no space left on device\. Its "
-                       rf"partial files \(ckpt-20_temp\) were removed\. The last good checkpoint is {tmp_path}/ckpt-10"):
+                       rf"partial files \(ckpt-20_temp\) were removed\. The last good checkpoint is "
+                       rf"{tmp_path}/ckpt-10"):
         write_failures.save_checkpoint(manager, 20, 10)
     assert sorted(os.listdir(tmp_path)) == ["checkpoint", "ckpt-10.data-00000-of-00001", "ckpt-10.index"]
     assert tf.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-10")
     with pytest.raises(WriteFailedError, match="No checkpoint was written before it"):
         write_failures.save_checkpoint(manager, 20, None)
     assert calls == [10, 20, 20]
+
+
+def test_a_refused_tensorboard_summary_anywhere_in_a_run_names_its_events_file():
+    events = "/runs/x/events.out.tfevents.1796173270.vm.12042.0.v2"
+    summary_error = tf.errors.ResourceExhaustedError(None, None, f"{{{{function_node __wrapped__WriteSummary}}}} "
+                                                     f"{events}; No space left on device\n\tFailed to flush 11 events "
+                                                     f"to {events}\n\tCould not flush events file. [Op:WriteSummary]")
+    with pytest.raises(WriteFailedError, match=rf"^Could not write the TensorBoard events file {events}: no space "
+                       r"left on device\. The last good checkpoint is /runs/x/checkpoints/ckpt-10, intact\. .*training "
+                       r"resumes from the last good checkpoint\.$"):
+        with write_failures.reported_refusals(lambda: "/runs/x/checkpoints/ckpt-10"):
+            raise summary_error
+    # Out of memory is no write failure, though TensorFlow raises the same class for it.
+    with pytest.raises(tf.errors.ResourceExhaustedError, match="OOM"):
+        with write_failures.reported_refusals(lambda: pytest.fail("asked for the last good checkpoint")):
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[64,1024]")
+    warnings = []
+    with write_failures.reported_refusals(lambda: write_failures.NO_CHECKPOINT, quiet=True, warn_fn=warnings.append):
+        raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/samples/step_00000002.png.tmp")
+    assert warnings == ["Could not write the file /runs/x/samples/step_00000002.png.tmp: no space left on device. No "
+                        "checkpoint was written before it. Free space on that filesystem (or use a directory on "
+                        "another one), then rerun the same command."]

@@ -37,7 +37,7 @@ from absl import logging
 from sagan_tf import callbacks, checkpoint, data, health, run_lock, write_failures
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import (ClassifierUnavailableError, ConfigError, DamagedCheckpointError, TrainingDivergedError,
-                             UsageError, WriteFailedError)
+                             UsageError)
 from sagan_tf.evaluation import EvalConfig, Evaluator
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
@@ -302,7 +302,8 @@ class Trainer:
         self.lock = run_lock.take_run_directory(self.run_dir) if self.chief else None
         self.lock_watch = run_lock.LockWatch(self.lock) if self.lock is not None else None
         try:
-            self._set_up()
+            with write_failures.reported_refusals():  # e.g. the TensorBoard writer on a full disk
+                self._set_up()
         except BaseException:
             if self.lock is not None:
                 self.lock.release()
@@ -481,20 +482,28 @@ class Trainer:
 
     def train(self):
         """Trains from `self.step` to `train_steps`; returns a `RunResult`. Releases the run directory's lock."""
+        finished = False
         try:
-            return self._train()
-        except WriteFailedError as error:  # e.g. a sample grid: name the last good checkpoint too
-            saved = self.checkpointer.last_saved_step
-            last_good = write_failures.NO_CHECKPOINT if saved is None else self.run_dir.checkpoint_path(saved)
-            raise write_failures.naming_last_good(error, last_good) from None
+            # A checkpoint, sample grid or TensorBoard summary the filesystem refuses: one error naming the last good
+            # checkpoint.
+            with write_failures.reported_refusals(self._last_good_checkpoint):
+                result = self._train()
+            finished = True
+            return result
         finally:
             try:
                 keras.mixed_precision.set_global_policy(self._previous_policy)
                 if self.summary_writer is not None:
-                    self.summary_writer.close()
+                    with write_failures.reported_refusals(self._last_good_checkpoint, quiet=not finished):
+                        self.summary_writer.close()
             finally:
                 if self.lock is not None:
                     self.lock.release()
+
+    def _last_good_checkpoint(self):
+        """The path of the last checkpoint this run wrote or restored (`write_failures.NO_CHECKPOINT`: none)."""
+        saved = self.checkpointer.last_saved_step
+        return write_failures.NO_CHECKPOINT if saved is None else self.run_dir.checkpoint_path(saved)
 
     def _train(self):
         target = self.config.training.train_steps
