@@ -1,5 +1,7 @@
-"""`python -m training.run` as a user runs it: one-paragraph errors, exact resume after SIGKILL and SIGTERM."""
+"""`python -m training.run` as a user runs it: one-paragraph errors, exact resume after SIGKILL and SIGTERM, one run
+at a time in a --model_dir."""
 
+import json
 import queue
 import re
 import signal
@@ -8,8 +10,10 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from absl import flags as absl_flags
 
 from tests.tiny import start_command
+from training import run as run_cli
 
 # No evaluation: these runs are about signals, resume and bad input (test_evaluate_cli covers evaluation).
 TINY = ["--batch_size=4", "--log_every=1", "--sample_every=1000", "--eval_samples=0"]
@@ -102,7 +106,7 @@ def checkpoint_values(path):
             if not name.startswith(("save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH"))}
 
 
-def test_sigkill_and_sigterm_resume_exactly(tmp_path):
+def test_sigkill_and_sigterm_resume_exactly(tmp_path, capsys):
     model_dir = tmp_path / "interrupted"
     args = [f"--model_dir={model_dir}", "--train_steps=100000", "--checkpoint_every=2", *TINY]
     with Lines(start(args)) as first:
@@ -112,16 +116,30 @@ def test_sigkill_and_sigterm_resume_exactly(tmp_path):
     killed_at = latest_step(model_dir)
     assert killed_at is not None and killed_at >= 2
     tf.train.load_checkpoint(tf.train.latest_checkpoint(str(model_dir / "checkpoints")))  # complete and readable
+    assert json.loads((model_dir / "training.lock").read_text())["pid"] == first.process.pid  # left behind
 
     with Lines(start(args)) as second:
+        # The killed run's lock: its process is gone, so the rerun takes the lock over.
+        second.wait_for(rf"Took over the lock {model_dir}/training.lock of process {first.process.pid} on host .*: no "
+                        rf"process {first.process.pid} that started then runs on this machine any more")
         restored = int(second.wait_for(r"Restored .*ckpt-\d+: step (\d+)")[1])
         assert restored == killed_at
         first_step = int(second.wait_for(r"step +(\d+)/100000")[1])
         assert first_step > restored
+        # The same command launched again while it trains (a scheduler retrying the job) is refused, naming it.
+        values = absl_flags.FlagValues()
+        run_cli.define_flags(values)
+        values(["run", *args])
+        assert run_cli.main(["run"], values) == 2
+        refused = capsys.readouterr().err.strip().splitlines()
+        assert refused[-1].startswith(f"Error: {model_dir} is in use by another training run: its lock "
+                                      f"{model_dir}/training.lock is held by process {second.process.pid} on host ")
+        assert f"kill {second.process.pid} (SIGTERM: it saves a checkpoint and exits)" in refused[-1]
         second.process.send_signal(signal.SIGTERM)
         output = second.rest()
     assert second.process.returncode == 128 + signal.SIGTERM, output
     assert "Traceback" not in output
+    assert not (model_dir / "training.lock").exists()  # released when SIGTERM stopped it
     stopped = int(re.search(r"Stopped at step (\d+); checkpoint", output)[1])
     assert stopped >= first_step and latest_step(model_dir) == stopped
     assert (model_dir / "samples" / f"step_{stopped:08d}.png").exists()
