@@ -3,13 +3,17 @@
     with write_failures.reporting("evaluation record", path, last_good=checkpoint_path):
         write_json(path, record)
     path = write_failures.save_checkpoint(manager, step, last_step)     # CheckpointEvery.save
+    with write_failures.reported_refusals(last_good_fn):                # around a whole training run
+        ...
     removed = write_failures.remove_interrupted_writes(run_dir)         # on start, by the lock holder
 
 `reporting` turns what a write raises when the filesystem refuses it (`cause_of`: an `OSError` with ENOSPC, EDQUOT,
-EFBIG, EACCES, EPERM, EROFS or EIO, and TensorFlow's `ResourceExhaustedError` and `PermissionDeniedError`, which
-carry the same texts) into one `WriteFailedError` naming the file, the cause and the last good checkpoint, after
-removing what the failed write left (`cleanup`); entry points print it as one paragraph with exit status 2. Other
-errors pass through unchanged: they are not about the filesystem refusing a write.
+EFBIG, EACCES, EPERM, EROFS or EIO, or a TensorFlow error carrying its text: TensorFlow raises
+`ResourceExhaustedError` for a full disk, `PermissionDeniedError` for no permission and a read-only filesystem)
+into one `WriteFailedError` naming the file, the cause and the last good checkpoint, after removing what the failed
+write left (`cleanup`); entry points print it as one paragraph with exit status 2. Other errors pass through
+unchanged: they are not about the filesystem refusing a write. `reported_refusals` does the same around code that
+does more than write (a TensorBoard summary op names its events file), for the causes only a write has.
 
 No half-written file is left where a reader would take it for a real one: TensorFlow writes a checkpoint's shards
 into `<prefix>_temp/` and its index last, and the run directory's JSON files and PNGs are written to a `.tmp`
@@ -34,8 +38,10 @@ OS_CAUSES = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota 
              errno.EFBIG: "file too large", errno.EACCES: "permission denied",
              errno.EPERM: "operation not permitted", errno.EROFS: "read-only file system",
              errno.EIO: "input/output error"}
+#: The causes only a write has (a read may be refused permission too).
+_WRITE_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 #: The strerror texts TensorFlow's file system errors carry (it maps ENOSPC to ResourceExhaustedError, EACCES and
-#: EROFS to PermissionDeniedError, and keeps the text).
+#: EROFS to PermissionDeniedError, EFBIG to OutOfRangeError, and keeps the text).
 _TEXTS = {os.strerror(code): cause for code, cause in OS_CAUSES.items()}
 _ADVICE = {
     "no space left on device": "Free space on that filesystem (or use a directory on another one)",
@@ -53,16 +59,18 @@ def cause_of(error, strict=False):
 
     Args:
       error: an exception raised by a write.
-      strict: recognise TensorFlow errors by their strerror text only, not by their type: for errors that need not
-        come from a write (a `ResourceExhaustedError` from training may be an out-of-memory error).
+      strict: for errors that need not come from a write (anywhere in a training run): only the causes no read has
+        (no space, quota, file too large, read-only file system), and TensorFlow errors by their strerror text, not
+        by their type (a `ResourceExhaustedError` from training may be an out-of-memory error, a
+        `PermissionDeniedError` an unreadable image).
     """
-    if isinstance(error, OSError) and error.errno in OS_CAUSES:
-        return OS_CAUSES[error.errno]
-    if isinstance(error, (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.UnknownError,
-                          tf.errors.FailedPreconditionError, tf.errors.InternalError)):
+    causes = {code: OS_CAUSES[code] for code in _WRITE_ONLY} if strict else OS_CAUSES
+    if isinstance(error, OSError) and error.errno in causes:
+        return causes[error.errno]
+    if isinstance(error, tf.errors.OpError):
         text = str(error)
-        for needle, cause in _TEXTS.items():
-            if needle in text:
+        for code, cause in causes.items():
+            if os.strerror(code) in text:
                 return cause
         if strict:
             return None

@@ -29,6 +29,8 @@ FULL = ("{{function_node __wrapped__SaveV2_dtypes_336_device_/job:localhost/repl
     (tf.errors.PermissionDeniedError(None, None, "/x/ck; Permission denied"), "permission denied"),
     (tf.errors.ResourceExhaustedError(None, None, "{{function_node x}} quota\n of something"),
      "out of space or quota (quota of something)"),
+    (tf.errors.OutOfRangeError(None, None, "/x/ckpt-2_temp/part-0; File too large"), "file too large"),
+    (tf.errors.OutOfRangeError(None, None, "End of sequence"), None),
     (tf.errors.NotFoundError(None, None, "/x; No such file or directory"), None),
     (FileNotFoundError(errno.ENOENT, "No such file or directory"), None),
     (ValueError("a bug"), None),
@@ -148,7 +150,10 @@ def test_a_refused_tensorboard_summary_anywhere_in_a_run_names_its_events_file()
                        r"resumes from the last good checkpoint\.$"):
         with write_failures.reported_refusals(lambda: "/runs/x/checkpoints/ckpt-10"):
             raise summary_error
-    # Out of memory is no write failure, though TensorFlow raises the same class for it.
+    # An unreadable image is no write failure, nor is out of memory, though TensorFlow raises the same classes.
+    with pytest.raises(tf.errors.PermissionDeniedError):
+        with write_failures.reported_refusals(lambda: pytest.fail("asked for the last good checkpoint")):
+            raise tf.errors.PermissionDeniedError(None, None, "/data/faces/0001.png; Permission denied")
     with pytest.raises(tf.errors.ResourceExhaustedError, match="OOM"):
         with write_failures.reported_refusals(lambda: pytest.fail("asked for the last good checkpoint")):
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[64,1024]")

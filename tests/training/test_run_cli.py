@@ -2,17 +2,20 @@
 at a time in a --model_dir."""
 
 import json
+import os
 import queue
 import re
 import signal
+import subprocess
 import threading
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl import flags as absl_flags
 
-from tests.tiny import start_command
+from tests.tiny import PYTHON, ROOT, start_command, subprocess_environment
 from training import run as run_cli
 
 # No evaluation: these runs are about signals, resume and bad input (test_evaluate_cli covers evaluation).
@@ -156,3 +159,23 @@ def test_sigkill_and_sigterm_resume_exactly(tmp_path, capsys):
     assert resumed.keys() == expected.keys() and len(expected) > 300
     different = [name for name in expected if not np.array_equal(resumed[name], expected[name])]
     assert different == []
+
+
+@pytest.mark.slow
+def test_a_checkpoint_the_kernel_refuses_ends_in_one_paragraph(tmp_path):
+    # Fast siblings: tests/training/test_train_lib.py (a full disk injected where TensorFlow saves, then the exact
+    # resume) and tests/test_write_failures.py. Here the kernel refuses for real, without root: a file-size limit
+    # (ulimit -f, in KiB) below the checkpoint's 17 MB fails the write with EFBIG as a full disk would (Python
+    # ignores SIGXFSZ, so the write fails instead of the process being killed).
+    model_dir = tmp_path / "limited"
+    command = [PYTHON, "-m", "training.run", f"--model_dir={model_dir}", "--train_steps=4", "--checkpoint_every=2",
+               *TINY]
+    process = subprocess.run(["bash", "-c", 'ulimit -f 8192 && exec "$0" "$@"', *command], cwd=ROOT,
+                             env=subprocess_environment(), capture_output=True, text=True, timeout=300)
+    assert process.returncode == 2, process.stderr
+    assert "Traceback" not in process.stderr
+    assert process.stderr.strip().splitlines()[-1] == (
+        f"Error: Could not write the checkpoint {model_dir}/checkpoints/ckpt-2: file too large. Its partial files "
+        "(ckpt-2_temp) were removed. No checkpoint was written before it. Raise the file-size limit (ulimit -f) or use "
+        "a directory on another filesystem, then rerun the same command.")
+    assert os.listdir(model_dir / "checkpoints") == [] and not (model_dir / "training.lock").exists()
