@@ -3,8 +3,10 @@ r"""Exports a training run's generator for TensorFlow Serving: `python -m export
 Restores the generator (the EMA weights unless --noema) of the latest checkpoint, or of --checkpoint (latest, best
 or a step number), and writes the SavedModel to `<export_dir>/<version>/` (version: --version, default the
 checkpoint's training step), the layout `tensorflow_model_server --model_base_path=<export_dir>` watches. An
-existing version is never overwritten and a failed export leaves nothing behind. Bad input, and a damaged
-checkpoint (named, with the intact ones to choose from), end with a one-paragraph error, exit status 2.
+existing version is never overwritten and a failed export leaves nothing behind. Bad input, a damaged checkpoint
+(named, with the intact ones to choose from) and an export the filesystem refuses to write (full, read-only, no
+permission) end with a one-paragraph error, exit status 2. It reads a run that is training without taking its lock
+(`sagan_tf.run_lock`).
 
     python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32
     python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32 --checkpoint=1500 --version=2

@@ -37,7 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sagan_tf import checkpoint, health, images, summaries
+from sagan_tf import checkpoint, health, images, summaries, write_failures
 from sagan_tf.errors import TrainingDivergedError
 from sagan_tf.evaluation import FIGURES, NEAREST_NEIGHBOUR_FIGURES
 from sagan_tf.run_dir import RunDirectory
@@ -185,7 +185,7 @@ class SampleGrid(PeriodicCallback):
         """Writes the grid of the current weights for training step `step`; returns the PNG path."""
         grid = self.render()
         path = tf.io.gfile.join(self.directory, f"step_{step:08d}.png")
-        png = images.save_png(grid, path)
+        png = images.save_png(grid, path, what="sample grid")
         if self.summary_writer is not None:
             with self.summary_writer.as_default():
                 summaries.write_image("samples", png, grid.shape[1], grid.shape[0], step)
@@ -302,9 +302,11 @@ class CheckpointEvery(PeriodicCallback):
 
         Raises:
           TrainingDivergedError: the model's state is not finite (nothing is written).
+          WriteFailedError: the filesystem refused the write; its partial files are removed, and the message names
+            the last good checkpoint.
         """
         refuse_nonfinite_state(self.model, f"checkpoint ckpt-{step}", step)
-        path = self.manager.save(checkpoint_number=step)
+        path = write_failures.save_checkpoint(self.manager, step, self.last_saved_step)
         self.last_step = step
         return path
 
@@ -637,7 +639,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         if not self.better(float(value)):
             return None
         refuse_nonfinite_state(self.model, "the best checkpoint", step)
-        path = self.checkpoint.write(self.run_dir.best_checkpoint_path(step))
+        path = write_failures.write_checkpoint(self.checkpoint, self.run_dir.best_checkpoint_path(step))
         previous = self.best
         self.best = {"step": int(step), "checkpoint": path, "metric": self.metric, "mode": self.mode,
                      "value": float(value), "measured_with": measured_with,

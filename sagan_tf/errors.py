@@ -61,6 +61,29 @@ class ServingError(UsageError):
     """A request to an exported generator that cannot be made, or that the model or server refused."""
 
 
+class RunLockedError(UsageError):
+    """A run directory that another training run writes into (`sagan_tf.run_lock`): the message names the holder
+    (host, process, command, start) and what to do; also raised in a run whose lock another one took over."""
+
+
+class WriteFailedError(UsageError):
+    """A file that could not be written: no space left, no permission, a read-only filesystem
+    (`sagan_tf.write_failures`).
+
+    The message names the file, the cause and the last good checkpoint. Attributes: `what` (e.g. "checkpoint"),
+    `path`, `cause` (e.g. "no space left on device"), `last_good` (a checkpoint path; "" when none was written yet;
+    None when not known where the write failed) and `removed` (the partial files of the failed write, removed).
+    """
+
+    def __init__(self, message, what=None, path=None, cause=None, last_good=None, removed=()):
+        super().__init__(message)
+        self.what = what
+        self.path = path
+        self.cause = cause
+        self.last_good = last_good
+        self.removed = tuple(removed)
+
+
 __all__ = ["UsageError", "ConfigError", "CheckpointError", "DamagedCheckpointError", "TrainingDivergedError",
            "DatasetError", "ClassifierUnavailableError", "ClassifierCardError", "InsufficientAccuracyError",
-           "ServingError"]
+           "ServingError", "RunLockedError", "WriteFailedError"]

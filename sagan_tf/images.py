@@ -130,21 +130,36 @@ def encode_png(array):
     return buffer.getvalue()
 
 
-def save_png(array, path):
+def save_png(array, path, what="image"):
     """Writes a uint8 (height, width, 3) array as a PNG file (any `tf.io.gfile` path), creating its directory.
+
+    The file is written to a `.tmp` sibling renamed into place, so no reader sees a half-written PNG.
+
+    Args:
+      array: the pixels.
+      path: the PNG file.
+      what: what the picture is, for the error message ("sample grid", ...).
 
     Returns:
       The PNG bytes written.
+
+    Raises:
+      WriteFailedError: the filesystem refused the write (`sagan_tf.write_failures`); the temporary file is removed.
     """
     import tensorflow as tf
 
+    from sagan_tf import write_failures
+
     path = str(path)
     directory = path.rsplit("/", 1)[0] if "/" in path else ""
-    if directory:
-        tf.io.gfile.makedirs(directory)
     png = encode_png(array)
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(png)
+    temporary = f"{path}.tmp"
+    with write_failures.reporting(what, path, cleanup=lambda: [temporary]):
+        if directory:
+            tf.io.gfile.makedirs(directory)
+        with tf.io.gfile.GFile(temporary, "wb") as f:
+            f.write(png)
+        tf.io.gfile.rename(temporary, path, overwrite=True)
     return png
 
 

@@ -8,6 +8,7 @@ with it; and, where the records have them, precision against recall (Kynkäänni
 """
 
 import math
+import os
 
 
 def pyplot():
@@ -63,8 +64,16 @@ def truncation_tradeoff(records, path, title=None, fid_name="fid", is_name="ince
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    # Through a temporary sibling renamed into place: a full disk leaves no half-written PNG under `path`.
+    from sagan_tf import write_failures
+
+    temporary = f"{path}.tmp"
+    try:
+        with write_failures.reporting("truncation plot", path, cleanup=lambda: [temporary]):
+            figure.savefig(temporary, dpi=110, format="png")
+            os.replace(temporary, path)
+    finally:
+        plt.close(figure)
     return path
 
 

@@ -12,14 +12,17 @@
       eval/step_<step>.json       figures of `python -m training.evaluate` (and eval/latest.json)
       visualize/                  pictures of `python -m training.visualize`
       events.out.tfevents.*       TensorBoard
+      training.lock               while a training run writes into it: its host, process and command
+                                  (`sagan_tf.run_lock`; evaluate, visualize and export read without it)
 
     run = RunDirectory("runs/synthetic32")
     config = run.read_config()
     path = run.find_checkpoint()            # the latest; or run.find_checkpoint("best"), run.find_checkpoint(1500)
 
 Checkpoints are numbered by training step (generator updates). Files are written atomically (a temporary file
-renamed into place), so a process killed at any moment leaves either the old or the new file. Paths may be any
-`tf.io.gfile` path.
+renamed into place), so a process killed at any moment leaves either the old or the new file, and a write the
+filesystem refuses (full, read-only, no permission) is a `WriteFailedError` that leaves the old file
+(`sagan_tf.write_failures`). Paths may be any `tf.io.gfile` path.
 """
 
 import json
@@ -28,6 +31,7 @@ import re
 
 import tensorflow as tf
 
+from sagan_tf import write_failures
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import CheckpointError, ConfigError
 
@@ -40,22 +44,36 @@ VISUALIZE_DIR = "visualize"
 CHECKPOINT_PREFIX = "ckpt"
 BEST_DIR = "best"
 BEST_RECORD = "best.json"
+LOCK_FILE = "training.lock"
 #: Training fields a resumed run may change: it is trained further, as the same experiment.
 RESUMABLE_TRAINING_FIELDS = ("train_steps",)
 _CHECKPOINT_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
 
 
-def write_text_atomically(path, text):
-    """Writes `text` to `path` through a temporary sibling file renamed into place."""
+def write_text_atomically(path, text, what="file"):
+    """Writes `text` to `path` through a temporary sibling file renamed into place, creating its directory.
+
+    Args:
+      path: the file.
+      text: its contents.
+      what: what the file is, for the error message ("evaluation record", ...).
+
+    Raises:
+      WriteFailedError: the filesystem refused the write (no space, no permission, read-only); the temporary file
+        is removed and `path` keeps its previous contents.
+    """
     temporary = f"{path}.tmp"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    with write_failures.reporting(what, path, cleanup=lambda: [temporary]):
+        if os.path.dirname(path):
+            tf.io.gfile.makedirs(os.path.dirname(path))
+        with tf.io.gfile.GFile(temporary, "w") as f:
+            f.write(text)
+        tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
-def write_json_atomically(path, payload):
+def write_json_atomically(path, payload, what="file"):
     """Writes `payload` as indented, key-sorted JSON to `path` atomically (see `write_text_atomically`)."""
-    write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n", what)
 
 
 def checkpoint_step(path):
@@ -125,6 +143,10 @@ class RunDirectory:
     def visualize_dir(self):
         return self._join(VISUALIZE_DIR)
 
+    @property
+    def lock_path(self):
+        return self._join(LOCK_FILE)
+
     def checkpoint_path(self, step):
         """The path prefix of the checkpoint of training step `step`."""
         return self._join(CHECKPOINT_DIR, f"{CHECKPOINT_PREFIX}-{int(step)}")
@@ -158,13 +180,12 @@ class RunDirectory:
 
     def write_config(self, config):
         """Writes `config` (an `ExperimentConfig`) as config.json, atomically, creating the directory."""
-        tf.io.gfile.makedirs(self.path)
-        write_text_atomically(self.config_path, config.to_json() + "\n")
+        write_text_atomically(self.config_path, config.to_json() + "\n", "run config")
 
     def write_class_names(self, class_names, dataset):
         """Records the names of the classes (in label order) of `dataset`, atomically, as class_names.json."""
-        tf.io.gfile.makedirs(self.path)
-        write_json_atomically(self.class_names_path, {"dataset": dataset, "class_names": list(class_names)})
+        write_json_atomically(self.class_names_path, {"dataset": dataset, "class_names": list(class_names)},
+                              "class names")
 
     def read_class_names(self):
         """The recorded class names (a tuple of str), or None when the run recorded none (runs before they were).
@@ -252,8 +273,7 @@ class RunDirectory:
 
     def write_best_record(self, record):
         """Writes checkpoints/best/best.json atomically (see `best_record`)."""
-        tf.io.gfile.makedirs(self.best_dir)
-        write_json_atomically(os.path.join(self.best_dir, BEST_RECORD), record)
+        write_json_atomically(os.path.join(self.best_dir, BEST_RECORD), record, "best-checkpoint record")
 
     def best_checkpoint_path(self, step):
         """The path prefix of the best checkpoint of training step `step`."""
@@ -309,4 +329,4 @@ class RunDirectory:
 
 __all__ = ["RunDirectory", "write_text_atomically", "write_json_atomically", "checkpoint_step", "default_model_dir",
            "CONFIG_FILE", "CLASS_NAMES_FILE", "CHECKPOINT_DIR", "SAMPLES_DIR", "EVAL_DIR", "VISUALIZE_DIR",
-           "BEST_DIR", "BEST_RECORD", "RESUMABLE_TRAINING_FIELDS"]
+           "BEST_DIR", "BEST_RECORD", "LOCK_FILE", "RESUMABLE_TRAINING_FIELDS"]

@@ -41,7 +41,7 @@ import uuid
 
 import tensorflow as tf
 
-from sagan_tf import latents, restore
+from sagan_tf import latents, restore, write_failures
 from sagan_tf.class_names import ClassNameLookup, check_class_names
 from sagan_tf.config import as_model_config
 from sagan_tf.errors import UsageError
@@ -202,6 +202,7 @@ def export_generator(generator, config, export_dir, version, info=None, max_batc
 
     Raises:
       UsageError: the version is not an int >= 0, `export_dir/<version>` exists already, or bad class names.
+      WriteFailedError: the filesystem refused the export (no space, no permission, read-only); nothing is left.
     """
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise UsageError(f"The export version must be an integer >= 0. Received: version={version!r}")
@@ -214,20 +215,23 @@ def export_generator(generator, config, export_dir, version, info=None, max_batc
     # Dot-prefixed and not a number: TensorFlow Serving ignores it while it is being written.
     temporary = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex}")
     try:
-        config = as_model_config(config)
-        module = GeneratorServingModule(generator, config, class_names=class_names, max_batch_size=max_batch_size)
-        with tempfile.TemporaryDirectory() as scratch:
-            info_path = os.path.join(scratch, EXPORT_INFO_ASSET)
-            with open(info_path, "w") as f:
-                json.dump({"config": config.to_dict(), "version": version, "max_batch_size": max_batch_size,
-                           "class_names": list(module.class_names), **(info or {})}, f, indent=2, sort_keys=True)
-            module.export_info = tf.saved_model.Asset(info_path)
-            names_path = os.path.join(scratch, CLASS_NAMES_ASSET)
-            with open(names_path, "w", encoding="utf-8") as f:
-                f.write("".join(f"{name}\n" for name in module.class_names))
-            module.class_names_file = tf.saved_model.Asset(names_path)
-            tf.saved_model.save(module, temporary, signatures=module.signatures())
-        tf.io.gfile.rename(temporary, final, overwrite=False)
+        with write_failures.reporting("export", final):
+            config = as_model_config(config)
+            module = GeneratorServingModule(generator, config, class_names=class_names,
+                                            max_batch_size=max_batch_size)
+            with tempfile.TemporaryDirectory() as scratch:
+                info_path = os.path.join(scratch, EXPORT_INFO_ASSET)
+                with open(info_path, "w") as f:
+                    json.dump({"config": config.to_dict(), "version": version, "max_batch_size": max_batch_size,
+                               "class_names": list(module.class_names), **(info or {})}, f, indent=2,
+                              sort_keys=True)
+                module.export_info = tf.saved_model.Asset(info_path)
+                names_path = os.path.join(scratch, CLASS_NAMES_ASSET)
+                with open(names_path, "w", encoding="utf-8") as f:
+                    f.write("".join(f"{name}\n" for name in module.class_names))
+                module.class_names_file = tf.saved_model.Asset(names_path)
+                tf.saved_model.save(module, temporary, signatures=module.signatures())
+            tf.io.gfile.rename(temporary, final, overwrite=False)
     except BaseException:
         if tf.io.gfile.exists(temporary):
             tf.io.gfile.rmtree(temporary)
@@ -255,6 +259,7 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=Tru
 
     Raises:
       UsageError: a missing or incompatible run or checkpoint (`CheckpointError`), or an existing version.
+      WriteFailedError: the filesystem refused the export: the message names it, the cause and the checkpoint read.
     """
     restored = restore.restore_generator(model_dir, checkpoint=checkpoint, use_ema=use_ema)
     version = restored.step if version is None else version
@@ -267,9 +272,10 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=Tru
     }
     if restored.class_names_source in notes:
         described["note"] = notes[restored.class_names_source]
-    path = export_generator(restored.generator, restored.config, export_dir, version,
-                            info={"model_dir": str(model_dir), **described}, max_batch_size=max_batch_size,
-                            class_names=restored.class_names)
+    with write_failures.reporting("export", os.path.join(export_dir, str(version)), last_good=restored.checkpoint):
+        path = export_generator(restored.generator, restored.config, export_dir, version,
+                                info={"model_dir": str(model_dir), **described}, max_batch_size=max_batch_size,
+                                class_names=restored.class_names)
     return {"path": path, "version": version, **described}
 
 

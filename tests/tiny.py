@@ -118,6 +118,28 @@ def train_options(model_dir, **overrides):
     return train_lib.TrainOptions(**values)
 
 
+def full_disk_save(fail_at, calls=None):
+    """A `tf.train.CheckpointManager.save` that fails checkpoint number `fail_at` as TensorFlow does on a full disk
+    (the shards half-written into `<prefix>_temp/`, then `ResourceExhaustedError`, as in a probe on a 30 MiB
+    filesystem) and saves the others. The checkpoint numbers asked for are appended to `calls`."""
+    save = tf.train.CheckpointManager.save
+
+    def save_or_fail(manager, checkpoint_number=None, **kwargs):
+        if calls is not None:
+            calls.append(checkpoint_number)
+        if checkpoint_number != fail_at:
+            return save(manager, checkpoint_number=checkpoint_number, **kwargs)
+        temp = os.path.join(manager.directory, f"ckpt-{fail_at}_temp")
+        os.makedirs(temp)
+        shard = os.path.join(temp, "part-00000-of-00001.data-00000-of-00001.tempstate123")
+        with open(shard, "wb") as f:
+            f.write(b"\0" * 1000)
+        raise tf.errors.ResourceExhaustedError(None, None, "{{function_node __wrapped__SaveV2_dtypes_336}} "
+                                               f"{shard}; No space left on device [Op:SaveV2]")
+
+    return save_or_fail
+
+
 def event_scalars(directory, prefix=""):
     """{tag: {step: value}} of the summaries (tags starting with `prefix`) in `directory`'s event files, read with
     TensorFlow only. Scalars come back as floats, texts as strings, other tensors as NumPy arrays."""

@@ -33,7 +33,9 @@ The classifier defaults to the shipped domain classifier for the synthetic datas
 --classifier=/path/to/inception, or use --classifier=domain: a small classifier of the run's dataset, trained once
 per dataset and image size (when it is not cached yet) and cached in $SAGAN_TF_CACHE/domain_classifiers. The SAGAN
 paper's protocol is --num_samples=50000 with Inception. Bad input (no run directory, no checkpoint, no classifier, a
-domain classifier of other images) ends with a one-paragraph error and exit status 2.
+domain classifier of other images), and a record the filesystem refuses to write (full, read-only, no permission;
+no partial file is left), end with a one-paragraph error and exit status 2. It reads a run that is training without
+taking its lock (`sagan_tf.run_lock`): it writes only into eval/, never into checkpoints/.
 
     python -m training.evaluate --model_dir=runs/synthetic32
     python -m training.evaluate --model_dir=runs/cifar32 --num_samples=50000 --classifier=/models/inception
@@ -149,11 +151,14 @@ def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None
     Raises:
       UsageError: no run directory or checkpoint, an unavailable classifier, missing real data.
     """
+    from sagan_tf import write_failures
     from sagan_tf.run_dir import write_json_atomically
 
     run, restored, evaluator = _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn)
     record = _evaluate(run, restored, evaluator, config, "", print_fn)
-    write_json_atomically(os.path.join(run.eval_dir, "latest.json"), record)
+    path = os.path.join(run.eval_dir, "latest.json")
+    with write_failures.reporting("evaluation record", path, last_good=restored.checkpoint):
+        write_json_atomically(path, record, "evaluation record")
     return record
 
 
@@ -183,7 +188,7 @@ def sweep_truncation(model_dir, config, truncations, checkpoint=None, use_ema=Tr
     """
     import dataclasses
 
-    from sagan_tf import plots
+    from sagan_tf import plots, write_failures
     from sagan_tf.errors import UsageError
     from sagan_tf.run_dir import write_text_atomically
 
@@ -201,15 +206,17 @@ def sweep_truncation(model_dir, config, truncations, checkpoint=None, use_ema=Tr
         records.append(_evaluate(run, restored, swept, swept.config, truncation_suffix(truncation), print_fn))
     stem = os.path.join(run.eval_dir, f"truncation_step_{restored.step:08d}{'' if restored.ema else '_noema'}")
     plot = None
-    if len(records) > 1:
-        tag = evaluator.tag
-        rows = [{"truncation": record["truncation"], **record["figures"]} for record in records]
-        plot = plots.truncation_tradeoff(
-            rows, stem + ".png", title=f"{restored.config.name} step {restored.step}: truncation sweep "
-            f"({config.num_samples} samples, seed {config.seed}, {tag})", fid_name=f"{tag}/fid",
-            is_name=f"{tag}/inception_score", precision_name=f"{tag}/precision", recall_name=f"{tag}/recall")
-        print_fn(f"Wrote {plot}.")
-    write_text_atomically(stem + ".jsonl", "".join(json.dumps(record, sort_keys=True) + "\n" for record in records))
+    with write_failures.reporting("truncation sweep", stem, last_good=restored.checkpoint):
+        if len(records) > 1:
+            tag = evaluator.tag
+            rows = [{"truncation": record["truncation"], **record["figures"]} for record in records]
+            plot = plots.truncation_tradeoff(
+                rows, stem + ".png", title=f"{restored.config.name} step {restored.step}: truncation sweep "
+                f"({config.num_samples} samples, seed {config.seed}, {tag})", fid_name=f"{tag}/fid",
+                is_name=f"{tag}/inception_score", precision_name=f"{tag}/precision", recall_name=f"{tag}/recall")
+            print_fn(f"Wrote {plot}.")
+        write_text_atomically(stem + ".jsonl", "".join(json.dumps(record, sort_keys=True) + "\n"
+                                                       for record in records), "truncation sweep record")
     return records, plot
 
 
@@ -239,7 +246,7 @@ def _evaluate(run, restored, evaluator, config, name_suffix, print_fn):
     TensorBoard events; returns the record."""
     import tensorflow as tf
 
-    from sagan_tf import evaluation, restore, summaries
+    from sagan_tf import evaluation, restore, summaries, write_failures
     from sagan_tf.run_dir import write_json_atomically
 
     dataset = restored.config.training.dataset
@@ -263,17 +270,17 @@ def _evaluate(run, restored, evaluator, config, name_suffix, print_fn):
         "seed": config.seed,
         "truncation": truncation,
     }
-    tf.io.gfile.makedirs(run.eval_dir)
     suffix = "" if restored.ema else "_noema"
     path = os.path.join(run.eval_dir, f"step_{restored.step:08d}{name_suffix}{suffix}.json")
-    write_json_atomically(path, result)
-    # TensorBoard: eval/<tag>/fid, ...; a sweep's under eval/truncation_<t>/<tag>/fid, ...
-    prefix = f"eval{suffix}/" + (f"{name_suffix.lstrip('_')}/" if name_suffix else "")
-    writer = tf.summary.create_file_writer(run.eval_dir)
-    with writer.as_default():
-        summaries.write_scalars(result["figures"], restored.step, prefix=prefix)
-        summaries.write_text(f"{prefix}{tag}/provenance", json.dumps(provenance, sort_keys=True), restored.step)
-    writer.close()
+    with write_failures.reporting("evaluation record", path, last_good=restored.checkpoint):
+        write_json_atomically(path, result, "evaluation record")
+        # TensorBoard: eval/<tag>/fid, ...; a sweep's under eval/truncation_<t>/<tag>/fid, ...
+        prefix = f"eval{suffix}/" + (f"{name_suffix.lstrip('_')}/" if name_suffix else "")
+        writer = tf.summary.create_file_writer(run.eval_dir)
+        with writer.as_default():
+            summaries.write_scalars(result["figures"], restored.step, prefix=prefix)
+            summaries.write_text(f"{prefix}{tag}/provenance", json.dumps(provenance, sort_keys=True), restored.step)
+        writer.close()
     print_fn(f"Wrote {path}.")
     return result
 

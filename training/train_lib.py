@@ -6,7 +6,10 @@ The run directory (`sagan_tf.run_dir`) holds everything a run writes and needs t
 TensorBoard events (losses, health signals, attention gammas, throughput, sample grids, eval/<classifier tag>/fid ...).
 
 The step is the generator optimizer's update count. Rerunning into the same `model_dir` restores the latest
-checkpoint and trains on to `config.training.train_steps`.
+checkpoint and trains on to `config.training.train_steps`. One run at a time writes into a `model_dir`: the chief
+holds its lock (`sagan_tf.run_lock`) while it trains, and a second run is refused naming the holder. A checkpoint,
+sample grid or record the filesystem refuses to write (full, read-only, no permission) ends the run with a
+`WriteFailedError` naming the file, the cause and the last good checkpoint (`sagan_tf.write_failures`).
 
 Exact resume: a checkpoint holds every variable of the networks, the EMA generator, both optimizers and the noise
 RNG, and the synthetic and folder input pipelines are position-addressable (`DatasetInfo.positionable`): a run
@@ -31,7 +34,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from sagan_tf import callbacks, checkpoint, data, health
+from sagan_tf import callbacks, checkpoint, data, health, run_lock, write_failures
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import (ClassifierUnavailableError, ConfigError, DamagedCheckpointError, TrainingDivergedError,
                              UsageError)
@@ -282,7 +285,9 @@ class Trainer:
     `Trainer(config, options)` builds all of it and restores the latest checkpoint (so `trainer.model` and
     `trainer.step` show the state training resumes from); `train()` trains to `train_steps`. `run` is both. The
     mixed-precision policy is set for the model's construction and put back by `train()` (or at once when the
-    construction fails).
+    construction fails). The chief first takes the run directory's lock (`sagan_tf.run_lock`: a second run into
+    the same directory is refused) and removes what interrupted writes left there; `train()` releases it (and so
+    does a failed construction).
     """
 
     def __init__(self, config, options):
@@ -311,6 +316,20 @@ class Trainer:
                 "devices.")
         self.chief = distribute.is_chief(self.strategy)
         self.run_dir = RunDirectory(options.model_dir)
+        # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run_lock).
+        self.lock = run_lock.take_run_directory(self.run_dir) if self.chief else None
+        self.lock_watch = run_lock.LockWatch(self.lock) if self.lock is not None else None
+        try:
+            with write_failures.reported_refusals():  # e.g. the TensorBoard writer on a full disk
+                self._set_up()
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _set_up(self):
+        """The rest of `__init__`, once the chief holds the run directory's lock."""
+        config, options = self.config, self.options
         self.run_dir.check_resumable(config)
         if self.chief:
             self.run_dir.write_config(config)
@@ -375,11 +394,11 @@ class Trainer:
 
     @property
     def callbacks(self):
-        """The `fit` callbacks: the non-finite guard first, so that no other one acts on a diverged state; the best
-        checkpoint after the evaluation it reads; checkpointing last so that its end-of-training save sees the final
-        state."""
-        return [c for c in (self.guard, self.stopper, self.progress, self.sampler, self.evaluate, self.best,
-                            self.checkpointer) if c is not None]
+        """The `fit` callbacks: the lock watch first, so that a run whose lock was taken over writes nothing more; the
+        non-finite guard next, so that no other one acts on a diverged state; the best checkpoint after the
+        evaluation it reads; checkpointing last so that its end-of-training save sees the final state."""
+        return [c for c in (self.lock_watch, self.guard, self.stopper, self.progress, self.sampler, self.evaluate,
+                            self.best, self.checkpointer) if c is not None]
 
     def _build_model(self):
         options = self.options
@@ -481,13 +500,29 @@ class Trainer:
             return None
 
     def train(self):
-        """Trains from `self.step` to `train_steps`; returns a `RunResult`."""
+        """Trains from `self.step` to `train_steps`; returns a `RunResult`. Releases the run directory's lock."""
+        finished = False
         try:
-            return self._train()
+            # A checkpoint, sample grid or TensorBoard summary the filesystem refuses: one error naming the last good
+            # checkpoint.
+            with write_failures.reported_refusals(self._last_good_checkpoint):
+                result = self._train()
+            finished = True
+            return result
         finally:
-            keras.mixed_precision.set_global_policy(self._previous_policy)
-            if self.summary_writer is not None:
-                self.summary_writer.close()
+            try:
+                keras.mixed_precision.set_global_policy(self._previous_policy)
+                if self.summary_writer is not None:
+                    with write_failures.reported_refusals(self._last_good_checkpoint, quiet=not finished):
+                        self.summary_writer.close()
+            finally:
+                if self.lock is not None:
+                    self.lock.release()
+
+    def _last_good_checkpoint(self):
+        """The path of the last checkpoint this run wrote or restored (`write_failures.NO_CHECKPOINT`: none)."""
+        saved = self.checkpointer.last_saved_step
+        return write_failures.NO_CHECKPOINT if saved is None else self.run_dir.checkpoint_path(saved)
 
     def _train(self):
         target = self.config.training.train_steps

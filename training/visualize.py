@@ -14,7 +14,9 @@ or a step number), and writes into --output_dir (default <model_dir>/visualize):
 
 Query points are pixel coordinates "row,col" of the generated image, separated by ';'. A run whose generator has
 no self-attention layer still gets samples.png, then the command fails (exit status 2) naming the problem; pass
---noattention to write only the samples. Bad input ends with a one-paragraph error and exit status 2.
+--noattention to write only the samples. Bad input, and a picture the filesystem refuses to write (full, read-only,
+no permission; no partial PNG is left), end with a one-paragraph error and exit status 2. It reads a run that is
+training without taking its lock (`sagan_tf.run_lock`).
 
     python -m training.visualize --model_dir=runs/synthetic32
     python -m training.visualize --model_dir=runs/synthetic32 --query_points="4,4;16,16;28,8" --num_images=8

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -11,10 +12,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags as absl_flags
 
-from sagan_tf import restore, serving
+from sagan_tf import restore, run_lock, serving
 from sagan_tf.data import get_info
-from sagan_tf.errors import CheckpointError, UsageError
+from sagan_tf.errors import CheckpointError, UsageError, WriteFailedError
 from sagan_tf.run_dir import RunDirectory
 from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config
 from training import train_lib
@@ -190,3 +192,38 @@ def test_the_run_class_names_travel_to_the_export_and_older_runs_still_export(mo
     with open(os.path.join(result["path"], "assets", serving.EXPORT_INFO_ASSET)) as f:
         info = json.load(f)
     assert info["class_names_source"] == "numbers" and info["note"] == result["note"]
+
+
+def test_a_run_that_is_training_exports_without_its_lock(model_dir, tmp_path, capsys):
+    from export import run as export_cli
+
+    holder = run_lock.RunLock(os.path.join(model_dir, "training.lock")).acquire()  # a live training run holds it
+    try:
+        lock = (pathlib.Path(model_dir) / "training.lock").read_text()
+        values = absl_flags.FlagValues()
+        export_cli.define_flags(values)
+        values(["export", f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'exports'}"])
+        assert export_cli.main(["export"], values) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 2
+        assert sorted(os.listdir(tmp_path / "exports")) == ["2"]
+        assert (pathlib.Path(model_dir) / "training.lock").read_text() == lock  # neither taken nor touched
+    finally:
+        holder.release()
+
+
+def test_an_export_the_filesystem_refuses_names_it_and_leaves_nothing(model_dir, tmp_path, monkeypatch):
+    def full_disk(module, directory, signatures=None):
+        os.makedirs(os.path.join(directory, "variables"))
+        with open(os.path.join(directory, "saved_model.pb"), "wb") as f:
+            f.write(b"half")
+        raise tf.errors.ResourceExhaustedError(None, None, f"{directory}/variables/variables.data-00000-of-00001"
+                                               ".tempstate1; No space left on device")
+
+    monkeypatch.setattr(serving.tf.saved_model, "save", full_disk)
+    exports = tmp_path / "exports"
+    with pytest.raises(WriteFailedError, match=re.escape(
+            f"Could not write the export {exports}/2: no space left on device. The last good checkpoint is "
+            f"{model_dir}/checkpoints/ckpt-2, intact. Free space on that filesystem (or use a directory on another "
+            "one), then rerun the same command.")):
+        serving.export_run(model_dir, str(exports))
+    assert os.listdir(exports) == []

@@ -3,6 +3,7 @@
 import json
 import math
 import logging
+import os
 import pathlib
 import re
 import types
@@ -247,3 +248,45 @@ def test_truncation_flags_are_parsed_and_refused():
         evaluate_cli.sweep_truncation("unused", evaluation.EvalConfig(), [])
     with pytest.raises(UsageError, match="truncation must be None or a number > 0"):
         evaluate_cli.sweep_truncation("unused", evaluation.EvalConfig(), [1.0, -2.0])
+
+
+def test_a_run_that_is_training_is_evaluated_without_its_lock_and_a_refused_record_names_it(trained, monkeypatch,
+                                                                                            capsys):
+    import tensorflow as tf
+    from absl import flags as absl_flags
+
+    from sagan_tf import run_lock
+    from training import evaluate as evaluate_cli
+
+    result, _, classifier, cache = trained
+    run_dir = pathlib.Path(result.model_dir)
+    holder = run_lock.RunLock(str(run_dir / "training.lock")).acquire()  # a live training run holds it
+    try:
+        lock = (run_dir / "training.lock").read_text()
+        values = absl_flags.FlagValues()
+        evaluate_cli.define_flags(values)
+        values(["evaluate", f"--model_dir={run_dir}", "--num_samples=16", "--batch_size=8", "--num_real=32",
+                f"--classifier={classifier}", f"--cache_dir={cache}", "--nokid", "--noprecision_recall"])
+        assert evaluate_cli.main(["evaluate"], values) == 0
+        printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert printed == json.loads((run_dir / "eval" / "step_00000003.json").read_text())
+        assert (run_dir / "training.lock").read_text() == lock  # neither taken nor touched
+
+        rename = tf.io.gfile.rename
+
+        def full_disk(source, target, overwrite=False):
+            if source.endswith("step_00000003.json.tmp"):
+                raise tf.errors.ResourceExhaustedError(None, None, f"{source}; No space left on device")
+            return rename(source, target, overwrite)
+
+        monkeypatch.setattr(tf.io.gfile, "rename", full_disk)
+        assert evaluate_cli.main(["evaluate"], values) == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert error == (f"Error: Could not write the evaluation record {run_dir}/eval/step_00000003.json: no space "
+                         "left on device. Its partial files (step_00000003.json.tmp) were removed. The last good "
+                         f"checkpoint is {run_dir}/checkpoints/ckpt-3, intact. Free space on that filesystem (or use a "
+                         "directory on another one), then rerun the same command.")
+        assert not [name for name in os.listdir(run_dir / "eval") if name.endswith(".tmp")]
+        assert json.loads((run_dir / "eval" / "step_00000003.json").read_text()) == printed  # the old record stays
+    finally:
+        holder.release()

@@ -1,15 +1,22 @@
-"""`python -m training.run` as a user runs it: one-paragraph errors, exact resume after SIGKILL and SIGTERM."""
+"""`python -m training.run` as a user runs it: one-paragraph errors, exact resume after SIGKILL and SIGTERM, one run
+at a time in a --model_dir."""
 
+import json
+import os
 import queue
 import re
 import signal
+import subprocess
 import threading
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
+from absl import flags as absl_flags
 
-from tests.tiny import start_command
+from tests.tiny import PYTHON, ROOT, start_command, subprocess_environment
+from training import run as run_cli
 
 # No evaluation: these runs are about signals, resume and bad input (test_evaluate_cli covers evaluation).
 TINY = ["--batch_size=4", "--log_every=1", "--sample_every=1000", "--eval_samples=0"]
@@ -102,7 +109,7 @@ def checkpoint_values(path):
             if not name.startswith(("save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH"))}
 
 
-def test_sigkill_and_sigterm_resume_exactly(tmp_path):
+def test_sigkill_and_sigterm_resume_exactly(tmp_path, capsys):
     model_dir = tmp_path / "interrupted"
     args = [f"--model_dir={model_dir}", "--train_steps=100000", "--checkpoint_every=2", *TINY]
     with Lines(start(args)) as first:
@@ -112,16 +119,30 @@ def test_sigkill_and_sigterm_resume_exactly(tmp_path):
     killed_at = latest_step(model_dir)
     assert killed_at is not None and killed_at >= 2
     tf.train.load_checkpoint(tf.train.latest_checkpoint(str(model_dir / "checkpoints")))  # complete and readable
+    assert json.loads((model_dir / "training.lock").read_text())["pid"] == first.process.pid  # left behind
 
     with Lines(start(args)) as second:
+        # The killed run's lock: its process is gone, so the rerun takes the lock over.
+        second.wait_for(rf"Took over the lock {model_dir}/training.lock of process {first.process.pid} on host .*: no "
+                        rf"process {first.process.pid} that started then runs on this machine any more")
         restored = int(second.wait_for(r"Restored .*ckpt-\d+: step (\d+)")[1])
         assert restored == killed_at
         first_step = int(second.wait_for(r"step +(\d+)/100000")[1])
         assert first_step > restored
+        # The same command launched again while it trains (a scheduler retrying the job) is refused, naming it.
+        values = absl_flags.FlagValues()
+        run_cli.define_flags(values)
+        values(["run", *args])
+        assert run_cli.main(["run"], values) == 2
+        refused = capsys.readouterr().err.strip().splitlines()
+        assert refused[-1].startswith(f"Error: {model_dir} is in use by another training run: its lock "
+                                      f"{model_dir}/training.lock is held by process {second.process.pid} on host ")
+        assert f"kill {second.process.pid} (SIGTERM: it saves a checkpoint and exits)" in refused[-1]
         second.process.send_signal(signal.SIGTERM)
         output = second.rest()
     assert second.process.returncode == 128 + signal.SIGTERM, output
     assert "Traceback" not in output
+    assert not (model_dir / "training.lock").exists()  # released when SIGTERM stopped it
     stopped = int(re.search(r"Stopped at step (\d+); checkpoint", output)[1])
     assert stopped >= first_step and latest_step(model_dir) == stopped
     assert (model_dir / "samples" / f"step_{stopped:08d}.png").exists()
@@ -138,3 +159,23 @@ def test_sigkill_and_sigterm_resume_exactly(tmp_path):
     assert resumed.keys() == expected.keys() and len(expected) > 300
     different = [name for name in expected if not np.array_equal(resumed[name], expected[name])]
     assert different == []
+
+
+@pytest.mark.slow
+def test_a_checkpoint_the_kernel_refuses_ends_in_one_paragraph(tmp_path):
+    # Fast siblings: tests/training/test_train_lib.py (a full disk injected where TensorFlow saves, then the exact
+    # resume) and tests/test_write_failures.py. Here the kernel refuses for real, without root: a file-size limit
+    # (ulimit -f, in KiB) below the checkpoint's 17 MB fails the write with EFBIG as a full disk would (Python
+    # ignores SIGXFSZ, so the write fails instead of the process being killed).
+    model_dir = tmp_path / "limited"
+    command = [PYTHON, "-m", "training.run", f"--model_dir={model_dir}", "--train_steps=4", "--checkpoint_every=2",
+               *TINY]
+    process = subprocess.run(["bash", "-c", 'ulimit -f 8192 && exec "$0" "$@"', *command], cwd=ROOT,
+                             env=subprocess_environment(), capture_output=True, text=True, timeout=300)
+    assert process.returncode == 2, process.stderr
+    assert "Traceback" not in process.stderr
+    assert process.stderr.strip().splitlines()[-1] == (
+        f"Error: Could not write the checkpoint {model_dir}/checkpoints/ckpt-2: file too large. Its partial files "
+        "(ckpt-2_temp) were removed. No checkpoint was written before it. Raise the file-size limit (ulimit -f) or use "
+        "a directory on another filesystem, then rerun the same command.")
+    assert os.listdir(model_dir / "checkpoints") == [] and not (model_dir / "training.lock").exists()

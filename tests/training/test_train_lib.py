@@ -13,12 +13,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import checkpoint, data, evaluation, images
+from sagan_tf import checkpoint, data, evaluation, images, run_lock
 from sagan_tf.config import ExperimentConfig
-from sagan_tf.errors import ConfigError, DamagedCheckpointError, TrainingDivergedError, UsageError
+from sagan_tf.errors import (ConfigError, DamagedCheckpointError, RunLockedError, TrainingDivergedError, UsageError,
+                             WriteFailedError)
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
-from tests.tiny import event_scalars, tiny_config, train_options
+from tests.tiny import event_scalars, full_disk_save, tiny_config, train_options
 from training import train_lib
 
 
@@ -74,6 +75,7 @@ def test_run_writes_config_checkpoints_sample_grid_and_events(straight_run):
     assert RunDirectory(model_dir).read_class_names() == data.get_info("synthetic").class_names
     assert checkpoint_steps(model_dir) == [2, 4]
     assert result.checkpoint == str(model_dir / "checkpoints" / "ckpt-4")
+    assert not (model_dir / "training.lock").exists()  # held while training, released at the end
 
     # The grid's tiles are the sampling (EMA) generator's images of the fixed latents, one row per class.
     assert sorted(os.listdir(model_dir / "samples")) == ["step_00000002.png", "step_00000004.png"]
@@ -163,6 +165,67 @@ def test_resume_falls_back_from_a_damaged_checkpoint_and_stays_exact(straight_ru
         train_lib.Trainer(tiny_config(d_steps=2), options_for(tmp_path))
 
 
+def test_a_failed_checkpoint_write_ends_the_run_and_the_previous_checkpoint_resumes_bit_for_bit(
+        straight_run, tmp_path, monkeypatch, caplog):
+    _, _, straight_state = straight_run
+    checkpoints = tmp_path / "checkpoints"
+    # The step-4 checkpoint meets a full disk (TensorFlow's own failure: ResourceExhaustedError, ckpt-4_temp/ left).
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", full_disk_save(fail_at=4))
+    with pytest.raises(WriteFailedError) as failed:
+        train_lib.run(tiny_config(d_steps=2), options_for(tmp_path))
+    assert str(failed.value) == (
+        f"Could not write the checkpoint {checkpoints}/ckpt-4: no space left on device. Its partial files "
+        f"(ckpt-4_temp) were removed. The last good checkpoint is {checkpoints}/ckpt-2, intact. Free space on that "
+        "filesystem (or use a directory on another one), then rerun the same command: training resumes from the last "
+        "good checkpoint.")
+    assert sorted(os.listdir(checkpoints)) == ["checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    assert not (tmp_path / "training.lock").exists()
+    monkeypatch.undo()
+
+    # A process killed during that save would have left ckpt-4_temp/: the next start removes it, with a note.
+    (checkpoints / "ckpt-4_temp").mkdir()
+    (checkpoints / "ckpt-4_temp" / "part-00000-of-00001.data-00000-of-00001.tempstate9").write_bytes(b"\0" * 99)
+    with caplog.at_level("WARNING"):
+        trainer = train_lib.Trainer(tiny_config(d_steps=2), options_for(tmp_path))
+    note = f"Removed what interrupted writes left in {tmp_path}: checkpoints/ckpt-4_temp. They were never complete"
+    assert any(r.getMessage().startswith(note) for r in caplog.records)
+    assert trainer.step == 2 and not (checkpoints / "ckpt-4_temp").exists()
+    resumed = trainer.train()
+    assert resumed.step == 4 and checkpoint_steps(tmp_path) == [2, 4]
+    assert_same_state(state(resumed.model), straight_state)  # as if the disk had never been full
+
+
+def test_a_refused_sample_grid_names_the_last_good_checkpoint(tmp_path, monkeypatch):
+    rename = tf.io.gfile.rename
+
+    def refusing(source, target, overwrite=False):
+        if source.endswith("step_00000004.png.tmp"):
+            raise tf.errors.PermissionDeniedError(None, None, f"{source}; Permission denied")
+        return rename(source, target, overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "rename", refusing)
+    samples = tmp_path / "samples"
+    with pytest.raises(WriteFailedError, match=re.escape(
+            f"Could not write the sample grid {samples}/step_00000004.png: permission denied. Its partial files "
+            f"(step_00000004.png.tmp) were removed. The last good checkpoint is {tmp_path}/checkpoints/ckpt-2, intact. "
+            f"Make {samples} writable for this user, then rerun the same command: training resumes from the last good "
+            "checkpoint.")):
+        train_lib.run(tiny_config(), options_for(tmp_path))
+    assert os.listdir(samples) == ["step_00000002.png"] and checkpoint_steps(tmp_path) == [2]
+    assert not (tmp_path / "training.lock").exists()
+
+
+def test_a_locked_run_directory_is_refused_before_anything_is_written(tmp_path):
+    holder = run_lock.RunLock(str(tmp_path / "training.lock")).acquire()
+    try:
+        with pytest.raises(RunLockedError, match=rf"{tmp_path} is in use by another training run: its lock "
+                           rf"{tmp_path}/training.lock is held by process {os.getpid()} on host"):
+            train_lib.run(tiny_config(), options_for(tmp_path))
+        assert os.listdir(tmp_path) == ["training.lock"]  # no config.json, no checkpoints/
+    finally:
+        holder.release()
+
+
 def poisoned_input_fn(nan_at_step, every_pipeline=False):
     """`train_lib.input_fn` with NaN images at step `nan_at_step`: in the pipeline of the run's first `fit` (one
     starting at step 0) only, or in `every_pipeline`."""
@@ -230,6 +293,7 @@ def test_incompatible_model_dir_is_refused_naming_the_fields(tmp_path):
         train_lib.run(tiny_config(), options_for(tmp_path))
     assert "--model_dir" in str(error.value) and "train_steps" in str(error.value)
     assert not (tmp_path / "checkpoints").exists()
+    assert not (tmp_path / "training.lock").exists()  # a refused start releases the lock it took
     # train_steps alone may change (it is what a resume extends).
     RunDirectory(tmp_path).check_resumable(tiny_config(batch_size=8, g_lr=1e-3, train_steps=9))
 

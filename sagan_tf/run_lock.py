@@ -1,0 +1,460 @@
+"""One writer per run directory: the lock a training run holds on its directory while it writes into it.
+
+    lock = run_lock.take_run_directory(run_dir)     # RunLockedError while another live run holds it
+    try:
+        ...                                         # train; LockWatch(lock) among the fit callbacks
+    finally:
+        lock.release()
+
+The lock is the file <model_dir>/training.lock (`RunDirectory.lock_path`). It names its holder: host, process id,
+the process's start time (Linux: from /proc/<pid>/stat) and the machine's boot id, the command, when it was taken,
+and the holder's staleness rule. It is created atomically: written to a temporary file, then hard-linked into place,
+and the link fails when the lock exists, so of two runs started at the same moment exactly one gets it (on a
+filesystem without hard links: `O_CREAT | O_EXCL`). The holder refreshes the file's modification time every
+`heartbeat_seconds` (60 s) from a background thread and removes the file when training ends (normally, by an
+error, or stopped by SIGTERM/Ctrl-C); a killed process leaves it behind.
+
+A start that finds the lock held refuses to train (`RunLockedError`, naming the holder and what to do) unless the
+holder is gone, in which case it takes the lock over with a warning:
+
+- holder on this machine (same host name, boot id and PID namespace): gone when no process runs with its PID and
+  start time (a killed run; a recycled PID has another start time; a zombie counts as gone);
+- holder on another machine, or in another PID namespace (a container), where its PID says nothing here: gone when
+  the lock has not been refreshed for the holder's `stale_seconds` (10 minutes): its host crashed or lost the
+  filesystem. This needs the hosts' clocks to agree to well within that (NTP). A machine with the same host name but
+  another boot id counts as another machine (a rebooted host waits out the staleness too).
+
+Taking over is race-free as well: a second file, training.lock.takeover, created the same atomic way, admits one
+taker at a time; it re-reads the lock and replaces it only if it still holds the stale record, and a plain start
+that wins the lock in between makes the taker refuse. A holder whose lock was taken over anyway (its heartbeat was
+judged stale: e.g. a process stopped for longer than the staleness time) or removed by hand notices at its next
+heartbeat, and `LockWatch` ends its training before the next step instead of writing beside the new holder.
+
+What it guarantees: on a local filesystem and on NFS (where hard links are atomic), at most one live process holds
+the lock at any time. Object stores (gs://, s3://: a `tf.io.gfile` path with a scheme) have no atomic exclusive
+create, so there the lock is written and read back: two runs started within the same second may both start
+training, and the one whose record was overwritten stops at its first heartbeat (at most `heartbeat_seconds` of
+writing side by side).
+
+Only the training chief takes the lock (under multi-worker training only the chief writes the run). The readers,
+`training.evaluate`, `training.visualize` and `export.run`, never write into checkpoints/ and ignore the lock: they
+work on a run that is training.
+"""
+
+import atexit
+import contextlib
+import errno
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from sagan_tf import write_failures
+from sagan_tf.errors import RunLockedError
+
+#: Seconds between two refreshes of a held lock.
+HEARTBEAT_SECONDS = 60
+#: Seconds without a refresh after which a lock of another machine counts as stale.
+STALE_SECONDS = 600
+TAKEOVER_SUFFIX = ".takeover"
+#: A takeover file older than this was left by a process that died while taking a lock over.
+TAKEOVER_STALE_SECONDS = 30
+#: How long `acquire` keeps trying while other processes take and release the lock around it.
+_CONTENTION_SECONDS = 10
+#: Errors of `os.link` on filesystems without hard links.
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
+
+
+def _is_local(path):
+    return "://" not in path or path.startswith("file://")
+
+
+def _local(path):
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
+def _read_text(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _proc_stat(pid):
+    """(state, start time in clock ticks since boot) of a process from /proc/<pid>/stat, or None without one."""
+    text = _read_text(f"/proc/{int(pid)}/stat")
+    if not text or ")" not in text:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # after "pid (comm)", which may hold spaces: state is field 3
+    return fields[0], int(fields[19])  # field 22: starttime
+
+
+def _pid_namespace():
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def this_process():
+    """The holder fields of this process: host, pid, process_start, boot_id, pid_namespace, command."""
+    stat = _proc_stat(os.getpid())
+    return {"host": socket.gethostname(), "pid": os.getpid(), "process_start": stat[1] if stat else None,
+            "boot_id": _read_text("/proc/sys/kernel/random/boot_id"), "pid_namespace": _pid_namespace(),
+            "command": " ".join([os.path.basename(sys.executable), *sys.argv])}
+
+
+def on_this_machine(holder):
+    """Whether a holder record was written on this machine, where its PID can be checked."""
+    mine = this_process()
+    if holder.get("host") != mine["host"]:
+        return False
+    return all(not holder.get(key) or not mine[key] or holder[key] == mine[key] for key in ("boot_id", "pid_namespace"))
+
+
+def process_alive(pid, process_start=None):
+    """Whether process `pid` of this machine runs, and is the one that started at `process_start` (clock ticks
+    since boot, as /proc/<pid>/stat says; None: any process with that PID)."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    stat = _proc_stat(pid)
+    if stat is not None:
+        state, start = stat
+        return state not in ("Z", "X") and (process_start is None or start == process_start)
+    if os.path.isdir("/proc/self"):  # Linux, and no such process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clock(seconds):
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+def _duration(seconds):
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def describe_holder(holder):
+    """"process 4242 on host vm (python3 .../training/run.py --model_dir=runs/x), since 2025-12-02 00:31:10 UTC"."""
+    if not holder:
+        return "an unknown process (the lock file cannot be read)"
+    text = f"process {holder.get('pid')} on host {holder.get('host')}"
+    if holder.get("command"):
+        text += f" ({holder['command']})"
+    if holder.get("started"):
+        text += f", since {_clock(holder['started'])}"
+    return text
+
+
+class RunLock:
+    """The lock of one run directory (see the module docstring).
+
+    Args:
+      path: the lock file (`RunDirectory.lock_path`; any `tf.io.gfile` path).
+      heartbeat_seconds: seconds between refreshes while held.
+      stale_seconds: the staleness time this holder declares: a start on another machine takes the lock over after
+        this long without a refresh.
+      warn_fn: where the warnings go (a takeover, a lost lock); default `absl.logging.warning`.
+    """
+
+    def __init__(self, path, heartbeat_seconds=HEARTBEAT_SECONDS, stale_seconds=STALE_SECONDS, warn_fn=None):
+        if not 0 < heartbeat_seconds < stale_seconds:
+            raise ValueError(f"Need 0 < heartbeat_seconds < stale_seconds. Received: {heartbeat_seconds}, "
+                             f"{stale_seconds}")
+        self.path = str(path)
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stale_seconds = stale_seconds
+        self.warn_fn = warn_fn or logging.warning
+        self.local = _is_local(self.path)
+        self.record = None  # this holder's record while the lock is held
+        self.lost = None  # why the lock is no longer this run's, once it is not
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __repr__(self):
+        return f"RunLock({self.path!r}, held={self.held})"
+
+    @property
+    def held(self):
+        return self.record is not None and self.lost is None
+
+    def read(self, path=None):
+        """(record, modification time, text) of the lock file (or of `path`), or None when there is none. The
+        record is {} for a file that is not a lock record."""
+        path = path or self.path
+        try:
+            if self.local:
+                with open(_local(path)) as f:
+                    text = f.read()
+                mtime = os.stat(_local(path)).st_mtime
+            else:
+                with tf.io.gfile.GFile(path) as f:
+                    text = f.read()
+                mtime = tf.io.gfile.stat(path).mtime_nsec / 1e9
+        except (FileNotFoundError, tf.errors.NotFoundError):
+            return None
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = {}
+        return (record if isinstance(record, dict) else {}), mtime, text
+
+    def holder_state(self, found):
+        """(gone, why) of the holder of a lock file as `read` returns it: whether it may be taken over, and the
+        sentence saying why (or how it is alive)."""
+        holder, mtime, _ = found
+        age = time.time() - max(mtime, float(holder.get("refreshed") or 0))
+        if holder.get("token") and on_this_machine(holder):
+            if process_alive(holder.get("pid"), holder.get("process_start")):
+                return False, "it still runs on this machine"
+            return True, (f"no process {holder.get('pid')} that started then runs on this machine any more (it ended "
+                          "without releasing the lock, e.g. killed)")
+        stale = float(holder.get("stale_seconds") or self.stale_seconds)
+        if age >= stale:
+            return True, (f"the lock was last refreshed {_duration(age)} ago, longer than the {_duration(stale)} "
+                          "after which a lock of another machine counts as stale")
+        if not holder.get("token"):
+            return False, (f"the file is no lock record, written {_duration(age)} ago: a run may be starting; it "
+                           f"counts as stale from {_clock(time.time() - age + stale)}")
+        where = "its host" if holder.get("host") != socket.gethostname() else "another boot or PID namespace"
+        return False, (f"it runs on {where}, from where its process cannot be checked, and refreshed the lock "
+                       f"{_duration(age)} ago; the lock counts as stale from {_clock(time.time() - age + stale)} "
+                       f"({_duration(stale)} without a refresh)")
+
+    def _refusal(self, found, why):
+        holder = found[0]
+        path, directory = self.path, os.path.dirname(self.path) or "."
+        stop = ""
+        if holder.get("token") and on_this_machine(holder):
+            if holder.get("pid") == os.getpid():
+                stop = (" It is this very process: a Trainer of that directory that has not trained yet (its train() "
+                        "releases the lock).")
+            else:
+                stop = (f" To stop it: kill {holder.get('pid')} (SIGTERM: it saves a checkpoint and exits), then rerun "
+                        "this command to resume.")
+        elif holder.get("host"):
+            stop = f" To stop it, send SIGTERM to process {holder.get('pid')} on {holder.get('host')}."
+        return (f"{directory} is in use by another training run: its lock {path} is held by "
+                f"{describe_holder(holder)}; {why}. Two runs writing into one directory overwrite each other's "
+                "checkpoints, so this one stops "
+                f"before writing anything. Wait for that run to end, or train into another --model_dir.{stop} If you "
+                f"are sure that run is gone, delete {path}. Reading the run (training.evaluate, training.visualize, "
+                "export.run) needs no lock.")
+
+    def _create(self, path, record):
+        """Creates the file `path` holding `record` unless it exists; returns whether it did."""
+        text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+        if not self.local:  # no atomic exclusive create: write, then read back (see the module docstring)
+            if tf.io.gfile.exists(path):
+                return False
+            with tf.io.gfile.GFile(path, "w") as f:
+                f.write(text)
+            found = self.read(path)
+            return found is not None and found[0].get("token") == record["token"]
+        path = _local(path)
+        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        with open(temporary, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temporary, path)  # complete the moment it appears, and only if nothing is there
+            return True
+        except FileExistsError:
+            return False
+        except OSError as error:
+            if error.errno not in _NO_LINKS:
+                raise
+            try:
+                descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(descriptor, "w") as f:
+                f.write(text)
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+
+    def _remove(self, path):
+        try:
+            if self.local:
+                os.unlink(_local(path))
+            else:
+                tf.io.gfile.remove(path)
+        except (FileNotFoundError, tf.errors.NotFoundError):
+            pass
+
+    def _take_over(self, stale, record):
+        """Replaces the stale lock `stale` (as `read` returned it) by `record`, one taker at a time; returns whether
+        this process now holds the lock."""
+        guard = self.path + TAKEOVER_SUFFIX
+        if not self._create(guard, record):
+            found = self.read(guard)
+            if found is not None and time.time() - found[1] > TAKEOVER_STALE_SECONDS:
+                self._remove(guard)  # its taker died half-way
+            return False
+        try:
+            current = self.read()
+            if current is not None and current[2] != stale[2]:
+                return False  # taken (or released and taken) since it was read
+            if current is not None:
+                self._remove(self.path)
+            return self._create(self.path, record)  # False when a plain start won it in between
+        finally:
+            self._remove(guard)
+
+    def acquire(self):
+        """Takes the lock, or a stale one over (with a warning); returns self.
+
+        Raises:
+          RunLockedError: a live run holds it (the message names it and what to do).
+          WriteFailedError: the lock cannot be written (no space, no permission, a read-only filesystem).
+        """
+        if self.record is not None:
+            raise RuntimeError(f"{self!r} is held already")
+        directory = os.path.dirname(self.path)
+        deadline = time.monotonic() + _CONTENTION_SECONDS
+        with write_failures.reporting("run lock", self.path):
+            if directory:
+                tf.io.gfile.makedirs(directory)
+            while time.monotonic() < deadline:
+                record = {**this_process(), "token": uuid.uuid4().hex, "started": time.time(),
+                          "refreshed": time.time(), "heartbeat_seconds": self.heartbeat_seconds,
+                          "stale_seconds": self.stale_seconds}
+                if self._create(self.path, record):
+                    return self._hold(record)
+                found = self.read()
+                if found is None:
+                    continue  # released in between: try again
+                gone, why = self.holder_state(found)
+                if not gone:
+                    raise RunLockedError(self._refusal(found, why))
+                if self._take_over(found, record):
+                    self.warn_fn(f"Took over the lock {self.path} of {describe_holder(found[0])}: {why}.")
+                    return self._hold(record)
+                time.sleep(0.05 + 0.1 * (uuid.uuid4().int % 10) / 10)  # another taker: let it finish
+        raise RunLockedError(f"Could not take the lock {self.path}: other processes kept taking it over for "
+                             f"{_CONTENTION_SECONDS} s. Check what else trains into {directory or '.'}, then rerun.")
+
+    def _hold(self, record):
+        self.record, self.lost = record, None
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat of {self.path}", daemon=True)
+        self._thread.start()
+        atexit.register(self.release)
+        return self
+
+    def _beat(self):
+        while not self._stop.wait(self.heartbeat_seconds):
+            try:
+                if not self.refresh():
+                    return
+            except (OSError, tf.errors.OpError) as error:  # e.g. the filesystem is away for a moment: try again
+                self.warn_fn(f"Could not refresh the lock {self.path} ({error}); trying again in "
+                             f"{self.heartbeat_seconds} s.")
+
+    def refresh(self):
+        """Marks the held lock alive now. Returns False, setting `lost` and warning, when the lock file is gone or
+        holds another run's record."""
+        current = self.read()
+        if current is None or current[0].get("token") != self.record["token"]:
+            taker = "it was removed" if current is None else f"it is held by {describe_holder(current[0])}"
+            self.lost = (f"This run lost its lock {self.path}: {taker}, so another run may be writing into "
+                         f"{os.path.dirname(self.path) or '.'}. Training stops before its next step; check which run "
+                         "should continue, and rerun it.")
+            self.warn_fn(self.lost)
+            return False
+        if self.local:
+            os.utime(_local(self.path))
+        else:
+            self.record = {**self.record, "refreshed": time.time()}
+            with tf.io.gfile.GFile(self.path, "w") as f:
+                f.write(json.dumps(self.record, indent=2, sort_keys=True) + "\n")
+        return True
+
+    def check(self):
+        """Raises `RunLockedError` once the lock is no longer this run's (see `refresh`)."""
+        if self.lost is not None:
+            raise RunLockedError(self.lost)
+
+    def release(self):
+        """Stops the heartbeat and removes the lock file if it is still this run's. Never raises."""
+        if self.record is None:
+            return
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+        atexit.unregister(self.release)
+        try:
+            current = self.read()
+            if current is not None and current[0].get("token") == self.record["token"]:
+                self._remove(self.path)
+        except (OSError, tf.errors.OpError) as error:
+            self.warn_fn(f"Could not remove the lock {self.path} ({error}); the next run takes it over as its "
+                         "holder is gone.")
+        self.record = None
+
+
+class LockWatch(keras.callbacks.Callback):
+    """Ends `fit` with the `RunLockedError` of a lost lock (`RunLock.check`) before the next step and before the
+    end-of-training callbacks write, so a run whose lock was taken over writes nothing more. Put it first."""
+
+    def __init__(self, lock):
+        super().__init__()
+        self.lock = lock
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.lock.check()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.lock.check()
+
+    def on_train_end(self, logs=None):
+        self.lock.check()
+
+
+def take_run_directory(run_dir, warn_fn=None, **lock_options):
+    """Locks a run directory (a `RunDirectory`) for this training run, then removes what interrupted writes left
+    there (`write_failures.interrupted_writes`: only the holder may, as a live writer's temporary files look the
+    same), with a warning naming them. Returns the held `RunLock`; `lock_options` go to it.
+
+    Raises:
+      RunLockedError: another live run holds the directory.
+      WriteFailedError: the lock cannot be written.
+    """
+    warn_fn = warn_fn or logging.warning
+    lock = RunLock(run_dir.lock_path, warn_fn=warn_fn, **lock_options).acquire()
+    try:
+        removed = write_failures.remove_interrupted_writes(run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    if removed:
+        names = ", ".join(os.path.relpath(path, run_dir.path) if _is_local(path) else path for path in removed)
+        warn_fn(f"Removed what interrupted writes left in {run_dir.path}: {names}. They were never complete, so no "
+                "checkpoint or record was lost with them; training resumes from the newest complete checkpoint.")
+    return lock
+
+
+__all__ = ["RunLock", "LockWatch", "take_run_directory", "describe_holder", "this_process", "on_this_machine",
+           "process_alive", "HEARTBEAT_SECONDS", "STALE_SECONDS", "TAKEOVER_SUFFIX", "TAKEOVER_STALE_SECONDS"]

@@ -1,0 +1,227 @@
+"""run_lock: one writer per run directory; a second holder refused naming the first; stale locks taken over."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+from sagan_tf import run_lock
+from sagan_tf.errors import RunLockedError
+from sagan_tf.run_dir import RunDirectory
+
+
+def lock_at(directory, **options):
+    warnings = []
+    lock = run_lock.RunLock(os.path.join(str(directory), "training.lock"), warn_fn=warnings.append, **options)
+    lock.warnings = warnings
+    return lock
+
+
+def write_record(directory, age=0.0, **fields):
+    """A lock file left by a holder described by `fields` (this process's identity otherwise), `age` seconds old."""
+    record = {**run_lock.this_process(), "token": uuid.uuid4().hex, "started": time.time() - age,
+              "refreshed": time.time() - age, "stale_seconds": 600, **fields}
+    path = os.path.join(str(directory), "training.lock")
+    with open(path, "w") as f:
+        json.dump(record, f)
+    os.utime(path, (time.time() - age, time.time() - age))
+    return record
+
+
+def dead_pid():
+    """The PID of a process that has ended (and was reaped)."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True)
+    return int(child.stdout)
+
+
+def test_the_lock_names_its_holder_and_refuses_a_second_one_until_released(tmp_path):
+    first = lock_at(tmp_path).acquire()
+    record = json.loads((tmp_path / "training.lock").read_text())
+    assert (record["host"], record["pid"]) == (socket.gethostname(), os.getpid())
+    assert record["process_start"] == run_lock.this_process()["process_start"] is not None
+    assert record["command"].split()[0] == os.path.basename(sys.executable) and record["started"] <= time.time()
+    with pytest.raises(RunLockedError) as refused:
+        lock_at(tmp_path).acquire()
+    message = str(refused.value)
+    assert message.startswith(f"{tmp_path} is in use by another training run: its lock {tmp_path / 'training.lock'} "
+                              f"is held by process {os.getpid()} on host {socket.gethostname()} "
+                              f"({record['command']}), since ")
+    assert "; it still runs on this machine. Two runs writing into one directory" in message
+    assert "this very process" in message
+    assert "Reading the run (training.evaluate, training.visualize, export.run) needs no lock" in message
+    first.release()
+    assert os.listdir(tmp_path) == []  # no lock, no temporary file left
+    second = lock_at(tmp_path).acquire()
+    assert second.held and not second.warnings
+    second.release()
+
+
+def test_a_live_process_on_this_machine_is_refused_with_how_to_stop_it(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start = run_lock._proc_stat(sleeper.pid)[1]
+        write_record(tmp_path, pid=sleeper.pid, process_start=start, command="python -m training.run --model_dir=x")
+        with pytest.raises(RunLockedError, match=rf"process {sleeper.pid} on host .*\(python -m training.run "
+                           rf"--model_dir=x\).*; it still runs on this machine\..*kill {sleeper.pid} \(SIGTERM: it "
+                           r"saves a checkpoint and exits\), then rerun this command to resume"):
+            lock_at(tmp_path).acquire()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # Ended (and reaped): the lock is stale now.
+    lock = lock_at(tmp_path).acquire()
+    assert f"of process {sleeper.pid} on host" in lock.warnings[0]
+    lock.release()
+
+
+def test_a_lock_whose_process_is_gone_or_whose_pid_was_recycled_is_taken_over_with_a_warning(tmp_path):
+    pid = dead_pid()
+    write_record(tmp_path, pid=pid)
+    lock = lock_at(tmp_path).acquire()
+    assert len(lock.warnings) == 1 and lock.warnings[0].endswith(
+        f": no process {pid} that started then runs on this machine any more (it ended without releasing the lock, "
+        "e.g. killed).")
+    assert lock.warnings[0].startswith(f"Took over the lock {tmp_path / 'training.lock'} of process {pid} on host")
+    assert json.loads((tmp_path / "training.lock").read_text())["token"] == lock.record["token"]
+    lock.release()
+
+    # A live PID that another process had when the lock was taken (another start time): PID reuse, not the holder.
+    write_record(tmp_path, process_start=run_lock.this_process()["process_start"] - 1)
+    lock = lock_at(tmp_path).acquire()
+    assert f"no process {os.getpid()} that started then runs" in lock.warnings[0]
+    lock.release()
+
+
+def test_a_lock_of_another_machine_is_stale_only_after_its_staleness_time(tmp_path):
+    write_record(tmp_path, age=120, host="node-7", pid=4242, stale_seconds=600)
+    with pytest.raises(RunLockedError, match=r"process 4242 on host node-7 .*it runs on its host, from where its "
+                       r"process cannot be checked, and refreshed the lock 2 min ago; the lock counts as stale from "
+                       r".* UTC \(10 min without a refresh\).*send SIGTERM to process 4242 on node-7.*If you are sure "
+                       r"that run is gone, delete .*training.lock"):
+        lock_at(tmp_path).acquire()
+    # The same host name after a reboot counts as another machine: its PIDs say nothing now.
+    write_record(tmp_path, age=120, boot_id="another-boot")
+    with pytest.raises(RunLockedError, match="another boot or PID namespace"):
+        lock_at(tmp_path).acquire()
+
+    write_record(tmp_path, age=660, host="node-7", pid=4242, stale_seconds=600)
+    lock = lock_at(tmp_path).acquire()
+    assert "last refreshed 11 min ago, longer than the 10 min after which a lock of another machine counts as " \
+           "stale" in lock.warnings[0]
+    lock.release()
+
+
+def test_an_unreadable_lock_file_waits_out_the_staleness_time(tmp_path):
+    (tmp_path / "training.lock").write_text("")
+    with pytest.raises(RunLockedError, match="an unknown process .*no lock record, written 0 s ago: a run may be "
+                       "starting"):
+        lock_at(tmp_path).acquire()
+    os.utime(tmp_path / "training.lock", (time.time() - 700, time.time() - 700))
+    lock = lock_at(tmp_path).acquire()
+    assert "of an unknown process" in lock.warnings[0]
+    lock.release()
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["free", "stale"])
+def test_of_many_starts_at_the_same_moment_exactly_one_gets_the_lock(tmp_path, stale):
+    for round_ in range(10):
+        directory = tmp_path / str(round_)
+        directory.mkdir()
+        if stale:
+            write_record(directory, pid=dead_pid() if round_ == 0 else 2**22 + round_)
+        barrier = threading.Barrier(8)
+        outcomes = []
+
+        def start():
+            lock = lock_at(directory)
+            barrier.wait()
+            try:
+                outcomes.append(lock.acquire())
+            except RunLockedError as error:
+                outcomes.append(error)
+
+        threads = [threading.Thread(target=start) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [o for o in outcomes if isinstance(o, run_lock.RunLock)]
+        assert len(winners) == 1, outcomes
+        assert json.loads((directory / "training.lock").read_text())["token"] == winners[0].record["token"]
+        assert all("in use by another training run" in str(o) for o in outcomes if o is not winners[0])
+        winners[0].release()
+        assert os.listdir(directory) == []  # no takeover file, no temporary file
+
+
+def test_the_holder_refreshes_the_lock_and_stops_once_it_was_taken_over(tmp_path):
+    lock = lock_at(tmp_path, heartbeat_seconds=0.05, stale_seconds=1).acquire()
+    os.utime(tmp_path / "training.lock", (time.time() - 100, time.time() - 100))
+    deadline = time.time() + 10
+    while os.stat(tmp_path / "training.lock").st_mtime < time.time() - 50 and time.time() < deadline:
+        time.sleep(0.02)
+    assert os.stat(tmp_path / "training.lock").st_mtime > time.time() - 50  # refreshed by the heartbeat
+    lock.check()
+    watch = run_lock.LockWatch(lock)
+    watch.on_train_batch_begin(0)
+
+    other = write_record(tmp_path, host="node-9", pid=77)  # another run took it over (it judged this one stale)
+    while lock.lost is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert lock.lost is not None and "held by process 77 on host node-9" in lock.lost
+    for stop in (lock.check, lambda: watch.on_train_batch_begin(1), lambda: watch.on_train_end()):
+        with pytest.raises(RunLockedError, match="This run lost its lock .*Training stops before its next step"):
+            stop()
+    lock.release()  # leaves the other run's lock alone
+    assert json.loads((tmp_path / "training.lock").read_text())["token"] == other["token"]
+
+
+def test_a_takeover_file_of_a_taker_that_died_half_way_is_cleared(tmp_path):
+    write_record(tmp_path, pid=dead_pid())
+    (tmp_path / "training.lock.takeover").write_text("{}")
+    os.utime(tmp_path / "training.lock.takeover", (time.time() - 60, time.time() - 60))
+    lock = lock_at(tmp_path).acquire()
+    assert lock.held and sorted(os.listdir(tmp_path)) == ["training.lock"]
+    lock.release()
+
+
+def test_a_lock_on_a_filesystem_without_atomic_create_is_written_and_read_back():
+    path = f"ram://run_lock_{uuid.uuid4().hex}/run"
+    first = run_lock.RunLock(f"{path}/training.lock").acquire()
+    with pytest.raises(RunLockedError, match="is in use by another training run"):
+        run_lock.RunLock(f"{path}/training.lock").acquire()
+    first.refresh()  # rewrites the record with the refresh time (no modification times there)
+    assert first.held
+    first.release()
+    second = run_lock.RunLock(f"{path}/training.lock").acquire()
+    second.release()
+
+
+def test_taking_a_run_directory_removes_what_interrupted_writes_left(tmp_path):
+    run = RunDirectory(tmp_path)
+    (tmp_path / "checkpoints" / "best").mkdir(parents=True)
+    (tmp_path / "samples").mkdir()
+    leftovers = ["checkpoints/ckpt-20_temp/part-00000-of-00001.data-00000-of-00001.tempstate123",
+                 "checkpoints/checkpoint.tmp0123abcd", "checkpoints/ckpt-30.data-00000-of-00001",
+                 "checkpoints/best/ckpt-8_temp/part-00000-of-00001.index", "config.json.tmp",
+                 "samples/step_00000020.png.tmp"]
+    kept = ["checkpoints/checkpoint", "checkpoints/ckpt-10.index", "checkpoints/ckpt-10.data-00000-of-00001",
+            "checkpoints/best/best.json", "config.json", "samples/step_00000010.png", "eval/step_00000010.json.tmp"]
+    for name in leftovers + kept:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    warnings = []
+    lock = run_lock.take_run_directory(run, warn_fn=warnings.append)
+    lock.release()
+    assert all((tmp_path / name).exists() for name in kept)  # eval/: an evaluation may be writing there
+    assert not any((tmp_path / name).exists() for name in leftovers)
+    assert not (tmp_path / "checkpoints" / "ckpt-20_temp").exists()
+    assert len(warnings) == 1 and warnings[0].startswith(f"Removed what interrupted writes left in {tmp_path}: ")
+    for name in ("checkpoints/ckpt-20_temp", "checkpoints/ckpt-30.data-00000-of-00001", "config.json.tmp"):
+        assert name in warnings[0]
