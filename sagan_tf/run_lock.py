@@ -417,16 +417,14 @@ class RunLock:
 
 class LockWatch(keras.callbacks.Callback):
     """Ends `fit` with the `RunLockedError` of a lost lock (`RunLock.check`) before the next step and before the
-    end-of-training callbacks write, so a run whose lock was taken over writes nothing more. Put it first."""
+    end-of-training callbacks write, so a run whose lock was taken over writes nothing more. Put it first. It has
+    no `on_train_batch_end`, which would turn off Keras's asynchronous dispatch of the steps."""
 
     def __init__(self, lock):
         super().__init__()
         self.lock = lock
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.lock.check()
-
-    def on_train_batch_end(self, batch, logs=None):
         self.lock.check()
 
     def on_train_end(self, logs=None):
