@@ -49,6 +49,8 @@ CACHE_ENV = "SAGAN_TF_CACHE"
 #: Real activations kept in the cached statistics, and generated activations kept per evaluation, for KID and the
 #: k-NN figures (real ones are kept whether they are asked for or not, so that one cache entry serves all).
 KID_SUBSET_SIZE = 10_000
+#: The largest block of TF-GAN's KID estimator.
+KID_MAX_BLOCK_SIZE = 1024
 #: Every figure an evaluation can report, in display order.
 FIGURES = ("fid", "inception_score", "kid", "precision", "recall", "density", "coverage")
 #: The figures of `metrics.precision_recall_density_coverage`.
@@ -136,6 +138,22 @@ class EvalConfig:
                 isinstance(self.truncation, bool) or not isinstance(self.truncation, (int, float, np.number))
                 or not np.float32(self.truncation) > 0):
             fail(f"truncation must be None or a number > 0. Received: truncation={self.truncation!r}")
+
+
+def _check_kid_sizes(num_real, num_samples):
+    """Refuses, before any image is generated, a KID that TF-GAN's block estimator cannot compute: it splits both
+    sets into as many blocks as the larger needs and wants 2 samples of each set per block.
+
+    Raises:
+      UsageError: naming the number of generated images needed.
+    """
+    fake = min(num_samples, KID_SUBSET_SIZE)
+    blocks = -(-max(num_real, fake) // KID_MAX_BLOCK_SIZE)
+    if fake < 2 * blocks:
+        raise errors.UsageError(
+            f"KID compares {num_real} real images in {blocks} block(s) of at most {KID_MAX_BLOCK_SIZE} and needs at "
+            f"least 2 generated images per block: at least {2 * blocks} generated images (--eval_samples, "
+            f"--num_samples), or no KID (--nokid). Received: {num_samples} generated images.")
 
 
 def default_cache_dir():
@@ -420,11 +438,14 @@ def evaluate_generator(generator, classifier, real_stats, config=None, latent_di
     if (config.compute_kid or config.compute_precision_recall) and not real_stats.kid_subset.shape[0]:
         raise ValueError("KID and precision/recall need real activations, and these real statistics hold none "
                          "(kid_subset is empty).")
+    if config.compute_kid:
+        _check_kid_sizes(real_stats.kid_subset.shape[0], num_samples)
     start = time.perf_counter()
     sample = _sampler(generator, latent_dim)
     subset = KID_SUBSET_SIZE if (config.compute_kid or config.compute_precision_recall) else 0
     accumulator = metrics.MetricAccumulator(
         num_splits=config.num_splits, num_samples=num_samples, kid_capacity=subset, seed=seed,
+        kid_max_block_size=KID_MAX_BLOCK_SIZE,
         nearest_k=config.nearest_k if config.compute_precision_recall else None)
     total_batches = -(-num_samples // batch_size)
     inputs = generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed, config.truncation)

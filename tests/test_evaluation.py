@@ -333,3 +333,22 @@ def test_a_class_ordered_folder_is_measured_on_a_uniform_subset(tmp_path):
     whole = evaluation.real_statistics(folder, classifier, 8, num_real=500, cache_dir=tmp_path / "stats",
                                        batch_size=16, print_fn=None)
     assert whole.count == 120 and whole.metadata["cache_key"]["split"].startswith("train[:120]@")
+
+
+def test_too_few_generated_images_for_kid_are_refused_before_any_is_generated(classifier):
+    """10,000 real activations make 10 blocks of at most 1024, which need 20 generated images."""
+    generator = build_generator(tiny_model(IMAGE_SIZE))
+    d = classifier(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3), "float32"))[0].shape[1]
+    rng = np.random.default_rng(0)
+    stats = metrics.RealStatistics(np.zeros(d), np.eye(d), 10_000, kid_subset=rng.normal(size=(10_000, d)))
+    calls = []
+    counting = metrics.Classifier(lambda images: calls.append(1) or classifier.fn(images), classifier.image_size,
+                                  classifier.classifier_id)
+    config = evaluation.EvalConfig(num_samples=19, batch_size=19, compute_kid=True)
+    with pytest.raises(UsageError, match=r"in 10 block\(s\) of at most 1024 .* at least 20 generated images "
+                                         r"\(--eval_samples, --num_samples\), or no KID \(--nokid\)"):
+        evaluation.evaluate_generator(generator, counting, stats, config, print_fn=None)
+    assert calls == []
+    # Fewer real images need fewer blocks: 19 generated images against 1,000 real ones are fine.
+    small = metrics.RealStatistics(np.zeros(d), np.eye(d), 1000, kid_subset=rng.normal(size=(1000, d)))
+    evaluation._check_kid_sizes(small.kid_subset.shape[0], 19)
