@@ -43,7 +43,7 @@ class SAGAN(keras.Model):
 
     Noise: every discriminator and generator update draws the latents (and, for conditional models, uniform fake
     labels) of the whole global batch from one shared seed and each replica keeps its own slice. Replicas therefore
-    never share noise (DESIGN.md fact 3), and a step on N replicas sees exactly the noise of one device running the
+    never share noise (BUILD.md fact 3), and a step on N replicas sees exactly the noise of one device running the
     global batch.
 
     Args:
@@ -112,7 +112,7 @@ class SAGAN(keras.Model):
 
     def _build_networks(self):
         # Create every variable now (inside the strategy scope the model is created in), so that the optimizers can
-        # be built in `compile` before `fit` (DESIGN.md fact 5).
+        # be built in `compile` before `fit` (BUILD.md fact 5).
         images = self._build_network(self.generator)
         self.discriminator(images, ops.zeros((2,), "int32"), training=False)
 
