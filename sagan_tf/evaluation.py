@@ -67,9 +67,9 @@ class EvalConfig:
         "synthetic", a TF-Hub handle, a SavedModel directory or a `.keras` file.
       split: the dataset split of the real images.
       num_real: real images in the statistics (fewer if the split is smaller); None: the whole split.
-      compute_kid: also compute the Kernel Inception Distance.
-      compute_precision_recall: also compute precision, recall, density and coverage (on by default, as issue 13's
-        figures of fidelity and variety; they compare the same bounded reservoirs KID uses).
+      compute_kid: also compute the Kernel Inception Distance (on by default, as `--kid` of the commands).
+      compute_precision_recall: also compute precision, recall, density and coverage (on by default: the figures of
+        fidelity and variety behind a bad FID; they compare the same bounded reservoirs KID uses).
       nearest_k: k of the k-NN balls of precision/recall and density/coverage.
       num_splits: Inception Score splits (1: TF-GAN's definition; papers average 10 splits).
       seed: seed of the latents and labels; the same seed gives the same figures.
@@ -86,7 +86,7 @@ class EvalConfig:
     classifier: Optional[str] = None
     split: str = "train"
     num_real: Optional[int] = 10_000
-    compute_kid: bool = False
+    compute_kid: bool = True
     compute_precision_recall: bool = True
     nearest_k: int = 3
     num_splits: int = 1
