@@ -34,6 +34,7 @@ evaluation during training the checkpoint with the best FID (--best_metric) is k
     tensorboard --logdir runs
 """
 
+
 from absl import flags
 
 from sagan_tf import cli
@@ -94,7 +95,8 @@ def define_flags(flag_values=flags.FLAGS):
                          "training). Evaluation runs on the chief with the sampling (EMA) generator.",
                          flag_values=flag_values)
     flags.DEFINE_integer("eval_samples", 2000, "Generated images per evaluation during training (0: no evaluation). "
-                         "Use training.evaluate with 50000 for figures comparable to papers.", flag_values=flag_values)
+                         "For figures comparable to the paper's use training.evaluate --protocol=paper.",
+                         flag_values=flag_values)
     flags.DEFINE_string("classifier", None, "Classifier for FID/IS: 'domain' (a small classifier of this dataset, "
                         "trained once per dataset and image size and cached; works offline), 'synthetic', "
                         "'inception', a TF-Hub handle, a SavedModel directory or a .keras file. Default: 'synthetic' "
