@@ -28,7 +28,7 @@ setuptools.setup(
         "tensorboard>=2.16,<2.22",
         # Loads TF-GAN's Inception module from a handle or a local copy (sagan_tf.metrics).
         "tensorflow-hub>=0.16,<0.17",
-        # The last release; only its eval subpackage is used, through sagan_tf.metrics (DESIGN.md fact 1).
+        # The last release; only its eval subpackage is used, through sagan_tf.metrics (BUILD.md fact 1).
         "tensorflow-gan==2.1.0",
         "tensorflow-probability>=0.24,<0.26",
         # tensorflow-probability imports tf_keras; sagan_tf itself never does.

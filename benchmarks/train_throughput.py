@@ -15,7 +15,7 @@ tf.data, so no dataset I/O is timed. Reported per line:
                      GPU: TensorFlow's peak allocated device memory
   flops_per_step     analytic count from the model's layers (benchmarks/flops.py; a multiply-add is 2 FLOPs)
   achieved_flops_per_s, fraction_of_f32_ceiling, fraction_of_bf16_ceiling: against a 2048x2048 matmul measured
-                     by this script on this machine (DESIGN.md fact 7), reported as matmul_ceiling_*
+                     by this script on this machine (BUILD.md fact 7), reported as matmul_ceiling_*
   load_avg_1min_*    the machine's load average before and after the configuration (other processes compete)
 """
 

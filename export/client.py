@@ -18,10 +18,13 @@ of ids; an unknown name is refused by the model with the closest valid names). `
 sends latents z drawn here instead, `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)`
 (--latent_dim is needed with a server), and encodes the returned float images itself.
 
-A seed names an image: (--seed, --truncation, --labels or --batch_size) determine the images, and both signatures
-give the same ones, because `truncated_latents` are the latents `generate` draws inside the model. That holds on
-any machine with the same export, except that float rounding in CPU and GPU kernels may differ in the last bits
-of the float images (rarely one step in a pixel).
+Latents are untruncated by default (--truncation=none), as in sample grids, evaluation and the latents
+`serving_default` callers usually draw; --truncation=t draws them from the normal truncated at |z| <= t (BigGAN's
+truncation trick: smaller t, less varied and cleaner images). A seed names an image: (--seed, --truncation,
+--labels or --batch_size) determine the images, and both signatures give the same ones, because
+`truncated_latents` are the latents `generate` draws inside the model. That holds on any machine with the same
+export, except that float rounding in CPU and GPU kernels may differ in the last bits of the float images (rarely
+one step in a pixel).
 
 Dependencies: a `generate` request over REST needs only numpy (absl-py for the command line) and
 `sagan_tf.errors`, which is pure Python. TensorFlow is needed for `--signature=serving_default` (the latents, and
@@ -37,7 +40,7 @@ import urllib.error
 import urllib.request
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from sagan_tf import cli
 from sagan_tf.errors import ServingError
@@ -55,13 +58,17 @@ TRUNCATION_INPUT = "truncation"
 IMAGES_OUTPUT = "images"
 PNG_OUTPUT = "png_bytes"
 CLASS_NAMES_OUTPUT = "class_names"
+#: The truncation sent for --truncation=none: the largest float32. `generate` takes a finite float32 (JSON has no
+#: infinity), and no latent comes near this bound, so it draws exactly the untruncated normal that `math.inf` would.
+UNTRUNCATED = float(np.finfo(np.float32).max)
 
 _GRPC_MISSING = ("--grpc needs the tensorflow-serving-api package, which is not installed. Install it with "
                  "`pip install tensorflow-serving-api` (or sagan_tf's `serving` extra), or use the REST API "
                  "(drop --grpc and pass the REST port, 8501 by default).")
 
 
-def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0, latent_dim=None, classes=None):
+def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=UNTRUNCATED, latent_dim=None,
+                classes=None):
     """The named input arrays of a request.
 
     Args:
@@ -70,7 +77,7 @@ def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0,
       batch_size: number of images for an unconditional model (ignored when `labels` is given).
       seed: the seed of the latents: sent to `generate`, which draws them in the model, or used here to draw the
         same latents (`sagan_tf.latents.truncated_latents`) for `serving_default`.
-      truncation: latents are drawn from a normal truncated at this value (> 0).
+      truncation: latents are drawn from a normal truncated at this value (> 0); `UNTRUNCATED`: not truncated.
       latent_dim: size of z; needed for `serving_default`.
       classes: class names, for `generate_by_name` (and only for it).
 
@@ -109,7 +116,8 @@ def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=1.0,
         if not latent_dim:
             raise ServingError("--signature=serving_default sends latents z: pass --latent_dim (the model's latent "
                                "size, shown by `saved_model_cli show --all`), or use --signature=generate.")
-        from sagan_tf import latents  # imports TensorFlow: only serving_default requests need it
+        cli.import_tensorflow()  # only serving_default requests need it
+        from sagan_tf import latents
 
         try:
             z = latents.truncated_latents(count, latent_dim, seed, truncation).numpy()
@@ -202,8 +210,7 @@ def _serving_apis():
 
 def predict_request(model_name, signature, inputs, version=None):
     """A `tensorflow_serving.apis.predict_pb2.PredictRequest` with the inputs as TensorProtos."""
-    import tensorflow as tf
-
+    tf = cli.import_tensorflow()
     predict_pb2, _ = _serving_apis()
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
@@ -218,8 +225,8 @@ def predict_request(model_name, signature, inputs, version=None):
 def grpc_predict(server, model_name, signature, inputs, version=None, timeout=120):
     """Sends a gRPC Predict request to TensorFlow Serving; returns the outputs as numpy arrays."""
     import grpc
-    import tensorflow as tf
 
+    tf = cli.import_tensorflow()
     _, prediction_service_pb2_grpc = _serving_apis()
     request = predict_request(model_name, signature, inputs, version)
     with grpc.insecure_channel(server) as channel:
@@ -237,8 +244,7 @@ def load_saved_model(saved_model_dir):
     Raises:
       ServingError: the directory holds no SavedModel.
     """
-    import tensorflow as tf
-
+    tf = cli.import_tensorflow()
     if not tf.io.gfile.exists(os.path.join(saved_model_dir, "saved_model.pb")):
         raise ServingError(f"{saved_model_dir} is not a SavedModel (no saved_model.pb); pass a version directory "
                            "written by `python -m export.run`, e.g. exports/synthetic32/2000.")
@@ -247,8 +253,7 @@ def load_saved_model(saved_model_dir):
 
 def saved_model_predict(loaded, signature, inputs):
     """Runs the request on a loaded SavedModel (`load_saved_model`); returns the outputs as numpy arrays."""
-    import tensorflow as tf
-
+    tf = cli.import_tensorflow()
     function = loaded.signatures.get(signature)
     if function is None:
         hint = ""
@@ -343,6 +348,23 @@ def class_names_of(outputs):
     return [name.decode("utf-8") if isinstance(name, bytes) else str(name) for name in np.asarray(names).tolist()]
 
 
+def parse_truncation(text):
+    """The truncation a --truncation value asks for: `UNTRUNCATED` for "none", else a finite number > 0.
+
+    Raises:
+      ServingError: anything else.
+    """
+    if isinstance(text, str) and text.strip().lower() == "none":
+        return UNTRUNCATED
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (np.isfinite(value) and np.float32(value) > 0):
+        raise ServingError(f"--truncation takes 'none' (untruncated) or a finite number > 0. Received: {text!r}")
+    return value
+
+
 def _parse_labels(text):
     if not text:
         return None
@@ -370,7 +392,7 @@ def run(values):
     if signature == SERVING_SIGNATURE and not latent_dim and loaded is not None:
         latent_dim = saved_model_latent_dim(loaded)
     inputs = make_inputs(signature, _parse_labels(values.labels), values.batch_size, values.seed,
-                         values.truncation, latent_dim, classes=classes)
+                         parse_truncation(values.truncation), latent_dim, classes=classes)
     return write_pngs(_request(values, loaded, signature, inputs), values.output_dir)
 
 
@@ -396,8 +418,9 @@ def define_flags(flag_values=flags.FLAGS):
                       flag_values=flag_values)
     flags.DEFINE_integer("batch_size", None, "Number of images (unconditional models).", flag_values=flag_values)
     flags.DEFINE_integer("seed", 0, "Seed of the latents.", flag_values=flag_values)
-    flags.DEFINE_float("truncation", 1.0, "Latents come from a standard normal truncated at this value (> 0).",
-                       flag_values=flag_values)
+    flags.DEFINE_string("truncation", "none", "'none': latents from the standard normal, untruncated (as sample "
+                        "grids and evaluation draw them); a number t > 0: from the normal truncated at |z| <= t.",
+                        flag_values=flag_values)
     flags.DEFINE_integer("latent_dim", None, "Size of z, for --signature=serving_default with --server.",
                          flag_values=flag_values)
     flags.DEFINE_string("output_dir", "samples", "Directory for the PNG files.", flag_values=flag_values)
@@ -415,5 +438,4 @@ def main(argv, values=None):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, tensorflow=False)  # a REST request needs no TensorFlow

@@ -17,15 +17,11 @@ See export/README.md for serving it and sagan_tf/serving.py for the signatures.
 """
 
 import json
-import os
 import sys
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+from absl import flags
 
-from absl import app, flags  # noqa: E402
-
-from sagan_tf import cli  # noqa: E402
+from sagan_tf import cli
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -58,5 +54,4 @@ def main(argv, values=None):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

@@ -10,7 +10,8 @@ All three are frozen dataclasses and plain data: libraries take them, only the c
 flags into them (`ExperimentConfig.replace`).
 
 Architecture vocabulary (shared by both block types, so one Generator/Discriminator class expresses both the
-residual ImageNet architecture of the SAGAN paper and the DCGAN-style variant of seeds/003):
+residual ImageNet architecture of the SAGAN paper and the DCGAN-style variant of heykeetae/Self-Attention-GAN;
+see BUILD.md, Reference architectures):
 
 - `g_channels`: channels of the generator's first feature map (at `g_base_resolution`), then the output channels
   of each upsampling stage. Every stage doubles the resolution.

@@ -71,9 +71,9 @@ class EvalConfig:
       num_real: real images in the statistics (fewer if the split is smaller); None: the whole split.
       real_seed: seed of the uniform subset of `num_real` images drawn from an image folder that has more (see
         `real_statistics`); it is part of the statistics' cache key and of the provenance's real split.
-      compute_kid: also compute the Kernel Inception Distance.
-      compute_precision_recall: also compute precision, recall, density and coverage (on by default, as issue 13's
-        figures of fidelity and variety; they compare the same bounded reservoirs KID uses).
+      compute_kid: also compute the Kernel Inception Distance (on by default, as `--kid` of the commands).
+      compute_precision_recall: also compute precision, recall, density and coverage (on by default: the figures of
+        fidelity and variety behind a bad FID; they compare the same bounded reservoirs KID uses).
       nearest_k: k of the k-NN balls of precision/recall and density/coverage.
       num_splits: Inception Score splits (1: TF-GAN's definition; papers average 10 splits).
       seed: seed of the latents and labels; the same seed gives the same figures.
@@ -91,7 +91,7 @@ class EvalConfig:
     split: str = "train"
     num_real: Optional[int] = 10_000
     real_seed: int = 0
-    compute_kid: bool = False
+    compute_kid: bool = True
     compute_precision_recall: bool = True
     nearest_k: int = 3
     num_splits: int = 1

@@ -1,7 +1,7 @@
 """Adversarial losses of SAGAN and their replica-aware reduction.
 
 Each loss returns per-example values; `global_mean` reduces them over the *global* batch, so that the gradients
-that `tf.distribute` sums across replicas come out as the gradient of the global-batch mean (DESIGN.md fact 4).
+that `tf.distribute` sums across replicas come out as the gradient of the global-batch mean (BUILD.md fact 4).
 """
 
 from keras import ops

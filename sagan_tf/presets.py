@@ -22,8 +22,7 @@ from sagan_tf.errors import ConfigError
 
 PRESETS = {
     "imagenet128": {
-        "description": "The official SAGAN 128x128 ImageNet architecture (brain-research/self-attention-gan; "
-                       "DESIGN.md section 3).",
+        "description": "The official SAGAN 128x128 ImageNet architecture (brain-research/self-attention-gan).",
         "default_for": (),
         "folders": True,
         "model": dict(image_size=128, num_classes=1000, g_channels=(1024, 1024, 512, 256, 128, 64),
@@ -58,10 +57,11 @@ PRESETS = {
         ),
     },
     "dcgan64": {
-        # Layer for layer the PyTorch variant of seeds/003: attention after the 128- and 64-channel layers of G and
-        # the 256- and 512-channel layers of D, full keys/values with C channels, no output projection, biased
-        # un-normalized 1x1 convolutions in attention, no spectral norm on the last layers.
-        "description": "The unconditional 64x64 DCGAN-style variant of seeds/003 (LSUN, CelebA).",
+        # Layer for layer `sagan_models.py` of heykeetae/Self-Attention-GAN: attention after the 128- and 64-channel
+        # layers of G and the 256- and 512-channel layers of D, full keys/values with C channels, no output
+        # projection, biased un-normalized 1x1 convolutions in attention, no spectral norm on the last layers.
+        "description": "The unconditional 64x64 DCGAN-style variant of heykeetae/Self-Attention-GAN "
+                       "(LSUN, CelebA).",
         "default_for": ("lsun/*", "celeb_a"),
         "folders": True,
         "model": dict(image_size=64, num_classes=0, block_type="dcgan", g_base_resolution=4,

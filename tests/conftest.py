@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 # Split the CPU into two logical devices before TensorFlow initialises its runtime, so that
-# MirroredStrategy tests can run two replicas on this machine (DESIGN.md fact 6). Single-device code
+# MirroredStrategy tests can run two replicas on this machine (BUILD.md fact 6). Single-device code
 # keeps using the first one.
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(

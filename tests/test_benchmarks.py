@@ -77,7 +77,7 @@ def test_graph_count_with_a_d_step_more_grows_by_one_d_update():
 
 
 def test_dcgan64_batch64_matches_pytorch_reference_figure():
-    # DESIGN.md: about 235 GFLOP per train step at batch 64 in the PyTorch reference. PyTorch's G update also
+    # About 235 GFLOP per train step at batch 64 in heykeetae/Self-Attention-GAN (BUILD.md). PyTorch's G update also
     # computes D's weight gradients (D's parameters still require grad); our G update does not.
     cfg = get_preset("dcgan64").model
     generator, discriminator = Generator(cfg), Discriminator(cfg)

@@ -109,8 +109,9 @@ def test_the_same_seed_gives_the_same_figures_and_another_seed_others(tmp_path, 
     run = lambda seed: evaluation.evaluate_generator(  # noqa: E731
         generator, classifier, stats, evaluation.EvalConfig(num_samples=48, batch_size=16, seed=seed), print_fn=None)
     first, again, other = run(5), run(5), run(6)
-    assert "kid" not in first and "precision" in first  # defaults: no KID, precision/recall on
-    assert (first["fid"], first["inception_score"]) == (again["fid"], again["inception_score"])
+    assert "kid" in first and "precision" in first  # defaults: KID and precision/recall on, as the commands' flags
+    assert (first["fid"], first["inception_score"], first["kid"]) == (again["fid"], again["inception_score"],
+                                                                     again["kid"])
     assert first["fid"] != other["fid"]
 
 

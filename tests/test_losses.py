@@ -47,7 +47,7 @@ def test_global_mean_summed_over_replicas_is_the_global_batch_mean(mirrored_stra
     assert [len(s) for s in shards] == [4, 4]
     total = mirrored_strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
     np.testing.assert_allclose(total.numpy(), values.mean(), rtol=1e-6)
-    # A per-replica mean (ops.mean) would come out twice as large after the sum (DESIGN.md fact 4).
+    # A per-replica mean (ops.mean) would come out twice as large after the sum (BUILD.md fact 4).
     naive = mirrored_strategy.run(lambda x: tf.reduce_mean(x), args=(batch,))
     np.testing.assert_allclose(mirrored_strategy.reduce(tf.distribute.ReduceOp.SUM, naive, axis=None).numpy(),
                                2 * values.mean(), rtol=1e-5)

@@ -24,7 +24,8 @@ def test_presets_are_plain_data_and_build_valid_configs():
 
 
 def test_imagenet128_is_the_official_setup():
-    # DESIGN.md section 3: batch 256, TTUR (G 1e-4, D 4e-4), Adam beta1 0, one D step, hinge loss.
+    # The paper (BUILD.md, Reference architectures): batch 256, TTUR (G 1e-4, D 4e-4), Adam beta1 0, one D step,
+    # hinge loss.
     config = presets.get_preset("imagenet128")
     training = config.training
     assert (training.batch_size, training.g_lr, training.d_lr, training.beta1, training.d_steps, training.loss) == (

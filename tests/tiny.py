@@ -158,17 +158,20 @@ def event_scalars(directory, prefix=""):
 
 
 def subprocess_environment(**extra):
-    """Environment for a child Python that can import the repository but has not imported anything yet."""
+    """Environment for a child Python that can import the repository but has not imported anything yet; an `extra`
+    value of None removes that variable."""
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("TF_CONFIG", None)
     env.update(extra)
-    return env
+    return {name: value for name, value in env.items() if value is not None}
 
 
 def start_command(module, args, separate_stderr=False, **env):
-    """Starts `python -m <module> <args>` in the repository root as a user would; returns the `Popen` (text mode,
+    """Starts `python -m <module> <args>` in the repository root as a user would (without TF_CPP_MIN_LOG_LEVEL
+    unless `env` sets it, so that the command's console is its default one); returns the `Popen` (text mode,
     stdout piped; stderr piped apart with `separate_stderr`, else merged into stdout)."""
+    env = {"TF_CPP_MIN_LOG_LEVEL": None, **env}
     return subprocess.Popen([PYTHON, "-m", module, *args], cwd=ROOT, env=subprocess_environment(**env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE if separate_stderr else subprocess.STDOUT,
                             text=True)

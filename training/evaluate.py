@@ -31,15 +31,21 @@ numbers of generated and real samples, the real split, the generator (EMA or raw
 The classifier defaults to the shipped domain classifier for the synthetic dataset and to TF-GAN's Inception
 (TF-Hub) for every other dataset; without network access pass a local copy of the Inception module with
 --classifier=/path/to/inception, or use --classifier=domain: a small classifier of the run's dataset, trained once
-per dataset and image size (when it is not cached yet) and cached in $SAGAN_TF_CACHE/domain_classifiers. The SAGAN
-paper's protocol is --num_samples=50000 with Inception. Bad input (no run directory, no checkpoint, no classifier, a
-domain classifier of other images), and a record the filesystem refuses to write (full, read-only, no permission;
-no partial file is left), end with a one-paragraph error and exit status 2. It reads a run that is training without
-taking its lock (`sagan_tf.run_lock`): it writes only into eval/, never into checkpoints/.
+per dataset and image size (when it is not cached yet) and cached in $SAGAN_TF_CACHE/domain_classifiers.
+
+By default it measures 10,000 generated against 10,000 real images with a 1-split Inception Score: quick, and
+comparable between runs measured the same way, not with published figures. `--protocol=paper` is the SAGAN paper's
+protocol: 50,000 generated images, 50,000 real images (the whole split when it is smaller), an Inception Score
+averaged over 10 splits and TF-GAN's Inception ('inception', or a local copy of it with --classifier=PATH); the
+record says so ("protocol": "paper", also in its provenance). Bad input (no run directory, no checkpoint, no
+classifier, a domain classifier of other images, flags that contradict --protocol), and a record the filesystem
+refuses to write (full, read-only, no permission; no partial file is left), end with a one-paragraph error and exit
+status 2. It reads a run that is training without taking its lock (`sagan_tf.run_lock`): it writes only into eval/,
+never into checkpoints/.
 
     python -m training.evaluate --model_dir=runs/synthetic32
-    python -m training.evaluate --model_dir=runs/cifar32 --num_samples=50000 --classifier=/models/inception
-    python -m training.evaluate --model_dir=runs/icons --classifier=domain
+    python -m training.evaluate --model_dir=runs/cifar32 --protocol=paper --classifier=/models/inception
+    python -m training.evaluate --model_dir=runs/cifar32-folder_data_icons --classifier=domain
     python -m training.evaluate --model_dir=runs/synthetic32 --truncation=none,2.0,1.0,0.7,0.5
 """
 
@@ -47,12 +53,14 @@ import json
 import math
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+from absl import flags, logging
 
-from absl import app, flags, logging  # noqa: E402
+from sagan_tf import cli
 
-from sagan_tf import cli  # noqa: E402
+#: The published protocols `--protocol` names, as the flag values each fixes. "paper": the SAGAN paper's (section 5:
+#: 50,000 samples, TF-GAN's Inception; an Inception Score averaged over 10 splits as is customary; as many real
+#: images, or the whole split when it is smaller).
+PROTOCOLS = {"paper": {"num_samples": 50_000, "num_real": 50_000, "is_splits": 10, "classifier": "inception"}}
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -62,7 +70,11 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string("checkpoint", "latest", "Checkpoint: latest, best (the best evaluated during training, "
                         "checkpoints/best/), a step number or a path prefix.", flag_values=flag_values)
     flags.DEFINE_bool("ema", True, "Evaluate the EMA generator (--noema: the raw generator).", flag_values=flag_values)
-    flags.DEFINE_integer("num_samples", 10_000, "Generated images (50000 for the SAGAN paper's protocol).",
+    flags.DEFINE_enum("protocol", None, sorted(PROTOCOLS), "A published evaluation protocol, which fixes "
+                      "--num_samples, --num_real, --is_splits and the classifier: paper (the SAGAN paper's: 50000 "
+                      "generated and 50000 real images, 10 IS splits, TF-GAN's Inception). Default: as those flags "
+                      "say.", flag_values=flag_values)
+    flags.DEFINE_integer("num_samples", 10_000, "Generated images (--protocol=paper: 50000).",
                          flag_values=flag_values)
     flags.DEFINE_integer("batch_size", 250, "Images generated and classified per batch.", flag_values=flag_values)
     flags.DEFINE_integer("seed", 0, "Seed of the latents and labels; the same seed gives the same figures.",
@@ -119,14 +131,54 @@ def parse_truncations(values):
     return truncations
 
 
+def _given(values, name):
+    """Whether the flag `name` was given on the command line (False for values that are not absl flags)."""
+    try:
+        return values[name].present > 0
+    except (TypeError, KeyError, AttributeError):
+        return False
+
+
+def protocol_settings(values):
+    """{flag name: value} of the flags that `--protocol` fixes, the flag values themselves without a protocol.
+
+    Raises:
+      UsageError: a flag given with another value than the protocol's, or a classifier that is not TF-GAN's
+        Inception (a domain or the synthetic classifier) with a protocol.
+    """
+    from sagan_tf.errors import UsageError
+
+    names = ("num_samples", "num_real", "is_splits")
+    protocol = getattr(values, "protocol", None)
+    if not protocol:
+        return {**{name: getattr(values, name) for name in names}, "classifier": values.classifier or None}
+    settings = dict(PROTOCOLS[protocol])
+    for name in names:
+        if _given(values, name) and getattr(values, name) != settings[name]:
+            raise UsageError(f"--protocol={protocol} evaluates with --{name}={settings[name]}; drop --{name}, or drop "
+                             f"--protocol to choose it. Received: {name}={getattr(values, name)}")
+    if values.classifier:
+        if values.classifier in ("domain", "synthetic"):
+            raise UsageError(f"--protocol={protocol} measures with TF-GAN's Inception: leave --classifier out, or "
+                             "pass 'inception', its TF-Hub handle or a local copy of it. Received: "
+                             f"classifier={values.classifier!r}")
+        settings["classifier"] = values.classifier
+    return settings
+
+
 def eval_config(values):
-    """The `evaluation.EvalConfig` that the flag values ask for."""
+    """The `evaluation.EvalConfig` that the flag values ask for (`--protocol`'s settings included).
+
+    Raises:
+      UsageError: flags that contradict `--protocol` (see `protocol_settings`), or invalid settings.
+    """
     from sagan_tf import evaluation
 
+    settings = protocol_settings(values)
     return evaluation.EvalConfig(
-        num_samples=values.num_samples, batch_size=values.batch_size, classifier=values.classifier or None,
-        split=values.split, num_real=values.num_real or None, compute_kid=values.kid,
-        compute_precision_recall=values.precision_recall, num_splits=values.is_splits, seed=values.seed,
+        num_samples=settings["num_samples"], batch_size=values.batch_size, classifier=settings["classifier"],
+        split=values.split, num_real=settings["num_real"] or None, compute_kid=values.kid,
+        compute_precision_recall=values.precision_recall, num_splits=settings["is_splits"], seed=values.seed,
         cache_dir=values.cache_dir)
 
 
@@ -135,7 +187,8 @@ def truncation_suffix(truncation):
     return "_truncation_none" if truncation is None else f"_truncation_{truncation:g}"
 
 
-def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None, print_fn=logging.info):
+def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None, print_fn=logging.info,
+                 protocol=None):
     """Evaluates a run's generator and writes the record to eval/step_<step>.json and eval/latest.json; returns it
     (a JSON-able dict: "figures" named "<classifier tag>/<figure>", "provenance", the "truncation" of
     `config.truncation`, and what was evaluated).
@@ -147,6 +200,8 @@ def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None
       use_ema: evaluate the EMA generator (the raw one when False, or when the run has no EMA).
       data_dir: TFDS data directory (or the base of relative "folder:" paths).
       print_fn: where progress lines go.
+      protocol: the name of the protocol `config` follows (a key of `PROTOCOLS`), recorded as "protocol" in the
+        record and its provenance; None: none.
 
     Raises:
       UsageError: no run directory or checkpoint, an unavailable classifier, missing real data.
@@ -155,7 +210,7 @@ def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None
     from sagan_tf.run_dir import write_json_atomically
 
     run, restored, evaluator = _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn)
-    record = _evaluate(run, restored, evaluator, config, "", print_fn)
+    record = _evaluate(run, restored, evaluator, config, "", print_fn, protocol)
     path = os.path.join(run.eval_dir, "latest.json")
     with write_failures.reporting("evaluation record", path, last_good=restored.checkpoint):
         write_json_atomically(path, record, "evaluation record")
@@ -163,7 +218,7 @@ def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None
 
 
 def sweep_truncation(model_dir, config, truncations, checkpoint=None, use_ema=True, data_dir=None,
-                     print_fn=logging.info):
+                     print_fn=logging.info, protocol=None):
     """Evaluates a run's generator at each truncation with the same `config.seed` (the truncation trick's
     fidelity/variety trade-off, BigGAN sec. 3.1 and fig. 4); returns the records, one per truncation.
 
@@ -178,7 +233,7 @@ def sweep_truncation(model_dir, config, truncations, checkpoint=None, use_ema=Tr
       model_dir: the training run directory.
       config: the `evaluation.EvalConfig` (its `truncation` is replaced by each value).
       truncations: a non-empty list of None (untruncated) and numbers > 0, e.g. from `parse_truncations`.
-      checkpoint, use_ema, data_dir, print_fn: as `evaluate_run`.
+      checkpoint, use_ema, data_dir, print_fn, protocol: as `evaluate_run`.
 
     Returns:
       (the records in the order of `truncations`, the plot's path or None for a single truncation).
@@ -203,7 +258,8 @@ def sweep_truncation(model_dir, config, truncations, checkpoint=None, use_ema=Tr
         print_fn(f"Truncation {'none' if truncation is None else f'{truncation:g}'} "
                  f"({len(records) + 1} of {len(truncations)}).")
         swept = evaluator.with_truncation(math.inf if truncation is None else truncation)
-        records.append(_evaluate(run, restored, swept, swept.config, truncation_suffix(truncation), print_fn))
+        records.append(_evaluate(run, restored, swept, swept.config, truncation_suffix(truncation), print_fn,
+                                 protocol))
     stem = os.path.join(run.eval_dir, f"truncation_step_{restored.step:08d}{'' if restored.ema else '_noema'}")
     plot = None
     with write_failures.reporting("truncation sweep", stem, last_good=restored.checkpoint):
@@ -241,7 +297,7 @@ def _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn):
     return run, restored, evaluator
 
 
-def _evaluate(run, restored, evaluator, config, name_suffix, print_fn):
+def _evaluate(run, restored, evaluator, config, name_suffix, print_fn, protocol=None):
     """Evaluates `restored.generator` with `evaluator`, writes eval/step_<step><name_suffix>[_noema].json and the
     TensorBoard events; returns the record."""
     import tensorflow as tf
@@ -252,7 +308,7 @@ def _evaluate(run, restored, evaluator, config, name_suffix, print_fn):
     dataset = restored.config.training.dataset
     figures = evaluator(restored.generator)
     generator = "ema" if restored.ema else "raw"
-    provenance = {**figures.pop("provenance"), "step": restored.step, "generator": generator}
+    provenance = {**figures.pop("provenance"), "step": restored.step, "generator": generator, "protocol": protocol}
     tag = evaluator.tag
     truncation = evaluation.recorded_truncation(config.truncation)
     result = {
@@ -269,6 +325,7 @@ def _evaluate(run, restored, evaluator, config, name_suffix, print_fn):
         "num_splits": config.num_splits,
         "seed": config.seed,
         "truncation": truncation,
+        "protocol": protocol,
     }
     suffix = "" if restored.ema else "_noema"
     path = os.path.join(run.eval_dir, f"step_{restored.step:08d}{name_suffix}{suffix}.json")
@@ -292,15 +349,14 @@ def main(argv, values=None):
     truncations = parse_truncations(values.truncation)
     if truncations:
         records, _ = sweep_truncation(values.model_dir, config, truncations, values.checkpoint,
-                                      use_ema=values.ema, data_dir=values.data_dir)
+                                      use_ema=values.ema, data_dir=values.data_dir, protocol=values.protocol)
     else:
         records = [evaluate_run(values.model_dir, config, values.checkpoint, use_ema=values.ema,
-                                data_dir=values.data_dir)]
+                                data_dir=values.data_dir, protocol=values.protocol)]
     for record in records:
         print(json.dumps(record, sort_keys=True))
     return 0
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

@@ -38,14 +38,10 @@ evaluation during training the checkpoint with the best FID (--best_metric) is k
     tensorboard --logdir runs
 """
 
-import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+from absl import flags
 
-from absl import app, flags  # noqa: E402
-
-from sagan_tf import cli  # noqa: E402
+from sagan_tf import cli
 
 _TRAINING_OVERRIDES = ("train_steps", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "ema_start")
 
@@ -112,7 +108,8 @@ def define_flags(flag_values=flags.FLAGS):
                          "training). Evaluation runs on the chief with the sampling (EMA) generator.",
                          flag_values=flag_values)
     flags.DEFINE_integer("eval_samples", 2000, "Generated images per evaluation during training (0: no evaluation). "
-                         "Use training.evaluate with 50000 for figures comparable to papers.", flag_values=flag_values)
+                         "For figures comparable to the paper's use training.evaluate --protocol=paper.",
+                         flag_values=flag_values)
     flags.DEFINE_string("classifier", None, "Classifier for FID/IS: 'domain' (a small classifier of this dataset, "
                         "trained once per dataset and image size and cached; works offline), 'synthetic', "
                         "'inception', a TF-Hub handle, a SavedModel directory or a .keras file. Default: 'synthetic' "
@@ -204,5 +201,4 @@ def main(argv, values=None):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

@@ -24,14 +24,11 @@ import os
 import tempfile
 import time
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+from absl import flags
 
-from absl import app, flags  # noqa: E402
-
-from sagan_tf import cli  # noqa: E402
-from sagan_tf.errors import InsufficientAccuracyError, UsageError  # noqa: E402
-from sagan_tf.metrics import domain_classifier, synthetic_classifier  # noqa: E402
+from sagan_tf import cli
+from sagan_tf.errors import InsufficientAccuracyError, UsageError
+from sagan_tf.metrics import domain_classifier, synthetic_classifier
 
 #: The dataset whose classifier ships with the package (the default of --dataset).
 SHIPPED_DATASET = "synthetic"
@@ -396,5 +393,4 @@ def main(argv, values=None):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

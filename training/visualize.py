@@ -26,12 +26,9 @@ training without taking its lock (`sagan_tf.run_lock`).
 import json
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+from absl import flags
 
-from absl import app, flags  # noqa: E402
-
-from sagan_tf import cli  # noqa: E402
+from sagan_tf import cli
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -132,5 +129,4 @@ def main(argv, values=None):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)

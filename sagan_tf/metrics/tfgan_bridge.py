@@ -1,6 +1,6 @@
 """Imports TF-GAN's evaluation functions without importing the `tensorflow_gan` package.
 
-Why this module exists (DESIGN.md fact 1): tensorflow-gan 2.1.0 is the last release, and
+Why this module exists (BUILD.md fact 1): tensorflow-gan 2.1.0 is the last release, and
 `import tensorflow_gan` fails on TensorFlow >= 2.16 with "module 'tensorflow' has no attribute
 'estimator'", because `tensorflow_gan/__init__.py` imports its estimator and train modules, which need
 `tf.estimator` (removed in TF 2.16). Its evaluation module `tensorflow_gan/python/eval/

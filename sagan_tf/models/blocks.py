@@ -1,8 +1,9 @@
 """Building blocks of the SAGAN generator and discriminator.
 
-Residual blocks follow the official SAGAN code (brain-research/self-attention-gan, DESIGN.md section 3); the
-DCGAN-style stages follow the PyTorch variant in seeds/003. Every convolution and linear layer is spectrally
-normalized (Miyato et al. 2018; SAGAN section 4.1 applies it to both G and D).
+Residual blocks follow the official SAGAN code (brain-research/self-attention-gan); the DCGAN-style stages
+follow `sagan_models.py` of heykeetae/Self-Attention-GAN (both summarised in BUILD.md, Reference architectures).
+Every convolution and linear layer is spectrally normalized (Miyato et al. 2018; SAGAN section 4.1 applies it to
+both G and D).
 """
 
 import keras
@@ -159,7 +160,8 @@ class DiscriminatorResBlock(keras.layers.Layer):
 
 
 class GeneratorDeconvBlock(keras.layers.Layer):
-    """DCGAN-style generator stage: SN ConvTranspose 4x4 - BN(y) - ReLU (seeds/003, layers l1 to l4).
+    """DCGAN-style generator stage: SN ConvTranspose 4x4 - BN(y) - ReLU (`Generator.l1` to `l4` in
+    `sagan_models.py` of heykeetae/Self-Attention-GAN).
 
     Args:
       filters: output channels.
@@ -197,7 +199,8 @@ class GeneratorDeconvBlock(keras.layers.Layer):
 
 
 class DiscriminatorConvBlock(keras.layers.Layer):
-    """DCGAN-style discriminator stage: SN Conv 4x4 stride 2 - LeakyReLU (seeds/003, layers l1 to l4).
+    """DCGAN-style discriminator stage: SN Conv 4x4 stride 2 - LeakyReLU (`Discriminator.l1` to `l4` in
+    `sagan_models.py` of heykeetae/Self-Attention-GAN).
 
     Args:
       filters: output channels.

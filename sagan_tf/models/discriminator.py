@@ -14,9 +14,9 @@ class Discriminator(keras.Model):
 
     Residual block type (official SAGAN code): optimized first block, residual down-blocks, self-attention after the
     stages named by `d_attention_resolutions`, ReLU, global sum pooling, SN linear to one logit. DCGAN block type
-    (seeds/003): SN Conv 4x4 stride-2 stages with LeakyReLU, attention, a final 4x4 'valid' convolution to one logit.
-    When the config has classes, the projection term <SN embedding(y), phi(x)> is added to the logit, with phi(x) the
-    globally sum-pooled features of the last stage.
+    (heykeetae/Self-Attention-GAN): SN Conv 4x4 stride-2 stages with LeakyReLU, attention, a final 4x4 'valid'
+    convolution to one logit. When the config has classes, the projection term <SN embedding(y), phi(x)> is added to
+    the logit, with phi(x) the globally sum-pooled features of the last stage.
 
     Args:
       config: a `ModelConfig` (or an `ExperimentConfig`, whose model is used, or the dict form).

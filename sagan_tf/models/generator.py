@@ -34,8 +34,8 @@ class Generator(keras.Model):
 
     Residual block type (official SAGAN code): SN linear z -> base map; up-blocks with (conditional) batch norm;
     self-attention (paper section 3) after the stages named by `g_attention_resolutions`; BN - ReLU - SNconv3x3 -
-    tanh. DCGAN block type (seeds/003): SN ConvTranspose stages from a 1x1 map of z, BN - ReLU, attention, a final
-    ConvTranspose and tanh.
+    tanh. DCGAN block type (heykeetae/Self-Attention-GAN): SN ConvTranspose stages from a 1x1 map of z, BN - ReLU,
+    attention, a final ConvTranspose and tanh.
 
     Args:
       config: a `ModelConfig` (or an `ExperimentConfig`, whose model is used, or the dict form).

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import restore
+from sagan_tf import presets, restore
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -61,6 +61,11 @@ def test_notebook_runs_every_cell_without_errors(executed):
     # The sample grid, the labelled samples, the attention maps, the interpolations, a served image.
     assert images_shown >= 5
     assert summary["dataset"] == "synthetic" and summary["step"] == TINY_STEPS and summary["replicas"] == 2
+    # The model comes from the library's builder, not from a copy of it that could drift (one omitted ema_start).
+    sources = "\n".join(cell.source for cell in code_cells)
+    assert "build_sagan(cfg" in sources and "SAGAN(" not in sources
+    training = presets.get_preset("synthetic32").training
+    assert (summary["ema_decay"], summary["ema_start"]) == (training.ema_decay, training.ema_start)
 
 
 def test_evaluations_ran_at_start_periodically_and_at_the_end(executed):

@@ -5,6 +5,7 @@ import contextlib
 import http.server
 import io
 import json
+import math
 import subprocess
 import threading
 import types
@@ -12,6 +13,7 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 from PIL import Image
 
 from export import client
@@ -23,7 +25,7 @@ from tests.tiny import CLASS_NAMES, PYTHON, ROOT, subprocess_environment
 def _flags(**values):
     defaults = dict(server=None, grpc=False, saved_model_dir=None, model_name="sagan", model_version=None,
                     signature="generate", labels=None, classes=None, list_classes=False, batch_size=None, seed=0,
-                    truncation=1.0, latent_dim=None, output_dir="samples")
+                    truncation="none", latent_dim=None, output_dir="samples")
     return types.SimpleNamespace(**{**defaults, **values})
 
 
@@ -64,6 +66,22 @@ def test_serving_default_inputs_are_the_library_latents():
     unconditional = client.make_inputs("serving_default", batch_size=3, seed=3, truncation=0.8, latent_dim=16)
     assert set(unconditional) == {"z"}
     np.testing.assert_array_equal(unconditional["z"], latents.truncated_latents(3, 16, 3, 0.8).numpy())
+
+
+def test_default_truncation_is_the_untruncated_normal():
+    values = flags.FlagValues()
+    client.define_flags(values)
+    values(["export.client"])
+    assert client.parse_truncation(values.truncation) == client.UNTRUNCATED
+    # The finite stand-in for "no truncation" draws exactly what math.inf draws, and that is the standard normal:
+    # |z| > 1 for 2 * (1 - Phi(1)) = 31.7% of the latents, not 0% as with the old default of 1.0.
+    z = latents.truncated_latents(256, 128, seed=7, truncation=client.UNTRUNCATED).numpy()
+    np.testing.assert_array_equal(z, latents.truncated_latents(256, 128, seed=7, truncation=math.inf).numpy())
+    assert np.mean(np.abs(z) > 1) == pytest.approx(math.erfc(1 / math.sqrt(2)), abs=0.01)
+    assert client.parse_truncation(" None ") == client.UNTRUNCATED and client.parse_truncation("0.7") == 0.7
+    for bad in ("0", "-1", "inf", "nan", "strong"):
+        with pytest.raises(ServingError, match="--truncation takes 'none'"):
+            client.parse_truncation(bad)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -141,7 +159,7 @@ def test_rest_round_trip_against_a_fake_server(fake_server, tmp_path):
     paths = client.run(_flags(server=fake_server, model_name="gan", model_version=5, labels="2", seed=9,
                               output_dir=str(tmp_path)))
     assert _FakeServing.requests == [("/v1/models/gan/versions/5:predict", {
-        "signature_name": "generate", "inputs": {"labels": [2], "seed": 9, "truncation": 1.0}})]
+        "signature_name": "generate", "inputs": {"labels": [2], "seed": 9, "truncation": client.UNTRUNCATED}})]
     assert len(paths) == 1
     np.testing.assert_array_equal(_png_pixels(paths[0]), np.full((2, 2, 3), 200, np.uint8))
     with pytest.raises(ServingError, match=r"HTTP 400.*labels must be"):
@@ -233,7 +251,7 @@ def test_grpc_round_trip_against_a_fake_server(exported, tmp_path):
         flag_args, signature_args = _request_args(config, 2)
         paths = client.run(_flags(server=address, grpc=True, seed=8, output_dir=str(tmp_path), **flag_args))
     assert received[0].model_spec.name == "sagan" and received[0].model_spec.signature_name == "generate"
-    expected = loaded.signatures["generate"](seed=tf.constant(8, tf.int64), truncation=tf.constant(1.0),
+    expected = loaded.signatures["generate"](seed=tf.constant(8, tf.int64), truncation=tf.constant(np.inf),
                                              **signature_args)["images"].numpy()
     for png_path, image in zip(paths, expected):
         np.testing.assert_array_equal(_png_pixels(png_path), image)
@@ -391,11 +409,11 @@ def test_classes_by_name_over_rest_and_in_process(exported, tmp_path):
         server.server_close()
     assert _SavedModelRest.requests[0] == {"signature_name": "class_names", "inputs": {}}
     assert _SavedModelRest.requests[1] == {"signature_name": "generate_by_name", "inputs": {
-        "classes": ["stripes", "bar", "stripes"], "seed": 6, "truncation": 1.0}}
+        "classes": ["stripes", "bar", "stripes"], "seed": 6, "truncation": client.UNTRUNCATED}}
     in_process = client.run(_flags(saved_model_dir=path, classes="stripes,bar,stripes", seed=6,
                                    output_dir=str(tmp_path / "p")))
     expected = loaded.signatures["generate"](labels=tf.constant([3, 0, 3]), seed=tf.constant(6, tf.int64),
-                                             truncation=tf.constant(1.0))["images"].numpy()
+                                             truncation=tf.constant(np.inf))["images"].numpy()
     for rest_path, local_path, image in zip(rest, in_process, expected):
         np.testing.assert_array_equal(_png_pixels(rest_path), image)
         np.testing.assert_array_equal(_png_pixels(local_path), image)
@@ -417,6 +435,6 @@ def test_classes_by_name_over_grpc(exported, tmp_path):
     assert request.model_spec.signature_name == "generate_by_name"
     assert [name.decode() for name in tf.make_ndarray(request.inputs["classes"])] == ["mirror", "ring"]
     expected = loaded.signatures["generate"](labels=tf.constant([1, 2]), seed=tf.constant(2, tf.int64),
-                                             truncation=tf.constant(1.0))["images"].numpy()
+                                             truncation=tf.constant(np.inf))["images"].numpy()
     for png_path, image in zip(paths, expected):
         np.testing.assert_array_equal(_png_pixels(png_path), image)

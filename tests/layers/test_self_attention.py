@@ -78,7 +78,7 @@ CASES = [
     (False, True, True, False, 2),
     (True, True, False, True, 2),
     (True, False, False, True, 1),
-    (False, False, False, True, 1),  # the PyTorch Self_Attn of seeds/003
+    (False, False, False, True, 1),  # Self_Attn of heykeetae/Self-Attention-GAN
 ]
 
 

@@ -290,3 +290,36 @@ def test_a_run_that_is_training_is_evaluated_without_its_lock_and_a_refused_reco
         assert json.loads((run_dir / "eval" / "step_00000003.json").read_text()) == printed  # the old record stays
     finally:
         holder.release()
+
+
+def test_paper_protocol_fixes_its_settings_refuses_contradictions_and_is_recorded(trained):
+    from absl import flags
+
+    from training import evaluate as evaluate_cli
+
+    def config_of(*args):
+        values = flags.FlagValues()
+        evaluate_cli.define_flags(values)
+        values(["training.evaluate", "--model_dir=runs/x", *args])
+        return evaluate_cli.eval_config(values)
+
+    def settings(config):
+        return config.num_samples, config.num_real, config.num_splits, config.classifier
+
+    assert settings(config_of()) == (10_000, 10_000, 1, None)  # quick figures, not the paper's
+    assert settings(config_of("--protocol=paper")) == (50_000, 50_000, 10, "inception")
+    assert settings(config_of("--protocol=paper", "--num_samples=50000", "--classifier=/models/inception")) == (
+        50_000, 50_000, 10, "/models/inception")
+    for args, pattern in [(["--num_samples=10000"], "--protocol=paper evaluates with --num_samples=50000"),
+                          (["--num_real=0"], "evaluates with --num_real=50000; drop --num_real"),
+                          (["--is_splits=1"], "evaluates with --is_splits=10"),
+                          (["--classifier=domain"], "measures with TF-GAN's Inception")]:
+        with pytest.raises(UsageError, match=pattern):
+            config_of("--protocol=paper", *args)
+
+    result, _, classifier, cache = trained
+    record = evaluate_cli.evaluate_run(result.model_dir, eval_config(classifier, cache), protocol="paper",
+                                       print_fn=lambda line: None)
+    assert record["protocol"] == record["provenance"]["protocol"] == "paper"
+    plain = evaluate_cli.evaluate_run(result.model_dir, eval_config(classifier, cache), print_fn=lambda line: None)
+    assert plain["protocol"] is None and plain["provenance"]["protocol"] is None

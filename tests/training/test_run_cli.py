@@ -1,5 +1,5 @@
 """`python -m training.run` as a user runs it: one-paragraph errors, exact resume after SIGKILL and SIGTERM, one run
-at a time in a --model_dir."""
+at a time in a --model_dir, and a console of its own lines (TensorFlow's only with --verbosity=1)."""
 
 import json
 import os
@@ -20,6 +20,14 @@ from training import run as run_cli
 
 # No evaluation: these runs are about signals, resume and bad input (test_evaluate_cli covers evaluation).
 TINY = ["--batch_size=4", "--log_every=1", "--sample_every=1000", "--eval_samples=0"]
+#: A line of TensorFlow's C++ logging or with absl's prefix ("I1201 21:41:26.883657 140278019074944 file.py:330] ",
+#: "I0000 00:00:1796171431.662758    3530 cudart_stub.cc:31] "), or absl's notice before its initialisation.
+FOREIGN_LINE = re.compile(r"^([IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log messages before absl)", re.MULTILINE)
+
+
+def assert_own_lines_only(output):
+    """The command printed only its own lines: no TensorFlow C++ or absl-prefixed line."""
+    assert not FOREIGN_LINE.search(output), output
 
 
 def start(args, **env):
@@ -95,6 +103,7 @@ def test_bad_inputs_end_with_one_paragraph_and_no_traceback(tmp_path):
         message = output.strip().splitlines()[-1]
         assert message.startswith("Error: ") and re.search(BAD_INPUTS[name][2], message), (name, output)
         assert not (tmp_path / name.replace(" ", "_") / "checkpoints").exists()
+        assert_own_lines_only(output)
 
 
 def latest_step(model_dir):
@@ -115,7 +124,7 @@ def test_sigkill_and_sigterm_resume_exactly(tmp_path, capsys):
     with Lines(start(args)) as first:
         first.wait_for(r"step +3/100000")  # the step-2 checkpoint was written before this line
         first.process.kill()  # SIGKILL: no chance to clean up, possibly in the middle of a save
-        first.rest()
+        assert_own_lines_only(first.rest())
     killed_at = latest_step(model_dir)
     assert killed_at is not None and killed_at >= 2
     tf.train.load_checkpoint(tf.train.latest_checkpoint(str(model_dir / "checkpoints")))  # complete and readable
@@ -143,6 +152,8 @@ def test_sigkill_and_sigterm_resume_exactly(tmp_path, capsys):
     assert second.process.returncode == 128 + signal.SIGTERM, output
     assert "Traceback" not in output
     assert not (model_dir / "training.lock").exists()  # released when SIGTERM stopped it
+    assert_own_lines_only(output)
+    assert re.search(r"^Warning: Stopped at step \d+; checkpoint", output, re.MULTILINE), output
     stopped = int(re.search(r"Stopped at step (\d+); checkpoint", output)[1])
     assert stopped >= first_step and latest_step(model_dir) == stopped
     assert (model_dir / "samples" / f"step_{stopped:08d}.png").exists()
@@ -151,9 +162,11 @@ def test_sigkill_and_sigterm_resume_exactly(tmp_path, capsys):
     # weights, EMA, batch-norm statistics, spectral-norm vectors, Adam slots and the noise RNG.
     straight_dir = tmp_path / "straight"
     straight = start([f"--model_dir={straight_dir}", f"--train_steps={stopped}", "--checkpoint_every=0",
-                      *TINY])
+                      *TINY, "--verbosity=1"])
     output, _ = straight.communicate(timeout=300)
     assert straight.returncode == 0, output
+    # --verbosity=1 asks for the console as TensorFlow and absl print it: prefixed lines, TensorFlow's own included.
+    assert re.search(r"^I\d{4} [\d:.]+ +\d+ train_lib\.py:\d+\] Training synthetic32", output, re.MULTILINE), output
     resumed = checkpoint_values(str(model_dir / "checkpoints" / f"ckpt-{stopped}"))
     expected = checkpoint_values(str(straight_dir / "checkpoints" / f"ckpt-{stopped}"))
     assert resumed.keys() == expected.keys() and len(expected) > 300
