@@ -24,10 +24,10 @@ holder is gone, in which case it takes the lock over with a warning:
   filesystem. This needs the hosts' clocks to agree to well within that (NTP). A machine with the same host name but
   another boot id counts as another machine (a rebooted host waits out the staleness too).
 
-Taking over is race-free as well: a second file, training.lock.takeover, created the same atomic way, admits one
-taker at a time; it re-reads the lock and replaces it only if it still holds the stale record, and a plain start
-that wins the lock in between makes the taker refuse. A holder whose lock was taken over anyway (its heartbeat was
-judged stale: e.g. a process stopped for longer than the staleness time) or removed by hand notices at its next
+Taking over is race-free as well: a second file, <model_dir>/training.lock.takeover, created the same atomic way,
+admits one taker at a time; it re-reads the lock and replaces it only if it still holds the stale record, and a plain
+start that wins the lock in between makes the taker refuse. A holder whose lock was taken over anyway (its heartbeat
+was judged stale: e.g. a process stopped for longer than the staleness time) or removed by hand notices at its next
 heartbeat, and `LockWatch` ends its training before the next step instead of writing beside the new holder.
 
 What it guarantees: on a local filesystem and on NFS (where hard links are atomic), at most one live process holds

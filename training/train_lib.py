@@ -61,7 +61,7 @@ class TrainOptions:
         1 leaves the devices alone.
       mixed_precision: "float32", "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling).
       jit_compile: XLA-compile the train step: True, False or None (the package's default, decided by
-        `sagan_tf.models.default_jit_compile` and passed to `compile` explicitly, so that no strategy can turn it
+        `sagan_tf.models.gan.default_jit_compile` and passed to `compile` explicitly, so that no strategy can turn it
         off: on with GPUs, off on CPU where XLA was measured slower; under a multi-replica strategy the per-replica
         computation is compiled, see `SAGAN`).
       steps_per_execution: train steps per call of the train function (one host round trip per call; the
