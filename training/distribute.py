@@ -127,6 +127,17 @@ def is_multi_worker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
+def describe(strategy):
+    """How the progress log names `strategy`: "one device" (the default strategy), "MultiWorkerMirroredStrategy",
+    "MirroredStrategy" or "TPUStrategy"."""
+    if is_multi_worker(strategy):
+        return "MultiWorkerMirroredStrategy"
+    for kind in (tf.distribute.MirroredStrategy, tf.distribute.TPUStrategy):
+        if isinstance(strategy, kind):
+            return kind.__name__
+    return "one device" if strategy is tf.distribute.get_strategy() else type(strategy).__name__
+
+
 def task_id(strategy):
     """This process's task index in the cluster (0 without one)."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -150,5 +161,5 @@ def model_class(strategy):
     return MultiWorkerSAGAN if is_multi_worker(strategy) else SAGAN
 
 
-__all__ = ["STRATEGIES", "strategy_kind", "get_distribution_strategy", "is_chief", "is_multi_worker", "task_id",
-           "MultiWorkerSAGAN", "model_class"]
+__all__ = ["STRATEGIES", "strategy_kind", "get_distribution_strategy", "is_chief", "is_multi_worker", "describe",
+           "task_id", "MultiWorkerSAGAN", "model_class"]

@@ -531,7 +531,7 @@ class Trainer:
                          "train further.", self.run_dir.path, self.step, target)
             return self._result(stopped=None)
         logging.info("Training %s from step %d to %d on %d replica(s) (%s, XLA %s); model_dir %s.", self.config.name,
-                     self.step, target, self.strategy.num_replicas_in_sync, type(self.strategy).__name__,
+                     self.step, target, self.strategy.num_replicas_in_sync, distribute.describe(self.strategy),
                      self._xla_description(), self.run_dir.path)
         if distribute.is_multi_worker(self.strategy):
             # Keras 3.15's fit first reduces one data batch across replicas (`_maybe_symbolic_build`, to build

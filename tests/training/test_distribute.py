@@ -18,13 +18,14 @@ def test_one_device_strategies():
         assert strategy is tf.distribute.get_strategy() and strategy.num_replicas_in_sync == 1
         assert distribute.is_chief(strategy) and not distribute.is_multi_worker(strategy)
         assert distribute.task_id(strategy) == 0 and distribute.model_class(strategy) is SAGAN
+        assert distribute.describe(strategy) == "one device"
 
 
 def test_mirrored_over_the_logical_cpus(mirrored_strategy):
     # conftest splits the CPU in two logical devices before TensorFlow starts.
     strategy = distribute.get_distribution_strategy("mirrored", cpu_devices=2)
     assert isinstance(strategy, tf.distribute.MirroredStrategy) and strategy.num_replicas_in_sync == 2
-    assert distribute.is_chief(strategy)
+    assert distribute.is_chief(strategy) and distribute.describe(strategy) == "MirroredStrategy"
 
 
 @pytest.mark.parametrize("arguments, message", [
