@@ -17,13 +17,18 @@ runs (Brock et al. 2019, section 4; Arjovsky & Bottou 2017 on vanishing generato
   hinge loss asks for (a margin of 2), i.e. the discriminator overpowers the generator;
 - the generator's gradient vanishes: g_grad_norm falls to a small fraction of its peak and stays there, so the
   generator stops learning;
-- a network's raw weights explode: the largest spectral-norm estimate at least doubles within a few log lines
-  (BigGAN's sign of imminent collapse). A spectrally normalized layer's output does not depend on the scale of its
-  raw weight, so steps too large for the weights mostly inflate that scale, after which each step moves the
-  normalized weight less (by its size over sigma) and training turns erratic: the learning rate is too high for that
-  network. Slow growth over a long run is normal; a jump is not.
+- a network's raw weights explode: the largest spectral-norm estimate grows `sigma_growth` times within
+  `sigma_window` steps (BigGAN's sign of imminent collapse). A spectrally normalized layer's output does not depend
+  on the scale of its raw weight, so steps too large for the weights mostly inflate that scale, after which each step
+  moves the normalized weight less (by its size over sigma) and training turns erratic: the learning rate is too high
+  for that network. Raw spectral norms grow in every spectrally normalized GAN, fastest in its first hundred steps
+  (a healthy dcgan64 run on a 64x64 folder: the discriminator's from 0.84 to 1.98 by step 100, the generator's from
+  1.16 to 2.82 by step 200); a learning rate 100 times too high multiplies them by 10 or more within 20 steps.
 
-Each warning names the values that triggered it and what to try.
+The thresholds are calibrated on recorded runs of the `synthetic32` and `dcgan64` presets (`tests/health_traces/`,
+replayed by `tests/test_health.py`): their default runs raise no warning, and the same runs with `d_lr` or `g_lr`
+100 times higher do. Each warning names the values that triggered it and what to try; given the run's config, it
+only suggests settings that differ from the current ones, with their values.
 """
 
 import math
@@ -53,39 +58,97 @@ def spectral_norms(model):
     return values
 
 
+#: SAGAN's two time-scale update rule (the paper, section 4): the learning rates a warning suggests going back to
+#: when a run's preset is not known.
+REFERENCE_LEARNING_RATES = {"d_lr": 4e-4, "g_lr": 1e-4}
+#: A learning rate this many times its reference value counts as far above it.
+FAR_ABOVE = 4.0
+
+
+def _number(value):
+    return f"{value:.3g}"
+
+
+def reference_learning_rates(config):
+    """The learning rates a run can go back to, and whose they are: its preset's when `config` is an
+    `ExperimentConfig` of a preset (e.g. synthetic32's G 2e-4), else SAGAN's.
+
+    Returns:
+      ({"d_lr": ..., "g_lr": ...}, "synthetic32's" or "SAGAN's").
+    """
+    from sagan_tf import presets
+
+    name = getattr(config, "name", None)
+    if name in presets.PRESETS:
+        preset = presets.get_preset(name).training
+        return {"d_lr": preset.d_lr, "g_lr": preset.g_lr}, f"{name}'s"
+    return dict(REFERENCE_LEARNING_RATES), "SAGAN's"
+
+
+def lower_learning_rate(config, name):
+    """How to lower the learning rate `name` ("d_lr" or "g_lr") of a run: back to its preset's (or SAGAN's) value
+    when it is far above it, else to a quarter of the current one.
+
+    Args:
+      config: the run's `ExperimentConfig` or `TrainingConfig`, or None (advice without the run's values).
+      name: "d_lr" or "g_lr".
+
+    Returns:
+      Advice such as "--d_lr from 0.04 to dcgan64's 0.0004 (100x lower)" or "--d_lr from 0.0004 to 0.0001 (a
+      quarter)".
+    """
+    if config is None:
+        return f"--{name} (SAGAN's two time-scale rates: d_lr 4e-4, g_lr 1e-4)"
+    references, whose = reference_learning_rates(config)
+    current, reference = getattr(_training(config), name), references[name]
+    if current > FAR_ABOVE * reference:
+        return f"--{name} from {_number(current)} to {whose} {_number(reference)} ({current / reference:.3g}x lower)"
+    return f"--{name} from {_number(current)} to {_number(current / 4)} (a quarter)"
+
+
+def _training(config):
+    """The `TrainingConfig` of an `ExperimentConfig`, or `config` itself."""
+    return getattr(config, "training", config)
+
+
 class HealthMonitor:
     """Warns when the progress values of successive log lines show a known failure pattern.
 
     Args:
+      config: the run's `ExperimentConfig` (or its `TrainingConfig`), so that the advice names the current learning
+        rates, discriminator steps, batch size and loss, only suggests other values, and suggests going back to the
+        preset's learning rates (else SAGAN's) where a rate is far above them; None: advice without them.
       gap_threshold: the logit gap d_real - d_fake above which a gap that keeps growing is a warning (the hinge
         loss is satisfied at a gap of 2; healthy runs stay within a few units of it).
       growth_lines: consecutive log lines over which the gap must have grown.
       vanish_ratio: g_grad_norm below this fraction of its largest value so far counts as vanishing.
       patience: consecutive log lines with a vanishing generator gradient before warning.
-      sigma_growth: the factor by which a network's largest raw spectral norm must grow within `sigma_lines` log
-        lines to count as exploding.
-      sigma_lines: the window of that growth, in log lines (the values seen at the start of training included).
+      sigma_growth: the factor by which a network's largest raw spectral norm must grow within `sigma_window` steps
+        to count as exploding.
+      sigma_window: the window of that growth, in training steps (the value at the start of training included; with
+        log lines further apart, the growth since the previous line).
 
     Call `update(step, values)` with each progress line's values (and, to set the spectral norms' starting point,
     with those of the untrained or just restored model); it returns the warnings (strings) that line raises. A
     pattern warns once, and again only after its values have recovered.
     """
 
-    def __init__(self, gap_threshold=10.0, growth_lines=3, vanish_ratio=0.01, patience=2, sigma_growth=2.0,
-                 sigma_lines=5):
+    def __init__(self, config=None, gap_threshold=10.0, growth_lines=3, vanish_ratio=0.01, patience=2,
+                 sigma_growth=6.0, sigma_window=100):
         if (gap_threshold <= 0 or growth_lines < 1 or not 0 < vanish_ratio < 1 or patience < 1 or sigma_growth <= 1
-                or sigma_lines < 1):
+                or sigma_window < 1):
             raise ValueError("HealthMonitor needs gap_threshold > 0, growth_lines >= 1, 0 < vanish_ratio < 1, "
-                             "patience >= 1, sigma_growth > 1 and sigma_lines >= 1. Received: "
+                             "patience >= 1, sigma_growth > 1 and sigma_window >= 1. Received: "
                              f"gap_threshold={gap_threshold}, growth_lines={growth_lines}, "
                              f"vanish_ratio={vanish_ratio}, patience={patience}, sigma_growth={sigma_growth}, "
-                             f"sigma_lines={sigma_lines}")
+                             f"sigma_window={sigma_window}")
+        self.config = config
         self.gap_threshold = gap_threshold
         self.growth_lines = growth_lines
         self.vanish_ratio = vanish_ratio
         self.patience = patience
         self.sigma_growth = sigma_growth
-        self.sigma_lines = sigma_lines
+        self.sigma_window = sigma_window
         self._sigmas = {}
         self._gaps = []
         self._peak_g_norm = 0.0
@@ -101,9 +164,9 @@ class HealthMonitor:
         warning = self._check_vanishing(step, values)
         if warning:
             warnings.append(warning)
-        for key, network, flag in (("d_spectral_norm", "discriminator", "--d_lr"),
-                                   ("g_spectral_norm", "generator", "--g_lr")):
-            warning = self._check_sigma(step, values, key, network, flag)
+        for key, network, name in (("d_spectral_norm", "discriminator", "d_lr"),
+                                   ("g_spectral_norm", "generator", "g_lr")):
+            warning = self._check_sigma(step, values, key, network, name)
             if warning:
                 warnings.append(warning)
         return warnings
@@ -117,6 +180,25 @@ class HealthMonitor:
         self._active.add(pattern)
         return message
 
+    def _rebalance(self):
+        """What to try when the discriminator overpowers the generator, as a list of suggestions."""
+        if self.config is None:
+            return ["a lower --d_lr (e.g. a quarter of it) or a higher --g_lr", "--d_steps=1", "a larger --batch_size"]
+        training = _training(self.config)
+        references, whose = reference_learning_rates(self.config)
+        suggestions = []
+        if training.g_lr > FAR_ABOVE * references["g_lr"]:
+            # A generator stepping this far produces images the discriminator tells apart at once.
+            suggestions.append(f"a lower {lower_learning_rate(self.config, 'g_lr')}")
+        suggestions.append(f"a lower {lower_learning_rate(self.config, 'd_lr')}")
+        if training.g_lr < references["g_lr"]:
+            suggestions.append(f"a higher --g_lr, from {_number(training.g_lr)} to {whose} "
+                               f"{_number(references['g_lr'])}")
+        if training.d_steps > 1:
+            suggestions.append(f"--d_steps=1 (now {training.d_steps})")
+        suggestions.append(f"a larger --batch_size (now {training.batch_size}, e.g. {2 * training.batch_size})")
+        return suggestions
+
     def _check_runaway(self, step, values):
         real, fake = values.get("d_real"), values.get("d_fake")
         if real is None or fake is None or not math.isfinite(real - fake):
@@ -125,12 +207,14 @@ class HealthMonitor:
         gaps = self._gaps
         growing = len(gaps) > self.growth_lines and all(b > a for a, b in zip(gaps, gaps[1:]))
         active = growing and gaps[-1] > self.gap_threshold
-        return self._once("runaway", active, (
+        if not active:
+            return self._once("runaway", False, None)
+        return self._once("runaway", True, (
             f"Step {step}: the discriminator is separating real from generated images without bound: its mean "
             f"logit gap d_real - d_fake grew over the last {self.growth_lines} log lines from {gaps[0]:.3g} to "
             f"{gaps[-1]:.3g} (d_real {real:.3g}, d_fake {fake:.3g}; the hinge loss needs only 2). The generator is "
-            "losing: try a lower --d_lr (e.g. a quarter of it) or a higher --g_lr, --d_steps=1, or a larger batch; "
-            "if it started after a resume or a dataset change, check that real images are in [-1, 1]."))
+            f"losing: try {_listed(self._rebalance())}; if it started after a resume or a dataset change, check that "
+            "real images are in [-1, 1]."))
 
     def _check_vanishing(self, step, values):
         norm = values.get("g_grad_norm")
@@ -140,33 +224,46 @@ class HealthMonitor:
         low = norm < self.vanish_ratio * self._peak_g_norm
         self._low_g_lines = self._low_g_lines + 1 if low else 0
         active = self._low_g_lines >= self.patience
-        return self._once("vanishing", active, (
+        if not active:
+            return self._once("vanishing", False, None)
+        suggestions = self._rebalance()[:-1]  # a larger batch does not revive a saturated discriminator's gradient
+        loss = None if self.config is None else _training(self.config).loss
+        if loss is not None and loss != "hinge":
+            suggestions.append(f"the hinge loss instead of {loss} (TrainingConfig.loss; it keeps a gradient where the "
+                               "discriminator is confident)")
+        return self._once("vanishing", True, (
             f"Step {step}: the generator's gradient is vanishing: g_grad_norm {norm:.3g} is below "
             f"{self.vanish_ratio:g} of its peak {self._peak_g_norm:.3g} for {self._low_g_lines} log lines, so the "
-            "generator has almost stopped learning (a saturated discriminator gives it no signal). Try a lower "
-            "--d_lr or a higher --g_lr, the hinge loss if the run uses another (TrainingConfig.loss; it keeps a "
-            "gradient where the discriminator is confident), or restart from an earlier checkpoint with lower "
-            "learning rates."))
+            f"generator has almost stopped learning (a saturated discriminator gives it no signal). Try "
+            f"{_listed(suggestions)}, or restart from an earlier checkpoint with those settings."))
 
-    def _check_sigma(self, step, values, key, network, flag):
+    def _check_sigma(self, step, values, key, network, name):
         sigma = values.get(key)
         if sigma is None or not math.isfinite(sigma):
             return None
         history = self._sigmas.setdefault(key, [])
-        earlier = history[-self.sigma_lines:]
-        history.append(sigma)
-        del history[:-self.sigma_lines - 1]
-        lowest = min(earlier) if earlier else None
-        active = lowest is not None and sigma >= self.sigma_growth * lowest
-        if not active:
+        before = [(s, value) for s, value in history if s < step]
+        # The values within the window, or (log lines further apart than the window) the latest one before it.
+        earlier = [(s, value) for s, value in before if s >= step - self.sigma_window] or before[-1:]
+        history[:] = earlier + [(step, sigma)]
+        if not earlier:
             return self._once(key, False, None)
-        lines = len(earlier) - earlier.index(lowest)
+        lowest_step, lowest = min(earlier, key=lambda item: item[1])
+        if not sigma >= self.sigma_growth * lowest:
+            return self._once(key, False, None)
         return self._once(key, True, (
             f"Step {step}: the {network}'s raw weights are exploding: the largest spectral-norm estimate of its "
-            f"layers rose from {lowest:.3g} to {sigma:.3g} (x{sigma / lowest:.1f}) within {lines} log line(s). "
-            "Its steps are too large for its weights, and as sigma grows each step moves the normalized weights less "
-            f"and training turns erratic (BigGAN saw such jumps before collapse). Lower {flag} (SAGAN's TTUR: 4e-4 "
-            "for the discriminator, 1e-4 for the generator), or restart from an earlier checkpoint."))
+            f"layers rose from {lowest:.3g} to {sigma:.3g} (x{sigma / lowest:.1f}) within {step - lowest_step} "
+            f"steps, where a healthy run's grows by less than x{self.sigma_growth:g} in {self.sigma_window}. Its "
+            "steps are too large for its weights, and as sigma grows each step moves the normalized weights less and "
+            f"training turns erratic (BigGAN saw such jumps before collapse). Try a lower "
+            f"{lower_learning_rate(self.config, name)}, or restart from an earlier checkpoint with it."))
 
 
-__all__ = ["largest_spectral_norm", "spectral_norms", "HealthMonitor"]
+def _listed(suggestions):
+    """"a", "a or b", "a, b or c"."""
+    return suggestions[0] if len(suggestions) == 1 else f"{', '.join(suggestions[:-1])} or {suggestions[-1]}"
+
+
+__all__ = ["largest_spectral_norm", "spectral_norms", "HealthMonitor", "REFERENCE_LEARNING_RATES",
+           "reference_learning_rates", "lower_learning_rate"]

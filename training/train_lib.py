@@ -352,7 +352,7 @@ class Trainer:
         self.progress = callbacks.ProgressLogger(
             config.training.train_steps, options.log_every, images_per_step=config.training.images_per_step,
             summary_writer=self.summary_writer, print_fn=logging.info if self.chief else quiet,
-            health_monitor=health.HealthMonitor(), warn_fn=logging.warning if self.chief else quiet)
+            health_monitor=health.HealthMonitor(config), warn_fn=logging.warning if self.chief else quiet)
         self.sampler = None
         if self.chief:
             self.sampler = callbacks.SampleGrid(

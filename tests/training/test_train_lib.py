@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import checkpoint, data, evaluation, images, run_lock
+from sagan_tf import checkpoint, data, evaluation, images, presets, run_lock
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import (ConfigError, DamagedCheckpointError, RunLockedError, TrainingDivergedError, UsageError,
                              WriteFailedError)
@@ -397,3 +397,20 @@ def test_bad_options_and_dataset_mismatch(tmp_path):
         train_lib.run(tiny_config(), options_for(run_dir, best_metric="kid", evaluation=evaluation.EvalConfig(
             compute_kid=False)))
     assert not (tmp_path / "x").exists()
+
+
+def test_a_broken_learning_rate_gets_one_health_warning_that_names_it(tmp_path):
+    # The real synthetic32 preset with the discriminator's learning rate 100 times SAGAN's: its raw weights jump about
+    # x16 in the first 20 steps (tests/health_traces/synthetic32_d_lr_x100.json); the run warns once, with the fix.
+    config = presets.get_preset("synthetic32").replace(d_lr=4e-2, train_steps=20)
+    result = train_lib.run(config, train_options(tmp_path, log_every=20))
+    (step, message), = result.health_warnings
+    assert step == 20 and "discriminator's raw weights are exploding" in message
+    assert "a lower --d_lr from 0.04 to synthetic32's 0.0004 (100x lower)" in message
+
+
+@pytest.mark.slow
+def test_the_default_synthetic32_run_trains_without_health_warnings(tmp_path):
+    result = train_lib.run(presets.get_preset("synthetic32").replace(train_steps=300),
+                           train_options(tmp_path, log_every=20))
+    assert result.health_warnings == []
