@@ -351,5 +351,6 @@ def test_too_few_generated_images_for_kid_are_refused_before_any_is_generated(cl
         evaluation.evaluate_generator(generator, counting, stats, config, print_fn=None)
     assert calls == []
     # Fewer real images need fewer blocks: 19 generated images against 1,000 real ones are fine.
-    small = metrics.RealStatistics(np.zeros(d), np.eye(d), 1000, kid_subset=rng.normal(size=(1000, d)))
-    evaluation._check_kid_sizes(small.kid_subset.shape[0], 19)
+    evaluation._check_kid_sizes(1000, 19)
+    with pytest.raises(UsageError, match="at least 4 generated images"):
+        evaluation._check_kid_sizes(1025, 3)  # 2 blocks

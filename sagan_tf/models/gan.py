@@ -33,18 +33,17 @@ class SAGAN(keras.Model):
     splits into one chunk per discriminator update (as the reference implementations draw fresh real data for every
     discriminator step). The generator update uses `batch_size` latents.
 
-    Health signals: besides the losses and the mean discriminator logits on real and fake images (`d_real`,
-    `d_fake`), each step logs the global gradient norm of each network (`d_grad_norm`, `g_grad_norm`), each
-    attention layer's gamma (`gamma_<g|d>_<layer>`), and `finite`: 1.0 when the step's losses and gradient norms are
-    finite, else 0.0 (what `callbacks.NonFiniteGuard` watches every step; under mixed_float16 an overflow of the
-    loss-scaled gradients is the loss scale's to handle and is left out of the flag and the norms; the weights themselves are checked with
-    `state_is_finite` at the logging cadence and before every checkpoint, which keeps ~500 reductions of the state
-    out of every step). Losses,
-    logits and gradient norms are means since the metrics were last reset (`fit` resets them every epoch,
-    `callbacks.ProgressLogger` after each progress line); the gradient norms are those of the loss over the global
-    batch, and under tf.distribute each replica measures its own gradient scaled to a full-batch loss (num_replicas
-    times its share), averaged over the replicas: exact on one device, an estimate that includes each replica's
-    sampling noise on several.
+    Health signals: besides the losses and the mean discriminator logits on real and fake images (`d_real`, `d_fake`),
+    each step logs the global gradient norm of each network (`d_grad_norm`, `g_grad_norm`), each attention layer's
+    gamma (`gamma_<g|d>_<layer>`), and `finite`: 1.0 when the step's losses and gradient norms are finite, else 0.0
+    (what `callbacks.NonFiniteGuard` watches every step; under mixed_float16 an overflow of the loss-scaled gradients
+    is the loss scale's to handle and is left out of the flag and the norms; the weights themselves are checked with
+    `state_is_finite` at the logging cadence and before every checkpoint, which keeps ~500 reductions of the state out
+    of every step). Losses, logits and gradient norms are means since the metrics were last reset (`fit` resets them
+    every epoch, `callbacks.ProgressLogger` after each progress line); the gradient norms are those of the loss over
+    the global batch, and under tf.distribute each replica measures its own gradient scaled to a full-batch loss
+    (num_replicas times its share), averaged over the replicas: exact on one device, an estimate that includes each
+    replica's sampling noise on several.
 
     Replicas (tf.distribute): every variable stays identical on every replica. The optimizers apply all-reduced
     gradients; spectral-norm vectors are computed by every replica from the same weights; batch-norm moving
