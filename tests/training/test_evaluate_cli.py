@@ -47,7 +47,7 @@ def test_run_records_start_every_and_end_figures(trained):
     assert trainer.evaluator.setup_seconds > 0
     assert callback.seconds >= sum(figures["seconds"] for figures in result.evaluations.values()) > 0
     assert result.eval_seconds < result.seconds
-    assert re.fullmatch(r"FID [\d.]+ -> [\d.]+, IS [\d.]+ -> [\d.]+, precision [\d.]+ -> [\d.]+, "
+    assert re.fullmatch(r"FID [\d.]+ -> [\d.]+, IS [\d.]+ -> [\d.]+, KID [\d.]+ -> [\d.]+, precision [\d.]+ -> [\d.]+, "
                         r"recall [\d.]+ -> [\d.]+, density [\d.]+ -> [\d.]+, coverage [\d.]+ -> [\d.]+ "
                         r"\(evaluation \d+ s of \d+ s\)",
                         result.evaluation_summary())
