@@ -4,6 +4,15 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# With pytest -n 2 on 2 cores, each worker's TensorFlow (and each command a test starts) would run as many threads as
+# there are cores: one thread per pool each takes the test files in 91 s instead of 101 s (tests/models/test_gan.py).
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) >= (os.cpu_count() or 1) > 1:
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+# The tests check what XLA computes, not how fast its code runs: without LLVM's optimization passes a tiny GAN step
+# compiles in 11 s instead of 25 s on 2 cores (inherited by the commands tests start).
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -183,6 +183,7 @@ def train_one_step(gan, images, labels):
     gan.fit(dataset, epochs=1, verbose=0)
 
 
+@pytest.mark.slow  # fast sibling: tests/models/test_replicas.py::test_mirrored_xla_training_equals_one_device
 def test_two_replicas_equal_one_device_with_plain_sgd(mirrored_strategy):
     # Synchronized batch norm: with per-replica statistics the two runs would legitimately differ.
     cfg = tiny_model(synchronized_batch_norm=True)
@@ -203,10 +204,13 @@ def test_two_replicas_equal_one_device_with_plain_sgd(mirrored_strategy):
     assert not np.allclose(fresh.discriminator.get_weights()[0], single.discriminator.get_weights()[0])
 
 
-@pytest.mark.parametrize("loss", ["hinge", "non_saturating"])
-def test_fit_with_xla(loss):
+# Each loss's step with XLA would cost an XLA compilation (~30 s on 2 cores) per loss; the losses are independent
+# of it, so one loss compiles with XLA and the other runs without.
+@pytest.mark.parametrize("loss, jit_compile", [("hinge", True), ("non_saturating", False),
+                                               pytest.param("non_saturating", True, marks=pytest.mark.slow)])
+def test_fit_with_and_without_xla(loss, jit_compile):
     cfg = tiny_model()
-    gan = make_gan(cfg, optimizer="adam", lr=1e-3, loss=loss, jit_compile=True)
+    gan = make_gan(cfg, optimizer="adam", lr=1e-3, loss=loss, jit_compile=jit_compile)
     images, labels = real_data(cfg, 8)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4, drop_remainder=True).repeat()
     history = gan.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)

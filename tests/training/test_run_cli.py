@@ -118,6 +118,41 @@ def checkpoint_values(path):
             if not name.startswith(("save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH"))}
 
 
+def refuse_a_second_launch_then_stop(second, args, model_dir, capsys):
+    """While `second` trains: the same command launched again (a scheduler retrying the job) is refused, naming it;
+    then SIGTERM stops `second` with a checkpoint and releases the lock. Returns (the step it stopped at, its first
+    logged step)."""
+    first_step = int(second.wait_for(r"step +(\d+)/100000")[1])
+    values = absl_flags.FlagValues()
+    run_cli.define_flags(values)
+    values(["run", *args])
+    assert run_cli.main(["run"], values) == 2
+    refused = capsys.readouterr().err.strip().splitlines()
+    assert refused[-1].startswith(f"Error: {model_dir} is in use by another training run: its lock "
+                                  f"{model_dir}/training.lock is held by process {second.process.pid} on host ")
+    assert f"kill {second.process.pid} (SIGTERM: it saves a checkpoint and exits)" in refused[-1]
+    second.process.send_signal(signal.SIGTERM)
+    output = second.rest()
+    assert second.process.returncode == 128 + signal.SIGTERM, output
+    assert "Traceback" not in output
+    assert not (model_dir / "training.lock").exists()  # released when SIGTERM stopped it
+    assert_own_lines_only(output)
+    assert re.search(r"^Warning: Stopped at step \d+; checkpoint", output, re.MULTILINE), output
+    stopped = int(re.search(r"Stopped at step (\d+); checkpoint", output)[1])
+    assert stopped >= first_step and latest_step(model_dir) == stopped
+    assert (model_dir / "samples" / f"step_{stopped:08d}.png").exists()
+    return stopped, first_step
+
+
+def test_a_second_launch_is_refused_and_sigterm_stops_with_a_checkpoint(tmp_path, capsys):
+    # The fast sibling of the next test: one training process.
+    model_dir = tmp_path / "run"
+    args = [f"--model_dir={model_dir}", "--train_steps=100000", "--checkpoint_every=1000", *TINY]
+    with Lines(start(args)) as run:
+        refuse_a_second_launch_then_stop(run, args, model_dir, capsys)
+
+
+@pytest.mark.slow
 def test_sigkill_and_sigterm_resume_exactly(tmp_path, capsys):
     model_dir = tmp_path / "interrupted"
     args = [f"--model_dir={model_dir}", "--train_steps=100000", "--checkpoint_every=2", *TINY]
@@ -136,27 +171,8 @@ def test_sigkill_and_sigterm_resume_exactly(tmp_path, capsys):
                         rf"process {first.process.pid} that started then runs on this machine any more")
         restored = int(second.wait_for(r"Restored .*ckpt-\d+: step (\d+)")[1])
         assert restored == killed_at
-        first_step = int(second.wait_for(r"step +(\d+)/100000")[1])
-        assert first_step > restored
-        # The same command launched again while it trains (a scheduler retrying the job) is refused, naming it.
-        values = absl_flags.FlagValues()
-        run_cli.define_flags(values)
-        values(["run", *args])
-        assert run_cli.main(["run"], values) == 2
-        refused = capsys.readouterr().err.strip().splitlines()
-        assert refused[-1].startswith(f"Error: {model_dir} is in use by another training run: its lock "
-                                      f"{model_dir}/training.lock is held by process {second.process.pid} on host ")
-        assert f"kill {second.process.pid} (SIGTERM: it saves a checkpoint and exits)" in refused[-1]
-        second.process.send_signal(signal.SIGTERM)
-        output = second.rest()
-    assert second.process.returncode == 128 + signal.SIGTERM, output
-    assert "Traceback" not in output
-    assert not (model_dir / "training.lock").exists()  # released when SIGTERM stopped it
-    assert_own_lines_only(output)
-    assert re.search(r"^Warning: Stopped at step \d+; checkpoint", output, re.MULTILINE), output
-    stopped = int(re.search(r"Stopped at step (\d+); checkpoint", output)[1])
-    assert stopped >= first_step and latest_step(model_dir) == stopped
-    assert (model_dir / "samples" / f"step_{stopped:08d}.png").exists()
+        stopped, first_step = refuse_a_second_launch_then_stop(second, args, model_dir, capsys)
+    assert first_step > restored
 
     # Killed, resumed and stopped again, the run holds bit for bit the state of one trained straight to that step:
     # weights, EMA, batch-norm statistics, spectral-norm vectors, Adam slots and the noise RNG.
