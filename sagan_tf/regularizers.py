@@ -40,10 +40,11 @@ class LeCamAnchors:
     """The moving averages alpha_R and alpha_F of the discriminator's mean outputs on real and generated images.
 
     Each discriminator update adds the global batch's means with decay 0.99 (the paper's); the anchors are the
-    averages corrected for their start at zero (divided by 1 - decay^updates, as the authors' code does), and 0.0
-    before the first update. A discriminator update uses the anchors of the updates before it: the authors' code
-    first adds the current batch's means (1% of the anchor at decay 0.99), which would need the replicas' means
-    inside the gradient computation, where a per-replica XLA computation cannot all-reduce.
+    averages corrected for their start at zero (divided by 1 - decay^updates, as the authors' TensorFlow code for
+    StyleGAN2 does; their BigGAN code starts the averages at a copy instead), and 0.0 before the first update. A
+    discriminator update uses the anchors of the updates before it: the authors' TensorFlow code first adds the
+    current batch's means (1% of the anchor at decay 0.99), which would need the replicas' means inside the gradient
+    computation, where a per-replica XLA computation cannot all-reduce.
 
     State (float32 `keras.Variable`s created in the current strategy scope, all checkpointed): `real`, `fake` (the
     uncorrected averages) and `updates`. Under tf.distribute every replica passes the same all-reduced means to
