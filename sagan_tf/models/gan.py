@@ -108,7 +108,7 @@ class SAGAN(keras.Model):
       orthogonal_reg: beta of BigGAN's orthogonal regularization of the generator's kernels, >= 0 (0: off; BigGAN
         uses 1e-4).
       fake_label_probabilities: None to draw fake labels uniformly (the paper), or one probability per class (e.g.
-        the training data's class frequencies; normalized here).
+        the training data's class frequencies or counts; they need not sum to 1).
     """
 
     def __init__(self, generator, discriminator, latent_dim, num_classes, d_steps=1, ema_decay=0.999, seed=None,
@@ -161,7 +161,6 @@ class SAGAN(keras.Model):
         self.lecam_weight = float(lecam_weight)
         self.orthogonal_reg = float(orthogonal_reg)
         self.fake_label_probabilities = fake_label_probabilities
-        self._seed = seed
         self.augment_seed_generator = None
         if augment != "none":
             self.augment_seed_generator = keras.random.SeedGenerator(_derived_seed(seed, "augment"),
