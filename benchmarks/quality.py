@@ -5,6 +5,8 @@ Usage:
   python benchmarks/quality.py --images=40000 --attention=on,off --seeds=0,1,2
   python benchmarks/quality.py --precisions=float32,mixed_bfloat16 --output_dir=/tmp/quality
   python benchmarks/quality.py --replot --output_dir=/tmp/quality   # redraw the plot from evaluations.jsonl
+  # Small data: 10% of each class (about 230 images) and all of them, without and with augmentation and LeCam
+  python benchmarks/quality.py --data_fraction=0.1,1 --augment=none,diffaugment,ada --lecam_weight=0,0.3 --seeds=0,1
 
 The dataset is the Debian icon dataset of `benchmarks/icon_dataset.py` at --image_size (built first when
 --dataset_dir is not given and it is missing; needs apt-get the first time), an ordinary `folder:` dataset: one class
@@ -15,13 +17,17 @@ and cached in $SAGAN_TF_CACHE/domain_classifiers) on --eval_samples generated im
 the real statistics of the whole folder, at the start and --evaluations times during training.
 
 Variants are the product of --precisions (float32, mixed_bfloat16, mixed_float16), --attention (on: the preset's
-self-attention layers; off: none, the paper's ablation) and --seeds. Output:
+self-attention layers; off: none, the paper's ablation), the small-data options --data_fraction (train on that
+fraction of each class, the same images for every variant: a subset drawn with --subset_seed; evaluation still
+compares with the whole folder), --augment (none, diffaugment, ada; with --ada_kimg), --lecam_weight and
+--orthogonal_reg, and --seeds. Output:
 
   one JSON line per evaluation (also appended to <output_dir>/evaluations.jsonl): variant, mixed_precision,
-      attention, seed, step, images_seen, train_seconds (training only), wall_seconds (evaluation included), fid,
-      kid, inception_score, precision, recall, density, coverage, classifier (the classifier's tag)
+      attention, data_fraction, train_images, augment, lecam_weight, orthogonal_reg, seed, step, images_seen,
+      train_seconds (training only), wall_seconds (evaluation included), fid, kid, inception_score, precision,
+      recall, density, coverage, classifier (the classifier's tag)
   one JSON line per variant at its end: images_per_s (training only), sample_grid (PNG of the final EMA samples),
-      load averages before and after
+      load averages before and after, and with --augment=ada the final ada_p
   one JSON line per group of seeds ("kind": "summary"): final figures as mean and standard deviation over seeds
   <output_dir>/quality_curves.png: FID, KID, IS, precision, recall, coverage against images seen (mean over seeds,
       with the min-max band)
@@ -61,6 +67,16 @@ def parse_args(argv=None):
     parser.add_argument("--eval_samples", type=int, default=2000, help="Generated images per evaluation.")
     parser.add_argument("--precisions", default="float32")
     parser.add_argument("--attention", default="on", help="Comma-separated subset of on,off.")
+    parser.add_argument("--data_fraction", default="1", help="Comma-separated fractions in (0, 1] of each class's "
+                        "images to train on (1: the whole folder).")
+    parser.add_argument("--subset_seed", type=int, default=0, help="Seed of the --data_fraction subsets (the same "
+                        "images for every training seed).")
+    parser.add_argument("--augment", default="none", help="Comma-separated subset of none,diffaugment,ada.")
+    parser.add_argument("--ada_kimg", type=float, default=500.0, help="Thousands of images in which ADA's p can go "
+                        "from 0 to 1 (the paper's 500; at the default budget p then moves by at most 0.12).")
+    parser.add_argument("--lecam_weight", default="0", help="Comma-separated LeCam weights (0: off).")
+    parser.add_argument("--orthogonal_reg", default="0", help="Comma-separated orthogonal-regularization betas "
+                        "(0: off; BigGAN's is 1e-4).")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--output_dir", default="quality")
     parser.add_argument("--replot", action="store_true", help="Only redraw the plot and summaries from "
@@ -69,12 +85,48 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+#: The small-data settings of a variant and their values in the paper's recipe (left out of names at those values).
+SMALL_DATA_DEFAULTS = {"data_fraction": 1.0, "augment": "none", "lecam_weight": 0.0, "orthogonal_reg": 0.0}
+
+
+def _small_data_settings(spec):
+    """[(name, value as text)] of the small-data settings of `spec` that differ from the paper's recipe."""
+    settings = []
+    for name, default in SMALL_DATA_DEFAULTS.items():
+        value = spec.get(name, default)
+        if value != default:
+            settings.append((name, value if isinstance(value, str) else f"{value:g}"))
+    return settings
+
+
 def variant_name(spec):
-    return f"{spec['mixed_precision']}-attention_{spec['attention']}-seed{spec['seed']}"
+    parts = [f"{name}_{value}" for name, value in _small_data_settings(spec)]
+    return "-".join([f"{spec['mixed_precision']}-attention_{spec['attention']}", *parts, f"seed{spec['seed']}"])
 
 
 def group_name(record):
-    return f"{record['mixed_precision']}, attention {record['attention']}"
+    parts = [f"{name} {value}" for name, value in _small_data_settings(record)]
+    return ", ".join([record["mixed_precision"], f"attention {record['attention']}", *parts])
+
+
+def parse_list(text, flag, convert=str, allowed=None):
+    """The comma-separated values of a variant flag, converted; SystemExit naming the flag for a bad value."""
+    try:
+        values = [convert(value.strip()) for value in str(text).split(",")]
+    except ValueError:
+        raise SystemExit(f"--{flag} takes a comma-separated list. Received: {text}") from None
+    if allowed is not None and any(value not in allowed for value in values):
+        raise SystemExit(f"--{flag} takes a comma-separated subset of {','.join(allowed)}. Received: {text}")
+    return values
+
+
+def training_dataset(spec):
+    """The dataset a variant trains on: the folder, or its seeded `data_fraction` of each class."""
+    from sagan_tf import data
+
+    dataset = data.resolve(spec["dataset"])
+    fraction = spec.get("data_fraction", 1.0)
+    return dataset if fraction == 1 else dataset.class_subset(fraction, spec.get("subset_seed", 0))
 
 
 def eval_config(eval_samples):
@@ -94,7 +146,10 @@ def experiment(spec):
                          f"not --image_size={spec['image_size']}.")
     info = data.get_info(spec["dataset"])
     fields = dict(dataset=spec["dataset"], num_classes=info.num_classes if info.conditional else 0,
-                  train_steps=spec["steps"])
+                  train_steps=spec["steps"], augment=spec.get("augment", "none"),
+                  lecam_weight=spec.get("lecam_weight", 0.0), orthogonal_reg=spec.get("orthogonal_reg", 0.0))
+    if fields["augment"] == "ada":
+        fields["ada_kimg"] = spec.get("ada_kimg", 500.0)
     if spec["attention"] == "off":
         fields.update(g_attention_resolutions=(), d_attention_resolutions=())
     return config.replace(**fields)
@@ -117,8 +172,11 @@ def run_variant(spec):
     model = build_sagan(config, seed=spec["seed"])
     images_per_step = config.training.images_per_step
     steps = config.training.train_steps
-    dataset = data.load(spec["dataset"], "train", image_size=spec["image_size"], batch_size=images_per_step,
+    train_set = training_dataset(spec)
+    dataset = data.load(train_set, "train", image_size=spec["image_size"], batch_size=images_per_step,
                         seed=spec["seed"])
+    settings = {"data_fraction": spec.get("data_fraction", 1.0), "train_images": train_set.num_images,
+                **{name: getattr(config.training, name) for name in ("augment", "lecam_weight", "orthogonal_reg")}}
     start = time.perf_counter()
     clock = {"eval": 0.0}
 
@@ -129,8 +187,8 @@ def run_variant(spec):
         step = callbacks.global_step(model)
         wall = time.perf_counter() - start
         record = {"kind": "evaluation", "variant": variant_name(spec), "preset": spec["preset"],
-                  "mixed_precision": spec["mixed_precision"], "attention": spec["attention"], "seed": spec["seed"],
-                  "step": step, "images_seen": step * images_per_step,
+                  "mixed_precision": spec["mixed_precision"], "attention": spec["attention"], **settings,
+                  "seed": spec["seed"], "step": step, "images_seen": step * images_per_step,
                   "train_seconds": round(wall - clock["eval"], 1), "wall_seconds": round(wall, 1),
                   **{name: figures.get(name) for name in FIGURES}, "classifier": evaluator.tag,
                   "eval_samples": figures["num_samples"], "num_real": evaluator.real_stats.count}
@@ -145,8 +203,9 @@ def run_variant(spec):
               callbacks=[callbacks.EvaluateEvery(every, evaluate, print_fn=lambda line: None), grid])
     wall = time.perf_counter() - start
     train_seconds = wall - clock["eval"]
+    ada = {"ada_p": float(np.asarray(model.ada.p))} if model.ada is not None else {}
     print(json.dumps({"kind": "variant", "variant": variant_name(spec), "preset": spec["preset"],
-                      "mixed_precision": spec["mixed_precision"], "attention": spec["attention"],
+                      "mixed_precision": spec["mixed_precision"], "attention": spec["attention"], **settings, **ada,
                       "seed": spec["seed"], "steps": steps, "images_seen": steps * images_per_step,
                       "images_per_s": round(steps * images_per_step / train_seconds, 1),
                       "train_seconds": round(train_seconds, 1), "eval_seconds": round(clock["eval"], 1),
@@ -156,7 +215,8 @@ def run_variant(spec):
 
 
 def summaries(records):
-    """One summary per group (mixed precision, attention): final figures' mean and standard deviation over seeds."""
+    """One summary per group (mixed precision, attention, small-data settings): final figures' mean and standard
+    deviation over seeds."""
     import numpy as np
 
     finals = {}
@@ -247,6 +307,30 @@ def prepare(args):
     return dataset
 
 
+def variant_specs(args):
+    """The variants the flags ask for (their product), each a dict of its settings; SystemExit for a bad value."""
+    def fraction(text):
+        value = float(text)
+        if not 0 < value <= 1:
+            raise SystemExit(f"--data_fraction takes fractions in (0, 1]. Received: {args.data_fraction}")
+        return value
+
+    def weight(text):
+        value = float(text)
+        if not value >= 0:
+            raise SystemExit(f"--lecam_weight and --orthogonal_reg take weights >= 0. Received: {text}")
+        return value
+
+    lists = {"mixed_precision": parse_list(args.precisions, "precisions"),
+             "attention": parse_list(args.attention, "attention", allowed=("on", "off")),
+             "data_fraction": parse_list(args.data_fraction, "data_fraction", fraction),
+             "augment": parse_list(args.augment, "augment", allowed=("none", "diffaugment", "ada")),
+             "lecam_weight": parse_list(args.lecam_weight, "lecam_weight", weight),
+             "orthogonal_reg": parse_list(args.orthogonal_reg, "orthogonal_reg", weight),
+             "seed": parse_list(args.seeds, "seeds", int)}
+    return [dict(zip(lists, values)) for values in itertools.product(*lists.values())]
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.child:
@@ -255,19 +339,17 @@ def main(argv=None):
     os.makedirs(args.output_dir, exist_ok=True)
     log_path = os.path.join(args.output_dir, "evaluations.jsonl")
     if not args.replot:
-        for value in args.attention.split(","):
-            if value not in ("on", "off"):
-                raise SystemExit(f"--attention takes a comma-separated subset of on,off. Received: {args.attention}")
+        variants = variant_specs(args)
         dataset = prepare(args)
         from sagan_tf import presets
 
         training = presets.get_preset(args.preset).training
         steps = max(1, args.images // training.images_per_step)
-        for precision, attention, seed in itertools.product(
-                args.precisions.split(","), args.attention.split(","), (int(s) for s in args.seeds.split(","))):
-            spec = dict(dataset=dataset, image_size=args.image_size, preset=args.preset, mixed_precision=precision,
-                        attention=attention, seed=seed, steps=steps, evaluations=args.evaluations,
-                        eval_samples=args.eval_samples, output_dir=os.path.abspath(args.output_dir))
+        for variant in variants:
+            spec = dict(dataset=dataset, image_size=args.image_size, preset=args.preset, steps=steps,
+                        evaluations=args.evaluations, eval_samples=args.eval_samples,
+                        output_dir=os.path.abspath(args.output_dir), subset_seed=args.subset_seed,
+                        ada_kimg=args.ada_kimg, **variant)
             child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
                                      stdout=subprocess.PIPE, text=True, cwd=ROOT)
             with open(log_path, "a") as log:

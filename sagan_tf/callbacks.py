@@ -326,7 +326,8 @@ class ProgressLogger(PeriodicCallback):
     Every value is read from the model when a line is due (no per-step work): the model's metrics (losses, logits
     and gradient norms of `SAGAN`), which are means over the steps since the previous line because the logger
     resets them after each line (they would otherwise average over the whole `fit` epoch); each attention layer's
-    gamma (`SAGAN.attention_gammas`); and the largest spectral-norm estimate of each network's raw weights
+    gamma (`SAGAN.attention_gammas`); with ADA, its augmentation probability `ada_p` and last heuristic `ada_rt`
+    (`SAGAN.augment_signals`); and the largest spectral-norm estimate of each network's raw weights
     (`health.spectral_norms`). See `sagan_tf.health` for what each signal says. Throughput is measured from the
     first batch after tracing and compilation; the ETA is the remaining steps at the current throughput. Given a
     `health_monitor`, its warnings go to `warn_fn`.
@@ -372,6 +373,8 @@ class ProgressLogger(PeriodicCallback):
         values = {metric.name: float(keras.ops.convert_to_numpy(metric.result())) for metric in self.model.metrics}
         gammas = self.model.attention_gammas() if hasattr(self.model, "attention_gammas") else {}
         values.update({name: float(keras.ops.convert_to_numpy(gamma)) for name, gamma in sorted(gammas.items())})
+        signals = self.model.augment_signals() if hasattr(self.model, "augment_signals") else {}
+        values.update({name: float(keras.ops.convert_to_numpy(value)) for name, value in signals.items()})
         values.update(health.spectral_norms(self.model))
         return values
 

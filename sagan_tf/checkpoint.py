@@ -6,6 +6,10 @@ A checkpoint of a SAGAN run (`gan_checkpoint`) holds, under these top-level name
                                                           the network's name (`network_variables`)
     g_optimizer/..., d_optimizer/...                      slots, iteration counts, float16 loss scale
     noise_seed                                            the state of the training noise's SeedGenerator
+    augment_seed                                          with augmentation on: the state of its SeedGenerator
+    ada/p, ada/signs, ada/seen, ada/rt                    with ADA: its probability p and the statistics since its
+                                                          last adjustment
+    lecam/real, lecam/fake, lecam/updates                 with LeCam: its moving anchors
 
 The training step is the generator optimizer's iteration count. Inference code (evaluation, export, pictures)
 reads one generator with `restore_network`, without building the discriminator or the optimizers.
@@ -65,7 +69,9 @@ def gan_checkpoint(model):
     """A `tf.train.Checkpoint` of everything needed to resume training a compiled SAGAN exactly.
 
     It holds the generator, the discriminator, the EMA generator (spectral-norm vectors and batch-norm statistics
-    included), both optimizers (slots, iteration counts, float16 loss scale) and the noise RNG state.
+    included), both optimizers (slots, iteration counts, float16 loss scale) and the noise RNG state; with the
+    small-data options on, also the augmentation RNG state, ADA's p and statistics and the LeCam anchors (left out
+    when off, so that checkpoints of runs without them, older ones included, keep their layout).
 
     The networks are given as dicts of their variables rather than as objects: TensorFlow's object-graph
     checkpointing does not see Keras 3 layers kept in Python lists (the generator's stages), so
@@ -82,8 +88,11 @@ def gan_checkpoint(model):
                 DISCRIMINATOR: network_variables(model.discriminator)}
     if model.ema_generator is not None:
         networks[EMA_GENERATOR] = network_variables(model.ema_generator)
+    extra = dict(model.regularization_state())
+    if model.augment_seed_generator is not None:
+        extra["augment_seed"] = model.augment_seed_generator.state
     return tf.train.Checkpoint(noise_seed=model.seed_generator.state, g_optimizer=model.g_optimizer,
-                               d_optimizer=model.d_optimizer, **networks)
+                               d_optimizer=model.d_optimizer, **networks, **extra)
 
 
 def nonfinite_variables(model):

@@ -3,7 +3,8 @@
 - `ModelConfig` says what the networks are: everything the generator and the discriminator are built from, and so
   everything that a checkpoint, an export and a resume depend on. `Generator.get_config()` stores it alone.
 - `TrainingConfig` says how they are optimised: dataset, batch, learning rates (TTUR), Adam betas, discriminator
-  steps, loss, EMA of the generator (decay and start step), number of steps.
+  steps, loss, EMA of the generator (decay and start step), number of steps, and the small-data options
+  (augmentation, LeCam and orthogonal regularization, how fake labels are drawn).
 - `ExperimentConfig` pairs the two; a preset (`sagan_tf.presets`) and a run directory's `config.json` hold one.
 
 All three are frozen dataclasses and plain data: libraries take them, only the command-line entry points turn
@@ -27,6 +28,8 @@ from typing import Optional
 from sagan_tf.errors import ConfigError
 
 BLOCK_TYPES = ("residual", "dcgan")
+#: How fake labels are drawn (`TrainingConfig.fake_labels`): uniformly, or with the training data's class frequencies.
+FAKE_LABELS = ("uniform", "data")
 #: The `config.json` layout written by this version: {"format": 2, "model": {...}, "training": {...}}. Runs written
 #: before the split hold one flat dict of both (format 1); `ExperimentConfig.from_dict` reads both.
 CONFIG_FORMAT = 2
@@ -237,6 +240,19 @@ class TrainingConfig:
         step, which is what runs written before this field existed did (their config.json lacks it). The presets
         set it per architecture (`sagan_tf.presets`).
       train_steps: number of generator updates.
+      augment: "none" (the paper's recipe), "diffaugment" (DiffAugment, Zhao et al. 2020: every image the
+        discriminator sees, real and generated, in both updates, goes through `augment_policy`'s differentiable
+        ops) or "ada" (the same ops, each applied per image with ADA's adaptive probability p, Karras et al. 2020).
+        See `sagan_tf.augment`.
+      augment_policy: the ops, a comma-separated subset of "color,translation,cutout", applied in that order.
+      ada_target: the value of the overfitting heuristic r_t = E[sign(D(real))] that ADA steers p toward, in (0, 1).
+      ada_interval: training steps between ADA's adjustments of p (4, as the paper).
+      ada_kimg: thousands of real images in which ADA's p can go from 0 to 1 (500, as the paper); each adjustment
+        moves p by the real images seen since the last one over `ada_kimg * 1000`.
+      lecam_weight: weight of the LeCam regularizer of the discriminator (Tseng et al. 2021), >= 0; 0 is off.
+      orthogonal_reg: beta of BigGAN's orthogonal regularization of the generator's kernels (Brock et al. 2019,
+        sec. 3.1; 1e-4 there), >= 0; 0 is off.
+      fake_labels: "uniform" (the paper) or "data": fake labels drawn with the training data's class frequencies.
     """
 
     dataset: str = "synthetic"
@@ -250,9 +266,23 @@ class TrainingConfig:
     ema_decay: Optional[float] = 0.999
     ema_start: int = 0
     train_steps: int = 100_000
+    augment: str = "none"
+    augment_policy: str = "color,translation,cutout"
+    ada_target: float = 0.6
+    ada_interval: int = 4
+    ada_kimg: float = 500.0
+    lecam_weight: float = 0.0
+    orthogonal_reg: float = 0.0
+    fake_labels: str = "uniform"
 
     def __post_init__(self):
+        if isinstance(self.augment_policy, (list, tuple)):
+            object.__setattr__(self, "augment_policy", ",".join(self.augment_policy))
         self.validate()
+        # One spelling per policy (" color, cutout" and "color,cutout" are one run).
+        from sagan_tf import augment
+
+        object.__setattr__(self, "augment_policy", ",".join(augment.parse_policy(self.augment_policy)))
 
     def validate(self):
         """Checks the fields.
@@ -283,6 +313,31 @@ class TrainingConfig:
         if isinstance(self.ema_start, bool) or not isinstance(self.ema_start, int) or self.ema_start < 0:
             fail(f"ema_start must be an integer >= 0 (0: average from the first step). Received: "
                  f"ema_start={self.ema_start!r}")
+        self._validate_small_data(fail)
+
+    def _validate_small_data(self, fail):
+        import math
+
+        from sagan_tf import augment
+
+        if self.augment not in augment.MODES:
+            fail(f"augment must be one of {', '.join(augment.MODES)}. Received: augment={self.augment!r}")
+        try:
+            augment.parse_policy(self.augment_policy)
+        except ValueError as error:
+            fail(str(error))
+        if not isinstance(self.ada_target, (int, float)) or not 0 < self.ada_target < 1:
+            fail(f"ada_target must be in (0, 1) (the paper's is 0.6). Received: ada_target={self.ada_target!r}")
+        if isinstance(self.ada_interval, bool) or not isinstance(self.ada_interval, int) or self.ada_interval < 1:
+            fail(f"ada_interval must be an integer >= 1. Received: ada_interval={self.ada_interval!r}")
+        if not isinstance(self.ada_kimg, (int, float)) or not 0 < self.ada_kimg < math.inf:
+            fail(f"ada_kimg must be > 0 (the paper's is 500). Received: ada_kimg={self.ada_kimg!r}")
+        for name in ("lecam_weight", "orthogonal_reg"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                fail(f"{name} must be a number >= 0 (0: off). Received: {name}={value!r}")
+        if self.fake_labels not in FAKE_LABELS:
+            fail(f"fake_labels must be one of {', '.join(FAKE_LABELS)}. Received: fake_labels={self.fake_labels!r}")
 
     @property
     def images_per_step(self):
@@ -423,4 +478,4 @@ def as_model_config(config):
 
 
 __all__ = ["AttentionConfig", "ModelConfig", "TrainingConfig", "ExperimentConfig", "as_model_config",
-           "MODEL_FIELDS", "TRAINING_FIELDS", "BLOCK_TYPES", "CONFIG_FORMAT"]
+           "MODEL_FIELDS", "TRAINING_FIELDS", "BLOCK_TYPES", "FAKE_LABELS", "CONFIG_FORMAT"]

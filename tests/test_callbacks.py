@@ -191,6 +191,25 @@ def test_progress_logger_reports_window_means_health_signals_and_resets_metrics(
     assert "finite" not in scalars
 
 
+def test_progress_logger_shows_adas_probability_and_the_regularizers(tmp_path):
+    gan = make_gan(tiny_config(augment="ada", lecam_weight=0.5))
+    gan.ada.p.assign(0.125)
+    gan.ada.rt.assign(0.75)
+    lines = []
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    logger = callbacks.ProgressLogger(total_steps=2, every_n_steps=2, summary_writer=writer, print_fn=lines.append)
+    logger.set_model(gan)
+    logger.on_train_begin()
+    for step in (1, 2):
+        logger.on_train_batch_begin(step - 1)
+        gan.lecam_tracker.update_state(0.5)
+        set_step(gan, step)
+    logger.on_train_end()
+    assert "lecam_reg 0.5" in lines[0] and "ada_p 0.125  ada_rt 0.75" in lines[0]
+    scalars = event_scalars(tmp_path)
+    assert scalars["ada_p"] == {2: 0.125} and scalars["ada_rt"] == {2: 0.75} and scalars["lecam_reg"] == {2: 0.5}
+
+
 def test_progress_logger_passes_health_warnings_on(tmp_path):
     gan = make_gan(tiny_config())
     lines, warnings = [], []

@@ -23,7 +23,8 @@ def test_the_two_configs_split_the_fields_without_overlap():
     assert not set(MODEL_FIELDS) & set(TRAINING_FIELDS)
     assert {"g_channels", "latent_dim", "attention", "batch_norm_momentum"} <= set(MODEL_FIELDS)
     assert {"dataset", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "loss", "ema_decay", "ema_start",
-            "train_steps"} == set(TRAINING_FIELDS)
+            "train_steps", "augment", "augment_policy", "ada_target", "ada_interval", "ada_kimg", "lecam_weight",
+            "orthogonal_reg", "fake_labels"} == set(TRAINING_FIELDS)
 
 
 def test_a_saved_generator_stores_its_architecture_only():
@@ -66,6 +67,25 @@ def test_config_json_written_before_the_ema_start_and_output_momentum_fields_rea
     # A generator built from it gives its final batch norm the blocks' momentum; the new field sets it apart.
     assert Generator(old.model).output_norm.momentum == 0.9
     assert Generator(tiny_model(output_batch_norm_momentum=0.9999)).output_norm.momentum == 0.9999
+
+
+def test_config_json_written_before_the_small_data_options_reads_as_the_papers_recipe():
+    config = tiny_config()
+    written = config.to_dict()
+    for name in ("augment", "augment_policy", "ada_target", "ada_interval", "ada_kimg", "lecam_weight",
+                 "orthogonal_reg", "fake_labels"):
+        del written["training"][name]
+    old = ExperimentConfig.from_dict(json.loads(json.dumps(written)))
+    assert old == config
+    training = old.training
+    assert (training.augment, training.augment_policy, training.ada_target, training.ada_interval,
+            training.ada_kimg) == ("none", "color,translation,cutout", 0.6, 4, 500.0)
+    assert (training.lecam_weight, training.orthogonal_reg, training.fake_labels) == (0.0, 0.0, "uniform")
+    # Set, they round-trip through config.json; a policy has one spelling.
+    changed = tiny_config(augment="ada", augment_policy=" cutout, color", ada_target=0.5, lecam_weight=0.3,
+                          orthogonal_reg=1e-4, fake_labels="data")
+    assert changed.training.augment_policy == "cutout,color"
+    assert ExperimentConfig.from_json(changed.to_json()) == changed
 
 
 def test_unknown_fields_sections_and_formats_are_refused():
@@ -123,6 +143,18 @@ def test_model_config_validation_names_the_field(fields, message):
     (dict(d_steps=0), "d_steps must be >= 1"),
     (dict(train_steps=0), "train_steps must be >= 1"),
     (dict(dataset=""), "dataset must be a dataset name"),
+    (dict(augment="rotate"), "augment must be one of none, diffaugment, ada. Received: augment='rotate'"),
+    (dict(augment_policy="color,zoom"), "augment_policy must be a comma-separated list of color, translation, "
+                                        "cutout, each at most once. Received: augment_policy='color,zoom'"),
+    (dict(augment_policy=""), "augment_policy must be a comma-separated list"),
+    (dict(ada_target=1.0), r"ada_target must be in \(0, 1\) \(the paper's is 0.6\). Received: ada_target=1.0"),
+    (dict(ada_target=0), r"ada_target must be in \(0, 1\)"),
+    (dict(ada_interval=0), "ada_interval must be an integer >= 1"),
+    (dict(ada_kimg=0.0), "ada_kimg must be > 0"),
+    (dict(lecam_weight=-0.1), r"lecam_weight must be a number >= 0 \(0: off\). Received: lecam_weight=-0.1"),
+    (dict(orthogonal_reg=-1e-4), "orthogonal_reg must be a number >= 0"),
+    (dict(orthogonal_reg=float("nan")), "orthogonal_reg must be a number >= 0"),
+    (dict(fake_labels="balanced"), "fake_labels must be one of uniform, data. Received: fake_labels='balanced'"),
 ])
 def test_training_config_validation_names_the_field(fields, message):
     with pytest.raises(ConfigError, match=f"Invalid TrainingConfig: {message}"):

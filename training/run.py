@@ -35,6 +35,7 @@ evaluation during training the checkpoint with the best FID (--best_metric) is k
     python -m training.run --dataset=cifar10 --train_steps=100000
     python -m training.run --dataset=folder:/data/faces --image_size=64
     python -m training.run --dataset=folder:/data/icons --image_size=32 --classifier=domain    # offline figures
+    python -m training.run --dataset=folder:/data/icons --image_size=32 --augment=diffaugment  # a few hundred images
     tensorboard --logdir runs
 """
 
@@ -43,7 +44,11 @@ from absl import flags
 
 from sagan_tf import cli
 
-_TRAINING_OVERRIDES = ("train_steps", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "ema_start")
+_TRAINING_OVERRIDES = ("train_steps", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "ema_start",
+                       "augment", "augment_policy", "ada_target", "ada_kimg", "lecam_weight", "orthogonal_reg",
+                       "fake_labels")
+#: Flags that only mean something with one of the --augment values: {flag: the values it applies to}.
+_AUGMENT_FLAGS = {"augment_policy": ("diffaugment", "ada"), "ada_target": ("ada",), "ada_kimg": ("ada",)}
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -75,6 +80,28 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("ema_start", None, "Step from which the moving average averages; until then it copies the "
                          "generator, so early samples show what it has learned. Default: the preset's (0 for "
                          "synthetic32, 1000 for cifar32 and dcgan64, 2000 for imagenet128).", flag_values=flag_values)
+    flags.DEFINE_string("augment", None, "Augmentation of every image the discriminator sees, real and generated, "
+                        "for small datasets: none (the paper's recipe), diffaugment (DiffAugment, Zhao et al. 2020: "
+                        "--augment_policy's differentiable ops on every image) or ada (the same ops, each applied to "
+                        "each image with an adaptive probability p, Karras et al. 2020). Default: none.",
+                        flag_values=flag_values)
+    flags.DEFINE_string("augment_policy", None, "The augmentation ops, a comma-separated subset of color, translation "
+                        "and cutout, applied in that order. Default: color,translation,cutout.",
+                        flag_values=flag_values)
+    flags.DEFINE_float("ada_target", None, "The value in (0, 1) of ADA's overfitting heuristic r_t = E[sign(D(real))] "
+                       "that p is steered toward (every 4 steps). Default: 0.6, the paper's.", flag_values=flag_values)
+    flags.DEFINE_float("ada_kimg", None, "Thousands of real images in which ADA's p can go from 0 to 1. Default: 500, "
+                       "the paper's (p then moves at most 0.1 in 50,000 images; lower it for short runs).",
+                       flag_values=flag_values)
+    flags.DEFINE_float("lecam_weight", None, "Weight of the LeCam regularizer of the discriminator (Tseng et al. "
+                       "2021; 0.3 there for BigGAN on CIFAR-10), with moving anchors of its outputs on real and "
+                       "generated images (decay 0.99). Default: 0 (off).", flag_values=flag_values)
+    flags.DEFINE_float("orthogonal_reg", None, "Beta of BigGAN's orthogonal regularization of the generator's weights "
+                       "(Brock et al. 2019, sec. 3.1: 1e-4), which lets truncation trade variety for fidelity. "
+                       "Default: 0 (off).", flag_values=flag_values)
+    flags.DEFINE_string("fake_labels", None, "How fake labels are drawn: uniform (the paper) or data (with the "
+                        "training data's class frequencies; folder and synthetic datasets). Default: uniform.",
+                        flag_values=flag_values)
     flags.DEFINE_enum("strategy", "auto", distribute.STRATEGIES, "auto: all GPUs if any, else one device; mirrored: "
                       "all GPUs (or all logical CPUs); multi_worker: from TF_CONFIG; tpu: see --tpu; off: one "
                       "device.", flag_values=flag_values)
@@ -166,12 +193,29 @@ def evaluation_config(values):
                       compute_kid=values.kid, compute_precision_recall=values.precision_recall, seed=values.seed)
 
 
+def check_augment_flags(overrides):
+    """Refuses an augmentation flag that the --augment value given (or its default, none) would ignore.
+
+    Raises:
+      UsageError: naming the flag and the --augment values it applies to.
+    """
+    from sagan_tf.errors import UsageError
+
+    mode = overrides.get("augment", "none")
+    for name, modes in _AUGMENT_FLAGS.items():
+        if name in overrides and mode not in modes:
+            raise UsageError(f"--{name} applies to --augment={' or '.join(modes)} only, and this run's --augment is "
+                             f"{mode}: it would have no effect. Pass --augment={modes[-1]} too, or drop --{name}. "
+                             f"Received: {name}={overrides[name]!r}, augment={mode!r}")
+
+
 def config_and_options(values):
     """The `ExperimentConfig` and `TrainOptions` that the flag values ask for."""
     from sagan_tf import presets, run_dir
     from training import train_lib
 
     overrides = {name: getattr(values, name) for name in _TRAINING_OVERRIDES if getattr(values, name) is not None}
+    check_augment_flags(overrides)
     if values.ema_decay is not None:
         overrides["ema_decay"] = parse_ema_decay(values.ema_decay)
     if values.sync_batch_norm is not None:

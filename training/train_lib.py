@@ -12,8 +12,9 @@ sample grid or record the filesystem refuses to write (full, read-only, no permi
 `WriteFailedError` naming the file, the cause and the last good checkpoint (`sagan_tf.write_failures`).
 
 Exact resume: a checkpoint holds every variable of the networks, the EMA generator, both optimizers and the noise
-RNG, and the synthetic and folder input pipelines are position-addressable (`DatasetInfo.positionable`): a run
-that starts at step s starts each input pipeline at the example it would have reached after s steps. On CPU, a
+RNG (with augmentation, ADA or LeCam on, also the augmentation RNG, ADA's p and statistics and the LeCam anchors),
+and the synthetic and folder input pipelines are position-addressable (`DatasetInfo.positionable`): a run that
+starts at step s starts each input pipeline at the example it would have reached after s steps. On CPU, a
 run interrupted at any checkpoint (SIGTERM, or SIGKILL after the checkpoint) and resumed therefore ends with
 bit-identical weights, optimizer state and EMA to the uninterrupted run with the same seed, and under tf.distribute
 each replica resumes with the same data and noise. What this cannot cover: TFDS pipelines (shuffle buffers and
@@ -278,6 +279,26 @@ def _check_dataset(config, dataset):
     return info.class_names
 
 
+def _fake_label_frequencies(config, dataset):
+    """The class frequencies that `fake_labels="data"` draws fake labels with, or None (uniform labels).
+
+    Raises:
+      ConfigError: "data" for an unconditional model, or for a dataset whose class frequencies are not known.
+    """
+    if config.training.fake_labels != "data":
+        return None
+    if not config.model.conditional:
+        raise ConfigError("fake_labels=data draws the fake labels from the training data's class frequencies, but "
+                          f"this model is unconditional (num_classes=0; dataset {config.training.dataset}). Use "
+                          "fake_labels=uniform.")
+    frequencies = dataset.class_frequencies()
+    if frequencies is None:
+        raise ConfigError(f"fake_labels=data needs the class frequencies of {config.training.dataset}, which are known "
+                          "for folder: and synthetic datasets only (a TFDS dataset would have to be read in full). "
+                          "Use fake_labels=uniform.")
+    return frequencies
+
+
 class Trainer:
     """One training run, set up: strategy, run directory, model restored from the latest checkpoint, evaluator,
     summary writer and callbacks.
@@ -305,6 +326,7 @@ class Trainer:
         # Resolved once: the input pipelines, the evaluation and the domain-classifier cache share one folder scan.
         self.dataset = data.resolve(config.training.dataset, options.data_dir)
         self.class_names = _check_dataset(config, self.dataset)
+        self.fake_label_frequencies = _fake_label_frequencies(config, self.dataset)
         self.strategy = distribute.get_distribution_strategy(options.strategy, options.tpu, options.cpu_devices)
         replicas = self.strategy.num_replicas_in_sync
         batch_size = config.training.batch_size
@@ -405,6 +427,7 @@ class Trainer:
         keras.utils.set_random_seed(options.seed)
         with self.strategy.scope():
             return build_sagan(self.config, seed=options.seed, model_class=distribute.model_class(self.strategy),
+                               class_frequencies=self.fake_label_frequencies,
                                jit_compile="auto" if options.jit_compile is None else options.jit_compile,
                                steps_per_execution=options.steps_per_execution)
 

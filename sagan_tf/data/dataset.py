@@ -5,6 +5,8 @@
     dataset.load("train", image_size=128, batch_size=256)
     dataset.fingerprint()             # what identifies its images (a folder: from its one scan)
     dataset.subset(10_000, seed=0)    # a seeded uniform subset of a folder (real statistics)
+    dataset.class_subset(0.1, seed=0) # the same seeded 10% of each class of a folder (small-data training)
+    dataset.class_frequencies()       # each class's share of the training split (None for TFDS)
 
 A name alone is re-derived by every consumer: an image folder would be scanned (every file stat-ed and read at both
 ends) by the training pipeline, the fingerprint of the domain classifier's cache, its card check and the real
@@ -104,6 +106,31 @@ class Dataset:
             raise ValueError(f"Only image folders have a file list to draw a subset from. Received: {self.name}")
         chosen = self.folder_scan.subset(count, seed)
         return self if chosen is self.folder_scan else Dataset(self.info, self.data_dir, chosen)
+
+    def class_subset(self, fraction, seed=0):
+        """This image folder restricted to the same seeded `fraction` of each class (`folder.FolderScan.class_subset`):
+        a small-data version of it with its class proportions.
+
+        Raises:
+          ValueError: the dataset is not an image folder, or the fraction is outside (0, 1].
+        """
+        if self.source != "folder":
+            raise ValueError(f"Only image folders have a file list to draw a subset from. Received: {self.name}")
+        chosen = self.folder_scan.class_subset(fraction, seed)
+        return self if chosen is self.folder_scan else Dataset(self.info, self.data_dir, chosen)
+
+    def class_frequencies(self):
+        """The share of each class in the training split (a tuple of floats summing to 1, in label order), or None
+        where it is not known without reading the whole dataset (TFDS). A folder counts its scan's labels; the
+        synthetic dataset's classes are balanced by construction."""
+        if self.source == "folder":
+            counts = [0] * max(self.info.num_classes, 1)
+            for label in self.folder_scan.labels:
+                counts[label] += 1
+            return tuple(count / len(self.folder_scan) for count in counts)
+        if self.source == "synthetic":
+            return (1.0 / self.info.num_classes,) * self.info.num_classes
+        return None
 
     def load(self, split="train", **kwargs):
         """`sagan_tf.data.load(self, split, **kwargs)`: the input pipeline of this dataset."""

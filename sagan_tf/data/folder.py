@@ -209,6 +209,30 @@ class FolderScan:
         return dataclasses.replace(self, files=tuple(files), labels=tuple(labels), sizes=tuple(sizes))
 
 
+    def class_subset(self, fraction, seed):
+        """The same `fraction` of each class's images (at least one per class), drawn without replacement with the
+        same draws for the same seed, in scan order: a small-data version of a labelled folder with its class
+        proportions. `fraction` 1 keeps the whole scan.
+
+        Raises:
+          ValueError: a fraction outside (0, 1].
+        """
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1]. Received: fraction={fraction}")
+        if fraction == 1:
+            return self
+        rng = np.random.default_rng(seed)
+        labels = np.asarray(self.labels)
+        keep = []
+        for label in np.unique(labels):
+            members = np.flatnonzero(labels == label)
+            count = max(1, int(round(fraction * len(members))))
+            keep.extend(rng.choice(members, size=count, replace=False))
+        keep = np.sort(np.asarray(keep, dtype=np.int64))
+        files, labels, sizes = ([values[i] for i in keep] for values in (self.files, self.labels, self.sizes))
+        return dataclasses.replace(self, files=tuple(files), labels=tuple(labels), sizes=tuple(sizes))
+
+
 def scan(path):
     """Lists the usable images under `path` (see the module docstring).
 

@@ -4,11 +4,14 @@ The training step is TensorFlow-specific (GradientTape, tf.distribute replica co
 use `keras.ops` only.
 """
 
+import hashlib
+
 import keras
 import tensorflow as tf
 from keras import ops
 
-from sagan_tf import losses
+from sagan_tf import augment as augment_module
+from sagan_tf import losses, regularizers
 from sagan_tf.layers import BatchNorm, SelfAttention, SpectralNormalization, average_across_replicas, moving_statistics
 
 
@@ -18,6 +21,14 @@ def _replica_slot():
     if context is None:  # cross-replica context: a single logical replica
         return 0, 1
     return context.replica_id_in_sync_group, context.num_replicas_in_sync
+
+
+def _derived_seed(seed, purpose):
+    """A seed in [0, 2**31) for the stream `purpose` of a run seeded `seed` (None stays None: random), so that the
+    augmentation draws are not the noise draws of the same seed."""
+    if seed is None:
+        return None
+    return int.from_bytes(hashlib.sha256(f"sagan_tf:{purpose}:{seed}".encode()).digest()[:4], "big") % 2**31
 
 
 def _layers_of_type(model, layer_type):
@@ -64,6 +75,18 @@ class SAGAN(keras.Model):
     replica, so the slice is what makes them differ), and a step on N replicas sees exactly the noise of one device
     running the global batch.
 
+    Small datasets (all off by default, the paper's recipe): `augment="diffaugment"` passes every image the
+    discriminator sees, real and generated, in both updates, through DiffAugment's differentiable ops, and
+    `augment="ada"` gates each op per image with ADA's adaptive probability p (`sagan_tf.augment`); `lecam_weight`
+    adds the LeCam regularizer to the discriminator's loss and `orthogonal_reg` BigGAN's orthogonal regularization to
+    the generator's (`sagan_tf.regularizers`); `fake_label_probabilities` draws the fake labels from the training
+    data's class frequencies instead of uniformly. Augmentation lives in the training step only: `call`, the
+    sampling generator and so evaluation, sample grids and exports never see it. Its random parameters come from a
+    seed generator of their own (`augment_seed_generator`, derived from `seed`), drawn for the global batch like the
+    noise, so each replica augments with its own slice. ADA's statistics and the LeCam anchors are updated from
+    all-reduced sums, so they stay identical on every replica; all of this state is in the checkpoint
+    (`sagan_tf.checkpoint.gan_checkpoint`).
+
     Args:
       generator: maps `(z, labels, training)` to images.
       discriminator: maps `(images, labels, training)` to logits of shape (batch,).
@@ -75,11 +98,23 @@ class SAGAN(keras.Model):
       ema_start: the step from which the EMA averages (BigGAN's `ema_start`): through step `ema_start` the EMA
         generator is a copy of the generator, so early samples show what it has learned instead of a blend that
         is still mostly the random initialisation; 0 averages from the first step.
-      seed: seed of the noise stream.
+      seed: seed of the noise stream (and, derived from it, of the augmentation's).
+      augment: "none", "diffaugment" or "ada" (see above).
+      augment_policy: the DiffAugment ops, a comma-separated subset of "color,translation,cutout" (in order).
+      ada_target: the r_t that ADA steers p toward, in (0, 1) (0.6 in the paper).
+      ada_interval: training steps between ADA's adjustments of p (4 in the paper).
+      ada_kimg: thousands of real images over which ADA's p can move by 1 (500 in the paper).
+      lecam_weight: lambda of the LeCam regularizer, >= 0 (0: off).
+      orthogonal_reg: beta of BigGAN's orthogonal regularization of the generator's kernels, >= 0 (0: off; BigGAN
+        uses 1e-4).
+      fake_label_probabilities: None to draw fake labels uniformly (the paper), or one probability per class (e.g.
+        the training data's class frequencies or counts; they need not sum to 1).
     """
 
     def __init__(self, generator, discriminator, latent_dim, num_classes, d_steps=1, ema_decay=0.999, seed=None,
-                 ema_start=0, **kwargs):
+                 ema_start=0, augment="none", augment_policy=augment_module.DEFAULT_POLICY, ada_target=0.6,
+                 ada_interval=4, ada_kimg=500.0, lecam_weight=0.0, orthogonal_reg=0.0, fake_label_probabilities=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1. Received: latent_dim={latent_dim}")
@@ -91,6 +126,19 @@ class SAGAN(keras.Model):
             raise ValueError(f"ema_decay must be in (0, 1) or None. Received: ema_decay={ema_decay}")
         if isinstance(ema_start, bool) or not isinstance(ema_start, int) or ema_start < 0:
             raise ValueError(f"ema_start must be an integer >= 0. Received: ema_start={ema_start!r}")
+        if augment not in augment_module.MODES:
+            raise ValueError(f"augment must be one of {', '.join(augment_module.MODES)}. Received: augment={augment!r}")
+        policy = augment_module.parse_policy(augment_policy)
+        for name, value in (("lecam_weight", lecam_weight), ("orthogonal_reg", orthogonal_reg)):
+            if not value >= 0 or value == float("inf"):
+                raise ValueError(f"{name} must be a finite number >= 0 (0: off). Received: {name}={value}")
+        if fake_label_probabilities is not None:
+            fake_label_probabilities = tuple(float(p) for p in fake_label_probabilities)
+            if (len(fake_label_probabilities) != num_classes or min(fake_label_probabilities) < 0
+                    or not sum(fake_label_probabilities) > 0):
+                raise ValueError(
+                    f"fake_label_probabilities needs one non-negative value per class ({num_classes}), not all zero. "
+                    f"Received: fake_label_probabilities={fake_label_probabilities}")
         for network in (generator, discriminator):
             config = getattr(network, "config", None)
             if config is not None and (config.latent_dim, config.num_classes) != (latent_dim, num_classes):
@@ -105,6 +153,20 @@ class SAGAN(keras.Model):
         self.ema_decay = ema_decay
         self.ema_start = ema_start
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
+        self.augment = augment
+        self.augment_policy = policy
+        self.ada_target = float(ada_target)
+        self.ada_interval = ada_interval
+        self.ada_kimg = float(ada_kimg)
+        self.lecam_weight = float(lecam_weight)
+        self.orthogonal_reg = float(orthogonal_reg)
+        self.fake_label_probabilities = fake_label_probabilities
+        self.augment_seed_generator = None
+        if augment != "none":
+            self.augment_seed_generator = keras.random.SeedGenerator(_derived_seed(seed, "augment"),
+                                                                     name="augment_seed")
+        self.ada = augment_module.AdaptiveAugment(ada_target, ada_interval, ada_kimg) if augment == "ada" else None
+        self.lecam = regularizers.LeCamAnchors() if self.lecam_weight > 0 else None
         self._build_networks()
         self.ema_generator = None
         if ema_decay is not None:
@@ -123,6 +185,9 @@ class SAGAN(keras.Model):
         self.fake_logits_tracker = keras.metrics.Mean(name="d_fake")
         self.d_grad_norm_tracker = keras.metrics.Mean(name="d_grad_norm")
         self.g_grad_norm_tracker = keras.metrics.Mean(name="g_grad_norm")
+        # The regularizers' unweighted values (R_LC, the orthogonal penalty), logged only when they are on.
+        self.lecam_tracker = keras.metrics.Mean(name="lecam_reg") if self.lecam is not None else None
+        self.orthogonal_tracker = keras.metrics.Mean(name="ortho_reg") if self.orthogonal_reg > 0 else None
         # Per-replica state that a step leaves different on each replica, averaged at its end (see the docstring).
         self._replica_averaged = moving_statistics(self.generator) + moving_statistics(self.discriminator)
         self._replica_jit = False
@@ -196,8 +261,9 @@ class SAGAN(keras.Model):
 
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.real_logits_tracker, self.fake_logits_tracker,
-                self.d_grad_norm_tracker, self.g_grad_norm_tracker]
+        trackers = [self.d_loss_tracker, self.g_loss_tracker, self.real_logits_tracker, self.fake_logits_tracker,
+                    self.d_grad_norm_tracker, self.g_grad_norm_tracker, self.lecam_tracker, self.orthogonal_tracker]
+        return [tracker for tracker in trackers if tracker is not None]
 
     @property
     def replica_jit_compile(self):
@@ -210,6 +276,13 @@ class SAGAN(keras.Model):
         return {f"gamma_{prefix}_{layer.name}": ops.convert_to_tensor(layer.gamma)
                 for prefix, network in (("g", self.generator), ("d", self.discriminator))
                 for layer in _layers_of_type(network, SelfAttention)}
+
+    def augment_signals(self):
+        """{"ada_p": p, "ada_rt": r_t of the last adjustment} with ADA (the progress line and TensorBoard show them),
+        else {}."""
+        if self.ada is None:
+            return {}
+        return {"ada_p": ops.convert_to_tensor(self.ada.p), "ada_rt": ops.convert_to_tensor(self.ada.rt)}
 
     def _synchronized_batch_norm(self):
         return any(layer.synchronized for network in (self.generator, self.discriminator)
@@ -237,8 +310,36 @@ class SAGAN(keras.Model):
         z = ops.slice(z, (start, 0), (batch_size, self.latent_dim))
         if not self.num_classes:
             return z, None
-        labels = keras.random.randint((global_batch,), 0, self.num_classes, seed=self.seed_generator, dtype="int32")
+        if self.fake_label_probabilities is None:
+            labels = keras.random.randint((global_batch,), 0, self.num_classes, seed=self.seed_generator,
+                                          dtype="int32")
+        else:
+            logits = ops.log(ops.convert_to_tensor([self.fake_label_probabilities], "float32"))
+            labels = ops.reshape(keras.random.categorical(logits, global_batch, seed=self.seed_generator,
+                                                          dtype="int32"), (global_batch,))
         return z, ops.slice(labels, (start,), (batch_size,))
+
+    def draw_augmentation(self, batch_size, image_size):
+        """The augmentation parameters of this replica's slice of the global batch (`augment.draw_parameters`,
+        with ADA's current p), or None when augmentation is off.
+
+        Args:
+          batch_size: images on this replica.
+          image_size: their height and width.
+        """
+        if self.augment_seed_generator is None:
+            return None
+        replica_id, num_replicas = _replica_slot()
+        probability = None if self.ada is None else ops.convert_to_tensor(self.ada.p)
+        params = augment_module.draw_parameters(batch_size * num_replicas, image_size, self.augment_policy,
+                                                self.augment_seed_generator, probability)
+        return augment_module.slice_parameters(params, replica_id * batch_size, batch_size)
+
+    def _augmented(self, images, params):
+        """`images` as the discriminator sees them in training: augmented with `params` (None: as they are)."""
+        if params is None:
+            return images
+        return augment_module.apply(images, params, self.augment_policy)
 
     def train_step(self, data):
         images, labels = _unpack(data)
@@ -255,27 +356,40 @@ class SAGAN(keras.Model):
         batch_size = per_replica_batch // self.d_steps
         _, num_replicas = _replica_slot()
         global_batch = batch_size * num_replicas
+        image_size = images.shape[1]
 
         d_variables = self.discriminator.trainable_variables
-        gradient_norms = []
+        gradient_norms, watched = [], []
         for step in range(self.d_steps):
             real = images[step * batch_size:(step + 1) * batch_size]
             real_labels = None if labels is None else labels[step * batch_size:(step + 1) * batch_size]
             z, fake_labels = self.draw_noise(batch_size)
-            gradients, d_loss, real_logits, fake_logits, d_grad_norm = self._compute_d(
-                real, real_labels, z, fake_labels, global_batch)
+            augmentations = (self.draw_augmentation(batch_size, image_size),
+                             self.draw_augmentation(batch_size, image_size))
+            gradients, d_loss, real_logits, fake_logits, d_grad_norm, lecam = self._compute_d(
+                real, real_labels, z, fake_labels, global_batch, augmentations)
             self.d_optimizer.apply_gradients(zip(gradients, d_variables))
             d_grad_norm, counted = _watched_norm(d_grad_norm, self.d_optimizer)
             self.d_grad_norm_tracker.update_state(d_grad_norm * num_replicas, sample_weight=counted)
             gradient_norms.append(d_grad_norm)
+            self._observe_logits(real_logits, fake_logits, global_batch)
+            if lecam is not None:
+                self.lecam_tracker.update_state(lecam)
+                watched.append(lecam)
         z, fake_labels = self.draw_noise(batch_size)
-        gradients, g_loss, g_grad_norm = self._compute_g(z, fake_labels, global_batch)
+        gradients, g_loss, g_grad_norm, orthogonal = self._compute_g(
+            z, fake_labels, global_batch, self.draw_augmentation(batch_size, image_size))
         self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
         g_grad_norm, counted = _watched_norm(g_grad_norm, self.g_optimizer)
         self.g_grad_norm_tracker.update_state(g_grad_norm * num_replicas, sample_weight=counted)
+        if orthogonal is not None:
+            self.orthogonal_tracker.update_state(orthogonal)
+            watched.append(orthogonal)
         average_across_replicas(self._replica_averaged)
         if self.ema_generator is not None:
             self._compute_ema()
+        if self.ada is not None:
+            self.ada.adjust(global_batch * self.d_steps)
 
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
@@ -284,35 +398,65 @@ class SAGAN(keras.Model):
         logs = {m.name: m.result() for m in self.metrics}
         logs.update(self.attention_gammas())
         # Losses can stay finite over NaN weights (the hinge's relu maps NaN to 0); their gradients cannot.
-        watched = ops.cast(ops.stack([d_loss, g_loss, g_grad_norm] + gradient_norms), "float32")
+        watched = ops.cast(ops.stack([d_loss, g_loss, g_grad_norm] + gradient_norms + watched), "float32")
         logs["finite"] = ops.cast(ops.all(ops.isfinite(watched)), "float32")
         return logs
 
-    def _discriminator_gradients(self, real, real_labels, z, fake_labels, global_batch):
-        """One discriminator update's gradients on this replica: (gradients, mean loss, real logits, fake logits,
-        gradient norm). Updates the generator's batch-norm statistics and both networks' spectral-norm vectors
-        (per replica, with no cross-replica step, so that it can be one XLA computation)."""
+    def _observe_logits(self, real_logits, fake_logits, global_batch):
+        """Feeds one discriminator update's logits to ADA (the signs on real images) and to the LeCam anchors (the
+        means), summed over the replicas in one all-reduce so that every replica updates them alike."""
+        if self.ada is None and self.lecam is None:
+            return
+        real = ops.cast(real_logits, "float32")
+        sums = ops.stack([ops.sum(ops.sign(real)), ops.sum(real), ops.sum(ops.cast(fake_logits, "float32"))])
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            sums = context.all_reduce(tf.distribute.ReduceOp.SUM, sums)
+        if self.ada is not None:
+            self.ada.observe(sums[0], global_batch)
+        if self.lecam is not None:
+            self.lecam.update(sums[1] / global_batch, sums[2] / global_batch)
+
+    def _discriminator_gradients(self, real, real_labels, z, fake_labels, global_batch, augmentations=(None, None)):
+        """One discriminator update's gradients on this replica: (gradients, mean adversarial loss, real logits,
+        fake logits, gradient norm, mean LeCam penalty or None). Updates the generator's batch-norm statistics and
+        both networks' spectral-norm vectors (per replica, with no cross-replica step, so that it can be one XLA
+        computation). `augmentations`: the parameters for the real and for the generated images, or None each."""
         fake = self.generator(z, fake_labels, training=True)
         with tf.GradientTape() as tape:
             # Spectral-norm vectors are updated on the real pass only; the fake pass uses them as they are.
-            real_logits = self.discriminator(real, real_labels, training=True)
-            fake_logits = self.discriminator(fake, fake_labels, training=False)
+            real_logits = self.discriminator(self._augmented(real, augmentations[0]), real_labels, training=True)
+            fake_logits = self.discriminator(self._augmented(fake, augmentations[1]), fake_labels, training=False)
             per_example = self.d_loss_fn(real_logits, fake_logits)
-            scaled = self.d_optimizer.scale_loss(losses.global_mean(per_example, global_batch))
+            loss = losses.global_mean(per_example, global_batch)
+            penalty = None
+            if self.lecam is not None:
+                penalty = regularizers.lecam_penalty(real_logits, fake_logits, *self.lecam.anchors())
+                loss = loss + self.lecam_weight * losses.global_mean(penalty, global_batch)
+            scaled = self.d_optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         norm = _gradient_norm(gradients, self.d_optimizer)  # before apply_gradients may change the loss scale
-        return gradients, ops.mean(per_example), real_logits, fake_logits, norm
+        return (gradients, ops.mean(per_example), real_logits, fake_logits, norm,
+                None if penalty is None else ops.mean(penalty))
 
-    def _generator_gradients(self, z, fake_labels, global_batch):
-        """One generator update's gradients on this replica: (gradients, mean loss, gradient norm)."""
+    def _generator_gradients(self, z, fake_labels, global_batch, augmentation=None):
+        """One generator update's gradients on this replica: (gradients, mean adversarial loss, gradient norm,
+        orthogonal penalty or None). `augmentation`: the parameters for the generated images, or None."""
         with tf.GradientTape() as tape:
             fake = self.generator(z, fake_labels, training=True)
-            fake_logits = self.discriminator(fake, fake_labels, training=False)
+            fake_logits = self.discriminator(self._augmented(fake, augmentation), fake_labels, training=False)
             per_example = self.g_loss_fn(fake_logits)
-            scaled = self.g_optimizer.scale_loss(losses.global_mean(per_example, global_batch))
+            loss = losses.global_mean(per_example, global_batch)
+            penalty = None
+            if self.orthogonal_reg > 0:
+                penalty = regularizers.orthogonal_penalty(regularizers.orthogonal_kernels(self.generator))
+                # This replica's share: the replicas' gradients are summed.
+                share = ops.cast(ops.shape(z)[0], "float32") / ops.cast(global_batch, "float32")
+                loss = loss + self.orthogonal_reg * penalty * share
+            scaled = self.g_optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, self.generator.trainable_variables)
         norm = _gradient_norm(gradients, self.g_optimizer)  # before apply_gradients may change the loss scale
-        return gradients, ops.mean(per_example), norm
+        return gradients, ops.mean(per_example), norm, penalty
 
     def state_variables(self):
         """The float state a checkpoint holds: every variable of the networks (EMA generator included) and of the
@@ -320,7 +464,18 @@ class SAGAN(keras.Model):
         networks = [self.generator, self.discriminator] + ([self.ema_generator] if self.ema_generator else [])
         variables = [v for network in networks for v in network.variables]
         variables += list(self.g_optimizer.variables) + list(self.d_optimizer.variables)
+        variables += [v for state in self.regularization_state().values() for v in state.values()]
         return [v for v in variables if "float" in str(v.dtype)]
+
+    def regularization_state(self):
+        """{"ada": {name: variable}, "lecam": {name: variable}} of the state the small-data options keep (those
+        that are on): what a checkpoint holds beyond the networks, the optimizers and the seed generators."""
+        state = {}
+        if self.ada is not None:
+            state["ada"] = self.ada.variables
+        if self.lecam is not None:
+            state["lecam"] = self.lecam.variables
+        return state
 
     def state_is_finite(self):
         """Whether every float variable of the checkpointed state is finite: one sum per variable on the device and
@@ -346,6 +501,9 @@ class SAGAN(keras.Model):
         checkpoint whose noise led to a non-finite step. The new state is checkpointed like the old one."""
         state = self.seed_generator.state
         state.assign(ops.convert_to_tensor([seed % 2**31, 0], dtype=state.dtype))
+        if self.augment_seed_generator is not None:
+            state = self.augment_seed_generator.state
+            state.assign(ops.convert_to_tensor([_derived_seed(seed, "augment"), 0], dtype=state.dtype))
 
     def get_config(self):
         return {
@@ -357,6 +515,15 @@ class SAGAN(keras.Model):
             "d_steps": self.d_steps,
             "ema_decay": self.ema_decay,
             "ema_start": self.ema_start,
+            "augment": self.augment,
+            "augment_policy": ",".join(self.augment_policy),
+            "ada_target": self.ada_target,
+            "ada_interval": self.ada_interval,
+            "ada_kimg": self.ada_kimg,
+            "lecam_weight": self.lecam_weight,
+            "orthogonal_reg": self.orthogonal_reg,
+            "fake_label_probabilities": (None if self.fake_label_probabilities is None
+                                         else list(self.fake_label_probabilities)),
         }
 
     @classmethod
@@ -367,10 +534,10 @@ class SAGAN(keras.Model):
         return cls(**config)
 
 
-def build_sagan(config, seed=None, model_class=None, **compile_kwargs):
+def build_sagan(config, seed=None, model_class=None, class_frequencies=None, **compile_kwargs):
     """A compiled `SAGAN` as an `ExperimentConfig` describes it: its model's networks, and its training config's
-    discriminator steps, EMA decay and start, loss and Adam optimizers (TTUR: separate G and D learning rates,
-    SAGAN sec. 4).
+    discriminator steps, EMA decay and start, loss, Adam optimizers (TTUR: separate G and D learning rates,
+    SAGAN sec. 4), augmentation, regularizers and fake labels.
 
     Create it inside `strategy.scope()` to train under `tf.distribute`.
 
@@ -378,18 +545,32 @@ def build_sagan(config, seed=None, model_class=None, **compile_kwargs):
       config: a `sagan_tf.config.ExperimentConfig`.
       seed: seed of the training noise (None: random).
       model_class: `SAGAN` or a subclass of it (default `SAGAN`).
+      class_frequencies: the training data's count (or share) of each class, needed by
+        `config.training.fake_labels == "data"` (e.g. `sagan_tf.data.Dataset.class_frequencies()`); ignored otherwise.
       **compile_kwargs: passed to `SAGAN.compile` (e.g. `jit_compile`).
 
     Returns:
       The compiled model.
+
+    Raises:
+      ValueError: fake_labels "data" without `class_frequencies` for a conditional model.
     """
     from sagan_tf.models.discriminator import Discriminator
     from sagan_tf.models.generator import Generator
 
     model, training = config.model, config.training
+    probabilities = None
+    if training.fake_labels == "data" and model.conditional:
+        if class_frequencies is None:
+            raise ValueError("fake_labels='data' draws fake labels from the training data's class frequencies: pass "
+                             "class_frequencies (e.g. Dataset.class_frequencies()).")
+        probabilities = tuple(class_frequencies)
     gan = (model_class or SAGAN)(Generator(model), Discriminator(model), model.latent_dim, model.num_classes,
                                  d_steps=training.d_steps, ema_decay=training.ema_decay, ema_start=training.ema_start,
-                                 seed=seed)
+                                 seed=seed, augment=training.augment, augment_policy=training.augment_policy,
+                                 ada_target=training.ada_target, ada_interval=training.ada_interval,
+                                 ada_kimg=training.ada_kimg, lecam_weight=training.lecam_weight,
+                                 orthogonal_reg=training.orthogonal_reg, fake_label_probabilities=probabilities)
     gan.compile(g_optimizer=keras.optimizers.Adam(training.g_lr, beta_1=training.beta1, beta_2=training.beta2),
                 d_optimizer=keras.optimizers.Adam(training.d_lr, beta_1=training.beta1, beta_2=training.beta2),
                 loss=training.loss, **compile_kwargs)

@@ -1,10 +1,12 @@
-"""SAGAN under MirroredStrategy on two logical CPU devices: replicas that agree, and per-replica XLA."""
+"""SAGAN under MirroredStrategy on two logical CPU devices: replicas that agree (also with the small-data options),
+and per-replica XLA."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from sagan_tf import augment
 from sagan_tf.models import SAGAN, Discriminator, Generator
 from sagan_tf.models import gan as gan_module
 from tests.tiny import tiny_model
@@ -70,6 +72,43 @@ def test_every_replicated_variable_stays_identical(mirrored_strategy, num_classe
     before = replicated_state(model)
     fit(model, images, labels, steps=2, batch=8)
     assert_replicas_agree(replicated_state(model), before)
+
+
+def test_small_data_state_stays_identical_and_each_replica_augments_its_own_slice(mirrored_strategy):
+    cfg = tiny_model()
+    options = dict(augment="ada", ada_interval=1, ada_kimg=0.01, lecam_weight=0.5, orthogonal_reg=1e-3,
+                   fake_label_probabilities=(0.4, 0.3, 0.2, 0.1))
+    with mirrored_strategy.scope():
+        keras.utils.set_random_seed(3)
+        model = SAGAN(Generator(cfg), Discriminator(cfg), cfg.latent_dim, cfg.num_classes, ema_decay=0.9, seed=3,
+                      **options)
+        model.compile(g_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.0, beta_2=0.9),
+                      d_optimizer=keras.optimizers.Adam(4e-3, beta_1=0.0, beta_2=0.9))
+        model.ada.p.assign(0.5)
+    # Each replica augments with its own slice of what one device draws for the global batch.
+    drawn = mirrored_strategy.experimental_local_results(
+        mirrored_strategy.run(lambda: model.draw_augmentation(2, cfg.image_size)))
+    expected = augment.draw_parameters(4, cfg.image_size, model.augment_policy,
+                                       keras.random.SeedGenerator(gan_module._derived_seed(3, "augment")), 0.5)
+    for replica, params in enumerate(drawn):
+        assert set(params) == {"color", "translation", "cutout", "gates"}
+        for name, value in params.items():
+            np.testing.assert_array_equal(value, np.asarray(expected[name])[2 * replica:2 * replica + 2], name)
+    assert not np.array_equal(drawn[0]["color"], drawn[1]["color"])
+
+    # Eager steps (no tracing): ADA's p and statistics, the LeCam anchors and every other variable agree.
+    images, labels = data(cfg, 8)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8, drop_remainder=True).repeat()
+    batches = iter(mirrored_strategy.experimental_distribute_dataset(dataset))
+    before = replicated_state(model)
+    for _ in range(2):
+        mirrored_strategy.run(model.train_step, args=(next(batches),))
+    state = replicated_state(model)
+    state[model.augment_seed_generator.state.path] = [np.array(v) for v in
+                                                       model.augment_seed_generator.state.value.values]
+    assert {"ada_p", "ada_seen", "lecam_real", "lecam_updates"} <= set(state)
+    assert_replicas_agree(state, before)
+    assert state["ada_p"][0] != 0.5 and state["lecam_updates"][0] == 2 and state["lecam_fake"][0] != 0
 
 
 def test_keras_batch_norm_would_have_drifted(mirrored_strategy):

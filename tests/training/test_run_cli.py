@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from absl import flags as absl_flags
 
-from tests.tiny import PYTHON, ROOT, start_command, subprocess_environment
+from tests.tiny import PYTHON, ROOT, start_command, subprocess_environment, tiny_image_folder
 from training import run as run_cli
 
 # No evaluation: these runs are about signals, resume and bad input (test_evaluate_cli covers evaluation).
@@ -104,6 +104,38 @@ def test_bad_inputs_end_with_one_paragraph_and_no_traceback(tmp_path):
         assert message.startswith("Error: ") and re.search(BAD_INPUTS[name][2], message), (name, output)
         assert not (tmp_path / name.replace(" ", "_") / "checkpoints").exists()
         assert_own_lines_only(output)
+
+
+SMALL_DATA_BAD_INPUTS = {
+    "unknown augment": (["--augment=rotate"], "augment must be one of none, diffaugment, ada. Received: "
+                                              "augment='rotate'"),
+    "unknown policy op": (["--augment=diffaugment", "--augment_policy=color,zoom"],
+                          "augment_policy must be a comma-separated list of color, translation, cutout, each at most "
+                          "once. Received: augment_policy='color,zoom'"),
+    "target outside (0, 1)": (["--augment=ada", "--ada_target=1.5"], r"ada_target must be in \(0, 1\)"),
+    "negative lecam weight": (["--lecam_weight=-0.1"], r"lecam_weight must be a number >= 0 \(0: off\)"),
+    "negative orthogonal_reg": (["--orthogonal_reg=-1e-4"], "orthogonal_reg must be a number >= 0"),
+    "unknown fake labels": (["--fake_labels=balanced"], "fake_labels must be one of uniform, data"),
+    "policy without augment": (["--augment_policy=color"], "--augment_policy applies to --augment=diffaugment or ada "
+                                                           "only, and this run's --augment is none"),
+    "ada target with diffaugment": (["--augment=diffaugment", "--ada_kimg=10"],
+                                    "--ada_kimg applies to --augment=ada only"),
+    "data labels without classes": (["--fake_labels=data", "--dataset=folder:{unlabelled}", "--image_size=32"],
+                                    "this model is unconditional"),
+}
+
+
+def test_bad_small_data_flags_end_with_one_paragraph_before_anything_is_written(tmp_path, capsys):
+    unlabelled = tiny_image_folder(tmp_path / "unlabelled", classes=(), per_class=4, size=16)
+    for name, (args, pattern) in SMALL_DATA_BAD_INPUTS.items():
+        model_dir = tmp_path / name.replace(" ", "_")
+        values = absl_flags.FlagValues()
+        run_cli.define_flags(values)
+        values(["run", f"--model_dir={model_dir}", *(arg.format(unlabelled=unlabelled) for arg in args)])
+        assert run_cli.main(["run"], values) == 2, name
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and re.search(pattern, lines[0]), (name, lines)
+        assert not model_dir.exists(), name
 
 
 def latest_step(model_dir):

@@ -19,7 +19,7 @@ from sagan_tf.errors import (ConfigError, DamagedCheckpointError, RunLockedError
                              WriteFailedError)
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
-from tests.tiny import event_scalars, full_disk_save, tiny_config, train_options
+from tests.tiny import event_scalars, full_disk_save, tiny_config, tiny_image_folder, train_options
 from training import train_lib
 
 
@@ -380,6 +380,56 @@ def test_a_mirrored_run_resumes_exactly(tmp_path):
     interrupted_copy(tmp_path / "straight", tmp_path / "resumed", (2,))
     resumed = train_lib.run(config, options_for(tmp_path / "resumed", strategy="mirrored"))
     assert_same_state(state(resumed.model), state(straight.model))
+
+
+SMALL_DATA = dict(augment="ada", ada_kimg=0.01, lecam_weight=0.5, orthogonal_reg=1e-3, fake_labels="data")
+
+
+def test_the_small_data_options_reach_the_model_config_json_and_the_resume_check(tmp_path):
+    config = tiny_config(**SMALL_DATA)
+    trainer = train_lib.Trainer(config, options_for(tmp_path))
+    try:
+        model = trainer.model
+        assert model.ada is not None and model.lecam is not None and model.orthogonal_reg == 1e-3
+        assert model.fake_label_probabilities == (0.25,) * 4  # the synthetic classes are balanced
+        assert {"augment_seed", "ada", "lecam"} <= set(dir(trainer.manager.checkpoint))
+    finally:
+        trainer.lock.release()
+    assert RunDirectory(tmp_path).read_config() == config
+    with pytest.raises(ConfigError, match=r"augment: 'ada' in config.json, 'none' now.*lecam_weight: 0.5 in "
+                                          r"config.json, 0.0 now"):
+        RunDirectory(tmp_path).check_resumable(tiny_config())
+
+
+def test_data_frequency_fake_labels_need_known_frequencies_and_classes(tmp_path):
+    folder = tiny_image_folder(tmp_path / "images", classes=("blue", "green", "red"), per_class=2, size=16)
+    (tmp_path / "images" / "red" / "image_000.png").unlink()
+    dataset = data.resolve(f"folder:{folder}")
+    config = tiny_config(dataset=f"folder:{folder}", num_classes=3, fake_labels="data")
+    assert train_lib._fake_label_frequencies(config, dataset) == pytest.approx((0.4, 0.4, 0.2))
+    assert train_lib._fake_label_frequencies(tiny_config(), dataset) is None  # uniform: not needed
+    with pytest.raises(ConfigError, match="this model is unconditional"):
+        train_lib._fake_label_frequencies(tiny_config(num_classes=0, fake_labels="data"), dataset)
+    tfds = types.SimpleNamespace(class_frequencies=lambda: None)
+    with pytest.raises(ConfigError, match="known for folder: and synthetic datasets only"):
+        train_lib._fake_label_frequencies(tiny_config(dataset="cifar10", fake_labels="data"), tfds)
+
+
+@pytest.mark.slow
+def test_a_run_with_the_small_data_options_resumes_exactly(tmp_path):
+    # Fast sibling: tests/models/test_small_data.py (the same state through a checkpoint, eager steps).
+    config = tiny_config(d_steps=2, **SMALL_DATA)
+    straight = train_lib.run(config, options_for(tmp_path / "straight"))
+    assert checkpoint_steps(tmp_path / "straight") == [2, 4] and "ada_p" in straight.logs
+    interrupted_copy(tmp_path / "straight", tmp_path / "resumed", (2,))
+    resumed = train_lib.run(config, options_for(tmp_path / "resumed"))
+    assert_same_state(state(resumed.model), state(straight.model))
+    for name in ("ada", "lecam"):
+        for key, variable in straight.model.regularization_state()[name].items():
+            np.testing.assert_array_equal(resumed.model.regularization_state()[name][key], variable, key)
+    np.testing.assert_array_equal(resumed.model.augment_seed_generator.state,
+                                  straight.model.augment_seed_generator.state)
+    assert "ada_p" in event_scalars(tmp_path / "straight")
 
 
 def test_bad_options_and_dataset_mismatch(tmp_path):

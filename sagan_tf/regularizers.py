@@ -1,0 +1,117 @@
+"""Regularizers of the GAN losses for small datasets and for truncation: LeCam and orthogonal regularization.
+
+- LeCam (Tseng et al. 2021, "Regularizing Generative Adversarial Networks under Limited Data", sec. 3.1, eq. 3):
+  the discriminator's loss gains lambda * R_LC, which keeps its outputs on real images near the moving average of
+  its outputs on generated ones and vice versa, so that it cannot drive them apart without bound on a few real
+  images.
+- Orthogonal regularization (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural Image
+  Synthesis", sec. 3.1): the generator's loss gains beta * sum_W ||W^T W * (1 - I)||_F^2, which pushes each weight's
+  filters toward orthogonality without constraining their norms and makes the generator amenable to truncated latents.
+"""
+
+import keras
+from keras import ops
+
+
+def lecam_penalty(real_logits, fake_logits, anchor_real, anchor_fake):
+    """The LeCam penalty of each example pair: relu(D(x) - alpha_F)^2 + relu(alpha_R - D(G(z)))^2.
+
+    Tseng et al.'s eq. 3 writes ||D(x) - alpha_F||^2 + ||D(G(z)) - alpha_R||^2; their released code (and the
+    figures they report) penalises only the side where the outputs have crossed the other kind's anchor, which is
+    what this does. Its mean over a batch is R_LC.
+
+    Args:
+      real_logits: (batch,) discriminator outputs on real images.
+      fake_logits: (batch,) discriminator outputs on generated images (as many).
+      anchor_real: alpha_R, the moving average of the outputs on real images (a scalar, no gradient).
+      anchor_fake: alpha_F, the moving average of the outputs on generated images (a scalar, no gradient).
+
+    Returns:
+      (batch,) float32 penalties.
+    """
+    real = ops.cast(real_logits, "float32")
+    fake = ops.cast(fake_logits, "float32")
+    anchor_real = ops.stop_gradient(ops.cast(anchor_real, "float32"))
+    anchor_fake = ops.stop_gradient(ops.cast(anchor_fake, "float32"))
+    return ops.square(ops.relu(real - anchor_fake)) + ops.square(ops.relu(anchor_real - fake))
+
+
+class LeCamAnchors:
+    """The moving averages alpha_R and alpha_F of the discriminator's mean outputs on real and generated images.
+
+    Each discriminator update adds the global batch's means with decay 0.99 (the paper's); the anchors are the
+    averages corrected for their start at zero (divided by 1 - decay^updates, as the authors' TensorFlow code for
+    StyleGAN2 does; their BigGAN code starts the averages at a copy instead), and 0.0 before the first update. A
+    discriminator update uses the anchors of the updates before it: the authors' TensorFlow code first adds the
+    current batch's means (1% of the anchor at decay 0.99), which would need the replicas' means inside the gradient
+    computation, where a per-replica XLA computation cannot all-reduce.
+
+    State (float32 `keras.Variable`s created in the current strategy scope, all checkpointed): `real`, `fake` (the
+    uncorrected averages) and `updates`. Under tf.distribute every replica passes the same all-reduced means to
+    `update` and so holds the same values.
+
+    Args:
+      decay: the moving averages' decay, in (0, 1).
+    """
+
+    def __init__(self, decay=0.99):
+        if not 0 < decay < 1:
+            raise ValueError(f"decay must be in (0, 1). Received: decay={decay}")
+        self.decay = float(decay)
+
+        def variable(name):
+            return keras.Variable(0.0, dtype="float32", trainable=False, name=name)
+
+        self.real, self.fake, self.updates = (variable(f"lecam_{name}") for name in ("real", "fake", "updates"))
+
+    @property
+    def variables(self):
+        """{name: variable} of the state, as a checkpoint holds it."""
+        return {"real": self.real, "fake": self.fake, "updates": self.updates}
+
+    def anchors(self):
+        """(alpha_R, alpha_F) as float32 scalars: the bias-corrected averages, (0, 0) before any update."""
+        correction = 1.0 - ops.power(self.decay, self.updates)
+        safe = ops.maximum(correction, 1e-12)
+        started = ops.greater(self.updates, 0.0)
+        return (ops.where(started, self.real / safe, 0.0), ops.where(started, self.fake / safe, 0.0))
+
+    def update(self, real_mean, fake_mean):
+        """Adds one discriminator update's mean outputs on real and on generated images (global-batch means)."""
+        self.real.assign(self.decay * self.real + (1.0 - self.decay) * ops.cast(real_mean, "float32"))
+        self.fake.assign(self.decay * self.fake + (1.0 - self.decay) * ops.cast(fake_mean, "float32"))
+        self.updates.assign(self.updates + 1.0)
+
+
+def orthogonal_kernels(network):
+    """The weights orthogonal regularization applies to: every trainable kernel of `network` (convolutions and dense
+    layers, spectrally normalized or not: the raw kernel), not biases, gains or per-class tables (BigGAN leaves its
+    shared class embedding out)."""
+    return [variable for variable in network.trainable_variables
+            if variable.path.endswith("kernel") and len(variable.shape) >= 2]
+
+
+def orthogonal_penalty(kernels):
+    """BigGAN's modified orthogonal regularization without its weight: sum over W of ||W^T W * (1 - I)||_F^2.
+
+    Each kernel is a matrix with one column per output filter (its last axis; the others are flattened), so W^T W
+    holds the filters' inner products and the penalty its off-diagonal part. The weight beta (1e-4 in BigGAN)
+    multiplies it in the loss. BigGAN's released code adds 2 * beta * (W^T W * (1 - I)) W to the gradient, half the
+    gradient of this term: its strength s corresponds to beta = s / 2 here.
+
+    Args:
+      kernels: a list of variables or tensors of rank >= 2.
+
+    Returns:
+      A float32 scalar.
+    """
+    total = ops.zeros((), "float32")
+    for kernel in kernels:
+        matrix = ops.reshape(ops.cast(kernel, "float32"), (-1, kernel.shape[-1]))
+        gram = ops.matmul(ops.transpose(matrix), matrix)
+        off_diagonal = gram * (1.0 - ops.eye(kernel.shape[-1], dtype="float32"))
+        total = total + ops.sum(ops.square(off_diagonal))
+    return total
+
+
+__all__ = ["lecam_penalty", "LeCamAnchors", "orthogonal_kernels", "orthogonal_penalty"]

@@ -1,0 +1,75 @@
+"""sagan_tf.regularizers: LeCam's penalty and anchors and BigGAN's orthogonal regularization against NumPy."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sagan_tf import regularizers
+from sagan_tf.models import Generator
+from tests.tiny import tiny_model
+
+
+def test_lecam_penalty_matches_numpy():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=16).astype("float32") * 2, rng.normal(size=16).astype("float32") * 2
+    anchor_real, anchor_fake = 0.7, -0.4
+    expected = np.maximum(real - anchor_fake, 0) ** 2 + np.maximum(anchor_real - fake, 0) ** 2
+    np.testing.assert_allclose(regularizers.lecam_penalty(real, fake, anchor_real, anchor_fake), expected, rtol=1e-6)
+    # No gradient reaches the anchors; the logits get 2 relu(D(x) - alpha_F) and -2 relu(alpha_R - D(G(z))).
+    real_t, fake_t, anchors = tf.constant(real), tf.constant(fake), tf.Variable([anchor_real, anchor_fake])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([real_t, fake_t])
+        total = tf.reduce_sum(regularizers.lecam_penalty(real_t, fake_t, anchors[0], anchors[1]))
+    assert tape.gradient(total, anchors) is None
+    np.testing.assert_allclose(tape.gradient(total, real_t), 2 * np.maximum(real - anchor_fake, 0), rtol=1e-6)
+    np.testing.assert_allclose(tape.gradient(total, fake_t), -2 * np.maximum(anchor_real - fake, 0), rtol=1e-6)
+
+
+def test_lecam_anchors_are_the_bias_corrected_moving_averages():
+    anchors = regularizers.LeCamAnchors(decay=0.99)
+    assert [float(a) for a in anchors.anchors()] == [0.0, 0.0]  # no history yet
+    means = np.random.default_rng(1).normal(size=(30, 2))
+    ema = np.zeros(2)
+    for t, (real, fake) in enumerate(means, start=1):
+        anchors.update(real, fake)
+        ema = 0.99 * ema + 0.01 * np.array([real, fake])
+        np.testing.assert_allclose([float(a) for a in anchors.anchors()], ema / (1 - 0.99 ** t), rtol=1e-4)
+    # After one update the corrected average is that update's means exactly.
+    first = regularizers.LeCamAnchors()
+    first.update(1.5, -2.0)
+    np.testing.assert_allclose([float(a) for a in first.anchors()], [1.5, -2.0], rtol=1e-5)
+    with pytest.raises(ValueError, match=r"decay must be in \(0, 1\)"):
+        regularizers.LeCamAnchors(decay=1.0)
+
+
+def test_orthogonal_penalty_matches_numpy_and_its_gradient_is_biggans_direction():
+    rng = np.random.default_rng(2)
+    kernels = [rng.normal(size=(3, 3, 4, 5)).astype("float32"), rng.normal(size=(6, 7)).astype("float32")]
+
+    def reference(kernel):
+        w = kernel.reshape(-1, kernel.shape[-1]).astype(np.float64)
+        gram = w.T @ w
+        return np.sum((gram * (1 - np.eye(len(gram)))) ** 2)
+
+    assert float(regularizers.orthogonal_penalty(kernels)) == pytest.approx(sum(map(reference, kernels)), rel=1e-5)
+    # Orthonormal filters (and any scaling of each) cost nothing: only the off-diagonal inner products count.
+    q, _ = np.linalg.qr(rng.normal(size=(9, 4)))
+    assert float(regularizers.orthogonal_penalty([(q * [1, 2, 3, 4]).astype("float32")])) == pytest.approx(0, abs=1e-9)
+    # The gradient is 4 W (W^T W * (1 - I)): twice BigGAN's released update 2 W (W^T W * (1 - I)).
+    variable = tf.Variable(kernels[1])
+    with tf.GradientTape() as tape:
+        penalty = regularizers.orthogonal_penalty([variable])
+    w = kernels[1].astype(np.float64)
+    expected = 4 * w @ ((w.T @ w) * (1 - np.eye(7)))
+    np.testing.assert_allclose(tape.gradient(penalty, variable), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_the_orthogonal_weights_are_the_generators_kernels():
+    generator = Generator(tiny_model())
+    generator(np.zeros((1, 8), "float32"), np.zeros((1,), "int32"))
+    chosen = [variable.path for variable in regularizers.orthogonal_kernels(generator)]
+    assert chosen and all(path.endswith("kernel") for path in chosen)
+    assert any("input_dense" in path for path in chosen) and any("attention" in path for path in chosen)
+    # Not the class-conditional gains and biases (per-class tables), the biases or the attention gamma.
+    left_out = {variable.path for variable in generator.trainable_variables} - set(chosen)
+    assert any(path.endswith("bn1/gamma") for path in left_out) and all(not p.endswith("kernel") for p in left_out)
