@@ -15,6 +15,8 @@ something first needs its files, and keeps the scan; every function of `sagan_tf
 `sagan_tf.metrics.fingerprint` that takes a dataset name also takes a `Dataset`.
 """
 
+import numpy as np
+
 from sagan_tf.data import folder, tfds_source
 from sagan_tf.data.info import DatasetInfo
 
@@ -124,10 +126,8 @@ class Dataset:
         where it is not known without reading the whole dataset (TFDS). A folder counts its scan's labels; the
         synthetic dataset's classes are balanced by construction."""
         if self.source == "folder":
-            counts = [0] * max(self.info.num_classes, 1)
-            for label in self.folder_scan.labels:
-                counts[label] += 1
-            return tuple(count / len(self.folder_scan) for count in counts)
+            counts = np.bincount(self.folder_scan.labels, minlength=max(self.info.num_classes, 1))
+            return tuple(float(count) / len(self.folder_scan) for count in counts)
         if self.source == "synthetic":
             return (1.0 / self.info.num_classes,) * self.info.num_classes
         return None

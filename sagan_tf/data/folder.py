@@ -204,10 +204,7 @@ class FolderScan:
         same seed; the whole scan when `count` is not smaller than it."""
         if count >= len(self.files):
             return self
-        keep = np.sort(np.random.default_rng(seed).choice(len(self.files), size=count, replace=False))
-        files, labels, sizes = ([values[i] for i in keep] for values in (self.files, self.labels, self.sizes))
-        return dataclasses.replace(self, files=tuple(files), labels=tuple(labels), sizes=tuple(sizes))
-
+        return self._take(np.random.default_rng(seed).choice(len(self.files), size=count, replace=False))
 
     def class_subset(self, fraction, seed):
         """The same `fraction` of each class's images (at least one per class), drawn without replacement with the
@@ -228,9 +225,13 @@ class FolderScan:
             members = np.flatnonzero(labels == label)
             count = max(1, int(round(fraction * len(members))))
             keep.extend(rng.choice(members, size=count, replace=False))
-        keep = np.sort(np.asarray(keep, dtype=np.int64))
-        files, labels, sizes = ([values[i] for i in keep] for values in (self.files, self.labels, self.sizes))
-        return dataclasses.replace(self, files=tuple(files), labels=tuple(labels), sizes=tuple(sizes))
+        return self._take(keep)
+
+    def _take(self, indices):
+        """The scan of the images at `indices`, in scan order."""
+        keep = np.sort(np.asarray(indices, dtype=np.int64))
+        return dataclasses.replace(self, files=tuple(self.files[i] for i in keep),
+                                   labels=tuple(self.labels[i] for i in keep), sizes=tuple(self.sizes[i] for i in keep))
 
 
 def scan(path):
