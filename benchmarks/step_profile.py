@@ -52,9 +52,20 @@ _CONV_TYPES = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "_FusedC
 _MATMUL_TYPES = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "_FusedMatMul", "Einsum")
 
 
+def base_type(op_type):
+    """The op type without the prefix of its oneDNN kernel: `_MklNativeFusedConv2D` -> `_FusedConv2D`,
+    `_MklBatchMatMulV2` -> `BatchMatMulV2` (TensorFlow's CPU build rewrites ops to oneDNN kernels)."""
+    for prefix in ("_MklNative", "_Mkl"):
+        if op_type.startswith(prefix):
+            rest = op_type[len(prefix):]
+            return "_" + rest if rest.startswith("Fused") else rest
+    return op_type
+
+
 def kind_of(name, op_type):
     """The kind of work of a TensorFlow op from its type and name scope (see the module docstring)."""
-    if op_type in _CONV_TYPES:
+    op_type = base_type(op_type)
+    if op_type in _CONV_TYPES or op_type.startswith(("Conv2DBackpropFilter", "_FusedConv2D")):
         return "convolutions"
     if op_type in _MATMUL_TYPES:
         return "matmuls"
@@ -82,7 +93,8 @@ def op_times(logdir):
             for line in plane.lines:
                 for event in line.events:
                     name = metadata[event.metadata_id].name
-                    if ":" not in name or name.startswith(("Iterator", "$")):
+                    # Executor and session events ("ExecutorState::Process", "...::Run") span the ops they run.
+                    if ":" not in name or "::" in name or name.startswith(("Iterator", "$")):
                         continue
                     op_name, op_type = name.rsplit(":", 1)
                     if op_type and op_type[0].isupper() or op_type.startswith("_"):
