@@ -4,7 +4,7 @@ Usage:
   python benchmarks/step_overhead.py --steps=300 --repeats=3
 
 The model is small (16x16 images, 8 channels, batch 4), so that a step takes milliseconds and what the host does per
-step shows. Both measurements use the same compiled `SAGAN` (a `training.train_lib.Trainer` with its default
+step shows. All three measurements use the same compiled `SAGAN` (a `training.train_lib.Trainer` with its default
 callbacks: non-finite guard, signal handling, progress every --log_every steps, sample grids and checkpoints every
 500) and the same input pipeline:
 
