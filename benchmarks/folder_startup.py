@@ -90,7 +90,8 @@ def main(argv=None):
     from benchmarks.train_throughput import device_name
 
     print(json.dumps({"benchmark": "folder_startup", "device": device_name(), "files": args.files,
-                      "repeats": args.repeats, "scan_s": round(scan, 2), "run_large_s": round(run_large, 2), "run_small_s": round(run_small, 2),
+                      "repeats": args.repeats, "scan_s": round(scan, 2), "run_large_s": round(run_large, 2),
+                      "run_small_s": round(run_small, 2),
                       "extra_scans": round((run_large - run_small) / scan, 2),
                       "load_avg_1min": os.getloadavg()[0]}), flush=True)
 

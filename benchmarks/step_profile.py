@@ -47,8 +47,8 @@ from sagan_tf import presets  # noqa: E402
 from sagan_tf.models import build_sagan  # noqa: E402
 
 KINDS = ("convolutions", "matmuls", "casts", "batch_norm", "softmax", "spectral_norm", "other")
-_CONV_TYPES = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "_FusedConv2D", "Conv3D",
-               "DepthwiseConv2dNative")
+_CONV_TYPES = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "Conv2DBackpropFilterWithBias",
+               "_FusedConv2D", "Conv3D", "DepthwiseConv2dNative")
 _MATMUL_TYPES = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "_FusedMatMul", "Einsum")
 
 
@@ -65,7 +65,7 @@ def base_type(op_type):
 def kind_of(name, op_type):
     """The kind of work of a TensorFlow op from its type and name scope (see the module docstring)."""
     op_type = base_type(op_type)
-    if op_type in _CONV_TYPES or op_type.startswith(("Conv2DBackpropFilter", "_FusedConv2D")):
+    if op_type in _CONV_TYPES:
         return "convolutions"
     if op_type in _MATMUL_TYPES:
         return "matmuls"
