@@ -164,20 +164,19 @@ def adjust_color(images, magnitudes, gates=(None, None, None)):
     """
     dtype = images.dtype
     brightness, saturation, contrast = (magnitudes[:, i] for i in range(3))
-    shift = brightness - 0.5
-    saturation = 2.0 * saturation
-    contrast = contrast + 0.5
-    if gates[0] is not None:
-        shift = shift * gates[0]
-    if gates[1] is not None:
-        saturation = ops.where(gates[1] > 0, saturation, 1.0)
-    if gates[2] is not None:
-        contrast = ops.where(gates[2] > 0, contrast, 1.0)
-    images = images + _per_image(shift, dtype)
+
+    def gated(gate, changed, unchanged):
+        # A closed gate keeps the image bit for bit: (x - mean) * 1 + mean is not always x in floating point, and a
+        # GAN's trajectory grows from differences that small (ADA at p = 0 would not be the paper's recipe).
+        if gate is None:
+            return changed
+        return ops.where(ops.reshape(gate, (-1, 1, 1, 1)) > 0, changed, unchanged)
+
+    images = gated(gates[0], images + _per_image(brightness - 0.5, dtype), images)
     mean = ops.mean(images, axis=3, keepdims=True)
-    images = (images - mean) * _per_image(saturation, dtype) + mean
+    images = gated(gates[1], (images - mean) * _per_image(2.0 * saturation, dtype) + mean, images)
     mean = ops.mean(images, axis=(1, 2, 3), keepdims=True)
-    return (images - mean) * _per_image(contrast, dtype) + mean
+    return gated(gates[2], (images - mean) * _per_image(contrast + 0.5, dtype) + mean, images)
 
 
 def _shift_axis(images, shifts, axis):

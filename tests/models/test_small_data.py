@@ -83,6 +83,22 @@ def test_the_papers_recipe_keeps_its_checkpoint_layout_and_noise(tmp_path):
     assert model.draw_augmentation(6, 16) is None
 
 
+def test_ada_at_p_zero_trains_bit_for_bit_as_the_papers_recipe():
+    # A target ADA's heuristic never reaches keeps p at 0: nothing is augmented, and the run is the paper's to the last
+    # bit (before the colour op kept closed gates exact, 3 steps differed by 6e-5).
+    data = batches(3)
+    weights = {}
+    for mode in ("none", "ada"):
+        keras.utils.set_random_seed(0)  # the same initial weights
+        model = build_sagan(tiny_config(**(dict(augment="ada", ada_target=0.99) if mode == "ada" else {})), seed=5)
+        for batch in data:
+            model.train_step(batch)
+        weights[mode] = [np.array(v) for v in model.generator.weights + model.discriminator.weights]
+    assert float(model.ada.p.numpy()) == 0.0
+    for plain, adaptive in zip(weights["none"], weights["ada"]):
+        np.testing.assert_array_equal(adaptive, plain)
+
+
 def test_fake_labels_follow_the_data_frequencies():
     model = build_sagan(tiny_config(fake_labels="data"), seed=0, class_frequencies=(40, 30, 20, 10))  # normalized
     _, labels = model.draw_noise(20_000)
