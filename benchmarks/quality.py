@@ -27,7 +27,8 @@ compares with the whole folder), --augment (none, diffaugment, ada; with --ada_k
       train_seconds (training only), wall_seconds (evaluation included), fid, kid, inception_score, precision,
       recall, density, coverage, classifier (the classifier's tag)
   one JSON line per variant at its end: images_per_s (training only), sample_grid (PNG of the final EMA samples),
-      load averages before and after, and with --augment=ada the final ada_p
+      load averages before and after, and with --augment=ada the final ada_p and ada_rt (the last
+      overfitting heuristic r_t = E[sign(D(real))] it adjusted p from)
   one JSON line per group of seeds ("kind": "summary"): final figures as mean and standard deviation over seeds
   <output_dir>/quality_curves.png: FID, KID, IS, precision, recall, coverage against images seen (mean over seeds,
       with the min-max band)
@@ -203,7 +204,8 @@ def run_variant(spec):
               callbacks=[callbacks.EvaluateEvery(every, evaluate, print_fn=lambda line: None), grid])
     wall = time.perf_counter() - start
     train_seconds = wall - clock["eval"]
-    ada = {"ada_p": float(np.asarray(model.ada.p))} if model.ada is not None else {}
+    ada = ({"ada_p": float(np.asarray(model.ada.p)), "ada_rt": float(np.asarray(model.ada.rt))}
+           if model.ada is not None else {})
     print(json.dumps({"kind": "variant", "variant": variant_name(spec), "preset": spec["preset"],
                       "mixed_precision": spec["mixed_precision"], "attention": spec["attention"], **settings, **ada,
                       "seed": spec["seed"], "steps": steps, "images_seen": steps * images_per_step,
