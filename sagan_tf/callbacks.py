@@ -213,14 +213,14 @@ class NonFiniteGuard(PeriodicCallback):
     """Ends `fit` at the first step whose losses or state are not finite, before any later callback acts on it.
 
     `SAGAN.train_step` logs `finite`: 1.0 while its losses and gradient norms are finite. Keras fetches every step's
-    logs anyway (on its callback thread, with asynchronous dispatch), so the guard reads the flag there
-    (`async_safe`: it only records what it saw and sets `model.stop_training`); every `every_n_steps` steps and at the end it also checks
-    the weights (`SAGAN.state_is_finite`, one reduction per variable, too costly for every step). When either fails,
-    it raises `TrainingDivergedError` naming the step and the values logged there, from the main thread, before the
-    next batch or in `on_train_end`. Put it first in the callback list: Keras runs the callbacks in order, so the
+    logs anyway (on its callback thread, with asynchronous dispatch), so the guard reads the flag there (`async_safe`:
+    it only records what it saw and sets `model.stop_training`); every `every_n_steps` steps and at the end it also
+    checks the weights (`SAGAN.state_is_finite`, one reduction per variable, too costly for every step). When either
+    fails, it raises `TrainingDivergedError` naming the step and the values logged there, from the main thread, before
+    the next batch or in `on_train_end`. Put it first in the callback list: Keras runs the callbacks in order, so the
     exception keeps the later ones (sample grids, evaluation, checkpoints) from acting on the bad state, and no
-    end-of-training checkpoint is written. A step may run after the one that diverged before the guard sees its
-    logs, so the checkpoint callbacks also refuse a non-finite state by themselves (`refuse_nonfinite_state`).
+    end-of-training checkpoint is written. A step may run after the one that diverged before the guard sees its logs, so
+    the checkpoint callbacks also refuse a non-finite state by themselves (`refuse_nonfinite_state`).
 
     Args:
       every_n_steps: steps between checks of the weights (e.g. the logging cadence); 0 checks them only at the end.
