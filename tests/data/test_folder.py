@@ -2,6 +2,7 @@
 
 import logging
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -103,6 +104,29 @@ def test_pixel_values_labels_and_one_warning(class_folder, caplog):
     warnings = [r for r in caplog.records if "Skipped" in r.getMessage()]
     assert len(warnings) == 1
     assert "Skipped 5 of 13 files" in warnings[0].getMessage()
+
+
+def test_scan_checks_slow_files_on_threads_and_quick_ones_in_the_calling_thread(class_folder, monkeypatch):
+    root, _ = class_folder
+    threads = set()
+    check = folder._check
+
+    def recording_check(path):
+        threads.add(threading.current_thread().name)
+        return check(path)
+
+    monkeypatch.setattr(folder, "_check", recording_check)
+    monkeypatch.setattr(folder, "SCAN_CHUNK", 2)  # the first 2 files are timed, the rest go in chunks of 2
+    scans = {}
+    for mode, threshold in (("quick", float("inf")), ("slow", -1.0)):
+        threads.clear()
+        monkeypatch.setattr(folder, "SCAN_THREADED_ABOVE_SECONDS", threshold)
+        scans[mode] = folder.scan(str(root))
+        scans[mode + " threads"] = set(threads)
+    assert scans["quick threads"] == {threading.main_thread().name}
+    assert threading.main_thread().name in scans["slow threads"] and len(scans["slow threads"]) > 1
+    assert scans["quick"] == scans["slow"]  # the same files, labels and sizes, in the same order
+    assert len(scans["quick"]) == 8
 
 
 def test_info_of_class_folder(class_folder):
