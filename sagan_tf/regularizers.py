@@ -5,8 +5,9 @@
   its outputs on generated ones and vice versa, so that it cannot drive them apart without bound on a few real
   images.
 - Orthogonal regularization (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural Image
-  Synthesis", sec. 3.1): the generator's loss gains beta * sum_W ||W^T W * (1 - I)||_F^2, which pushes each weight's
-  filters toward orthogonality without constraining their norms and makes the generator amenable to truncated latents.
+  Synthesis", sec. 3.1): the generator's loss gains beta * sum_W ||W^T W * (1 - I)||_F^2 (W: one column per filter),
+  which pushes each weight's filters toward orthogonality without constraining their norms and makes the generator
+  amenable to truncated latents.
 """
 
 import keras
@@ -83,33 +84,55 @@ class LeCamAnchors:
         self.updates.assign(self.updates + 1.0)
 
 
+# Layers whose kernel is laid out (*spatial, filters, input channels): the filters are the second-to-last axis.
+_TRANSPOSED_KERNEL_LAYERS = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
+
+
 def orthogonal_kernels(network):
-    """The weights orthogonal regularization applies to: every trainable kernel of `network` (convolutions and dense
-    layers, spectrally normalized or not: the raw kernel), not biases, gains or per-class tables (BigGAN leaves its
-    shared class embedding out)."""
-    return [variable for variable in network.trainable_variables
+    """The weights orthogonal regularization applies to, each with the axis that indexes its filters.
+
+    Every trainable kernel of `network` (convolutions, transposed convolutions and dense layers, spectrally
+    normalized or not: the raw kernel), not biases, gains or per-class tables (BigGAN leaves its shared class
+    embedding out). A `Conv*D` or `Dense` kernel holds its output filters on its last axis; a `Conv*DTranspose`
+    kernel is (*spatial, filters, input channels), so its filters are axis -2.
+
+    Args:
+      network: a built `keras.Layer` (e.g. the generator).
+
+    Returns:
+      A list of (kernel variable, filter axis) pairs, in the order of `network.trainable_variables`.
+    """
+    # Keras 3 has no public recursive layer walk; `_flatten_layers` is what `Model.layers` itself uses.
+    transposed = {id(layer.kernel) for layer in network._flatten_layers()
+                  if isinstance(layer, _TRANSPOSED_KERNEL_LAYERS) and getattr(layer, "kernel", None) is not None}
+    return [(variable, -2 if id(variable) in transposed else -1) for variable in network.trainable_variables
             if variable.path.endswith("kernel") and len(variable.shape) >= 2]
 
 
 def orthogonal_penalty(kernels):
     """BigGAN's modified orthogonal regularization without its weight: sum over W of ||W^T W * (1 - I)||_F^2.
 
-    Each kernel is a matrix with one column per output filter (its last axis; the others are flattened), so W^T W
-    holds the filters' inner products and the penalty its off-diagonal part. The weight beta (1e-4 in BigGAN)
-    multiplies it in the loss. BigGAN's released code adds 2 * beta * (W^T W * (1 - I)) W to the gradient, half the
-    gradient of this term: its strength s corresponds to beta = s / 2 here.
+    Each kernel is a matrix W with one column per filter (output channel; the other axes are flattened: BigGAN's
+    released code, `ortho` in BigGAN-PyTorch's utils.py, views a PyTorch weight with one row per output channel),
+    so W^T W holds the filters' inner products and the penalty its off-diagonal part. The weight beta (1e-4 in
+    BigGAN) multiplies it in the loss. BigGAN's released code adds 2 * beta * W (W^T W * (1 - I)) to the gradient,
+    half the gradient of this term: its strength s corresponds to beta = s / 2 here.
 
     Args:
-      kernels: a list of variables or tensors of rank >= 2.
+      kernels: (kernel, filter axis) pairs, as `orthogonal_kernels` returns them: variables or tensors of rank
+        >= 2 and the axis of each that indexes its filters (-1 for `Conv*D` and `Dense`, -2 for `Conv*DTranspose`).
 
     Returns:
       A float32 scalar.
     """
     total = ops.zeros((), "float32")
-    for kernel in kernels:
-        matrix = ops.reshape(ops.cast(kernel, "float32"), (-1, kernel.shape[-1]))
+    for kernel, axis in kernels:
+        rank, filters = len(kernel.shape), kernel.shape[axis]
+        axis = axis % rank
+        order = [a for a in range(rank) if a != axis] + [axis]  # the filters last
+        matrix = ops.reshape(ops.transpose(ops.cast(kernel, "float32"), order), (-1, filters))
         gram = ops.matmul(ops.transpose(matrix), matrix)
-        off_diagonal = gram * (1.0 - ops.eye(kernel.shape[-1], dtype="float32"))
+        off_diagonal = gram * (1.0 - ops.eye(filters, dtype="float32"))
         total = total + ops.sum(ops.square(off_diagonal))
     return total
 
