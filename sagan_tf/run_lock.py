@@ -25,8 +25,9 @@ holder is gone, in which case it takes the lock over with a warning:
   another boot id counts as another machine (a rebooted host waits out the staleness too).
 
 Taking over is race-free as well: a second file, <model_dir>/training.lock.takeover, created the same atomic way,
-admits one taker at a time; it re-reads the lock and replaces it only if it still holds the stale record, and a plain
-start that wins the lock in between makes the taker refuse. A holder whose lock was taken over anyway (its heartbeat
+admits one taker at a time (one `TAKEOVER_STALE_SECONDS`, 10 s, old is a dead taker's and is cleared; a start keeps
+trying as long); it re-reads the lock and replaces it only if it still holds the stale record, and a plain start that
+wins the lock in between makes the taker refuse. A holder whose lock was taken over anyway (its heartbeat
 was judged stale: e.g. a process stopped for longer than the staleness time) or removed by hand notices at its next
 heartbeat, and `LockWatch` ends its training before the next step instead of writing beside the new holder.
 
@@ -64,10 +65,9 @@ HEARTBEAT_SECONDS = 60
 #: Seconds without a refresh after which a lock of another machine counts as stale.
 STALE_SECONDS = 600
 TAKEOVER_SUFFIX = ".takeover"
-#: A takeover file older than this was left by a process that died while taking a lock over.
-TAKEOVER_STALE_SECONDS = 30
-#: How long `acquire` keeps trying while other processes take and release the lock around it.
-_CONTENTION_SECONDS = 10
+#: A takeover file this old was left by a process that died while taking a lock over; `acquire` keeps trying this
+#: long (while other processes take and release the lock around it), so it outlasts a dead taker's takeover file.
+TAKEOVER_STALE_SECONDS = 10
 #: Errors of `os.link` on filesystems without hard links.
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
 
@@ -272,14 +272,20 @@ class RunLock:
             return found is not None and found[0].get("token") == record["token"]
         path = _local(path)
         temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-        with open(temporary, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
+        try:  # the temporary file goes also when writing it fails (a full disk)
+            with open(temporary, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
             os.link(temporary, path)  # complete the moment it appears, and only if nothing is there
             return True
         except FileExistsError:
+            return False
+        except FileNotFoundError:
+            if not os.path.isdir(os.path.dirname(path) or "."):
+                raise
+            # The holder's start removed this temporary file as an interrupted write's (`take_run_directory`): the
+            # lock exists, or existed a moment ago.
             return False
         except OSError as error:
             if error.errno not in _NO_LINKS:
@@ -310,9 +316,11 @@ class RunLock:
         guard = self.path + TAKEOVER_SUFFIX
         if not self._create(guard, record):
             found = self.read(guard)
-            if found is not None and time.time() - found[1] > TAKEOVER_STALE_SECONDS:
-                self._remove(guard)  # its taker died half-way
-            return False
+            if found is None or time.time() - found[1] < TAKEOVER_STALE_SECONDS:
+                return False
+            self._remove(guard)  # its taker died half-way
+            if not self._create(guard, record):
+                return False
         try:
             current = self.read()
             if current is not None and current[2] != stale[2]:
@@ -333,11 +341,15 @@ class RunLock:
         if self.record is not None:
             raise RuntimeError(f"{self!r} is held already")
         directory = os.path.dirname(self.path)
-        deadline = time.monotonic() + _CONTENTION_SECONDS
+        deadline = time.monotonic() + TAKEOVER_STALE_SECONDS
         with write_failures.reporting("run lock", self.path):
             if directory:
                 tf.io.gfile.makedirs(directory)
-            while time.monotonic() < deadline:
+            last = False
+            while not last:
+                # The last try starts after the deadline: a takeover file that was there when this call began is
+                # stale by then.
+                last = time.monotonic() >= deadline
                 record = {**this_process(), "token": uuid.uuid4().hex, "started": time.time(),
                           "refreshed": time.time(), "heartbeat_seconds": self.heartbeat_seconds,
                           "stale_seconds": self.stale_seconds}
@@ -352,9 +364,10 @@ class RunLock:
                 if self._take_over(found, record):
                     self.warn_fn(f"Took over the lock {self.path} of {describe_holder(found[0])}: {why}.")
                     return self._hold(record)
-                time.sleep(0.05 + 0.1 * (uuid.uuid4().int % 10) / 10)  # another taker: let it finish
+                if not last:
+                    time.sleep(0.05 + 0.1 * (uuid.uuid4().int % 10) / 10)  # another taker: let it finish
         raise RunLockedError(f"Could not take the lock {self.path}: other processes kept taking it over for "
-                             f"{_CONTENTION_SECONDS} s. Check what else trains into {directory or '.'}, then rerun.")
+                             f"{TAKEOVER_STALE_SECONDS} s. Check what else trains into {directory or '.'}, then rerun.")
 
     def _hold(self, record):
         self.record, self.lost = record, None

@@ -250,8 +250,9 @@ def write_checkpoint(checkpoint, prefix):
 def interrupted_writes(run_dir):
     """The leftovers of interrupted writes in a run directory (a `RunDirectory`): unfinished checkpoints in
     checkpoints/ and checkpoints/best/ (`ckpt-<step>_temp*`, temporary state files, data files without an index,
-    the manager's `checkpoint.tmp*`) and `.tmp` files of config.json, class_names.json, best.json and sample
-    grids. eval/ is left alone: an evaluation may be writing there while training runs."""
+    the manager's `checkpoint.tmp*`), `.tmp` files of config.json, class_names.json, best.json and sample grids, and
+    the run lock's (`training.lock.<hex>.tmp`, `training.lock.takeover.<hex>.tmp`: a start that could not write its
+    lock record). eval/ is left alone: an evaluation may be writing there while training runs."""
     found = []
     for directory in (run_dir.checkpoint_dir, run_dir.best_dir):
         if not tf.io.gfile.isdir(directory):
@@ -262,8 +263,9 @@ def interrupted_writes(run_dir):
         for data in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.data-*")):
             if not tf.io.gfile.exists(data.rsplit(".data-", 1)[0] + ".index"):
                 found.append(data)
+    lock_temporaries = os.path.basename(run_dir.lock_path) + ".*.tmp"
     for directory, pattern in ((run_dir.path, "*.json.tmp"), (run_dir.best_dir, "*.json.tmp"),
-                               (run_dir.samples_dir, "*.png.tmp")):
+                               (run_dir.samples_dir, "*.png.tmp"), (run_dir.path, lock_temporaries)):
         if tf.io.gfile.isdir(directory):
             found += tf.io.gfile.glob(os.path.join(directory, pattern))
     return sorted(set(found))

@@ -1,5 +1,6 @@
 """run_lock: one writer per run directory; a second holder refused naming the first; stale locks taken over."""
 
+import errno
 import json
 import os
 import socket
@@ -12,7 +13,7 @@ import uuid
 import pytest
 
 from sagan_tf import run_lock
-from sagan_tf.errors import RunLockedError
+from sagan_tf.errors import RunLockedError, WriteFailedError
 from sagan_tf.run_dir import RunDirectory
 
 
@@ -28,9 +29,10 @@ def write_record(directory, age=0.0, **fields):
     record = {**run_lock.this_process(), "token": uuid.uuid4().hex, "started": time.time() - age,
               "refreshed": time.time() - age, "stale_seconds": 600, **fields}
     path = os.path.join(str(directory), "training.lock")
-    with open(path, "w") as f:
+    with open(path + ".writing", "w") as f:  # whole at once: a holder's heartbeat may be reading it
         json.dump(record, f)
-    os.utime(path, (time.time() - age, time.time() - age))
+    os.utime(path + ".writing", (time.time() - age, time.time() - age))
+    os.replace(path + ".writing", path)
     return record
 
 
@@ -191,6 +193,89 @@ def test_a_takeover_file_of_a_taker_that_died_half_way_is_cleared(tmp_path):
     lock.release()
 
 
+class FakeClock:
+    """`run_lock`'s `time` module on a clock that only `sleep` moves (from now): waits of seconds take none."""
+
+    def __init__(self):
+        self.start, self.elapsed = time.time(), 0.0
+
+    def monotonic(self):
+        return self.elapsed
+
+    def time(self):
+        return self.start + self.elapsed
+
+    def sleep(self, seconds):
+        self.elapsed += seconds
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_a_fresh_takeover_file_of_a_dead_taker_is_outlasted_by_one_acquire(tmp_path, monkeypatch):
+    # One timeout: the takeover file of a taker that died a moment ago counts as stale within the time `acquire`
+    # keeps trying, so one start takes the lock over instead of giving up while the file still blocks it.
+    write_record(tmp_path, pid=dead_pid())
+    (tmp_path / "training.lock.takeover").write_text("{}")
+    clock = FakeClock()
+    monkeypatch.setattr(run_lock, "time", clock)
+    lock = lock_at(tmp_path).acquire()
+    assert lock.held and clock.elapsed >= run_lock.TAKEOVER_STALE_SECONDS  # it waited for the file to become stale
+    assert sorted(os.listdir(tmp_path)) == ["training.lock"] and len(lock.warnings) == 1
+    monkeypatch.undo()
+    lock.release()
+    # A takeover file that stays fresh (its taker keeps taking locks over) makes it give up after as long.
+    write_record(tmp_path, pid=dead_pid())
+    clock = FakeClock()
+    monkeypatch.setattr(run_lock, "time", clock)
+    monkeypatch.setattr(run_lock.RunLock, "_take_over", lambda self, stale, record: False)
+    with pytest.raises(RunLockedError, match=f"kept taking it over for {run_lock.TAKEOVER_STALE_SECONDS} s"):
+        lock_at(tmp_path).acquire()
+    assert run_lock.TAKEOVER_STALE_SECONDS <= clock.elapsed < run_lock.TAKEOVER_STALE_SECONDS + 1
+
+
+def test_a_lock_that_cannot_be_written_leaves_no_temporary_file(tmp_path, monkeypatch):
+    def full_disk(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    for _ in range(2):  # each refused start used to leave a training.lock.<hex>.tmp
+        with pytest.raises(WriteFailedError, match="no space left on device"):
+            lock_at(tmp_path).acquire()
+    assert os.listdir(tmp_path) == []
+    # Taking a stale lock over: its takeover file (created the same way) goes too.
+    monkeypatch.undo()
+    write_record(tmp_path, pid=dead_pid())
+    fsync = os.fsync
+
+    def full_disk_for_the_takeover_file(descriptor):
+        if os.readlink(f"/proc/self/fd/{descriptor}").startswith(str(tmp_path / "training.lock.takeover.")):
+            full_disk(descriptor)
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", full_disk_for_the_takeover_file)
+    with pytest.raises(WriteFailedError, match="no space left on device"):
+        lock_at(tmp_path).acquire()
+    assert os.listdir(tmp_path) == ["training.lock"]
+
+
+def test_a_start_whose_temporary_file_the_holder_cleared_is_refused_as_locked(tmp_path, monkeypatch):
+    # The holder's start removes lock temporaries as interrupted writes, also one another start is writing: that
+    # start sees the lock held, not a write failure.
+    holder = lock_at(tmp_path).acquire()
+    link = os.link
+
+    def cleared_first(source, destination):
+        os.unlink(source)
+        return link(source, destination)
+
+    monkeypatch.setattr(os, "link", cleared_first)
+    with pytest.raises(RunLockedError, match="is in use by another training run"):
+        lock_at(tmp_path).acquire()
+    monkeypatch.undo()
+    holder.release()
+
+
 def test_a_lock_on_a_filesystem_without_atomic_create_is_written_and_read_back():
     path = f"ram://run_lock_{uuid.uuid4().hex}/run"
     first = run_lock.RunLock(f"{path}/training.lock").acquire()
@@ -210,7 +295,7 @@ def test_taking_a_run_directory_removes_what_interrupted_writes_left(tmp_path):
     leftovers = ["checkpoints/ckpt-20_temp/part-00000-of-00001.data-00000-of-00001.tempstate123",
                  "checkpoints/checkpoint.tmp0123abcd", "checkpoints/ckpt-30.data-00000-of-00001",
                  "checkpoints/best/ckpt-8_temp/part-00000-of-00001.index", "config.json.tmp",
-                 "samples/step_00000020.png.tmp"]
+                 "samples/step_00000020.png.tmp", "training.lock.0123abcd.tmp", "training.lock.takeover.4567ef.tmp"]
     kept = ["checkpoints/checkpoint", "checkpoints/ckpt-10.index", "checkpoints/ckpt-10.data-00000-of-00001",
             "checkpoints/best/best.json", "config.json", "samples/step_00000010.png", "eval/step_00000010.json.tmp"]
     for name in leftovers + kept:
@@ -223,5 +308,6 @@ def test_taking_a_run_directory_removes_what_interrupted_writes_left(tmp_path):
     assert not any((tmp_path / name).exists() for name in leftovers)
     assert not (tmp_path / "checkpoints" / "ckpt-20_temp").exists()
     assert len(warnings) == 1 and warnings[0].startswith(f"Removed what interrupted writes left in {tmp_path}: ")
-    for name in ("checkpoints/ckpt-20_temp", "checkpoints/ckpt-30.data-00000-of-00001", "config.json.tmp"):
+    for name in ("checkpoints/ckpt-20_temp", "checkpoints/ckpt-30.data-00000-of-00001", "config.json.tmp",
+                 "training.lock.0123abcd.tmp"):
         assert name in warnings[0]
