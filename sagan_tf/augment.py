@@ -11,9 +11,14 @@ differentiable the generator learns through it. The ops (each one draws its para
 
     color        brightness: x + (b - 0.5); saturation: m_c + (x - m_c) * 2s with m_c the per-pixel channel mean;
                  contrast: m + (x - m) * (c + 0.5) with m the image's mean; b, s, c ~ U(0, 1)
-    translation  a shift of the image by (dy, dx), each uniform in [-size // 8, size // 8], zeros shifted in
-    cutout       a square of side size // 2 set to zero, its centre uniform over the image (it may reach past the
-                 border, where it is clipped)
+    translation  a shift of the image by (dy, dx), each uniform in [-s, s] with s = int(size / 8 + 0.5), zeros
+                 shifted in
+    cutout       a square of side int(size / 2 + 0.5) set to zero, its centre uniform over the image (it may reach
+                 past the border, where it is clipped)
+
+Both sizes are rounded as DiffAugment's code rounds them (`rand_translation` and `rand_cutout` in
+mit-han-lab/data-efficient-gans, DiffAugment_tf.py): 3 and 11 on 21x21 images, where size // 8 and size // 2 would
+be 2 and 10.
 
 Images are in [-1, 1], so zero is mid-grey.
 
@@ -43,8 +48,8 @@ MODES = ("none", "diffaugment", "ada")
 #: The ops ADA gates one by one (a "color" policy entry is three of them).
 GATED_OPS = {"color": ("brightness", "saturation", "contrast"), "translation": ("translation",),
              "cutout": ("cutout",)}
-TRANSLATION_RATIO = 8  # the largest shift is size // 8 (DiffAugment's 1/8)
-CUTOUT_RATIO = 2  # the cutout square's side is size // 2 (DiffAugment's 1/2)
+TRANSLATION_RATIO = 0.125  # the largest shift is int(size * 0.125 + 0.5) (DiffAugment's)
+CUTOUT_RATIO = 0.5  # the cutout square's side is int(size * 0.5 + 0.5) (DiffAugment's)
 
 
 def parse_policy(policy):
@@ -74,12 +79,12 @@ def gated_ops(policy):
 
 def translation_limit(image_size):
     """The largest shift (in pixels) of the translation op on `image_size` images."""
-    return image_size // TRANSLATION_RATIO
+    return int(image_size * TRANSLATION_RATIO + 0.5)
 
 
 def cutout_size(image_size):
     """The side of the cutout square on `image_size` images."""
-    return image_size // CUTOUT_RATIO
+    return int(image_size * CUTOUT_RATIO + 0.5)
 
 
 def draw_parameters(batch_size, image_size, policy, seed, probability=None):

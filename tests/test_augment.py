@@ -24,10 +24,15 @@ def translate_reference(x, shifts):
     return out
 
 
+def diffaugment_size(image_size, ratio):
+    """The shift limit (ratio 1/8) or cutout side (1/2) as DiffAugment_tf.py computes it: float32, + 0.5, to int32."""
+    return int(np.float32(image_size) * np.float32(ratio) + np.float32(0.5))
+
+
 def cutout_reference(x, centres):
     """Zero the rows and columns centre - side // 2 ... centre - side // 2 + side - 1 that lie in the image."""
     out = x.copy()
-    side = x.shape[1] // 2
+    side = diffaugment_size(x.shape[1], 0.5)
     for b, (row, col) in enumerate(centres):
         top, left = max(row - side // 2, 0), max(col - side // 2, 0)
         out[b, top:max(row - side // 2 + side, 0), left:max(col - side // 2 + side, 0)] = 0.0
@@ -64,6 +69,23 @@ def test_cutout_is_exact_for_given_centres_including_the_borders():
     np.testing.assert_array_equal(augment.cut_out(x, centres, gates), expected)
 
 
+@pytest.mark.parametrize("size", [20, 21, 36, 12])
+def test_shift_and_cutout_sizes_are_rounded_as_diffaugment_rounds_them(size):
+    # Sizes not a multiple of 8: 20 -> shifts up to 3 (20 // 8 = 2), side 10; 21 -> 3, side 11 (21 // 2 = 10);
+    # 36 -> 5 (36 // 8 = 4), side 18; 12 -> 2 (12 // 8 = 1), side 6.
+    limit, side = diffaugment_size(size, 0.125), diffaugment_size(size, 0.5)
+    assert (augment.translation_limit(size), augment.cutout_size(size)) == (limit, side)
+    params = augment.draw_parameters(4096, size, ("translation", "cutout"), keras.random.SeedGenerator(4))
+    assert sorted(np.unique(np.asarray(params["translation"]))) == list(range(-limit, limit + 1))
+    # Centres 0 ... size - side % 2, as DiffAugment draws them; a square in the middle is side x side.
+    assert sorted(np.unique(np.asarray(params["cutout"]))) == list(range(0, size + 1 - side % 2))
+    middle = np.full((1, 2), size // 2, "int32")
+    assert np.asarray(augment.cutout_mask(size, middle)).sum() == size * size - side * side
+    x = images(batch=4, size=size)
+    centres = np.array([[size // 2, size // 2], [0, size - 1], [size, 3], [5, 1]], "int32")
+    np.testing.assert_array_equal(augment.cut_out(x, centres), cutout_reference(x, centres))
+
+
 def test_color_matches_numpy_and_its_ranges():
     x = images(batch=4)
     magnitudes = np.array([[0.0, 0.0, 0.0], [0.999, 0.999, 0.999], [0.5, 0.5, 0.5], [0.3, 0.8, 0.1]], "float32")
@@ -91,7 +113,7 @@ def test_draws_stay_in_their_ranges_and_follow_the_seed():
     params = augment.draw_parameters(4096, 32, policy, keras.random.SeedGenerator(1))
     color, shifts, centres = (np.asarray(params[name]) for name in ("color", "translation", "cutout"))
     assert color.shape == (4096, 3) and color.min() >= 0 and color.max() < 1 and abs(color.mean() - 0.5) < 0.02
-    assert sorted(np.unique(shifts)) == list(range(-4, 5))  # 32 // 8, both ends included
+    assert sorted(np.unique(shifts)) == list(range(-4, 5))  # 32 / 8, both ends included
     assert sorted(np.unique(centres)) == list(range(0, 33))  # side 16 (even): 0 ... 32
     assert "gates" not in params
     again = augment.draw_parameters(4096, 32, policy, keras.random.SeedGenerator(1))
