@@ -28,6 +28,7 @@ Each callback is independent; put `NonFiniteGuard` first, so that no later one a
 the final state.
 """
 
+import contextlib
 import json
 import signal
 import threading
@@ -584,10 +585,11 @@ class BestCheckpoint(keras.callbacks.Callback):
     `<run>/checkpoints/best/ckpt-<step>` (`tf.train.Checkpoint.write`: no index file, no rotation), records it in
     best.json (`RunDirectory.best_record`: step, checkpoint, metric, mode, value, figures, and what they were
     measured with: the classifier's tag and the numbers of generated and real samples), and only then deletes the
-    previous best one, so best.json always names a complete checkpoint. A resumed run starts from the record in
-    best.json (when it was chosen by the same metric), so a worse evaluation never replaces a better one; figures
-    measured otherwise (another classifier or sample count, e.g. a resume with other --classifier or --eval_samples)
-    are not comparable, so the first such evaluation replaces the record.
+    one best.json named before, so best.json always names a complete checkpoint; when best.json cannot be written,
+    the new checkpoint is deleted again, so that none is left that no record names. A resumed run starts from the
+    record in best.json (when it was chosen by the same metric), so a worse evaluation never replaces a better one;
+    figures measured otherwise (another classifier or sample count, e.g. a resume with other --classifier or
+    --eval_samples) are not comparable, so the first such evaluation replaces the record.
     `--checkpoint=best` of the inference commands reads that record. Put it after the `EvaluateEvery` it reads.
 
     Args:
@@ -608,6 +610,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.best = None  # the record of the best checkpoint
         self._considered = None
         record = self.run_dir.best_record()
+        self._recorded_step = None if record is None else record.get("step")  # of the checkpoint best.json names
         if record is not None and record.get("metric") == self.metric and record.get("mode") == self.mode:
             self.best = record
         elif record is not None:
@@ -643,17 +646,33 @@ class BestCheckpoint(keras.callbacks.Callback):
             return None
         refuse_nonfinite_state(self.model, "the best checkpoint", step)
         path = write_failures.write_checkpoint(self.checkpoint, self.run_dir.best_checkpoint_path(step))
-        previous = self.best
-        self.best = {"step": int(step), "checkpoint": path, "metric": self.metric, "mode": self.mode,
-                     "value": float(value), "measured_with": measured_with,
-                     "figures": {k: v for k, v in figures.items()
-                                 if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}}
-        self.run_dir.write_best_record(self.best)
-        if previous is not None and previous["step"] != step:
-            for stale in tf.io.gfile.glob(self.run_dir.best_checkpoint_path(previous["step"]) + ".*"):
-                tf.io.gfile.remove(stale)
+        named = self._recorded_step
+        record = {"step": int(step), "checkpoint": path, "metric": self.metric, "mode": self.mode,
+                  "value": float(value), "measured_with": measured_with,
+                  "figures": {k: v for k, v in figures.items()
+                              if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}}
+        try:
+            self.run_dir.write_best_record(record)
+        except BaseException:
+            # best.json (written atomically) still names the checkpoint it named, not yet deleted: the new one would
+            # be a complete checkpoint that no record names and no later run removes. (At the named checkpoint's own
+            # step the write replaced its files, which the record goes on naming.)
+            if named != step:
+                with contextlib.suppress(OSError, tf.errors.OpError):  # the write's error is the one to report
+                    self._remove(step)
+                self.print_fn(f"Could not record the best checkpoint of step {step} in best.json, so that checkpoint "
+                              "was removed: best.json names the checkpoint it named before.")
+            raise
+        self.best, self._recorded_step = record, step
+        if named is not None and named != step:  # also one chosen by another metric
+            self._remove(named)
         self.print_fn(f"Best checkpoint: step {step}, {self.metric} {float(value):.4g} -> {path}.")
         return path
+
+    def _remove(self, step):
+        """Deletes the best checkpoint of `step` (its files)."""
+        for stale in tf.io.gfile.glob(self.run_dir.best_checkpoint_path(step) + ".*"):
+            tf.io.gfile.remove(stale)
 
     # The `EvaluateEvery` before it has just evaluated the current state when its `last_step` is new: no need to
     # read the step from the device.

@@ -1,6 +1,7 @@
 """sagan_tf.callbacks, driven directly (no fit): the shared periodic schedule, checkpoints, sample grids, progress,
 evaluation, signals."""
 
+import errno
 import glob
 import json
 import os
@@ -15,7 +16,7 @@ import tensorflow as tf
 from PIL import Image
 
 from sagan_tf import callbacks, checkpoint, evaluation, health, images
-from sagan_tf.errors import TrainingDivergedError
+from sagan_tf.errors import TrainingDivergedError, WriteFailedError
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
 from tests.tiny import event_scalars, tiny_config
@@ -383,6 +384,45 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
     assert "provenance" not in record["figures"] and record["figures"]["fid"] == 45.0
     assert any("cannot be compared" in note and "keras-aaaa" in note for note in notes)
     assert sorted(os.listdir(other.best_dir)) == ["best.json", "ckpt-12.data-00000-of-00001", "ckpt-12.index"]
+
+
+def test_a_best_record_that_cannot_be_written_leaves_no_checkpoint_it_does_not_name(tmp_path, monkeypatch):
+    gan = make_gan(tiny_config())
+    state = checkpoint.gan_checkpoint(gan)
+    run, lines = RunDirectory(tmp_path), []
+    history = {2: {"fid": 40.0}, 4: {"fid": 30.0}, 6: {"fid": 20.0}}
+    best = callbacks.BestCheckpoint(state, run, FakeEvaluations(history, gan), print_fn=lines.append)
+    best.set_model(gan)
+    set_step(gan, 2)
+    best.on_train_batch_begin(0)
+    rename = tf.io.gfile.rename
+
+    def full_disk(source, target, overwrite=False):  # as a full disk fails best.json's last block
+        if str(source).endswith("best.json.tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return rename(source, target, overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "rename", full_disk)
+    set_step(gan, 4)
+    with pytest.raises(WriteFailedError, match="Could not write the best-checkpoint record .*no space left"):
+        best.on_train_batch_begin(0)
+    # best.json names step 2's checkpoint, which is there; step 4's, which nothing names, is gone.
+    assert run.best_record()["step"] == 2 and best.best["step"] == 2
+    assert sorted(os.listdir(run.best_dir)) == ["best.json", "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    assert "Could not record the best checkpoint of step 4 in best.json, so that checkpoint was removed" in lines[-1]
+    monkeypatch.undo()
+    set_step(gan, 6)  # the disk has room again: the next better evaluation replaces step 2's
+    best.on_train_batch_begin(0)
+    assert run.best_record()["step"] == 6
+    assert sorted(os.listdir(run.best_dir)) == ["best.json", "ckpt-6.data-00000-of-00001", "ckpt-6.index"]
+    # A record chosen by another metric: its checkpoint goes once best.json names a new one.
+    by_is = callbacks.BestCheckpoint(state, run, FakeEvaluations({8: {"inception_score": 2.0}}, gan),
+                                     metric="inception_score", print_fn=lines.append)
+    by_is.set_model(gan)
+    set_step(gan, 8)
+    by_is.on_train_batch_begin(0)
+    assert run.best_record()["step"] == 8
+    assert sorted(os.listdir(run.best_dir)) == ["best.json", "ckpt-8.data-00000-of-00001", "ckpt-8.index"]
 
 
 def test_the_best_metric_is_a_figure_the_evaluation_computes():
