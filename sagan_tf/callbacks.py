@@ -582,14 +582,15 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     Whenever its `EvaluateEvery` has just evaluated the current step (at the start, every period and at the end of
     training) and the figure `metric` beats the best so far, it writes the training state to
-    `<run>/checkpoints/best/ckpt-<step>` (`tf.train.Checkpoint.write`: no index file, no rotation), records it in
-    best.json (`RunDirectory.best_record`: step, checkpoint, metric, mode, value, figures, and what they were
-    measured with: the classifier's tag and the numbers of generated and real samples), and only then deletes the
-    one best.json named before, so best.json always names a complete checkpoint; when best.json cannot be written,
-    the new checkpoint is deleted again, so that none is left that no record names. A resumed run starts from the
-    record in best.json (when it was chosen by the same metric), so a worse evaluation never replaces a better one;
-    figures measured otherwise (another classifier or sample count, e.g. a resume with other --classifier or
-    --eval_samples) are not comparable, so the first such evaluation replaces the record.
+    `<run>/checkpoints/best/ckpt-<step>` (`tf.train.Checkpoint.write`: the index and data files, without the
+    manager's `checkpoint` state file and without rotation), records it in best.json (`RunDirectory.best_record`:
+    step, checkpoint, metric, mode, value, figures, and what they were measured with: the classifier's tag and the
+    numbers of generated and real samples), and only then deletes the one best.json named before, so best.json
+    always names a complete checkpoint; when best.json cannot be written, the new checkpoint is deleted again, so
+    that none is left that no record names. A resumed run starts from the record in best.json (when it was chosen by
+    the same metric), so a worse evaluation never replaces a better one; figures measured otherwise (another
+    classifier or sample count, e.g. a resume with other --classifier or --eval_samples) are not comparable, so the
+    first such evaluation replaces the record.
     `--checkpoint=best` of the inference commands reads that record. Put it after the `EvaluateEvery` it reads.
 
     Args:
