@@ -167,9 +167,26 @@ def test_synchronized_batch_norm_trains_without_per_replica_xla(mirrored_strateg
                                              "under a strategy of 2 replicas"):
             make_gan(cfg, jit_compile=True)
         monkeypatch.setattr(gan_module, "default_jit_compile", lambda: True)  # "auto" as with GPUs
-        model = make_gan(cfg)
+        model = make_gan(cfg, sgd=True)
     assert not model.replica_jit_compile and not model.jit_compile
     assert make_gan(cfg, jit_compile=True).jit_compile  # on one device Keras compiles the whole step
+    # It trains, and with the global batch's statistics: two replicas fed halves of different statistics take the
+    # steps one device takes on the whole batch (the noise is drawn for the global batch and sliced).
+    single = make_gan(cfg, sgd=True, jit_compile=False)
+    model.set_weights(single.get_weights())
+    images, labels = data(cfg, 8)
+    before = replicated_state(model)
+    fit(single, images, labels, steps=2, batch=8)
+    fit(model, images, labels, steps=2, batch=8)
+    assert int(model.g_optimizer.iterations.numpy()) == 2
+    assert_replicas_agree(replicated_state(model), before)
+    for name in ("generator", "discriminator", "ema_generator"):
+        for expected, actual, variable in zip(getattr(single, name).get_weights(),
+                                              getattr(model, name).get_weights(),
+                                              getattr(single, name).weights):
+            np.testing.assert_allclose(actual, expected, rtol=2e-4, atol=2e-5, err_msg=f"{name} {variable.path}")
+    first_kernel = model.generator.trainable_variables[0]
+    assert np.abs(np.asarray(first_kernel) - before[first_kernel.path][0]).max() > 1e-3  # the weights moved
 
 
 def test_the_xla_default_is_on_with_gpus_and_off_on_cpu(monkeypatch):
