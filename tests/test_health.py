@@ -141,10 +141,13 @@ def test_monitor_validates_its_thresholds():
 
 # Recorded runs (tests/health_traces/record.py): the values each progress line handed the monitor, every 20 steps.
 TRACES = pathlib.Path(__file__).parent / "health_traces"
-HEALTHY = ("synthetic32", "dcgan64")  # the presets' default runs: 2000 and 300 steps
+# The presets' default runs: synthetic32 2000 steps, dcgan64 240 (the 64x64 icon folder), cifar32 200 (the synthetic
+# dataset at batch 8, a CPU's affordable recording).
+HEALTHY = ("synthetic32", "dcgan64", "cifar32")
 BROKEN = {  # the same runs with one learning rate 100 times the preset's: (the network, its flag)
     "synthetic32_d_lr_x100": ("discriminator", "d_lr"), "synthetic32_g_lr_x100": ("generator", "g_lr"),
-    "dcgan64_d_lr_x100": ("discriminator", "d_lr"), "dcgan64_g_lr_x100": ("generator", "g_lr")}
+    "dcgan64_d_lr_x100": ("discriminator", "d_lr"), "dcgan64_g_lr_x100": ("generator", "g_lr"),
+    "cifar32_d_lr_x100": ("discriminator", "d_lr"), "cifar32_g_lr_x100": ("generator", "g_lr")}
 #: Window means of the losses and logits; the other values are read at the line's step.
 _MEANS = ("d_loss", "g_loss", "d_real", "d_fake")
 
