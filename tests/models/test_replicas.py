@@ -160,6 +160,7 @@ def test_mirrored_xla_training_equals_one_device(mirrored_strategy):
     assert not np.allclose(fresh.discriminator.get_weights()[0], single.discriminator.get_weights()[0])
 
 
+@pytest.mark.slow  # ~70 s on 2 cores; test_every_replicated_variable_stays_identical[0-True] covers the path fast
 def test_synchronized_batch_norm_trains_without_per_replica_xla(mirrored_strategy, monkeypatch):
     cfg = tiny_model(synchronized_batch_norm=True)
     with mirrored_strategy.scope():
