@@ -276,7 +276,7 @@ class AdaptiveAugment:
         self.kimg = float(kimg)
 
         def variable(name):
-            return keras.Variable(0.0, dtype="float32", trainable=False, name=name)
+            return keras.Variable(0.0, dtype="float32", trainable=False, aggregation="none", name=name)
 
         self.p, self.signs, self.seen, self.rt = (variable(f"ada_{name}") for name in ("p", "signs", "seen", "rt"))
 

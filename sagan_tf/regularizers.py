@@ -61,7 +61,7 @@ class LeCamAnchors:
         self.decay = float(decay)
 
         def variable(name):
-            return keras.Variable(0.0, dtype="float32", trainable=False, name=name)
+            return keras.Variable(0.0, dtype="float32", trainable=False, aggregation="none", name=name)
 
         self.real, self.fake, self.updates = (variable(f"lecam_{name}") for name in ("real", "fake", "updates"))
 

@@ -75,9 +75,9 @@ class BatchNorm(keras.layers.Layer):
         self.beta = self.add_weight(name="beta", shape=shape, initializer="zeros", autocast=False)
         # Aggregation "none": under tf.distribute each replica assigns its own copy (see the class docstring).
         self.moving_mean = self.add_weight(name="moving_mean", shape=(channels,), initializer="zeros",
-                                           trainable=False, autocast=False)
+                                           trainable=False, autocast=False, aggregation="none")
         self.moving_variance = self.add_weight(name="moving_variance", shape=(channels,), initializer="ones",
-                                               trainable=False, autocast=False)
+                                               trainable=False, autocast=False, aggregation="none")
         self._reduction_axes = list(range(len(x_shape) - 1))
 
     @property

@@ -113,6 +113,7 @@ class SpectralNormalization(keras.layers.Wrapper):
             dtype="float32",
             trainable=False,
             autocast=False,
+            aggregation="none",
             name="u",
         )
 
