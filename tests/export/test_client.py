@@ -6,6 +6,7 @@ import http.server
 import io
 import json
 import math
+import os
 import re
 import subprocess
 import threading
@@ -258,7 +259,9 @@ def test_grpc_round_trip_against_a_fake_server(exported, tmp_path):
     with grpc_server(loaded) as (address, received):
         flag_args, signature_args = _request_args(config, 2)
         paths = client.run(_flags(server=address, grpc=True, seed=8, output_dir=str(tmp_path), **flag_args))
-    assert received[0].model_spec.name == "sagan" and received[0].model_spec.signature_name == "generate"
+    # Two images: the client reads the cap (limits) before it sends the generate request.
+    assert [request.model_spec.signature_name for request in received] == ["limits", "generate"]
+    assert received[1].model_spec.name == "sagan"
     expected = loaded.signatures["generate"](seed=tf.constant(8, tf.int64), truncation=tf.constant(np.inf),
                                              **signature_args)["images"].numpy()
     for png_path, image in zip(paths, expected):
@@ -535,3 +538,35 @@ def test_a_full_batching_queue_is_one_clear_line(fake_server, tmp_path, exported
         with pytest.raises(ServingError, match=r"failed \(UNAVAILABLE\): The batch scheduling queue .* is full\. The "
                                                r"server is busy"):
             client.run(_flags(server=address, grpc=True, labels="1", output_dir=str(tmp_path)))
+
+
+#: The fields of TensorFlow Serving's BatchingParameters (tensorflow_serving/servables/tensorflow/
+#: session_bundle_config.proto) that take one wrapped number; the proto is not in tensorflow-serving-api.
+_BATCHING_FIELDS = {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
+                    "max_execution_batch_size"}
+
+
+def test_batching_parameters_template_is_filled_with_the_cap(capped, tmp_path):
+    _, path, loaded = capped
+    with open(os.path.join(path, "assets", serving.EXPORT_INFO_ASSET)) as f:
+        cap = json.load(f)["max_batch_size"]
+    environment = {**subprocess_environment(), "MODEL_NAME": "sagan", "MODEL_BASE_PATH": "/models/sagan",
+                   "MAX_BATCH_SIZE": str(cap)}
+    # The README's envsubst step, run as written.
+    result = subprocess.run(["bash", "-c", f"envsubst < {ROOT}/export/models.config.template > models.config && "
+                             f"envsubst < {ROOT}/export/batching_parameters.template > batching_parameters.config"],
+                            cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60)
+    if result.returncode == 127 or "envsubst: command not found" in result.stderr:
+        pytest.skip("envsubst (GNU gettext) is not installed")
+    assert result.returncode == 0, result.stderr
+    fields = {}
+    for line in (tmp_path / "batching_parameters.config").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            match = re.fullmatch(r"(\w+) \{ value: (\d+) \}", line)
+            assert match, line
+            fields[match.group(1)] = int(match.group(2))
+    assert set(fields) <= _BATCHING_FIELDS
+    assert fields["max_batch_size"] == cap == int(loaded.signatures["limits"]()["max_batch_size"])
+    assert fields["max_enqueued_batches"] >= 1 and fields["num_batch_threads"] >= 1
+    filled = (tmp_path / "models.config").read_text()
+    assert 'name: "sagan"' in filled and 'base_path: "/models/sagan"' in filled
