@@ -237,7 +237,7 @@ def test_the_cap_comes_from_the_memory_budget_and_an_explicit_cap_wins_with_a_wa
         values = absl_flags.FlagValues()
         export_cli.define_flags(values)
         values(["export", f"--model_dir={model_dir}", *args])
-        assert values.memory_budget_mib == serving_memory.DEFAULT_MEMORY_BUDGET_MIB  # the library default
+        assert values["memory_budget_mib"].default == serving_memory.DEFAULT_MEMORY_BUDGET_MIB  # the library's
         assert export_cli.main(["export"], values) == 0
         captured = capsys.readouterr()
         return json.loads(captured.out.strip().splitlines()[-1]), captured.err
