@@ -1,7 +1,7 @@
 """How many images one serving request may ask for: the export's cap, from a memory budget.
 
     choice = serving_memory.choose_max_batch_size(config, memory_budget_mib=2048)
-    choice["max_batch_size"], choice["expected_peak_mib"]     # e.g. 1851 images, 2047.2 MiB for synthetic32
+    choice["max_batch_size"], choice["expected_peak_mib"]     # 1634 images, 2047.4 MiB for synthetic32
 
 A request for b images grows the serving process by about b times a per-image figure (the latents, every feature map
 of the generator, the attention maps, the uint8 images and their PNGs), so one unbounded request can get the process,

@@ -51,9 +51,6 @@ def test_a_changed_preset_or_another_model_is_estimated_conservatively():
     assert source == "estimated"
     assert per_image == pytest.approx(max(ratios.values()) * serving_memory.activation_mib_per_image(wider))
     assert per_image > serving_memory.MEASURED_MIB_PER_IMAGE["synthetic32"]  # wider layers, more memory
-    # Every preset's own estimate would be at least its measured figure.
-    for name, ratio in ratios.items():
-        assert max(ratios.values()) >= ratio
     tiny = serving_memory.choose_max_batch_size(tiny_model(32))
     assert tiny["max_batch_size"] == serving_memory.MAX_DEFAULT_BATCH_SIZE  # tiny images: the largest default cap
 
