@@ -26,6 +26,15 @@ truncation trick: smaller t, less varied and cleaner images). A seed names an im
 export, except that float rounding in CPU and GPU kernels may differ in the last bits of the float images (rarely
 one step in a pixel).
 
+One request may ask for at most the export's `max_batch_size` images (`python -m export.run` chose it from a
+memory budget). Before sending a request for more than one image, the client reads the cap from the `limits`
+signature and refuses a larger request itself, in one line, without sending it: it never splits a request, because
+images drawn for one seed in one request are not those of several smaller ones. An export made before the cap
+existed has no `limits` signature (nor does a TensorFlow Serving started with --enable_batching answer it); the
+request is then sent as it is and the model's own answer stands. A server whose batching queue is full answers
+UNAVAILABLE (HTTP 503): the client says the server is busy and to retry later. Every refusal ends the command with
+one "Error: ..." line and exit status 2.
+
 Dependencies: a `generate` request over REST needs only numpy (absl-py for the command line) and
 `sagan_tf.errors`, which is pure Python. TensorFlow is needed for `--signature=serving_default` (the latents, and
 Pillow to encode the images), for --saved_model_dir (in-process) and for --grpc (with tensorflow-serving-api).
@@ -49,6 +58,7 @@ SERVING_SIGNATURE = "serving_default"
 GENERATE_SIGNATURE = "generate"
 GENERATE_BY_NAME_SIGNATURE = "generate_by_name"
 CLASS_NAMES_SIGNATURE = "class_names"
+LIMITS_SIGNATURE = "limits"
 Z_INPUT = "z"
 LABELS_INPUT = "labels"
 CLASSES_INPUT = "classes"
@@ -58,6 +68,7 @@ TRUNCATION_INPUT = "truncation"
 IMAGES_OUTPUT = "images"
 PNG_OUTPUT = "png_bytes"
 CLASS_NAMES_OUTPUT = "class_names"
+MAX_BATCH_SIZE_OUTPUT = "max_batch_size"
 #: The truncation sent for --truncation=none: the largest float32. `generate` takes a finite float32 (JSON has no
 #: infinity), and no latent comes near this bound, so it draws exactly the untruncated normal that `math.inf` would.
 UNTRUNCATED = float(np.finfo(np.float32).max)
@@ -65,6 +76,25 @@ UNTRUNCATED = float(np.finfo(np.float32).max)
 _GRPC_MISSING = ("--grpc needs the tensorflow-serving-api package, which is not installed. Install it with "
                  "`pip install tensorflow-serving-api` (or sagan_tf's `serving` extra), or use the REST API "
                  "(drop --grpc and pass the REST port, 8501 by default).")
+
+
+class RefusedError(ServingError):
+    """The server (or the in-process model) answered and refused the request.
+
+    Attributes:
+      status: the HTTP status (REST), the gRPC status code name (gRPC) or "INVALID_ARGUMENT" (in-process).
+    """
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
+
+
+def _busy_hint(status):
+    if status in (503, "UNAVAILABLE"):
+        return (". The server is busy: its batching queue is full (TensorFlow Serving's max_enqueued_batches) or it is "
+                "not ready. Retry later, or ask for fewer images per request.")
+    return ""
 
 
 def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=UNTRUNCATED, latent_dim=None,
@@ -156,7 +186,8 @@ def parse_rest_response(payload, lone_output=IMAGES_OUTPUT):
     """The outputs of a columnar REST predict response as numpy arrays (`{"b64": ...}` strings become bytes).
 
     TensorFlow Serving answers `{"outputs": {name: value, ...}}`, or `{"outputs": value}` when the signature has
-    a single output, which is then named `lone_output` (`serving_default`: the images; `class_names`: the names).
+    a single output, which is then named `lone_output` (`serving_default`: the images; `class_names`: the names;
+    `limits`: the cap).
     """
     if "error" in payload:
         raise ServingError(f"The server refused the request: {_assertion_text(str(payload['error']))}")
@@ -190,14 +221,15 @@ def rest_predict(server, model_name, signature, inputs, version=None, timeout=12
         text = error.read().decode("utf-8", "replace")
         try:
             message = json.loads(text).get("error", text)
-        except ValueError:
+        except (ValueError, AttributeError):
             message = text
-        raise ServingError(f"The server refused the request (HTTP {error.code}): {_assertion_text(str(message))}"
-                           ) from None
+        raise RefusedError(f"The server refused the request (HTTP {error.code}): {_assertion_text(str(message))}"
+                           f"{_busy_hint(error.code)}", error.code) from None
     except (urllib.error.URLError, OSError) as error:
         raise ServingError(f"Cannot reach TensorFlow Serving at {server}: {error}. Is tensorflow_model_server "
                            "running with --rest_api_port on that port?") from None
-    return parse_rest_response(payload, CLASS_NAMES_OUTPUT if signature == CLASS_NAMES_SIGNATURE else IMAGES_OUTPUT)
+    lone_output = {CLASS_NAMES_SIGNATURE: CLASS_NAMES_OUTPUT, LIMITS_SIGNATURE: MAX_BATCH_SIZE_OUTPUT}
+    return parse_rest_response(payload, lone_output.get(signature, IMAGES_OUTPUT))
 
 
 def _serving_apis():
@@ -234,7 +266,12 @@ def grpc_predict(server, model_name, signature, inputs, version=None, timeout=12
         try:
             response = stub.Predict(request, timeout=timeout)
         except grpc.RpcError as error:
-            raise ServingError(f"gRPC Predict to {server} failed ({error.code().name}): {error.details()}") from None
+            code = error.code().name
+            if code == "UNAVAILABLE" and "queue" not in str(error.details()):
+                raise ServingError(f"gRPC Predict to {server} failed (UNAVAILABLE): {error.details()}. Is "
+                                   "tensorflow_model_server running with --port on that port?") from None
+            raise RefusedError(f"gRPC Predict to {server} failed ({code}): {_assertion_text(str(error.details()))}"
+                               f"{_busy_hint(code)}", code) from None
     return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
 
@@ -275,7 +312,8 @@ def saved_model_predict(loaded, signature, inputs):
                                                 dtype=expected[name].dtype)
                               for name, value in inputs.items()})
     except tf.errors.InvalidArgumentError as error:
-        raise ServingError(f"The model refused the request: {_assertion_text(error.message)}") from None
+        raise RefusedError(f"The model refused the request: {_assertion_text(error.message)}",
+                           "INVALID_ARGUMENT") from None
     return {name: value.numpy() for name, value in outputs.items()}
 
 
@@ -342,6 +380,39 @@ def _request(values, loaded, signature, inputs):
     return rest_predict(values.server, values.model_name, signature, inputs, values.model_version)
 
 
+def max_batch_size_of(values, loaded):
+    """The export's cap read from its `limits` signature, or None where there is none to read.
+
+    None: an export made before the cap existed (no `limits` signature), or a server that refuses the call (e.g.
+    TensorFlow Serving with --enable_batching, whose batching session takes no signature without inputs).
+
+    Raises:
+      ServingError: the server cannot be reached, or is busy.
+    """
+    if loaded is not None and LIMITS_SIGNATURE not in loaded.signatures:
+        return None
+    try:
+        outputs = _request(values, loaded, LIMITS_SIGNATURE, {})
+    except RefusedError as error:
+        if error.status in (503, "UNAVAILABLE"):
+            raise
+        return None
+    return int(np.asarray(outputs[MAX_BATCH_SIZE_OUTPUT]).reshape(-1)[0])
+
+
+def check_within_cap(count, cap):
+    """Refuses a request for `count` images when the export's cap (None: unknown) is smaller.
+
+    Raises:
+      ServingError: one line naming the request's size and the cap.
+    """
+    if cap is not None and count > cap:
+        raise ServingError(f"This request asks for {count} images and the model takes at most {cap} per request (its "
+                           "max_batch_size, read from its limits signature); nothing was sent. Ask for at most "
+                           f"{cap} images per call (a seed names the images of one request, so run several calls "
+                           "with their own seeds), or export the model with a larger --max_batch_size.")
+
+
 def class_names_of(outputs):
     """The class names in a `class_names` response, as str."""
     names = outputs.get(CLASS_NAMES_OUTPUT, [])
@@ -391,8 +462,12 @@ def run(values):
     latent_dim = values.latent_dim
     if signature == SERVING_SIGNATURE and not latent_dim and loaded is not None:
         latent_dim = saved_model_latent_dim(loaded)
-    inputs = make_inputs(signature, _parse_labels(values.labels), values.batch_size, values.seed,
-                         parse_truncation(values.truncation), latent_dim, classes=classes)
+    labels = _parse_labels(values.labels)
+    truncation = parse_truncation(values.truncation)
+    count = len(classes) if classes is not None else len(labels) if labels is not None else values.batch_size or 0
+    if count > 1:  # one image is always within the cap (>= 1); checked before any latent is drawn here
+        check_within_cap(count, max_batch_size_of(values, loaded))
+    inputs = make_inputs(signature, labels, values.batch_size, values.seed, truncation, latent_dim, classes=classes)
     return write_pngs(_request(values, loaded, signature, inputs), values.output_dir)
 
 

@@ -8,9 +8,15 @@ existing version is never overwritten and a failed export leaves nothing behind.
 permission) end with a one-paragraph error, exit status 2. It reads a run that is training without taking its lock
 (`sagan_tf.run_lock`).
 
+Every signature of the export refuses a request for more than --max_batch_size images. By default the cap is the
+most images one request can ask for within --memory_budget_mib (2048 MiB) of the serving process's memory, from
+each preset's measured memory per image (`sagan_tf.serving_memory`); the JSON line reports the cap, the figure per
+image and the expected peak. An explicit --max_batch_size wins, with a warning when it exceeds the budget.
+
     python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32
     python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32 --checkpoint=1500 --version=2
     python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32 --checkpoint=best
+    python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32 --memory_budget_mib=512
     saved_model_cli show --all --dir exports/synthetic32/2000
 
 See export/README.md for serving it and sagan_tf/serving.py for the signatures.
@@ -36,8 +42,13 @@ def define_flags(flag_values=flags.FLAGS):
                          "step.", lower_bound=0, flag_values=flag_values)
     flags.DEFINE_bool("ema", True, "Export the EMA generator (--noema: the raw generator weights).",
                       flag_values=flag_values)
-    flags.DEFINE_integer("max_batch_size", 1024, "Largest batch_size the unconditional `generate` signature "
-                         "accepts.", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("max_batch_size", None, "The most images one request may ask for, in every signature. "
+                         "Default: the most whose expected memory fits --memory_budget_mib.", lower_bound=1,
+                         flag_values=flag_values)
+    # sagan_tf.serving_memory.DEFAULT_MEMORY_BUDGET_MIB, written out: importing sagan_tf here would load TensorFlow
+    # before `cli.run` has quietened it.
+    flags.DEFINE_integer("memory_budget_mib", 2048, "MiB of memory one request may add to the serving process; sets "
+                         "the default --max_batch_size.", lower_bound=1, flag_values=flag_values)
 
 
 @cli.main_wrapper
@@ -46,9 +57,12 @@ def main(argv, values=None):
 
     values = flags.FLAGS if values is None else values
     result = serving.export_run(values.model_dir, values.export_dir, checkpoint=values.checkpoint,
-                                version=values.version, use_ema=values.ema, max_batch_size=values.max_batch_size)
+                                version=values.version, use_ema=values.ema, max_batch_size=values.max_batch_size,
+                                memory_budget_mib=values.memory_budget_mib)
     if "note" in result:
         print(f"Note: {result['note']}", file=sys.stderr)
+    if "warning" in result:
+        print(f"Warning: {result['warning']}", file=sys.stderr)
     print(json.dumps(result))
     return 0
 

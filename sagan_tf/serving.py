@@ -17,6 +17,16 @@ which is never updated):
   outputs of `generate` for those classes plus `labels` int32 [batch]. An unknown name fails the request with
   an InvalidArgumentError that names it and lists the closest valid names (`sagan_tf.class_names`).
 - `class_names`: no inputs -> `class_names` string [num_classes], in label order (empty for unconditional models).
+- `limits`: no inputs -> `max_batch_size` int32 scalar, the export's cap (also in `assets/sagan_export.json`).
+
+Every signature refuses a request for more than `max_batch_size` images (rows of `z`, labels, class names or
+`batch_size`) with an InvalidArgumentError naming the cap and the request's size, e.g. `assertion failed: [Too many
+images in one request: it asks for 2048 and the max_batch_size of this export is 1024 ...]`, before any latent is
+drawn or image generated: an unbounded request would grow the server by about a MiB per 32x32 image (many more at
+128x128) until the process, and every model it serves, is killed for memory. `export_run` picks the cap from a
+memory budget (`sagan_tf.serving_memory`). Exports written before the cap existed have no `limits` signature;
+their `generate` caps only an unconditional `batch_size` (at their recorded `max_batch_size`), the other
+signatures take any batch.
 
 A seed names an image: (seed, truncation, labels or batch_size) determine the images, through `generate` and
 through `serving_default` fed with `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)`
@@ -27,7 +37,7 @@ in the last bits of the float images (and so, rarely, by one in a uint8 pixel). 
 The PNG output is named `png_bytes` because TensorFlow Serving's REST API base64-encodes a string output (as
 `{"b64": ...}`) only when its name ends in `_bytes` (tensorflow_serving/util/json_tensor.cc); any other string
 output is written into the JSON as raw bytes. Invalid requests (a label outside [0, num_classes), truncation <= 0,
-batch_size outside [1, max_batch_size]) fail with `InvalidArgumentError` from asserts inside the graph.
+batch_size < 1, more than max_batch_size images) fail with `InvalidArgumentError` from asserts inside the graph.
 
 Nothing of sagan_tf is needed to load the export: `tf.saved_model.load` and `saved_model_cli` see plain
 TensorFlow functions. Assets: `assets/sagan_export.json` records the config, the checkpoint it came from and where
@@ -41,7 +51,7 @@ import uuid
 
 import tensorflow as tf
 
-from sagan_tf import latents, restore, write_failures
+from sagan_tf import latents, restore, serving_memory, write_failures
 from sagan_tf.class_names import ClassNameLookup, check_class_names
 from sagan_tf.config import as_model_config
 from sagan_tf.errors import UsageError
@@ -50,6 +60,7 @@ SERVING_SIGNATURE = "serving_default"
 GENERATE_SIGNATURE = "generate"
 GENERATE_BY_NAME_SIGNATURE = "generate_by_name"
 CLASS_NAMES_SIGNATURE = "class_names"
+LIMITS_SIGNATURE = "limits"
 Z_INPUT = "z"
 LABELS_INPUT = "labels"
 CLASSES_INPUT = "classes"
@@ -60,9 +71,9 @@ IMAGES_OUTPUT = "images"
 PNG_OUTPUT = "png_bytes"
 LABELS_OUTPUT = "labels"
 CLASS_NAMES_OUTPUT = "class_names"
+MAX_BATCH_SIZE_OUTPUT = "max_batch_size"
 CLASS_NAMES_ASSET = "class_names.txt"
 EXPORT_INFO_ASSET = "sagan_export.json"
-DEFAULT_MAX_BATCH_SIZE = 1024
 
 
 def to_uint8(images):
@@ -83,24 +94,27 @@ class GeneratorServingModule(tf.Module):
         `training=False` only, so its batch-norm statistics and spectral-norm vectors never change.
       config: the generator's `ModelConfig` (or an `ExperimentConfig`, whose model is used).
       class_names: one distinct name per class in label order (conditional models); None: the class ids as text.
-      max_batch_size: largest `batch_size` the unconditional `generate` signature accepts (a request cannot ask
-        the server for an unbounded batch).
+      max_batch_size: the most images one request may ask for, in every signature (an integer >= 1); None: the
+        default of `serving_memory.choose_max_batch_size` (the most that fit its default memory budget).
 
     Attributes:
       serve: the `serving_default` function (see the module docstring).
       generate: the `generate` function.
       generate_by_name: the `generate_by_name` function (conditional models; None otherwise).
       list_class_names: the `class_names` function.
+      limits: the `limits` function.
 
     Raises:
       ConfigError: class names that are not one distinct name per class.
     """
 
-    def __init__(self, generator, config, class_names=None, max_batch_size=DEFAULT_MAX_BATCH_SIZE, name=None):
+    def __init__(self, generator, config, class_names=None, max_batch_size=None, name=None):
         super().__init__(name=name)
+        self._config = config = as_model_config(config)
+        if max_batch_size is None:
+            max_batch_size = serving_memory.choose_max_batch_size(config)["max_batch_size"]
         if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
             raise ValueError(f"max_batch_size must be an integer >= 1. Received: max_batch_size={max_batch_size}")
-        self._config = config = as_model_config(config)
         self._max_batch_size = max_batch_size
         # The Keras generator is captured by the traced functions only; tracking its variables in a list makes
         # them part of the SavedModel (TensorFlow's object graph does not see Keras 3 layers kept in lists).
@@ -111,6 +125,8 @@ class GeneratorServingModule(tf.Module):
         self.class_names = check_class_names(class_names, config.num_classes)
         names = tf.constant(self.class_names, tf.string, shape=[len(self.class_names)])
         self.list_class_names = tf.function(lambda: {CLASS_NAMES_OUTPUT: tf.identity(names)}, input_signature=[])
+        self.limits = tf.function(lambda: {MAX_BATCH_SIZE_OUTPUT: tf.constant(max_batch_size, tf.int32)},
+                                  input_signature=[])
         self.generate_by_name = None
         latent_dim = config.latent_dim
         z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name=Z_INPUT)
@@ -134,10 +150,31 @@ class GeneratorServingModule(tf.Module):
     def signatures(self):
         """The signature dict for `tf.saved_model.save`."""
         signatures = {SERVING_SIGNATURE: self.serve, GENERATE_SIGNATURE: self.generate,
-                      CLASS_NAMES_SIGNATURE: self.list_class_names}
+                      CLASS_NAMES_SIGNATURE: self.list_class_names, LIMITS_SIGNATURE: self.limits}
         if self.generate_by_name is not None:
             signatures[GENERATE_BY_NAME_SIGNATURE] = self.generate_by_name
         return signatures
+
+    def _within_cap(self, count, *tensors):
+        """`tensors`, released only once a request for `count` images is known to be within the cap.
+
+        Everything that draws latents or generates images depends on the returned tensors, so a request over the
+        cap is refused before any of that work (or memory) is spent on it.
+        """
+        cap = tf.constant(self._max_batch_size, tf.int32)
+        count = tf.cast(count, tf.int32)
+
+        def refuse():
+            message = tf.strings.format(
+                "Too many images in one request: it asks for {} and the max_batch_size of this export is {}. Ask for "
+                "at most {} images per request (the limits signature reports the cap).", (count, cap, cap))
+            check = tf.debugging.Assert(tf.constant(False), [message])
+            with tf.control_dependencies([check]):
+                return tf.identity(count)
+
+        checked = tf.cond(count <= cap, lambda: tf.identity(count), refuse)
+        with tf.control_dependencies([checked]):
+            return [tf.identity(tensor) for tensor in tensors]
 
     def _checked_labels(self, labels):
         num_classes = self._config.num_classes
@@ -151,9 +188,11 @@ class GeneratorServingModule(tf.Module):
         return {IMAGES_OUTPUT: tf.cast(self._generate_images(z, labels), tf.float32)}
 
     def _serve_conditional(self, z, labels):
+        z, labels = self._within_cap(tf.maximum(tf.shape(z)[0], tf.size(labels)), z, labels)
         return self._images(z, self._checked_labels(labels))
 
     def _serve_unconditional(self, z):
+        (z,) = self._within_cap(tf.shape(z)[0], z)
         return self._images(z, None)
 
     def _generate_from(self, batch_size, labels, seed, truncation):
@@ -164,25 +203,24 @@ class GeneratorServingModule(tf.Module):
         return {IMAGES_OUTPUT: images, PNG_OUTPUT: encode_png(images)}
 
     def _generate_conditional(self, labels, seed, truncation):
+        (labels,) = self._within_cap(tf.size(labels), labels)
         labels = self._checked_labels(labels)
         return self._generate_from(tf.shape(labels)[0], labels, seed, truncation)
 
     def _generate_by_name(self, classes, seed, truncation):
+        (classes,) = self._within_cap(tf.size(classes), classes)
         labels = self.name_lookup(classes)
         return {**self._generate_from(tf.shape(labels)[0], labels, seed, truncation), LABELS_OUTPUT: labels}
 
     def _generate_unconditional(self, batch_size, seed, truncation):
-        checks = [tf.debugging.assert_positive(batch_size, message="batch_size must be >= 1"),
-                  tf.debugging.assert_less_equal(
-                      batch_size, tf.constant(self._max_batch_size, tf.int32),
-                      message=f"batch_size must be <= {self._max_batch_size} (the export's max_batch_size)")]
-        with tf.control_dependencies(checks):
-            batch_size = tf.identity(batch_size)
+        check = tf.debugging.assert_positive(batch_size, message="batch_size must be >= 1")
+        with tf.control_dependencies([check]):
+            (batch_size,) = self._within_cap(batch_size, batch_size)
         return self._generate_from(batch_size, None, seed, truncation)
 
 
-def export_generator(generator, config, export_dir, version, info=None, max_batch_size=DEFAULT_MAX_BATCH_SIZE,
-                     class_names=None):
+def export_generator(generator, config, export_dir, version, info=None, max_batch_size=None, class_names=None,
+                     memory_budget_mib=serving_memory.DEFAULT_MEMORY_BUDGET_MIB):
     """Writes the generator's SavedModel to `export_dir/<version>/`, the layout TensorFlow Serving watches.
 
     The SavedModel is written to a hidden sibling directory first and renamed into place when complete, so a
@@ -194,16 +232,27 @@ def export_generator(generator, config, export_dir, version, info=None, max_batc
       export_dir: the model's base path (created if missing).
       version: the version number, an int >= 0.
       info: optional JSON-able dict stored with the config in `assets/sagan_export.json` (e.g. the checkpoint).
-      max_batch_size: see `GeneratorServingModule`.
+      max_batch_size: the most images one request may ask for (see `GeneratorServingModule`); None: the most whose
+        expected memory fits `memory_budget_mib` (`serving_memory.choose_max_batch_size`).
       class_names: see `GeneratorServingModule`.
+      memory_budget_mib: MiB one request may add to the serving process.
 
     Returns:
       The path of the new version directory.
 
     Raises:
       UsageError: the version is not an int >= 0, `export_dir/<version>` exists already, or bad class names.
+      ValueError: a `max_batch_size` or `memory_budget_mib` out of range.
       WriteFailedError: the filesystem refused the export (no space, no permission, read-only); nothing is left.
     """
+    return export_generator_with_limits(generator, config, export_dir, version, info=info,
+                                        max_batch_size=max_batch_size, class_names=class_names,
+                                        memory_budget_mib=memory_budget_mib)[0]
+
+
+def export_generator_with_limits(generator, config, export_dir, version, info=None, max_batch_size=None,
+                                 class_names=None, memory_budget_mib=serving_memory.DEFAULT_MEMORY_BUDGET_MIB):
+    """`export_generator`, also returning the cap it chose: (path, `serving_memory.choose_max_batch_size`'s dict)."""
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise UsageError(f"The export version must be an integer >= 0. Received: version={version!r}")
     final = os.path.join(export_dir, str(version))
@@ -211,18 +260,20 @@ def export_generator(generator, config, export_dir, version, info=None, max_batc
         raise UsageError(f"{final} exists already, and an export never overwrites a version that a server may be "
                          "serving. Pass another --version (e.g. one above the highest in "
                          f"{export_dir}), or delete that directory first.")
+    limits = serving_memory.choose_max_batch_size(as_model_config(config), max_batch_size, memory_budget_mib)
+    max_batch_size = limits["max_batch_size"]
     tf.io.gfile.makedirs(export_dir)
     # Dot-prefixed and not a number: TensorFlow Serving ignores it while it is being written.
     temporary = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex}")
     try:
         with write_failures.reporting("export", final):
             config = as_model_config(config)
-            module = GeneratorServingModule(generator, config, class_names=class_names,
-                                            max_batch_size=max_batch_size)
+            module = GeneratorServingModule(generator, config, class_names=class_names, max_batch_size=max_batch_size)
             with tempfile.TemporaryDirectory() as scratch:
                 info_path = os.path.join(scratch, EXPORT_INFO_ASSET)
                 with open(info_path, "w") as f:
                     json.dump({"config": config.to_dict(), "version": version, "max_batch_size": max_batch_size,
+                               "memory": {k: v for k, v in limits.items() if k != "max_batch_size"},
                                "class_names": list(module.class_names), **(info or {})}, f, indent=2,
                               sort_keys=True)
                 module.export_info = tf.saved_model.Asset(info_path)
@@ -236,11 +287,11 @@ def export_generator(generator, config, export_dir, version, info=None, max_batc
         if tf.io.gfile.exists(temporary):
             tf.io.gfile.rmtree(temporary)
         raise
-    return final
+    return final, limits
 
 
-def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=True,
-               max_batch_size=DEFAULT_MAX_BATCH_SIZE):
+def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=True, max_batch_size=None,
+               memory_budget_mib=serving_memory.DEFAULT_MEMORY_BUDGET_MIB):
     """Restores a training run's generator and exports it (what `python -m export.run` does).
 
     Args:
@@ -250,12 +301,15 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=Tru
         `RunDirectory.find_checkpoint`).
       version: the version number; None uses the checkpoint's training step.
       use_ema: export the EMA weights (the default) rather than the raw generator's.
-      max_batch_size: see `GeneratorServingModule`.
+      max_batch_size: see `export_generator`.
+      memory_budget_mib: see `export_generator`.
 
     Returns:
       A dict: `path` (the version directory), `version`, `step`, `checkpoint`, `ema`, `preset`,
-      `class_names_source` ("run", "dataset", "numbers" or "unconditional"; see `restore.class_names_of`) and, when
-      the names are not the ones the run recorded, a `note` saying so.
+      `class_names_source` ("run", "dataset", "numbers" or "unconditional"; see `restore.class_names_of`), the cap
+      and its memory figures (`max_batch_size`, `memory_budget_mib`, `mib_per_image`, `mib_per_image_source`,
+      `expected_peak_mib`; a `warning` when an explicit cap exceeds the budget) and, when the names are not the ones
+      the run recorded, a `note` saying so.
 
     Raises:
       UsageError: a missing or incompatible run or checkpoint (`CheckpointError`), or an existing version.
@@ -273,13 +327,14 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=Tru
     if restored.class_names_source in notes:
         described["note"] = notes[restored.class_names_source]
     with write_failures.reporting("export", os.path.join(export_dir, str(version)), last_good=restored.checkpoint):
-        path = export_generator(restored.generator, restored.config, export_dir, version,
-                                info={"model_dir": str(model_dir), **described}, max_batch_size=max_batch_size,
-                                class_names=restored.class_names)
-    return {"path": path, "version": version, **described}
+        path, limits = export_generator_with_limits(
+            restored.generator, restored.config, export_dir, version, info={"model_dir": str(model_dir), **described},
+            max_batch_size=max_batch_size, class_names=restored.class_names, memory_budget_mib=memory_budget_mib)
+    return {"path": path, "version": version, **described, **limits}
 
 
-__all__ = ["GeneratorServingModule", "export_generator", "export_run", "to_uint8", "encode_png", "SERVING_SIGNATURE",
-           "GENERATE_SIGNATURE", "GENERATE_BY_NAME_SIGNATURE", "CLASS_NAMES_SIGNATURE", "Z_INPUT", "LABELS_INPUT",
-           "CLASSES_INPUT", "BATCH_SIZE_INPUT", "SEED_INPUT", "TRUNCATION_INPUT", "IMAGES_OUTPUT", "PNG_OUTPUT",
-           "LABELS_OUTPUT", "CLASS_NAMES_OUTPUT", "EXPORT_INFO_ASSET", "CLASS_NAMES_ASSET"]
+__all__ = ["GeneratorServingModule", "export_generator", "export_generator_with_limits", "export_run", "to_uint8",
+           "encode_png", "SERVING_SIGNATURE", "GENERATE_SIGNATURE", "GENERATE_BY_NAME_SIGNATURE",
+           "CLASS_NAMES_SIGNATURE", "LIMITS_SIGNATURE", "Z_INPUT", "LABELS_INPUT", "CLASSES_INPUT", "BATCH_SIZE_INPUT",
+           "SEED_INPUT", "TRUNCATION_INPUT", "IMAGES_OUTPUT", "PNG_OUTPUT", "LABELS_OUTPUT", "CLASS_NAMES_OUTPUT",
+           "MAX_BATCH_SIZE_OUTPUT", "EXPORT_INFO_ASSET", "CLASS_NAMES_ASSET"]

@@ -6,6 +6,8 @@ import http.server
 import io
 import json
 import math
+import os
+import re
 import subprocess
 import threading
 import types
@@ -19,6 +21,7 @@ from PIL import Image
 from export import client
 from sagan_tf import latents, serving
 from sagan_tf.errors import ServingError
+from tests.export.conftest import CAP
 from tests.tiny import CLASS_NAMES, PYTHON, ROOT, subprocess_environment
 
 
@@ -126,6 +129,9 @@ class _FakeServing(http.server.BaseHTTPRequestHandler):
         if body["inputs"].get("labels") == [99]:
             self._reply(400, {"error": "assertion failed: [labels must be class ids in [0, 4)]"})
             return
+        if body["inputs"].get("labels") == [98]:  # what TensorFlow Serving answers when its batching queue is full
+            self._reply(503, {"error": "The batch scheduling queue to which this task was submitted is full"})
+            return
         pixels = np.full((1, 2, 2, 3), 200, np.uint8)
         png = io.BytesIO()
         Image.fromarray(pixels[0]).save(png, format="PNG")
@@ -213,9 +219,10 @@ def test_grpc_predict_request():
 
 
 @contextlib.contextmanager
-def grpc_server(loaded):
+def grpc_server(loaded, refuse=None):
     """A PredictionService on loopback that runs a loaded SavedModel in-process, standing in for
-    tensorflow_model_server; yields (address, the requests it received)."""
+    tensorflow_model_server; yields (address, the requests it received). `refuse`: (gRPC status code name, details)
+    to answer every request with instead."""
     apis = pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc",
                                reason="tensorflow-serving-api is not installed: gRPC round trip not tested")
     import grpc
@@ -228,6 +235,8 @@ def grpc_server(loaded):
     class Servicer(apis.PredictionServiceServicer):
         def Predict(self, request, context):  # noqa: N802 (the gRPC method name)
             received.append(request)
+            if refuse:
+                context.abort(getattr(grpc.StatusCode, refuse[0]), refuse[1])
             inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
             outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
             response = predict_pb2.PredictResponse()
@@ -250,7 +259,9 @@ def test_grpc_round_trip_against_a_fake_server(exported, tmp_path):
     with grpc_server(loaded) as (address, received):
         flag_args, signature_args = _request_args(config, 2)
         paths = client.run(_flags(server=address, grpc=True, seed=8, output_dir=str(tmp_path), **flag_args))
-    assert received[0].model_spec.name == "sagan" and received[0].model_spec.signature_name == "generate"
+    # Two images: the client reads the cap (limits) before it sends the generate request.
+    assert [request.model_spec.signature_name for request in received] == ["limits", "generate"]
+    assert received[1].model_spec.name == "sagan"
     expected = loaded.signatures["generate"](seed=tf.constant(8, tf.int64), truncation=tf.constant(np.inf),
                                              **signature_args)["images"].numpy()
     for png_path, image in zip(paths, expected):
@@ -364,6 +375,9 @@ class _SavedModelRest(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server's name)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append(body)
+        if body["signature_name"] not in self.loaded.signatures:
+            self._reply(400, {"error": f"Serving signature key \"{body['signature_name']}\" not found."})
+            return
         function = self.loaded.signatures[body["signature_name"]]
         specs = function.structured_input_signature[1]
         try:
@@ -408,7 +422,8 @@ def test_classes_by_name_over_rest_and_in_process(exported, tmp_path):
         server.shutdown()
         server.server_close()
     assert _SavedModelRest.requests[0] == {"signature_name": "class_names", "inputs": {}}
-    assert _SavedModelRest.requests[1] == {"signature_name": "generate_by_name", "inputs": {
+    assert _SavedModelRest.requests[1] == {"signature_name": "limits", "inputs": {}}  # 3 images: within the cap?
+    assert _SavedModelRest.requests[2] == {"signature_name": "generate_by_name", "inputs": {
         "classes": ["stripes", "bar", "stripes"], "seed": 6, "truncation": client.UNTRUNCATED}}
     in_process = client.run(_flags(saved_model_dir=path, classes="stripes,bar,stripes", seed=6,
                                    output_dir=str(tmp_path / "p")))
@@ -431,10 +446,127 @@ def test_classes_by_name_over_grpc(exported, tmp_path):
         names = client.run(_flags(server=address, grpc=True, list_classes=True))
         paths = client.run(_flags(server=address, grpc=True, classes="mirror,ring", seed=2, output_dir=str(tmp_path)))
     assert names == list(CLASS_NAMES)
-    request = received[1]
+    assert received[1].model_spec.signature_name == "limits"  # two images: the client reads the cap first
+    request = received[2]
     assert request.model_spec.signature_name == "generate_by_name"
     assert [name.decode() for name in tf.make_ndarray(request.inputs["classes"])] == ["mirror", "ring"]
     expected = loaded.signatures["generate"](labels=tf.constant([1, 2]), seed=tf.constant(2, tf.int64),
                                              truncation=tf.constant(np.inf))["images"].numpy()
     for png_path, image in zip(paths, expected):
         np.testing.assert_array_equal(_png_pixels(png_path), image)
+
+
+@contextlib.contextmanager
+def rest_server(loaded):
+    """`_SavedModelRest` on loopback in front of `loaded`; yields its address."""
+    _SavedModelRest.loaded, _SavedModelRest.requests = loaded, []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _SavedModelRest)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_more_images_than_the_cap_are_refused_before_sending(capped, tmp_path):
+    config, path, loaded = capped
+    over, _ = _request_args(config, CAP + 1)
+    at, signature_args = _request_args(config, CAP)
+    message = (f"This request asks for {CAP + 1} images and the model takes at most {CAP} per request (its "
+               "max_batch_size, read from its limits signature); nothing was sent.")
+    with rest_server(loaded) as address:
+        with pytest.raises(ServingError, match=re.escape(message)):
+            client.run(_flags(server=address, output_dir=str(tmp_path / "over"), **over))
+        assert _SavedModelRest.requests == [{"signature_name": "limits", "inputs": {}}]  # the request never left
+        paths = client.run(_flags(server=address, seed=5, output_dir=str(tmp_path / "rest"), **at))
+    assert [body["signature_name"] for body in _SavedModelRest.requests] == ["limits", "limits", "generate"]
+    expected = loaded.signatures["generate"](seed=tf.constant(5, tf.int64), truncation=tf.constant(np.inf),
+                                             **signature_args)["images"].numpy()
+    assert len(paths) == CAP
+    for png_path, image in zip(paths, expected):
+        np.testing.assert_array_equal(_png_pixels(png_path), image)
+    for signature in ("generate", "serving_default"):
+        with pytest.raises(ServingError, match=re.escape(message)):
+            client.run(_flags(saved_model_dir=path, signature=signature, output_dir=str(tmp_path / "over"), **over))
+    if config.conditional:
+        classes = ",".join(CLASS_NAMES[label % 4] for label in range(CAP + 1))
+        with pytest.raises(ServingError, match=re.escape(message)):
+            client.run(_flags(saved_model_dir=path, classes=classes, output_dir=str(tmp_path / "over")))
+        with grpc_server(loaded) as (address, received):
+            with pytest.raises(ServingError, match=re.escape(message)):
+                client.run(_flags(server=address, grpc=True, output_dir=str(tmp_path / "over"), **over))
+        assert [request.model_spec.signature_name for request in received] == ["limits"]
+    assert not (tmp_path / "over").exists()
+
+
+def test_an_export_from_before_the_cap_still_serves(old_export, tmp_path):
+    # No limits signature to read: the client sends the request as it is and the model answers it.
+    config, path, loaded = old_export
+    assert "limits" not in loaded.signatures
+    labels = ",".join(str(label % 4) for label in range(CAP + 2))
+    expected = loaded.signatures["generate"](labels=tf.constant([label % 4 for label in range(CAP + 2)]),
+                                             seed=tf.constant(1, tf.int64), truncation=tf.constant(np.inf))
+    expected = expected["images"].numpy()
+    in_process = client.run(_flags(saved_model_dir=path, labels=labels, seed=1, output_dir=str(tmp_path / "p")))
+    with rest_server(loaded) as address:
+        rest = client.run(_flags(server=address, labels=labels, seed=1, output_dir=str(tmp_path / "r")))
+    # The server answered the limits query 400 ("not found"), as TensorFlow Serving does for an unknown signature.
+    assert [body["signature_name"] for body in _SavedModelRest.requests] == ["limits", "generate"]
+    assert len(in_process) == len(rest) == CAP + 2
+    for local_path, rest_path, image in zip(in_process, rest, expected):
+        np.testing.assert_array_equal(_png_pixels(local_path), image)
+        np.testing.assert_array_equal(_png_pixels(rest_path), image)
+
+
+def test_a_full_batching_queue_is_one_clear_line(fake_server, tmp_path, exported):
+    with pytest.raises(ServingError, match=r"HTTP 503\): The batch scheduling queue to which this task was submitted "
+                                           r"is full\. The server is busy: .* Retry later"):
+        client.run(_flags(server=fake_server, labels="98", output_dir=str(tmp_path)))
+    result = subprocess.run([PYTHON, "-m", "export.client", f"--server={fake_server}", "--labels=98",
+                             f"--output_dir={tmp_path}"], cwd=ROOT, env=subprocess_environment(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "HTTP 503" in errors[0] and "Retry later" in errors[0]
+    assert not list(tmp_path.iterdir())
+    _, config, _, loaded = exported
+    if not config.conditional:
+        return
+    with grpc_server(loaded, refuse=("UNAVAILABLE", "The batch scheduling queue to which this task was submitted "
+                                                    "is full")) as (address, _):
+        with pytest.raises(ServingError, match=r"failed \(UNAVAILABLE\): The batch scheduling queue .* is full\. The "
+                                               r"server is busy"):
+            client.run(_flags(server=address, grpc=True, labels="1", output_dir=str(tmp_path)))
+
+
+#: The fields of TensorFlow Serving's BatchingParameters (tensorflow_serving/servables/tensorflow/
+#: session_bundle_config.proto) that take one wrapped number; the proto is not in tensorflow-serving-api.
+_BATCHING_FIELDS = {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
+                    "max_execution_batch_size"}
+
+
+def test_batching_parameters_template_is_filled_with_the_cap(capped, tmp_path):
+    _, path, loaded = capped
+    with open(os.path.join(path, "assets", serving.EXPORT_INFO_ASSET)) as f:
+        cap = json.load(f)["max_batch_size"]
+    environment = {**subprocess_environment(), "MODEL_NAME": "sagan", "MODEL_BASE_PATH": "/models/sagan",
+                   "MAX_BATCH_SIZE": str(cap)}
+    # The README's envsubst step, run as written.
+    result = subprocess.run(["bash", "-c", f"envsubst < {ROOT}/export/models.config.template > models.config && "
+                             f"envsubst < {ROOT}/export/batching_parameters.template > batching_parameters.config"],
+                            cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60)
+    if result.returncode == 127 or "envsubst: command not found" in result.stderr:
+        pytest.skip("envsubst (GNU gettext) is not installed")
+    assert result.returncode == 0, result.stderr
+    fields = {}
+    for line in (tmp_path / "batching_parameters.config").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            match = re.fullmatch(r"(\w+) \{ value: (\d+) \}", line)
+            assert match, line
+            fields[match.group(1)] = int(match.group(2))
+    assert set(fields) <= _BATCHING_FIELDS
+    assert fields["max_batch_size"] == cap == int(loaded.signatures["limits"]()["max_batch_size"])
+    assert fields["max_enqueued_batches"] >= 1 and fields["num_batch_threads"] >= 1
+    filled = (tmp_path / "models.config").read_text()
+    assert 'name: "sagan"' in filled and 'base_path: "/models/sagan"' in filled

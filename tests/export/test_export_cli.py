@@ -227,3 +227,34 @@ def test_an_export_the_filesystem_refuses_names_it_and_leaves_nothing(model_dir,
             "one), then rerun the same command.")):
         serving.export_run(model_dir, str(exports))
     assert os.listdir(exports) == []
+
+
+def test_the_cap_comes_from_the_memory_budget_and_an_explicit_cap_wins_with_a_warning(model_dir, tmp_path, capsys):
+    from export import run as export_cli
+    from sagan_tf import serving_memory
+
+    def export(*args):
+        values = absl_flags.FlagValues()
+        export_cli.define_flags(values)
+        values(["export", f"--model_dir={model_dir}", *args])
+        assert values["memory_budget_mib"].default == serving_memory.DEFAULT_MEMORY_BUDGET_MIB  # the library's
+        assert export_cli.main(["export"], values) == 0
+        captured = capsys.readouterr()
+        return json.loads(captured.out.strip().splitlines()[-1]), captured.err
+
+    config = RunDirectory(model_dir).read_config().model
+    report, err = export(f"--export_dir={tmp_path / 'budget'}", "--memory_budget_mib=64")
+    expected = serving_memory.choose_max_batch_size(config, memory_budget_mib=64)
+    assert {key: report[key] for key in expected} == expected and "warning" not in report and "Warning" not in err
+    assert report["expected_peak_mib"] <= 64 < report["expected_peak_mib"] + report["mib_per_image"]
+    loaded = tf.saved_model.load(report["path"])
+    assert loaded.signatures["limits"]()["max_batch_size"].numpy() == report["max_batch_size"]
+    with open(os.path.join(report["path"], "assets", serving.EXPORT_INFO_ASSET)) as f:
+        info = json.load(f)
+    assert info["max_batch_size"] == report["max_batch_size"] and info["memory"]["memory_budget_mib"] == 64
+
+    report, err = export(f"--export_dir={tmp_path / 'explicit'}", "--max_batch_size=100000")
+    assert report["max_batch_size"] == 100000 and report["warning"].startswith("One request at max_batch_size=100000")
+    warnings = [line for line in err.splitlines() if line.startswith("Warning: ")]
+    assert warnings == [f"Warning: {report['warning']}"]
+    assert tf.saved_model.load(report["path"]).signatures["limits"]()["max_batch_size"].numpy() == 100000

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import latents, serving
+from sagan_tf import latents, serving, serving_memory
 from sagan_tf.errors import ConfigError
 from tests.tiny import CLASS_NAMES, PYTHON, random_generator, subprocess_environment, tiny_model
 
@@ -33,7 +33,7 @@ def _generate_args(config, batch, seed=0, truncation=1.0):
 def test_signatures_read_back_from_the_saved_model(exported):
     _, config, _, loaded = exported
     by_name = {"generate_by_name"} if config.conditional else set()
-    assert set(loaded.signatures) == {"serving_default", "generate", "class_names"} | by_name
+    assert set(loaded.signatures) == {"serving_default", "generate", "class_names", "limits"} | by_name
     serve = loaded.signatures["serving_default"]
     inputs = serve.structured_input_signature[1]
     expected = {"z": (tf.float32, [None, config.latent_dim])}
@@ -151,8 +151,10 @@ def test_invalid_requests_fail_with_invalid_argument(exported):
             with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels must be class ids in \[0, 4\)"):
                 loaded.signatures["serving_default"](z=tf.zeros((2, config.latent_dim)), labels=tf.constant(bad))
     else:
-        for bad in (0, 1025):
-            with pytest.raises(tf.errors.InvalidArgumentError, match="batch_size must be"):
+        cap = int(loaded.signatures["limits"]()["max_batch_size"])
+        for bad, message in ((0, "batch_size must be >= 1"), (-3, "batch_size must be >= 1"),
+                             (cap + 1, f"it asks for {cap + 1} and the max_batch_size of this export is {cap}")):
+            with pytest.raises(tf.errors.InvalidArgumentError, match=message):
                 generate(batch_size=tf.constant(bad), seed=tf.constant(0, tf.int64), truncation=tf.constant(1.0))
 
 
@@ -161,7 +163,10 @@ def test_export_info_asset(exported):
     with open(os.path.join(path, "assets", serving.EXPORT_INFO_ASSET)) as f:
         info = json.load(f)
     assert info["config"] == json.loads(json.dumps(config.to_dict()))
-    assert (info["version"], info["note"], info["max_batch_size"]) == (1, "test", 1024)
+    # No cap given: the most images whose expected memory fits the default budget.
+    expected = serving_memory.choose_max_batch_size(config)
+    assert (info["version"], info["note"], info["max_batch_size"]) == (1, "test", expected["max_batch_size"])
+    assert info["memory"]["memory_budget_mib"] == serving_memory.DEFAULT_MEMORY_BUDGET_MIB == 2048
 
 
 def test_to_uint8_matches_numpy():

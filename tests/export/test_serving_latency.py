@@ -1,4 +1,6 @@
-"""benchmarks/serving_latency.py measures an export's signatures and reports consistent figures."""
+"""benchmarks/serving_latency.py and benchmarks/serving_memory.py measure exports and report consistent figures."""
+
+import pytest
 
 from benchmarks import serving_latency
 
@@ -11,3 +13,15 @@ def test_measure_reports_consistent_figures(exported):
     assert 0 < record["batch1_p50_ms"] <= record["batch1_p99_ms"]
     assert abs(record["batch64_images_per_s"] * record["batch64_s"] / 64 - 1) < 0.01  # both rounded
     assert record["generate_batch1_p50_ms"] > 0
+
+
+def test_memory_benchmark_measures_one_request_in_a_fresh_process(capped):
+    # benchmarks/serving_memory.py: one generate request of the given size, in its own process, and its growth.
+    from benchmarks import serving_memory
+
+    config, path, _ = capped
+    if not config.conditional:
+        pytest.skip("one export is enough: each measurement starts a process")
+    figures = serving_memory._measure(path, 2)
+    assert set(figures) == {"rss_after_load_mib", "growth_mib", "seconds"}
+    assert figures["rss_after_load_mib"] > 100 and figures["growth_mib"] >= 0 and figures["seconds"] > 0
