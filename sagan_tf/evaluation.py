@@ -347,9 +347,11 @@ def recorded_truncation(truncation):
     return float(truncation)
 
 
-def generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed=0, truncation=None):
-    """Yields the (z, labels) batches `evaluate_generator` uses: labels uniform in [0, num_classes), z ~ N(0, I)
-    or, with `truncation`, z from the standard normal truncated at |z| <= truncation (BigGAN sec. 3.1).
+def generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed=0, truncation=None,
+                     label_frequencies=None):
+    """Yields the (z, labels) batches `evaluate_generator` uses: labels uniform in [0, num_classes) (or drawn with
+    `label_frequencies`), z ~ N(0, I) or, with `truncation`, z from the standard normal truncated at |z| <=
+    truncation (BigGAN sec. 3.1).
 
     The batches are drawn one after the other from `numpy.random.default_rng(seed)`, so the same arguments give
     the same inputs. Labels are all zeros for unconditional models (`num_classes` 0), which ignore them.
@@ -368,20 +370,44 @@ def generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed=0, t
       batch_size: images per batch (the last batch may be smaller).
       seed: seed of the NumPy generator.
       truncation: None, or a number t > 0.
+      label_frequencies: None (uniform labels), or one non-negative weight per class (normalized here): the labels
+        of a run trained with `fake_labels="data"`, whose real statistics follow the data's class frequencies.
 
     Yields:
       (z float32 [n, latent_dim], labels int32 [n]) as NumPy arrays.
     """
+    probabilities = label_probabilities(label_frequencies, num_classes)
     rng = np.random.default_rng(seed)
     for start in range(0, num_samples, batch_size):
         n = min(batch_size, num_samples - start)
         if truncation is None:
             z = rng.standard_normal((n, latent_dim)).astype("float32")
-        labels = rng.integers(0, num_classes, n).astype("int32") if num_classes else np.zeros(n, "int32")
+        if not num_classes:
+            labels = np.zeros(n, "int32")
+        elif probabilities is None:
+            labels = rng.integers(0, num_classes, n).astype("int32")
+        else:
+            labels = rng.choice(num_classes, n, p=probabilities).astype("int32")
         if truncation is not None:
             batch_seed = int(rng.integers(0, 2**63 - 1))
             z = latents.truncated_latents(n, latent_dim, batch_seed, truncation).numpy()
         yield z, labels
+
+
+def label_probabilities(label_frequencies, num_classes):
+    """`label_frequencies` normalized to sum to 1 (float64), or None for uniform labels (None given).
+
+    Raises:
+      ValueError: not one finite, non-negative weight per class, or all zero.
+    """
+    if label_frequencies is None:
+        return None
+    weights = np.asarray(label_frequencies, dtype=np.float64)
+    if (weights.shape != (num_classes,) or not num_classes or not np.all(np.isfinite(weights)) or np.any(weights < 0)
+            or not weights.sum() > 0):
+        raise ValueError(f"label_frequencies must hold one finite weight >= 0 per class ({num_classes}), not all "
+                         f"zero. Received: label_frequencies={label_frequencies!r}")
+    return weights / weights.sum()
 
 
 def _dimensions(generator, latent_dim, num_classes):
@@ -397,7 +423,7 @@ def _dimensions(generator, latent_dim, num_classes):
 
 
 def evaluate_generator(generator, classifier, real_stats, config=None, latent_dim=None, num_classes=None,
-                       print_fn=print, real_radii=None):
+                       print_fn=print, real_radii=None, label_frequencies=None):
     """FID, Inception Score and optionally KID, precision, recall, density and coverage of `config.num_samples`
     images of `generator`.
 
@@ -420,6 +446,7 @@ def evaluate_generator(generator, classifier, real_stats, config=None, latent_di
       num_classes: number of classes (0: unconditional); None reads `generator.config.num_classes`.
       print_fn: where progress lines go (None: silent).
       real_radii: the k-NN radii of `real_stats.kid_subset` for `config.nearest_k`, when already computed.
+      label_frequencies: the class weights the labels are drawn with (None: uniform; see `generator_inputs`).
 
     Returns:
       {"fid": float, "inception_score": float, "kid": float (only with `config.compute_kid`), "precision",
@@ -448,7 +475,8 @@ def evaluate_generator(generator, classifier, real_stats, config=None, latent_di
         kid_max_block_size=KID_MAX_BLOCK_SIZE,
         nearest_k=config.nearest_k if config.compute_precision_recall else None)
     total_batches = -(-num_samples // batch_size)
-    inputs = generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed, config.truncation)
+    inputs = generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed, config.truncation,
+                              label_frequencies)
     for batch, (z, labels) in enumerate(inputs, 1):
         images = sample(z, labels)
         accumulator.update(*classifier(images))
@@ -514,6 +542,7 @@ class Evaluator:
         self.dataset = dataset
         self.image_size = image_size
         self.real_split = real_split
+        self.label_frequencies = None  # uniform labels; see `with_label_frequencies`
         self._real_radii = {}  # k -> radii; shared by the copies `with_truncation` makes
 
     @classmethod
@@ -554,6 +583,16 @@ class Evaluator:
         other.config = dataclasses.replace(self.config, truncation=truncation)
         return other
 
+    def with_label_frequencies(self, label_frequencies):
+        """This evaluator drawing the generated images' labels with `label_frequencies` (one weight per class; None:
+        uniform), sharing everything else: a run trained with `fake_labels="data"` is measured on labels drawn as it
+        trained, against real statistics that follow the data's class frequencies (uniform labels would count the
+        class mismatch against it). The provenance records the labels.
+        """
+        other = copy.copy(self)
+        other.label_frequencies = None if label_frequencies is None else [float(w) for w in label_frequencies]
+        return other
+
     def real_radii(self):
         """The k-NN radii (k = `config.nearest_k`) of the real features of precision/recall, computed once."""
         k = self.config.nearest_k
@@ -564,8 +603,9 @@ class Evaluator:
     def provenance(self):
         """Where the figures come from, as a JSON-able dict: the classifier (name, content hash, tag, id, input
         size, card), the resize method, the dataset and real split, the numbers of generated and real samples (and
-        of the subsets KID and precision/recall compare), k, the seed and the truncation. The caller adds the step
-        and which generator (EMA or raw) it evaluated."""
+        of the subsets KID and precision/recall compare), k, the seed, the truncation and the labels ("uniform", or
+        the class frequencies they were drawn with). The caller adds the step and which generator (EMA or raw) it
+        evaluated."""
         config = self.config
         subset = config.compute_kid or config.compute_precision_recall
         return {
@@ -580,6 +620,9 @@ class Evaluator:
             "nearest_k": config.nearest_k if config.compute_precision_recall else None,
             "seed": config.seed,
             "truncation": recorded_truncation(config.truncation),
+            "labels": ("uniform" if self.label_frequencies is None else
+                       {"frequencies": [round(float(p), 6) for p in
+                                        label_probabilities(self.label_frequencies, len(self.label_frequencies))]}),
         }
 
     def __call__(self, generator, latent_dim=None, num_classes=None):
@@ -588,12 +631,13 @@ class Evaluator:
         if self.config.compute_precision_recall and self.real_stats.kid_subset.shape[0] > self.config.nearest_k:
             radii = self.real_radii()
         figures = evaluate_generator(generator, self.classifier, self.real_stats, self.config, latent_dim,
-                                     num_classes, self.print_fn, real_radii=radii)
+                                     num_classes, self.print_fn, real_radii=radii,
+                                     label_frequencies=self.label_frequencies)
         figures["provenance"] = self.provenance()
         return figures
 
 
 __all__ = ["EvalConfig", "Evaluator", "default_cache_dir", "default_classifier", "load_classifier_for",
-           "real_statistics", "recorded_truncation", "generator_inputs", "evaluate_generator", "qualified_figures",
+           "real_statistics", "recorded_truncation", "generator_inputs", "label_probabilities", "evaluate_generator", "qualified_figures",
            "describe_resize",
            "FIGURES", "KID_SUBSET_SIZE"]

@@ -259,12 +259,52 @@ def test_evaluator_reports_provenance_and_reuses_the_real_radii(tmp_path, classi
     assert provenance == {
         "classifier": classifier.describe(), "dataset": "synthetic", "real_split": "train[:30]", "num_real": 30,
         "num_generated": 20, "subset_real": 30, "subset_generated": 20, "nearest_k": 3, "seed": 4,
-        "truncation": None, "resize": "bilinear (tf.image.resize, no antialiasing) from 32x32 to 8x8"}
+        "truncation": None, "resize": "bilinear (tf.image.resize, no antialiasing) from 32x32 to 8x8",
+        "labels": "uniform"}
     assert provenance["classifier"]["tag"] == classifier.tag == f"keras-{classifier.content_hash[:8]}"
     tagged = evaluation.qualified_figures(figures, evaluator.tag)
     assert set(tagged) == {f"{classifier.tag}/{name}" for name in evaluation.FIGURES}
     assert tagged[f"{classifier.tag}/fid"] == figures["fid"]
     assert evaluation.qualified_figures({"fid": 1.0, "kid": None}, "x") == {"x/fid": 1.0}
+
+
+def test_labels_follow_the_frequencies_a_run_trained_with(tmp_path, classifier, monkeypatch):
+    # fake_labels=data trains on the data's class frequencies; the real statistics follow them too, so evaluation
+    # draws its labels with them (uniform labels used to penalise exactly the runs with the option).
+    frequencies = (0.6, 0.3, 0.1, 0.0)
+    labels = np.concatenate([b[1] for b in evaluation.generator_inputs(8, 4, 20000, 5000, seed=2,
+                                                                       label_frequencies=(6, 3, 1, 0))])
+    np.testing.assert_allclose(np.bincount(labels, minlength=4) / labels.size, frequencies, atol=0.012)
+    uniform = np.concatenate([b[1] for b in evaluation.generator_inputs(8, 4, 50, 20, seed=2)])
+    rng = np.random.default_rng(2)  # the uniform draws are those of before: z, then labels, batch by batch
+    expected = []
+    for n in (20, 20, 10):
+        rng.standard_normal((n, 8))
+        expected.append(rng.integers(0, 4, n))
+    np.testing.assert_array_equal(uniform, np.concatenate(expected))
+    for bad in ((1, 2, 3), (1, -1, 1, 1), (0, 0, 0, 0), (1, np.nan, 1, 1)):
+        with pytest.raises(ValueError, match="one finite weight >= 0 per class"):
+            next(evaluation.generator_inputs(8, 4, 10, 5, label_frequencies=bad))
+
+    config = evaluation.EvalConfig(num_samples=40, batch_size=20, classifier=classifier, num_real=30,
+                                   cache_dir=str(tmp_path), compute_kid=False, compute_precision_recall=False, seed=4)
+    uniform_evaluator = evaluation.Evaluator.create("synthetic", 32, config, print_fn=None)
+    evaluator = uniform_evaluator.with_label_frequencies(frequencies)
+    seen = []
+
+    def generator(z, labels, training=False):
+        seen.append(np.asarray(labels))
+        return keras.ops.zeros((len(z), 32, 32, 3))
+
+    monkeypatch.setattr(evaluation, "_sampler", lambda generator, latent_dim: generator)  # eager: labels readable
+
+    figures = evaluator(generator, latent_dim=8, num_classes=4)
+    assert figures["provenance"]["labels"] == {"frequencies": [0.6, 0.3, 0.1, 0.0]}
+    drawn = np.concatenate(seen)
+    assert drawn.size == 40 and not np.any(drawn == 3)
+    np.testing.assert_array_equal(drawn, np.concatenate([b[1] for b in evaluation.generator_inputs(
+        8, 4, 40, 20, seed=4, label_frequencies=frequencies)]))
+    assert uniform_evaluator(generator, latent_dim=8, num_classes=4)["provenance"]["labels"] == "uniform"
 
 
 def test_evaluate_generator_takes_an_eval_config(classifier):

@@ -281,7 +281,7 @@ def _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn):
     from sagan_tf import data, evaluation, restore
     from sagan_tf.errors import UsageError
     from sagan_tf.run_dir import RunDirectory
-    from training import classifier_cache
+    from training import classifier_cache, train_lib
 
     if not model_dir:
         raise UsageError("--model_dir is required: the directory `python -m training.run` trained into.")
@@ -294,6 +294,8 @@ def _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn):
     dataset = data.resolve(run_config.training.dataset, data_dir)  # a folder is scanned once for all that follows
     classifier_cache.ensure_domain_classifier(dataset, image_size, config, print_fn=print_fn)
     evaluator = evaluation.Evaluator.create(dataset, image_size, config, print_fn=print_fn)
+    # Labels drawn as the run trained them (fake_labels=data: the data's class frequencies).
+    evaluator = evaluator.with_label_frequencies(train_lib.fake_label_frequencies(run_config, dataset))
     return run, restored, evaluator
 
 

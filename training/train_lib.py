@@ -279,7 +279,7 @@ def _check_dataset(config, dataset):
     return info.class_names
 
 
-def _fake_label_frequencies(config, dataset):
+def fake_label_frequencies(config, dataset):
     """The class frequencies that `fake_labels="data"` draws fake labels with, or None (uniform labels).
 
     Raises:
@@ -326,7 +326,7 @@ class Trainer:
         # Resolved once: the input pipelines, the evaluation and the domain-classifier cache share one folder scan.
         self.dataset = data.resolve(config.training.dataset, options.data_dir)
         self.class_names = _check_dataset(config, self.dataset)
-        self.fake_label_frequencies = _fake_label_frequencies(config, self.dataset)
+        self.fake_label_frequencies = fake_label_frequencies(config, self.dataset)
         self.strategy = distribute.get_distribution_strategy(options.strategy, options.tpu, options.cpu_devices)
         replicas = self.strategy.num_replicas_in_sync
         batch_size = config.training.batch_size
@@ -513,7 +513,8 @@ class Trainer:
         try:
             classifier_cache.ensure_domain_classifier(self.dataset, image_size, options.evaluation,
                                                       print_fn=logging.info)
-            return Evaluator.create(self.dataset, image_size, options.evaluation, print_fn=logging.info)
+            evaluator = Evaluator.create(self.dataset, image_size, options.evaluation, print_fn=logging.info)
+            return evaluator.with_label_frequencies(self.fake_label_frequencies)
         except ClassifierUnavailableError as error:
             if options.evaluation_requested:
                 raise
@@ -673,4 +674,5 @@ class Trainer:
 
 
 __all__ = ["TrainOptions", "RunResult", "Trainer", "run", "input_fn", "pipeline_seed", "pipeline_position",
+           "fake_label_frequencies",
            "PRECISIONS", "NONFINITE_ACTIONS"]

@@ -1,5 +1,6 @@
 """train_lib.run: what a run writes, resuming (exactly), refusing incompatible model_dirs, tf.distribute."""
 
+import dataclasses
 import glob
 import io
 import os
@@ -15,6 +16,7 @@ from PIL import Image
 
 from sagan_tf import checkpoint, data, evaluation, images, presets, run_lock
 from sagan_tf.config import ExperimentConfig
+from sagan_tf.evaluation import EvalConfig, Evaluator
 from sagan_tf.errors import (ConfigError, DamagedCheckpointError, RunLockedError, TrainingDivergedError, UsageError,
                              WriteFailedError)
 from sagan_tf.models import build_sagan
@@ -385,7 +387,7 @@ def test_a_mirrored_run_resumes_exactly(tmp_path):
 SMALL_DATA = dict(augment="ada", ada_kimg=0.01, lecam_weight=0.5, orthogonal_reg=1e-3, fake_labels="data")
 
 
-def test_the_small_data_options_reach_the_model_config_json_and_the_resume_check(tmp_path):
+def test_the_small_data_options_reach_the_model_config_json_and_the_resume_check(tmp_path, monkeypatch):
     config = tiny_config(**SMALL_DATA)
     trainer = train_lib.Trainer(config, options_for(tmp_path))
     try:
@@ -393,6 +395,11 @@ def test_the_small_data_options_reach_the_model_config_json_and_the_resume_check
         assert model.ada is not None and model.lecam is not None and model.orthogonal_reg == 1e-3
         assert model.fake_label_probabilities == (0.25,) * 4  # the synthetic classes are balanced
         assert {"augment_seed", "ada", "lecam"} <= set(dir(trainer.manager.checkpoint))
+        # Evaluation draws the generated images' labels as the run trains them (the real statistics follow the data).
+        uniform = Evaluator(None, None, EvalConfig())
+        monkeypatch.setattr(train_lib.Evaluator, "create", lambda *args, **kwargs: uniform)
+        trainer.options = dataclasses.replace(trainer.options, evaluation=EvalConfig())
+        assert trainer._build_evaluator().label_frequencies == [0.25] * 4
     finally:
         trainer.lock.release()
     assert RunDirectory(tmp_path).read_config() == config
@@ -406,13 +413,13 @@ def test_data_frequency_fake_labels_need_known_frequencies_and_classes(tmp_path)
     (tmp_path / "images" / "red" / "image_000.png").unlink()
     dataset = data.resolve(f"folder:{folder}")
     config = tiny_config(dataset=f"folder:{folder}", num_classes=3, fake_labels="data")
-    assert train_lib._fake_label_frequencies(config, dataset) == pytest.approx((0.4, 0.4, 0.2))
-    assert train_lib._fake_label_frequencies(tiny_config(), dataset) is None  # uniform: not needed
+    assert train_lib.fake_label_frequencies(config, dataset) == pytest.approx((0.4, 0.4, 0.2))
+    assert train_lib.fake_label_frequencies(tiny_config(), dataset) is None  # uniform: not needed
     with pytest.raises(ConfigError, match="this model is unconditional"):
-        train_lib._fake_label_frequencies(tiny_config(num_classes=0, fake_labels="data"), dataset)
+        train_lib.fake_label_frequencies(tiny_config(num_classes=0, fake_labels="data"), dataset)
     tfds = types.SimpleNamespace(class_frequencies=lambda: None)
     with pytest.raises(ConfigError, match="known for folder: and synthetic datasets only"):
-        train_lib._fake_label_frequencies(tiny_config(dataset="cifar10", fake_labels="data"), tfds)
+        train_lib.fake_label_frequencies(tiny_config(dataset="cifar10", fake_labels="data"), tfds)
 
 
 @pytest.mark.slow
