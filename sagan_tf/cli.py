@@ -20,8 +20,11 @@ Defining the flags in a function keeps importing one entry point's functions fro
 duplicate-flag errors. No flag is defined here: flags live only in entry points.
 
 The console: a command prints its own lines, plainly ("step 100/2000 ...", "Warning: ..."), not TensorFlow's
-(BUILD.md fact 12). `run` sets `TF_CPP_MIN_LOG_LEVEL=3` before TensorFlow is imported, drops the C++ lines TensorFlow
-writes while it loads (they come before absl's logging is initialised, out of that variable's reach), prints absl
+(BUILD.md fact 12). `run` sets `TF_CPP_MIN_LOG_LEVEL=2` before TensorFlow is imported (INFO and WARNING C++ lines
+off; ERROR lines of training, e.g. cuDNN, NCCL or out of memory, always show), drops the C++ lines TensorFlow writes
+while it loads and looks for GPUs (they come before absl's logging is initialised, out of that variable's reach; a
+GPU that cannot be used, "failed call to cuInit", is said in the command's own words instead: `training.distribute`
+warns when an NVIDIA driver or TensorFlow's CUDA libraries are there and no GPU is visible), prints absl
 log records without absl's "I1201 21:41:26.883657 140278019074944 file.py:330]" prefix and leaves out INFO records
 of other libraries (TensorFlow's "Sharding callback duration", TFDS's "Load dataset info"). TensorFlow's lines come
 back when asked for: `--verbosity=1` (absl's flag, also `-v 1`) shows everything as TensorFlow and absl print it;
@@ -66,8 +69,10 @@ def main_wrapper(main):
     return wrapped
 
 
-#: The lines TensorFlow's C++ code writes while it loads (absl's notice, and INFO, WARNING and ERROR lines such as
-#: "I0000 00:00:1796171431.662758    3530 cudart_stub.cc:31] Could not find cuda drivers ..."); FATAL lines stay.
+#: The lines TensorFlow's C++ code writes while it loads and looks for GPUs (absl's notice, and INFO, WARNING and ERROR
+#: lines such as "I0000 00:00:1796171431.662758    3530 cudart_stub.cc:31] Could not find cuda drivers ..." or
+#: "cuda_platform.cc:52] failed call to cuInit", which CPU machines with CUDA libraries print on every start); FATAL
+#: lines stay.
 _LOADING_NOISE = (rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
                   rb"|[IWE]\d{4} [\d:.]+ +\d+ [^ \]]+:\d+\] .*"
                   rb"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler "
@@ -166,6 +171,9 @@ def import_tensorflow(quiet=None):
         return tensorflow
     with stderr_without_loading_noise():
         import tensorflow
+        # Looking for GPUs (cuInit) is the last of the start-up lines; it leaves the runtime unconfigured, so logical
+        # devices can still be set up afterwards.
+        tensorflow.config.list_physical_devices("GPU")
     return tensorflow
 
 
@@ -188,7 +196,7 @@ def run(main, define_flags=None, tensorflow=True, argv=None):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     _quiet = not tensorflow_logs_wanted(argv, os.environ)
     if _quiet:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # ERROR lines always show
     verbosity = requested_verbosity(argv)
     if verbosity is None or verbosity < 1:
         handler = absl_logging.get_absl_handler()

@@ -3,11 +3,13 @@ lines, not TensorFlow's (the entry point end to end: tests/training/test_run_cli
 
 import logging
 import os
+import subprocess
 
 import pytest
 
 from sagan_tf import cli
 from sagan_tf.errors import CheckpointError, DatasetError
+from tests.tiny import PYTHON, ROOT, subprocess_environment
 
 
 def test_usage_errors_become_one_paragraph_and_status_2(capsys):
@@ -46,6 +48,8 @@ LOADING_LINES = [
     "not be used.",
     "E0000 00:00:1796171438.371774    3530 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error",
     "I0000 00:00:1733089305.123456  140278 port.cc:153] oneDNN custom operations are on.",
+    "W0000 00:00:1733089305.123456  140278 cpu_allocator_impl.cc:83] Allocation of 1073741824 exceeds 10% of free "
+    "system memory.",
     "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate "
     "compiler flags.",
 ]
@@ -88,3 +92,21 @@ def test_log_records_print_as_plain_lines():
     assert cli._own_or_important(record(logging.INFO, "step", own))
     assert not cli._own_or_important(record(logging.INFO, "Sharding callback duration: 177 microseconds", other))
     assert cli._own_or_important(record(logging.WARNING, "deprecated", other))
+
+
+def test_a_command_keeps_tensorflow_error_lines_and_drops_its_start_up_lines():
+    # TF_CPP_MIN_LOG_LEVEL=2: INFO and WARNING C++ lines off, ERROR lines (cuDNN, NCCL, out of memory) on; it was 3,
+    # which hid them. The start-up lines, "failed call to cuInit" on a CPU machine with CUDA libraries included, are
+    # dropped while TensorFlow loads and looks for GPUs.
+    program = ("import os, sys\n"
+               "from sagan_tf import cli\n"
+               "def main(argv):\n"
+               "    import tensorflow as tf\n"
+               "    print('level', os.environ['TF_CPP_MIN_LOG_LEVEL'], len(tf.config.list_physical_devices('CPU')))\n"
+               "    return 0\n"
+               "cli.run(main, argv=['prog'])\n")
+    env = subprocess_environment(TF_CPP_MIN_LOG_LEVEL=None, CUDA_VISIBLE_DEVICES=None)
+    result = subprocess.run([PYTHON, "-c", program], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["level 2 1"]
+    assert result.stderr == ""

@@ -138,6 +138,64 @@ def describe(strategy):
     return "one device" if strategy is tf.distribute.get_strategy() else type(strategy).__name__
 
 
+def describe_devices(gpus=None):
+    """The compute devices of this process as the start line names them: "CPU", or "1 GPU (NVIDIA H100 80GB HBM3)",
+    "2 GPUs (NVIDIA A100-SXM4-40GB)".
+
+    Args:
+      gpus: the GPU device names to describe (each as `tf.config.experimental.get_device_details` names it); None:
+        this process's visible GPUs.
+    """
+    if gpus is None:
+        gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", "unknown model")
+                for gpu in tf.config.list_physical_devices("GPU")]
+    if not gpus:
+        return "CPU"
+    models = ", ".join(sorted(set(gpus)))
+    return f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''} ({models})"
+
+
+def gpu_software_evidence(environ=None, exists=os.path.exists, installed=None):
+    """What says that this machine is meant to train on an NVIDIA GPU: a loaded NVIDIA kernel driver
+    (/proc/driver/nvidia, /dev/nvidia0) or TensorFlow's CUDA libraries from pip (`tensorflow[and-cuda]`'s
+    nvidia-cudnn-cu12 and nvidia-cuda-runtime-cu12). Returns a short description of the first found, or None. A CUDA
+    toolkit alone (e.g. /usr/local/cuda with no driver) does not count: with no driver there is no GPU to use.
+
+    Args:
+      environ: the environment (default `os.environ`); `CUDA_VISIBLE_DEVICES=-1` (or empty) hides GPUs on purpose,
+        and then nothing counts.
+      exists: `os.path.exists`, injectable for tests.
+      installed: the installed distribution names (default: `importlib.metadata`'s).
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return None
+    for path in ("/proc/driver/nvidia/version", "/dev/nvidia0"):
+        if exists(path):
+            return f"the NVIDIA driver ({path})"
+    if installed is None:
+        import importlib.metadata
+        installed = {(dist.metadata["Name"] or "").lower() for dist in importlib.metadata.distributions()}
+    for name in ("nvidia-cudnn-cu12", "nvidia-cuda-runtime-cu12"):
+        if name in installed:
+            return f"TensorFlow's CUDA libraries ({name})"
+    return None
+
+
+def warn_if_gpu_unused(num_gpus, evidence, warn):
+    """Says, in one warning through `warn`, that training runs on the CPU although `evidence` (see
+    `gpu_software_evidence`) says a GPU was expected; nothing when a GPU is visible or nothing was expected.
+    Returns whether it warned."""
+    if num_gpus or evidence is None:
+        return False
+    warn("TensorFlow sees no GPU although %s is installed: this run trains on the CPU, many times slower. Check that "
+         "`nvidia-smi` lists the GPU, that the CUDA and cuDNN libraries match this TensorFlow "
+         "(tf.sysconfig.get_build_info(); `pip install tensorflow[and-cuda]` installs them) and that "
+         "CUDA_VISIBLE_DEVICES does not hide it; `--verbosity=1` shows TensorFlow's own lines on why. To train on the "
+         "CPU on purpose, set CUDA_VISIBLE_DEVICES=-1.", evidence)
+    return True
+
+
 def task_id(strategy):
     """This process's task index in the cluster (0 without one)."""
     resolver = getattr(strategy, "cluster_resolver", None)

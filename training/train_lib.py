@@ -554,9 +554,11 @@ class Trainer:
             logging.info("Nothing to do: %s is already at step %d of train_steps=%d. Pass a larger --train_steps to "
                          "train further.", self.run_dir.path, self.step, target)
             return self._result(stopped=None)
-        logging.info("Training %s from step %d to %d on %d replica(s) (%s, XLA %s); model_dir %s.", self.config.name,
-                     self.step, target, self.strategy.num_replicas_in_sync, distribute.describe(self.strategy),
-                     self._xla_description(), self.run_dir.path)
+        devices = distribute.describe_devices()
+        logging.info("Training %s from step %d to %d on %d replica(s) (%s on %s, XLA %s); model_dir %s.",
+                     self.config.name, self.step, target, self.strategy.num_replicas_in_sync,
+                     distribute.describe(self.strategy), devices, self._xla_description(), self.run_dir.path)
+        distribute.warn_if_gpu_unused(devices != "CPU", distribute.gpu_software_evidence(), logging.warning)
         if distribute.is_multi_worker(self.strategy):
             # Keras 3.15's fit first reduces one data batch across replicas (`_maybe_symbolic_build`, to build
             # unbuilt models), which MultiWorkerMirroredStrategy cannot do eagerly for an (images, labels) tuple.

@@ -21,6 +21,30 @@ def test_one_device_strategies():
         assert distribute.describe(strategy) == "one device"
 
 
+def test_the_start_line_names_the_devices_and_an_unused_gpu_is_one_warning():
+    assert distribute.describe_devices() == "CPU"  # no GPU here
+    assert distribute.describe_devices(["NVIDIA H100 80GB HBM3"]) == "1 GPU (NVIDIA H100 80GB HBM3)"
+    assert distribute.describe_devices(["NVIDIA A100-SXM4-40GB"] * 2) == "2 GPUs (NVIDIA A100-SXM4-40GB)"
+
+    def evidence(environ=None, paths=(), installed=()):
+        return distribute.gpu_software_evidence(environ or {}, exists=lambda path: path in paths,
+                                                installed=set(installed))
+
+    assert evidence(paths=("/dev/nvidia0",)) == "the NVIDIA driver (/dev/nvidia0)"
+    assert evidence(installed=("nvidia-cudnn-cu12",)) == "TensorFlow's CUDA libraries (nvidia-cudnn-cu12)"
+    assert evidence() is None  # a CPU machine (a CUDA toolkit without a driver does not count)
+    for hidden in ("-1", ""):  # GPUs hidden on purpose: no warning
+        assert evidence({"CUDA_VISIBLE_DEVICES": hidden}, paths=("/proc/driver/nvidia/version",)) is None
+    warnings = []
+    warn = lambda message, *args: warnings.append(message % args)  # noqa: E731
+    assert not distribute.warn_if_gpu_unused(1, "the NVIDIA driver (/dev/nvidia0)", warn)
+    assert not distribute.warn_if_gpu_unused(0, None, warn)
+    assert distribute.warn_if_gpu_unused(0, "the NVIDIA driver (/dev/nvidia0)", warn)
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "TensorFlow sees no GPU although the NVIDIA driver (/dev/nvidia0) is installed: this run trains on the CPU")
+    assert "CUDA_VISIBLE_DEVICES=-1" in warnings[0]
+
+
 def test_mirrored_over_the_logical_cpus(mirrored_strategy):
     # conftest splits the CPU in two logical devices before TensorFlow starts.
     strategy = distribute.get_distribution_strategy("mirrored", cpu_devices=2)

@@ -35,7 +35,7 @@ def test_two_workers_train_and_only_the_chief_keeps_outputs(tmp_path):
                 process.kill()
     for index, (process, output) in enumerate(zip(processes, outputs)):
         assert process.returncode == 0, f"worker {index}:\n{output}"
-    assert "on 2 replica(s) (MultiWorkerMirroredStrategy, XLA off)" in outputs[0]
+    assert "on 2 replica(s) (MultiWorkerMirroredStrategy on CPU, XLA off)" in outputs[0]
     assert "step 3/3" in outputs[0] and "step 3/3" not in outputs[1]  # only the chief reports progress
     # ... and evaluates (the default evaluation at the start and the end, shipped synthetic classifier).
     assert re.search(r"eval step 3 \[synthetic-[0-9a-f]{8}\]: FID [\d.]+", outputs[0])

@@ -181,6 +181,8 @@ def test_a_second_launch_is_refused_and_sigterm_stops_with_a_checkpoint(tmp_path
     model_dir = tmp_path / "run"
     args = [f"--model_dir={model_dir}", "--train_steps=100000", "--checkpoint_every=1000", *TINY]
     with Lines(start(args)) as run:
+        # The start line names the device kind: a user whose GPU is not used sees "on CPU" at once.
+        run.wait_for(r"^Training synthetic32 from step 0 to 100000 on 1 replica\(s\) \(one device on CPU, XLA off\)")
         refuse_a_second_launch_then_stop(run, args, model_dir, capsys)
 
 
