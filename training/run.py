@@ -120,7 +120,9 @@ def define_flags(flag_values=flags.FLAGS):
                          flag_values=flag_values)
     flags.DEFINE_bool("sync_batch_norm", None, "Synchronized batch norm: the generator's batch statistics over the "
                       "global batch of all replicas instead of each replica's own (the official code normalizes per "
-                      "tower). Needs --nojit_compile with several replicas. Default: the preset's (off).",
+                      "tower). With several replicas the train step then runs without XLA (its statistics are "
+                      "all-reduced inside the forward pass, which per-replica XLA cannot do), and --jit_compile with "
+                      "it is refused. Default: the preset's (off).",
                       flag_values=flag_values)
     flags.DEFINE_integer("sample_every", 500, "Steps between sample grids (0: only at the end).",
                          flag_values=flag_values)

@@ -336,6 +336,14 @@ class Trainer:
                 f"The global batch size {batch_size} does not split evenly over the {replicas} replicas of strategy "
                 f"{options.strategy!r}; use a multiple of {replicas} (e.g. --batch_size={suggestion}) or fewer "
                 "devices.")
+        if (options.jit_compile and replicas > 1 and config.model.synchronized_batch_norm
+                and distribute.describe(self.strategy) != "TPUStrategy"):
+            # Refused before the run directory holds a config.json that a corrected rerun is checked against.
+            raise UsageError(
+                f"--jit_compile cannot compile a train step with synchronized batch norm over {replicas} replicas: its "
+                "statistics are all-reduced inside the forward pass, which a per-replica XLA computation cannot do. "
+                "Pass --nojit_compile (or leave it out: synchronized batch norm then trains without XLA), or "
+                "--nosync_batch_norm.")
         self.chief = distribute.is_chief(self.strategy)
         self.run_dir = RunDirectory(options.model_dir)
         # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run_lock).

@@ -471,3 +471,18 @@ def test_the_default_synthetic32_run_trains_without_health_warnings(tmp_path):
     result = train_lib.run(presets.get_preset("synthetic32").replace(train_steps=300),
                            train_options(tmp_path, log_every=20))
     assert result.health_warnings == []
+
+
+def test_xla_with_synchronized_batch_norm_is_refused_before_anything_is_written(tmp_path, mirrored_strategy):
+    # It used to be refused by SAGAN.compile, after config.json was written: the rerun without the flag was then
+    # refused by the resume check although no checkpoint existed.
+    config = tiny_config(synchronized_batch_norm=True)
+    with pytest.raises(UsageError, match=r"--jit_compile cannot compile a train step with synchronized batch norm "
+                                         r"over 2 replicas.*Pass --nojit_compile"):
+        train_lib.Trainer(config, options_for(tmp_path / "run", strategy="mirrored", cpu_devices=2, jit_compile=True))
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+    trainer = train_lib.Trainer(config, options_for(tmp_path / "run", strategy="mirrored", cpu_devices=2))
+    try:  # the default: no XLA with synchronized batch norm over several replicas
+        assert not trainer.model.jit_compile and not getattr(trainer.model, "replica_jit_compile", False)
+    finally:
+        trainer.lock.release()
