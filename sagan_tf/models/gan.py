@@ -67,10 +67,10 @@ class SAGAN(keras.Model):
 
     XLA: `compile(jit_compile=True)` compiles the whole step on one device. Under a tf.distribute strategy, where
     Keras cannot compile the step (one XLA computation cannot span the replicas' devices), the per-replica
-    computation is compiled instead: each update's forward and backward passes and the EMA update are XLA
-    functions on each replica's device, and only the gradient all-reduce, the optimizer updates and the batch-norm
-    averaging run outside them. Synchronized batch norm all-reduces inside the forward pass, which a per-replica XLA
-    function cannot do: it trains without XLA under a multi-replica strategy.
+    computation is compiled instead: each update's (or micro-batch's) forward and backward passes and the EMA
+    update are XLA functions on each replica's device, and only the gradient all-reduce, the optimizer updates, the
+    micro-batch loop and the batch-norm averaging run outside them. Synchronized batch norm all-reduces inside the
+    forward pass, which a per-replica XLA function cannot do: it trains without XLA under a multi-replica strategy.
 
     Noise: every discriminator and generator update draws the latents (and, for conditional models, uniform fake
     labels) of the whole global batch from one shared seed and each replica keeps its own slice. Replicas therefore
@@ -386,9 +386,10 @@ class SAGAN(keras.Model):
             per_replica_batch = ops.shape(images)[0]  # a dynamic batch is fine when it is not split
         elif per_replica_batch is None or per_replica_batch % self.d_steps:
             raise ValueError(
-                f"Each train_step consumes d_steps={self.d_steps} real batches: the per-replica batch must be a static "
-                f"multiple of d_steps. Received: batch={per_replica_batch}. Batch the dataset with drop_remainder=True "
-                "and a size of d_steps * batch_size.")
+                f"Each train_step consumes d_steps={self.d_steps} real batches (each split into grad_accumulation="
+                f"{self.grad_accumulation} micro-batches): the per-replica batch must be a static multiple of d_steps. "
+                f"Received: batch={per_replica_batch}. Batch the dataset with drop_remainder=True and a size of "
+                "d_steps * batch_size.")
         batch_size = per_replica_batch // self.d_steps
         if updates > 1 and batch_size % self.grad_accumulation:
             raise ValueError(
