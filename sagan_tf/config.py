@@ -231,6 +231,11 @@ class TrainingConfig:
       beta1: Adam beta1 (0 in the paper).
       beta2: Adam beta2 (0.9 in the paper, 0.999 in the official code).
       d_steps: discriminator updates per generator update.
+      grad_accumulation: micro-batches per update (1: none): each discriminator and generator update sums the
+        gradients of `grad_accumulation` micro-batches of `batch_size / grad_accumulation` per replica, run one after
+        the other, before one optimizer update of the whole batch (BigGAN-PyTorch's `--num_D_accumulations` and
+        `--num_G_accumulations`): large batches in little device memory. Must divide the per-replica batch. Batch
+        norm normalizes each micro-batch with its own statistics (see `sagan_tf.models.SAGAN`).
       loss: a name in `sagan_tf.losses.LOSSES`: "hinge" (SAGAN eq. 4) or "non_saturating".
       ema_decay: decay of the exponential moving average of the generator's weights, or None for no EMA.
       ema_start: the step from which the EMA averages; until then the EMA generator is a copy of the generator
@@ -262,6 +267,7 @@ class TrainingConfig:
     beta1: float = 0.0
     beta2: float = 0.9
     d_steps: int = 1
+    grad_accumulation: int = 1
     loss: str = "hinge"
     ema_decay: Optional[float] = 0.999
     ema_start: int = 0
@@ -310,6 +316,12 @@ class TrainingConfig:
         for name in ("batch_size", "d_steps", "train_steps"):
             if getattr(self, name) < 1:
                 fail(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        accumulation = self.grad_accumulation
+        if isinstance(accumulation, bool) or not isinstance(accumulation, int) or accumulation < 1:
+            fail(f"grad_accumulation must be an integer >= 1 (1: none). Received: grad_accumulation={accumulation!r}")
+        if self.batch_size % accumulation:
+            fail(f"grad_accumulation must divide batch_size (each update is split into that many equal "
+                 f"micro-batches). Received: batch_size={self.batch_size}, grad_accumulation={accumulation}")
         if isinstance(self.ema_start, bool) or not isinstance(self.ema_start, int) or self.ema_start < 0:
             fail(f"ema_start must be an integer >= 0 (0: average from the first step). Received: "
                  f"ema_start={self.ema_start!r}")

@@ -22,9 +22,9 @@ def flat_dict(config):
 def test_the_two_configs_split_the_fields_without_overlap():
     assert not set(MODEL_FIELDS) & set(TRAINING_FIELDS)
     assert {"g_channels", "latent_dim", "attention", "batch_norm_momentum"} <= set(MODEL_FIELDS)
-    assert {"dataset", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "loss", "ema_decay", "ema_start",
-            "train_steps", "augment", "augment_policy", "ada_target", "ada_interval", "ada_kimg", "lecam_weight",
-            "orthogonal_reg", "fake_labels"} == set(TRAINING_FIELDS)
+    assert {"dataset", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "grad_accumulation", "loss",
+            "ema_decay", "ema_start", "train_steps", "augment", "augment_policy", "ada_target", "ada_interval",
+            "ada_kimg", "lecam_weight", "orthogonal_reg", "fake_labels"} == set(TRAINING_FIELDS)
 
 
 def test_a_saved_generator_stores_its_architecture_only():
@@ -141,6 +141,11 @@ def test_model_config_validation_names_the_field(fields, message):
     (dict(ema_decay=1.0), "ema_decay must be in"),
     (dict(ema_start=-1), "ema_start must be an integer >= 0"),
     (dict(d_steps=0), "d_steps must be >= 1"),
+    (dict(grad_accumulation=0), r"grad_accumulation must be an integer >= 1 \(1: none\). Received: "
+                                "grad_accumulation=0"),
+    (dict(grad_accumulation=2.0), "grad_accumulation must be an integer >= 1"),
+    (dict(batch_size=6, grad_accumulation=4), "grad_accumulation must divide batch_size .*Received: batch_size=6, "
+                                              "grad_accumulation=4"),
     (dict(train_steps=0), "train_steps must be >= 1"),
     (dict(dataset=""), "dataset must be a dataset name"),
     (dict(augment="rotate"), "augment must be one of none, diffaugment, ada. Received: augment='rotate'"),

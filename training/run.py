@@ -44,9 +44,9 @@ from absl import flags
 
 from sagan_tf import cli
 
-_TRAINING_OVERRIDES = ("train_steps", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "ema_start",
-                       "augment", "augment_policy", "ada_target", "ada_kimg", "lecam_weight", "orthogonal_reg",
-                       "fake_labels")
+_TRAINING_OVERRIDES = ("train_steps", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "grad_accumulation",
+                       "ema_start", "augment", "augment_policy", "ada_target", "ada_kimg", "lecam_weight",
+                       "orthogonal_reg", "fake_labels")
 #: Flags that only mean something with one of the --augment values: {flag: the values it applies to}.
 _AUGMENT_FLAGS = {"augment_policy": ("diffaugment", "ada"), "ada_target": ("ada",), "ada_kimg": ("ada",)}
 
@@ -75,6 +75,10 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_float("beta2", None, "Adam beta2. Default: the preset's.", flag_values=flag_values)
     flags.DEFINE_integer("d_steps", None, "Discriminator updates per generator update. Default: the preset's.",
                          flag_values=flag_values)
+    flags.DEFINE_integer("grad_accumulation", None, "Micro-batches per update (1: none): every D and G update sums "
+                         "the gradients of this many micro-batches of batch_size / N per replica before one optimizer "
+                         "update, so large batches fit in little memory. Must divide the per-replica batch. "
+                         "Default: the preset's (1).", flag_values=flag_values)
     flags.DEFINE_string("ema_decay", None, "Decay of the generator's moving average, or 'none'. Default: the "
                         "preset's.", flag_values=flag_values)
     flags.DEFINE_integer("ema_start", None, "Step from which the moving average averages; until then it copies the "

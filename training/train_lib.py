@@ -344,6 +344,19 @@ class Trainer:
                 "statistics are all-reduced inside the forward pass, which a per-replica XLA computation cannot do. "
                 "Pass --nojit_compile (or leave it out: synchronized batch norm then trains without XLA), or "
                 "--nosync_batch_norm.")
+        accumulation = config.training.grad_accumulation
+        if (batch_size // replicas) % accumulation:
+            raise UsageError(
+                f"--grad_accumulation={accumulation} splits each replica's batch into {accumulation} equal "
+                f"micro-batches, but the global batch size {batch_size} gives {batch_size // replicas} per replica "
+                f"on the {replicas} replica(s) of strategy {options.strategy!r}; use a batch size that is a multiple "
+                f"of {replicas * accumulation} or another --grad_accumulation.")
+        if accumulation > 1 and replicas > 1 and config.model.synchronized_batch_norm:
+            raise UsageError(
+                f"--grad_accumulation={accumulation} cannot train synchronized batch norm on {replicas} replicas: "
+                "its statistics are all-reduced inside the forward pass, which cannot run inside the loop over "
+                "micro-batches. Set synchronized_batch_norm off (each micro-batch is then normalized on its own), "
+                "or train without accumulation.")
         self.chief = distribute.is_chief(self.strategy)
         self.run_dir = RunDirectory(options.model_dir)
         # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run_lock).

@@ -4,7 +4,7 @@ from sagan_tf.layers.batch_norm import BatchNorm, moving_statistics
 from sagan_tf.layers.conditional_batch_norm import ConditionalBatchNorm
 from sagan_tf.layers.replicas import average_across_replicas
 from sagan_tf.layers.self_attention import SelfAttention
-from sagan_tf.layers.spectral_normalization import SpectralNormalization
+from sagan_tf.layers.spectral_normalization import SpectralNormalization, frozen_power_iteration
 
 __all__ = ["BatchNorm", "ConditionalBatchNorm", "SelfAttention", "SpectralNormalization", "average_across_replicas",
-           "moving_statistics"]
+           "frozen_power_iteration", "moving_statistics"]

@@ -1,5 +1,7 @@
 """Spectral normalization of a wrapped layer's weight (Miyato et al., ICLR 2018)."""
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -28,6 +30,8 @@ class SpectralNormalization(keras.layers.Wrapper):
     keeps the unnormalized W that the optimizer updates. With `training=True`, u first takes
     `power_iterations` steps v <- W_mat u / ||W_mat u||, u <- W_mat^T v / ||W_mat^T v|| and is stored;
     otherwise no state changes, so a training call and a following inference call give the same output.
+    Inside `frozen_power_iteration` a training call also uses the stored u as it is (gradient accumulation: u
+    advances once per optimizer update, on its first micro-batch, and the others normalize with that u).
 
     The power iteration and W / sigma are computed in the weight's dtype (float32 under mixed precision,
     whatever the wrapper's own dtype policy); the wrapped layer then autocasts its inputs and the
@@ -59,6 +63,8 @@ class SpectralNormalization(keras.layers.Wrapper):
         # The wrapper only does weight arithmetic, which must see the float32 variables; the wrapped
         # layer does its own input and weight autocasting.
         self.autocast = False
+        # Read when a call is traced: see `frozen_power_iteration`.
+        self.power_iteration_frozen = False
         if layer.built:
             self._find_weight()
 
@@ -120,7 +126,7 @@ class SpectralNormalization(keras.layers.Wrapper):
     def call(self, inputs, training=None):
         kernel = self._weight.value
         u = ops.cast(self.u.value, kernel.dtype)
-        if training:
+        if training and not self.power_iteration_frozen:
             w_mat = ops.stop_gradient(self._weight_matrix(kernel))
             for _ in range(self.power_iterations):
                 v = _l2_normalize(ops.matmul(w_mat, u), self.epsilon)
@@ -200,6 +206,29 @@ class SpectralNormalization(keras.layers.Wrapper):
     def from_config(cls, config, custom_objects=None):
         # `Wrapper.from_config` pops "layer" from the dict it is given; leave the caller's intact.
         return super().from_config(dict(config), custom_objects=custom_objects)
+
+
+@contextlib.contextmanager
+def frozen_power_iteration(networks):
+    """Within the block, training calls of every `SpectralNormalization` layer in `networks` normalize with the
+    stored u without advancing it (inference calls never advance it).
+
+    A Python flag read when a call runs or is traced: a `tf.function` traced inside the block keeps the frozen
+    behaviour, so make whether it is frozen an argument of the traced function (as `SAGAN.train_step` does).
+
+    Args:
+      networks: layers or models to search for `SpectralNormalization` layers (themselves included).
+    """
+    layers = [layer for network in networks for layer in network._flatten_layers(include_self=True)
+              if isinstance(layer, SpectralNormalization)]
+    previous = [layer.power_iteration_frozen for layer in layers]
+    for layer in layers:
+        layer.power_iteration_frozen = True
+    try:
+        yield
+    finally:
+        for layer, value in zip(layers, previous):
+            layer.power_iteration_frozen = value
 
 
 def _l2_normalize(x, epsilon):

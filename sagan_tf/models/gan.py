@@ -4,6 +4,7 @@ The training step is TensorFlow-specific (GradientTape, tf.distribute replica co
 use `keras.ops` only.
 """
 
+import contextlib
 import hashlib
 
 import keras
@@ -12,7 +13,9 @@ from keras import ops
 
 from sagan_tf import augment as augment_module
 from sagan_tf import losses, regularizers
-from sagan_tf.layers import BatchNorm, SelfAttention, SpectralNormalization, average_across_replicas, moving_statistics
+from sagan_tf.layers import (BatchNorm, SelfAttention, SpectralNormalization, average_across_replicas,
+                             frozen_power_iteration, moving_statistics)
+from sagan_tf.models import accumulation
 
 
 def _replica_slot():
@@ -64,10 +67,10 @@ class SAGAN(keras.Model):
 
     XLA: `compile(jit_compile=True)` compiles the whole step on one device. Under a tf.distribute strategy, where
     Keras cannot compile the step (one XLA computation cannot span the replicas' devices), the per-replica
-    computation is compiled instead: each update's forward and backward passes and the EMA update are XLA
-    functions on each replica's device, and only the gradient all-reduce, the optimizer updates and the batch-norm
-    averaging run outside them. Synchronized batch norm all-reduces inside the forward pass, which a per-replica XLA
-    function cannot do: it trains without XLA under a multi-replica strategy.
+    computation is compiled instead: each update's (or micro-batch's) forward and backward passes and the EMA
+    update are XLA functions on each replica's device, and only the gradient all-reduce, the optimizer updates, the
+    micro-batch loop and the batch-norm averaging run outside them. Synchronized batch norm all-reduces inside the
+    forward pass, which a per-replica XLA function cannot do: it trains without XLA under a multi-replica strategy.
 
     Noise: every discriminator and generator update draws the latents (and, for conditional models, uniform fake
     labels) of the whole global batch from one shared seed and each replica keeps its own slice. Replicas therefore
@@ -86,6 +89,21 @@ class SAGAN(keras.Model):
     noise, so each replica augments with its own slice. ADA's statistics and the LeCam anchors are updated from
     all-reduced sums, so they stay identical on every replica; all of this state is in the checkpoint
     (`sagan_tf.checkpoint.gan_checkpoint`).
+
+    Gradient accumulation (`grad_accumulation=N`, as BigGAN-PyTorch's `--num_D_accumulations` and
+    `--num_G_accumulations`): every discriminator and generator update splits this replica's batch into N
+    micro-batches of batch / N, runs them one after the other (the activations of one at a time are alive) and sums
+    their gradients, each micro-batch's loss being its sum over the global batch's size, before one optimizer update:
+    the update of the full batch, with the replicas' gradients all-reduced once per update. The noise and
+    augmentation parameters are drawn for the whole global batch as without accumulation, and micro-batch k takes
+    rows k * batch / N to (k + 1) * batch / N of each replica's slice. What advances once per update, not per
+    micro-batch: the spectral-norm vectors u (on the first micro-batch; the others normalize with that u, as the
+    full batch's passes all do), the step counters, the EMA, ADA's statistics and p, and the LeCam anchors (from
+    the logits of all micro-batches). Batch norm normalizes each micro-batch with its own statistics (as
+    BigGAN-PyTorch does; synchronized batch norm with those of the micro-batch over all replicas), and its moving
+    statistics take one update per optimizer update, with the mean of the micro-batches' statistics: the rule that
+    already merges replicas, so one device accumulating N micro-batches trains exactly like N replicas with one
+    each. Without batch norm (or with its layers frozen) an update with N micro-batches equals the full batch's.
 
     Args:
       generator: maps `(z, labels, training)` to images.
@@ -109,12 +127,13 @@ class SAGAN(keras.Model):
         uses 1e-4).
       fake_label_probabilities: None to draw fake labels uniformly (the paper), or one probability per class (e.g.
         the training data's class frequencies or counts; they need not sum to 1).
+      grad_accumulation: micro-batches per update, >= 1 (1: none); must divide each update's per-replica batch.
     """
 
     def __init__(self, generator, discriminator, latent_dim, num_classes, d_steps=1, ema_decay=0.999, seed=None,
                  ema_start=0, augment="none", augment_policy=augment_module.DEFAULT_POLICY, ada_target=0.6,
                  ada_interval=4, ada_kimg=500.0, lecam_weight=0.0, orthogonal_reg=0.0, fake_label_probabilities=None,
-                 **kwargs):
+                 grad_accumulation=1, **kwargs):
         super().__init__(**kwargs)
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1. Received: latent_dim={latent_dim}")
@@ -122,6 +141,9 @@ class SAGAN(keras.Model):
             raise ValueError(f"num_classes must be >= 0 (0 = unconditional). Received: num_classes={num_classes}")
         if d_steps < 1:
             raise ValueError(f"d_steps must be >= 1. Received: d_steps={d_steps}")
+        if isinstance(grad_accumulation, bool) or not isinstance(grad_accumulation, int) or grad_accumulation < 1:
+            raise ValueError("grad_accumulation must be an integer >= 1 (micro-batches per update; 1: none). "
+                             f"Received: grad_accumulation={grad_accumulation!r}")
         if ema_decay is not None and not 0 < ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1) or None. Received: ema_decay={ema_decay}")
         if isinstance(ema_start, bool) or not isinstance(ema_start, int) or ema_start < 0:
@@ -150,6 +172,7 @@ class SAGAN(keras.Model):
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.d_steps = d_steps
+        self.grad_accumulation = grad_accumulation
         self.ema_decay = ema_decay
         self.ema_start = ema_start
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
@@ -190,6 +213,10 @@ class SAGAN(keras.Model):
         self.orthogonal_tracker = keras.metrics.Mean(name="ortho_reg") if self.orthogonal_reg > 0 else None
         # Per-replica state that a step leaves different on each replica, averaged at its end (see the docstring).
         self._replica_averaged = moving_statistics(self.generator) + moving_statistics(self.discriminator)
+        # Every batch norm's moving statistics (synchronized ones too): one update per accumulated update.
+        self._micro_batch_averaged = [variable for network in (self.generator, self.discriminator)
+                                      for layer in _layers_of_type(network, BatchNorm)
+                                      for variable in layer.moving_statistics]
         self._replica_jit = False
         # Every variable exists now; without this, fit() would try to build the model by calling it on real data.
         self.built = True
@@ -223,7 +250,8 @@ class SAGAN(keras.Model):
           **kwargs: passed to `keras.Model.compile` (e.g. `steps_per_execution`).
 
         Raises:
-          ValueError: `jit_compile=True` with synchronized batch norm under a multi-replica strategy.
+          ValueError: `jit_compile=True`, or `grad_accumulation` > 1, with synchronized batch norm under a
+            multi-replica strategy.
         """
         auto = isinstance(jit_compile, str) and jit_compile == "auto"
         jit_compile = default_jit_compile() if auto else bool(jit_compile)
@@ -237,6 +265,13 @@ class SAGAN(keras.Model):
                     "pass, which a per-replica XLA computation cannot do. Pass jit_compile=False, or turn "
                     "synchronized batch norm off.")
             per_replica = jit_compile = False
+        if self.grad_accumulation > 1 and strategy.num_replicas_in_sync > 1 and self._synchronized_batch_norm():
+            raise ValueError(
+                f"grad_accumulation={self.grad_accumulation} cannot train synchronized batch norm under a strategy of "
+                f"{strategy.num_replicas_in_sync} replicas: its statistics are all-reduced inside the forward pass, "
+                "which cannot run inside the loop over micro-batches (tf.distribute cannot synchronize replicas "
+                "inside control flow). Turn synchronized batch norm off (each micro-batch is then normalized on its "
+                "own, as BigGAN-PyTorch does), or train without accumulation.")
         self._replica_jit = per_replica
         # No model-level optimizer: Keras would build its default one with a slot for every variable. Keras cannot
         # XLA-compile `strategy.run` over several devices; the per-replica functions are compiled instead.
@@ -346,14 +381,21 @@ class SAGAN(keras.Model):
         if not self.num_classes:
             labels = None
         per_replica_batch = images.shape[0]
-        if self.d_steps == 1 and per_replica_batch is None:
+        updates = self.d_steps * self.grad_accumulation
+        if updates == 1 and per_replica_batch is None:
             per_replica_batch = ops.shape(images)[0]  # a dynamic batch is fine when it is not split
         elif per_replica_batch is None or per_replica_batch % self.d_steps:
             raise ValueError(
-                f"Each train_step consumes d_steps={self.d_steps} real batches: the per-replica batch must be a static "
-                f"multiple of d_steps. Received: batch={per_replica_batch}. Batch the dataset with drop_remainder=True "
-                "and a size of d_steps * batch_size.")
+                f"Each train_step consumes d_steps={self.d_steps} real batches (each split into grad_accumulation="
+                f"{self.grad_accumulation} micro-batches): the per-replica batch must be a static multiple of d_steps. "
+                f"Received: batch={per_replica_batch}. Batch the dataset with drop_remainder=True and a size of "
+                "d_steps * batch_size.")
         batch_size = per_replica_batch // self.d_steps
+        if updates > 1 and batch_size % self.grad_accumulation:
+            raise ValueError(
+                f"grad_accumulation={self.grad_accumulation} splits each update's per-replica batch into that many "
+                f"equal micro-batches, but the per-replica batch of an update is {batch_size}. Received: "
+                f"batch={per_replica_batch}, d_steps={self.d_steps}, grad_accumulation={self.grad_accumulation}.")
         _, num_replicas = _replica_slot()
         global_batch = batch_size * num_replicas
         image_size = images.shape[1]
@@ -366,19 +408,23 @@ class SAGAN(keras.Model):
             z, fake_labels = self.draw_noise(batch_size)
             augmentations = (self.draw_augmentation(batch_size, image_size),
                              self.draw_augmentation(batch_size, image_size))
-            gradients, d_loss, real_logits, fake_logits, d_grad_norm, lecam = self._compute_d(
-                real, real_labels, z, fake_labels, global_batch, augmentations)
+            gradients, logit_sums, (d_loss, lecam) = self._accumulate(
+                lambda part, first: self._compute_d(*part[:4], global_batch, part[4], first=first),
+                (real, real_labels, z, fake_labels, augmentations))
+            d_grad_norm = _gradient_norm(gradients, self.d_optimizer)  # before apply_gradients may change the scale
             self.d_optimizer.apply_gradients(zip(gradients, d_variables))
             d_grad_norm, counted = _watched_norm(d_grad_norm, self.d_optimizer)
             self.d_grad_norm_tracker.update_state(d_grad_norm * num_replicas, sample_weight=counted)
             gradient_norms.append(d_grad_norm)
-            self._observe_logits(real_logits, fake_logits, global_batch)
+            self._observe_logits(logit_sums, global_batch)
             if lecam is not None:
                 self.lecam_tracker.update_state(lecam)
                 watched.append(lecam)
         z, fake_labels = self.draw_noise(batch_size)
-        gradients, g_loss, g_grad_norm, orthogonal = self._compute_g(
-            z, fake_labels, global_batch, self.draw_augmentation(batch_size, image_size))
+        gradients, _, (g_loss, orthogonal) = self._accumulate(
+            lambda part, first: self._compute_g(*part[:2], global_batch, part[2], first=first),
+            (z, fake_labels, self.draw_augmentation(batch_size, image_size)))
+        g_grad_norm = _gradient_norm(gradients, self.g_optimizer)
         self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
         g_grad_norm, counted = _watched_norm(g_grad_norm, self.g_optimizer)
         self.g_grad_norm_tracker.update_state(g_grad_norm * num_replicas, sample_weight=counted)
@@ -393,8 +439,8 @@ class SAGAN(keras.Model):
 
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
-        self.real_logits_tracker.update_state(ops.mean(real_logits))
-        self.fake_logits_tracker.update_state(ops.mean(fake_logits))
+        self.real_logits_tracker.update_state(logit_sums[1] / ops.cast(batch_size, "float32"))
+        self.fake_logits_tracker.update_state(logit_sums[2] / ops.cast(batch_size, "float32"))
         logs = {m.name: m.result() for m in self.metrics}
         logs.update(self.attention_gammas())
         # Losses can stay finite over NaN weights (the hinge's relu maps NaN to 0); their gradients cannot.
@@ -402,13 +448,24 @@ class SAGAN(keras.Model):
         logs["finite"] = ops.cast(ops.all(ops.isfinite(watched)), "float32")
         return logs
 
-    def _observe_logits(self, real_logits, fake_logits, global_batch):
-        """Feeds one discriminator update's logits to ADA (the signs on real images) and to the LeCam anchors (the
-        means), summed over the replicas in one all-reduce so that every replica updates them alike."""
+    def _accumulate(self, compute, inputs):
+        """One update's (gradients, sums, means) from the `grad_accumulation` micro-batches of `inputs`
+        (`accumulation.accumulate`): `compute(part, first)` returns them for one micro-batch; the gradients and sums
+        are summed over the micro-batches, the means (a tuple, None entries kept) averaged, and the batch-norm
+        moving statistics updated once with the micro-batches' mean statistics."""
+        gradients, sums, means = accumulation.accumulate(compute, inputs, self.grad_accumulation,
+                                                         self._micro_batch_averaged)
+        if self.grad_accumulation > 1:
+            means = tuple(None if mean is None else mean / self.grad_accumulation for mean in means)
+        return gradients, sums, means
+
+    def _observe_logits(self, logit_sums, global_batch):
+        """Feeds one discriminator update's logit sums (`_discriminator_gradients`) to ADA (the signs on real images)
+        and to the LeCam anchors (the means), summed over the replicas in one all-reduce so that every replica
+        updates them alike."""
         if self.ada is None and self.lecam is None:
             return
-        real = ops.cast(real_logits, "float32")
-        sums = ops.stack([ops.sum(ops.sign(real)), ops.sum(real), ops.sum(ops.cast(fake_logits, "float32"))])
+        sums = logit_sums
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             sums = context.all_reduce(tf.distribute.ReduceOp.SUM, sums)
@@ -417,46 +474,61 @@ class SAGAN(keras.Model):
         if self.lecam is not None:
             self.lecam.update(sums[1] / global_batch, sums[2] / global_batch)
 
-    def _discriminator_gradients(self, real, real_labels, z, fake_labels, global_batch, augmentations=(None, None)):
-        """One discriminator update's gradients on this replica: (gradients, mean adversarial loss, real logits,
-        fake logits, gradient norm, mean LeCam penalty or None). Updates the generator's batch-norm statistics and
-        both networks' spectral-norm vectors (per replica, with no cross-replica step, so that it can be one XLA
-        computation). `augmentations`: the parameters for the real and for the generated images, or None each."""
-        fake = self.generator(z, fake_labels, training=True)
-        with tf.GradientTape() as tape:
-            # Spectral-norm vectors are updated on the real pass only; the fake pass uses them as they are.
-            real_logits = self.discriminator(self._augmented(real, augmentations[0]), real_labels, training=True)
-            fake_logits = self.discriminator(self._augmented(fake, augmentations[1]), fake_labels, training=False)
-            per_example = self.d_loss_fn(real_logits, fake_logits)
-            loss = losses.global_mean(per_example, global_batch)
-            penalty = None
-            if self.lecam is not None:
-                penalty = regularizers.lecam_penalty(real_logits, fake_logits, *self.lecam.anchors())
-                loss = loss + self.lecam_weight * losses.global_mean(penalty, global_batch)
-            scaled = self.d_optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
-        norm = _gradient_norm(gradients, self.d_optimizer)  # before apply_gradients may change the loss scale
-        return (gradients, ops.mean(per_example), real_logits, fake_logits, norm,
-                None if penalty is None else ops.mean(penalty))
+    def _power_iteration(self, first):
+        """A context in which the spectral-norm vectors of both networks advance in training calls (`first`: the
+        first micro-batch of an update, or the whole batch) or stay as they are (the update's other micro-batches)."""
+        if first:
+            return contextlib.nullcontext()
+        return frozen_power_iteration((self.generator, self.discriminator))
 
-    def _generator_gradients(self, z, fake_labels, global_batch, augmentation=None):
-        """One generator update's gradients on this replica: (gradients, mean adversarial loss, gradient norm,
-        orthogonal penalty or None). `augmentation`: the parameters for the generated images, or None."""
-        with tf.GradientTape() as tape:
+    def _discriminator_gradients(self, real, real_labels, z, fake_labels, global_batch, augmentations=(None, None),
+                                 first=True):
+        """One discriminator (micro-)batch's gradients on this replica: (gradients of its loss summed over the
+        batch and divided by `global_batch`, float32 sums [sign(real logits), real logits, fake logits] over the
+        batch, (mean adversarial loss, mean LeCam penalty or None)). Updates the generator's batch-norm statistics
+        and, when `first`, both networks' spectral-norm vectors (per replica, with no cross-replica step, so that it
+        can be one XLA computation). `augmentations`: the parameters for the real and for the generated images, or
+        None each."""
+        with self._power_iteration(first):
             fake = self.generator(z, fake_labels, training=True)
-            fake_logits = self.discriminator(self._augmented(fake, augmentation), fake_labels, training=False)
-            per_example = self.g_loss_fn(fake_logits)
-            loss = losses.global_mean(per_example, global_batch)
-            penalty = None
-            if self.orthogonal_reg > 0:
-                penalty = regularizers.orthogonal_penalty(regularizers.orthogonal_kernels(self.generator))
-                # This replica's share: the replicas' gradients are summed.
-                share = ops.cast(ops.shape(z)[0], "float32") / ops.cast(global_batch, "float32")
-                loss = loss + self.orthogonal_reg * penalty * share
-            scaled = self.g_optimizer.scale_loss(loss)
+            with tf.GradientTape() as tape:
+                # Spectral-norm vectors are updated on the real pass only; the fake pass uses them as they are.
+                real_logits = self.discriminator(self._augmented(real, augmentations[0]), real_labels, training=True)
+                fake_logits = self.discriminator(self._augmented(fake, augmentations[1]), fake_labels,
+                                                 training=False)
+                per_example = self.d_loss_fn(real_logits, fake_logits)
+                loss = losses.global_mean(per_example, global_batch)
+                penalty = None
+                if self.lecam is not None:
+                    penalty = regularizers.lecam_penalty(real_logits, fake_logits, *self.lecam.anchors())
+                    loss = loss + self.lecam_weight * losses.global_mean(penalty, global_batch)
+                scaled = self.d_optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
+        real = ops.cast(real_logits, "float32")
+        logit_sums = ops.stack([ops.sum(ops.sign(real)), ops.sum(real), ops.sum(ops.cast(fake_logits, "float32"))])
+        return gradients, logit_sums, (ops.cast(ops.mean(per_example), "float32"),
+                                       None if penalty is None else ops.cast(ops.mean(penalty), "float32"))
+
+    def _generator_gradients(self, z, fake_labels, global_batch, augmentation=None, first=True):
+        """One generator (micro-)batch's gradients on this replica: (gradients of its loss summed over the batch and
+        divided by `global_batch`, None, (mean adversarial loss, orthogonal penalty or None)). `augmentation`: the
+        parameters for the generated images, or None. `first`: whether the spectral-norm vectors advance."""
+        with self._power_iteration(first):
+            with tf.GradientTape() as tape:
+                fake = self.generator(z, fake_labels, training=True)
+                fake_logits = self.discriminator(self._augmented(fake, augmentation), fake_labels, training=False)
+                per_example = self.g_loss_fn(fake_logits)
+                loss = losses.global_mean(per_example, global_batch)
+                penalty = None
+                if self.orthogonal_reg > 0:
+                    penalty = regularizers.orthogonal_penalty(regularizers.orthogonal_kernels(self.generator))
+                    # This (micro-)batch's share: the micro-batches' and the replicas' gradients are summed.
+                    share = ops.cast(ops.shape(z)[0], "float32") / ops.cast(global_batch, "float32")
+                    loss = loss + self.orthogonal_reg * penalty * share
+                scaled = self.g_optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, self.generator.trainable_variables)
-        norm = _gradient_norm(gradients, self.g_optimizer)  # before apply_gradients may change the loss scale
-        return gradients, ops.mean(per_example), norm, penalty
+        return gradients, None, (ops.cast(ops.mean(per_example), "float32"),
+                                 None if penalty is None else ops.cast(penalty, "float32"))
 
     def state_variables(self):
         """The float state a checkpoint holds: every variable of the networks (EMA generator included) and of the
@@ -513,6 +585,7 @@ class SAGAN(keras.Model):
             "latent_dim": self.latent_dim,
             "num_classes": self.num_classes,
             "d_steps": self.d_steps,
+            "grad_accumulation": self.grad_accumulation,
             "ema_decay": self.ema_decay,
             "ema_start": self.ema_start,
             "augment": self.augment,
@@ -536,8 +609,8 @@ class SAGAN(keras.Model):
 
 def build_sagan(config, seed=None, model_class=None, class_frequencies=None, **compile_kwargs):
     """A compiled `SAGAN` as an `ExperimentConfig` describes it: its model's networks, and its training config's
-    discriminator steps, EMA decay and start, loss, Adam optimizers (TTUR: separate G and D learning rates,
-    SAGAN sec. 4), augmentation, regularizers and fake labels.
+    discriminator steps, gradient accumulation, EMA decay and start, loss, Adam optimizers (TTUR: separate G and D
+    learning rates, SAGAN sec. 4), augmentation, regularizers and fake labels.
 
     Create it inside `strategy.scope()` to train under `tf.distribute`.
 
@@ -570,7 +643,8 @@ def build_sagan(config, seed=None, model_class=None, class_frequencies=None, **c
                                  seed=seed, augment=training.augment, augment_policy=training.augment_policy,
                                  ada_target=training.ada_target, ada_interval=training.ada_interval,
                                  ada_kimg=training.ada_kimg, lecam_weight=training.lecam_weight,
-                                 orthogonal_reg=training.orthogonal_reg, fake_label_probabilities=probabilities)
+                                 orthogonal_reg=training.orthogonal_reg, fake_label_probabilities=probabilities,
+                                 grad_accumulation=training.grad_accumulation)
     gan.compile(g_optimizer=keras.optimizers.Adam(training.g_lr, beta_1=training.beta1, beta_2=training.beta2),
                 d_optimizer=keras.optimizers.Adam(training.d_lr, beta_1=training.beta1, beta_2=training.beta2),
                 loss=training.loss, **compile_kwargs)

@@ -122,6 +122,10 @@ SMALL_DATA_BAD_INPUTS = {
                                     "--ada_kimg applies to --augment=ada only"),
     "data labels without classes": (["--fake_labels=data", "--dataset=folder:{unlabelled}", "--image_size=32"],
                                     "this model is unconditional"),
+    # And the memory option of the same kind.
+    "no micro-batch": (["--grad_accumulation=0"], r"grad_accumulation must be an integer >= 1 \(1: none\)"),
+    "uneven micro-batches": (["--batch_size=6", "--grad_accumulation=4"],
+                             "grad_accumulation must divide batch_size .* Received: batch_size=6, grad_accumulation=4"),
 }
 
 

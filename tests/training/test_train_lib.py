@@ -357,6 +357,14 @@ def test_mirrored_strategy_and_batch_not_divisible_by_replicas(tmp_path):
     # conftest splits the CPU in two logical devices: "mirrored" has two replicas.
     with pytest.raises(UsageError, match=r"batch size 5 does not split evenly over the 2 replicas.*batch_size=6"):
         train_lib.run(tiny_config(batch_size=5), options_for(tmp_path / "odd", strategy="mirrored"))
+    with pytest.raises(UsageError, match=r"--grad_accumulation=4 splits each replica's batch into 4 equal "
+                                         r"micro-batches, but the global batch size 4 gives 2 per replica.*multiple "
+                                         r"of 8"):
+        train_lib.run(tiny_config(grad_accumulation=4), options_for(tmp_path / "split", strategy="mirrored"))
+    with pytest.raises(UsageError, match="--grad_accumulation=2 cannot train synchronized batch norm on 2 replicas"):
+        train_lib.run(tiny_config(grad_accumulation=2, synchronized_batch_norm=True),
+                      options_for(tmp_path / "synchronized", strategy="mirrored"))
+    assert not (tmp_path / "split").exists() and not (tmp_path / "synchronized").exists()
     trainer = train_lib.Trainer(tiny_config(), options_for(tmp_path / "ok", strategy="mirrored"))
     assert trainer.strategy.num_replicas_in_sync == 2 and trainer.chief
     assert isinstance(trainer.model.generator.weights[0].value, tf.distribute.DistributedValues)
@@ -382,6 +390,19 @@ def test_a_mirrored_run_resumes_exactly(tmp_path):
     interrupted_copy(tmp_path / "straight", tmp_path / "resumed", (2,))
     resumed = train_lib.run(config, options_for(tmp_path / "resumed", strategy="mirrored"))
     assert_same_state(state(resumed.model), state(straight.model))
+
+
+def test_a_run_with_gradient_accumulation_records_it_and_resumes_exactly(tmp_path):
+    config = tiny_config(grad_accumulation=2, d_steps=2)
+    straight = train_lib.run(config, options_for(tmp_path / "straight"))
+    assert straight.model.grad_accumulation == 2 and checkpoint_steps(tmp_path / "straight") == [2, 4]
+    assert RunDirectory(tmp_path / "straight").read_config().training.grad_accumulation == 2
+    interrupted_copy(tmp_path / "straight", tmp_path / "resumed", (2,))
+    resumed = train_lib.run(config, options_for(tmp_path / "resumed"))
+    assert int(resumed.model.d_optimizer.iterations) == 8  # one step counted per update, not per micro-batch
+    assert_same_state(state(resumed.model), state(straight.model))
+    with pytest.raises(ConfigError, match=r"grad_accumulation: 2 in config.json, 1 now"):
+        RunDirectory(tmp_path / "straight").check_resumable(tiny_config(d_steps=2))
 
 
 SMALL_DATA = dict(augment="ada", ada_kimg=0.01, lecam_weight=0.5, orthogonal_reg=1e-3, fake_labels="data")
