@@ -3,11 +3,13 @@ lines, not TensorFlow's (the entry point end to end: tests/training/test_run_cli
 
 import logging
 import os
+import subprocess
 
 import pytest
 
 from sagan_tf import cli
 from sagan_tf.errors import CheckpointError, DatasetError
+from tests.tiny import PYTHON, ROOT, subprocess_environment
 
 
 def test_usage_errors_become_one_paragraph_and_status_2(capsys):
@@ -88,3 +90,27 @@ def test_log_records_print_as_plain_lines():
     assert cli._own_or_important(record(logging.INFO, "step", own))
     assert not cli._own_or_important(record(logging.INFO, "Sharding callback duration: 177 microseconds", other))
     assert cli._own_or_important(record(logging.WARNING, "deprecated", other))
+
+
+# A command whose main logs through TensorFlow's logger, as TensorFlow's own code does (e.g. MultiWorkerMirroredStrategy's
+# "Collective all_reduce ..." INFO lines).
+TF_LOGGING_COMMAND = """
+from sagan_tf import cli
+
+def main(argv):
+    import tensorflow as tf
+    tf.get_logger().warning("a TensorFlow warning")
+    tf.get_logger().info("a TensorFlow INFO line")
+    return 0
+
+cli.run(main)
+"""
+
+
+def test_tensorflow_records_are_printed_once_and_its_info_left_out():
+    """TensorFlow gives its logger a handler of its own while it loads: its records came out twice ("WARNING:
+    tensorflow:..." and "Warning: ...") and its INFO lines past the filter."""
+    result = subprocess.run([PYTHON, "-c", TF_LOGGING_COMMAND], cwd=ROOT, env=subprocess_environment(
+        TF_CPP_MIN_LOG_LEVEL=None), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["Warning: a TensorFlow warning"], result.stderr

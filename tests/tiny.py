@@ -9,6 +9,7 @@ import glob
 import os
 import pathlib
 import queue
+import re
 import subprocess
 import sys
 import threading
