@@ -92,8 +92,8 @@ def test_log_records_print_as_plain_lines():
     assert cli._own_or_important(record(logging.WARNING, "deprecated", other))
 
 
-# A command whose main logs through TensorFlow's logger, as TensorFlow's own code does (e.g. MultiWorkerMirroredStrategy's
-# "Collective all_reduce ..." INFO lines).
+# A command whose main logs through TensorFlow's logger, as TensorFlow's own code does (e.g.
+# MultiWorkerMirroredStrategy's "Collective all_reduce ..." INFO lines).
 TF_LOGGING_COMMAND = """
 from sagan_tf import cli
 
