@@ -13,6 +13,8 @@ and one step more to train, and reads the step the chief resumes from. Prints on
   signal_step       the chief's logged step when the fault was sent
   exit_status       [worker 0, worker 1] (negative: killed by that signal)
   seconds_to_exit   [worker 0, worker 1]: from the fault to the process's exit (TensorFlow's teardown included)
+  seconds_to_last_line  [worker 0, worker 1]: from the fault to the worker's last output line (its "Stopped ..."
+                    or "Error: ..." line, or the traceback's end)
   stopped_at        [worker 0, worker 1]: the step of each "Stopped at step N" line (null: none)
   checkpoints       the checkpoint steps in <model_dir>/checkpoints afterwards
   steps_lost        the chief's last logged step minus the newest checkpoint's step (what a relaunch redoes)
@@ -78,12 +80,13 @@ def main():
             "--eval_samples=0", f"--checkpoint_every={options.checkpoint_every}"]
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = start_workers(options.root, [*args, f"--train_steps={options.train_steps}"], workers)
-    outputs, ends, sent, last_step = [[], []], [None, None], {}, [0]
+    outputs, ends, sent, last_step, last_line = [[], []], [None, None], {}, [0], [None, None]
     fault = signal.SIGTERM if options.fault == "sigterm" else signal.SIGKILL
 
     def read(index):
         for line in processes[index].stdout:
             outputs[index].append(line.rstrip("\n"))
+            last_line[index] = time.monotonic()
             match = re.search(r"^step +(\d+)/", line)
             if index == 0 and match:
                 last_step[0] = int(match[1])
@@ -109,6 +112,8 @@ def main():
         "fault": options.fault, "target": options.target, "signal_step": sent.get("step"),
         "exit_status": [process.returncode for process in processes],
         "seconds_to_exit": [round(end - sent["time"], 1) if sent else None for end in ends],
+        "seconds_to_last_line": [round(max(t, sent["time"]) - sent["time"], 1) if sent and t else None
+                                 for t in last_line],
         "stopped_at": stopped, "checkpoints": steps,
         "steps_lost": max(max(last_step[0], *(s for s in stopped if s is not None), 0) - (steps[-1] if steps else 0),
                           0),
