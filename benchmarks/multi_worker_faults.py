@@ -73,6 +73,7 @@ def main():
     parser.add_argument("--root", default=ROOT, help="the repository whose training.run to run")
     parser.add_argument("--model_dir", default=None, help="default: a fresh temporary directory")
     parser.add_argument("--relaunch", action="store_true")
+    parser.add_argument("--output_prefix", default=None, help="write each worker's console to <prefix><index>.log")
     options = parser.parse_args()
 
     model_dir = options.model_dir or tempfile.mkdtemp(prefix="multi_worker_faults_")
@@ -101,6 +102,10 @@ def main():
         thread.start()
     for thread in threads:
         thread.join()
+    if options.output_prefix:
+        for index, output in enumerate(outputs):
+            with open(f"{options.output_prefix}{index}.log", "w") as f:
+                f.write("\n".join(output) + "\n")
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     steps = sorted(int(name[5:-6]) for name in (os.listdir(checkpoint_dir) if os.path.isdir(checkpoint_dir) else ())
                    if re.fullmatch(r"ckpt-\d+\.index", name))

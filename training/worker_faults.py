@@ -21,6 +21,7 @@ import logging
 import re
 import signal
 import tempfile
+import threading
 
 import tensorflow as tf
 
@@ -44,6 +45,21 @@ def _not_the_handlers_own_deprecation(record):
     # TensorFlow 2.21's handler reads its own deprecated `total_run_calls` when it stops, and logs that deprecation
     # to its users, who did not call it.
     return "PreemptionCheckpointHandler.total_run_calls" not in record.getMessage()
+
+
+#: The names of the threads the handler starts (TF 2.21): one polls this worker's signal, one waits for the step.
+_HANDLER_THREADS = ("WorkerTerminationSignalWatcher-", "PeerTerminationWatcher-")
+
+
+def _quiet_handler_threads(previous):
+    """A `threading.excepthook` that leaves out the traceback of a handler thread whose wait on the coordination
+    service fails because the chief (which hosts it) is gone: the training loop reports that lost worker."""
+    def hook(args):
+        if not (args.thread is not None and args.thread.name.startswith(_HANDLER_THREADS)
+                and issubclass(args.exc_type, tf.errors.OpError)):
+            previous(args)
+    hook.quiets_handler_threads = True
+    return hook
 
 
 class CoordinatedStop(callbacks.GracefulStop):
@@ -72,6 +88,8 @@ class CoordinatedStop(callbacks.GracefulStop):
         tf_logger = logging.getLogger("tensorflow")
         if _not_the_handlers_own_deprecation not in tf_logger.filters:
             tf_logger.addFilter(_not_the_handlers_own_deprecation)
+        if not getattr(threading.excepthook, "quiets_handler_threads", False):
+            threading.excepthook = _quiet_handler_threads(threading.excepthook)
         with tempfile.TemporaryDirectory() as empty:
             # The handler wants a checkpoint manager to restore from when it starts; this run restores its own.
             manager = tf.train.CheckpointManager(tf.train.Checkpoint(), empty, max_to_keep=1)

@@ -122,24 +122,27 @@ def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaun
 
 
 @pytest.mark.slow
-def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_75(tmp_path):
-    """SIGKILL to worker 1: the chief stops within seconds, without a traceback, naming the lost worker and the
-    newest checkpoint, with `WorkerLostError.exit_status`."""
+@pytest.mark.parametrize("killed", [1, 0], ids=["worker1", "chief"])
+def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_75(tmp_path, killed):
+    """SIGKILL to one worker: the other stops within seconds, without a traceback (the chief hosts the coordination
+    service, whose loss ends the waits of TensorFlow's preemption threads on the other worker too), naming the lost
+    worker and the newest checkpoint, with `WorkerLostError.exit_status`."""
     processes = start_workers([f"--model_dir={tmp_path}", *FAULT_ARGS])
-    with Lines(processes[0]) as chief, Lines(processes[1]):
+    survivor = 1 - killed
+    with Lines(processes[0]) as chief, Lines(processes[1]) as other:
         chief.wait_for(r"step +5/1000", timeout=300)
-        processes[1].kill()
-        killed = time.monotonic()
-        output = chief.rest()
-        seconds = time.monotonic() - killed
-    assert processes[0].returncode == WorkerLostError.exit_status == 75, output
+        processes[killed].kill()
+        killed_at = time.monotonic()
+        output = [chief, other][survivor].rest()
+        seconds = time.monotonic() - killed_at
+    assert processes[survivor].returncode == WorkerLostError.exit_status == 75, output
     assert seconds < 60, output
     assert "Traceback" not in output, output
     assert_own_console(output)
     newest = checkpoint_steps(tmp_path)[-1]
     errors = [line for line in output.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1 and errors[0].startswith("Error: Lost worker 1 of this multi-worker run"), output
+    assert len(errors) == 1 and errors[0].startswith(f"Error: Lost worker {killed} of this multi-worker run"), output
     assert f"the run resumes from {tmp_path / 'checkpoints' / f'ckpt-{newest}'}." in errors[0]
     assert "Relaunch every worker with the same flags and TF_CONFIG" in errors[0]
     assert "This worker's command: python -m training.run --strategy=multi_worker" in errors[0]
-    print(f"the chief stopped {seconds:.1f} s after worker 1 was killed")
+    print(f"worker {survivor} stopped {seconds:.1f} s after worker {killed} was killed")
