@@ -1,5 +1,8 @@
 """What every command-line entry point shares: bad input becomes one paragraph and exit status 2.
 
+A lost worker of a multi-worker run (`sagan_tf.errors.WorkerLostError`) is one paragraph too, with exit status 75
+(`WorkerLostError.exit_status`): a cluster manager can restart on 75 and 143 (a stop signal) and not on 2.
+
 Each entry point (`training/run.py`, `training/evaluate.py`, `training/visualize.py`, `training/train_classifier.py`,
 `export/run.py`, `export/client.py`) is written the same way:
 
@@ -39,7 +42,7 @@ import re
 import subprocess
 import sys
 
-from sagan_tf.errors import UsageError
+from sagan_tf.errors import UsageError, WorkerLostError
 
 #: The exit status of a command refused for bad input (absl's own flag errors use 1).
 USAGE_ERROR_STATUS = 2
@@ -52,7 +55,8 @@ def report(error, stream=None):
 
 def main_wrapper(main):
     """Wraps an absl `main(argv)`: refuses positional arguments, and turns a `UsageError` into a printed paragraph
-    and exit status `USAGE_ERROR_STATUS` (no traceback). Other exceptions are bugs and keep their traceback."""
+    and exit status `USAGE_ERROR_STATUS` (no traceback), a `WorkerLostError` into a paragraph and its
+    `exit_status`. Other exceptions are bugs and keep their traceback."""
 
     @functools.wraps(main)
     def wrapped(argv, *args, **kwargs):
@@ -65,6 +69,9 @@ def main_wrapper(main):
         except UsageError as error:
             report(error)
             return USAGE_ERROR_STATUS
+        except WorkerLostError as error:
+            report(error)
+            return error.exit_status
 
     return wrapped
 
@@ -177,6 +184,19 @@ def import_tensorflow(quiet=None):
     return tensorflow
 
 
+def _drop_tensorflow_handler():
+    """Leaves TensorFlow's records to the root logger's handler alone (absl's, set up by `app.run`).
+
+    TensorFlow gives its "tensorflow" logger a handler of its own when the logger is first used before the root
+    logger has one, as it is while TensorFlow loads: each of its records was then printed twice, once as
+    "WARNING:tensorflow:..." past the filter above (INFO records too, e.g. MultiWorkerMirroredStrategy's "Collective
+    all_reduce ..." lines, one per traced all-reduce).
+    """
+    tf_logger = logging.getLogger("tensorflow")
+    for handler in list(tf_logger.handlers):
+        tf_logger.removeHandler(handler)
+
+
 def run(main, define_flags=None, tensorflow=True, argv=None):
     """Runs an entry point's `main` as a command: the console set up as the module docstring says, then
     `define_flags()` and `absl.app.run(main)`.
@@ -204,6 +224,7 @@ def run(main, define_flags=None, tensorflow=True, argv=None):
         handler.addFilter(_own_or_important)
     if tensorflow:
         import_tensorflow()
+        _drop_tensorflow_handler()
     if define_flags is not None:
         define_flags()
     app.run(main, argv=argv)

@@ -1,7 +1,8 @@
 """Every error sagan_tf raises for what a user asked for, as opposed to bugs: one class per kind of failure.
 
 Entry points report a `UsageError` (and so each subclass) as one paragraph naming the problem and the fix, with
-exit status 2 and no traceback (`sagan_tf.cli.main_wrapper`); anything else is a bug and keeps its traceback.
+exit status 2 and no traceback (`sagan_tf.cli.main_wrapper`); a `WorkerLostError` (not bad input: a cluster fault)
+as one paragraph with its own exit status; anything else is a bug and keeps its traceback.
 This module imports nothing, so that a thin client (e.g. `export.client` over REST) can use it without TensorFlow.
 """
 
@@ -84,6 +85,23 @@ class WriteFailedError(UsageError):
         self.removed = tuple(removed)
 
 
+class WorkerLostError(Exception):
+    """A multi-worker run lost one of its workers (killed, crashed or unreachable): a fault to retry, not bad input.
+
+    Commands report it as one paragraph, without a traceback, with exit status `exit_status` (75: EX_TEMPFAIL of
+    sysexits.h, "temporary failure, try again"), apart from bad input's 2, so that a cluster manager's restart policy
+    can relaunch the workers on it. Attributes: `lost_tasks` (e.g. ["worker 1"]; empty when TensorFlow's error names
+    none) and `last_checkpoint` (the checkpoint a relaunch resumes from; None when none was written yet).
+    """
+
+    exit_status = 75
+
+    def __init__(self, message, lost_tasks=(), last_checkpoint=None):
+        super().__init__(message)
+        self.lost_tasks = list(lost_tasks)
+        self.last_checkpoint = last_checkpoint
+
+
 __all__ = ["UsageError", "ConfigError", "CheckpointError", "DamagedCheckpointError", "TrainingDivergedError",
            "DatasetError", "ClassifierUnavailableError", "ClassifierCardError", "InsufficientAccuracyError",
-           "ServingError", "RunLockedError", "WriteFailedError"]
+           "ServingError", "RunLockedError", "WriteFailedError", "WorkerLostError"]

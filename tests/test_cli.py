@@ -110,3 +110,27 @@ def test_a_command_keeps_tensorflow_error_lines_and_drops_its_start_up_lines():
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["level 2 1"]
     assert result.stderr == ""
+
+
+# A command whose main logs through TensorFlow's logger, as TensorFlow's own code does (e.g.
+# MultiWorkerMirroredStrategy's "Collective all_reduce ..." INFO lines).
+TF_LOGGING_COMMAND = """
+from sagan_tf import cli
+
+def main(argv):
+    import tensorflow as tf
+    tf.get_logger().warning("a TensorFlow warning")
+    tf.get_logger().info("a TensorFlow INFO line")
+    return 0
+
+cli.run(main)
+"""
+
+
+def test_tensorflow_records_are_printed_once_and_its_info_left_out():
+    """TensorFlow gives its logger a handler of its own while it loads: its records came out twice ("WARNING:
+    tensorflow:..." and "Warning: ...") and its INFO lines past the filter."""
+    result = subprocess.run([PYTHON, "-c", TF_LOGGING_COMMAND], cwd=ROOT, env=subprocess_environment(
+        TF_CPP_MIN_LOG_LEVEL=None), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["Warning: a TensorFlow warning"], result.stderr

@@ -1,4 +1,5 @@
-"""What many tests share, defined once: tiny configs, networks, classifier files, options and child environments.
+"""What many tests share, defined once: tiny configs, networks, classifier files, options, child environments and
+a reader of a child's output (`Lines`).
 
 No test module imports another test module; they import this one (and `tests.keras_checks`,
 `tests.numpy_reference`).
@@ -7,8 +8,12 @@ No test module imports another test module; they import this one (and `tests.ker
 import glob
 import os
 import pathlib
+import queue
+import re
 import subprocess
 import sys
+import threading
+import time
 
 import keras
 import numpy as np
@@ -175,3 +180,45 @@ def start_command(module, args, separate_stderr=False, **env):
     return subprocess.Popen([PYTHON, "-m", module, *args], cwd=ROOT, env=subprocess_environment(**env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE if separate_stderr else subprocess.STDOUT,
                             text=True)
+
+
+class Lines:
+    """Reads a process's output on a thread so that the test can wait for a line with a deadline."""
+
+    def __init__(self, process):
+        self.process, self.lines, self._queue = process, [], queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.process.poll() is None:  # a failed test must not leave a training process behind
+            self.process.kill()
+            self.process.wait()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern, timeout=180):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=1)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            self.lines.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match
+        raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(self.lines)}")
+
+    def rest(self):
+        self.process.wait(timeout=180)
+        while (line := self._queue.get(timeout=10)) is not None:
+            self.lines.append(line)
+        return "".join(self.lines)

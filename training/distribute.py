@@ -202,6 +202,20 @@ def task_id(strategy):
     return getattr(resolver, "task_id", None) or 0
 
 
+def num_workers(strategy):
+    """The number of worker processes (chief included) that train together under `strategy` (1 without a cluster)."""
+    if not is_multi_worker(strategy):
+        return 1
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return max(1, sum(len(cluster.get(job, ())) for job in ("chief", "worker")))
+
+
+def task_name(strategy):
+    """This process's task as TensorFlow's errors name it, e.g. "worker 1" ("worker 0" without a cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return f"{getattr(resolver, 'task_type', None) or 'worker'} {task_id(strategy)}"
+
+
 class MultiWorkerSAGAN(SAGAN):
     """SAGAN whose train_step logs have shape (1,), for `fit` under MultiWorkerMirroredStrategy.
 
@@ -220,4 +234,4 @@ def model_class(strategy):
 
 
 __all__ = ["STRATEGIES", "strategy_kind", "get_distribution_strategy", "is_chief", "is_multi_worker", "describe",
-           "task_id", "MultiWorkerSAGAN", "model_class"]
+           "task_id", "num_workers", "task_name", "MultiWorkerSAGAN", "model_class"]

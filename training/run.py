@@ -5,13 +5,15 @@ Flags -> `ExperimentConfig` (a preset with the flags' overrides, `sagan_tf.prese
 synthetic dataset into ./runs/synthetic32. Rerunning a command resumes from the latest checkpoint in its
 --model_dir (exactly: the same weights as without the interruption, on CPU, for the synthetic and folder datasets;
 a damaged latest checkpoint is skipped with a warning for the one before it); SIGTERM or Ctrl-C stops after the
-current step with a checkpoint saved (exit status 128 + signal number). Bad input ends with a one-paragraph error
-and exit status 2, and so does a step whose loss or weights are no longer finite (unless --on_nonfinite=rollback):
-no checkpoint with a NaN is ever written. So do a second run into a --model_dir that a live run trains (refused
-before it writes anything, naming the holder of <model_dir>/training.lock; a lock whose process is gone is taken
-over with a warning, see sagan_tf/run_lock.py) and a checkpoint, sample grid or record the filesystem refuses (full,
-read-only, no permission: the message names the file, the cause and the last good checkpoint, and no partial file
-is left).
+current step with a checkpoint saved (exit status 128 + signal number); under --strategy=multi_worker a signal to any
+worker stops every worker after the same step with that step's checkpoint (exit status 143 on the others), and a
+lost worker ends the others with one paragraph naming it and the checkpoint to resume from, exit status 75
+(training/worker_faults.py). Bad input ends with a one-paragraph error and exit status 2, and so does a step whose
+loss or weights are no longer finite (unless --on_nonfinite=rollback): no checkpoint with a NaN is ever written. So
+do a second run into a --model_dir that a live run trains (refused before it writes anything, naming the holder of
+<model_dir>/training.lock; a lock whose process is gone is taken over with a warning, see sagan_tf/run_lock.py) and
+a checkpoint, sample grid or record the filesystem refuses (full, read-only, no permission: the message names the
+file, the cause and the last good checkpoint, and no partial file is left).
 
 Each progress line shows the losses, the mean discriminator logits on real and fake images, the gradient norm and
 the largest spectral-norm estimate of each network ("grad D/G", "sn D/G"), the attention gammas, images/s and the
@@ -40,9 +42,13 @@ evaluation during training the checkpoint with the best FID (--best_metric) is k
 """
 
 
+import shlex
+import sys
+
 from absl import flags
 
 from sagan_tf import cli
+from sagan_tf.errors import WorkerLostError
 
 _TRAINING_OVERRIDES = ("train_steps", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "grad_accumulation",
                        "ema_start", "augment", "augment_policy", "ada_target", "ada_kimg", "lecam_weight",
@@ -244,7 +250,12 @@ def main(argv, values=None):
     from training import train_lib
 
     config, options = config_and_options(flags.FLAGS if values is None else values)
-    result = train_lib.run(config, options)
+    try:
+        result = train_lib.run(config, options)
+    except WorkerLostError as error:
+        command = shlex.join(["python", "-m", "training.run", *sys.argv[1:]])
+        raise WorkerLostError(f"{error} This worker's command: {command}", error.lost_tasks,
+                              error.last_checkpoint) from None
     if result.stopped_by_signal:
         return 128 + result.stopped_by_signal
     return 0

@@ -42,7 +42,7 @@ from sagan_tf.errors import (ClassifierUnavailableError, ConfigError, DamagedChe
 from sagan_tf.evaluation import EvalConfig, Evaluator
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
-from training import classifier_cache, distribute
+from training import classifier_cache, distribute, worker_faults
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 #: What a training step with a non-finite loss or weight does (`TrainOptions.on_nonfinite`).
@@ -390,7 +390,12 @@ class Trainer:
             raise
         self.summary_writer = tf.summary.create_file_writer(self.run_dir.path) if self.chief else None
         self.guard = callbacks.NonFiniteGuard(options.log_every)
-        self.stopper = callbacks.GracefulStop(print_fn=logging.warning) if options.handle_signals else None
+        self.stopper = None
+        if options.handle_signals:
+            # Across workers, a signal to one stops every worker at the same step (worker_faults.CoordinatedStop).
+            self.stopper = (worker_faults.CoordinatedStop(self.strategy, print_fn=logging.warning)
+                            if distribute.num_workers(self.strategy) > 1 else
+                            callbacks.GracefulStop(print_fn=logging.warning))
         quiet = lambda line: None  # noqa: E731
         self.progress = callbacks.ProgressLogger(
             config.training.train_steps, options.log_every, images_per_step=config.training.images_per_step,
@@ -609,14 +614,21 @@ class Trainer:
                     logging.error("No generator update in %d train steps (every float16 update overflowed?); "
                                   "stopping at step %d.", target - previous, self.step)
                     break
+        except tf.errors.OpError as error:
+            if distribute.num_workers(self.strategy) < 2 or not worker_faults.is_lost_worker(error):
+                raise
+            saved = self.checkpointer.last_saved_step
+            raise worker_faults.lost_worker_error(error, distribute.task_name(self.strategy),
+                                                  None if saved is None else self.run_dir.checkpoint_path(saved)
+                                                  ) from None
         finally:
             if not self.chief and tf.io.gfile.exists(self.manager.directory):
                 tf.io.gfile.rmtree(self.manager.directory)
         stopped = self.stopper.signal_received if self.stopper is not None else None
         latest = self.run_dir.checkpoint_path(self.checkpointer.last_saved_step)
         if stopped is not None:
-            logging.warning("Stopped at step %d; checkpoint %s. Rerun the same command to continue.", self.step,
-                            latest)
+            logging.warning("Stopped at step %d; checkpoint %s. Rerun the same command%s to continue.", self.step,
+                            latest, " on every worker" if distribute.num_workers(self.strategy) > 1 else "")
         else:
             logging.info("Done: step %d; checkpoint %s.", self.step, latest)
         result = self._result(stopped)

@@ -24,10 +24,21 @@ def average_across_replicas(variables):
         return
     targets = [variable.value for variable in variables]  # the distributed TensorFlow variables
 
+    def placed(value, target):
+        # With one replica per process (MultiWorkerMirroredStrategy, one device per worker) merge_call passes the
+        # replica's own tensor, placed nowhere in the step's graph; batch_reduce_to batches the reductions into one
+        # all-reduce only when every value sits on its destination's devices, and otherwise reduced the variables
+        # one by one with the warning "Efficient batch_reduce is not supported if destinations are different.".
+        if not isinstance(value, tf.Tensor):
+            return value  # per-replica values: on the replicas' devices already
+        with tf.device(target.device):
+            return tf.identity(value)
+
     def average(strategy, *values):
         # As the optimizers reduce gradients: the variables are the destinations (MultiWorkerMirroredStrategy finds
         # no device to reduce to in a tensor of the step's graph).
-        means = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.MEAN, list(zip(values, targets)))
+        pairs = [(placed(value, target), target) for value, target in zip(values, targets)]
+        means = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.MEAN, pairs)
         for target, mean in zip(targets, means):
             strategy.extended.update(target, lambda variable, value: variable.assign(value), args=(mean,))
 

@@ -19,6 +19,7 @@ def test_one_device_strategies():
         assert distribute.is_chief(strategy) and not distribute.is_multi_worker(strategy)
         assert distribute.task_id(strategy) == 0 and distribute.model_class(strategy) is SAGAN
         assert distribute.describe(strategy) == "one device"
+        assert distribute.num_workers(strategy) == 1 and distribute.task_name(strategy) == "worker 0"
 
 
 def test_the_start_line_names_the_devices_and_an_unused_gpu_is_one_warning():

@@ -1,12 +1,17 @@
-"""Two local worker processes train with --strategy=multi_worker (MultiWorkerMirroredStrategy over loopback)."""
+"""Two local worker processes train with --strategy=multi_worker (MultiWorkerMirroredStrategy over loopback), and
+what they do when one of them is told to stop (SIGTERM) or is killed (training/worker_faults.py)."""
 
 import json
 import re
+import signal
 import socket
+import time
 
+import pytest
 import tensorflow as tf
 
-from tests.tiny import start_command
+from sagan_tf.errors import WorkerLostError
+from tests.tiny import Lines, start_command
 
 
 def free_ports(count):
@@ -19,22 +24,36 @@ def free_ports(count):
     return ports
 
 
+def start_workers(args, workers=None):
+    """Starts `python -m training.run --strategy=multi_worker <args>` as the two workers of a loopback cluster (a
+    fresh one unless `workers` lists its addresses); returns the two `Popen`s, the chief's first."""
+    workers = workers or [f"127.0.0.1:{port}" for port in free_ports(2)]
+    return [start_command("training.run", ["--strategy=multi_worker", *args],
+                          TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+                                                "task": {"type": "worker", "index": index}}))
+            for index in range(2)]
+
+
+def assert_own_console(output):
+    """No TensorFlow log line (each used to be printed twice, once as "WARNING:tensorflow:..."), and not the
+    warning of an unbatched all-reduce."""
+    assert ":tensorflow:" not in output and "Efficient batch_reduce" not in output, output
+
+
 def test_two_workers_train_and_only_the_chief_keeps_outputs(tmp_path):
     """Two workers over loopback; --eval_every also makes the chief keep the best checkpoint."""
-    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    args = [f"--model_dir={tmp_path}", "--strategy=multi_worker", "--train_steps=3", "--batch_size=4",
+    args = [f"--model_dir={tmp_path}", "--train_steps=3", "--batch_size=4",
             "--log_every=1", "--checkpoint_every=2", "--sample_every=2", "--eval_every=2", "--eval_samples=32"]
-    processes = [start_command("training.run", args, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
-                                                   "task": {"type": "worker", "index": index}}))
-                 for index in range(2)]
+    processes = start_workers(args)
     try:
-        outputs = [process.communicate(timeout=240)[0] for process in processes]
+        outputs = [process.communicate(timeout=400)[0] for process in processes]
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
     for index, (process, output) in enumerate(zip(processes, outputs)):
         assert process.returncode == 0, f"worker {index}:\n{output}"
+        assert_own_console(output)
     assert "on 2 replica(s) (MultiWorkerMirroredStrategy on CPU, XLA off)" in outputs[0]
     assert "step 3/3" in outputs[0] and "step 3/3" not in outputs[1]  # only the chief reports progress
     # ... and evaluates (the default evaluation at the start and the end, shipped synthetic classifier).
@@ -51,3 +70,79 @@ def test_two_workers_train_and_only_the_chief_keeps_outputs(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoints" / "best").iterdir()) == [
         "best.json", f"ckpt-{best['step']}.data-00000-of-00001", f"ckpt-{best['step']}.index"]
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_00000002.png", "step_00000003.png"]
+
+
+# Checkpoints every 4 steps; the signal comes after step 5, so the step the workers stop at is past the last periodic
+# checkpoint (the generator and discriminator of synthetic32 at batch 4: a few steps a second on 2 cores).
+FAULT_ARGS = ["--train_steps=1000", "--batch_size=4", "--log_every=1", "--checkpoint_every=4", "--sample_every=0",
+              "--eval_samples=0"]
+
+
+def checkpoint_steps(model_dir):
+    return sorted(int(path.name[len("ckpt-"):-len(".index")])
+                  for path in (model_dir / "checkpoints").glob("ckpt-*.index"))
+
+
+@pytest.mark.parametrize("signalled", [1, pytest.param(0, marks=pytest.mark.slow)], ids=["worker1", "chief"])
+def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaunch_resumes(tmp_path, signalled):
+    """SIGTERM to one worker (a preemption notice): every worker stops after the same step, past the last periodic
+    checkpoint, with the checkpoint of that step; relaunching both resumes there."""
+    args = [f"--model_dir={tmp_path}", *FAULT_ARGS]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = start_workers(args, workers)
+    with Lines(processes[0]) as chief, Lines(processes[1]) as other:
+        chief.wait_for(r"step +5/1000", timeout=300)
+        processes[signalled].send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        outputs = [chief.rest(), other.rest()]
+        seconds = time.monotonic() - sent
+    stopped = [re.search(r"Stopped at step (\d+); checkpoint (\S+)\. Rerun the same command on every worker", output)
+               for output in outputs]
+    assert all(stopped), outputs
+    step = int(stopped[0][1])
+    assert int(stopped[1][1]) == step > 5 and stopped[0][2] == stopped[1][2] == str(tmp_path / "checkpoints" /
+                                                                                    f"ckpt-{step}")
+    # 143 = 128 + SIGTERM on both: the signalled worker's own signal, the status of a peer's preemption on the other.
+    assert [process.returncode for process in processes] == [143, 143], outputs
+    assert "Received SIGTERM: every worker stops after the same step" in outputs[signalled]
+    assert "Another worker received a stop signal" in outputs[1 - signalled]
+    for output in outputs:
+        assert "Traceback" not in output, output
+        assert_own_console(output)
+    assert checkpoint_steps(tmp_path)[-1] == step  # past ckpt-4, the last periodic one when the signal came
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("tmp_")) == []
+    print(f"both workers stopped {seconds:.1f} s after the signal, at step {step}")
+
+    # Relaunching both workers with the same flags (one step more to train) resumes from that step.
+    processes = start_workers([f"--model_dir={tmp_path}", *FAULT_ARGS[1:], f"--train_steps={step + 1}"], workers)
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert f"Training synthetic32 from step {step} to {step + 1}" in outputs[0]
+    assert checkpoint_steps(tmp_path)[-1] == step + 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("killed", [1, 0], ids=["worker1", "chief"])
+def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_75(tmp_path, killed):
+    """SIGKILL to one worker: the other stops within seconds, without a traceback (the chief hosts the coordination
+    service, whose loss ends the waits of TensorFlow's preemption threads on the other worker too), naming the lost
+    worker and the newest checkpoint, with `WorkerLostError.exit_status`."""
+    processes = start_workers([f"--model_dir={tmp_path}", *FAULT_ARGS])
+    survivor = 1 - killed
+    with Lines(processes[0]) as chief, Lines(processes[1]) as other:
+        chief.wait_for(r"step +5/1000", timeout=300)
+        processes[killed].kill()
+        killed_at = time.monotonic()
+        output = [chief, other][survivor].rest()
+        seconds = time.monotonic() - killed_at
+    assert processes[survivor].returncode == WorkerLostError.exit_status == 75, output
+    assert seconds < 60, output
+    assert "Traceback" not in output, output
+    assert_own_console(output)
+    newest = checkpoint_steps(tmp_path)[-1]
+    errors = [line for line in output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: Lost worker {killed} of this multi-worker run"), output
+    assert f"the run resumes from {tmp_path / 'checkpoints' / f'ckpt-{newest}'}." in errors[0]
+    assert "Relaunch every worker with the same flags and TF_CONFIG" in errors[0]
+    assert "This worker's command: python -m training.run --strategy=multi_worker" in errors[0]
+    print(f"worker {survivor} stopped {seconds:.1f} s after worker {killed} was killed")

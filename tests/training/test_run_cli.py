@@ -3,19 +3,16 @@ at a time in a --model_dir, and a console of its own lines (TensorFlow's only wi
 
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
-import threading
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags as absl_flags
 
-from tests.tiny import PYTHON, ROOT, start_command, subprocess_environment, tiny_image_folder
+from tests.tiny import PYTHON, ROOT, Lines, start_command, subprocess_environment, tiny_image_folder
 from training import run as run_cli
 
 # No evaluation: these runs are about signals, resume and bad input (test_evaluate_cli covers evaluation).
@@ -32,48 +29,6 @@ def assert_own_lines_only(output):
 
 def start(args, **env):
     return start_command("training.run", args, **env)
-
-
-class Lines:
-    """Reads a process's output on a thread so that the test can wait for a line with a deadline."""
-
-    def __init__(self, process):
-        self.process, self.lines, self._queue = process, [], queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        if self.process.poll() is None:  # a failed test must not leave a training process behind
-            self.process.kill()
-            self.process.wait()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def wait_for(self, pattern, timeout=180):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=1)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.lines.append(line)
-            match = re.search(pattern, line)
-            if match:
-                return match
-        raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(self.lines)}")
-
-    def rest(self):
-        self.process.wait(timeout=180)
-        while (line := self._queue.get(timeout=10)) is not None:
-            self.lines.append(line)
-        return "".join(self.lines)
 
 
 BAD_INPUTS = {
