@@ -4,24 +4,14 @@ what they do when one of them is told to stop (SIGTERM) or is killed (training/w
 import json
 import re
 import signal
-import socket
 import time
 
 import pytest
 import tensorflow as tf
 
+from benchmarks.multi_worker_faults import free_ports
 from sagan_tf.errors import WorkerLostError
 from tests.tiny import Lines, start_command
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def start_workers(args, workers=None):
