@@ -117,17 +117,20 @@ def test_one_update_of_four_micro_batches_equals_the_full_batch():
     assert sum(path.endswith("kernel") for path in changed) >= 20
 
 
-def test_micro_batches_on_one_device_train_like_replicas_and_accumulate_under_mirrored(mirrored_strategy):
+# Per-replica XLA compiles the micro-batch loop for each replica: ~215 s on 2 cores, so the XLA case is slow.
+@pytest.mark.parametrize("jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_micro_batches_on_one_device_train_like_replicas_and_accumulate_under_mirrored(mirrored_strategy,
+                                                                                       jit_compile):
     # Batch norm on: each micro-batch normalizes with its own statistics, and the moving statistics take one
     # update per optimizer update with the micro-batches' mean statistics, the rule that merges replicas. So one
-    # device with 4 micro-batches of 2 equals two replicas with 2 micro-batches each (per-replica XLA), micro-batch
-    # k of replica r being micro-batch 2r + k of the one device (noise included).
+    # device with 4 micro-batches of 2 equals two replicas with 2 micro-batches each (with per-replica XLA or not),
+    # micro-batch k of replica r being micro-batch 2r + k of the one device (noise included).
     cfg = tiny_model()
     images, labels = data(cfg, 8)
     single = make_gan(cfg, 4, optimizer="sgd")
     with mirrored_strategy.scope():
-        mirrored = make_gan(cfg, 2, optimizer="sgd", jit_compile=True)
-    assert mirrored.replica_jit_compile
+        mirrored = make_gan(cfg, 2, optimizer="sgd", jit_compile=jit_compile)
+    assert mirrored.replica_jit_compile == jit_compile
     mirrored.set_weights(single.get_weights())
     before = full_state(single)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8, drop_remainder=True).repeat()
