@@ -113,6 +113,32 @@ def tiny_image_folder(path, classes=("blue", "red"), per_class=12, size=16, seed
     return str(root)
 
 
+def messy_image_folder(path, per_class=24, seed=0):
+    """Writes a two-class folder ("cats", "dogs") as users have them: `per_class` 48x40 images per class, in turn an
+    RGBA PNG, a 16-bit grayscale PNG, a grayscale JPEG and an RGB PNG, plus a truncated PNG (`cats/broken.png`) that
+    the folder scan skips. Returns the folder path as a string."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root = pathlib.Path(path)
+    for index, name in enumerate(("cats", "dogs")):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = np.clip(rng.normal(80 + 100 * index, 40, (40, 48, 3)), 0, 255).astype(np.uint8)
+            kind = i % 4
+            if kind == 0:
+                Image.fromarray(pixels).convert("RGBA").save(folder / f"{i}.png")
+            elif kind == 1:
+                Image.fromarray(pixels[..., 0].astype(np.uint16) * 257).save(folder / f"{i}.png")
+            elif kind == 2:
+                Image.fromarray(pixels).convert("L").save(folder / f"{i}.jpg", quality=90)
+            else:
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    (root / "cats" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    return str(root)
+
+
 def train_options(model_dir, **overrides):
     """`TrainOptions` for a quick in-process run: one device, no signal handlers, progress every 2 steps."""
     from training import train_lib

@@ -13,6 +13,7 @@ import os
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from sagan_tf.errors import UsageError
 from sagan_tf.models import SAGAN
@@ -61,11 +62,13 @@ def get_distribution_strategy(distribution_strategy="auto", tpu_address="", cpu_
         raise UsageError(f"cpu_devices must be an integer >= 1. Received: cpu_devices={cpu_devices!r}")
     if cpu_devices > 1:
         _split_cpu(cpu_devices)
+    num_gpus = len(tf.config.list_physical_devices("GPU"))
+    if not num_gpus and distribution_strategy != "tpu":
+        one_op_at_a_time_on_cpu()
     if distribution_strategy == "multi_worker":
         # Before anything initialises the runtime: the strategy configures collective ops at startup.
         _check_tf_config()
         return tf.distribute.MultiWorkerMirroredStrategy()
-    num_gpus = len(tf.config.list_physical_devices("GPU"))
     kind = strategy_kind(distribution_strategy, num_gpus)
     if kind == "default":
         return tf.distribute.get_strategy()
@@ -81,6 +84,28 @@ def get_distribution_strategy(distribution_strategy="auto", tpu_address="", cpu_
             f"Could not connect to a TPU ({type(error).__name__}: {error}). Run on a TPU VM, or pass the TPU's name "
             "or grpc:// address with --tpu, or choose another --strategy (auto, mirrored, off).") from None
     return tf.distribute.TPUStrategy(resolver)
+
+
+def one_op_at_a_time_on_cpu():
+    """Runs TensorFlow's ops one at a time (one inter-op thread; each op still uses every core), so that a CPU run
+    computes the same numbers every time.
+
+    With oneDNN (TensorFlow's default CPU kernels), a convolution's filter gradient came out different in one process
+    in two to four: which of the two inter-op threads ran an op changed how oneDNN split its reduction, and the
+    split, once chosen, stayed for the process (measured: `cifar32`, batch 8, 2-core Xeon with AMX, TF 2.21; one
+    step already differed by up to 5e-6 in the discriminator's kernels, 0.15 after 12 steps). Runs with the same
+    seed then diverged, and a resumed run differed from the straight one. GPUs are left alone.
+
+    Must run before TensorFlow initialises its runtime; if it already has, the setting cannot change and a warning
+    says so (unless TF_NUM_INTEROP_THREADS=1 was set).
+    """
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        if (tf.config.threading.get_inter_op_parallelism_threads() != 1
+                and os.environ.get("TF_NUM_INTEROP_THREADS") != "1"):
+            logging.warning("TensorFlow started before the strategy was made, so its ops may run two at a time: "
+                            "this CPU run may not repeat bit for bit (set TF_NUM_INTEROP_THREADS=1 to make sure).")
 
 
 def _split_cpu(count):
@@ -233,5 +258,5 @@ def model_class(strategy):
     return MultiWorkerSAGAN if is_multi_worker(strategy) else SAGAN
 
 
-__all__ = ["STRATEGIES", "strategy_kind", "get_distribution_strategy", "is_chief", "is_multi_worker", "describe",
-           "task_id", "num_workers", "task_name", "MultiWorkerSAGAN", "model_class"]
+__all__ = ["STRATEGIES", "strategy_kind", "get_distribution_strategy", "one_op_at_a_time_on_cpu", "is_chief",
+           "is_multi_worker", "describe", "task_id", "num_workers", "task_name", "MultiWorkerSAGAN", "model_class"]

@@ -1,6 +1,7 @@
 """training.distribute: making strategies, validating what they need, and what they change about training."""
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import tensorflow as tf
 
 from sagan_tf.errors import UsageError
 from sagan_tf.models import SAGAN, build_sagan
-from tests.tiny import tiny_config
+from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config
 from training import distribute
 
 
@@ -107,3 +108,31 @@ def test_auto_picks_the_strategy_and_xla_from_the_gpus(monkeypatch, num_gpus, ki
     # Asked for by name, "mirrored" spans every GPU (one included), "off" is always the default strategy.
     assert distribute.strategy_kind("mirrored", num_gpus) == "mirrored"
     assert distribute.strategy_kind("off", num_gpus) == "default"
+
+
+def test_a_cpu_run_runs_one_op_at_a_time():
+    # A fresh process as `training.run` starts, without the test session's thread settings: making the strategy
+    # leaves TensorFlow one inter-op thread, which is what makes oneDNN's convolution gradients repeat bit for bit.
+    script = ("from training import distribute\n"
+              "distribute.get_distribution_strategy('auto')\n"
+              "import tensorflow as tf\n"
+              "print(tf.config.threading.get_inter_op_parallelism_threads())\n")
+    result = subprocess.run([PYTHON, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=subprocess_environment(TF_NUM_INTEROP_THREADS=None, TF_NUM_INTRAOP_THREADS=None))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1"]
+
+
+def test_a_runtime_started_too_early_is_one_warning(monkeypatch, caplog):
+    # This test process's runtime is up, so the setting cannot change any more: one warning says what it means.
+    tf.constant(1.0)
+    monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
+    monkeypatch.setattr(tf.config.threading, "get_inter_op_parallelism_threads", lambda: 0)
+    with caplog.at_level("WARNING"):
+        distribute.one_op_at_a_time_on_cpu()
+    assert "may not repeat bit for bit (set TF_NUM_INTEROP_THREADS=1" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "1")
+    with caplog.at_level("WARNING"):
+        distribute.one_op_at_a_time_on_cpu()
+    assert caplog.text == ""

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 from absl import flags as absl_flags
 
-from tests.tiny import PYTHON, ROOT, Lines, start_command, subprocess_environment, tiny_image_folder
+from tests.tiny import (PYTHON, ROOT, Lines, messy_image_folder, start_command, subprocess_environment,
+                        tiny_image_folder)
 from training import run as run_cli
 
 # No evaluation: these runs are about signals, resume and bad input (test_evaluate_cli covers evaluation).
@@ -201,3 +202,34 @@ def test_a_checkpoint_the_kernel_refuses_ends_in_one_paragraph(tmp_path):
         "(ckpt-2_temp) were removed. No checkpoint was written before it. Raise the file-size limit (ulimit -f) or use "
         "a directory on another filesystem, then rerun the same command.")
     assert os.listdir(model_dir / "checkpoints") == [] and not (model_dir / "training.lock").exists()
+
+
+def assert_same_variables(path, expected_path):
+    """Every variable of two checkpoints is bit for bit the same: weights, EMA, batch-norm statistics, spectral-norm
+    vectors, Adam slots, the noise RNG and the data position."""
+    values, expected = checkpoint_values(path), checkpoint_values(expected_path)
+    assert values.keys() == expected.keys() and len(expected) > 100
+    different = {name: float(np.max(np.abs(values[name].astype(np.float64) - expected[name])))
+                 for name in expected if not np.array_equal(values[name], expected[name])}
+    assert different == {}
+
+
+@pytest.mark.slow
+def test_the_issues_folder_run_resumes_bit_for_bit_with_tensorflows_own_threads(tmp_path):
+    # As a user runs it: its own processes, TensorFlow's default thread pools (not the test session's one thread each)
+    # and the preset the folder picks at 32x32 (cifar32), whose wide convolutions showed the fault.
+    folder = messy_image_folder(tmp_path / "messy")
+    flags = [f"--dataset=folder:{folder}", "--image_size=32", "--batch_size=8", "--seed=3", "--sample_every=0",
+             "--eval_samples=0", "--checkpoint_every=3"]
+    env = dict(TF_NUM_INTEROP_THREADS=None, TF_NUM_INTRAOP_THREADS=None)
+
+    def train(model_dir, steps):
+        process = start([*flags, f"--train_steps={steps}", f"--model_dir={model_dir}"], **env)
+        output, _ = process.communicate(timeout=900)
+        assert process.returncode == 0, output
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(straight, 6)
+    train(resumed, 3)
+    train(resumed, 6)
+    assert_same_variables(str(resumed / "checkpoints" / "ckpt-6"), str(straight / "checkpoints" / "ckpt-6"))

@@ -21,7 +21,7 @@ from sagan_tf.errors import (ConfigError, DamagedCheckpointError, RunLockedError
                              WriteFailedError)
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
-from tests.tiny import event_scalars, full_disk_save, tiny_config, tiny_image_folder, train_options
+from tests.tiny import event_scalars, full_disk_save, messy_image_folder, tiny_config, tiny_image_folder, train_options
 from training import train_lib
 
 
@@ -300,20 +300,27 @@ def test_incompatible_model_dir_is_refused_naming_the_fields(tmp_path):
     RunDirectory(tmp_path).check_resumable(tiny_config(batch_size=8, g_lr=1e-3, train_steps=9))
 
 
-def first_batches(dataset_fn, count, input_context=None):
-    return [batch[0].numpy() for batch in dataset_fn(input_context).take(count)]
+def first_batches(dataset_fn, count, input_context=None, part=0):
+    return [batch[part].numpy() for batch in dataset_fn(input_context).take(count)]
 
 
-@pytest.mark.parametrize("dataset", ["synthetic", "folder"])
+@pytest.mark.parametrize("dataset", ["synthetic", "folder", "messy folder with classes"])
 def test_a_resumed_pipeline_continues_where_the_straight_one_is(tmp_path, dataset):
+    num_classes = 0
     if dataset == "folder":  # 5 images: the 8 examples of two steps cross an epoch boundary
         for i in range(5):
             Image.fromarray(np.full((16, 16, 3), 50 * i, np.uint8)).save(tmp_path / f"{i}.png")
         dataset = f"folder:{tmp_path}"
-    config, options = tiny_config(dataset=dataset, num_classes=0, d_steps=2, batch_size=2), options_for("unused")
+    elif dataset.startswith("messy"):  # RGBA, 16-bit, grayscale JPEG, a truncated file; 7 usable images in 2 classes
+        dataset, num_classes = f"folder:{messy_image_folder(tmp_path, per_class=4)}", 2
+    config, options = tiny_config(dataset=dataset, num_classes=num_classes, d_steps=2, batch_size=2), \
+        options_for("unused")
     straight = first_batches(train_lib.input_fn(config, options, 0), 4)
     resumed = first_batches(train_lib.input_fn(config, options, 2), 2)
     np.testing.assert_array_equal(np.stack(resumed), np.stack(straight[2:]))
+    if num_classes:
+        np.testing.assert_array_equal(np.stack(first_batches(train_lib.input_fn(config, options, 2), 2, part=1)),
+                                      np.stack(first_batches(train_lib.input_fn(config, options, 0), 4, part=1)[2:]))
     assert not np.array_equal(straight[0], straight[2])
     context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2)
     assert train_lib.pipeline_position(3, 8, context) == 12 and train_lib.pipeline_position(3, 8) == 24
