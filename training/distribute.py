@@ -90,11 +90,12 @@ def one_op_at_a_time_on_cpu():
     """Runs TensorFlow's ops one at a time (one inter-op thread; each op still uses every core), so that a CPU run
     computes the same numbers every time.
 
-    With oneDNN (TensorFlow's default CPU kernels), a convolution's filter gradient came out different in one process
-    in two to four: which of the two inter-op threads ran an op changed how oneDNN split its reduction, and the
-    split, once chosen, stayed for the process (measured: `cifar32`, batch 8, 2-core Xeon with AMX, TF 2.21; one
-    step already differed by up to 5e-6 in the discriminator's kernels, 0.15 after 12 steps). Runs with the same
-    seed then diverged, and a resumed run differed from the straight one. GPUs are left alone.
+    With two inter-op threads (TensorFlow's default on 2 cores), the discriminator's convolution filter gradients
+    came out different in their last bits in one process in two to four, and only they: the difference is a choice
+    that oneDNN (TensorFlow's default CPU kernels) makes once per process, depending on which thread runs what; with
+    `TF_ENABLE_ONEDNN_OPTS=0` or one inter-op thread it went away. Measured on `cifar32` at batch 8 (2-core Xeon with
+    AMX, TF 2.21): up to 5e-6 after one step, 0.15 after twelve, so runs with the same seed diverged and a resumed run
+    differed from the straight one. GPUs are left alone.
 
     Must run before TensorFlow initialises its runtime; if it already has, the setting cannot change and a warning
     says so (unless TF_NUM_INTEROP_THREADS=1 was set).
