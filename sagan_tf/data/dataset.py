@@ -2,7 +2,7 @@
 
     dataset = data.resolve("folder:/data/imagenet_train", data_dir=None)
     dataset.info                      # DatasetInfo: classes, splits, default size (no image read)
-    dataset.load("train", image_size=128, batch_size=256)
+    data.load(dataset, "train", image_size=128, batch_size=256)
     dataset.fingerprint()             # what identifies its images (a folder: from its one scan)
     dataset.subset(10_000, seed=0)    # a seeded uniform subset of a folder (real statistics)
     dataset.class_subset(0.1, seed=0) # the same seeded 10% of each class of a folder (small-data training)
@@ -17,7 +17,7 @@ something first needs its files, and keeps the scan; every function of `sagan_tf
 
 import numpy as np
 
-from sagan_tf.data import folder, tfds_source
+from sagan_tf.data import catalog, folder, tfds_source
 from sagan_tf.data.info import DatasetInfo
 
 
@@ -132,12 +132,6 @@ class Dataset:
             return (1.0 / self.info.num_classes,) * self.info.num_classes
         return None
 
-    def load(self, split="train", **kwargs):
-        """`sagan_tf.data.load(self, split, **kwargs)`: the input pipeline of this dataset."""
-        from sagan_tf.data.loader import load
-
-        return load(self, split, **kwargs)
-
     def __repr__(self):
         return f"Dataset({self.name!r}, data_dir={self.data_dir!r})"
 
@@ -154,9 +148,7 @@ def resolve(dataset, data_dir=None):
     """
     if isinstance(dataset, Dataset):
         return dataset
-    from sagan_tf.data.loader import get_info
-
-    return Dataset(get_info(dataset, data_dir), data_dir)
+    return Dataset(catalog.lookup(dataset, data_dir), data_dir)
 
 
 def name_of(dataset):
