@@ -24,8 +24,8 @@ import datetime
 import hashlib
 import json
 import os
-import tempfile
 
+from sagan_tf import atomic_write
 from sagan_tf.classifiers.fingerprint import describe_fingerprint, fingerprint_key
 from sagan_tf.errors import ClassifierCardError
 
@@ -74,18 +74,7 @@ def new_card(dataset, fingerprint, task, classes, image_size, preprocessing, arc
 def write_card(classifier_path, card):
     """Writes `card` plus the classifier file's SHA-256 to `card_path(classifier_path)`, atomically; returns it."""
     card = {**card, "classifier_sha256": file_sha256(classifier_path)}
-    path = card_path(classifier_path)
-    handle, temporary = tempfile.mkstemp(suffix=".json", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(card, file, indent=1, sort_keys=True)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    atomic_write.write_atomically(card_path(classifier_path), json.dumps(card, indent=1, sort_keys=True), unique=True)
     return card
 
 

@@ -9,9 +9,9 @@ is the command line over this module.
 
 import math
 import os
-import tempfile
 import time
 
+from sagan_tf import atomic_write
 from sagan_tf.classifiers import card as card_module
 from sagan_tf.classifiers import network, synthetic, training_data
 from sagan_tf.errors import InsufficientAccuracyError, UsageError
@@ -109,19 +109,8 @@ def fit_classifier(model, dataset, steps, learning_rate, log_every, log):
 def _save_atomically(model, output_path):
     """Saves `model` to the `.keras` file `output_path` through a temporary file in the same directory, so that
     readers see the old file or the new one, never a partial one. Creates the directory."""
-    directory = os.path.dirname(os.path.abspath(output_path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".keras", dir=directory)
-    os.close(handle)
-    try:
-        model.save(temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; the shipped file must be world-readable.
-        os.replace(temporary, output_path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with atomic_write.replacing(os.path.abspath(output_path), unique=True, suffix=".keras") as temporary:
+        model.save(temporary)  # Keras wants the .keras ending
 
 
 def train_synthetic_classifier(
