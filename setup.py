@@ -17,8 +17,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["sagan_tf", "sagan_tf.*", "training", "training.*",
                                                "export", "export.*"]),
     include_package_data=True,
-    # The classifier for FID/IS on the synthetic dataset (sagan_tf.metrics.load_classifier("synthetic")).
-    package_data={"sagan_tf.metrics": ["assets/*.keras"]},
+    # The classifier for FID/IS on the synthetic dataset (sagan_tf.classifiers.load_classifier("synthetic")).
+    package_data={"sagan_tf.classifiers": ["assets/*.keras"]},
     install_requires=[
         # The standard wheel runs on CPU and, with the CUDA libraries present, on GPU.
         "tensorflow>=2.16,<2.22",
@@ -28,7 +28,7 @@ setuptools.setup(
         "tensorflow-datasets>=4.9,<5",
         # Viewing the training events (TensorFlow 2.21 no longer installs it).
         "tensorboard>=2.16,<2.22",
-        # Loads TF-GAN's Inception module from a handle or a local copy (sagan_tf.metrics).
+        # Loads TF-GAN's Inception module from a handle or a local copy (sagan_tf.classifiers).
         "tensorflow-hub>=0.16,<0.17",
         # The last release; only its eval subpackage is used, through sagan_tf.metrics (BUILD.md fact 1).
         "tensorflow-gan==2.1.0",

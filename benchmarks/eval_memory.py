@@ -45,7 +45,7 @@ def load_classifier(spec):
     except errors.ClassifierUnavailableError:
         if spec != metrics.SYNTHETIC_CLASSIFIER:
             raise
-        from sagan_tf.metrics.synthetic_classifier import build_synthetic_classifier
+        from sagan_tf.classifiers.synthetic import build_synthetic_classifier
 
         return metrics.load_classifier(build_synthetic_classifier()), "synthetic (untrained stand-in)"
 

@@ -293,13 +293,14 @@ def prepare(args):
         if icon_dataset.main([f"--image_size={args.image_size}", f"--output_dir={dataset_dir}"]):
             raise SystemExit("Could not build the icon dataset (see above).")
     dataset = f"folder:{os.path.abspath(dataset_dir)}"
-    from sagan_tf import evaluation
-    from training import classifier_cache
+    from sagan_tf import data, evaluation
+    from sagan_tf.classifiers import cache as classifier_cache
 
     config = eval_config(args.eval_samples)
-    classifier_cache.ensure_domain_classifier(dataset, args.image_size, config, print_fn=lambda line: print(
+    resolved = data.resolve(dataset)  # the folder is scanned once, for the classifier's cache and the evaluation
+    classifier_cache.ensure_domain_classifier(resolved, args.image_size, config, print_fn=lambda line: print(
         line, file=sys.stderr, flush=True))
-    evaluator = evaluation.Evaluator.create(dataset, args.image_size, config, print_fn=None)
+    evaluator = evaluation.Evaluator.create(resolved, args.image_size, config, print_fn=None)
     card = evaluator.classifier.card
     print(json.dumps({"kind": "setup", "dataset": dataset, "num_real": evaluator.real_stats.count,
                       "classes": card["classes"], "classifier": evaluator.tag,

@@ -40,36 +40,15 @@ its own slice; see `SAGAN`), and `apply` is a pure function of images and parame
 import keras
 from keras import ops
 
-#: The ops `augment_policy` may name, in DiffAugment's order.
-POLICY_OPS = ("color", "translation", "cutout")
-DEFAULT_POLICY = "color,translation,cutout"
-#: What `augment` may be: "none" (the SAGAN paper's recipe), "diffaugment" (always on), "ada" (gated by p).
-MODES = ("none", "diffaugment", "ada")
+# The names, as plain data that `sagan_tf.config` checks without importing Keras.
+from sagan_tf.choices import AUGMENT_MODES as MODES
+from sagan_tf.choices import DEFAULT_POLICY, POLICY_OPS, parse_policy
+
 #: The ops ADA gates one by one (a "color" policy entry is three of them).
 GATED_OPS = {"color": ("brightness", "saturation", "contrast"), "translation": ("translation",),
              "cutout": ("cutout",)}
 TRANSLATION_RATIO = 0.125  # the largest shift is int(size * 0.125 + 0.5) (DiffAugment's)
 CUTOUT_RATIO = 0.5  # the cutout square's side is int(size * 0.5 + 0.5) (DiffAugment's)
-
-
-def parse_policy(policy):
-    """The ops of an `augment_policy` string, in order.
-
-    Args:
-      policy: a comma-separated list of `POLICY_OPS` names, each at most once (e.g. "color,translation,cutout").
-
-    Returns:
-      A tuple of op names.
-
-    Raises:
-      ValueError: an empty list, an unknown name or a repeated one.
-    """
-    names = tuple(name.strip() for name in str(policy).split(",")) if str(policy).strip() else ()
-    unknown = [name for name in names if name not in POLICY_OPS]
-    if not names or unknown or len(set(names)) != len(names):
-        raise ValueError(f"augment_policy must be a comma-separated list of {', '.join(POLICY_OPS)}, each at most "
-                         f"once. Received: augment_policy={policy!r}")
-    return names
 
 
 def gated_ops(policy):

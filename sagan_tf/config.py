@@ -23,8 +23,10 @@ see BUILD.md, Reference architectures):
 
 import dataclasses
 import json
+import math
 from typing import Optional
 
+from sagan_tf import choices
 from sagan_tf.errors import ConfigError
 
 BLOCK_TYPES = ("residual", "dcgan")
@@ -236,7 +238,7 @@ class TrainingConfig:
         the other, before one optimizer update of the whole batch (BigGAN-PyTorch's `--num_D_accumulations` and
         `--num_G_accumulations`): large batches in little device memory. Must divide the per-replica batch. Batch
         norm normalizes each micro-batch with its own statistics (see `sagan_tf.models.SAGAN`).
-      loss: a name in `sagan_tf.losses.LOSSES`: "hinge" (SAGAN eq. 4) or "non_saturating".
+      loss: a name in `sagan_tf.choices.LOSS_NAMES`: "hinge" (SAGAN eq. 4) or "non_saturating".
       ema_decay: decay of the exponential moving average of the generator's weights, or None for no EMA.
       ema_start: the step from which the EMA averages; until then the EMA generator is a copy of the generator
         (BigGAN's `ema_start`), so the sample grids and evaluations of early training show what the generator has
@@ -286,9 +288,7 @@ class TrainingConfig:
             object.__setattr__(self, "augment_policy", ",".join(self.augment_policy))
         self.validate()
         # One spelling per policy (" color, cutout" and "color,cutout" are one run).
-        from sagan_tf import augment
-
-        object.__setattr__(self, "augment_policy", ",".join(augment.parse_policy(self.augment_policy)))
+        object.__setattr__(self, "augment_policy", ",".join(choices.parse_policy(self.augment_policy)))
 
     def validate(self):
         """Checks the fields.
@@ -296,15 +296,13 @@ class TrainingConfig:
         Raises:
           ConfigError: naming the offending field and its value.
         """
-        from sagan_tf import losses
-
         def fail(message):
             raise ConfigError(f"Invalid TrainingConfig: {message}")
 
         if not isinstance(self.dataset, str) or not self.dataset:
             fail(f"dataset must be a dataset name. Received: dataset={self.dataset!r}")
-        if self.loss not in losses.LOSSES:
-            fail(f"loss must be one of {tuple(losses.LOSSES)}. Received: loss={self.loss!r}")
+        if self.loss not in choices.LOSS_NAMES:
+            fail(f"loss must be one of {choices.LOSS_NAMES}. Received: loss={self.loss!r}")
         for name in ("g_lr", "d_lr"):
             if getattr(self, name) <= 0:
                 fail(f"{name} must be > 0. Received: {name}={getattr(self, name)}")
@@ -328,14 +326,10 @@ class TrainingConfig:
         self._validate_small_data(fail)
 
     def _validate_small_data(self, fail):
-        import math
-
-        from sagan_tf import augment
-
-        if self.augment not in augment.MODES:
-            fail(f"augment must be one of {', '.join(augment.MODES)}. Received: augment={self.augment!r}")
+        if self.augment not in choices.AUGMENT_MODES:
+            fail(f"augment must be one of {', '.join(choices.AUGMENT_MODES)}. Received: augment={self.augment!r}")
         try:
-            augment.parse_policy(self.augment_policy)
+            choices.parse_policy(self.augment_policy)
         except ValueError as error:
             fail(str(error))
         if not isinstance(self.ada_target, (int, float)) or not 0 < self.ada_target < 1:

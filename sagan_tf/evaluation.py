@@ -10,7 +10,7 @@ The pieces, usable on their own:
 
 - `load_classifier_for(dataset, spec, image_size=...)`: the classifier of the metrics; by default the shipped domain
   classifier for the embedded `synthetic` dataset and TF-GAN's Inception (TF-Hub) for every other dataset;
-  "domain" is the dataset's own domain classifier (`metrics.domain_classifier`), found in its cache.
+  "domain" is the dataset's own domain classifier (`sagan_tf.classifiers`), found in its cache.
 - `real_statistics(...)`: streams `num_real` real images (no shuffling, no flips; from an image folder larger than
   that, a seeded uniform subset of its files) through the classifier into a `metrics.RealStatistics`, computed once
   and cached on disk (`default_cache_dir()`).
@@ -40,8 +40,9 @@ import keras
 import numpy as np
 
 from sagan_tf import data, errors, latents, metrics
-from sagan_tf.metrics import classifier as classifier_module
-from sagan_tf.metrics import domain_classifier
+from sagan_tf.classifiers import cache as classifier_cache
+from sagan_tf.classifiers import card as classifier_card
+from sagan_tf.classifiers import classifier as classifier_module
 
 #: Environment variable naming the cache directory (real statistics go to `$SAGAN_TF_CACHE/real_stats`, domain
 #: classifiers to `$SAGAN_TF_CACHE/domain_classifiers`).
@@ -176,7 +177,7 @@ def _offline_note():
     return ("Offline, --classifier=domain measures quality with a small classifier trained on the dataset's own "
             "images instead: it is trained once per dataset and image size (about 1-2 minutes per thousand images "
             "on 2 CPU cores, at most 3000 steps) and cached in "
-            f"{domain_classifier.default_cache_dir()}; its figures compare runs measured with the same domain "
+            f"{classifier_cache.default_cache_dir()}; its figures compare runs measured with the same domain "
             "classifier, not published Inception figures.")
 
 
@@ -184,7 +185,7 @@ def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, da
     """Loads the classifier of the metrics for `dataset` (see `metrics.load_classifier`).
 
     A domain classifier (spec "domain", or a `.keras` file with a card) is checked against the dataset: its card
-    must name the same images (`metrics.fingerprint.dataset_fingerprint`) and image size.
+    must name the same images (`sagan_tf.classifiers.fingerprint`) and image size.
 
     Args:
       dataset: the dataset name or `sagan_tf.data.Dataset` (chooses the default classifier; a `Dataset` gives the
@@ -194,7 +195,8 @@ def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, da
       batch_size: largest number of images per classifier call.
       image_size: the size of the images to evaluate; required for "domain" and to check a domain classifier.
       data_dir: TFDS data directory (or the base of relative "folder:" paths), to fingerprint the dataset.
-      classifier_dir: directory of the cached domain classifiers; None: `domain_classifier.default_cache_dir()`.
+      classifier_dir: directory of the cached domain classifiers; None: the default cache
+        (`sagan_tf.classifiers.cache.default_cache_dir()`).
 
     Returns:
       A `metrics.Classifier`.
@@ -213,8 +215,8 @@ def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, da
         if image_size is None:
             raise errors.UsageError("The domain classifier depends on the image size; pass image_size=.")
         dataset = data.resolve(dataset, data_dir)
-        path = domain_classifier.cache_path(classifier_dir or domain_classifier.default_cache_dir(), name,
-                                            image_size, dataset.fingerprint())
+        path = classifier_cache.cache_path(classifier_dir or classifier_cache.default_cache_dir(), name,
+                                           image_size, dataset.fingerprint())
         if not os.path.exists(path):
             raise errors.ClassifierUnavailableError(
                 f"No domain classifier of {name} at {image_size}x{image_size} is cached (expected {path}). Train "
@@ -234,8 +236,8 @@ def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, da
     finally:
         keras.mixed_precision.set_global_policy(previous)
     if classifier.card is not None and image_size is not None:
-        domain_classifier.check_card(classifier.card, data.resolve(dataset, data_dir).fingerprint(), image_size,
-                                     repr(spec))
+        classifier_card.check_card(classifier.card, data.resolve(dataset, data_dir).fingerprint(), image_size,
+                                   repr(spec))
     return classifier
 
 

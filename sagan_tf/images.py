@@ -146,20 +146,10 @@ def save_png(array, path, what="image"):
     Raises:
       WriteFailedError: the filesystem refused the write (`sagan_tf.write_failures`); the temporary file is removed.
     """
-    import tensorflow as tf
+    from sagan_tf import atomic_write
 
-    from sagan_tf import write_failures
-
-    path = str(path)
-    directory = path.rsplit("/", 1)[0] if "/" in path else ""
     png = encode_png(array)
-    temporary = f"{path}.tmp"
-    with write_failures.reporting(what, path, cleanup=lambda: [temporary]):
-        if directory:
-            tf.io.gfile.makedirs(directory)
-        with tf.io.gfile.GFile(temporary, "wb") as f:
-            f.write(png)
-        tf.io.gfile.rename(temporary, path, overwrite=True)
+    atomic_write.write_atomically(str(path), png, what)
     return png
 
 

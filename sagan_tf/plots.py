@@ -8,7 +8,6 @@ with it; and, where the records have them, precision against recall (Kynkäänni
 """
 
 import math
-import os
 
 
 def pyplot():
@@ -65,13 +64,11 @@ def truncation_tradeoff(records, path, title=None, fid_name="fid", is_name="ince
         figure.suptitle(title)
     figure.tight_layout()
     # Through a temporary sibling renamed into place: a full disk leaves no half-written PNG under `path`.
-    from sagan_tf import write_failures
+    from sagan_tf import atomic_write
 
-    temporary = f"{path}.tmp"
     try:
-        with write_failures.reporting("truncation plot", path, cleanup=lambda: [temporary]):
+        with atomic_write.replacing(path, "truncation plot") as temporary:
             figure.savefig(temporary, dpi=110, format="png")
-            os.replace(temporary, path)
     finally:
         plt.close(figure)
     return path

@@ -31,7 +31,7 @@ import re
 
 import tensorflow as tf
 
-from sagan_tf import write_failures
+from sagan_tf import atomic_write
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import CheckpointError, ConfigError
 
@@ -62,13 +62,7 @@ def write_text_atomically(path, text, what="file"):
       WriteFailedError: the filesystem refused the write (no space, no permission, read-only); the temporary file
         is removed and `path` keeps its previous contents.
     """
-    temporary = f"{path}.tmp"
-    with write_failures.reporting(what, path, cleanup=lambda: [temporary]):
-        if os.path.dirname(path):
-            tf.io.gfile.makedirs(os.path.dirname(path))
-        with tf.io.gfile.GFile(temporary, "w") as f:
-            f.write(text)
-        tf.io.gfile.rename(temporary, path, overwrite=True)
+    atomic_write.write_atomically(path, text, what)
 
 
 def write_json_atomically(path, payload, what="file"):

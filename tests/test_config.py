@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 
 import pytest
 
@@ -144,6 +145,9 @@ def test_model_config_validation_names_the_field(fields, message):
     (dict(grad_accumulation=0), r"grad_accumulation must be an integer >= 1 \(1: none\). Received: "
                                 "grad_accumulation=0"),
     (dict(grad_accumulation=2.0), "grad_accumulation must be an integer >= 1"),
+    (dict(grad_accumulation=1.5), "grad_accumulation must be an integer >= 1"),
+    (dict(grad_accumulation=True), "grad_accumulation must be an integer >= 1"),
+    (dict(lecam_weight=float("inf")), "lecam_weight must be a number >= 0"),
     (dict(batch_size=6, grad_accumulation=4), "grad_accumulation must divide batch_size .*Received: batch_size=6, "
                                               "grad_accumulation=4"),
     (dict(train_steps=0), "train_steps must be >= 1"),
@@ -180,3 +184,56 @@ def test_images_per_step_and_generator_resolutions():
     assert model.generator_resolutions() == [4, 8, 16] and model.discriminator_resolutions() == [8, 4, 4]
     dcgan = get_preset("dcgan64").model
     assert dcgan.generator_resolutions() == [4, 8, 16, 32, 64] and dcgan.generator_output_resolution() == 64
+
+
+def test_config_imports_and_validates_without_tensorflow_or_keras():
+    """The configuration is plain data: it imports, builds, round-trips and refuses bad values with TensorFlow,
+    Keras and JAX unimportable (`sys.modules[name] = None` makes `import name` fail)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+for name in ("tensorflow", "keras", "jax", "tensorflow_datasets"):
+    sys.modules[name] = None
+from sagan_tf.config import ExperimentConfig, ModelConfig, TrainingConfig
+from sagan_tf.errors import ConfigError
+from sagan_tf.presets import get_preset
+training = TrainingConfig(augment="ada", augment_policy=" cutout, color", loss="non_saturating", lecam_weight=0.1)
+assert training.augment_policy == "cutout,color"
+config = get_preset("synthetic32").replace(augment="ada", augment_policy=" cutout, color")
+assert ExperimentConfig.from_json(config.to_json()) == config and config.training.augment_policy == "cutout,color"
+model = ModelConfig(name="tiny", image_size=16, num_classes=4, latent_dim=8, g_channels=(16, 8, 8),
+                    d_channels=(8, 16, 16), d_downsample=(True, True, False))
+assert ExperimentConfig(model, training).training == training
+for fields in ({"augment": "rotate"}, {"augment_policy": "color,zoom"}, {"loss": "wasserstein"}, {"ada_target": 1.0},
+               {"d_steps": 0}, {"grad_accumulation": True}):
+    try:
+        TrainingConfig(**fields)
+    except ConfigError as error:
+        print(str(error).split(". Received")[0])
+    else:
+        raise SystemExit(f"accepted {fields}")
+try:
+    import keras
+except ImportError:
+    print("keras unimportable")
+assert not any(name.split(".")[0] in ("tensorflow", "keras", "jax") and module is not None
+               for name, module in sys.modules.items())
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["Invalid TrainingConfig: augment must be one of none, diffaugment, ada",
+                         "Invalid TrainingConfig: augment_policy must be a comma-separated list of color, translation, "
+                         "cutout, each at most once"]
+    assert lines[2].startswith("Invalid TrainingConfig: loss must be one of ('hinge', 'non_saturating')")
+    assert len(lines) == 7 and lines[-1] == "keras unimportable"
+
+
+def test_the_plain_names_are_the_implemented_ones():
+    from sagan_tf import augment, choices
+
+    assert tuple(losses.LOSSES) == choices.LOSS_NAMES
+    assert augment.MODES == choices.AUGMENT_MODES and set(augment.GATED_OPS) == set(choices.POLICY_OPS)

@@ -281,7 +281,8 @@ def _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn):
     from sagan_tf import data, evaluation, restore
     from sagan_tf.errors import UsageError
     from sagan_tf.run_dir import RunDirectory
-    from training import classifier_cache, train_lib
+    from sagan_tf.classifiers import cache as classifier_cache
+    from training import train_lib
 
     if not model_dir:
         raise UsageError("--model_dir is required: the directory `python -m training.run` trained into.")

@@ -36,13 +36,14 @@ import tensorflow as tf
 from absl import logging
 
 from sagan_tf import callbacks, checkpoint, data, health, run_lock, write_failures
+from sagan_tf.classifiers import cache as classifier_cache
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import (ClassifierUnavailableError, ConfigError, DamagedCheckpointError, TrainingDivergedError,
                              UsageError)
 from sagan_tf.evaluation import EvalConfig, Evaluator
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
-from training import classifier_cache, distribute, worker_faults
+from training import distribute, worker_faults
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 #: What a training step with a non-finite loss or weight does (`TrainOptions.on_nonfinite`).
@@ -530,7 +531,7 @@ class Trainer:
         """The `Evaluator` of the chief, or None (evaluation off, or its classifier unavailable).
 
         With `--classifier=domain` the dataset's domain classifier is trained first when it is not cached yet
-        (`classifier_cache.ensure_domain_classifier`).
+        (`sagan_tf.classifiers.ensure_domain_classifier`).
         """
         options, config = self.options, self.config
         if not self.chief or options.evaluation is None or self.step >= config.training.train_steps:

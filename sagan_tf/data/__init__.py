@@ -22,9 +22,10 @@ Bad arguments and missing data raise `DatasetError` (a ValueError) saying what t
 """
 
 from sagan_tf.errors import DatasetError
+from sagan_tf.data.catalog import KNOWN_NAMES
 from sagan_tf.data.dataset import Dataset, name_of, resolve
 from sagan_tf.data.info import DatasetInfo
-from sagan_tf.data.loader import KNOWN_NAMES, get_info, load, num_classes
+from sagan_tf.data.loader import get_info, load, num_classes
 
 __all__ = ["Dataset", "DatasetError", "DatasetInfo", "KNOWN_NAMES", "get_info", "load", "name_of", "num_classes",
            "resolve"]

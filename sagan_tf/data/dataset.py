@@ -2,7 +2,7 @@
 
     dataset = data.resolve("folder:/data/imagenet_train", data_dir=None)
     dataset.info                      # DatasetInfo: classes, splits, default size (no image read)
-    dataset.load("train", image_size=128, batch_size=256)
+    data.load(dataset, "train", image_size=128, batch_size=256)
     dataset.fingerprint()             # what identifies its images (a folder: from its one scan)
     dataset.subset(10_000, seed=0)    # a seeded uniform subset of a folder (real statistics)
     dataset.class_subset(0.1, seed=0) # the same seeded 10% of each class of a folder (small-data training)
@@ -12,12 +12,12 @@ A name alone is re-derived by every consumer: an image folder would be scanned (
 ends) by the training pipeline, the fingerprint of the domain classifier's cache, its card check and the real
 statistics, each pass minutes on a network disk with 1.28M files. A `Dataset` scans a folder at most once, when
 something first needs its files, and keeps the scan; every function of `sagan_tf.data`, `sagan_tf.evaluation` and
-`sagan_tf.metrics.fingerprint` that takes a dataset name also takes a `Dataset`.
+`sagan_tf.classifiers.fingerprint` that takes a dataset name also takes a `Dataset`.
 """
 
 import numpy as np
 
-from sagan_tf.data import folder, tfds_source
+from sagan_tf.data import catalog, folder, tfds_source
 from sagan_tf.data.info import DatasetInfo
 
 
@@ -84,7 +84,7 @@ class Dataset:
     def fingerprint(self):
         """What identifies the images, as a JSON-able dict (computed once): {"kind": "folder", "path",
         "num_images", "classes", "sha256"} from the folder's scan, {"kind": "tfds", "name", "version"} or
-        {"kind": "synthetic", "name"}. See `sagan_tf.metrics.fingerprint`."""
+        {"kind": "synthetic", "name"}. See `sagan_tf.classifiers.fingerprint`."""
         if self._fingerprint is None:
             if self.source == "folder":
                 self._fingerprint = self.folder_scan.fingerprint()
@@ -132,12 +132,6 @@ class Dataset:
             return (1.0 / self.info.num_classes,) * self.info.num_classes
         return None
 
-    def load(self, split="train", **kwargs):
-        """`sagan_tf.data.load(self, split, **kwargs)`: the input pipeline of this dataset."""
-        from sagan_tf.data.loader import load
-
-        return load(self, split, **kwargs)
-
     def __repr__(self):
         return f"Dataset({self.name!r}, data_dir={self.data_dir!r})"
 
@@ -154,9 +148,7 @@ def resolve(dataset, data_dir=None):
     """
     if isinstance(dataset, Dataset):
         return dataset
-    from sagan_tf.data.loader import get_info
-
-    return Dataset(get_info(dataset, data_dir), data_dir)
+    return Dataset(catalog.lookup(dataset, data_dir), data_dir)
 
 
 def name_of(dataset):

@@ -3,19 +3,10 @@
 import numbers
 
 from sagan_tf.data import folder, preprocessing, synthetic, tfds_source
-from sagan_tf.data.dataset import Dataset, resolve
-from sagan_tf.data.info import DatasetInfo
+from sagan_tf.data.dataset import resolve
 from sagan_tf.errors import DatasetError
 
 DEFAULT_BATCH_SIZE = 64
-KNOWN_NAMES = ("synthetic", "cifar10", "celeb_a", "imagenet2012", "lsun/<category>", "folder:<path>")
-
-
-def _unknown(name):
-    return DatasetError(
-        f"Unknown dataset {name!r}; use one of: {', '.join(KNOWN_NAMES)} (e.g. 'lsun/church_outdoor' or "
-        f"'folder:/data/my_images'; 'synthetic' needs no download). Received: name={name!r}"
-    )
 
 
 def get_info(name, data_dir=None):
@@ -27,44 +18,7 @@ def get_info(name, data_dir=None):
     Raises:
         DatasetError: for an unknown name or a missing folder.
     """
-    if isinstance(name, Dataset):
-        return name.info
-    if not isinstance(name, str):
-        raise _unknown(name)
-    if name == "synthetic":
-        return DatasetInfo(
-            name=name,
-            num_classes=synthetic.NUM_CLASSES,
-            conditional=True,
-            default_image_size=synthetic.DEFAULT_IMAGE_SIZE,
-            splits=synthetic.SPLITS,
-            class_names=synthetic.CLASS_NAMES,
-            source="synthetic",
-            flip_by_default=False,
-        )
-    if name.startswith(folder.PREFIX):
-        classes = folder.class_names(folder.resolve_path(name, data_dir))
-        return DatasetInfo(
-            name=name,
-            num_classes=max(1, len(classes)),
-            conditional=bool(classes),
-            default_image_size=folder.DEFAULT_IMAGE_SIZE,
-            splits=folder.SPLITS,
-            class_names=tuple(classes) or None,
-            source="folder",
-        )
-    spec = tfds_source.spec(name)
-    if spec is None:
-        raise _unknown(name)
-    return DatasetInfo(
-        name=name,
-        num_classes=spec.num_classes,
-        conditional=spec.num_classes > 1,
-        default_image_size=spec.default_image_size,
-        splits=tuple(spec.splits),
-        class_names=tfds_source.label_names(name, data_dir) if spec.num_classes > 1 else None,
-        source="tfds",
-    )
+    return resolve(name, data_dir).info
 
 
 def num_classes(name, data_dir=None):

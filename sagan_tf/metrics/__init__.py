@@ -1,5 +1,7 @@
 """GAN evaluation: FID, Inception Score and KID computed by TF-GAN, streaming, precision/recall/density/coverage
-(`manifold`), a classifier loader, and domain classifiers trained on a dataset's own images (`domain_classifier`).
+(`manifold`), and cached real statistics. The classifiers whose features they compare (TF-GAN's Inception, domain
+classifiers trained on a dataset's own images) live in `sagan_tf.classifiers`; their public names are also
+importable from here (`metrics.load_classifier`, `metrics.Classifier`, ...).
 
     from sagan_tf import metrics
     classifier = metrics.load_classifier("/path/to/inception")     # or a TF-Hub handle, a .keras file,
@@ -31,25 +33,20 @@ _EXPORTS = {
     "MetricAccumulator": "accumulators",
     "RealStatistics": "real_statistics",
     "StatisticsCache": "statistics_cache",
-    "Classifier": "classifier",
-    "load_classifier": "classifier_loader",
-    "INCEPTION_HANDLE": "classifier_loader",
-    "INCEPTION_CLASSIFIER": "classifier_loader",
-    "SYNTHETIC_CLASSIFIER": "classifier_loader",
-    "DOMAIN_CLASSIFIER": "classifier_loader",
-    "build_domain_classifier": "domain_classifier",
-    "dataset_fingerprint": "fingerprint",
-    "SYNTHETIC_CLASSIFIER_PATH": "synthetic_classifier",
-    "SYNTHETIC_FEATURE_DIM": "synthetic_classifier",
-    "build_synthetic_classifier": "synthetic_classifier",
 }
+#: The classifiers' names, kept importable from `sagan_tf.metrics` where they were first published.
+_CLASSIFIER_EXPORTS = ("Classifier", "load_classifier", "INCEPTION_HANDLE", "INCEPTION_CLASSIFIER",
+                       "SYNTHETIC_CLASSIFIER", "DOMAIN_CLASSIFIER", "build_domain_classifier", "dataset_fingerprint",
+                       "SYNTHETIC_CLASSIFIER_PATH", "SYNTHETIC_FEATURE_DIM", "build_synthetic_classifier")
+_EXPORTS = {**{name: f"{__name__}.{module}" for name, module in _EXPORTS.items()},
+            **{name: "sagan_tf.classifiers" for name in _CLASSIFIER_EXPORTS}}
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name):
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

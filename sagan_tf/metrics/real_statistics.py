@@ -2,10 +2,10 @@
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from sagan_tf import atomic_write
 from sagan_tf.metrics import scores
 from sagan_tf.metrics.accumulators import ActivationReservoir, FrechetAccumulator
 
@@ -81,12 +81,8 @@ class RealStatistics:
 
     def save(self, path):
         """Writes the statistics to `path` (a `.npz` file), atomically (via a temporary file)."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp_path = tempfile.mkstemp(suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
+        with atomic_write.replacing(os.path.abspath(os.fspath(path)), unique=True) as temporary:
+            with open(temporary, "wb") as f:
                 np.savez(
                     f,
                     mean=self.mean,
@@ -95,11 +91,6 @@ class RealStatistics:
                     kid_subset=self.kid_subset,
                     metadata=np.array(json.dumps(self.metadata, sort_keys=True)),
                 )
-            os.replace(tmp_path, path)
-        except BaseException:
-            if os.path.exists(tmp_path):
-                os.remove(tmp_path)
-            raise
 
     @classmethod
     def load(cls, path):

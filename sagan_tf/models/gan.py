@@ -128,6 +128,9 @@ class SAGAN(keras.Model):
       fake_label_probabilities: None to draw fake labels uniformly (the paper), or one probability per class (e.g.
         the training data's class frequencies or counts; they need not sum to 1).
       grad_accumulation: micro-batches per update, >= 1 (1: none); must divide each update's per-replica batch.
+
+    The settings are not checked again here: `TrainingConfig` and `ModelConfig` (`sagan_tf.config`) own their
+    validation, and `build_sagan` builds the model from a validated `ExperimentConfig`.
     """
 
     def __init__(self, generator, discriminator, latent_dim, num_classes, d_steps=1, ema_decay=0.999, seed=None,
@@ -135,25 +138,8 @@ class SAGAN(keras.Model):
                  ada_interval=4, ada_kimg=500.0, lecam_weight=0.0, orthogonal_reg=0.0, fake_label_probabilities=None,
                  grad_accumulation=1, **kwargs):
         super().__init__(**kwargs)
-        if latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1. Received: latent_dim={latent_dim}")
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0 (0 = unconditional). Received: num_classes={num_classes}")
-        if d_steps < 1:
-            raise ValueError(f"d_steps must be >= 1. Received: d_steps={d_steps}")
-        if isinstance(grad_accumulation, bool) or not isinstance(grad_accumulation, int) or grad_accumulation < 1:
-            raise ValueError("grad_accumulation must be an integer >= 1 (micro-batches per update; 1: none). "
-                             f"Received: grad_accumulation={grad_accumulation!r}")
-        if ema_decay is not None and not 0 < ema_decay < 1:
-            raise ValueError(f"ema_decay must be in (0, 1) or None. Received: ema_decay={ema_decay}")
-        if isinstance(ema_start, bool) or not isinstance(ema_start, int) or ema_start < 0:
-            raise ValueError(f"ema_start must be an integer >= 0. Received: ema_start={ema_start!r}")
-        if augment not in augment_module.MODES:
-            raise ValueError(f"augment must be one of {', '.join(augment_module.MODES)}. Received: augment={augment!r}")
+        # The training settings are trusted: `TrainingConfig` and `ModelConfig` validated them (`build_sagan`).
         policy = augment_module.parse_policy(augment_policy)
-        for name, value in (("lecam_weight", lecam_weight), ("orthogonal_reg", orthogonal_reg)):
-            if not value >= 0 or value == float("inf"):
-                raise ValueError(f"{name} must be a finite number >= 0 (0: off). Received: {name}={value}")
         if fake_label_probabilities is not None:
             fake_label_probabilities = tuple(float(p) for p in fake_label_probabilities)
             if (len(fake_label_probabilities) != num_classes or min(fake_label_probabilities) < 0

@@ -9,10 +9,10 @@ import types
 import pytest
 from absl import flags as absl_flags
 
+from sagan_tf.classifiers import train
 from tests.tiny import start_command, tiny_image_folder
 from training import evaluate as evaluate_cli
 from training import run as run_cli
-from training import train_classifier
 
 FIGURES = r"FID [\d.]+  IS [\d.]+  KID [-\d.e]+  precision [\d.]+  recall [\d.]+  density [\d.]+  coverage [\d.]+"
 
@@ -34,7 +34,7 @@ def test_a_folder_too_small_for_a_classifier_is_a_one_paragraph_error(tmp_path, 
 
 
 # Slow: a subprocess trains a domain classifier and a GAN (~3 min on 2 cores). Fast siblings: the test above and
-# tests/training/test_domain_classifier_training.py (a training run with the domain classifier, in this process).
+# tests/classifiers/test_train_domain_classifier.py (a training run with the domain classifier, in this process).
 @pytest.mark.slow
 def test_run_and_evaluate_with_the_domain_classifier_of_a_folder(tmp_path, monkeypatch):
     folder = tiny_image_folder(tmp_path / "images", per_class=12, size=16)
@@ -58,7 +58,7 @@ def test_run_and_evaluate_with_the_domain_classifier_of_a_folder(tmp_path, monke
 
     # training.evaluate's library function, in this process (one TensorFlow start less): it reuses the classifier.
     monkeypatch.setenv("SAGAN_TF_CACHE", str(cache))
-    monkeypatch.setattr(train_classifier, "train_domain_classifier",
+    monkeypatch.setattr(train, "train_domain_classifier",
                         lambda *args, **kwargs: pytest.fail("the cached domain classifier was trained again"))
     config = evaluate_cli.eval_config(types.SimpleNamespace(
         num_samples=16, batch_size=8, classifier="domain", split="train", num_real=10_000, kid=True,

@@ -12,7 +12,8 @@ from absl import flags
 from sagan_tf import metrics
 from sagan_tf.data import synthetic
 from sagan_tf.errors import ClassifierUnavailableError
-from sagan_tf.metrics import synthetic_classifier
+from sagan_tf.classifiers import synthetic as synthetic_classifier
+from sagan_tf.classifiers import train
 from training import train_classifier
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -38,7 +39,7 @@ def outputs(classifier, test_data):
 def test_shipped_file_is_in_the_package_and_under_2_mb():
     path = metrics.SYNTHETIC_CLASSIFIER_PATH
     assert os.path.isfile(path)
-    assert os.path.dirname(os.path.dirname(path)) == os.path.dirname(os.path.abspath(metrics.__file__))
+    assert os.path.dirname(os.path.dirname(path)) == os.path.dirname(os.path.abspath(synthetic_classifier.__file__))
     assert os.path.getsize(path) < 2 * 1024 * 1024
 
 
@@ -108,7 +109,7 @@ def test_build_validates_arguments():
 def test_train_saves_a_loadable_classifier_and_reports_its_accuracy(tmp_path):
     path = str(tmp_path / "sub" / "tiny.keras")
     lines = []
-    accuracy = train_classifier.train_synthetic_classifier(
+    accuracy = train.train_synthetic_classifier(
         path, steps=3, batch_size=8, seed=1, widths=(8, 16), eval_examples=32, log_every=2,
         log_fn=lines.append)
     assert [line.split(":")[0] for line in lines[:2]] == ["step 2/3", "step 3/3"]
@@ -148,9 +149,9 @@ def test_command_defines_its_flags_only_when_run():
 def test_the_default_command_remakes_the_shipped_classifier(monkeypatch, capsys):
     """No flags: the synthetic recipe, written to the shipped file, refused below 95% accuracy."""
     calls = []
-    monkeypatch.setattr(train_classifier, "train_synthetic_classifier",
+    monkeypatch.setattr(train, "train_synthetic_classifier",
                         lambda *args, **kwargs: calls.append((args, kwargs)) or 0.99)
-    monkeypatch.setattr(train_classifier, "train_domain_classifier",
+    monkeypatch.setattr(train, "train_domain_classifier",
                         lambda *args, **kwargs: pytest.fail("the shipped classifier is not a domain classifier"))
     values = flags.FlagValues()
     train_classifier.define_flags(values)

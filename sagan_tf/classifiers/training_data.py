@@ -26,11 +26,16 @@ import tensorflow as tf
 from sagan_tf import data
 from sagan_tf.data import preprocessing
 from sagan_tf.errors import DatasetError
-from sagan_tf.metrics.domain_classifier import MIN_IMAGES_PER_CLASS, MIN_UNLABELLED_IMAGES, ROTATIONS
 
 # tf.data's autotuning thread can hold up the end of `fit` for up to a minute (as for every GAN input pipeline).
 _without_autotune = preprocessing.without_autotune
 
+#: A labelled folder needs at least this many images in every class (some are held out to measure accuracy).
+MIN_IMAGES_PER_CLASS = 10
+#: An unlabelled folder (rotation pretext) needs at least this many images.
+MIN_UNLABELLED_IMAGES = 40
+#: The pretext task of unlabelled datasets: these rotations, in degrees counter-clockwise.
+ROTATIONS = ("0", "90", "180", "270")
 #: Share of each class held out to measure accuracy.
 HELDOUT_FRACTION = 0.15
 #: Held-out images used at most (TFDS test splits and the synthetic test split are larger than needed).
@@ -217,28 +222,27 @@ def _stream_data(dataset, image_size, batch_size, seed):
                           (_ROTATION_NOTE if rotation else ""))
 
 
-def classifier_data(dataset, image_size, batch_size=64, seed=0, data_dir=None):
+def classifier_data(dataset, image_size, batch_size=64, seed=0):
     """The training and held-out images of a domain classifier of `dataset` at `image_size` (module docstring).
 
     Args:
-        dataset: a `sagan_tf.data` name or `Dataset` (a folder's scan is reused).
+        dataset: a `sagan_tf.data.Dataset` (`data.resolve`; a folder's scan is reused).
         image_size: side length of the images.
         batch_size: images per training batch (a folder with fewer training images uses that many).
         seed: seed of the shuffling and augmentation.
-        data_dir: TFDS data directory, or the base of a relative folder path.
 
     Returns:
         A `ClassifierData`.
 
     Raises:
-        DatasetError: an unknown or missing dataset, or a folder too small to train a classifier (the message names
-            the minimum).
+        DatasetError: a missing dataset, or a folder too small to train a classifier (the message names the
+            minimum).
     """
-    dataset = data.resolve(dataset, data_dir)
     preprocessing.check_image_size(image_size, dataset=dataset.name)
     if dataset.source == "folder":
         return _folder_data(dataset, image_size, batch_size, seed)
     return _stream_data(dataset, image_size, batch_size, seed)
 
 
-__all__ = ["ClassifierData", "classifier_data", "split_folder", "HELDOUT_FRACTION", "MAX_HELDOUT", "PREPROCESSING"]
+__all__ = ["ClassifierData", "classifier_data", "split_folder", "HELDOUT_FRACTION", "MAX_HELDOUT", "PREPROCESSING",
+           "MIN_IMAGES_PER_CLASS", "MIN_UNLABELLED_IMAGES", "ROTATIONS"]

@@ -1,6 +1,6 @@
 """`dataset_fingerprint`: what identifies the images of a dataset, for a domain classifier's card and cache key.
 
-A domain classifier (`domain_classifier`) is only meaningful for the images it was trained on, so its card records
+A domain classifier (`sagan_tf.classifiers`) is only meaningful for the images it was trained on, so its card records
 the dataset's fingerprint and the classifier is refused for a dataset with another one:
 
 - an image folder ("folder:<path>"): a SHA-256 of the sorted list of its usable images (path relative to the folder,

@@ -2,12 +2,13 @@
 
 Inception's weights cannot be had offline, and its ImageNet features say little about four classes of drawn
 scenes anyway. FID and IS of a model trained on `synthetic` (Heusel et al. 2017; Salimans et al. 2016) are
-therefore computed with this small CNN, trained by `python -m training.train_classifier` (the training loop
-lives there) and shipped inside the package at `SYNTHETIC_CLASSIFIER_PATH`; `load_classifier("synthetic")` loads it.
+therefore computed with this small CNN, trained by `python -m training.train_classifier` (the training loop is
+`train.train_synthetic_classifier`) and shipped inside the package at `SYNTHETIC_CLASSIFIER_PATH`;
+`load_classifier("synthetic")` loads it.
 
 The network is a plain Keras functional model made of `keras.layers` only, so the `.keras` file loads with
 any Keras 3 backend and without importing sagan_tf. It is the domain classifier architecture
-(`domain_classifier.build_domain_classifier`, which every dataset can have) at 32x32:
+(`network.build_domain_classifier`, which every dataset can have) at 32x32:
 
     images [n, 32, 32, 3] in [-1, 1]
       -> 3 stages of (3x3 conv, batch norm, ReLU) x 2, 2x2 max-pool between stages (widths 32, 64, 128)
@@ -20,7 +21,7 @@ describe more than the class: colours, sizes, positions and the sharpness of edg
 
 import os
 
-from sagan_tf.metrics.domain_classifier import build_domain_classifier
+from sagan_tf.classifiers.network import build_domain_classifier
 
 #: Where the shipped classifier lives inside the installed package.
 SYNTHETIC_CLASSIFIER_PATH = os.path.join(
@@ -34,7 +35,7 @@ DEFAULT_WIDTHS = (32, 64, SYNTHETIC_FEATURE_DIM)
 
 
 def build_synthetic_classifier(image_size=32, num_classes=4, widths=DEFAULT_WIDTHS, convs_per_stage=2):
-    """Builds the (untrained) synthetic-domain classifier: `domain_classifier.build_domain_classifier` with the
+    """Builds the (untrained) synthetic-domain classifier: `network.build_domain_classifier` with the
     shipped file's widths and name.
 
     Args:

@@ -4,20 +4,21 @@ classifier when it has a card), or the shipped synthetic-domain classifier ("syn
 import hashlib
 import os
 
+from sagan_tf.classifiers import card as card_module
+from sagan_tf.classifiers import synthetic
+from sagan_tf.classifiers.classifier import Classifier
 from sagan_tf.errors import ClassifierUnavailableError
-from sagan_tf.metrics import domain_classifier
-from sagan_tf.metrics.classifier import Classifier
 
 #: TF-GAN's Inception network (the one used for SAGAN's FID/IS): images in [-1, 1] at 299x299 ->
 #: {"pool_3": [n, 2048], "logits": [n, 1008]}.
 INCEPTION_HANDLE = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"
 INCEPTION_IMAGE_SIZE = 299
 _REMOTE_PREFIXES = ("http://", "https://", "gs://")
-#: The spec that names the classifier shipped for the embedded synthetic dataset (see `synthetic_classifier`).
+#: The spec that names the classifier shipped for the embedded synthetic dataset (see `synthetic`).
 SYNTHETIC_CLASSIFIER = "synthetic"
 #: The spec that names TF-GAN's Inception from TF-Hub (`INCEPTION_HANDLE`); None means the same.
 INCEPTION_CLASSIFIER = "inception"
-#: The spec that names the domain classifier of the evaluated dataset and image size (`domain_classifier`); the
+#: The spec that names the domain classifier of the evaluated dataset and image size (`cache`); the
 #: evaluation finds it in the cache (`sagan_tf.evaluation.load_classifier_for`), the commands train it when missing.
 DOMAIN_CLASSIFIER = "domain"
 
@@ -175,16 +176,14 @@ def _load_keras_file(path):
 
 
 def _load_synthetic(image_size, classifier_id, batch_size):
-    from sagan_tf.metrics.synthetic_classifier import SYNTHETIC_CLASSIFIER_PATH
-
-    path = SYNTHETIC_CLASSIFIER_PATH
+    path = synthetic.SYNTHETIC_CLASSIFIER_PATH
     if not os.path.isfile(path):
         raise ClassifierUnavailableError(
             f"The synthetic-domain classifier is not installed: no file at {path!r}. Create it with "
             "`python -m training.train_classifier` (a few minutes on a CPU), which trains it on the synthetic "
             "dataset and writes it there, or pass the path of another .keras classifier."
         )
-    digest = domain_classifier.file_sha256(path)
+    digest = card_module.file_sha256(path)
     model = _load_keras_file(path)
     fn, size = _from_keras_model(model, repr(path), "pool_3", "logits", image_size)
     return Classifier(fn, size, classifier_id or f"synthetic-classifier:{digest[:16]}", batch_size,
@@ -192,11 +191,11 @@ def _load_synthetic(image_size, classifier_id, batch_size):
 
 
 def _load_keras_classifier(location, feature_key, logits_key, image_size, classifier_id, batch_size):
-    """A `.keras` file; one with a card (`domain_classifier.card_path`) is a domain classifier, checked against it."""
-    digest = domain_classifier.file_sha256(location)
-    card = domain_classifier.read_card(location)
+    """A `.keras` file; one with a card (`card.card_path`) is a domain classifier, checked against it."""
+    digest = card_module.file_sha256(location)
+    card = card_module.read_card(location)
     if card is not None:
-        domain_classifier.check_file(card, location, digest)
+        card_module.check_file(card, location, digest)
     model = _load_keras_file(location)
     fn, size = _from_keras_model(model, repr(location), feature_key, logits_key, image_size)
     if card is None:
@@ -227,7 +226,7 @@ def load_classifier(
       "serving_default", then "default") is used. Outputs: a dict with `feature_key` and `logits_key`,
       or a (features, logits) pair.
     - a `.keras` file of a Keras model returning (features, logits) or such a dict.
-      A `.keras` file with a card beside it (`<name>.card.json`, see `domain_classifier`) is a domain
+      A `.keras` file with a card beside it (`<name>.card.json`, see `card`) is a domain
       classifier: named "domain", its card attached, and refused (`ClassifierCardError`) when the file's SHA-256
       is not the one the card records.
     - "synthetic": the small domain classifier shipped with the package for the embedded synthetic

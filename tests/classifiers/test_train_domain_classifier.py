@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import evaluation, metrics
+from sagan_tf import data, evaluation, metrics
 from sagan_tf.errors import ClassifierCardError, ClassifierUnavailableError, DatasetError
-from sagan_tf.metrics import domain_classifier, fingerprint
+from sagan_tf.classifiers import cache, fingerprint, train, training_data
+from sagan_tf.classifiers import card as card_module
 from tests.tiny import tiny_image_folder
-from training import classifier_cache, classifier_data, train_classifier
 
 SIZE = 16
 
@@ -22,18 +22,19 @@ def labelled(tmp_path_factory):
     """A two-class folder, its domain classifier trained into a cache directory: (dataset, cache dir, path, card)."""
     base = tmp_path_factory.mktemp("domain")
     dataset = f"folder:{tiny_image_folder(base / 'images', per_class=12, size=SIZE)}"
-    cache = str(base / "classifiers")
+    cache_dir = str(base / "classifiers")
     lines = []
-    path, card = train_classifier.train_domain_classifier(dataset, SIZE, steps=40, batch_size=8,
-                                                          classifier_dir=cache, log_every=20, log_fn=lines.append)
-    return dataset, cache, path, card, lines
+    output = cache.cache_path(cache_dir, dataset, SIZE, fingerprint.dataset_fingerprint(dataset))
+    path, card = train.train_domain_classifier(data.resolve(dataset), SIZE, output, steps=40, batch_size=8,
+                                               log_every=20, log_fn=lines.append)
+    return dataset, cache_dir, path, card, lines
 
 
 def test_the_trained_classifier_has_a_true_card(labelled):
-    dataset, cache, path, card, lines = labelled
-    assert path == domain_classifier.cache_path(cache, dataset, SIZE, fingerprint.dataset_fingerprint(dataset))
-    assert card == domain_classifier.read_card(path)
-    assert card["classifier_sha256"] == domain_classifier.file_sha256(path)
+    dataset, cache_dir, path, card, lines = labelled
+    assert path == cache.cache_path(cache_dir, dataset, SIZE, fingerprint.dataset_fingerprint(dataset))
+    assert card == card_module.read_card(path)
+    assert card["classifier_sha256"] == card_module.file_sha256(path)
     assert (card["task"], card["classes"], card["image_size"], card["dataset"]) == ("labels", ["blue", "red"], SIZE,
                                                                                      dataset)
     assert card["fingerprint"] == fingerprint.dataset_fingerprint(dataset)
@@ -47,8 +48,8 @@ def test_the_trained_classifier_has_a_true_card(labelled):
 
 
 def test_evaluation_finds_checks_and_describes_it(labelled, tmp_path):
-    dataset, cache, path, card, _ = labelled
-    config = evaluation.EvalConfig(num_samples=8, batch_size=8, classifier="domain", classifier_dir=cache,
+    dataset, cache_dir, path, card, _ = labelled
+    config = evaluation.EvalConfig(num_samples=8, batch_size=8, classifier="domain", classifier_dir=cache_dir,
                                    cache_dir=str(tmp_path / "stats"), compute_kid=True)
     evaluator = evaluation.Evaluator.create(dataset, SIZE, config, print_fn=None)
     assert evaluator.classifier.card == card and evaluator.tag == f"domain-{card['classifier_sha256'][:8]}"
@@ -76,16 +77,16 @@ def test_evaluation_finds_checks_and_describes_it(labelled, tmp_path):
         evaluation.load_classifier_for(other, path, image_size=SIZE)
     with pytest.raises(ClassifierUnavailableError,
                        match="No domain classifier of .* is cached .*training.train_classifier"):
-        evaluation.load_classifier_for(other, "domain", image_size=SIZE, classifier_dir=cache)
+        evaluation.load_classifier_for(other, "domain", image_size=SIZE, classifier_dir=cache_dir)
 
 
 def test_ensure_trains_once_and_then_reuses(labelled, monkeypatch):
-    dataset, cache, path, _, _ = labelled
-    config = evaluation.EvalConfig(classifier="domain", classifier_dir=cache)
-    monkeypatch.setattr(train_classifier, "train_domain_classifier",
+    dataset, cache_dir, path, _, _ = labelled
+    config = evaluation.EvalConfig(classifier="domain", classifier_dir=cache_dir)
+    monkeypatch.setattr(train, "train_domain_classifier",
                         lambda *args, **kwargs: pytest.fail("the cached classifier was trained again"))
-    assert classifier_cache.ensure_domain_classifier(dataset, SIZE, config) == path
-    assert classifier_cache.ensure_domain_classifier(dataset, SIZE, evaluation.EvalConfig()) is None
+    assert cache.ensure_domain_classifier(data.resolve(dataset), SIZE, config) == path
+    assert cache.ensure_domain_classifier(data.resolve(dataset), SIZE, evaluation.EvalConfig()) is None
 
 
 def test_ensure_trains_a_missing_one(tmp_path, monkeypatch):
@@ -97,14 +98,15 @@ def test_ensure_trains_a_missing_one(tmp_path, monkeypatch):
         os.makedirs(os.path.dirname(args[2]), exist_ok=True)
         open(args[2], "w").close()
 
-    monkeypatch.setattr(train_classifier, "train_domain_classifier", fake_train)
+    monkeypatch.setattr(train, "train_domain_classifier", fake_train)
     config = evaluation.EvalConfig(classifier="domain", classifier_dir=str(tmp_path / "cache"))
     lines = []
-    path = classifier_cache.ensure_domain_classifier(dataset, SIZE, config, print_fn=lines.append)
+    resolved = data.resolve(dataset)
+    path = cache.ensure_domain_classifier(resolved, SIZE, config, print_fn=lines.append)
     # It hands on the resolved dataset, so training reuses its scan.
-    assert [(c[0].name, c[1], c[2]) for c in calls] == [(dataset, SIZE, path)] and os.path.exists(path)
+    assert [(c[0], c[1], c[2]) for c in calls] == [(resolved, SIZE, path)] and os.path.exists(path)
     assert "training one" in lines[0]
-    classifier_cache.ensure_domain_classifier(dataset, SIZE, config, print_fn=lines.append)
+    cache.ensure_domain_classifier(resolved, SIZE, config, print_fn=lines.append)
     assert len(calls) == 1
 
 
@@ -114,10 +116,10 @@ def test_too_small_folders_are_refused_with_the_minimum(tmp_path):
         os.remove(os.path.join(small, "red", name))
     with pytest.raises(DatasetError,
                        match=r"too small .* red \(9\) hold fewer than the minimum of 10 images per class"):
-        train_classifier.train_domain_classifier(f"folder:{small}", SIZE, str(tmp_path / "c.keras"), steps=1)
+        train.train_domain_classifier(data.resolve(f"folder:{small}"), SIZE, str(tmp_path / "c.keras"), steps=1)
     unlabelled = tiny_image_folder(tmp_path / "unlabelled", classes=(), per_class=39, size=SIZE)
     with pytest.raises(DatasetError, match="holds 39 images and the minimum for an unlabelled folder .* is 40"):
-        train_classifier.train_domain_classifier(f"folder:{unlabelled}", SIZE, str(tmp_path / "c.keras"), steps=1)
+        train.train_domain_classifier(data.resolve(f"folder:{unlabelled}"), SIZE, str(tmp_path / "c.keras"), steps=1)
     assert not os.path.exists(tmp_path / "c.keras")
 
 
@@ -126,23 +128,25 @@ def test_a_classifier_below_the_required_accuracy_is_not_written(tmp_path):
 
     dataset = f"folder:{tiny_image_folder(tmp_path / 'images', per_class=10, size=SIZE)}"
     with pytest.raises(InsufficientAccuracyError, match="reached 1.0000 held-out accuracy, below the required 1.01 "):
-        train_classifier.train_domain_classifier(dataset, SIZE, str(tmp_path / "c.keras"), steps=1, min_accuracy=1.01)
+        train.train_domain_classifier(data.resolve(dataset), SIZE, str(tmp_path / "c.keras"), steps=1,
+                                      min_accuracy=1.01)
     assert not os.path.exists(tmp_path / "c.keras")
 
 
 def test_unlabelled_folders_learn_the_rotation_pretext(tmp_path):
     dataset = f"folder:{tiny_image_folder(tmp_path / 'images', classes=(), per_class=40, size=SIZE)}"
-    images = classifier_data.classifier_data(dataset, SIZE, batch_size=8)
+    dataset = data.resolve(dataset)
+    images = training_data.classifier_data(dataset, SIZE, batch_size=8)
     assert (images.task, images.classes, images.num_train, images.num_heldout) == (
-        "rotation", domain_classifier.ROTATIONS, 34, 24)  # 6 held out, each at 4 rotations
+        "rotation", training_data.ROTATIONS, 34, 24)  # 6 held out, each at 4 rotations
     assert images.majority_accuracy == 0.25
     batch_images, batch_labels = next(iter(images.heldout))
     assert sorted(np.bincount(batch_labels.numpy())) == [6, 6, 6, 6]
     # The held-out set is each image at 0, 90, 180, 270 degrees, in that order.
     for k in range(1, 4):
         np.testing.assert_array_equal(batch_images[6 * k:6 * k + 6], np.rot90(batch_images[:6], k, axes=(1, 2)))
-    path, card = train_classifier.train_domain_classifier(dataset, SIZE, str(tmp_path / "rot.keras"), steps=60,
-                                                          batch_size=16, learning_rate=3e-3)
+    path, card = train.train_domain_classifier(dataset, SIZE, str(tmp_path / "rot.keras"), steps=60,
+                                               batch_size=16, learning_rate=3e-3)
     assert card["task"] == "rotation" and card["classes"] == ["0", "90", "180", "270"]
     assert card["heldout_accuracy"] > 0.25
     assert metrics.load_classifier(path)(batch_images)[1].shape == (24, 4)
@@ -151,11 +155,11 @@ def test_unlabelled_folders_learn_the_rotation_pretext(tmp_path):
 def test_the_held_out_split_depends_only_on_file_names(tmp_path):
     files = [f"/d/{c}/{i}.png" for c in "ab" for i in range(20)]
     labels = [0] * 20 + [1] * 20
-    train, heldout = classifier_data.split_folder(files, labels, "/d")
+    trained, heldout = training_data.split_folder(files, labels, "/d")
     assert len(heldout) == 6 and sorted({l for _, l in heldout}) == [0, 1]
-    assert not set(train) & set(heldout) and len(train) + len(heldout) == 40
+    assert not set(trained) & set(heldout) and len(trained) + len(heldout) == 40
     # Adding images to class b keeps class a's held-out images.
-    more_train, more_heldout = classifier_data.split_folder(files + ["/d/b/new.png"], labels + [1], "/d")
+    more_train, more_heldout = training_data.split_folder(files + ["/d/b/new.png"], labels + [1], "/d")
     assert [p for p in more_heldout if p[1] == 0] == [p for p in heldout if p[1] == 0]
 
 
@@ -163,11 +167,11 @@ def test_rotation_and_augmentation_keep_the_pixels():
     rng = np.random.default_rng(0)
     images = tf.constant(rng.uniform(-1, 1, (5, 8, 8, 3)).astype("float32"))
     turns = tf.constant([0, 1, 2, 3, 1])
-    rotated = classifier_data._rotate(images, turns).numpy()
+    rotated = training_data._rotate(images, turns).numpy()
     for i, k in enumerate(turns.numpy()):
         np.testing.assert_array_equal(rotated[i], np.rot90(images[i].numpy(), k))
-    augmented, labels = classifier_data._augment(images, tf.zeros(5, tf.int32), tf.constant([1, 2], tf.int64), 8,
-                                                  rotation=False)
+    augmented, labels = training_data._augment(images, tf.zeros(5, tf.int32), tf.constant([1, 2], tf.int64), 8,
+                                               rotation=False)
     assert augmented.shape == images.shape and np.all(labels.numpy() == 0)
     # A translation by at most one pixel (8 // 8) with reflect padding, after an optional flip: every output row
     # of the interior appears in the (possibly flipped) input.
@@ -182,16 +186,22 @@ def test_rotation_and_augmentation_keep_the_pixels():
 def test_the_command_trains_a_domain_classifier_for_other_datasets(tmp_path, monkeypatch, capsys):
     from absl import flags
 
+    from training import train_classifier
+
     calls = []
 
     def fake_train(dataset, image_size, output, **kwargs):
-        calls.append((dataset, image_size, output, kwargs["steps"], kwargs["min_accuracy"]))
+        calls.append((dataset.name, image_size, output, kwargs["steps"], kwargs["min_accuracy"]))
         return "/cache/x.keras", {"heldout_accuracy": 0.75, "task": "labels", "classes": ["a", "b"],
                                   "num_heldout": 8}
 
-    monkeypatch.setattr(train_classifier, "train_domain_classifier", fake_train)
+    monkeypatch.setattr(train, "train_domain_classifier", fake_train)
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "home"))
     folder = tiny_image_folder(tmp_path / "images", per_class=2, size=8)
-    for argv, expected in [([f"--dataset=folder:{folder}"], (f"folder:{folder}", 64, None, None, None)),
+    # Without --output: the cache that --classifier=domain reads.
+    cached = cache.cache_path(cache.default_cache_dir(), f"folder:{folder}", 64,
+                              fingerprint.dataset_fingerprint(f"folder:{folder}"))
+    for argv, expected in [([f"--dataset=folder:{folder}"], (f"folder:{folder}", 64, cached, None, None)),
                            (["--dataset=synthetic", "--image_size=16", "--steps=5", "--output=/o.keras"],
                             ("synthetic", 16, "/o.keras", 5, None))]:
         values = flags.FlagValues()
@@ -209,13 +219,13 @@ def test_a_training_run_with_evaluation_scans_its_folder_once(labelled, tmp_path
     from tests.tiny import tiny_config, train_options
     from training import train_lib
 
-    dataset, cache, _, _, _ = labelled
+    dataset, cache_dir, _, _, _ = labelled
     scans = []
     real_scan = folder.scan
     monkeypatch.setattr(folder, "scan", lambda path: scans.append(path) or real_scan(path))
     config = tiny_config(num_classes=2, dataset=dataset, train_steps=1)
-    evaluation_config = evaluation.EvalConfig(num_samples=8, batch_size=8, classifier="domain", classifier_dir=cache,
-                                              cache_dir=str(tmp_path / "stats"))
+    evaluation_config = evaluation.EvalConfig(num_samples=8, batch_size=8, classifier="domain",
+                                              classifier_dir=cache_dir, cache_dir=str(tmp_path / "stats"))
     result = train_lib.run(config, train_options(tmp_path / "run", evaluation=evaluation_config))
     assert result.step == 1 and sorted(result.evaluations) == [0, 1]
     assert len(scans) == 1
