@@ -98,7 +98,8 @@ def time_train_steps(model, images, labels, steps, warmup, rss_mib):
       dict: `first_step_s`, `times` (seconds of each timed step), `d_loss` (of the last step), `rss_before_steps`,
       `allocator_resident_mib` (device memory in use before the timed steps; None on CPU).
     """
-    batch = (jax.device_put(images),) if labels is None else (jax.device_put(images), jax.device_put(labels))
+    # (x, y, sample_weight): the structure `train_on_batch` passes, so that a model it has trained reuses its step.
+    batch = (jax.device_put(images), None if labels is None else jax.device_put(labels), None)
     model.make_train_function()
     variables = _state_variables(model)
     state = tuple([v.value for v in group] for group in variables)

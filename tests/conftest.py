@@ -76,8 +76,7 @@ def jax_run(tmp_path_factory):
     (blocker / "__init__.py").write_text(
         "raise ModuleNotFoundError(\"No module named 'tensorflow' (blocked: this path must not need it)\", "
         "name='tensorflow')\n")
-    # Large learning rates, so that two steps move every weight well past float32 rounding.
-    config = tiny_config(32, g_lr=0.02, d_lr=0.02)
+    config = tiny_config(32)
     env = subprocess_environment(
         KERAS_BACKEND="jax", PYTHONPATH=f"{blocker.parent}{os.pathsep}{ROOT}",
         XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip())

@@ -4,12 +4,13 @@ TensorFlow made unimportable, so that everything below is shown to need only Ker
 
     python tests/jax_child.py <output directory> <ExperimentConfig JSON>
 
-It trains a SAGAN built by `build_sagan(config, seed=0)` for two `train_on_batch` steps on one device, and the same
+It trains a SAGAN built by `build_sagan(config, seed=0)` (with SGD, see `make`) for two `train_on_batch` steps on one device, and the same
 from the same weights through `keras.distribution.DataParallel` on both devices, and writes to the output directory:
 - `generator.keras`, `generator.weights.h5`: the one-device model's EMA generator in Keras's two formats, and
   `outputs.npz`: its images for fixed latents and labels (`z`, `labels`, `images`);
-- `state.npz`: every state variable of both runs (`one/<path>`, `several/<path>`) and each device's copy of each
-  variable of the DataParallel run (`copies/<path>`, stacked);
+- `state.npz`: every state variable of both runs (`one/<i>`, `several/<i>`, numbered in `state_variables()` order;
+  `paths`: the one-device model's variable paths in that order) and each device's copy of each variable of the
+  DataParallel run (`copies/<i>`, stacked);
 - `results.json`: `devices`, `shard_shapes` (each device's piece of a global batch under the DataParallel layout),
   `indivisible_error` (what training with a global batch the devices do not divide raised), `flops` (the analytic
   train-step count of benchmarks/flops.py on JAX), `timing` (benchmarks/jax_timing.time_train_steps for one step)
@@ -47,9 +48,19 @@ def real_batches(config, seed=1):
     return batches
 
 
-def train(config, weights=None):
-    """A `build_sagan(config, seed=0)` model (with `weights` when given) after `STEPS` train_on_batch calls."""
+def make(config):
+    """`build_sagan(config, seed=0)` recompiled with plain SGD, whose updates are proportional to the gradients:
+    Adam's normalized update turns float32 rounding differences of near-zero gradients (e.g. of a convolution's
+    bias before batch norm) into steps of the learning rate's size, which would hide what one and two devices
+    compute alike."""
     model = build_sagan(config, seed=0)
+    model.compile(g_optimizer=keras.optimizers.SGD(0.05), d_optimizer=keras.optimizers.SGD(0.05))
+    return model
+
+
+def train(config, weights=None):
+    """A `make(config)` model (with `weights` when given) after `STEPS` train_on_batch calls."""
+    model = make(config)
     if weights is not None:
         for variable, value in zip(model.state_variables(), weights):
             variable.assign(value)
@@ -81,12 +92,14 @@ def benchmark_path(config, model):
 
 
 def _values(model):
-    return {variable.path: np.array(variable.value) for variable in model.state_variables()}
+    """{position: value} of the model's state variables, numbered in `state_variables()` order (the paths of two
+    models built in one process differ: Keras numbers repeated layer names)."""
+    return {f"{index:04d}": np.array(variable.value) for index, variable in enumerate(model.state_variables())}
 
 
 def main(directory, config):
     keras.utils.set_random_seed(0)
-    initial = [np.array(v.value) for v in build_sagan(config, seed=0).state_variables()]
+    initial = [np.array(v.value) for v in make(config).state_variables()]
     one_device = train(config, initial)
     save_generator(directory, config, one_device)
     one_values = _values(one_device)
@@ -105,8 +118,9 @@ def main(directory, config):
     np.savez(os.path.join(directory, "state.npz"),
              **{f"one/{path}": value for path, value in one_values.items()},
              **{f"several/{path}": value for path, value in _values(model).items()},
-             **{f"copies/{variable.path}": np.stack([np.array(shard.data) for shard in variable.value.addressable_shards])
-                for variable in model.state_variables()})
+             **{f"copies/{index:04d}": np.stack([np.array(shard.data) for shard in variable.value.addressable_shards])
+                for index, variable in enumerate(model.state_variables())},
+             paths=np.array([variable.path for variable in one_device.state_variables()]))
     flop_count, timing = benchmark_path(config, one_device)
     results = {"devices": len(jax.devices()), "shard_shapes": [list(s.data.shape) for s in sharded.addressable_shards],
                "indivisible_error": indivisible_error, "flops": flop_count, "timing": timing,

@@ -6,9 +6,11 @@ import numpy as np
 
 
 def _groups(directory):
+    """{"one" | "several" | "copies": {variable path: array}} from the child's state.npz."""
     state = np.load(directory / "state.npz")
-    return {group: {key.split("/", 1)[1]: state[key] for key in state.files if key.startswith(group + "/")}
-            for group in ("one", "several", "copies")}
+    paths = list(state["paths"])
+    return {group: {paths[int(key.split("/", 1)[1])]: state[key] for key in state.files
+                    if key.startswith(group + "/")} for group in ("one", "several", "copies")}
 
 
 def test_every_replicated_variable_is_identical_on_both_devices(jax_run):
