@@ -12,18 +12,21 @@ from the same weights through `keras.distribution.DataParallel` on both devices,
   `paths`: the one-device model's variable paths in that order) and each device's copy of each variable of the
   DataParallel run (`copies/<i>`, stacked);
 - `results.json`: `devices`, `shard_shapes` (each device's piece of a global batch under the DataParallel layout),
-  `indivisible_error` (what training with a global batch the devices do not divide raised), `flops` (the analytic
+  `indivisible_error` (what `train_on_batch` with a global batch of `indivisible_batch` images, which the
+  devices do not divide, raised), `flops` (the analytic
   train-step count of benchmarks/flops.py on JAX), `timing` (benchmarks/jax_timing.time_train_steps for one step)
-  and `tensorflow_imported`.
+  `tensorflow_imported` (whether anything got a TensorFlow module) and `seconds` (wall time of each part).
 """
 
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.modules["tensorflow"] = None  # as on a machine without TensorFlow: importing it fails
 
 import jax  # noqa: E402
 import keras  # noqa: E402
@@ -58,9 +61,8 @@ def make(config):
     return model
 
 
-def train(config, weights=None):
-    """A `make(config)` model (with `weights` when given) after `STEPS` train_on_batch calls."""
-    model = make(config)
+def train(model, config, weights=None):
+    """`model` after `STEPS` train_on_batch calls (from `weights` when given)."""
     if weights is not None:
         for variable, value in zip(model.state_variables(), weights):
             variable.assign(value)
@@ -98,33 +100,39 @@ def _values(model):
 
 
 def main(directory, config):
+    started = time.perf_counter()
     keras.utils.set_random_seed(0)
-    initial = [np.array(v.value) for v in make(config).state_variables()]
-    one_device = train(config, initial)
+    one_device = make(config)
+    initial = [np.array(v.value) for v in one_device.state_variables()]
+    train(one_device, config)
     save_generator(directory, config, one_device)
     one_values = _values(one_device)
+    seconds = {"one_device": time.perf_counter() - started}
 
     distribution = keras.distribution.DataParallel(devices=jax.devices())
     keras.distribution.set_distribution(distribution)
-    model = train(config, initial)
-    images = real_batches(config)[0][0]
+    model = train(make(config), config, initial)
+    images, labels = real_batches(config)[0]
     sharded = jax.device_put(images, distribution.get_data_layout(images.shape).backend_layout)
+    odd = config.training.batch_size + 1
     try:
-        train(config.replace(batch_size=config.training.batch_size + 1))
+        model.train_on_batch(np.concatenate([images, images[:1]]), np.concatenate([labels, labels[:1]]))
         indivisible_error = None
     except ValueError as error:
         indivisible_error = f"{type(error).__name__}: {error}"
     keras.distribution.set_distribution(None)
+    seconds["data_parallel"] = time.perf_counter() - started - seconds["one_device"]
     np.savez(os.path.join(directory, "state.npz"),
-             **{f"one/{path}": value for path, value in one_values.items()},
-             **{f"several/{path}": value for path, value in _values(model).items()},
+             **{f"one/{index}": value for index, value in one_values.items()},
+             **{f"several/{index}": value for index, value in _values(model).items()},
              **{f"copies/{index:04d}": np.stack([np.array(shard.data) for shard in variable.value.addressable_shards])
                 for index, variable in enumerate(model.state_variables())},
              paths=np.array([variable.path for variable in one_device.state_variables()]))
     flop_count, timing = benchmark_path(config, one_device)
     results = {"devices": len(jax.devices()), "shard_shapes": [list(s.data.shape) for s in sharded.addressable_shards],
-               "indivisible_error": indivisible_error, "flops": flop_count, "timing": timing,
-               "tensorflow_imported": "tensorflow" in sys.modules}
+               "indivisible_batch": odd, "indivisible_error": indivisible_error, "flops": flop_count,
+               "timing": timing, "tensorflow_imported": sys.modules.get("tensorflow") is not None,
+               "seconds": {**seconds, "total": time.perf_counter() - started}}
     with open(os.path.join(directory, "results.json"), "w") as f:
         json.dump(results, f)
 

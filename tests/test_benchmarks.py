@@ -89,8 +89,8 @@ def test_dcgan64_batch64_matches_pytorch_reference_figure():
     assert counted["total"] + d_weight_grads == pytest.approx(235e9, rel=0.005)
 
 
-def test_the_jax_path_counts_the_same_flops_and_times_a_step_without_tensorflow(jax_run):
-    config, _, results = jax_run
+def test_the_jax_path_counts_the_same_flops_and_times_a_step_without_tensorflow(jax_trained):
+    config, _, results = jax_trained
     counted = flops.count_train_step_flops(Generator(config.model), Discriminator(config.model),
                                            config.training.batch_size, config.training.d_steps)
     assert results["flops"] == counted["total"]
