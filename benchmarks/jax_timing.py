@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.train_throughput import cpu_description
+from benchmarks.train_throughput import cpu_description, fastest_call
 
 
 def device_name():
@@ -42,13 +42,7 @@ def matmul_ceiling(dtype, size=None, repeats=10):
     a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32).astype(dtype)
     b = a.T
     matmul = jax.jit(jnp.matmul)
-    matmul(a, b).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        matmul(a, b).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return 2 * size ** 3 / min(times)
+    return 2 * size ** 3 / fastest_call(lambda: matmul(a, b).block_until_ready(), repeats)
 
 
 def matmul_precision():

@@ -37,9 +37,10 @@ Reported per line:
 
 On JAX the same keys (there peak_memory_mib and allocator_peak_mib are JAX's allocator peak on a GPU, the maximum
 RSS and null on a CPU; allocator_resident_mib the device memory in use before the timed steps), plus `backend`
-("jax"), `ms_per_step` and `matmul_precision` (JAX's default matmul precision: on NVIDIA GPUs float32 matmuls and
-convolutions may run in TF32 at that default, the model's and the ceiling's alike). The ceiling's matmul is 2048x2048 on a
-CPU and 8192x8192 on a GPU, where a 2048^3 product measures launch overhead rather than the matrix units.
+("jax"), `ms_per_step` and `matmul_precision` (JAX's default matmul precision: on NVIDIA GPUs float32 matmuls
+and convolutions may run in TF32 at that default, the model's and the ceiling's alike). The ceiling's matmul is
+2048x2048 on a CPU and 8192x8192 on a GPU, where a 2048^3 product measures launch overhead rather than the matrix
+units.
 """
 
 import argparse
@@ -90,13 +91,19 @@ def matmul_ceiling(dtype, size=2048, repeats=10):
     a = tf.random.normal((size, size), dtype=tf.float32)
     a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
     matmul = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y)[:1, :1], tf.float32)))
-    matmul(a, b).numpy()
+    return 2 * size ** 3 / fastest_call(lambda: matmul(a, b).numpy(), repeats)
+
+
+def fastest_call(call, repeats):
+    """The shortest of `repeats` timed calls of `call` (which must block until its work is done), after one
+    untimed call (tracing, compilation)."""
+    call()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        matmul(a, b).numpy()
+        call()
         times.append(time.perf_counter() - start)
-    return 2 * size ** 3 / min(times)
+    return min(times)
 
 
 def peak_memory_mib():
@@ -239,7 +246,8 @@ def run_configuration(preset, batch, precision, xla, steps, warmup, grad_accumul
     if backend == "jax":
         from benchmarks import jax_timing
 
-        record.update(backend="jax", ms_per_step=round(1000 * median, 2), matmul_precision=jax_timing.matmul_precision())
+        record.update(backend="jax", ms_per_step=round(1000 * median, 2),
+                      matmul_precision=jax_timing.matmul_precision())
     return record
 
 

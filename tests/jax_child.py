@@ -4,8 +4,9 @@ TensorFlow made unimportable, so that everything below is shown to need only Ker
 
     python tests/jax_child.py <output directory> <ExperimentConfig JSON>
 
-It trains a SAGAN built by `build_sagan(config, seed=0)` (with SGD, see `make`) for two `train_on_batch` steps on one device, and the same
-from the same weights through `keras.distribution.DataParallel` on both devices, and writes to the output directory:
+It trains a SAGAN built by `build_sagan(config, seed=0)` (with SGD, see `make`) for two `train_on_batch` steps on
+one device, and the same from the same weights through `keras.distribution.DataParallel` on both devices, and
+writes to the output directory:
 - `generator.keras`, `generator.weights.h5`: the one-device model's EMA generator in Keras's two formats, and
   `outputs.npz`: its images for fixed latents and labels (`z`, `labels`, `images`);
 - `state.npz`: every state variable of both runs (`one/<i>`, `several/<i>`, numbered in `state_variables()` order;

@@ -40,7 +40,8 @@ def _export_command(tmp_path, capsys, *args):
 def test_a_keras_file_from_jax_exports_to_the_saved_model_a_tensorflow_run_gets(jax_trained, tmp_path, capsys):
     config, directory, _ = jax_trained
     outputs = np.load(directory / "outputs.npz")
-    status, result, _ = _export_command(tmp_path, capsys, f"--keras_file={directory / 'generator.keras'}", "--version=5")
+    status, result, _ = _export_command(tmp_path, capsys, f"--keras_file={directory / 'generator.keras'}",
+                                        "--version=5")
     assert status == 0 and result["path"] == str(tmp_path / "exports" / "5") and result["preset"] == "tiny"
     np.testing.assert_allclose(_served(result["path"], outputs), outputs["images"], atol=2e-5, rtol=0)
     untrained = restore.build_generator(config)(outputs["z"], outputs["labels"], training=False)
