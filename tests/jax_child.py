@@ -13,10 +13,10 @@ writes to the output directory:
   `paths`: the one-device model's variable paths in that order) and each device's copy of each variable of the
   DataParallel run (`copies/<i>`, stacked);
 - `results.json`: `devices`, `shard_shapes` (each device's piece of a global batch under the DataParallel layout),
-  `indivisible_error` (what `train_on_batch` with a global batch of `indivisible_batch` images, which the
-  devices do not divide, raised), `flops` (the analytic
-  train-step count of benchmarks/flops.py on JAX), `timing` (benchmarks/jax_timing.time_train_steps for one step)
-  `tensorflow_imported` (whether anything got a TensorFlow module) and `seconds` (wall time of each part).
+  `indivisible_error` (what `train_on_batch` raised for a global batch of `indivisible_batch` images, which the
+  devices do not divide), `flops` (the analytic train-step count of benchmarks/flops.py, on JAX), `timing` (one
+  step timed by `time_train_steps` of benchmarks/jax_timing.py), `tensorflow_imported` (whether anything got a
+  TensorFlow module) and `seconds` (wall time of each part).
 """
 
 import json
