@@ -19,10 +19,11 @@ image and the expected peak. An explicit --max_batch_size wins, with a warning w
     python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32 --memory_budget_mib=512
     saved_model_cli show --all --dir exports/synthetic32/2000
 
-A generator saved in Keras's own format by any Keras backend (e.g. trained on JAX: `model.ema_generator.save(
-"g.keras")` or `.save_weights("g.weights.h5")`) is exported the same way with --keras_file instead of --model_dir,
-and --version (a file records no training step); a `.weights.h5` file needs --preset to build the generator, a
-`.keras` file carries its config (--preset, when given, must match it). A file that does not fit is a usage error.
+A generator saved in Keras's own format by any Keras backend (e.g. trained on JAX, then
+`model.ema_generator.save("g.keras")` or `model.ema_generator.save_weights("g.weights.h5")`) is exported the same
+way with --keras_file instead of --model_dir, and --version (a file records no training step); a `.weights.h5` file
+needs --preset to build the generator, a `.keras` file carries its config (--preset, when given, must match it). A
+file that does not fit is a usage error.
 
     python -m export.run --keras_file=g.keras --export_dir=exports/dcgan64 --version=1
     python -m export.run --keras_file=g.weights.h5 --preset=dcgan64 --export_dir=exports/dcgan64 --version=1
