@@ -65,6 +65,13 @@ class SAGAN(_train_step_class(), keras.Model):
     splits into one chunk per discriminator update (as the reference implementations draw fresh real data for every
     discriminator step). The generator update uses `batch_size` latents.
 
+    Backends: the train step is the Keras backend's, inherited as `keras.Model` inherits Keras's trainer:
+    `sagan_tf.models.tensorflow_step.TensorFlowTrainStep` (GradientTape, tf.distribute) on TensorFlow,
+    `sagan_tf.models.jax_step.JaxTrainStep` (stateless, jitted) on JAX, which does everything below but gradient
+    accumulation, mixed_float16 and synchronized batch norm (refused at `compile`). A batch may also be a dict
+    `{"images": ..., "labels": ..., "z": ..., ...}` that carries the step's noise instead of drawing it
+    (`sagan_tf.models.step_common.FedDraws`: how `benchmarks/backend_parity.py` feeds both backends the same noise).
+
     Health signals: besides the losses and the mean discriminator logits on real and fake images (`d_real`, `d_fake`),
     each step logs the global gradient norm of each network (`d_grad_norm`, `g_grad_norm`), each attention layer's
     gamma (`gamma_<g|d>_<layer>`), and `finite`: 1.0 when the step's losses and gradient norms are finite, else 0.0
