@@ -272,15 +272,15 @@ class SAGAN(_train_step_class(), keras.Model):
           d_optimizer: optimizer of the discriminator (TTUR: usually Adam, lr 4e-4, betas (0, 0.9)).
           loss: "hinge" (paper) or "non_saturating".
           jit_compile: XLA-compile the train step: True, False or "auto" (`default_jit_compile`: on TensorFlow on with
-            GPUs, off on CPU, whatever the strategy; always on JAX). Under a multi-replica strategy the per-replica computation is compiled (see
-            the class docstring); with synchronized batch norm there, "auto" means False and True is refused.
+            GPUs, off on CPU, whatever the strategy; always on JAX). Under a multi-replica strategy the per-replica
+            computation is compiled (see the class docstring); with synchronized batch norm there, "auto" means
+            False and True is refused.
           **kwargs: passed to `keras.Model.compile` (e.g. `steps_per_execution`).
 
         Raises:
           ValueError: `jit_compile=True`, or `grad_accumulation` > 1, with synchronized batch norm under a
             multi-replica strategy; on JAX, what its step does not support (see `jax_step.JaxTrainStep`).
         """
-        auto = isinstance(jit_compile, str) and jit_compile == "auto"
         auto = isinstance(jit_compile, str) and jit_compile == "auto"
         jit_compile = default_jit_compile() if auto else bool(jit_compile)
         self._compile_train_step(jit_compile, auto, kwargs)
