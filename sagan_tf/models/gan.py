@@ -65,6 +65,13 @@ class SAGAN(_train_step_class(), keras.Model):
     splits into one chunk per discriminator update (as the reference implementations draw fresh real data for every
     discriminator step). The generator update uses `batch_size` latents.
 
+    Backends: the train step is the Keras backend's, inherited as `keras.Model` inherits Keras's trainer:
+    `sagan_tf.models.tensorflow_step.TensorFlowTrainStep` (GradientTape, tf.distribute) on TensorFlow,
+    `sagan_tf.models.jax_step.JaxTrainStep` (stateless, jitted) on JAX, which does everything below but gradient
+    accumulation, mixed_float16 and synchronized batch norm (refused at `compile`). A batch may also be a dict
+    `{"images": ..., "labels": ..., "z": ..., ...}` that carries the step's noise instead of drawing it
+    (`sagan_tf.models.step_common.FedDraws`: how `benchmarks/backend_parity.py` feeds both backends the same noise).
+
     Health signals: besides the losses and the mean discriminator logits on real and fake images (`d_real`, `d_fake`),
     each step logs the global gradient norm of each network (`d_grad_norm`, `g_grad_norm`), each attention layer's
     gamma (`gamma_<g|d>_<layer>`), and `finite`: 1.0 when the step's losses and gradient norms are finite, else 0.0
@@ -265,15 +272,15 @@ class SAGAN(_train_step_class(), keras.Model):
           d_optimizer: optimizer of the discriminator (TTUR: usually Adam, lr 4e-4, betas (0, 0.9)).
           loss: "hinge" (paper) or "non_saturating".
           jit_compile: XLA-compile the train step: True, False or "auto" (`default_jit_compile`: on TensorFlow on with
-            GPUs, off on CPU, whatever the strategy; always on JAX). Under a multi-replica strategy the per-replica computation is compiled (see
-            the class docstring); with synchronized batch norm there, "auto" means False and True is refused.
+            GPUs, off on CPU, whatever the strategy; always on JAX). Under a multi-replica strategy the per-replica
+            computation is compiled (see the class docstring); with synchronized batch norm there, "auto" means
+            False and True is refused.
           **kwargs: passed to `keras.Model.compile` (e.g. `steps_per_execution`).
 
         Raises:
           ValueError: `jit_compile=True`, or `grad_accumulation` > 1, with synchronized batch norm under a
             multi-replica strategy; on JAX, what its step does not support (see `jax_step.JaxTrainStep`).
         """
-        auto = isinstance(jit_compile, str) and jit_compile == "auto"
         auto = isinstance(jit_compile, str) and jit_compile == "auto"
         jit_compile = default_jit_compile() if auto else bool(jit_compile)
         self._compile_train_step(jit_compile, auto, kwargs)

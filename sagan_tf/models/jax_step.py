@@ -58,7 +58,8 @@ class JaxTrainStep:
         if self.grad_accumulation > 1:
             raise ValueError(
                 "Gradient accumulation is not supported on the JAX backend (its micro-batch loop is TensorFlow's). "
-                f"Train with grad_accumulation=1, or on TensorFlow. Received: grad_accumulation={self.grad_accumulation}")
+                "Train with grad_accumulation=1, or on TensorFlow. "
+                f"Received: grad_accumulation={self.grad_accumulation}")
         policies = {self.dtype_policy.name, keras.mixed_precision.global_policy().name}
         if "mixed_float16" in policies:
             raise ValueError("mixed_float16 (dynamic loss scaling) is not supported on the JAX backend: use "
@@ -108,7 +109,8 @@ class JaxTrainStep:
     def train_step(self, state, data):
         """One step (`d_steps` discriminator updates, one generator update) on arrays: `(logs, state)`."""
         variables = self._state_variables()
-        values = {id(v): value for group, group_values in zip(variables, state) for v, value in zip(group, group_values)}
+        values = {id(v): value for group, group_values in zip(variables, state)
+                  for v, value in zip(group, group_values)}
         images, labels = self._begin_step(data)
         if not self.num_classes:
             labels = None
