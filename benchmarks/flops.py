@@ -2,8 +2,8 @@
 
 1. `count_train_step_flops` (analytic, reported by `train_throughput.py`; on the TensorFlow and the JAX backend, and
    on JAX with no TensorFlow installed): runs the generator and the discriminator once eagerly on a batch of one,
-   records every Conv2D / Conv2DTranspose / Dense / Embedding / SelfAttention /
-   SpectralNormalization call with its real shapes, and composes what one `SAGAN.train_step` computes:
+   records every Conv2D / Conv2DTranspose / Dense / Embedding / SelfAttention / SpectralNormalization /
+   ConditionalBatchNorm call with its real shapes, and composes what one `SAGAN.train_step` computes:
 
    - each discriminator update: G forward (fakes, outside the tape); D forward on the real and on the fake batch;
      D backward of both passes: weight gradients of every layer, activation gradients of every layer whose input
@@ -13,7 +13,8 @@
      whose input depends on G's variables (not the first layer, whose input is z).
 
    A multiply-add is 2 FLOPs. A matmul-like op of forward cost F costs F for each gradient it must produce
-   (input, weight; both operands of the two attention matmuls). Spectral normalization adds W u (2|W|) per call,
+   (input, weight; both operands of the two attention matmuls; only the gains for conditional batch norm's one-hot
+   matmuls, whose other operand is the labels). Spectral normalization adds W u (2|W|) per call,
    the power iteration (4|W|) per training call, and the outer product of its backward (2|W|) per differentiated
    call. Element-wise work (bias, batch norm, activations, softmax, Adam, EMA) is not counted: it is memory-bound
    and a few percent of the FLOPs.
@@ -34,12 +35,12 @@ import contextlib
 import keras
 import numpy as np
 
-from sagan_tf.layers import SelfAttention, SpectralNormalization
+from sagan_tf.layers import ConditionalBatchNorm, SelfAttention, SpectralNormalization
 
 MATMUL_OP_TYPES = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul", "BatchMatMul",
                    "BatchMatMulV2", "BatchMatMulV3", "DepthwiseConv2dNative")
 _RECORDED = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.Dense, keras.layers.Embedding,
-             SelfAttention, SpectralNormalization)
+             SelfAttention, SpectralNormalization, ConditionalBatchNorm)
 
 
 @contextlib.contextmanager
@@ -80,6 +81,9 @@ def _op_flops(layer, inputs, outputs):
         return 2 * queries * keys * (layer._key_channels + layer._value_channels), 0
     if isinstance(layer, keras.layers.Embedding):
         return 0, 0  # a gather
+    if isinstance(layer, ConditionalBatchNorm):
+        # The class gains and offsets are picked by one-hot (batch, K) x (K, C) matmuls, one each.
+        return 2 * 2 * layer.num_classes * layer.gamma.shape[-1], 1
     kernel = layer.kernel
     if isinstance(layer, keras.layers.Conv2D):
         # every output element is a dot product over kh * kw * C_in (zero padding included, as TF counts it)
@@ -113,7 +117,10 @@ def _network_profile(network, inputs, labels):
         flops, weights = _op_flops(layer, layer_inputs, outputs)
         if not flops:
             continue
-        activation_operands = 2 if isinstance(layer, SelfAttention) else 1
+        # Attention multiplies two activations; the conditional gains' other operand is the labels' one-hot matrix,
+        # which needs no gradient.
+        activation_operands = (2 if isinstance(layer, SelfAttention)
+                               else 0 if isinstance(layer, ConditionalBatchNorm) else 1)
         depends = depends_on_weights(layer_inputs) if weights else True
         profile["forward"] += flops
         profile["weight_grad"] += flops * weights
