@@ -6,8 +6,8 @@ to the next call), on one batch already on the device, so that neither host-to-d
 per-call variable bookkeeping (`train_on_batch`) are timed. Every timed step ends with `jax.block_until_ready` on
 its logs and state: asynchronous dispatch would otherwise return before the device has finished.
 
-On GPUs JAX runs float32 matmuls and convolutions at its default precision (TF32 on NVIDIA GPUs since Ampere),
-the model and the float32 ceiling alike; `matmul_precision` in the record says which.
+JAX runs float32 matmuls and convolutions at its default precision, which on NVIDIA GPUs may be TF32, the model's
+and the float32 ceiling's alike; `matmul_precision` in the record says which default was set.
 """
 
 import resource
