@@ -53,6 +53,9 @@ setuptools.setup(
             "nbclient>=0.10,<0.12",
             "nbformat>=5.10,<6",
             "ipykernel>=6.29,<8",
+            # The JAX train step's tests (tests/models/test_jax_step.py run it in a KERAS_BACKEND=jax subprocess);
+            # the range holds JAX 0.10 (the newest CPU wheel on some mirrors) and 0.11.
+            "jax[cpu]>=0.4.30,<0.13",
         ],
     },
 )

@@ -1,8 +1,9 @@
 """FLOPs of one SAGAN train step, counted two independent ways.
 
-1. `count_train_step_flops` (analytic, reported by `train_throughput.py`): runs the generator and the discriminator
-   once eagerly on a batch of one, records every Conv2D / Conv2DTranspose / Dense / Embedding / SelfAttention /
-   SpectralNormalization call with its real shapes, and composes what one `SAGAN.train_step` computes:
+1. `count_train_step_flops` (analytic, reported by `train_throughput.py`; on the TensorFlow and the JAX backend, and
+   on JAX with no TensorFlow installed): runs the generator and the discriminator once eagerly on a batch of one,
+   records every Conv2D / Conv2DTranspose / Dense / Embedding / SelfAttention / SpectralNormalization /
+   ConditionalBatchNorm call with its real shapes, and composes what one `SAGAN.train_step` computes:
 
    - each discriminator update: G forward (fakes, outside the tape); D forward on the real and on the fake batch;
      D backward of both passes: weight gradients of every layer, activation gradients of every layer whose input
@@ -12,7 +13,8 @@
      whose input depends on G's variables (not the first layer, whose input is z).
 
    A multiply-add is 2 FLOPs. A matmul-like op of forward cost F costs F for each gradient it must produce
-   (input, weight; both operands of the two attention matmuls). Spectral normalization adds W u (2|W|) per call,
+   (input, weight; both operands of the two attention matmuls; only the gains for conditional batch norm's one-hot
+   matmuls, whose other operand is the labels). Spectral normalization adds W u (2|W|) per call,
    the power iteration (4|W|) per training call, and the outer product of its backward (2|W|) per differentiated
    call. Element-wise work (bias, batch norm, activations, softmax, Adam, EMA) is not counted: it is memory-bound
    and a few percent of the FLOPs.
@@ -32,14 +34,13 @@ import contextlib
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from sagan_tf.layers import SelfAttention, SpectralNormalization
+from sagan_tf.layers import ConditionalBatchNorm, SelfAttention, SpectralNormalization
 
 MATMUL_OP_TYPES = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul", "BatchMatMul",
                    "BatchMatMulV2", "BatchMatMulV3", "DepthwiseConv2dNative")
 _RECORDED = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.Dense, keras.layers.Embedding,
-             SelfAttention, SpectralNormalization)
+             SelfAttention, SpectralNormalization, ConditionalBatchNorm)
 
 
 @contextlib.contextmanager
@@ -80,6 +81,9 @@ def _op_flops(layer, inputs, outputs):
         return 2 * queries * keys * (layer._key_channels + layer._value_channels), 0
     if isinstance(layer, keras.layers.Embedding):
         return 0, 0  # a gather
+    if isinstance(layer, ConditionalBatchNorm):
+        # The class gains and offsets are picked by one-hot (batch, K) x (K, C) matmuls, one each.
+        return 2 * 2 * layer.num_classes * layer.gamma.shape[-1], 1
     kernel = layer.kernel
     if isinstance(layer, keras.layers.Conv2D):
         # every output element is a dot product over kh * kw * C_in (zero padding included, as TF counts it)
@@ -104,11 +108,7 @@ def _network_profile(network, inputs, labels):
     """
     network(inputs, labels, training=False)  # builds it (a symbolic trace) outside the recording
     records = []
-    variables = [v.value for v in network.trainable_variables]  # the backend (tf.Variable) objects
-    with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
-        tape.watch(variables)
-        with _record_calls(records):
-            network(inputs, labels, training=False)
+    depends_on_weights = _recorded_dependence(network, inputs, labels, records)
     profile = dict(forward=0, weight_grad=0, act_grad_if_input_free=0, act_grad_all=0, sn_weights=0, layers=[])
     for layer, layer_inputs, outputs, _ in records:
         if isinstance(layer, SpectralNormalization):
@@ -117,15 +117,48 @@ def _network_profile(network, inputs, labels):
         flops, weights = _op_flops(layer, layer_inputs, outputs)
         if not flops:
             continue
-        activation_operands = 2 if isinstance(layer, SelfAttention) else 1
-        depends = any(g is not None for g in tape.gradient(layer_inputs, variables)) if weights else True
+        # Attention multiplies two activations; the conditional gains' other operand is the labels' one-hot matrix,
+        # which needs no gradient.
+        activation_operands = (2 if isinstance(layer, SelfAttention)
+                               else 0 if isinstance(layer, ConditionalBatchNorm) else 1)
+        depends = depends_on_weights(layer_inputs) if weights else True
         profile["forward"] += flops
         profile["weight_grad"] += flops * weights
         profile["act_grad_all"] += flops * activation_operands
         profile["act_grad_if_input_free"] += flops * activation_operands * depends
         profile["layers"].append((layer.name, flops))
-    del tape
     return profile
+
+
+def _recorded_dependence(network, inputs, labels, records):
+    """Runs `network` once in inference mode, appending its recorded calls to `records`; returns a function that
+    tells whether a recorded input tensor depends on the network's trainable variables.
+
+    TensorFlow: a gradient tape watching the variables (no gradient path: independent). JAX: the pass runs under
+    `jax.jvp` with respect to the variables, so exactly the values computed from them are JVP tracers (values
+    computed from the inputs alone stay concrete arrays).
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+
+        trainable = [v.value for v in network.trainable_variables]
+        non_trainable = [v.value for v in network.non_trainable_variables]
+
+        def forward(values):
+            with _record_calls(records):
+                outputs, _ = network.stateless_call(values, non_trainable, inputs, labels, training=False)
+            return outputs
+
+        jax.jvp(forward, (trainable,), (trainable,))
+        return lambda tensor: isinstance(tensor, jax.core.Tracer)
+    import tensorflow as tf
+
+    variables = [v.value for v in network.trainable_variables]  # the backend (tf.Variable) objects
+    with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
+        tape.watch(variables)
+        with _record_calls(records):
+            network(inputs, labels, training=False)
+    return lambda tensor: any(g is not None for g in tape.gradient(tensor, variables))
 
 
 def count_train_step_flops(generator, discriminator, batch_size, d_steps=1):
@@ -142,8 +175,8 @@ def count_train_step_flops(generator, discriminator, batch_size, d_steps=1):
       `d_forward_per_example`, `spectral_norm` (the batch-independent part of `total`), and `layers`.
     """
     config = generator.config
-    z = tf.zeros((1, config.latent_dim))
-    labels = tf.zeros((1,), tf.int32)
+    z = keras.ops.zeros((1, config.latent_dim))
+    labels = keras.ops.zeros((1,), "int32")
     g = _network_profile(generator, z, labels)
     images = generator(z, labels, training=False)
     d = _network_profile(discriminator, images, labels)
@@ -184,7 +217,9 @@ def _live_ops(graph):
 
 
 def trace_train_step(model, images, labels=None):
-    """The concrete graph of `model.train_step` for static input shapes (not XLA-compiled)."""
+    """The concrete graph of `model.train_step` for static input shapes (not XLA-compiled; TensorFlow backend)."""
+    import tensorflow as tf
+
     specs = (tf.TensorSpec(images.shape, images.dtype),)
     if labels is not None:
         specs += (tf.TensorSpec(labels.shape, labels.dtype),)
@@ -248,6 +283,8 @@ def count_graph_flops(graph):
 
 def raw_profile_flops(graph):
     """`tf.compat.v1.profiler.profile` float-operation count of every op in the graph (dead ones included)."""
+    import tensorflow as tf
+
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
     return int(tf.compat.v1.profiler.profile(graph, options=options).total_float_ops)

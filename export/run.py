@@ -19,6 +19,15 @@ image and the expected peak. An explicit --max_batch_size wins, with a warning w
     python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32 --memory_budget_mib=512
     saved_model_cli show --all --dir exports/synthetic32/2000
 
+A generator saved in Keras's own format by any Keras backend (e.g. trained on JAX, then
+`model.ema_generator.save("g.keras")` or `model.ema_generator.save_weights("g.weights.h5")`) is exported the same
+way with --keras_file instead of --model_dir, and --version (a file records no training step); a `.weights.h5` file
+needs --preset to build the generator, a `.keras` file carries its config (--preset, when given, must match it). A
+file that does not fit is a usage error.
+
+    python -m export.run --keras_file=g.keras --export_dir=exports/dcgan64 --version=1
+    python -m export.run --keras_file=g.weights.h5 --preset=dcgan64 --export_dir=exports/dcgan64 --version=1
+
 See export/README.md for serving it and sagan_tf/serving.py for the signatures.
 """
 
@@ -32,8 +41,13 @@ from sagan_tf import cli
 
 def define_flags(flag_values=flags.FLAGS):
     """Defines the command's flags on `flag_values` (called only when this module runs as a program)."""
-    flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/).", required=True,
+    flags.DEFINE_string("model_dir", None, "Training run directory (config.json, checkpoints/). Or --keras_file.",
                         flag_values=flag_values)
+    flags.DEFINE_string("keras_file", None, "Instead of --model_dir: a generator saved by any Keras backend, a .keras "
+                        "file (generator.save) or a .weights.h5 file (generator.save_weights, with --preset).",
+                        flag_values=flag_values)
+    flags.DEFINE_string("preset", None, "With --keras_file: the preset the generator was built from (needed for "
+                        ".weights.h5; checked against a .keras file's config).", flag_values=flag_values)
     flags.DEFINE_string("export_dir", None, "Model base path; the SavedModel goes to <export_dir>/<version>/.",
                         required=True, flag_values=flag_values)
     flags.DEFINE_string("checkpoint", "latest", "Checkpoint: latest, best (the best evaluated during training, "
@@ -54,11 +68,29 @@ def define_flags(flag_values=flags.FLAGS):
 @cli.main_wrapper
 def main(argv, values=None):
     from sagan_tf import serving
+    from sagan_tf.errors import UsageError
 
     values = flags.FLAGS if values is None else values
-    result = serving.export_run(values.model_dir, values.export_dir, checkpoint=values.checkpoint,
-                                version=values.version, use_ema=values.ema, max_batch_size=values.max_batch_size,
-                                memory_budget_mib=values.memory_budget_mib)
+    if (values.model_dir is None) == (values.keras_file is None):
+        raise UsageError("Pass exactly one of --model_dir (a training run) and --keras_file (a generator saved in "
+                         f"Keras's format). Received: --model_dir={values.model_dir} --keras_file={values.keras_file}")
+    if values.keras_file is not None:
+        if values["checkpoint"].present or not values.ema:
+            raise UsageError("--checkpoint and --noema choose within a training run; a --keras_file is one generator.")
+        config = None
+        if values.preset is not None:
+            from sagan_tf import presets
+
+            config = presets.get_preset(values.preset)
+        result = serving.export_keras_file(values.keras_file, values.export_dir, values.version, config=config,
+                                           max_batch_size=values.max_batch_size,
+                                           memory_budget_mib=values.memory_budget_mib)
+    else:
+        if values.preset is not None:
+            raise UsageError("--preset goes with --keras_file: a training run's config names its own preset.")
+        result = serving.export_run(values.model_dir, values.export_dir, checkpoint=values.checkpoint,
+                                    version=values.version, use_ema=values.ema, max_batch_size=values.max_batch_size,
+                                    memory_budget_mib=values.memory_budget_mib)
     if "note" in result:
         print(f"Note: {result['note']}", file=sys.stderr)
     if "warning" in result:

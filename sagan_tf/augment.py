@@ -276,13 +276,15 @@ class AdaptiveAugment:
         statistics restart. Written without a branch (the values are chosen with `where`), so that the step stays
         one graph.
         """
-        due = ops.greater_equal(self.seen, float(self.interval * images_per_step))
-        rt = self.signs / ops.maximum(self.seen, 1.0)
-        step = ops.sign(rt - self.target) * self.seen / (self.kimg * 1000.0)
-        self.p.assign(ops.where(due, ops.clip(self.p + step, 0.0, 1.0), self.p))
-        self.rt.assign(ops.where(due, rt, self.rt))
-        self.signs.assign(ops.where(due, 0.0, self.signs))
-        self.seen.assign(ops.where(due, 0.0, self.seen))
+        # Values, not the variables, go into the ops: JAX's `where` does not take a variable.
+        p, signs, seen = self.p.value, self.signs.value, self.seen.value
+        due = ops.greater_equal(seen, float(self.interval * images_per_step))
+        rt = signs / ops.maximum(seen, 1.0)
+        step = ops.sign(rt - self.target) * seen / (self.kimg * 1000.0)
+        self.p.assign(ops.where(due, ops.clip(p + step, 0.0, 1.0), p))
+        self.rt.assign(ops.where(due, rt, self.rt.value))
+        self.signs.assign(ops.where(due, 0.0, signs))
+        self.seen.assign(ops.where(due, 0.0, seen))
 
 
 __all__ = ["POLICY_OPS", "DEFAULT_POLICY", "MODES", "parse_policy", "gated_ops", "translation_limit", "cutout_size",

@@ -12,13 +12,26 @@ size) thus name the images whichever signature is called, on any machine with th
 float rounding may differ in the last bits: TensorFlow's stateless random ops (Philox) give the same uniforms on
 CPU and GPU (within a TensorFlow version; its documentation does not promise them across versions), but erfc,
 ndtri and the generator's kernels may round differently from one device to another.
+
+The draws are TensorFlow's stateless random ops, which only TensorFlow implements bit for bit: the module imports
+on any Keras backend, and its functions need TensorFlow installed (a clear ImportError without it).
 """
 
 import numbers
 import operator
 
 import numpy as np
-import tensorflow as tf
+
+
+def _tensorflow():
+    """The `tensorflow` module, or an ImportError that says why it is needed."""
+    try:
+        import tensorflow as tf
+    except ImportError as error:
+        raise ImportError("sagan_tf.latents draws with TensorFlow's stateless random ops (Philox), the ones the "
+                          "exported `generate` signature runs, so that a seed names the same images in and out of "
+                          "a SavedModel: install TensorFlow to use it.") from error
+    return tf
 
 
 def truncated_normal(shape, seed, truncation):
@@ -44,6 +57,7 @@ def truncated_normal(shape, seed, truncation):
     """
     if isinstance(truncation, numbers.Real) and not truncation > 0:
         raise ValueError(f"truncation must be > 0. Received: truncation={truncation}")
+    tf = _tensorflow()
     seed = tf.cast(seed, tf.int64)
     t = tf.cast(truncation, tf.float64)
     lower = 0.5 * tf.math.erfc(t / tf.sqrt(tf.constant(2.0, tf.float64)))  # Phi(-t)
@@ -100,6 +114,7 @@ def truncated_latents(batch_size, latent_dim, seed, truncation):
     if not truncation32 > 0:
         raise ValueError(f"truncation must be a number > 0 (in float32, as `generate` takes it). "
                          f"Received: truncation={truncation!r}")
+    tf = _tensorflow()
     shape = tf.constant([batch_size, latent_dim], tf.int32)  # as `generate` stacks its int32 batch size
     return truncated_normal(shape, tf.constant(seed, tf.int64), tf.constant(truncation32, tf.float32))
 

@@ -72,10 +72,11 @@ class LeCamAnchors:
 
     def anchors(self):
         """(alpha_R, alpha_F) as float32 scalars: the bias-corrected averages, (0, 0) before any update."""
-        correction = 1.0 - ops.power(self.decay, self.updates)
+        updates = self.updates.value  # a value, not the variable: JAX's ops do not take variables
+        correction = 1.0 - ops.power(self.decay, updates)
         safe = ops.maximum(correction, 1e-12)
-        started = ops.greater(self.updates, 0.0)
-        return (ops.where(started, self.real / safe, 0.0), ops.where(started, self.fake / safe, 0.0))
+        started = ops.greater(updates, 0.0)
+        return (ops.where(started, self.real.value / safe, 0.0), ops.where(started, self.fake.value / safe, 0.0))
 
     def update(self, real_mean, fake_mean):
         """Adds one discriminator update's mean outputs on real and on generated images (global-batch means)."""

@@ -3,6 +3,7 @@
     restored = restore.restore_generator("runs/synthetic32")
     path = serving.export_generator(restored.generator, restored.config, "exports/synthetic32", restored.step)
     # exports/synthetic32/<step>/ is what `tensorflow_model_server --model_base_path=exports/synthetic32` serves.
+    serving.export_keras_file("g.keras", "exports/dcgan64", version=1)   # a generator saved by any Keras backend
 
 The SavedModel holds the generator's variables, its class names and these signatures, traced from the Keras
 generator in inference mode (batch norm with its moving statistics, spectral norm W / sigma from the stored u,
@@ -333,7 +334,46 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=Tru
     return {"path": path, "version": version, **described, **limits}
 
 
-__all__ = ["GeneratorServingModule", "export_generator", "export_generator_with_limits", "export_run", "to_uint8",
+def export_keras_file(keras_file, export_dir, version, config=None, max_batch_size=None,
+                      memory_budget_mib=serving_memory.DEFAULT_MEMORY_BUDGET_MIB):
+    """Exports a generator saved in Keras's own format (what `python -m export.run --keras_file=...` does).
+
+    The file may come from any Keras backend, e.g. `model.ema_generator.save("g.keras")` after training on JAX;
+    the SavedModel is the one `export_run` writes for a TensorFlow run (same signatures, cap and assets).
+
+    Args:
+      keras_file: a `.keras` file of a `Generator` or a `.weights.h5` file of its weights
+        (`restore.restore_generator_file`).
+      export_dir: the model's base path; the export goes to `export_dir/<version>/`.
+      version: the version number (an int >= 0): a file records no training step to default to.
+      config: the generator's `ExperimentConfig` (e.g. a preset: its dataset names the classes) or `ModelConfig`;
+        needed for `.weights.h5`, checked against a `.keras` file's own.
+      max_batch_size: see `export_generator`.
+      memory_budget_mib: see `export_generator`.
+
+    Returns:
+      A dict: `path`, `version`, `keras_file`, `preset` (the config's name), `class_names_source` ("dataset",
+      "numbers" or "unconditional"; `restore.dataset_class_names`) and the cap with its memory figures.
+
+    Raises:
+      UsageError: no version, a bad or mismatched file (`restore.restore_generator_file`), or an existing version.
+      WriteFailedError: the filesystem refused the export.
+    """
+    if version is None:
+        raise UsageError(f"Exporting {keras_file} needs a version number (--version): a Keras file records no "
+                         "training step to name the version after.")
+    generator, model_config = restore.restore_generator_file(keras_file, config)
+    names_config = config if config is not None and as_model_config(config) == model_config else model_config
+    class_names, source = restore.dataset_class_names(names_config)
+    described = {"keras_file": str(keras_file), "preset": model_config.name, "class_names_source": source}
+    path, limits = export_generator_with_limits(generator, model_config, export_dir, version, info=described,
+                                                max_batch_size=max_batch_size, class_names=class_names or None,
+                                                memory_budget_mib=memory_budget_mib)
+    return {"path": path, "version": version, **described, **limits}
+
+
+__all__ = ["GeneratorServingModule", "export_generator", "export_generator_with_limits", "export_run",
+           "export_keras_file", "to_uint8",
            "encode_png", "SERVING_SIGNATURE", "GENERATE_SIGNATURE", "GENERATE_BY_NAME_SIGNATURE",
            "CLASS_NAMES_SIGNATURE", "LIMITS_SIGNATURE", "Z_INPUT", "LABELS_INPUT", "CLASSES_INPUT", "BATCH_SIZE_INPUT",
            "SEED_INPUT", "TRUNCATION_INPUT", "IMAGES_OUTPUT", "PNG_OUTPUT", "LABELS_OUTPUT", "CLASS_NAMES_OUTPUT",

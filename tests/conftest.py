@@ -58,3 +58,25 @@ def mirrored_strategy():
     first one's collectives ("Shape mismatch in the collective instance"). One strategy keeps the keys unique.
     """
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(scope="session")
+def jax_trained(tmp_path_factory):
+    """(config, output directory, results dict) of one run of tests/jax_child.py (see its docstring): a tiny 16x16
+    conditional SAGAN trained on Keras's JAX backend, on one and on two CPU devices, in a child process that cannot
+    import TensorFlow. One child for the whole session: the export, data-parallel and benchmark tests share it."""
+    import json
+    import subprocess
+
+    from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config
+
+    directory = tmp_path_factory.mktemp("jax_trained")
+    config = tiny_config()
+    env = subprocess_environment(
+        KERAS_BACKEND="jax",
+        XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip())
+    out = subprocess.run([PYTHON, str(ROOT / "tests" / "jax_child.py"), str(directory), json.dumps(config.to_dict())],
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-4000:]
+    with open(directory / "results.json") as f:
+        return config, directory, json.load(f)

@@ -1,5 +1,6 @@
 """Numbers of the train-step FLOP counter (benchmarks/flops.py) against hand counts and TensorFlow's graph count."""
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -86,3 +87,39 @@ def test_dcgan64_batch64_matches_pytorch_reference_figure():
     d_weight_grads = 64 * (counted["d_forward_per_example"] - attention_matmuls)
     assert counted["total"] == pytest.approx(220.27e9, rel=1e-3)
     assert counted["total"] + d_weight_grads == pytest.approx(235e9, rel=0.005)
+
+
+def test_the_jax_path_counts_the_same_flops_and_times_a_step_without_tensorflow(jax_trained):
+    config, _, results = jax_trained
+    counted = flops.count_train_step_flops(Generator(config.model), Discriminator(config.model),
+                                           config.training.batch_size, config.training.d_steps)
+    assert results["flops"] == counted["total"]
+    assert results["tensorflow_imported"] is False
+    timing = results["timing"]
+    assert timing["first_step_s"] > 0 and np.isfinite(timing["d_loss"]) and timing["allocator_resident_mib"] is None
+
+
+def test_train_throughput_flags():
+    from benchmarks import train_throughput
+
+    args = train_throughput.parse_args(["--backend=jax", "--preset=imagenet128", "--batch_size=256",
+                                        "--precision=mixed_bfloat16"])
+    assert (args.presets, args.batch_sizes, args.precisions, args.xla) == ("imagenet128", "256", "mixed_bfloat16",
+                                                                           "on")
+    assert train_throughput.parse_args(["--backend=tensorflow"]).xla == "off,on"
+    for bad in (["--backend=jax", "--xla=off,on"], ["--xla=maybe"], ["--backend=torch"], ["--steps=0"]):
+        with pytest.raises(SystemExit):
+            train_throughput.parse_args(bad)
+
+
+def test_backend_throughput_compares_step_times():
+    from benchmarks import backend_throughput
+
+    record = dict(device="cpu", images_per_s=1.0, xla=False, fraction_of_bf16_ceiling=0.1)
+    results = backend_throughput.compare(
+        [{**record, "precision": "float32", "step_time_s": 3.0}, {"precision": "mixed_bfloat16", "error": ["boom"]}],
+        [{**record, "precision": "float32", "step_time_s": 2.0}, {**record, "precision": "mixed_bfloat16",
+                                                                   "step_time_s": 1.0}])
+    assert results["float32"]["jax_speedup"] == 1.5 and results["float32"]["jax"]["step_time_s"] == 2.0
+    assert results["mixed_bfloat16"]["tensorflow"] == {"error": ["boom"]}
+    assert results["mixed_bfloat16"]["jax_speedup"] is None

@@ -76,11 +76,13 @@ class ConditionalBatchNorm(BatchNorm):
             row_shape = (-1,) + (1,) * (rank - 2) + (self.gamma.shape[-1],)
             if len(labels.shape) == 2:
                 weights = ops.cast(labels, "float32")
-                return (ops.reshape(ops.matmul(weights, self.gamma), row_shape),
-                        ops.reshape(ops.matmul(weights, self.beta), row_shape))
-            rows = ops.cast(labels, "int32")
-            return (ops.reshape(ops.take(self.gamma, rows, axis=0), row_shape),
-                    ops.reshape(ops.take(self.beta, rows, axis=0), row_shape))
+            else:
+                # A one-hot matmul, not a gather: the gains' gradient is then dense on every backend. A gather's is
+                # a tf.IndexedSlices on TensorFlow, whose rows Keras's Adam squares one by one before their sum
+                # (sum of g_i^2 instead of (sum of g_i)^2 in the second moment of a class seen several times).
+                weights = ops.one_hot(ops.cast(labels, "int32"), self.num_classes, dtype="float32")
+            return (ops.reshape(ops.matmul(weights, self.gamma), row_shape),
+                    ops.reshape(ops.matmul(weights, self.beta), row_shape))
 
         return self._normalize(x, training, affine)
 

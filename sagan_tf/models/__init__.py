@@ -1,4 +1,4 @@
-"""SAGAN networks (Generator, projection Discriminator) and the SAGAN training model."""
+"""SAGAN networks (Generator, projection Discriminator) and the SAGAN training model (on TensorFlow or JAX)."""
 
 from sagan_tf.models.discriminator import Discriminator
 from sagan_tf.models.gan import SAGAN, build_sagan

@@ -1,29 +1,51 @@
 """The SAGAN training model: a `keras.Model` whose `train_step` alternates discriminator and generator updates.
 
-The training step is TensorFlow-specific (GradientTape, tf.distribute replica context); the networks it trains
-use `keras.ops` only.
+Backend-neutral: the networks, optimizers, losses, noise, augmentation, EMA and metrics are defined here with
+`keras.ops`; the train step itself is the Keras backend's (`sagan_tf.models.tensorflow_step` on TensorFlow,
+`sagan_tf.models.jax_step` on JAX), which `SAGAN` inherits as `keras.Model` inherits Keras's own trainer of the
+backend.
 """
 
-import contextlib
 import hashlib
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from sagan_tf import augment as augment_module
 from sagan_tf import losses, regularizers
-from sagan_tf.layers import (BatchNorm, SelfAttention, SpectralNormalization, average_across_replicas,
-                             frozen_power_iteration, moving_statistics)
-from sagan_tf.models import accumulation
+from sagan_tf.layers import BatchNorm, SelfAttention, SpectralNormalization, moving_statistics
+from sagan_tf.models.step_common import FedDraws
+from sagan_tf.models.step_common import all_finite as _all_finite
+from sagan_tf.models.step_common import layers_of_type as _layers_of_type
+from sagan_tf.models.step_common import unpack as _unpack
+from sagan_tf.models.step_common import with_loss_scaling as _with_loss_scaling
 
 
-def _replica_slot():
-    """(replica id, number of replicas in sync) of the current replica; (0, 1) outside tf.distribute."""
-    context = tf.distribute.get_replica_context()
-    if context is None:  # cross-replica context: a single logical replica
+def _train_step_class():
+    """The class whose `train_step` trains `SAGAN` on the current Keras backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        from sagan_tf.models.tensorflow_step import TensorFlowTrainStep
+        return TensorFlowTrainStep
+    if backend == "jax":
+        from sagan_tf.models.jax_step import JaxTrainStep
+        return JaxTrainStep
+    return _UnsupportedTrainStep
+
+
+class _UnsupportedTrainStep:
+    """The networks build and run on any Keras backend; training needs TensorFlow or JAX."""
+
+    @staticmethod
+    def _replica_slot():
         return 0, 1
-    return context.replica_id_in_sync_group, context.num_replicas_in_sync
+
+    def _track_step_state(self):
+        pass
+
+    def _compile_train_step(self, jit_compile, auto, kwargs):
+        raise ValueError("SAGAN trains on the TensorFlow and JAX backends (KERAS_BACKEND=tensorflow or jax). "
+                         f"Received: keras.backend.backend()={keras.backend.backend()!r}")
 
 
 def _derived_seed(seed, purpose):
@@ -34,18 +56,21 @@ def _derived_seed(seed, purpose):
     return int.from_bytes(hashlib.sha256(f"sagan_tf:{purpose}:{seed}".encode()).digest()[:4], "big") % 2**31
 
 
-def _layers_of_type(model, layer_type):
-    return [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, layer_type)]
-
-
 @keras.saving.register_keras_serializable(package="sagan_tf")
-class SAGAN(keras.Model):
+class SAGAN(_train_step_class(), keras.Model):
     """Hinge-loss GAN with TTUR, `d_steps` discriminator updates per generator update and an EMA generator.
 
     `fit(dataset)` trains it; the dataset yields `(images, labels)` (or `images` alone for unconditional models).
     Each `train_step` consumes `d_steps` real batches: feed batches of `d_steps * batch_size` images, which the step
     splits into one chunk per discriminator update (as the reference implementations draw fresh real data for every
     discriminator step). The generator update uses `batch_size` latents.
+
+    Backends: the train step is the Keras backend's, inherited as `keras.Model` inherits Keras's trainer:
+    `sagan_tf.models.tensorflow_step.TensorFlowTrainStep` (GradientTape, tf.distribute) on TensorFlow,
+    `sagan_tf.models.jax_step.JaxTrainStep` (stateless, jitted) on JAX, which does everything below but gradient
+    accumulation, mixed_float16 and synchronized batch norm (refused at `compile`). A batch may also be a dict
+    `{"images": ..., "labels": ..., "z": ..., ...}` that carries the step's noise instead of drawing it
+    (`sagan_tf.models.step_common.FedDraws`: how `benchmarks/backend_parity.py` feeds both backends the same noise).
 
     Health signals: besides the losses and the mean discriminator logits on real and fake images (`d_real`, `d_fake`),
     each step logs the global gradient norm of each network (`d_grad_norm`, `g_grad_norm`), each attention layer's
@@ -204,6 +229,8 @@ class SAGAN(keras.Model):
                                       for layer in _layers_of_type(network, BatchNorm)
                                       for variable in layer.moving_statistics]
         self._replica_jit = False
+        self._fed_draws = None
+        self._track_step_state()
         # Every variable exists now; without this, fit() would try to build the model by calling it on real data.
         self.built = True
 
@@ -230,45 +257,19 @@ class SAGAN(keras.Model):
           g_optimizer: optimizer of the generator (TTUR: usually Adam, lr 1e-4, betas (0, 0.9)).
           d_optimizer: optimizer of the discriminator (TTUR: usually Adam, lr 4e-4, betas (0, 0.9)).
           loss: "hinge" (paper) or "non_saturating".
-          jit_compile: XLA-compile the train step: True, False or "auto" (`default_jit_compile`: on with GPUs, off on
-            CPU, whatever the strategy). Under a multi-replica strategy the per-replica computation is compiled (see
-            the class docstring); with synchronized batch norm there, "auto" means False and True is refused.
+          jit_compile: XLA-compile the train step: True, False or "auto" (`default_jit_compile`: on TensorFlow on with
+            GPUs, off on CPU, whatever the strategy; always on JAX). Under a multi-replica strategy the per-replica
+            computation is compiled (see the class docstring); with synchronized batch norm there, "auto" means
+            False and True is refused.
           **kwargs: passed to `keras.Model.compile` (e.g. `steps_per_execution`).
 
         Raises:
           ValueError: `jit_compile=True`, or `grad_accumulation` > 1, with synchronized batch norm under a
-            multi-replica strategy.
+            multi-replica strategy; on JAX, what its step does not support (see `jax_step.JaxTrainStep`).
         """
         auto = isinstance(jit_compile, str) and jit_compile == "auto"
         jit_compile = default_jit_compile() if auto else bool(jit_compile)
-        strategy = self.distribute_strategy
-        per_replica = jit_compile and strategy.num_replicas_in_sync > 1 and not _is_tpu(strategy)
-        if per_replica and self._synchronized_batch_norm():
-            if not auto:
-                raise ValueError(
-                    "jit_compile=True cannot compile a step with synchronized batch norm under a strategy of "
-                    f"{strategy.num_replicas_in_sync} replicas: its statistics are all-reduced inside the forward "
-                    "pass, which a per-replica XLA computation cannot do. Pass jit_compile=False, or turn "
-                    "synchronized batch norm off.")
-            per_replica = jit_compile = False
-        if self.grad_accumulation > 1 and strategy.num_replicas_in_sync > 1 and self._synchronized_batch_norm():
-            raise ValueError(
-                f"grad_accumulation={self.grad_accumulation} cannot train synchronized batch norm under a strategy of "
-                f"{strategy.num_replicas_in_sync} replicas: its statistics are all-reduced inside the forward pass, "
-                "which cannot run inside the loop over micro-batches (tf.distribute cannot synchronize replicas "
-                "inside control flow). Turn synchronized batch norm off (each micro-batch is then normalized on its "
-                "own, as BigGAN-PyTorch does), or train without accumulation.")
-        self._replica_jit = per_replica
-        # No model-level optimizer: Keras would build its default one with a slot for every variable. Keras cannot
-        # XLA-compile `strategy.run` over several devices; the per-replica functions are compiled instead.
-        super().compile(optimizer=None, jit_compile=jit_compile and not per_replica, **kwargs)
-        self._compute_d = self._discriminator_gradients
-        self._compute_g = self._generator_gradients
-        self._compute_ema = self._update_ema
-        if per_replica:
-            self._compute_d, self._compute_g, self._compute_ema = (
-                tf.function(fn, jit_compile=True, reduce_retracing=True)
-                for fn in (self._discriminator_gradients, self._generator_gradients, self._update_ema))
+        self._compile_train_step(jit_compile, auto, kwargs)
         self.d_loss_fn, self.g_loss_fn = losses.get_losses(loss)
         if self.dtype_policy.name == "mixed_float16" or keras.mixed_precision.global_policy().name == "mixed_float16":
             # float16 gradients underflow without loss scaling.
@@ -276,9 +277,16 @@ class SAGAN(keras.Model):
             d_optimizer = _with_loss_scaling(d_optimizer)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
-        with self.distribute_strategy.scope():
-            self.g_optimizer.build(self.generator.trainable_variables)
-            self.d_optimizer.build(self.discriminator.trainable_variables)
+        self._build_optimizers()
+
+    def _begin_step(self, data):
+        """(images, labels or None) of a train step's batch; takes the step's noise from it when it carries some
+        (`step_common.FedDraws`)."""
+        self._fed_draws = FedDraws.of(data)
+        return _unpack(data)
+
+    def _end_step(self):
+        self._fed_draws = None
 
     @property
     def metrics(self):
@@ -323,7 +331,9 @@ class SAGAN(keras.Model):
         Returns:
           (z of shape (batch_size, latent_dim), int32 labels of shape (batch_size,) or None if unconditional).
         """
-        replica_id, num_replicas = _replica_slot()
+        if self._fed_draws is not None:
+            return self._fed_draws.noise()
+        replica_id, num_replicas = self._replica_slot()
         global_batch = batch_size * num_replicas
         start = replica_id * batch_size
         # The seed generator advances identically on every replica, so all replicas draw the same global batch.
@@ -350,8 +360,10 @@ class SAGAN(keras.Model):
         """
         if self.augment_seed_generator is None:
             return None
-        replica_id, num_replicas = _replica_slot()
         probability = None if self.ada is None else ops.convert_to_tensor(self.ada.p)
+        if self._fed_draws is not None:
+            return self._fed_draws.augmentation(probability)
+        replica_id, num_replicas = self._replica_slot()
         params = augment_module.draw_parameters(batch_size * num_replicas, image_size, self.augment_policy,
                                                 self.augment_seed_generator, probability)
         return augment_module.slice_parameters(params, replica_id * batch_size, batch_size)
@@ -362,159 +374,59 @@ class SAGAN(keras.Model):
             return images
         return augment_module.apply(images, params, self.augment_policy)
 
-    def train_step(self, data):
-        images, labels = _unpack(data)
-        if not self.num_classes:
-            labels = None
-        per_replica_batch = images.shape[0]
-        updates = self.d_steps * self.grad_accumulation
-        if updates == 1 and per_replica_batch is None:
-            per_replica_batch = ops.shape(images)[0]  # a dynamic batch is fine when it is not split
-        elif per_replica_batch is None or per_replica_batch % self.d_steps:
-            raise ValueError(
-                f"Each train_step consumes d_steps={self.d_steps} real batches (each split into grad_accumulation="
-                f"{self.grad_accumulation} micro-batches): the per-replica batch must be a static multiple of d_steps. "
-                f"Received: batch={per_replica_batch}. Batch the dataset with drop_remainder=True and a size of "
-                "d_steps * batch_size.")
-        batch_size = per_replica_batch // self.d_steps
-        if updates > 1 and batch_size % self.grad_accumulation:
-            raise ValueError(
-                f"grad_accumulation={self.grad_accumulation} splits each update's per-replica batch into that many "
-                f"equal micro-batches, but the per-replica batch of an update is {batch_size}. Received: "
-                f"batch={per_replica_batch}, d_steps={self.d_steps}, grad_accumulation={self.grad_accumulation}.")
-        _, num_replicas = _replica_slot()
-        global_batch = batch_size * num_replicas
-        image_size = images.shape[1]
+    def _discriminator_loss(self, real, real_labels, fake, fake_labels, global_batch, augmentations):
+        """The discriminator's loss of one (micro-)batch on this replica, as every backend's step differentiates it.
 
-        d_variables = self.discriminator.trainable_variables
-        gradient_norms, watched = [], []
-        for step in range(self.d_steps):
-            real = images[step * batch_size:(step + 1) * batch_size]
-            real_labels = None if labels is None else labels[step * batch_size:(step + 1) * batch_size]
-            z, fake_labels = self.draw_noise(batch_size)
-            augmentations = (self.draw_augmentation(batch_size, image_size),
-                             self.draw_augmentation(batch_size, image_size))
-            gradients, logit_sums, (d_loss, lecam) = self._accumulate(
-                lambda part, first: self._compute_d(*part[:4], global_batch, part[4], first=first),
-                (real, real_labels, z, fake_labels, augmentations))
-            d_grad_norm = _gradient_norm(gradients, self.d_optimizer)  # before apply_gradients may change the scale
-            self.d_optimizer.apply_gradients(zip(gradients, d_variables))
-            d_grad_norm, counted = _watched_norm(d_grad_norm, self.d_optimizer)
-            self.d_grad_norm_tracker.update_state(d_grad_norm * num_replicas, sample_weight=counted)
-            gradient_norms.append(d_grad_norm)
-            self._observe_logits(logit_sums, global_batch)
-            if lecam is not None:
-                self.lecam_tracker.update_state(lecam)
-                watched.append(lecam)
-        z, fake_labels = self.draw_noise(batch_size)
-        gradients, _, (g_loss, orthogonal) = self._accumulate(
-            lambda part, first: self._compute_g(*part[:2], global_batch, part[2], first=first),
-            (z, fake_labels, self.draw_augmentation(batch_size, image_size)))
-        g_grad_norm = _gradient_norm(gradients, self.g_optimizer)
-        self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
-        g_grad_norm, counted = _watched_norm(g_grad_norm, self.g_optimizer)
-        self.g_grad_norm_tracker.update_state(g_grad_norm * num_replicas, sample_weight=counted)
-        if orthogonal is not None:
-            self.orthogonal_tracker.update_state(orthogonal)
-            watched.append(orthogonal)
-        average_across_replicas(self._replica_averaged)
-        if self.ema_generator is not None:
-            self._compute_ema()
-        if self.ada is not None:
-            self.ada.adjust(global_batch * self.d_steps)
+        Runs the discriminator in training on the real images (which advances its spectral-norm vectors) and then
+        on the generated ones `fake` (with those vectors as they are).
 
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.real_logits_tracker.update_state(logit_sums[1] / ops.cast(batch_size, "float32"))
-        self.fake_logits_tracker.update_state(logit_sums[2] / ops.cast(batch_size, "float32"))
-        logs = {m.name: m.result() for m in self.metrics}
-        logs.update(self.attention_gammas())
-        # Losses can stay finite over NaN weights (the hinge's relu maps NaN to 0); their gradients cannot.
-        watched = ops.cast(ops.stack([d_loss, g_loss, g_grad_norm] + gradient_norms + watched), "float32")
-        logs["finite"] = ops.cast(ops.all(ops.isfinite(watched)), "float32")
-        return logs
+        Args:
+          real, real_labels: this (micro-)batch's real images and labels (None: unconditional).
+          fake, fake_labels: generated images and the labels they were generated for.
+          global_batch: examples of this update over all replicas.
+          augmentations: the augmentation parameters for the real and for the generated images, or None each.
 
-    def _accumulate(self, compute, inputs):
-        """One update's (gradients, sums, means) from the `grad_accumulation` micro-batches of `inputs`
-        (`accumulation.accumulate`): `compute(part, first)` returns them for one micro-batch; the gradients and sums
-        are summed over the micro-batches, the means (a tuple, None entries kept) averaged, and the batch-norm
-        moving statistics updated once with the micro-batches' mean statistics."""
-        gradients, sums, means = accumulation.accumulate(compute, inputs, self.grad_accumulation,
-                                                         self._micro_batch_averaged)
-        if self.grad_accumulation > 1:
-            means = tuple(None if mean is None else mean / self.grad_accumulation for mean in means)
-        return gradients, sums, means
-
-    def _observe_logits(self, logit_sums, global_batch):
-        """Feeds one discriminator update's logit sums (`_discriminator_gradients`) to ADA (the signs on real images)
-        and to the LeCam anchors (the means), summed over the replicas in one all-reduce so that every replica
-        updates them alike."""
-        if self.ada is None and self.lecam is None:
-            return
-        sums = logit_sums
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            sums = context.all_reduce(tf.distribute.ReduceOp.SUM, sums)
-        if self.ada is not None:
-            self.ada.observe(sums[0], global_batch)
+        Returns:
+          (the loss summed over the batch, divided by `global_batch` and scaled by `d_optimizer.scale_loss`, float32
+          sums [sign(real logits), real logits, fake logits] over the batch, (mean adversarial loss (SAGAN eq. 4
+          with the hinge), mean LeCam penalty or None)).
+        """
+        real_logits = self.discriminator(self._augmented(real, augmentations[0]), real_labels, training=True)
+        fake_logits = self.discriminator(self._augmented(fake, augmentations[1]), fake_labels, training=False)
+        per_example = self.d_loss_fn(real_logits, fake_logits)
+        loss = losses.global_mean(per_example, global_batch)
+        penalty = None
         if self.lecam is not None:
-            self.lecam.update(sums[1] / global_batch, sums[2] / global_batch)
-
-    def _power_iteration(self, first):
-        """A context in which the spectral-norm vectors of both networks advance in training calls (`first`: the
-        first micro-batch of an update, or the whole batch) or stay as they are (the update's other micro-batches)."""
-        if first:
-            return contextlib.nullcontext()
-        return frozen_power_iteration((self.generator, self.discriminator))
-
-    def _discriminator_gradients(self, real, real_labels, z, fake_labels, global_batch, augmentations=(None, None),
-                                 first=True):
-        """One discriminator (micro-)batch's gradients on this replica: (gradients of its loss summed over the
-        batch and divided by `global_batch`, float32 sums [sign(real logits), real logits, fake logits] over the
-        batch, (mean adversarial loss, mean LeCam penalty or None)). Updates the generator's batch-norm statistics
-        and, when `first`, both networks' spectral-norm vectors (per replica, with no cross-replica step, so that it
-        can be one XLA computation). `augmentations`: the parameters for the real and for the generated images, or
-        None each."""
-        with self._power_iteration(first):
-            fake = self.generator(z, fake_labels, training=True)
-            with tf.GradientTape() as tape:
-                # Spectral-norm vectors are updated on the real pass only; the fake pass uses them as they are.
-                real_logits = self.discriminator(self._augmented(real, augmentations[0]), real_labels, training=True)
-                fake_logits = self.discriminator(self._augmented(fake, augmentations[1]), fake_labels,
-                                                 training=False)
-                per_example = self.d_loss_fn(real_logits, fake_logits)
-                loss = losses.global_mean(per_example, global_batch)
-                penalty = None
-                if self.lecam is not None:
-                    penalty = regularizers.lecam_penalty(real_logits, fake_logits, *self.lecam.anchors())
-                    loss = loss + self.lecam_weight * losses.global_mean(penalty, global_batch)
-                scaled = self.d_optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
+            penalty = regularizers.lecam_penalty(real_logits, fake_logits, *self.lecam.anchors())
+            loss = loss + self.lecam_weight * losses.global_mean(penalty, global_batch)
+        scaled = self.d_optimizer.scale_loss(loss)
         real = ops.cast(real_logits, "float32")
         logit_sums = ops.stack([ops.sum(ops.sign(real)), ops.sum(real), ops.sum(ops.cast(fake_logits, "float32"))])
-        return gradients, logit_sums, (ops.cast(ops.mean(per_example), "float32"),
-                                       None if penalty is None else ops.cast(ops.mean(penalty), "float32"))
+        return scaled, logit_sums, (ops.cast(ops.mean(per_example), "float32"),
+                                    None if penalty is None else ops.cast(ops.mean(penalty), "float32"))
 
-    def _generator_gradients(self, z, fake_labels, global_batch, augmentation=None, first=True):
-        """One generator (micro-)batch's gradients on this replica: (gradients of its loss summed over the batch and
-        divided by `global_batch`, None, (mean adversarial loss, orthogonal penalty or None)). `augmentation`: the
-        parameters for the generated images, or None. `first`: whether the spectral-norm vectors advance."""
-        with self._power_iteration(first):
-            with tf.GradientTape() as tape:
-                fake = self.generator(z, fake_labels, training=True)
-                fake_logits = self.discriminator(self._augmented(fake, augmentation), fake_labels, training=False)
-                per_example = self.g_loss_fn(fake_logits)
-                loss = losses.global_mean(per_example, global_batch)
-                penalty = None
-                if self.orthogonal_reg > 0:
-                    penalty = regularizers.orthogonal_penalty(regularizers.orthogonal_kernels(self.generator))
-                    # This (micro-)batch's share: the micro-batches' and the replicas' gradients are summed.
-                    share = ops.cast(ops.shape(z)[0], "float32") / ops.cast(global_batch, "float32")
-                    loss = loss + self.orthogonal_reg * penalty * share
-                scaled = self.g_optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, self.generator.trainable_variables)
-        return gradients, None, (ops.cast(ops.mean(per_example), "float32"),
-                                 None if penalty is None else ops.cast(penalty, "float32"))
+    def _generator_loss(self, z, fake_labels, global_batch, augmentation):
+        """The generator's loss of one (micro-)batch on this replica, as every backend's step differentiates it:
+        generates from `z` in training and scores the (augmented) images with the discriminator in inference.
+
+        Returns:
+          (the loss summed over the batch, divided by `global_batch`, plus this batch's share of the orthogonal
+          penalty, scaled by `g_optimizer.scale_loss`; (mean adversarial loss, orthogonal penalty or None)).
+        """
+        fake = self.generator(z, fake_labels, training=True)
+        fake_logits = self.discriminator(self._augmented(fake, augmentation), fake_labels, training=False)
+        per_example = self.g_loss_fn(fake_logits)
+        loss = losses.global_mean(per_example, global_batch)
+        penalty = None
+        if self.orthogonal_reg > 0:
+            penalty = regularizers.orthogonal_penalty(regularizers.orthogonal_kernels(self.generator))
+            # This (micro-)batch's share: the micro-batches' and the replicas' gradients are summed.
+            share = ops.cast(ops.shape(z)[0], "float32") / ops.cast(global_batch, "float32")
+            loss = loss + self.orthogonal_reg * penalty * share
+        scaled = self.g_optimizer.scale_loss(loss)
+        return scaled, (ops.cast(ops.mean(per_example), "float32"),
+                        None if penalty is None else ops.cast(penalty, "float32"))
+
 
     def state_variables(self):
         """The float state a checkpoint holds: every variable of the networks (EMA generator included) and of the
@@ -637,59 +549,18 @@ def build_sagan(config, seed=None, model_class=None, class_frequencies=None, **c
     return gan
 
 
-def _with_loss_scaling(optimizer):
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return optimizer
-    return keras.optimizers.LossScaleOptimizer(optimizer)
-
-
-def _gradient_norm(gradients, optimizer):
-    """The global L2 norm of `gradients` of a loss scaled by `optimizer.scale_loss` (unscaled again)."""
-    norm = ops.sqrt(ops.sum(ops.stack([ops.sum(ops.square(ops.cast(g, "float32"))) for g in gradients
-                                       if g is not None])))
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        norm = norm / ops.cast(optimizer.dynamic_scale, "float32")
-    return norm
-
-
-def _watched_norm(norm, optimizer):
-    """(the gradient norm the `finite` flag and the trackers see, 1.0 when it counts in the window mean else 0.0).
-
-    Under a dynamic loss scale (mixed_float16) scaled gradients that overflow are the optimizer's to handle: it skips
-    that update and lowers the scale, so the step is not a divergence and its norm (inf) is left out of the mean.
-    NaN weights there are caught by `state_is_finite` at the logging cadence and before every checkpoint.
-    """
-    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return norm, 1.0
-    finite = ops.isfinite(norm)
-    return ops.where(finite, norm, ops.zeros_like(norm)), ops.cast(finite, "float32")
 
 
 def default_jit_compile():
-    """Whether to XLA-compile the train step when not told: on with GPUs or TPUs, off on CPU.
+    """Whether to XLA-compile the train step when not told: on TensorFlow on with GPUs or TPUs, off on CPU; always on
+    JAX (whose uncompiled step dispatches every op on its own).
 
-    On CPU XLA was measured slower (a 2-core Xeon with AMX: dcgan64 at batch 64, 50.6 -> 37.2 images/s in float32 and
-    72.0 -> 32.5 in mixed_bfloat16, `benchmarks/train_throughput.py`); on GPUs it fuses the many small element-wise
-    kernels of a GAN step. Keras's own "auto" is off under any tf.distribute strategy, also for one GPU.
+    On CPU XLA was measured slower on TensorFlow (a 2-core Xeon with AMX: dcgan64 at batch 64, 50.6 -> 37.2 images/s
+    in float32 and 72.0 -> 32.5 in mixed_bfloat16, `benchmarks/train_throughput.py`); on GPUs it fuses the many small
+    element-wise kernels of a GAN step. Keras's own "auto" is off under any tf.distribute strategy, also for one GPU.
     """
+    if keras.backend.backend() != "tensorflow":
+        return True
+    import tensorflow as tf
+
     return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
-
-
-def _is_tpu(strategy):
-    return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
-
-
-def _all_finite(variables):
-    """Whether every floating-point variable is finite: one sum per variable, then one test (a NaN or an infinity
-    anywhere makes its sum non-finite; so does a sum that overflows, which only weights near 1e38 can)."""
-    sums = [ops.sum(ops.cast(v.value, "float32")) for v in variables]
-    return ops.all(ops.isfinite(ops.stack(sums)))
-
-
-def _unpack(data):
-    """(images, labels or None) from a batch of `images`, `(images,)`, `(images, labels)` or `(images, labels, w)`."""
-    if isinstance(data, (tuple, list)):
-        if len(data) == 1:
-            return data[0], None
-        return data[0], data[1]
-    return data, None

@@ -1,0 +1,280 @@
+"""TensorFlow against JAX: the same SAGAN train steps from the same weights, batches and noise; prints one JSON line.
+
+Usage:
+  python benchmarks/backend_parity.py --preset=synthetic32 --steps=3
+  python benchmarks/backend_parity.py --preset=dcgan64 --steps=3 --batch_size=8 --small_data
+
+Keras has one backend per process, so each backend runs in a subprocess of its own (KERAS_BACKEND set), and the
+two exchange .npz files in a temporary directory:
+
+  1. TensorFlow builds the model (`build_sagan`, weights from `keras.utils.set_random_seed(--seed)`), writes its
+     whole state (`state_groups`) and the inputs of every step, drawn with NumPy: real images and labels, and the
+     noise the step would draw (latents, fake labels, augmentation parameters). The noise is fed to the step with
+     the batch (`sagan_tf.models.step_common.FedDraws`), since the backends' random generators differ. It then runs
+     `--steps` train steps (`train_on_batch`) and writes the state after them.
+  2. JAX (with TensorFlow made unimportable in its process) builds the same model, loads that initial state, runs
+     the same steps on the same inputs and writes its state.
+  3. This process prints the largest absolute difference per variable group, and exits with status 1 when one is
+     above `--tolerance`.
+
+Groups: G and D (the trained weights), EMA (the EMA generator's weights), batch_norm (moving statistics of G and
+D), u (spectral-norm vectors of G and D), optimizer (both Adam optimizers' slots, iterations and learning rates),
+small_data (ADA's and LeCam's state, with --small_data).
+
+--small_data turns on ADA (its p started at 0.5 and adjusted every step, so that the DiffAugment ops gate and p
+moves), LeCam (weight 0.1), orthogonal regularization (1e-4) and, for conditional presets, fake labels drawn from
+class frequencies. Float32 only.
+
+The tolerance: float32 rounding differs between the backends' kernels (oneDNN under TensorFlow, XLA under JAX)
+in the last bits, and Adam turns a gradient that is zero up to rounding into an update of about +-lr, whose sign
+is the rounding's: e.g. the bias of a convolution followed by batch norm (which removes any per-channel constant),
+so such a weight can differ by up to 2 * lr per step between the backends. The default tolerance is therefore
+1e-4 + 2 * steps * max(G lr, D lr) (2.5e-3 for synthetic32 over 3 steps); every other difference is float32
+rounding (about 1e-6 of the values), and `fraction_over_1e-5` shows how many elements the Adam effect touches. A
+real difference (a wrong loss, update order or statistic) moves every weight of its group.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GROUPS = ("G", "D", "EMA", "batch_norm", "u", "optimizer", "small_data")
+SMALL_DATA = dict(augment="ada", ada_interval=1, ada_kimg=0.1, lecam_weight=0.1, orthogonal_reg=1e-4)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default=None, help="a preset name (sagan_tf.presets)")
+    parser.add_argument("--steps", type=int, default=3, help="train steps on each backend")
+    parser.add_argument("--batch_size", type=int, default=None, help="batch per update (default: the preset's)")
+    parser.add_argument("--small_data", action="store_true", help="ADA, LeCam, orthogonal reg., data fake labels")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="largest absolute difference allowed in any group (default: see the docstring)")
+    parser.add_argument("--config_json", default=None, help=argparse.SUPPRESS)  # an ExperimentConfig (tests)
+    parser.add_argument("--side", choices=("tensorflow", "jax"), default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if (args.preset is None) == (args.config_json is None):
+        parser.error("Pass --preset (a preset name).")
+    if args.steps < 1:
+        parser.error(f"--steps must be >= 1. Received: --steps={args.steps}")
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error(f"--batch_size must be >= 1. Received: --batch_size={args.batch_size}")
+    return args
+
+
+def experiment_config(args):
+    """The preset's config (or --config_json's) with this run's batch size and options (raises ConfigError for an
+    unknown preset)."""
+    from sagan_tf import presets
+    from sagan_tf.config import ExperimentConfig
+
+    if args.config_json:
+        with open(args.config_json) as f:
+            config = ExperimentConfig.from_dict(json.load(f))
+    else:
+        config = presets.get_preset(args.preset)
+    changes = {"batch_size": args.batch_size or config.training.batch_size}
+    if args.small_data:
+        changes.update(SMALL_DATA)
+        if config.model.conditional:
+            changes["fake_labels"] = "data"
+    return config.replace(**changes)
+
+
+def default_tolerance(config, steps):
+    """1e-4 + 2 * steps * the larger learning rate: float32 rounding and Adam's +-lr on zero gradients."""
+    return 1e-4 + 2 * steps * max(config.training.g_lr, config.training.d_lr)
+
+
+def class_frequencies(config):
+    """Uneven class counts 1, 2, ... for fake labels drawn from the data's frequencies."""
+    return tuple(range(1, config.model.num_classes + 1))
+
+
+def state_groups(model):
+    """{group: [variables]} in a fixed order, the same on both backends (see the module docstring)."""
+    def split(network):
+        weights = network.non_trainable_variables
+        return ([v for v in weights if "moving_" in v.path], [v for v in weights if v.path.endswith("/u")])
+
+    g_statistics, g_u = split(model.generator)
+    d_statistics, d_u = split(model.discriminator)
+    groups = {
+        "G": list(model.generator.trainable_variables),
+        "D": list(model.discriminator.trainable_variables),
+        "EMA": list(model.ema_generator.weights) if model.ema_generator is not None else [],
+        "batch_norm": g_statistics + d_statistics,
+        "u": g_u + d_u,
+        "optimizer": list(model.g_optimizer.variables) + list(model.d_optimizer.variables),
+        "small_data": [v for state in model.regularization_state().values() for v in state.values()],
+    }
+    return {name: variables for name, variables in groups.items() if variables}
+
+
+def save_state(model, path):
+    import numpy as np
+
+    arrays = {f"{group}/{i:04d}": np.asarray(v.numpy()) for group, variables in state_groups(model).items()
+              for i, v in enumerate(variables)}
+    paths = {group: [v.path for v in variables] for group, variables in state_groups(model).items()}
+    np.savez(path, __paths__=np.array(json.dumps(paths)), **arrays)
+
+
+def load_state(model, path):
+    import numpy as np
+
+    stored = np.load(path)
+    paths = json.loads(str(stored["__paths__"]))
+    for group, variables in state_groups(model).items():
+        if [v.path for v in variables] != paths.get(group):
+            raise ValueError(f"The {group} variables differ between the backends. Received: {paths.get(group)} "
+                             f"against {[v.path for v in variables]}")
+        for i, variable in enumerate(variables):
+            variable.assign(stored[f"{group}/{i:04d}"].astype(variable.dtype))
+
+
+def draw_inputs(model, config, steps, seed):
+    """{name: array with a leading `steps` axis}: each step's batch dict (`FedDraws`), drawn with NumPy."""
+    import numpy as np
+
+    from sagan_tf import augment
+
+    rng = np.random.default_rng(seed)
+    d_steps, batch, size = config.training.d_steps, config.training.batch_size, config.model.image_size
+    inputs = {"images": rng.uniform(-1, 1, (steps, d_steps * batch, size, size, 3)).astype("float32"),
+              "z": rng.standard_normal((steps, d_steps + 1, batch, config.model.latent_dim)).astype("float32")}
+    if config.model.conditional:
+        inputs["labels"] = rng.integers(0, config.model.num_classes, (steps, d_steps * batch)).astype("int32")
+        probabilities = model.fake_label_probabilities
+        if probabilities is None:
+            inputs["fake_labels"] = rng.integers(0, config.model.num_classes, (steps, d_steps + 1, batch))
+        else:
+            p = np.asarray(probabilities) / sum(probabilities)
+            inputs["fake_labels"] = rng.choice(config.model.num_classes, (steps, d_steps + 1, batch), p=p)
+        inputs["fake_labels"] = inputs["fake_labels"].astype("int32")
+    if model.augment != "none":
+        draws = (steps, 2 * d_steps + 1, batch)
+        policy = model.augment_policy
+        if "color" in policy:
+            inputs["augment_color"] = rng.uniform(0, 1, draws + (3,)).astype("float32")
+        if "translation" in policy:
+            limit = augment.translation_limit(size)
+            inputs["augment_translation"] = rng.integers(-limit, limit + 1, draws + (2,)).astype("int32")
+        if "cutout" in policy:
+            high = size + 1 - augment.cutout_size(size) % 2
+            inputs["augment_cutout"] = rng.integers(0, high, draws + (2,)).astype("int32")
+        if model.ada is not None:
+            inputs["augment_gate_draws"] = rng.uniform(0, 1, draws + (len(augment.gated_ops(policy)),)).astype(
+                "float32")
+    return inputs
+
+
+def train(config, side, workdir, steps, seed):
+    """One backend's part (the backend of this process): train `steps` steps and write the state after them to
+    `<workdir>/<side>.npz`; TensorFlow first writes the initial state and the inputs, JAX reads them.
+
+    Returns:
+      The seconds the steps took (the first one's tracing and compilation included).
+    """
+    import keras
+    import numpy as np
+
+    from sagan_tf.models import build_sagan
+
+    keras.utils.set_random_seed(seed)
+    model = build_sagan(config, seed=seed, class_frequencies=class_frequencies(config))
+    initial = os.path.join(workdir, "initial.npz")
+    inputs_path = os.path.join(workdir, "inputs.npz")
+    if side == "tensorflow":
+        if model.ada is not None:
+            model.ada.p.assign(0.5)
+        save_state(model, initial)
+        np.savez(inputs_path, **draw_inputs(model, config, steps, seed))
+    else:
+        load_state(model, initial)
+    inputs = dict(np.load(inputs_path))
+    start = time.perf_counter()
+    for step in range(steps):
+        model.train_on_batch({name: values[step] for name, values in inputs.items()})
+    seconds = time.perf_counter() - start
+    save_state(model, os.path.join(workdir, f"{side}.npz"))
+    return seconds
+
+
+def compare(workdir):
+    """({group: largest absolute difference}, {group: largest absolute value}, {group: fraction of the elements
+    that differ by more than 1e-5}) between the backends' states in `workdir`."""
+    import numpy as np
+
+    tf_state, jax_state = (np.load(os.path.join(workdir, f"{side}.npz")) for side in ("tensorflow", "jax"))
+    differences, magnitudes, counts = {}, {}, {}
+    for key in tf_state.files:
+        if key == "__paths__":
+            continue
+        group = key.split("/")[0]
+        a, b = tf_state[key].astype("float64"), jax_state[key].astype("float64")
+        difference = np.abs(a - b)
+        differences[group] = max(differences.get(group, 0.0), float(np.max(difference, initial=0.0)))
+        magnitudes[group] = max(magnitudes.get(group, 0.0), float(np.max(np.abs(a), initial=0.0)))
+        over, total = counts.get(group, (0, 0))
+        counts[group] = (over + int(np.sum(difference > 1e-5)), total + difference.size)
+    return ({group: differences[group] for group in GROUPS if group in differences},
+            {group: magnitudes[group] for group in GROUPS if group in magnitudes},
+            {group: counts[group][0] / counts[group][1] for group in GROUPS if group in counts})
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.side is not None:
+        if args.side == "jax":
+            sys.modules["tensorflow"] = None  # the JAX side must not need TensorFlow
+        sys.path.insert(0, ROOT)
+        seconds = train(experiment_config(args), args.side, args.workdir, args.steps, args.seed)
+        with open(os.path.join(args.workdir, f"{args.side}.json"), "w") as f:
+            json.dump({"seconds": seconds}, f)
+        return 0
+    from sagan_tf.presets import preset_names
+
+    if args.config_json is None and args.preset not in preset_names():
+        print(f"Unknown preset {args.preset!r}. Known presets: {', '.join(preset_names())}.", file=sys.stderr)
+        return 2
+    config = experiment_config(args)
+    tolerance = default_tolerance(config, args.steps) if args.tolerance is None else args.tolerance
+    passed = [f"--preset={args.preset}"] if args.preset else []
+    passed += [f"--steps={args.steps}", f"--seed={args.seed}"]
+    passed += [f"--batch_size={args.batch_size}"] if args.batch_size else []
+    passed += ["--small_data"] if args.small_data else []
+    passed += [f"--config_json={os.path.abspath(args.config_json)}"] if args.config_json else []
+    with tempfile.TemporaryDirectory(prefix="backend_parity_") as workdir:
+        seconds = {}
+        for side in ("tensorflow", "jax"):
+            env = {**os.environ, "KERAS_BACKEND": side, "TF_CPP_MIN_LOG_LEVEL": "2",
+                   "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+            start = time.perf_counter()
+            subprocess.run([sys.executable, os.path.abspath(__file__), *passed, f"--side={side}",
+                            f"--workdir={workdir}"], env=env, check=True)
+            with open(os.path.join(workdir, f"{side}.json")) as f:
+                seconds[side] = {"process_s": round(time.perf_counter() - start, 1),
+                                 "steps_s": round(json.load(f)["seconds"], 2)}
+        differences, magnitudes, fractions = compare(workdir)
+    within = all(value <= tolerance for value in differences.values())
+    print(json.dumps({
+        "benchmark": "backend_parity", "preset": args.preset, "steps": args.steps,
+        "batch_size": config.training.batch_size, "small_data": args.small_data, "precision": "float32",
+        "tolerance": float(f"{tolerance:.3g}"), "within_tolerance": within,
+        "max_abs_diff": {group: float(f"{value:.3g}") for group, value in differences.items()},
+        "max_abs_value": {group: float(f"{value:.3g}") for group, value in magnitudes.items()},
+        "fraction_over_1e-5": {group: float(f"{value:.3g}") for group, value in fractions.items()},
+        "seconds": seconds}))
+    return 0 if within else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""What the JAX tests run, once per session, in a child process with KERAS_BACKEND=jax (a pytest process has one
+Keras backend: TensorFlow), on two CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=2) and with
+TensorFlow made unimportable, so that everything below is shown to need only Keras, JAX, NumPy and sagan_tf.
+
+    python tests/jax_child.py <output directory> <ExperimentConfig JSON>
+
+It trains a SAGAN built by `build_sagan(config, seed=0)` (with SGD, see `make`) for two `train_on_batch` steps on
+one device, and the same from the same weights through `keras.distribution.DataParallel` on both devices, and
+writes to the output directory:
+- `generator.keras`, `generator.weights.h5`: the one-device model's EMA generator in Keras's two formats, and
+  `outputs.npz`: its images for fixed latents and labels (`z`, `labels`, `images`);
+- `state.npz`: every state variable of both runs (`one/<i>`, `several/<i>`, numbered in `state_variables()` order;
+  `paths`: the one-device model's variable paths in that order) and each device's copy of each variable of the
+  DataParallel run (`copies/<i>`, stacked);
+- `results.json`: `devices`, `shard_shapes` (each device's piece of a global batch under the DataParallel layout),
+  `indivisible_error` (what `train_on_batch` raised for a global batch of `indivisible_batch` images, which the
+  devices do not divide), `flops` (the analytic train-step count of benchmarks/flops.py, on JAX), `timing` (one
+  step timed by `time_train_steps` of benchmarks/jax_timing.py), `tensorflow_imported` (whether anything got a
+  TensorFlow module) and `seconds` (wall time of each part).
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.modules["tensorflow"] = None  # as on a machine without TensorFlow: importing it fails
+
+import jax  # noqa: E402
+import keras  # noqa: E402
+
+from sagan_tf.config import ExperimentConfig  # noqa: E402
+from sagan_tf.models import build_sagan  # noqa: E402
+
+STEPS = 2
+
+
+def real_batches(config, seed=1):
+    """`STEPS` (images, labels) batches of d_steps * batch_size images whose halves have different statistics (so
+    that batch-norm statistics differ between devices that each see one half)."""
+    rng = np.random.default_rng(seed)
+    model, batch = config.model, config.training.batch_size * config.training.d_steps
+    batches = []
+    for _ in range(STEPS):
+        images = rng.uniform(-1, 1, (batch, model.image_size, model.image_size, 3)).astype("float32")
+        images[batch // 2:] = 0.5 * images[batch // 2:] + 0.3
+        labels = (np.arange(batch) % max(model.num_classes, 1)).astype("int32")
+        batches.append((images, labels))
+    return batches
+
+
+def make(config):
+    """`build_sagan(config, seed=0)` recompiled with plain SGD, whose updates are proportional to the gradients:
+    Adam's normalized update turns float32 rounding differences of near-zero gradients (e.g. of a convolution's
+    bias before batch norm) into steps of the learning rate's size, which would hide what one and two devices
+    compute alike."""
+    model = build_sagan(config, seed=0)
+    model.compile(g_optimizer=keras.optimizers.SGD(0.05), d_optimizer=keras.optimizers.SGD(0.05))
+    return model
+
+
+def train(model, config, weights=None):
+    """`model` after `STEPS` train_on_batch calls (from `weights` when given)."""
+    if weights is not None:
+        for variable, value in zip(model.state_variables(), weights):
+            variable.assign(value)
+    for images, labels in real_batches(config):
+        model.train_on_batch(images, labels if config.model.num_classes else None)
+    return model
+
+
+def save_generator(directory, config, model):
+    generator = model.ema_generator
+    generator.save(os.path.join(directory, "generator.keras"))
+    generator.save_weights(os.path.join(directory, "generator.weights.h5"))
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((6, config.model.latent_dim)).astype("float32")
+    labels = (np.arange(6) % max(config.model.num_classes, 1)).astype("int32")
+    images = keras.ops.convert_to_numpy(generator(z, labels, training=False))
+    np.savez(os.path.join(directory, "outputs.npz"), z=z, labels=labels, images=images)
+
+
+def benchmark_path(config, model):
+    """What `train_throughput.py --backend=jax` measures, on the trained model: the FLOP count and one timed step."""
+    from benchmarks import flops, jax_timing
+
+    counted = flops.count_train_step_flops(model.generator, model.discriminator, config.training.batch_size,
+                                           config.training.d_steps)
+    images, labels = real_batches(config)[0]
+    timed = jax_timing.time_train_steps(model, images, labels, steps=1, warmup=1, rss_mib=lambda: 0.0)
+    return counted["total"], {key: value for key, value in timed.items() if key != "times"}
+
+
+def _values(model):
+    """{position: value} of the model's state variables, numbered in `state_variables()` order (the paths of two
+    models built in one process differ: Keras numbers repeated layer names)."""
+    return {f"{index:04d}": np.array(variable.value) for index, variable in enumerate(model.state_variables())}
+
+
+def main(directory, config):
+    started = time.perf_counter()
+    keras.utils.set_random_seed(0)
+    one_device = make(config)
+    initial = [np.array(v.value) for v in one_device.state_variables()]
+    train(one_device, config)
+    save_generator(directory, config, one_device)
+    one_values = _values(one_device)
+    seconds = {"one_device": time.perf_counter() - started}
+
+    distribution = keras.distribution.DataParallel(devices=jax.devices())
+    keras.distribution.set_distribution(distribution)
+    model = train(make(config), config, initial)
+    images, labels = real_batches(config)[0]
+    sharded = jax.device_put(images, distribution.get_data_layout(images.shape).backend_layout)
+    odd = config.training.batch_size + 1
+    try:
+        model.train_on_batch(np.concatenate([images, images[:1]]), np.concatenate([labels, labels[:1]]))
+        indivisible_error = None
+    except ValueError as error:
+        indivisible_error = f"{type(error).__name__}: {error}"
+    keras.distribution.set_distribution(None)
+    seconds["data_parallel"] = time.perf_counter() - started - seconds["one_device"]
+    np.savez(os.path.join(directory, "state.npz"),
+             **{f"one/{index}": value for index, value in one_values.items()},
+             **{f"several/{index}": value for index, value in _values(model).items()},
+             **{f"copies/{index:04d}": np.stack([np.array(shard.data) for shard in variable.value.addressable_shards])
+                for index, variable in enumerate(model.state_variables())},
+             paths=np.array([variable.path for variable in one_device.state_variables()]))
+    flop_count, timing = benchmark_path(config, one_device)
+    results = {"devices": len(jax.devices()), "shard_shapes": [list(s.data.shape) for s in sharded.addressable_shards],
+               "indivisible_batch": odd, "indivisible_error": indivisible_error, "flops": flop_count,
+               "timing": timing, "tensorflow_imported": sys.modules.get("tensorflow") is not None,
+               "seconds": {**seconds, "total": time.perf_counter() - started}}
+    with open(os.path.join(directory, "results.json"), "w") as f:
+        json.dump(results, f)
+
+
+if __name__ == "__main__":
+    if keras.backend.backend() != "jax":
+        raise SystemExit(f"Run with KERAS_BACKEND=jax. Received: {keras.backend.backend()}")
+    main(sys.argv[1], ExperimentConfig.from_dict(json.loads(sys.argv[2])))

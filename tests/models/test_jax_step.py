@@ -1,0 +1,105 @@
+"""The JAX train step (sagan_tf/models/jax_step.py) against the TensorFlow one, seeded reproducibility, clear errors.
+
+This pytest process runs Keras on TensorFlow, so the JAX side runs once per module in a subprocess
+(tests/models/jax_step_checks.py, with TensorFlow unimportable there) and the tests read what it wrote. The
+TensorFlow side of the comparison runs here, through the same `benchmarks/backend_parity.py` functions the
+benchmark uses: same initial state, batches and noise (fed with the batch) on both backends.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from benchmarks import backend_parity
+from tests.tiny import PYTHON, ROOT, tiny_config
+
+STEPS = 2
+SEED = 0
+#: The tiny conditional model with every small-data option on (ADA with p at 0.5, LeCam, orthogonal
+#: regularization, fake labels with the data's class frequencies), d_steps 2.
+CONFIG = tiny_config(d_steps=2, ema_start=1, **backend_parity.SMALL_DATA, fake_labels="data")
+
+
+def run_checks(workdir, precision="float32"):
+    # XLA's LLVM optimizations off: these tiny steps spend far longer compiling than running (half the time here).
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": "--xla_backend_optimization_level=0"}
+    subprocess.run([PYTHON, str(ROOT / "tests" / "models" / "jax_step_checks.py"), workdir, precision], env=env,
+                   check=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def jax_run(tmp_path_factory):
+    """(results.json of the JAX checks, the directory holding both backends' states)."""
+    workdir = str(tmp_path_factory.mktemp("jax_step"))
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump({"config": CONFIG.to_dict(), "steps": STEPS, "seed": SEED}, f)
+    backend_parity.train(CONFIG, "tensorflow", workdir, STEPS, SEED)
+    run_checks(workdir)
+    with open(os.path.join(workdir, "results.json")) as f:
+        return json.load(f), workdir
+
+
+def test_jax_steps_match_the_tensorflow_steps(jax_run):
+    _, workdir = jax_run
+    differences, magnitudes, _ = backend_parity.compare(workdir)
+    assert set(differences) == set(backend_parity.GROUPS)
+    for group, difference in differences.items():
+        assert difference <= backend_parity.default_tolerance(CONFIG, STEPS), (group, differences)
+    # What is not an Adam update of a near-zero gradient agrees to float32 rounding.
+    for group in ("D", "batch_norm", "u", "small_data"):
+        assert differences[group] <= 1e-4 * max(1.0, magnitudes[group]), (group, differences)
+
+
+def test_seeded_jax_runs_are_identical(jax_run):
+    reproducible = jax_run[0]["reproducible"]
+    assert reproducible["identical"] and reproducible["finite"] and reproducible["seed_moved"]
+    assert reproducible["variables"] > 100
+
+
+@pytest.mark.slow
+def test_seeded_jax_runs_are_identical_in_mixed_bfloat16(tmp_path):
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump({"config": CONFIG.to_dict(), "parity": False}, f)
+    run_checks(str(tmp_path), "mixed_bfloat16")
+    with open(tmp_path / "results.json") as f:
+        reproducible = json.load(f)["reproducible"]
+    assert reproducible["identical"] and reproducible["finite"] and reproducible["precision"] == "mixed_bfloat16"
+
+
+def test_the_jax_step_refuses_what_it_does_not_do(jax_run):
+    errors = jax_run[0]["errors"]
+    assert "not supported on the JAX backend" in errors["grad_accumulation"]
+    assert "Received: grad_accumulation=2" in errors["grad_accumulation"]
+    assert "multiple of d_steps" in errors["uneven_batch"] and "Received: batch=3" in errors["uneven_batch"]
+    assert "mixed_float16" in errors["mixed_float16"]
+    assert "only supported with the TensorFlow backend" in errors["synchronized_batch_norm"]
+
+
+def test_the_core_runs_without_tensorflow(jax_run):
+    results, _ = jax_run
+    assert not results["tensorflow_imported"]
+    for module in ("sagan_tf.layers", "sagan_tf.models", "sagan_tf.models.jax_step", "sagan_tf.losses",
+                   "sagan_tf.augment", "sagan_tf.regularizers", "sagan_tf.latents"):
+        assert module in results["imports"]
+    assert "sagan_tf.models.tensorflow_step" not in results["imports"]
+    assert "install TensorFlow" in results["latents_error"]
+
+
+def test_the_parity_benchmark_refuses_an_unknown_preset(capsys):
+    assert backend_parity.main(["--preset=nope", "--steps=1"]) == 2
+    assert "Unknown preset 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("small_data", [False, True], ids=["plain", "small_data"])
+@pytest.mark.parametrize("preset", ["synthetic32", "dcgan64"])
+def test_the_parity_benchmark_holds_for_presets(preset, small_data):
+    command = [PYTHON, str(ROOT / "benchmarks" / "backend_parity.py"), f"--preset={preset}", "--steps=2",
+               "--batch_size=4"] + (["--small_data"] if small_data else [])
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["within_tolerance"] and result["preset"] == preset and result["small_data"] == small_data
