@@ -33,13 +33,15 @@ kernel elements 2 * lr apart after one step, gradients 1% apart after three). Wi
 gradient far below it stays proportional to the gradient, so the comparison measures the train steps.
 
 The tolerance: the backends' kernels (oneDNN under TensorFlow, XLA under JAX) round float32 differently in the last
-bits (about 1e-6 of a convolution's outputs). A group passes when its largest difference is at most
-`--tolerance` (default 1e-4) times the largest magnitude of its float values (at least 1); for the optimizer
-group 10 times that, since its momentum is the last gradient itself (beta1 = 0), which rounding moves more than the
-weights where pre-activations sit at a ReLU's kink or terms cancel (synthetic32 at batch 8 after three steps:
-weights within 1.6e-5, a few momentum elements 3.6e-4 apart). A real difference (a wrong loss, update order or
-statistic) moves most weights of its group by far more; `fraction_over_1e-5` shows how many elements differ at
-all. Integer state (the optimizers' iterations) must be equal.
+bits (about 1e-6 of a convolution's outputs), and a pre-activation within rounding of a ReLU's kink switches part of
+the gradient on or off, so the runs drift apart slowly. A group passes when its largest difference is at most
+`--tolerance` (default 2e-4) times the largest magnitude of its float values (at least 1); the optimizer group, whose
+momentum is the last gradient itself (beta1 = 0) and so takes those switches whole, 50 times that. Measured at
+batch 8 over three steps: weights within 1.6e-5 (synthetic32) and 1e-6 (dcgan64), 8.5e-5 with the small-data options;
+momentum 3.6e-4 and 6.4e-3 of values up to 2-3. A real difference (a wrong loss, update order or statistic) moves
+most weights of its group, each step by up to 2 * lr (8e-4 with D's lr): `fraction_over_1e-5`, the share of
+elements that differ by more than 1e-5, is below 1% for rounding and near 100% for such an error. Integer state
+(the optimizers' iterations) must be equal.
 """
 
 import argparse
@@ -53,7 +55,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROUPS = ("G", "D", "EMA", "batch_norm", "u", "optimizer", "small_data")
 ADAM_EPSILON = 1e-3
-DEFAULT_TOLERANCE = 1e-4
+DEFAULT_TOLERANCE = 2e-4
 SMALL_DATA = dict(augment="ada", ada_interval=1, ada_kimg=0.1, lecam_weight=0.1, orthogonal_reg=1e-4)
 
 
@@ -99,9 +101,9 @@ def experiment_config(args):
 
 
 def within_tolerance(differences, magnitudes, tolerance=DEFAULT_TOLERANCE):
-    """Whether every group's largest difference is at most `tolerance` (the optimizer's: 10 times it) times its
+    """Whether every group's largest difference is at most `tolerance` (the optimizer's: 50 times it) times its
     largest magnitude (at least 1)."""
-    return all(differences[group] <= tolerance * (10.0 if group == "optimizer" else 1.0) * max(1.0, magnitudes[group])
+    return all(differences[group] <= tolerance * (50.0 if group == "optimizer" else 1.0) * max(1.0, magnitudes[group])
                for group in differences)
 
 
