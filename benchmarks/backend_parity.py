@@ -40,7 +40,8 @@ momentum is the last gradient itself (beta1 = 0) and so takes those switches who
 batch 8 over three steps: weights within 1.6e-5 (synthetic32) and 1e-6 (dcgan64), 8.5e-5 with the small-data options;
 momentum 3.6e-4 and 6.4e-3 of values up to 2-3. A real difference (a wrong loss, update order or statistic) moves
 most weights of its group, each step by up to 2 * lr (8e-4 with D's lr): `fraction_over_1e-5`, the share of
-elements that differ by more than 1e-5, is below 1% for rounding and near 100% for such an error. Integer state
+elements that differ by more than 1e-5, was below 1% of the weights in these runs and is near 100% for such an
+error. Integer state
 (the optimizers' iterations) must be equal.
 """
 
