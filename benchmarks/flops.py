@@ -2,7 +2,8 @@
 
 1. `count_train_step_flops` (analytic, reported by `train_throughput.py`): runs the generator and the discriminator
    once eagerly on a batch of one, records every Conv2D / Conv2DTranspose / Dense / Embedding / SelfAttention /
-   SpectralNormalization call with its real shapes, and composes what one `SAGAN.train_step` computes:
+   SpectralNormalization / ConditionalBatchNorm (its one-hot matmuls) call with its real shapes, and composes what
+   one `SAGAN.train_step` computes:
 
    - each discriminator update: G forward (fakes, outside the tape); D forward on the real and on the fake batch;
      D backward of both passes: weight gradients of every layer, activation gradients of every layer whose input
@@ -34,12 +35,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sagan_tf.layers import SelfAttention, SpectralNormalization
+from sagan_tf.layers import ConditionalBatchNorm, SelfAttention, SpectralNormalization
 
 MATMUL_OP_TYPES = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul", "BatchMatMul",
                    "BatchMatMulV2", "BatchMatMulV3", "DepthwiseConv2dNative")
 _RECORDED = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.Dense, keras.layers.Embedding,
-             SelfAttention, SpectralNormalization)
+             SelfAttention, SpectralNormalization, ConditionalBatchNorm)
 
 
 @contextlib.contextmanager
@@ -80,6 +81,9 @@ def _op_flops(layer, inputs, outputs):
         return 2 * queries * keys * (layer._key_channels + layer._value_channels), 0
     if isinstance(layer, keras.layers.Embedding):
         return 0, 0  # a gather
+    if isinstance(layer, ConditionalBatchNorm):
+        # gamma and beta rows: one-hot labels (1, classes) times the (classes, C) tables
+        return 2 * 2 * layer.num_classes * int(inputs.shape[-1]), 1
     kernel = layer.kernel
     if isinstance(layer, keras.layers.Conv2D):
         # every output element is a dot product over kh * kw * C_in (zero padding included, as TF counts it)
@@ -117,7 +121,9 @@ def _network_profile(network, inputs, labels):
         flops, weights = _op_flops(layer, layer_inputs, outputs)
         if not flops:
             continue
-        activation_operands = 2 if isinstance(layer, SelfAttention) else 1
+        # Attention: both matmul operands are activations; conditional batch norm: its one-hot operand needs none.
+        activation_operands = (2 if isinstance(layer, SelfAttention)
+                               else 0 if isinstance(layer, ConditionalBatchNorm) else 1)
         depends = any(g is not None for g in tape.gradient(layer_inputs, variables)) if weights else True
         profile["forward"] += flops
         profile["weight_grad"] += flops * weights
