@@ -15,7 +15,7 @@ two exchange .npz files in a temporary directory:
   2. JAX (with TensorFlow made unimportable in its process) builds the same model, loads that initial state, runs
      the same steps on the same inputs and writes its state.
   3. This process prints the largest absolute difference per variable group, and exits with status 1 when one is
-     above `--tolerance`.
+     past the tolerance (below).
 
 Groups: G and D (the trained weights), EMA (the EMA generator's weights), batch_norm (moving statistics of G and
 D), u (spectral-norm vectors of G and D), optimizer (both Adam optimizers' slots, iterations and learning rates),
@@ -25,13 +25,24 @@ small_data (ADA's and LeCam's state, with --small_data).
 moves), LeCam (weight 0.1), orthogonal regularization (1e-4) and, for conditional presets, fake labels drawn from
 class frequencies. Float32 only.
 
-The tolerance: float32 rounding differs between the backends' kernels (oneDNN under TensorFlow, XLA under JAX)
-in the last bits, and Adam turns a gradient that is zero up to rounding into an update of about +-lr, whose sign
-is the rounding's: e.g. the bias of a convolution followed by batch norm (which removes any per-channel constant),
-so such a weight can differ by up to 2 * lr per step between the backends. The default tolerance is therefore
-1e-4 + 2 * steps * max(G lr, D lr) (2.5e-3 for synthetic32 over 3 steps); every other difference is float32
-rounding (about 1e-6 of the values), and `fraction_over_1e-5` shows how many elements the Adam effect touches. A
-real difference (a wrong loss, update order or statistic) moves every weight of its group.
+Adam's epsilon is 1e-3 here (the presets' 1e-7 otherwise): Adam's first updates are nearly sign(gradient) * lr
+whatever the gradient's size, so with a tiny epsilon a gradient that is zero up to rounding (e.g. the bias of a
+convolution followed by batch norm, which removes any per-channel constant) moves its weight by +-lr with the
+rounding's sign, and these lr-sized differences grow from step to step (synthetic32 at batch 8: 0.03% of G's
+kernel elements 2 * lr apart after one step, gradients 1% apart after three). With epsilon 1e-3 an update of a
+gradient far below it stays proportional to the gradient, so the comparison measures the train steps.
+
+The tolerance: the backends' kernels (oneDNN under TensorFlow, XLA under JAX) round float32 differently in the last
+bits (about 1e-6 of a convolution's outputs), and a pre-activation within rounding of a ReLU's kink switches part of
+the gradient on or off, so the runs drift apart slowly. A group passes when its largest difference is at most
+`--tolerance` (default 2e-4) times the largest magnitude of its float values (at least 1); the optimizer group, whose
+momentum is the last gradient itself (beta1 = 0) and so takes those switches whole, 50 times that. Measured at
+batch 8 over three steps: weights within 1.6e-5 (synthetic32) and 1e-6 (dcgan64), 8.5e-5 with the small-data options;
+momentum 3.6e-4 and 6.4e-3 of values up to 2-3. A real difference (a wrong loss, update order or statistic) moves
+most weights of its group, each step by up to 2 * lr (8e-4 with D's lr): `fraction_over_1e-5`, the share of
+elements that differ by more than 1e-5, was below 1% of the weights in these runs and is near 100% for such an
+error. Integer state
+(the optimizers' iterations) must be equal.
 """
 
 import argparse
@@ -44,6 +55,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROUPS = ("G", "D", "EMA", "batch_norm", "u", "optimizer", "small_data")
+ADAM_EPSILON = 1e-3
+DEFAULT_TOLERANCE = 2e-4
 SMALL_DATA = dict(augment="ada", ada_interval=1, ada_kimg=0.1, lecam_weight=0.1, orthogonal_reg=1e-4)
 
 
@@ -54,8 +67,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch_size", type=int, default=None, help="batch per update (default: the preset's)")
     parser.add_argument("--small_data", action="store_true", help="ADA, LeCam, orthogonal reg., data fake labels")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tolerance", type=float, default=None,
-                        help="largest absolute difference allowed in any group (default: see the docstring)")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help="largest difference allowed in a group, relative to its largest value (at least 1)")
     parser.add_argument("--config_json", default=None, help=argparse.SUPPRESS)  # an ExperimentConfig (tests)
     parser.add_argument("--side", choices=("tensorflow", "jax"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
@@ -88,9 +101,11 @@ def experiment_config(args):
     return config.replace(**changes)
 
 
-def default_tolerance(config, steps):
-    """1e-4 + 2 * steps * the larger learning rate: float32 rounding and Adam's +-lr on zero gradients."""
-    return 1e-4 + 2 * steps * max(config.training.g_lr, config.training.d_lr)
+def within_tolerance(differences, magnitudes, tolerance=DEFAULT_TOLERANCE):
+    """Whether every group's largest difference is at most `tolerance` (the optimizer's: 50 times it) times its
+    largest magnitude (at least 1)."""
+    return all(differences[group] <= tolerance * (50.0 if group == "optimizer" else 1.0) * max(1.0, magnitudes[group])
+               for group in differences)
 
 
 def class_frequencies(config):
@@ -190,6 +205,9 @@ def train(config, side, workdir, steps, seed):
 
     keras.utils.set_random_seed(seed)
     model = build_sagan(config, seed=seed, class_frequencies=class_frequencies(config))
+    training = config.training
+    model.compile(*(keras.optimizers.Adam(lr, beta_1=training.beta1, beta_2=training.beta2, epsilon=ADAM_EPSILON)
+                    for lr in (training.g_lr, training.d_lr)), loss=training.loss)
     initial = os.path.join(workdir, "initial.npz")
     inputs_path = os.path.join(workdir, "inputs.npz")
     if side == "tensorflow":
@@ -221,12 +239,15 @@ def compare(workdir):
         group = key.split("/")[0]
         a, b = tf_state[key].astype("float64"), jax_state[key].astype("float64")
         difference = np.abs(a - b)
+        if not np.issubdtype(tf_state[key].dtype, np.floating):
+            difference = np.where(difference > 0, np.inf, 0.0)  # counters: equal or infinitely far
+        else:
+            magnitudes[group] = max(magnitudes.get(group, 0.0), float(np.max(np.abs(a), initial=0.0)))
         differences[group] = max(differences.get(group, 0.0), float(np.max(difference, initial=0.0)))
-        magnitudes[group] = max(magnitudes.get(group, 0.0), float(np.max(np.abs(a), initial=0.0)))
         over, total = counts.get(group, (0, 0))
         counts[group] = (over + int(np.sum(difference > 1e-5)), total + difference.size)
     return ({group: differences[group] for group in GROUPS if group in differences},
-            {group: magnitudes[group] for group in GROUPS if group in magnitudes},
+            {group: magnitudes.get(group, 0.0) for group in GROUPS if group in differences},
             {group: counts[group][0] / counts[group][1] for group in GROUPS if group in counts})
 
 
@@ -246,7 +267,6 @@ def main(argv=None):
         print(f"Unknown preset {args.preset!r}. Known presets: {', '.join(preset_names())}.", file=sys.stderr)
         return 2
     config = experiment_config(args)
-    tolerance = default_tolerance(config, args.steps) if args.tolerance is None else args.tolerance
     passed = [f"--preset={args.preset}"] if args.preset else []
     passed += [f"--steps={args.steps}", f"--seed={args.seed}"]
     passed += [f"--batch_size={args.batch_size}"] if args.batch_size else []
@@ -264,11 +284,11 @@ def main(argv=None):
                 seconds[side] = {"process_s": round(time.perf_counter() - start, 1),
                                  "steps_s": round(json.load(f)["seconds"], 2)}
         differences, magnitudes, fractions = compare(workdir)
-    within = all(value <= tolerance for value in differences.values())
+    within = within_tolerance(differences, magnitudes, args.tolerance)
     print(json.dumps({
         "benchmark": "backend_parity", "preset": args.preset, "steps": args.steps,
         "batch_size": config.training.batch_size, "small_data": args.small_data, "precision": "float32",
-        "tolerance": float(f"{tolerance:.3g}"), "within_tolerance": within,
+        "adam_epsilon": ADAM_EPSILON, "tolerance": args.tolerance, "within_tolerance": within,
         "max_abs_diff": {group: float(f"{value:.3g}") for group, value in differences.items()},
         "max_abs_value": {group: float(f"{value:.3g}") for group, value in magnitudes.items()},
         "fraction_over_1e-5": {group: float(f"{value:.3g}") for group, value in fractions.items()},

@@ -215,7 +215,11 @@ class DiscriminatorConvBlock(keras.layers.Layer):
 
     def call(self, x, training=None):
         """Returns the stage output at half the input resolution."""
-        return ops.leaky_relu(self.conv(x, training=training), negative_slope=self.negative_slope)
+        y = self.conv(x, training=training)
+        # LeakyReLU written out so that its gradient at exactly 0 is the slope on every backend: `ops.leaky_relu`'s
+        # is 0.1 on TensorFlow and 1 on JAX, and DiffAugment's cutout makes exact zeros (a zero-bias conv of a blank
+        # patch) at the start of training.
+        return ops.where(ops.greater(y, 0), y, y * ops.cast(self.negative_slope, y.dtype))
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "negative_slope": self.negative_slope}
