@@ -117,8 +117,10 @@ def test_one_update_of_four_micro_batches_equals_the_full_batch():
     assert sum(path.endswith("kernel") for path in changed) >= 20
 
 
-# Per-replica XLA compiles the micro-batch loop for each replica: ~215 s on 2 cores, so the XLA case is slow.
-@pytest.mark.parametrize("jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)])
+# Both cases are slow (~100 s without XLA on 2 cores, ~215 s with per-replica XLA): the default run keeps accumulation
+# on one device (test_one_update_of_four_micro_batches_equals_the_full_batch) and replicas in test_replicas.py.
+@pytest.mark.slow
+@pytest.mark.parametrize("jit_compile", [False, True])
 def test_micro_batches_on_one_device_train_like_replicas_and_accumulate_under_mirrored(mirrored_strategy,
                                                                                        jit_compile):
     # Batch norm on: each micro-batch normalizes with its own statistics, and the moving statistics take one

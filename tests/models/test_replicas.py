@@ -135,6 +135,9 @@ class TiedNoiseSAGAN(SAGAN):
         return z, keras.random.randint((batch_size,), 0, self.num_classes, seed=self.seed_generator, dtype="int32")
 
 
+# Slow (~80 s on 2 cores): per-replica XLA compiles the step for each replica. The default run reaches XLA through
+# test_gan.py::test_fit_with_and_without_xla and replicas through test_every_replicated_variable_stays_identical.
+@pytest.mark.slow
 def test_mirrored_xla_training_equals_one_device(mirrored_strategy):
     cfg = tiny_model()
     images, labels = data(cfg, 4)
