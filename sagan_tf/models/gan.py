@@ -288,6 +288,20 @@ class SAGAN(_train_step_class(), keras.Model):
     def _end_step(self):
         self._fed_draws = None
 
+    def _step_logs(self, d_loss, g_loss, logit_sums, batch_size, signals):
+        """The last of both train steps: the loss and logit trackers updated, then the logs: every metric, the
+        attention gammas and `finite`, whether every one of `signals` (losses, gradient norms, regularizer values)
+        is finite."""
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.real_logits_tracker.update_state(logit_sums[1] / ops.cast(batch_size, "float32"))
+        self.fake_logits_tracker.update_state(logit_sums[2] / ops.cast(batch_size, "float32"))
+        logs = {m.name: m.result() for m in self.metrics}
+        logs.update(self.attention_gammas())
+        # Losses can stay finite over NaN weights (the hinge's relu maps NaN to 0); their gradients cannot.
+        logs["finite"] = ops.cast(ops.all(ops.isfinite(ops.cast(ops.stack(signals), "float32"))), "float32")
+        return logs
+
     @property
     def metrics(self):
         trackers = [self.d_loss_tracker, self.g_loss_tracker, self.real_logits_tracker, self.fake_logits_tracker,

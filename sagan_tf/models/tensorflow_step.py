@@ -129,15 +129,8 @@ class TensorFlowTrainStep:
         if self.ada is not None:
             self.ada.adjust(global_batch * self.d_steps)
 
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.real_logits_tracker.update_state(logit_sums[1] / ops.cast(batch_size, "float32"))
-        self.fake_logits_tracker.update_state(logit_sums[2] / ops.cast(batch_size, "float32"))
-        logs = {m.name: m.result() for m in self.metrics}
-        logs.update(self.attention_gammas())
-        # Losses can stay finite over NaN weights (the hinge's relu maps NaN to 0); their gradients cannot.
-        watched = ops.cast(ops.stack([d_loss, g_loss, g_grad_norm] + gradient_norms + watched), "float32")
-        logs["finite"] = ops.cast(ops.all(ops.isfinite(watched)), "float32")
+        logs = self._step_logs(d_loss, g_loss, logit_sums, batch_size,
+                               [d_loss, g_loss, g_grad_norm] + gradient_norms + watched)
         self._end_step()
         return logs
 
