@@ -47,6 +47,7 @@ error. Integer state
 
 import argparse
 import json
+import re
 import os
 import subprocess
 import sys
@@ -142,13 +143,20 @@ def save_state(model, path):
     np.savez(path, __paths__=np.array(json.dumps(paths)), **arrays)
 
 
+def _without_instance_numbers(paths):
+    """`paths` without the numbers Keras appends to a name already taken in its process ("generator_1/block1/..."
+    and the optimizer's "adam_3/generator_1_block1_..." are "generator/block1/..." and "adam/generator_block1_..." in
+    a process that built one model): the two processes need not have built the same objects before."""
+    return [re.sub(r"_\d+(?=[/_]|$)", "", path) for path in paths or ()]
+
+
 def load_state(model, path):
     import numpy as np
 
     stored = np.load(path)
     paths = json.loads(str(stored["__paths__"]))
     for group, variables in state_groups(model).items():
-        if [v.path for v in variables] != paths.get(group):
+        if _without_instance_numbers([v.path for v in variables]) != _without_instance_numbers(paths.get(group)):
             raise ValueError(f"The {group} variables differ between the backends. Received: {paths.get(group)} "
                              f"against {[v.path for v in variables]}")
         for i, variable in enumerate(variables):
