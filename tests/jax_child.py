@@ -14,7 +14,9 @@ writes to the output directory:
   DataParallel run (`copies/<i>`, stacked);
 - `results.json`: `devices`, `shard_shapes` (each device's piece of a global batch under the DataParallel layout),
   `indivisible_error` (what `train_on_batch` raised for a global batch of `indivisible_batch` images, which the
-  devices do not divide), `flops` (the analytic train-step count of benchmarks/flops.py, on JAX), `timing` (one
+  devices do not divide), `indivisible_fit_error` (what `fit` raised, before training, for arrays in batches of
+  that size), `indivisible_generator` (what `fit` raised for a generator whose second batch is that size, and the
+  generator optimizer's iterations before and after: the first step's state is kept), `flops` (the analytic train-step count of benchmarks/flops.py, on JAX), `timing` (one
   step timed by `time_train_steps` of benchmarks/jax_timing.py), `tensorflow_imported` (whether anything got a
   TensorFlow module) and `seconds` (wall time of each part).
 """
@@ -100,6 +102,15 @@ def _values(model):
     return {f"{index:04d}": np.array(variable.value) for index, variable in enumerate(model.state_variables())}
 
 
+def _error(call):
+    """"<type>: <message>" of the ValueError that `call()` raises, or None."""
+    try:
+        call()
+    except ValueError as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
 def main(directory, config):
     started = time.perf_counter()
     keras.utils.set_random_seed(0)
@@ -116,11 +127,16 @@ def main(directory, config):
     images, labels = real_batches(config)[0]
     sharded = jax.device_put(images, distribution.get_data_layout(images.shape).backend_layout)
     odd = config.training.batch_size + 1
-    try:
-        model.train_on_batch(np.concatenate([images, images[:1]]), np.concatenate([labels, labels[:1]]))
-        indivisible_error = None
-    except ValueError as error:
-        indivisible_error = f"{type(error).__name__}: {error}"
+    indivisible_error = _error(lambda: model.train_on_batch(np.concatenate([images, images[:1]]),
+                                                            np.concatenate([labels, labels[:1]])))
+    indivisible_fit_error = _error(lambda: model.fit(np.concatenate([images, images[:1]]),
+                                                     np.concatenate([labels, labels[:1]]), batch_size=odd, verbose=0))
+    before = int(np.array(model.g_optimizer.iterations.value))
+    generator_error = _error(lambda: model.fit(
+        (batch for batch in [(images, labels), (images[:odd], labels[:odd])]), steps_per_epoch=2, verbose=0))
+    indivisible_generator = {"error": generator_error, "iterations": [
+        before, int(np.array(model.g_optimizer.iterations.value))],
+        "finite": bool(all(np.isfinite(np.array(v.value, "float64")).all() for v in model.trainable_variables))}
     keras.distribution.set_distribution(None)
     seconds["data_parallel"] = time.perf_counter() - started - seconds["one_device"]
     np.savez(os.path.join(directory, "state.npz"),
@@ -131,7 +147,9 @@ def main(directory, config):
              paths=np.array([variable.path for variable in one_device.state_variables()]))
     flop_count, timing = benchmark_path(config, one_device)
     results = {"devices": len(jax.devices()), "shard_shapes": [list(s.data.shape) for s in sharded.addressable_shards],
-               "indivisible_batch": odd, "indivisible_error": indivisible_error, "flops": flop_count,
+               "indivisible_batch": odd, "indivisible_error": indivisible_error,
+               "indivisible_fit_error": indivisible_fit_error, "indivisible_generator": indivisible_generator,
+               "flops": flop_count,
                "timing": timing, "tensorflow_imported": sys.modules.get("tensorflow") is not None,
                "seconds": {**seconds, "total": time.perf_counter() - started}}
     with open(os.path.join(directory, "results.json"), "w") as f:

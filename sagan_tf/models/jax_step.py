@@ -12,6 +12,10 @@ optimizers update with `stateless_apply`.
 
 Not supported on JAX (a clear error at `compile`): gradient accumulation (`grad_accumulation` > 1) and
 `mixed_float16` (its dynamic loss scale); synchronized batch norm is refused by `BatchNorm` itself.
+
+Under a `keras.distribution` (e.g. `DataParallel`) Keras splits each global batch over the devices of the mesh's
+batch axis; a batch they do not divide is refused by `fit` and `train_on_batch` with an error that says which batch
+and what to change: before training for arrays and for datasets of a fixed batch size, and at the batch for the rest.
 """
 
 import jax
@@ -38,8 +42,101 @@ class _OptimizerPair:
         """Both optimizers are built by `SAGAN.compile`."""
 
 
+def batch_shards():
+    """How many pieces Keras's current distribution cuts each of this process's batches into (1 without one)."""
+    distribution = keras.distribution.distribution()
+    if distribution is None or getattr(distribution, "batch_dim_name", None) is None:
+        return 1
+    mesh = distribution.device_mesh
+    shards = mesh.shape[list(mesh.axis_names).index(distribution.batch_dim_name)]
+    return max(shards // jax.process_count(), 1)
+
+
+def _indivisible(what, shards):
+    return ValueError(
+        f"Under {type(keras.distribution.distribution()).__name__} each batch is split over {shards} devices, so "
+        f"every batch must be a multiple of {shards} images. Received: {what}. Choose a batch size that is a multiple "
+        f"of {shards}, and drop the last partial batch (arrays: a number of images that the batch size divides; "
+        "tf.data: batch(..., drop_remainder=True)).")
+
+
+def check_batches_divide(x, batch_size, steps_per_epoch=None):
+    """Refuses, before training, the batches of `fit(x, batch_size=..., steps_per_epoch=...)` that the distribution's
+    devices would not divide: arrays (every batch, and the last partial one when an epoch reaches it) and datasets
+    whose batch size is fixed."""
+    shards = batch_shards()
+    if shards == 1 or x is None:
+        return
+    spec = getattr(x, "element_spec", None)  # a tf.data.Dataset
+    if spec is not None:
+        batch = keras.tree.flatten(spec)[0].shape[0]
+        if batch is not None and batch % shards:
+            raise _indivisible(f"a dataset of batches of {batch}", shards)
+        return
+    first = keras.tree.flatten(x)[0]
+    if not hasattr(first, "shape") or not first.shape:
+        return  # a generator or a PyDataset: checked at its first batch the devices do not divide
+    count, batch_size = first.shape[0], batch_size or 32  # Keras's default batch size for arrays
+    if batch_size % shards:
+        raise _indivisible(f"batch_size={batch_size}", shards)
+    if count % batch_size % shards and steps_per_epoch is None:
+        raise _indivisible(f"{count} images in batches of {batch_size}: the last batch holds "
+                           f"{count % batch_size}", shards)
+
+
+def _is_indivisible(error):
+    # JAX's IndivisibleError (a ValueError) is not public API; its name is stable.
+    return type(error).__name__ == "IndivisibleError"
+
+
+class _ForgetAfterFirstBatch(keras.callbacks.Callback):
+    """Drops `fit`'s references to the weights it started from once one step has completed (from then on Keras keeps
+    the state of the last completed step). It never reads `self.model`, which would sync the state every batch."""
+
+    def __init__(self, kept):
+        super().__init__()
+        self._kept = kept
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._kept.clear()
+
+
 class JaxTrainStep:
     """The JAX train step of `SAGAN` (see its docstring for what a step does)."""
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
+        """Keras's `fit`, after `check_batches_divide`. A batch the devices do not divide that only shows when it
+        comes (a generator, a dataset whose batch size varies) ends `fit` with that error too, and the model keeps
+        the weights of the last completed step: Keras's JAX trainer detaches the variables' values while it trains,
+        and would lose them."""
+        check_batches_divide(x, batch_size, kwargs.get("steps_per_epoch"))
+        variables = [variable for group in self._state_variables() for variable in group]
+        kept = []
+        if callbacks is None or isinstance(callbacks, (list, tuple)):  # not a keras.callbacks.CallbackList
+            kept = [variable.value for variable in variables]  # references to immutable arrays, not copies
+            callbacks = [*(callbacks or []), _ForgetAfterFirstBatch(kept)]
+        self._jax_state = None
+        try:
+            return super().fit(x, y, batch_size, epochs, verbose, callbacks, **kwargs)
+        except ValueError as error:
+            if not _is_indivisible(error):
+                raise
+            if kept:  # before the first step completed
+                for variable, value in zip(variables, kept):
+                    variable.assign(value)
+            else:
+                self._jax_state_synced = False
+                self.jax_state_sync()
+                self._jax_state = None
+            shape = str(error).split("full shape: (")[-1].split(",")[0]
+            raise _indivisible(f"a batch of {shape} images", batch_shards()) from error
+
+    def train_on_batch(self, x, *args, **kwargs):
+        """Keras's `train_on_batch`, after `check_batches_divide`."""
+        shards, batch = batch_shards(), keras.tree.flatten(x)[0].shape[0]
+        if batch % shards:
+            raise _indivisible(f"a batch of {batch} images", shards)
+        return super().train_on_batch(x, *args, **kwargs)
 
     @staticmethod
     def _replica_slot():

@@ -42,7 +42,17 @@ def test_the_global_batch_is_split_between_the_devices(jax_trained):
 
 
 def test_a_batch_the_devices_do_not_divide_is_a_clear_error(jax_trained):
+    """Ours, not JAX's sharding error: the distribution, its device count, the batch and what to change; before
+    training for arrays, and at the batch for a generator, keeping the state of the step that completed (Keras's
+    JAX trainer detaches the variables' values while it trains)."""
     _, _, results = jax_trained
-    error = results["indivisible_error"]
-    # JAX's own words (a ValueError from placing the batch on the devices): the batch size and that it must divide.
-    assert error is not None and "divide" in error and f"size is {results['indivisible_batch']}" in error, error
+    odd = results["indivisible_batch"]
+    expected = "ValueError: Under DataParallel each batch is split over 2 devices, so every batch must be a multiple of 2"
+    assert results["indivisible_error"].startswith(expected) and f"a batch of {odd} images" in results[
+        "indivisible_error"], results["indivisible_error"]
+    assert results["indivisible_fit_error"].startswith(expected) and f"batch_size={odd}" in results[
+        "indivisible_fit_error"]
+    generator = results["indivisible_generator"]
+    assert generator["error"].startswith(expected) and f"a batch of {odd} images" in generator["error"]
+    assert "drop_remainder=True" in generator["error"] and "Sharding" not in generator["error"]
+    assert generator["iterations"][1] == generator["iterations"][0] + 1 and generator["finite"]
