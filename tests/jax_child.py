@@ -129,15 +129,6 @@ def main(directory, config):
     odd = config.training.batch_size + 1
     indivisible_error = _error(lambda: model.train_on_batch(np.concatenate([images, images[:1]]),
                                                             np.concatenate([labels, labels[:1]])))
-    indivisible_fit_error = _error(lambda: model.fit(np.concatenate([images, images[:1]]),
-                                                     np.concatenate([labels, labels[:1]]), batch_size=odd, verbose=0))
-    before = int(np.array(model.g_optimizer.iterations.value))
-    generator_error = _error(lambda: model.fit(
-        (batch for batch in [(images, labels), (images[:odd], labels[:odd])]), steps_per_epoch=2, verbose=0))
-    indivisible_generator = {"error": generator_error, "iterations": [
-        before, int(np.array(model.g_optimizer.iterations.value))],
-        "finite": bool(all(np.isfinite(np.array(v.value, "float64")).all() for v in model.trainable_variables))}
-    keras.distribution.set_distribution(None)
     seconds["data_parallel"] = time.perf_counter() - started - seconds["one_device"]
     np.savez(os.path.join(directory, "state.npz"),
              **{f"one/{index}": value for index, value in one_values.items()},
@@ -145,6 +136,16 @@ def main(directory, config):
              **{f"copies/{index:04d}": np.stack([np.array(shard.data) for shard in variable.value.addressable_shards])
                 for index, variable in enumerate(model.state_variables())},
              paths=np.array([variable.path for variable in one_device.state_variables()]))
+    # Last: these change the DataParallel model (the generator's first batch trains it one step).
+    odd_images, odd_labels = np.concatenate([images, images[:1]]), np.concatenate([labels, labels[:1]])
+    indivisible_fit_error = _error(lambda: model.fit(odd_images, odd_labels, batch_size=odd, verbose=0))
+    before = int(np.array(model.g_optimizer.iterations.value))
+    generator_error = _error(lambda: model.fit(
+        (batch for batch in [(images, labels), (odd_images, odd_labels)]), steps_per_epoch=2, verbose=0))
+    indivisible_generator = {"error": generator_error, "iterations": [
+        before, int(np.array(model.g_optimizer.iterations.value))],
+        "finite": bool(all(np.isfinite(np.array(v.value, "float64")).all() for v in model.trainable_variables))}
+    keras.distribution.set_distribution(None)
     flop_count, timing = benchmark_path(config, one_device)
     results = {"devices": len(jax.devices()), "shard_shapes": [list(s.data.shape) for s in sharded.addressable_shards],
                "indivisible_batch": odd, "indivisible_error": indivisible_error,
