@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import presets, restore
+from sagan_tf import callbacks, presets, restore, run_dir
+from sagan_tf.models import build_sagan
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -124,6 +125,22 @@ def test_jax_generator_file_equals_the_export(executed):
     np.testing.assert_allclose(served, expected, atol=1e-5)
     # Served on TensorFlow against the notebook's images of the JAX generator in memory.
     assert summary["served_vs_in_memory_max_abs_difference"] < 1e-4
+
+
+@pytest.mark.parametrize("executed", ["jax"], indirect=True)
+def test_jax_weights_file_holds_the_step_and_the_exported_generator(executed):
+    _, work_dir, summary = executed
+    # What a rerun of the notebook loads to resume: the SAGAN of the run's config.json with the file's weights.
+    gan = build_sagan(run_dir.RunDirectory(str(work_dir / "run")).read_config(), seed=1)
+    gan.load_weights(summary["checkpoint"])
+    assert summary["checkpoint"] == str(work_dir / "run" / "sagan.weights.h5")
+    assert callbacks.global_step(gan) == TINY_STEPS
+    exported, model_config = restore.restore_generator_file(summary["keras_file"])
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((4, model_config.latent_dim)).astype("float32")
+    labels = np.arange(4, dtype="int32") % model_config.num_classes
+    np.testing.assert_allclose(np.asarray(gan.ema_generator(z, labels, training=False)),
+                               np.asarray(exported(z, labels, training=False)), atol=1e-6)
 
 
 def test_pictures_were_written(executed):
