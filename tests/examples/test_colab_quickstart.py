@@ -1,9 +1,12 @@
-"""Runs examples/colab_quickstart.ipynb top to bottom with tiny settings, so that a broken notebook fails CI.
+"""Runs examples/colab_quickstart.ipynb top to bottom with tiny settings on both Keras backends, so that a broken
+notebook fails CI.
 
-The notebook trains a few steps on the synthetic dataset (no network) under MirroredStrategy with two logical CPU
-replicas (the path a Colab GPU runtime takes), evaluates, draws attention maps and exports.
-The test then checks what it left behind against independent computations: the checkpoint it wrote restores to a
-generator whose images equal the exported SavedModel's, and each attention map row sums to one.
+The notebook trains a few steps on the synthetic dataset (no network) over two CPU devices (the path a Colab
+runtime with several GPUs or TPU cores takes): on TensorFlow under MirroredStrategy with two logical CPU replicas, on
+JAX under keras.distribution.DataParallel with two XLA host devices. It evaluates, draws attention maps and exports.
+The test then checks what it left behind against independent computations: the export serves the images of the
+generator it was made from (on TensorFlow the checkpoint restored by `sagan_tf.restore`, on JAX the Keras file
+loaded here on TensorFlow's backend), and the pictures are real PNG files.
 """
 
 import json
@@ -14,7 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import presets, restore
+from sagan_tf import callbacks, presets, restore, run_dir
+from sagan_tf.models import build_sagan
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -24,17 +28,29 @@ NOTEBOOK = ROOT / "examples" / "colab_quickstart.ipynb"
 TINY_STEPS = 8
 
 
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp("quickstart")
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+def kernel_environment(backend, work_dir):
+    """The environment variables the notebook's kernel runs with on `backend`: tiny settings, two CPU devices."""
     environment = {"SAGAN_TF_QUICKSTART_TINY": "1", "SAGAN_TF_QUICKSTART_DIR": str(work_dir),
                    "SAGAN_TF_QUICKSTART_DATASET": "synthetic", "SAGAN_TF_CACHE": str(work_dir / "cache"),
-                   # MirroredStrategy over two logical CPUs: the path a Colab GPU runtime takes.
-                   "SAGAN_TF_QUICKSTART_CPU_REPLICAS": "2",
-                   "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1",
+                   "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1",
                    # The kernel starts in examples/: this checkout's sagan_tf, not whichever one is installed.
                    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    if backend == "tensorflow":
+        # MirroredStrategy over two logical CPUs: the path a Colab GPU runtime takes.
+        environment["SAGAN_TF_QUICKSTART_CPU_REPLICAS"] = "2"
+    else:
+        # DataParallel over two XLA host devices: the path of a runtime with several accelerators.
+        environment["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+    return environment
+
+
+@pytest.fixture(scope="module", params=["tensorflow", "jax"])
+def executed(request, tmp_path_factory):
+    """(executed notebook, work directory, quickstart_summary.json) of one run of the notebook on a backend."""
+    backend = request.param
+    work_dir = tmp_path_factory.mktemp(f"quickstart_{backend}")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    environment = kernel_environment(backend, work_dir)
     previous = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)  # the kernel inherits this process's environment
     try:
@@ -48,7 +64,18 @@ def executed(tmp_path_factory):
             else:
                 os.environ[name] = value
     summary = json.loads((work_dir / "quickstart_summary.json").read_text())
+    assert summary["backend"] == backend
     return notebook, work_dir, summary
+
+
+def served_and_expected(export_path, generator, model_config):
+    """The export's serving_default images and `generator`'s for the same fixed latents and labels."""
+    loaded = tf.saved_model.load(export_path)
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((5, model_config.latent_dim)).astype("float32")
+    labels = rng.integers(0, model_config.num_classes, 5).astype("int32")
+    served = loaded.signatures["serving_default"](z=tf.constant(z), labels=tf.constant(labels))["images"].numpy()
+    return served, np.asarray(generator(z, labels, training=False))
 
 
 def test_notebook_runs_every_cell_without_errors(executed):
@@ -78,19 +105,42 @@ def test_evaluations_ran_at_start_periodically_and_at_the_end(executed):
         assert figures["num_samples"] == 64
 
 
+@pytest.mark.parametrize("executed", ["tensorflow"], indirect=True)
 def test_checkpointed_generator_equals_the_export(executed):
     _, work_dir, summary = executed
-    model_dir = str(work_dir / "run")
-    restored = restore.restore_generator(model_dir)  # config.json + checkpoints/: a run the CLI tools accept
+    restored = restore.restore_generator(str(work_dir / "run"))  # config.json + checkpoints/: a run the CLI accepts
     assert restored.step == TINY_STEPS and restored.ema
-    loaded = tf.saved_model.load(summary["export"])
-    rng = np.random.default_rng(3)
-    z = rng.standard_normal((5, restored.config.model.latent_dim)).astype("float32")
-    labels = rng.integers(0, restored.config.model.num_classes, 5).astype("int32")
-    served = loaded.signatures["serving_default"](z=tf.constant(z), labels=tf.constant(labels))["images"].numpy()
-    expected = np.asarray(restored.generator(z, labels, training=False))
+    served, expected = served_and_expected(summary["export"], restored.generator, restored.config.model)
     np.testing.assert_allclose(served, expected, atol=1e-5)
     assert summary["served_vs_in_memory_max_abs_difference"] < 1e-4
+
+
+@pytest.mark.parametrize("executed", ["jax"], indirect=True)
+def test_jax_generator_file_equals_the_export(executed):
+    _, work_dir, summary = executed
+    # The EMA generator trained on JAX, saved in Keras's format, loaded here on the TensorFlow backend.
+    generator, model_config = restore.restore_generator_file(summary["keras_file"])
+    assert summary["export"] == str(work_dir / "export" / str(TINY_STEPS))
+    served, expected = served_and_expected(summary["export"], generator, model_config)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    # Served on TensorFlow against the notebook's images of the JAX generator in memory.
+    assert summary["served_vs_in_memory_max_abs_difference"] < 1e-4
+
+
+@pytest.mark.parametrize("executed", ["jax"], indirect=True)
+def test_jax_weights_file_holds_the_step_and_the_exported_generator(executed):
+    _, work_dir, summary = executed
+    # What a rerun of the notebook loads to resume: the SAGAN of the run's config.json with the file's weights.
+    gan = build_sagan(run_dir.RunDirectory(str(work_dir / "run")).read_config(), seed=1)
+    gan.load_weights(summary["checkpoint"])
+    assert summary["checkpoint"] == str(work_dir / "run" / "sagan.weights.h5")
+    assert callbacks.global_step(gan) == TINY_STEPS
+    exported, model_config = restore.restore_generator_file(summary["keras_file"])
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((4, model_config.latent_dim)).astype("float32")
+    labels = np.arange(4, dtype="int32") % model_config.num_classes
+    np.testing.assert_allclose(np.asarray(gan.ema_generator(z, labels, training=False)),
+                               np.asarray(exported(z, labels, training=False)), atol=1e-6)
 
 
 def test_pictures_were_written(executed):
