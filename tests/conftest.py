@@ -29,9 +29,13 @@ tf.config.set_logical_device_configuration(
 
 @pytest.fixture(autouse=True)
 def _reset_keras_state():
-    """Each test starts with float32 policy and a fresh Keras name scope."""
+    """Each test starts with float32 policy and a fresh Keras name scope.
+
+    Without the full garbage collection `clear_session` runs by default: its time grows with everything a pytest
+    worker has built, to 3-5 s per test late in a full run (about a third of the suite's time).
+    """
     keras.mixed_precision.set_global_policy("float32")
-    keras.utils.clear_session()
+    keras.utils.clear_session(free_memory=False)
     yield
     keras.mixed_precision.set_global_policy("float32")
 

@@ -7,7 +7,6 @@ import signal
 import time
 
 import pytest
-import tensorflow as tf
 
 from benchmarks.multi_worker_faults import free_ports
 from sagan_tf.errors import WorkerLostError
@@ -30,38 +29,6 @@ def assert_own_console(output):
     assert ":tensorflow:" not in output and "Efficient batch_reduce" not in output, output
 
 
-def test_two_workers_train_and_only_the_chief_keeps_outputs(tmp_path):
-    """Two workers over loopback; --eval_every also makes the chief keep the best checkpoint."""
-    args = [f"--model_dir={tmp_path}", "--train_steps=3", "--batch_size=4",
-            "--log_every=1", "--checkpoint_every=2", "--sample_every=2", "--eval_every=2", "--eval_samples=32"]
-    processes = start_workers(args)
-    try:
-        outputs = [process.communicate(timeout=400)[0] for process in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-    for index, (process, output) in enumerate(zip(processes, outputs)):
-        assert process.returncode == 0, f"worker {index}:\n{output}"
-        assert_own_console(output)
-    assert "on 2 replica(s) (MultiWorkerMirroredStrategy on CPU, XLA off)" in outputs[0]
-    assert "step 3/3" in outputs[0] and "step 3/3" not in outputs[1]  # only the chief reports progress
-    # ... and evaluates (the default evaluation at the start and the end, shipped synthetic classifier).
-    assert re.search(r"eval step 3 \[synthetic-[0-9a-f]{8}\]: FID [\d.]+", outputs[0])
-    assert "eval step" not in outputs[1]
-    # The chief keeps checkpoints, samples, the config and the class names; the other worker's checkpoint copies
-    # are deleted.
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("events")) == [
-        "checkpoints", "class_names.json", "config.json", "samples"]
-    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-3")
-    # The chief, which alone evaluates, keeps the best checkpoint too (written by it alone).
-    best = json.loads((tmp_path / "checkpoints" / "best" / "best.json").read_text())
-    assert best["metric"] == "fid" and best["step"] in (0, 2, 3) and "Best checkpoint: step" in outputs[0]
-    assert sorted(p.name for p in (tmp_path / "checkpoints" / "best").iterdir()) == [
-        "best.json", f"ckpt-{best['step']}.data-00000-of-00001", f"ckpt-{best['step']}.index"]
-    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_00000002.png", "step_00000003.png"]
-
-
 # Checkpoints every 4 steps; the signal comes after step 5, so the step the workers stop at is past the last periodic
 # checkpoint (the generator and discriminator of synthetic32 at batch 4: a few steps a second on 2 cores).
 FAULT_ARGS = ["--train_steps=1000", "--batch_size=4", "--log_every=1", "--checkpoint_every=4", "--sample_every=0",
@@ -76,7 +43,9 @@ def checkpoint_steps(model_dir):
 @pytest.mark.parametrize("signalled", [1, pytest.param(0, marks=pytest.mark.slow)], ids=["worker1", "chief"])
 def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaunch_resumes(tmp_path, signalled):
     """SIGTERM to one worker (a preemption notice): every worker stops after the same step, past the last periodic
-    checkpoint, with the checkpoint of that step; relaunching both resumes there."""
+    checkpoint, with the checkpoint of that step; relaunching both resumes there. The relaunch samples and evaluates
+    (--eval_every also makes the chief keep the best checkpoint): only the chief reports, evaluates and keeps
+    outputs."""
     args = [f"--model_dir={tmp_path}", *FAULT_ARGS]
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = start_workers(args, workers)
@@ -103,12 +72,38 @@ def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaun
     assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("tmp_")) == []
     print(f"both workers stopped {seconds:.1f} s after the signal, at step {step}")
 
-    # Relaunching both workers with the same flags (one step more to train) resumes from that step.
-    processes = start_workers([f"--model_dir={tmp_path}", *FAULT_ARGS[1:], f"--train_steps={step + 1}"], workers)
-    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    # Relaunching both workers (one step more to train, sampling and evaluating) resumes from that step.
+    end = step + 1
+    processes = start_workers([f"--model_dir={tmp_path}", f"--train_steps={end}", "--batch_size=4", "--log_every=1",
+                               "--checkpoint_every=4", "--sample_every=1", "--eval_every=1", "--eval_samples=32"],
+                              workers)
+    try:
+        outputs = [process.communicate(timeout=300)[0] for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
     assert [process.returncode for process in processes] == [0, 0], outputs
-    assert f"Training synthetic32 from step {step} to {step + 1}" in outputs[0]
-    assert checkpoint_steps(tmp_path)[-1] == step + 1
+    for output in outputs:
+        assert_own_console(output)
+    assert f"Training synthetic32 from step {step} to {end}" in outputs[0]
+    assert checkpoint_steps(tmp_path)[-1] == end
+    assert "on 2 replica(s) (MultiWorkerMirroredStrategy on CPU, XLA off)" in outputs[0]
+    assert f"step {end}/{end}" in outputs[0] and f"step {end}/{end}" not in outputs[1]  # only the chief reports
+    # ... and evaluates (at the start and the end, with the shipped synthetic classifier).
+    assert re.search(rf"eval step {end} \[synthetic-[0-9a-f]{{8}}\]: FID [\d.]+", outputs[0]), outputs[0]
+    assert "eval step" not in outputs[1]
+    # The chief keeps checkpoints, samples, the config and the class names; the other worker's checkpoint copies
+    # are deleted.
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("events")) == [
+        "checkpoints", "class_names.json", "config.json", "samples"]
+    # The chief, which alone evaluates, keeps the best checkpoint too (written by it alone).
+    best = json.loads((tmp_path / "checkpoints" / "best" / "best.json").read_text())
+    assert best["metric"] == "fid" and best["step"] in (step, end) and "Best checkpoint: step" in outputs[0]
+    assert sorted(p.name for p in (tmp_path / "checkpoints" / "best").iterdir()) == [
+        "best.json", f"ckpt-{best['step']}.data-00000-of-00001", f"ckpt-{best['step']}.index"]
+    # A grid where training starts (resumed at `step`) and at its end.
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [f"step_{step:08d}.png", f"step_{end:08d}.png"]
 
 
 @pytest.mark.slow
