@@ -65,22 +65,35 @@ def mirrored_strategy():
 
 
 @pytest.fixture(scope="session")
-def jax_trained(tmp_path_factory):
+def run_temp(tmp_path_factory):
+    """A directory of this pytest run that every xdist worker shares (the parent of the workers' own base
+    temporary directories), or the base temporary directory without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def jax_trained(run_temp):
     """(config, output directory, results dict) of one run of tests/jax_child.py (see its docstring): a tiny 16x16
     conditional SAGAN trained on Keras's JAX backend, on one and on two CPU devices, in a child process that cannot
-    import TensorFlow. One child for the whole session: the export, data-parallel and benchmark tests share it."""
+    import TensorFlow. One child for the whole run: the export, data-parallel and benchmark tests share it, on
+    whichever worker they run (the first to need it runs the child under a file lock; the others wait and read)."""
+    import fcntl
     import json
     import subprocess
 
     from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config
 
-    directory = tmp_path_factory.mktemp("jax_trained")
-    config = tiny_config()
-    env = subprocess_environment(
-        KERAS_BACKEND="jax",
-        XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip())
-    out = subprocess.run([PYTHON, str(ROOT / "tests" / "jax_child.py"), str(directory), json.dumps(config.to_dict())],
-                         env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-4000:]
+    directory, config = run_temp / "jax_trained", tiny_config()
+    with open(run_temp / "jax_trained.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (directory / "results.json").exists():
+            directory.mkdir(exist_ok=True)
+            env = subprocess_environment(
+                KERAS_BACKEND="jax",
+                XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip())
+            out = subprocess.run([PYTHON, str(ROOT / "tests" / "jax_child.py"), str(directory),
+                                  json.dumps(config.to_dict())], env=env, capture_output=True, text=True, timeout=900)
+            assert out.returncode == 0, out.stderr[-4000:]
     with open(directory / "results.json") as f:
         return config, directory, json.load(f)

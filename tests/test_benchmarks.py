@@ -89,7 +89,6 @@ def test_dcgan64_batch64_matches_pytorch_reference_figure():
     assert counted["total"] + d_weight_grads == pytest.approx(235e9, rel=0.005)
 
 
-@pytest.mark.xdist_group("jax")  # the session's JAX child runs once, on the worker of the other JAX tests
 def test_the_jax_path_counts_the_same_flops_and_times_a_step_without_tensorflow(jax_trained):
     config, _, results = jax_trained
     counted = flops.count_train_step_flops(Generator(config.model), Discriminator(config.model),

@@ -15,9 +15,6 @@ from sagan_tf.run_dir import RunDirectory
 from tests.tiny import train_options
 from training import train_lib
 
-# Under pytest -n 2 (--dist loadgroup): the module's trained run is made once, on one worker.
-pytestmark = pytest.mark.xdist_group("restore")
-
 
 def _train(model_dir, steps, **overrides):
     config = get_preset("synthetic32").replace(train_steps=steps, batch_size=4, **overrides)

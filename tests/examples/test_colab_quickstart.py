@@ -23,9 +23,6 @@ from sagan_tf.models import build_sagan
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-# Under pytest -n 2 (--dist loadgroup): each backend's notebook runs once, on one worker.
-pytestmark = pytest.mark.xdist_group("notebook")
-
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "examples" / "colab_quickstart.ipynb"
 TINY_STEPS = 8

@@ -21,9 +21,6 @@ from sagan_tf.run_dir import RunDirectory
 from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config
 from training import train_lib
 
-# Under pytest -n 2 (--dist loadgroup): the module's trained run is made once, on one worker.
-pytestmark = pytest.mark.xdist_group("export_cli")
-
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):

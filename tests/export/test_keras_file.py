@@ -12,10 +12,6 @@ from sagan_tf import presets, restore, serving
 from sagan_tf.errors import UsageError
 from tests.tiny import tiny_config
 
-# Under pytest -n 2 (--dist loadgroup): the JAX child of the session (`jax_trained`) runs once, on one worker.
-pytestmark = pytest.mark.xdist_group("jax")
-
-
 def _served(path, outputs):
     signature = tf.saved_model.load(path).signatures[serving.SERVING_SIGNATURE]
     return signature(z=tf.constant(outputs["z"]), labels=tf.constant(outputs["labels"]))[serving.IMAGES_OUTPUT].numpy()

@@ -3,10 +3,6 @@ child of tests/conftest.py): every replicated variable identical on both devices
 device, the global batch split between them, and a batch they do not divide refused."""
 
 import numpy as np
-import pytest
-
-# Under pytest -n 2 (--dist loadgroup): the JAX child of the session (`jax_trained`) runs once, on one worker.
-pytestmark = pytest.mark.xdist_group("jax")
 
 
 def _groups(directory):

@@ -15,9 +15,6 @@ import pytest
 from benchmarks import backend_parity
 from tests.tiny import PYTHON, ROOT, tiny_config
 
-# Under pytest -n 2 (--dist loadgroup): with the other JAX tests, on one worker.
-pytestmark = pytest.mark.xdist_group("jax")
-
 STEPS = 2
 SEED = 0
 #: The tiny conditional model with every small-data option on (ADA with p at 0.5, LeCam, orthogonal

@@ -17,9 +17,6 @@ from tests.tiny import event_scalars, start_command, tiny_classifier_file, tiny_
 from training import run as run_cli
 from training import train_lib
 
-# Under pytest -n 2 (--dist loadgroup): the module's trained run is made once, on one worker.
-pytestmark = pytest.mark.xdist_group("evaluate_cli")
-
 
 def eval_config(classifier=None, cache_dir=None):
     return evaluation.EvalConfig(num_samples=16, batch_size=8, num_real=32, classifier=classifier,

@@ -24,9 +24,6 @@ from sagan_tf.run_dir import RunDirectory
 from tests.tiny import event_scalars, full_disk_save, messy_image_folder, tiny_config, tiny_image_folder, train_options
 from training import train_lib
 
-# Under pytest -n 2 (--dist loadgroup): the module's straight run is made once, on one worker.
-pytestmark = pytest.mark.xdist_group("train_lib")
-
 
 def options_for(model_dir, **overrides):
     values = dict(sample_every=2, checkpoint_every=2, samples_per_class=3, seed=7)

@@ -18,9 +18,6 @@ from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config, train_
 from training import train_lib
 from training import visualize as visualize_cli
 
-# Under pytest -n 2 (--dist loadgroup): the module's trained run is made once, on one worker.
-pytestmark = pytest.mark.xdist_group("visualize_cli")
-
 
 def tiny_run(directory, **overrides):
     """Trains a tiny 32x32 synthetic model for 2 steps into `directory`."""
