@@ -16,7 +16,8 @@ writes to the output directory:
   `indivisible_error` (what `train_on_batch` raised for a global batch of `indivisible_batch` images, which the
   devices do not divide), `indivisible_fit_error` (what `fit` raised, before training, for arrays in batches of
   that size), `indivisible_generator` (what `fit` raised for a generator whose second batch is that size, and the
-  generator optimizer's iterations before and after: the first step's state is kept), `flops` (the analytic train-step count of benchmarks/flops.py, on JAX), `timing` (one
+  generator optimizer's iterations before and after: the first step's state is kept; then for a generator whose
+  first batch is that size, and whether every state variable kept its value), `flops` (the analytic train-step count of benchmarks/flops.py, on JAX), `timing` (one
   step timed by `time_train_steps` of benchmarks/jax_timing.py), `tensorflow_imported` (whether anything got a
   TensorFlow module) and `seconds` (wall time of each part).
 """
@@ -142,9 +143,15 @@ def main(directory, config):
     before = int(np.array(model.g_optimizer.iterations.value))
     generator_error = _error(lambda: model.fit(
         (batch for batch in [(images, labels), (odd_images, odd_labels)]), steps_per_epoch=2, verbose=0))
+    weights = [np.array(v.value) for v in model.state_variables()]
+    first_batch_error = _error(lambda: model.fit((batch for batch in [(odd_images, odd_labels)]), steps_per_epoch=1,
+                                                 verbose=0))
     indivisible_generator = {"error": generator_error, "iterations": [
         before, int(np.array(model.g_optimizer.iterations.value))],
-        "finite": bool(all(np.isfinite(np.array(v.value, "float64")).all() for v in model.trainable_variables))}
+        "finite": bool(all(np.isfinite(np.array(v.value, "float64")).all() for v in model.trainable_variables)),
+        "first_batch_error": first_batch_error,
+        "first_batch_kept_weights": all(np.array_equal(value, np.array(v.value))
+                                        for value, v in zip(weights, model.state_variables()))}
     keras.distribution.set_distribution(None)
     flop_count, timing = benchmark_path(config, one_device)
     results = {"devices": len(jax.devices()), "shard_shapes": [list(s.data.shape) for s in sharded.addressable_shards],

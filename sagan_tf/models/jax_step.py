@@ -18,6 +18,8 @@ batch axis; a batch they do not divide is refused by `fit` and `train_on_batch` 
 and what to change: before training for arrays and for datasets of a fixed batch size, and at the batch for the rest.
 """
 
+import re
+
 import jax
 import keras
 from keras import ops
@@ -115,7 +117,6 @@ class JaxTrainStep:
         if callbacks is None or isinstance(callbacks, (list, tuple)):  # not a keras.callbacks.CallbackList
             kept = [variable.value for variable in variables]  # references to immutable arrays, not copies
             callbacks = [*(callbacks or []), _ForgetAfterFirstBatch(kept)]
-        self._jax_state = None
         try:
             return super().fit(x, y, batch_size, epochs, verbose, callbacks, **kwargs)
         except ValueError as error:
@@ -125,11 +126,9 @@ class JaxTrainStep:
                 for variable, value in zip(variables, kept):
                     variable.assign(value)
             else:
-                self._jax_state_synced = False
-                self.jax_state_sync()
-                self._jax_state = None
-            shape = str(error).split("full shape: (")[-1].split(",")[0]
-            raise _indivisible(f"a batch of {shape} images", batch_shards()) from error
+                self.jax_state_sync()  # Keras's JAX trainer: the state of the last completed step
+            batch = re.search(r"full shape: \((\d+)", str(error))
+            raise _indivisible(f"a batch of {batch[1] if batch else 'that many'} images", batch_shards()) from error
 
     def train_on_batch(self, x, *args, **kwargs):
         """Keras's `train_on_batch`, after `check_batches_divide`."""

@@ -56,3 +56,5 @@ def test_a_batch_the_devices_do_not_divide_is_a_clear_error(jax_trained):
     assert generator["error"].startswith(expected) and f"a batch of {odd} images" in generator["error"]
     assert "drop_remainder=True" in generator["error"] and "Sharding" not in generator["error"]
     assert generator["iterations"][1] == generator["iterations"][0] + 1 and generator["finite"]
+    # Refused at the first batch: every variable keeps its value (Keras had already detached them).
+    assert generator["first_batch_error"].startswith(expected) and generator["first_batch_kept_weights"]
