@@ -71,12 +71,6 @@ def peak_memory_mib():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10, 1)  # KiB on Linux
 
 
-def _state_variables(model):
-    """The four variable lists of Keras's JAX state tuple, in its order."""
-    return (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables,
-            model.metrics_variables)
-
-
 def time_train_steps(model, images, labels, steps, warmup, rss_mib):
     """Times `steps` calls of the model's jitted train function after `warmup` untimed ones (the first compiles).
 
@@ -95,7 +89,7 @@ def time_train_steps(model, images, labels, steps, warmup, rss_mib):
     # (x, y, sample_weight): the structure `train_on_batch` passes, so that a model it has trained reuses its step.
     batch = (jax.device_put(images), None if labels is None else jax.device_put(labels), None)
     model.make_train_function()
-    variables = _state_variables(model)
+    variables = model.jax_state_variables()
     state = tuple([v.value for v in group] for group in variables)
     rss_before_steps = rss_mib()
 

@@ -285,6 +285,31 @@ class SAGAN(_train_step_class(), keras.Model):
         self._fed_draws = FedDraws.of(data)
         return _unpack(data)
 
+    def _update_batch_size(self, images):
+        """The real images of each discriminator update on this replica: a train step's batch `images` holds
+        `d_steps` of them, each split into `grad_accumulation` micro-batches.
+
+        Raises:
+          ValueError: a batch that does not split so (a dynamic batch is fine only when it is not split).
+        """
+        per_replica_batch = images.shape[0]
+        updates = self.d_steps * self.grad_accumulation
+        if updates == 1 and per_replica_batch is None:
+            return ops.shape(images)[0]
+        if per_replica_batch is None or per_replica_batch % self.d_steps:
+            raise ValueError(
+                f"Each train_step consumes d_steps={self.d_steps} real batches (each split into grad_accumulation="
+                f"{self.grad_accumulation} micro-batches): the per-replica batch must be a static multiple of d_steps. "
+                f"Received: batch={per_replica_batch}. Batch the dataset with drop_remainder=True and a size of "
+                "d_steps * batch_size.")
+        batch_size = per_replica_batch // self.d_steps
+        if updates > 1 and batch_size % self.grad_accumulation:
+            raise ValueError(
+                f"grad_accumulation={self.grad_accumulation} splits each update's per-replica batch into that many "
+                f"equal micro-batches, but the per-replica batch of an update is {batch_size}. Received: "
+                f"batch={per_replica_batch}, d_steps={self.d_steps}, grad_accumulation={self.grad_accumulation}.")
+        return batch_size
+
     def _end_step(self):
         self._fed_draws = None
 
@@ -441,6 +466,13 @@ class SAGAN(_train_step_class(), keras.Model):
         return scaled, (ops.cast(ops.mean(per_example), "float32"),
                         None if penalty is None else ops.cast(penalty, "float32"))
 
+    def _observe_logit_sums(self, logit_sums, global_batch):
+        """Feeds one discriminator update's logit sums over the global batch (`_discriminator_loss`'s [sign(real
+        logits), real logits, fake logits]) to ADA (the signs on real images) and to the LeCam anchors (the means)."""
+        if self.ada is not None:
+            self.ada.observe(logit_sums[0], global_batch)
+        if self.lecam is not None:
+            self.lecam.update(logit_sums[1] / global_batch, logit_sums[2] / global_batch)
 
     def state_variables(self):
         """The float state a checkpoint holds: every variable of the networks (EMA generator included) and of the

@@ -112,7 +112,7 @@ class JaxTrainStep:
         the weights of the last completed step: Keras's JAX trainer detaches the variables' values while it trains,
         and would lose them."""
         check_batches_divide(x, batch_size, kwargs.get("steps_per_epoch"))
-        variables = [variable for group in self._state_variables() for variable in group]
+        variables = [variable for group in self.jax_state_variables() for variable in group]
         kept = []
         if callbacks is None or isinstance(callbacks, (list, tuple)):  # not a keras.callbacks.CallbackList
             kept = [variable.value for variable in variables]  # references to immutable arrays, not copies
@@ -168,15 +168,16 @@ class JaxTrainStep:
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.optimizer = _OptimizerPair(self.g_optimizer, self.d_optimizer)
 
-    def _state_variables(self):
-        """The variables of Keras's state tuple, in its order (four lists)."""
+    def jax_state_variables(self):
+        """The four variable lists of the state tuple Keras's JAX trainer passes to `train_step` (trainable,
+        non-trainable, optimizer, metrics variables), in its order."""
         return (self.trainable_variables, self.non_trainable_variables, self.optimizer.variables,
                 self.metrics_variables)
 
     def _stateless(self, values, fn, *args):
         """(fn(*args), the values after it) with every state variable reading its value from `values` ({id of a
         variable: array}) and its assignments collected instead of applied."""
-        variables = [variable for group in self._state_variables() for variable in group]
+        variables = [variable for group in self.jax_state_variables() for variable in group]
         with keras.StatelessScope(state_mapping=[(v, values[id(v)]) for v in variables]) as scope:
             outputs = fn(*args)
         return outputs, {id(v): scope.get_current_value(v) for v in variables}
@@ -204,19 +205,13 @@ class JaxTrainStep:
 
     def train_step(self, state, data):
         """One step (`d_steps` discriminator updates, one generator update) on arrays: `(logs, state)`."""
-        variables = self._state_variables()
+        variables = self.jax_state_variables()
         values = {id(v): value for group, group_values in zip(variables, state)
                   for v, value in zip(group, group_values)}
         images, labels = self._begin_step(data)
         if not self.num_classes:
             labels = None
-        per_replica_batch = images.shape[0]
-        if per_replica_batch % self.d_steps:
-            raise ValueError(
-                f"Each train_step consumes d_steps={self.d_steps} real batches: the batch must be a multiple of "
-                f"d_steps. Received: batch={per_replica_batch}. Batch the dataset with drop_remainder=True and a "
-                "size of d_steps * batch_size.")
-        batch_size = per_replica_batch // self.d_steps
+        batch_size = self._update_batch_size(images)
         global_batch = batch_size
         image_size = images.shape[1]
 
@@ -237,10 +232,8 @@ class JaxTrainStep:
 
             def observe():
                 self.d_grad_norm_tracker.update_state(d_grad_norm, sample_weight=counted)
-                if self.ada is not None:
-                    self.ada.observe(logit_sums[0], global_batch)
-                if self.lecam is not None:
-                    self.lecam.update(logit_sums[1] / global_batch, logit_sums[2] / global_batch)
+                self._observe_logit_sums(logit_sums, global_batch)  # one program: the sums are the global batch's
+                if lecam is not None:
                     self.lecam_tracker.update_state(lecam)
 
             _, values = self._stateless(values, observe)

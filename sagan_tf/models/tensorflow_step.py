@@ -9,7 +9,6 @@ one on TensorFlow, `sagan_tf.models.jax_step.JaxTrainStep` on JAX. It relies on 
 import contextlib
 
 import tensorflow as tf
-from keras import ops
 
 from sagan_tf.layers import average_across_replicas, frozen_power_iteration
 from sagan_tf.models import accumulation
@@ -72,22 +71,7 @@ class TensorFlowTrainStep:
         images, labels = self._begin_step(data)
         if not self.num_classes:
             labels = None
-        per_replica_batch = images.shape[0]
-        updates = self.d_steps * self.grad_accumulation
-        if updates == 1 and per_replica_batch is None:
-            per_replica_batch = ops.shape(images)[0]  # a dynamic batch is fine when it is not split
-        elif per_replica_batch is None or per_replica_batch % self.d_steps:
-            raise ValueError(
-                f"Each train_step consumes d_steps={self.d_steps} real batches (each split into grad_accumulation="
-                f"{self.grad_accumulation} micro-batches): the per-replica batch must be a static multiple of d_steps. "
-                f"Received: batch={per_replica_batch}. Batch the dataset with drop_remainder=True and a size of "
-                "d_steps * batch_size.")
-        batch_size = per_replica_batch // self.d_steps
-        if updates > 1 and batch_size % self.grad_accumulation:
-            raise ValueError(
-                f"grad_accumulation={self.grad_accumulation} splits each update's per-replica batch into that many "
-                f"equal micro-batches, but the per-replica batch of an update is {batch_size}. Received: "
-                f"batch={per_replica_batch}, d_steps={self.d_steps}, grad_accumulation={self.grad_accumulation}.")
+        batch_size = self._update_batch_size(images)
         _, num_replicas = self._replica_slot()
         global_batch = batch_size * num_replicas
         image_size = images.shape[1]
@@ -146,19 +130,15 @@ class TensorFlowTrainStep:
         return gradients, sums, means
 
     def _observe_logits(self, logit_sums, global_batch):
-        """Feeds one discriminator update's logit sums (`_discriminator_gradients`) to ADA (the signs on real images)
-        and to the LeCam anchors (the means), summed over the replicas in one all-reduce so that every replica
-        updates them alike."""
+        """`SAGAN._observe_logit_sums` of one discriminator update's logit sums (`_discriminator_gradients`), summed
+        over the replicas in one all-reduce so that every replica updates ADA and LeCam alike."""
         if self.ada is None and self.lecam is None:
             return
         sums = logit_sums
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             sums = context.all_reduce(tf.distribute.ReduceOp.SUM, sums)
-        if self.ada is not None:
-            self.ada.observe(sums[0], global_batch)
-        if self.lecam is not None:
-            self.lecam.update(sums[1] / global_batch, sums[2] / global_batch)
+        self._observe_logit_sums(sums, global_batch)
 
     def _power_iteration(self, first):
         """A context in which the spectral-norm vectors of both networks advance in training calls (`first`: the
@@ -192,6 +172,7 @@ class TensorFlowTrainStep:
                 scaled, means = self._generator_loss(z, fake_labels, global_batch, augmentation)
         gradients = tape.gradient(scaled, self.generator.trainable_variables)
         return gradients, None, means
+
 
 def _is_tpu(strategy):
     return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
