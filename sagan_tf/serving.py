@@ -363,8 +363,8 @@ def export_keras_file(keras_file, export_dir, version, config=None, max_batch_si
         raise UsageError(f"Exporting {keras_file} needs a version number (--version): a Keras file records no "
                          "training step to name the version after.")
     generator, model_config = restore.restore_generator_file(keras_file, config)
-    names_config = config if config is not None and as_model_config(config) == model_config else model_config
-    class_names, source = restore.dataset_class_names(names_config)
+    # A given config is the file's (restore_generator_file refuses another); its dataset names the classes.
+    class_names, source = restore.dataset_class_names(model_config if config is None else config)
     described = {"keras_file": str(keras_file), "preset": model_config.name, "class_names_source": source}
     path, limits = export_generator_with_limits(generator, model_config, export_dir, version, info=described,
                                                 max_batch_size=max_batch_size, class_names=class_names or None,
