@@ -17,9 +17,9 @@ does more than write (a TensorBoard summary op names its events file), for the c
 
 No half-written file is left where a reader would take it for a real one: TensorFlow writes a checkpoint's shards
 into `<prefix>_temp/` and its index last, and the run directory's JSON files and PNGs are written to a `.tmp`
-sibling renamed into place (`sagan_tf.atomic_write`). What a failed write leaves is removed at once; what a killed process leaves (a
-`ckpt-<step>_temp/` directory, a `.tmp` file, data files without their index) is never read as a checkpoint or a
-record, and `remove_interrupted_writes` removes it when the next training run takes the directory.
+sibling renamed into place (`sagan_tf.atomic_write`). What a failed write leaves is removed at once; what a killed
+process leaves (a `ckpt-<step>_temp/` directory, a `.tmp` file, data files without their index) is never read as a
+checkpoint or a record, and `remove_interrupted_writes` removes it when the next training run takes the directory.
 """
 
 import contextlib

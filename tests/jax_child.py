@@ -17,8 +17,9 @@ writes to the output directory:
   devices do not divide), `indivisible_fit_error` (what `fit` raised, before training, for arrays in batches of
   that size), `indivisible_generator` (what `fit` raised for a generator whose second batch is that size, and the
   generator optimizer's iterations before and after: the first step's state is kept; then for a generator whose
-  first batch is that size, and whether every state variable kept its value), `flops` (the analytic train-step count of benchmarks/flops.py, on JAX), `timing` (one
-  step timed by `time_train_steps` of benchmarks/jax_timing.py), `tensorflow_imported` (whether anything got a
+  first batch is that size, and whether every state variable kept its value), `flops` (the analytic train-step
+  count of benchmarks/flops.py, on JAX), `timing` (one step timed by `time_train_steps` of
+  benchmarks/jax_timing.py), `tensorflow_imported` (whether anything got a
   TensorFlow module) and `seconds` (wall time of each part).
 """
 

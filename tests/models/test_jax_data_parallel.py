@@ -47,7 +47,8 @@ def test_a_batch_the_devices_do_not_divide_is_a_clear_error(jax_trained):
     JAX trainer detaches the variables' values while it trains)."""
     _, _, results = jax_trained
     odd = results["indivisible_batch"]
-    expected = "ValueError: Under DataParallel each batch is split over 2 devices, so every batch must be a multiple of 2"
+    expected = ("ValueError: Under DataParallel each batch is split over 2 devices, so every batch must be a "
+                "multiple of 2")
     assert results["indivisible_error"].startswith(expected) and f"a batch of {odd} images" in results[
         "indivisible_error"], results["indivisible_error"]
     assert results["indivisible_fit_error"].startswith(expected) and f"batch_size={odd}" in results[
