@@ -43,10 +43,16 @@ def jax_run(tmp_path_factory):
 
 
 def test_jax_steps_match_the_tensorflow_steps(jax_run):
+    """Each group's update (after the steps minus before) on JAX within 1e-2 of TensorFlow's, relative to its norm:
+    measured 9e-6 (G) and below 2e-6 elsewhere; a JAX step that halves or skips G's update gives 0.5 or 1 in G, and
+    its weights end within 2.4e-4 of TensorFlow's (a largest-difference check relative to the weights passes it)."""
     _, workdir = jax_run
-    differences, magnitudes, _ = backend_parity.compare(workdir)
-    assert set(differences) == set(backend_parity.GROUPS)
-    assert backend_parity.within_tolerance(differences, magnitudes), (differences, magnitudes)
+    figures = backend_parity.compare(workdir)
+    assert set(figures) == set(backend_parity.GROUPS)
+    assert backend_parity.within_tolerance(figures), figures
+    # Rounding flips few elements: under 1% of any group's elements differ by more than 1e-5 (a skipped or halved G
+    # update: 87-93% of G's and EMA's).
+    assert all(group["fraction_over_1e-5"] < 0.01 for group in figures.values()), figures
 
 
 def test_seeded_jax_runs_are_identical(jax_run):
