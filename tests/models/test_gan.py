@@ -182,7 +182,7 @@ def train_one_step(gan, images, labels):
     gan.fit(dataset, epochs=1, verbose=0)
 
 
-@pytest.mark.slow  # fast sibling: tests/models/test_replicas.py::test_mirrored_xla_training_equals_one_device
+@pytest.mark.slow  # fast sibling: test_replicas.py::test_one_step_on_two_replicas_equals_one_device
 def test_two_replicas_equal_one_device_with_plain_sgd(mirrored_strategy):
     # Synchronized batch norm: with per-replica statistics the two runs would legitimately differ.
     cfg = tiny_model(synchronized_batch_norm=True)

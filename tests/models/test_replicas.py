@@ -1,6 +1,8 @@
 """SAGAN under MirroredStrategy on two logical CPU devices: replicas that agree (also with the small-data options),
 and per-replica XLA."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -135,8 +137,66 @@ class TiedNoiseSAGAN(SAGAN):
         return z, keras.random.randint((batch_size,), 0, self.num_classes, seed=self.seed_generator, dtype="int32")
 
 
-# Slow (~80 s on 2 cores): per-replica XLA compiles the step for each replica. The default run reaches XLA through
-# test_gan.py::test_fit_with_and_without_xla and replicas through test_every_replicated_variable_stays_identical.
+def smallest_model(**overrides):
+    """The smallest model: 8x8 images, one block in G and in D, no attention (its XLA compilation is the cost of a
+    per-replica XLA step here)."""
+    values = dict(image_size=8, g_channels=(8, 4), d_channels=(8,), d_downsample=(True,), g_attention_resolutions=(),
+                  d_attention_resolutions=())
+    return dataclasses.replace(tiny_model(), **values, **overrides)
+
+
+def eager_step(model, images, labels, strategy=None):
+    """One train step run eagerly (no tracing of Keras's train function): on one device, or on each replica of
+    `strategy` with its slice of the batch."""
+    if strategy is None:
+        model.train_step((tf.constant(images), tf.constant(labels)))
+        return
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(len(images), drop_remainder=True)
+    strategy.run(model.train_step, args=(next(iter(strategy.experimental_distribute_dataset(dataset))),))
+
+
+def assert_same_networks(single, mirrored, moved_from):
+    """G, D and the EMA generator of `mirrored` equal those of `single` (rtol 1e-4), and D moved from `moved_from`
+    (D's weights before the step) by far more than that."""
+    for name in ("generator", "discriminator", "ema_generator"):
+        for expected, actual, variable in zip(getattr(single, name).get_weights(),
+                                              getattr(mirrored, name).get_weights(),
+                                              getattr(single, name).weights):
+            np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-6, err_msg=f"{name} {variable.path}")
+    moved = [np.abs(after - before).max() for after, before in zip(single.discriminator.get_weights(), moved_from)]
+    assert max(moved) > 1e-2
+
+
+# The fast siblings of the slow tests below and of test_gan.py::test_two_replicas_equal_one_device_with_plain_sgd:
+# one eager step each, checked against one device.
+@pytest.mark.parametrize("per_replica_xla", [False, True], ids=["synchronized_batch_norm", "per_replica_xla"])
+def test_one_step_on_two_replicas_equals_one_device(mirrored_strategy, per_replica_xla):
+    if per_replica_xla:
+        # Per-replica batch norm: each replica gets the same 4 images and noise, so the global batch of 8 is two
+        # copies of the one-device batch.
+        cfg, model_class = smallest_model(), TiedNoiseSAGAN
+        images, labels = data(cfg, 4)
+        mirrored_images, mirrored_labels = np.concatenate([images, images]), np.concatenate([labels, labels])
+    else:
+        # Synchronized batch norm: the replicas' halves (of different statistics) are normalized as one batch, and
+        # the noise one device draws for the batch is split between them.
+        cfg, model_class = smallest_model(synchronized_batch_norm=True), SAGAN
+        images, labels = data(cfg, 8)
+        mirrored_images, mirrored_labels = images, labels
+    single = make_gan(cfg, model_class, sgd=True, jit_compile=False)
+    with mirrored_strategy.scope():
+        mirrored = make_gan(cfg, model_class, sgd=True, jit_compile=per_replica_xla)
+    assert mirrored.replica_jit_compile == per_replica_xla and not mirrored.jit_compile
+    mirrored.set_weights(single.get_weights())
+    before = single.discriminator.get_weights()
+    eager_step(single, images, labels)
+    eager_step(mirrored, mirrored_images, mirrored_labels, mirrored_strategy)
+    assert int(mirrored.g_optimizer.iterations.numpy()) == 1
+    assert_same_networks(single, mirrored, before)
+
+
+# Slow (~80 s on 2 cores): per-replica XLA compiles the step for each replica. The default run keeps one eager step of
+# it on the smallest model: test_one_step_on_two_replicas_equals_one_device[per_replica_xla].
 @pytest.mark.slow
 def test_mirrored_xla_training_equals_one_device(mirrored_strategy):
     cfg = tiny_model()
@@ -163,7 +223,7 @@ def test_mirrored_xla_training_equals_one_device(mirrored_strategy):
     assert not np.allclose(fresh.discriminator.get_weights()[0], single.discriminator.get_weights()[0])
 
 
-@pytest.mark.slow  # ~70 s on 2 cores; test_every_replicated_variable_stays_identical[0-True] covers the path fast
+@pytest.mark.slow  # ~70 s on 2 cores; fast: test_one_step_on_two_replicas_equals_one_device[synchronized...]
 def test_synchronized_batch_norm_trains_without_per_replica_xla(mirrored_strategy, monkeypatch):
     cfg = tiny_model(synchronized_batch_norm=True)
     with mirrored_strategy.scope():
