@@ -209,10 +209,11 @@ def start_command(module, args, separate_stderr=False, **env):
 
 
 class Lines:
-    """Reads a process's output on a thread so that the test can wait for a line with a deadline."""
+    """Reads a process's output on a thread so that the test can wait for a line with a deadline; `times` holds when
+    each of `lines` was read (`time.monotonic()`)."""
 
     def __init__(self, process):
-        self.process, self.lines, self._queue = process, [], queue.Queue()
+        self.process, self.lines, self.times, self._queue = process, [], [], queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
     def __enter__(self):
@@ -225,19 +226,19 @@ class Lines:
 
     def _read(self):
         for line in self.process.stdout:
-            self._queue.put(line)
+            self._queue.put((time.monotonic(), line))
         self._queue.put(None)
 
     def wait_for(self, pattern, timeout=180):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                line = self._queue.get(timeout=1)
+                item = self._queue.get(timeout=1)
             except queue.Empty:
                 continue
-            if line is None:
+            if item is None:
                 break
-            self.lines.append(line)
+            line = self._append(item)
             match = re.search(pattern, line)
             if match:
                 return match
@@ -245,6 +246,12 @@ class Lines:
 
     def rest(self):
         self.process.wait(timeout=180)
-        while (line := self._queue.get(timeout=10)) is not None:
-            self.lines.append(line)
+        while (item := self._queue.get(timeout=10)) is not None:
+            self._append(item)
         return "".join(self.lines)
+
+    def _append(self, item):
+        seconds, line = item
+        self.times.append(seconds)
+        self.lines.append(line)
+        return line
