@@ -44,8 +44,12 @@ import sys
 
 from sagan_tf.errors import UsageError, WorkerLostError
 
-#: The exit status of a command refused for bad input (absl's own flag errors use 1).
+#: The exit status of a command refused for bad input, a bad or missing flag included.
 USAGE_ERROR_STATUS = 2
+#: absl's help flags: each prints the flags and ends the command, which then exits 0.
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+#: absl flags the README tells users to pass, listed by --help beside the command's own.
+SHOWN_ABSL_FLAGS = ("verbosity",)
 
 
 def report(error, stream=None):
@@ -184,6 +188,45 @@ def import_tensorflow(quiet=None):
     return tensorflow
 
 
+def parse_flags(argv, flag_values=None):
+    """Parses `argv` into absl's flags as `absl.app.run` does, but the way our commands end: a bad value, an unknown or
+    a missing required flag is one "Error: ..." paragraph and exit status `USAGE_ERROR_STATUS` (absl: a "FATAL Flags
+    parsing error" and 1), and `--help` exits 0 (absl: 1).
+
+    Args:
+      argv: the command line, program name first.
+      flag_values: the `FlagValues` to parse into; default `flags.FLAGS`.
+
+    Returns:
+      The arguments left after the flags (program name first), as absl's parser returns them.
+    """
+    from absl import flags
+
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    try:
+        return flag_values(argv)
+    except flags.Error as error:
+        report(UsageError(f"{str(error).rstrip('.')}. `{_command_name(argv)} --help` lists every flag."))
+        sys.exit(USAGE_ERROR_STATUS)
+    except SystemExit as stop:  # absl's help flags print the help, then exit 1
+        if stop.code == 1 and any(arg.split("=", 1)[0] in HELP_FLAGS for arg in argv[1:]):
+            sys.exit(0)
+        raise
+
+
+def _command_name(argv):
+    """"python -m training.run" for a module run with -m, else the program's file name."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return f"python -m {spec.name}" if spec is not None and spec.name else os.path.basename(argv[0])
+
+
+def _show_absl_flags_in_help(flag_values):
+    """Lists `SHOWN_ABSL_FLAGS` in `--help` (absl lists only the flags of the program's own module there)."""
+    for name in SHOWN_ABSL_FLAGS:
+        if name in flag_values:
+            flag_values.register_key_flag_for_module(sys.argv[0], flag_values[name])
+
+
 def _drop_tensorflow_handler():
     """Leaves TensorFlow's records to the root logger's handler alone (absl's, set up by `app.run`).
 
@@ -227,8 +270,10 @@ def run(main, define_flags=None, tensorflow=True, argv=None):
         _drop_tensorflow_handler()
     if define_flags is not None:
         define_flags()
-    app.run(main, argv=argv)
+    from absl import flags
+    _show_absl_flags_in_help(flags.FLAGS)
+    app.run(main, argv=argv, flags_parser=parse_flags)
 
 
-__all__ = ["main_wrapper", "report", "USAGE_ERROR_STATUS", "run", "import_tensorflow", "requested_verbosity",
+__all__ = ["main_wrapper", "report", "USAGE_ERROR_STATUS", "run", "parse_flags", "import_tensorflow", "requested_verbosity",
            "tensorflow_logs_wanted", "stderr_without_loading_noise", "PlainFormatter"]

@@ -134,3 +134,44 @@ def test_tensorflow_records_are_printed_once_and_its_info_left_out():
         TF_CPP_MIN_LOG_LEVEL=None), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == ["Warning: a TensorFlow warning"], result.stderr
+
+
+def test_bad_and_missing_flags_are_one_paragraph_and_status_2(capsys):
+    # absl's own parser printed "FATAL Flags parsing error: ..." and exited 1.
+    from absl import flags
+
+    def flag_values():  # fresh ones each time: parsed values stay
+        values = flags.FlagValues()
+        flags.DEFINE_enum("strategy", "auto", ["auto", "mirrored"], "", flag_values=values)
+        flags.DEFINE_integer("train_steps", None, "", lower_bound=1, flag_values=values)
+        flags.DEFINE_string("model_dir", None, "", flag_values=values)
+        flags.mark_flag_as_required("model_dir", flag_values=values)
+        return values
+
+    for argv, said in ((["prog", "--model_dir=a", "--strategy=foo"], "flag --strategy=foo: value should be one of"),
+                       (["prog", "--model_dir=a", "--train_steps=abc"], "flag --train_steps=abc: invalid literal"),
+                       (["prog", "--model_dir=a", "--train_steps=0"], "flag --train_steps=0: 0 is not"),
+                       (["prog"], "flag --model_dir=None: Flag --model_dir must have a value other than None"),
+                       (["prog", "--model_dir=a", "--no_such_flag=1"], "Unknown command line flag 'no_such_flag'")):
+        with pytest.raises(SystemExit) as stop:
+            cli.parse_flags(argv, flag_values())
+        assert stop.value.code == cli.USAGE_ERROR_STATUS == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"Error: {said}") and err.count("\n") == 1 and "--help` lists every flag" in err, err
+    values = flag_values()
+    assert cli.parse_flags(["prog", "--model_dir=a", "--train_steps=3"], values) == ["prog"]
+    assert values.train_steps == 3
+
+
+def test_a_command_exits_0_on_help_and_2_on_a_bad_flag():
+    # The REST client's command imports no TensorFlow, so its processes take a second; cli.run is every command's.
+    environment = subprocess_environment()
+    result = subprocess.run([PYTHON, "-m", "export.client", "--help"], cwd=ROOT, env=environment,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--verbosity" in result.stdout and "--saved_model_dir" in result.stdout  # the README tells users to pass it
+    result = subprocess.run([PYTHON, "-m", "export.client", "--seed=abc"], cwd=ROOT, env=environment,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["Error: flag --seed=abc: invalid literal for int() with base 10: 'abc'. "
+                                          "`python -m export.client --help` lists every flag."]

@@ -130,6 +130,10 @@ class TrainOptions:
 
         if not self.model_dir:
             fail(f"model_dir must be a directory path. Received: model_dir={self.model_dir!r}")
+        in_the_way = RunDirectory(self.model_dir).file_in_the_way()
+        if in_the_way is not None:
+            fail(f"model_dir must be a directory, but {in_the_way} is a file. Received: model_dir={self.model_dir!r}. "
+                 "Pass a directory (a new one starts a run, an existing run directory resumes it).")
         if self.strategy not in distribute.STRATEGIES:
             fail(f"strategy must be one of {', '.join(distribute.STRATEGIES)}. Received: strategy={self.strategy!r}")
         if self.mixed_precision not in PRECISIONS:
