@@ -22,22 +22,23 @@ ETA; a warning says what to try when they show a known failure pattern (see saga
 FID, IS, KID, precision, recall, density and coverage of the sampling (EMA) generator (`--eval_samples` images,
 default 2000) are computed at the start and the end of training, and every `--eval_every` steps if that is > 0, and
 logged (TensorBoard tags eval/<classifier tag>/fid, ..., e.g. eval/domain-1a2b3c4d/fid, and the provenance as the
-text eval/<classifier tag>/provenance); the run ends with a line such as
-"FID 251.3 -> 40.2, IS 1.31 -> 3.12, ... (evaluation 30 s of 640 s)". The classifier is the shipped domain
+text eval/<classifier tag>/provenance); the run ends with one line of the first and the last figures and the time
+(README.md, Training: what the default run prints, and how long it takes). The classifier is the shipped domain
 classifier for the synthetic dataset and TF-GAN's Inception (TF-Hub) for the others; --classifier=domain uses a
 small classifier trained on the dataset's own images instead (trained once per dataset and image size, then cached:
 works offline on any dataset). If the classifier cannot be loaded and evaluation was not asked for explicitly
-(--eval_every > 0 or --classifier), training goes on with a warning; --eval_samples=0 turns evaluation off. With
-evaluation during training the checkpoint with the best FID (--best_metric) is kept in <model_dir>/checkpoints/best/
-(`--checkpoint=best` of evaluate, visualize and export.run). For reportable figures evaluate a checkpoint with
-`python -m training.evaluate`.
+(--eval_every > 0 or --classifier), training goes on with a warning; --eval_samples=0 turns evaluation off. Whenever
+the run evaluates (the default included) the checkpoint with the best FID (--best_metric) is kept in
+<model_dir>/checkpoints/best/ (`--checkpoint=best` of evaluate,
+visualize and export.run). For reportable figures evaluate a checkpoint with `python -m training.evaluate`.
 
-    python -m training.run                                    # about 9 minutes on 2 CPU cores
+    python -m training.run                                    # the default run (README.md, Training)
     python -m training.run --eval_every=500                   # every figure every 500 steps too
     python -m training.run --dataset=cifar10 --train_steps=100000
     python -m training.run --dataset=folder:/data/faces --image_size=64
     python -m training.run --dataset=folder:/data/icons --image_size=32 --classifier=domain    # offline figures
-    python -m training.run --dataset=folder:/data/icons --image_size=32 --augment=diffaugment  # a few hundred images
+    python -m training.run --dataset=folder:/data/icons --image_size=32 --augment=diffaugment \
+        --model_dir=runs/icons-diffaugment                    # a few hundred images; a directory of its own
     tensorboard --logdir runs
 """
 
