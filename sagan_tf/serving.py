@@ -353,7 +353,8 @@ def export_keras_file(keras_file, export_dir, version, config=None, max_batch_si
 
     Returns:
       A dict: `path`, `version`, `keras_file`, `preset` (the config's name), `class_names_source` ("dataset",
-      "numbers" or "unconditional"; `restore.dataset_class_names`) and the cap with its memory figures.
+      "numbers" or "unconditional"; `restore.dataset_class_names`), the cap with its memory figures and, for
+      "numbers", a `note` saying so.
 
     Raises:
       UsageError: no version, a bad or mismatched file (`restore.restore_generator_file`), or an existing version.
@@ -366,6 +367,9 @@ def export_keras_file(keras_file, export_dir, version, config=None, max_batch_si
     # A given config is the file's (restore_generator_file refuses another); its dataset names the classes.
     class_names, source = restore.dataset_class_names(model_config if config is None else config)
     described = {"keras_file": str(keras_file), "preset": model_config.name, "class_names_source": source}
+    if source == "numbers":
+        described["note"] = (f"{keras_file} records no class names, so the export names its classes by their ids: "
+                             "'0', '1', ... Pass --preset to name them as the preset's dataset does.")
     path, limits = export_generator_with_limits(generator, model_config, export_dir, version, info=described,
                                                 max_batch_size=max_batch_size, class_names=class_names or None,
                                                 memory_budget_mib=memory_budget_mib)
