@@ -275,5 +275,5 @@ def run(main, define_flags=None, tensorflow=True, argv=None):
     app.run(main, argv=argv, flags_parser=parse_flags)
 
 
-__all__ = ["main_wrapper", "report", "USAGE_ERROR_STATUS", "run", "parse_flags", "import_tensorflow", "requested_verbosity",
-           "tensorflow_logs_wanted", "stderr_without_loading_noise", "PlainFormatter"]
+__all__ = ["main_wrapper", "report", "USAGE_ERROR_STATUS", "run", "parse_flags", "import_tensorflow",
+           "requested_verbosity", "tensorflow_logs_wanted", "stderr_without_loading_noise", "PlainFormatter"]

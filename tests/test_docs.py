@@ -212,7 +212,7 @@ def readme_commands():
     store (gs://)."""
     commands = []
     for document, module, arguments in documented_commands():
-        if document != "README.md" or "--help" in arguments or any(a.endswith("=gs://bucket/runs/a") for a in arguments):
+        if document != "README.md" or "--help" in arguments or any("=gs://" in a for a in arguments):
             continue
         arguments = [a.replace("folder:/", "folder:") for a in arguments if a != "--data_dir=..."]
         if not any(a.endswith("=...") for a in arguments):
