@@ -47,7 +47,7 @@ def test_a_name_longer_than_every_class_name_is_refused_before_any_suggestion(co
     module = class_names.ClassNameLookup(_MANY)
     lookup = tf.function(module, input_signature=[tf.TensorSpec([None], tf.string)])
     message = ("assertion failed: [Class name too long: the name at position 1 of the request has 17 bytes, and the "
-               "longest class name of this export has 16 (its max_class_name_bytes, which the limits signature "
+               "longest class name of this export has 16 (its max_class_name_length, which the limits signature "
                "reports), so it names no class. The class_names signature lists them all.]")
     assert _refusal(lookup, [_MANY[3], "x" * 17]) == message
     assert counted_suggestions == []
@@ -88,7 +88,7 @@ def test_the_closest_names_are_those_of_a_numpy_edit_distance(chunk):
         assert [name.decode() for name in got] == expected, query
 
 
-def test_class_names_are_at_most_max_class_name_bytes():
+def test_class_names_are_at_most_max_class_name_length():
     longest = "é" * 127 + "x"  # 255 bytes
     assert class_names.check_class_names([longest, "cat"], 2) == (longest, "cat")
     with pytest.raises(ConfigError, match=r"at most 255 bytes long .* the first of 256 bytes starting 'éééé"):
