@@ -32,7 +32,7 @@ MAX_CLASS_NAME_BYTES = 255
 SUGGESTION_CHUNK = 64
 
 
-def utf8_length(name):
+def _utf8_length(name):
     """The length of `name` (a str) in UTF-8 bytes: what `tf.strings.length` counts in the serving graph."""
     return len(name.encode("utf-8"))
 
@@ -49,11 +49,11 @@ def check_class_names(class_names, num_classes):
         raise ConfigError(f"Expected one class name per class ({num_classes}). Received: {len(names)} names")
     if not all(names):
         raise ConfigError(f"Class names must not be empty. Received: {list(names)}")
-    too_long = [name for name in names if utf8_length(name) > MAX_CLASS_NAME_BYTES]
+    too_long = [name for name in names if _utf8_length(name) > MAX_CLASS_NAME_BYTES]
     if too_long:
         raise ConfigError(f"Class names must be at most {MAX_CLASS_NAME_BYTES} bytes long (UTF-8; the longest file "
                           "name of Linux filesystems), so that what a request by name costs the server stays bounded. "
-                          f"Received: {len(too_long)} longer, the first of {utf8_length(too_long[0])} bytes starting "
+                          f"Received: {len(too_long)} longer, the first of {_utf8_length(too_long[0])} bytes starting "
                           f"{too_long[0][:40]!r}. Rename those classes (the run's class_names.json).")
     seen, duplicates = set(), []
     for name in names:
@@ -116,7 +116,7 @@ class ClassNameLookup(tf.Module):
     def __init__(self, class_names, name=None):
         super().__init__(name=name)
         self.class_names = tuple(class_names)
-        self.max_name_bytes = max(utf8_length(name) for name in self.class_names)
+        self.max_name_bytes = max(_utf8_length(name) for name in self.class_names)
         self._names = tf.constant(self.class_names, tf.string)
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(self._names, tf.range(len(self.class_names), dtype=tf.int32)),
@@ -155,7 +155,7 @@ class ClassNameLookup(tf.Module):
             position = tf.argmax(tf.cast(lengths > bound, tf.int32), output_type=tf.int32)  # the first too long
             message = tf.strings.format(
                 "Class name too long: the name at position {} of the request has {} bytes, and the longest class "
-                "name of this export has {} (its max_class_name_bytes, which the limits signature reports), so it "
+                "name of this export has {} (its max_class_name_length, which the limits signature reports), so it "
                 "names no class. The class_names signature lists them all.", (position, lengths[position], bound))
             check = tf.debugging.Assert(tf.constant(False), [message])
             with tf.control_dependencies([check]):
@@ -164,5 +164,5 @@ class ClassNameLookup(tf.Module):
         return tf.cond(tf.reduce_all(lengths <= bound), lambda: tf.identity(names), refuse)
 
 
-__all__ = ["ClassNameLookup", "check_class_names", "closest_names", "utf8_length", "NUM_SUGGESTIONS",
-           "MAX_CLASS_NAME_BYTES", "SUGGESTION_CHUNK"]
+__all__ = ["ClassNameLookup", "check_class_names", "closest_names", "NUM_SUGGESTIONS", "MAX_CLASS_NAME_BYTES",
+           "SUGGESTION_CHUNK"]
