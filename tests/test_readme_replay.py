@@ -4,12 +4,14 @@ domain classifiers and the exports: minutes); its fast sibling, tests/test_docs.
 (`test_readme_commands_in_order_do_not_refuse_each_other`), decides in seconds whether one command refuses another.
 """
 
+import hashlib
 import importlib
 
 import pytest
 from absl import flags as absl_flags
 
 from sagan_tf import restore
+from sagan_tf.classifiers import synthetic
 from tests.test_docs import readme_commands
 from tests.tiny import tiny_image_folder
 
@@ -39,6 +41,7 @@ def test_every_readme_command_runs_in_order(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for folder in ("data/icons", "path/to/images"):  # readme_commands() makes the README's folders relative
         tiny_image_folder(tmp_path / folder, per_class=12, size=16)
+    shipped = hashlib.sha256(open(synthetic.SYNTHETIC_CLASSIFIER_PATH, "rb").read()).hexdigest()
     ran = []
     for module, arguments in readme_commands():
         if any(a in UNAVAILABLE for a in arguments):
@@ -56,3 +59,4 @@ def test_every_readme_command_runs_in_order(tmp_path, monkeypatch, capsys):
     assert ran.count("training.run") >= 7 and {"export.run", "export.client", "training.evaluate",
                                                "training.visualize", "training.train_classifier"} <= set(ran)
     assert (tmp_path / "exports" / "synthetic32-best" / "2").is_dir() and (tmp_path / "out").is_dir()
+    assert hashlib.sha256(open(synthetic.SYNTHETIC_CLASSIFIER_PATH, "rb").read()).hexdigest() == shipped
