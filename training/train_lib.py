@@ -37,11 +37,11 @@ from absl import logging
 
 from sagan_tf import callbacks, checkpoint, data, health, run_lock, write_failures
 from sagan_tf.classifiers import cache as classifier_cache
-from sagan_tf.config import ExperimentConfig
+from sagan_tf.config import ExperimentConfig, setting
 from sagan_tf.errors import (ClassifierUnavailableError, ConfigError, DamagedCheckpointError, TrainingDivergedError,
                              UsageError)
 from sagan_tf.evaluation import EvalConfig, Evaluator
-from sagan_tf.models import build_sagan
+from sagan_tf.models import build_sagan, check_replica_settings
 from sagan_tf.run_dir import RunDirectory
 from training import distribute, worker_faults
 
@@ -54,65 +54,62 @@ NONFINITE_ACTIONS = ("stop", "rollback")
 class TrainOptions:
     """How to run training (what is trained, and with which hyperparameters, is the `ExperimentConfig`).
 
+    The options that a command line sets are declared with `sagan_tf.config.setting`: each one's help says what it
+    does (`training/run.py` makes their flags). The others:
+
     Attributes:
-      model_dir: the run directory (see `sagan_tf.run_dir`; any tf.io.gfile path).
-      data_dir: TFDS data directory (or the base of relative "folder:" paths).
-      strategy: a name in `distribute.STRATEGIES` (see `distribute.get_distribution_strategy`).
-      tpu: TPU name or address for strategy "tpu" ("" = the local TPU VM).
-      cpu_devices: split the CPU into this many logical devices first (to try "mirrored" on a CPU machine);
-        1 leaves the devices alone.
-      mixed_precision: "float32", "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling).
-      jit_compile: XLA-compile the train step: True, False or None (the package's default, decided by
-        `sagan_tf.models.gan.default_jit_compile` and passed to `compile` explicitly, so that no strategy can turn it
-        off: on with GPUs, off on CPU where XLA was measured slower; under a multi-replica strategy the per-replica
-        computation is compiled, see `SAGAN`).
-      steps_per_execution: train steps per call of the train function (one host round trip per call; the
-        callbacks act between calls, so their periods must be multiples of it; the last `train_steps % N` steps of
-        a run run one per call).
-      sample_every: steps between sample grids (0: only at the end).
-      checkpoint_every: steps between checkpoints (0: only at the end).
-      log_every: steps between progress lines.
       keep_checkpoints: checkpoints kept in checkpoints/.
-      seed: seed of the weight initialisation, the noise, the input pipeline and the sample-grid latents.
       samples_per_class: images per row of the sample grid.
       handle_signals: on SIGTERM/SIGINT, stop after the current step and save a checkpoint.
       evaluation: how to evaluate FID/IS (/KID) of the sampling generator on the chief (an `EvalConfig`),
         at the start of training, every `eval_every` steps and at the end; None: no evaluation.
-      eval_every: steps between evaluations (0: only at the start and the end of training).
-      best_metric: the evaluation figure that chooses the best checkpoint (checkpoints/best/): "fid" or "kid" (lower
-        is better), "inception_score", "precision", "recall", "density" or "coverage" (higher is better); it must be
-        one the evaluation computes (see `callbacks.parse_best_metric`).
-      on_nonfinite: what a step with a non-finite loss or weight does: "stop" (end the run with a
-        `TrainingDivergedError` naming the step and the last good checkpoint) or "rollback" (restore the last good
-        checkpoint and continue with fresh noise, at most `max_rollbacks` times). No checkpoint with a non-finite
-        value is ever written.
-      max_rollbacks: rollbacks allowed in one run with on_nonfinite="rollback".
 
     Evaluation counts as asked for when `eval_every` > 0 or the evaluation names a classifier: then an unavailable
     classifier is a `UsageError` before training starts. Otherwise (the default evaluation at start and end) training
     goes on without evaluation and a warning says how to enable it.
     """
 
-    model_dir: str
-    data_dir: Optional[str] = None
-    strategy: str = "auto"
-    tpu: str = ""
-    cpu_devices: int = 1
-    mixed_precision: str = "float32"
-    jit_compile: Optional[bool] = None
-    steps_per_execution: int = 1
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    log_every: int = 100
+    model_dir: Optional[str] = setting(
+        None, "Run directory (config.json, checkpoints/, samples/, TensorBoard events; any tf.io.gfile path). Default: "
+        "runs/<preset> for the preset's own dataset, else runs/<preset>-<dataset> (sagan_tf.run_dir).")
+    data_dir: Optional[str] = setting(None, "TFDS data directory (also the base of relative folder: paths).")
+    strategy: str = setting(
+        "auto", "auto: all GPUs if any, else one device; mirrored: all GPUs (or all logical CPUs); multi_worker: from "
+        "TF_CONFIG; tpu: see --tpu; off: one device (training.distribute.get_distribution_strategy).",
+        choices=distribute.STRATEGIES)
+    tpu: str = setting("", "TPU name or grpc:// address for --strategy=tpu ('' = this TPU VM).")
+    cpu_devices: int = setting(1, "Split the CPU into this many logical devices first (try --strategy=mirrored "
+                               "without GPUs); 1 leaves the devices alone.")
+    mixed_precision: str = setting("float32", "Compute precision: float32, mixed_bfloat16 or mixed_float16 (with "
+                                   "dynamic loss scaling).", choices=PRECISIONS)
+    jit_compile: Optional[bool] = setting(
+        None, "XLA-compile the train step (--nojit_compile: not). Default: on with GPUs (per replica under "
+        "--strategy=mirrored or multi_worker, where Keras would turn it off), off on CPU, where it is slower "
+        "(sagan_tf.models.gan.default_jit_compile).")
+    steps_per_execution: int = setting(
+        1, "Train steps per call of the train function: fewer host round trips where a step takes milliseconds "
+        "(GPUs, TPUs); the last train_steps % N steps of a run run one per call. --log_every, --sample_every, "
+        "--checkpoint_every and --eval_every must be multiples of it.", lower_bound=1)
+    sample_every: int = setting(500, "Steps between sample grids (0: only at the end).")
+    checkpoint_every: int = setting(500, "Steps between checkpoints (0: only at the end).")
+    log_every: int = setting(100, "Steps between progress lines.")
     keep_checkpoints: int = 3
-    seed: int = 0
+    seed: int = setting(0, "Seed of initialisation, noise, data order and sample-grid latents.")
     samples_per_class: int = 8
     handle_signals: bool = True
     evaluation: Optional[EvalConfig] = None
-    eval_every: int = 0
-    best_metric: str = "fid"
-    on_nonfinite: str = "stop"
-    max_rollbacks: int = 3
+    eval_every: int = setting(0, "Steps between FID/IS evaluations (0: only at the start and the end of training). "
+                              "Evaluation runs on the chief with the sampling (EMA) generator.")
+    best_metric: str = setting(
+        "fid", "Evaluation figure that chooses the best checkpoint, kept in <model_dir>/checkpoints/best/ apart from "
+        "the rotating ones: fid or kid (lower is better), inception_score, precision, recall, density or coverage "
+        "(higher; kid needs --kid, the last four --precision_recall).")
+    on_nonfinite: str = setting(
+        "stop", "When a step makes a loss or a weight NaN or infinite: stop (exit naming the step and the last good "
+        "checkpoint) or rollback (restore the last good checkpoint and continue with fresh noise, up to "
+        "--max_rollbacks times). No checkpoint with a non-finite value is written either way.",
+        choices=NONFINITE_ACTIONS)
+    max_rollbacks: int = setting(3, "Rollbacks allowed with --on_nonfinite=rollback.", lower_bound=0)
 
     @property
     def evaluation_requested(self):
@@ -168,6 +165,34 @@ class TrainOptions:
         if self.evaluation is None and self.eval_every > 0:
             fail(f"eval_every={self.eval_every} asks for evaluation during training, but evaluation is off (no "
                  "EvalConfig; --eval_samples=0). Set eval_samples > 0, or eval_every to 0.")
+
+
+def check_replica_options(config, options, strategy):
+    """Refuses what the strategy's replica count rules out for this config and these options: a global batch the
+    replicas do not share evenly, a per-replica batch that gradient accumulation does not split, and the
+    combinations the model cannot compile (`sagan_tf.models.check_replica_settings`). The one place of the checks
+    that need the strategy; `Trainer` runs it before it writes anything.
+
+    Raises:
+      UsageError: naming the flags and what to change.
+    """
+    replicas = strategy.num_replicas_in_sync
+    batch_size = config.training.batch_size
+    if batch_size % replicas:
+        suggestion = (batch_size // replicas + 1) * replicas
+        raise UsageError(
+            f"The global batch size {batch_size} does not split evenly over the {replicas} replicas of strategy "
+            f"{options.strategy!r}; use a multiple of {replicas} (e.g. --batch_size={suggestion}) or fewer devices.")
+    accumulation = config.training.grad_accumulation
+    if (batch_size // replicas) % accumulation:
+        raise UsageError(
+            f"--grad_accumulation={accumulation} splits each replica's batch into {accumulation} equal "
+            f"micro-batches, but the global batch size {batch_size} gives {batch_size // replicas} per replica "
+            f"on the {replicas} replica(s) of strategy {options.strategy!r}; use a batch size that is a multiple "
+            f"of {replicas * accumulation} or another --grad_accumulation.")
+    per_replica_xla = distribute.describe(strategy) != "TPUStrategy"  # a TPU compiles the whole step
+    check_replica_settings(replicas, config.model.synchronized_batch_norm, accumulation,
+                           explicit_replica_jit=bool(options.jit_compile) and per_replica_xla)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,35 +358,8 @@ class Trainer:
         self.class_names = _check_dataset(config, self.dataset)
         self.fake_label_frequencies = fake_label_frequencies(config, self.dataset)
         self.strategy = distribute.get_distribution_strategy(options.strategy, options.tpu, options.cpu_devices)
-        replicas = self.strategy.num_replicas_in_sync
-        batch_size = config.training.batch_size
-        if batch_size % replicas:
-            suggestion = (batch_size // replicas + 1) * replicas
-            raise UsageError(
-                f"The global batch size {batch_size} does not split evenly over the {replicas} replicas of strategy "
-                f"{options.strategy!r}; use a multiple of {replicas} (e.g. --batch_size={suggestion}) or fewer "
-                "devices.")
-        if (options.jit_compile and replicas > 1 and config.model.synchronized_batch_norm
-                and distribute.describe(self.strategy) != "TPUStrategy"):
-            # Refused before the run directory holds a config.json that a corrected rerun is checked against.
-            raise UsageError(
-                f"--jit_compile cannot compile a train step with synchronized batch norm over {replicas} replicas: its "
-                "statistics are all-reduced inside the forward pass, which a per-replica XLA computation cannot do. "
-                "Pass --nojit_compile (or leave it out: synchronized batch norm then trains without XLA), or "
-                "--nosync_batch_norm.")
-        accumulation = config.training.grad_accumulation
-        if (batch_size // replicas) % accumulation:
-            raise UsageError(
-                f"--grad_accumulation={accumulation} splits each replica's batch into {accumulation} equal "
-                f"micro-batches, but the global batch size {batch_size} gives {batch_size // replicas} per replica "
-                f"on the {replicas} replica(s) of strategy {options.strategy!r}; use a batch size that is a multiple "
-                f"of {replicas * accumulation} or another --grad_accumulation.")
-        if accumulation > 1 and replicas > 1 and config.model.synchronized_batch_norm:
-            raise UsageError(
-                f"--grad_accumulation={accumulation} cannot train synchronized batch norm on {replicas} replicas: "
-                "its statistics are all-reduced inside the forward pass, which cannot run inside the loop over "
-                "micro-batches. Set synchronized_batch_norm off (each micro-batch is then normalized on its own), "
-                "or train without accumulation.")
+        # Refused before the run directory holds a config.json that a corrected rerun is checked against.
+        check_replica_options(config, options, self.strategy)
         self.chief = distribute.is_chief(self.strategy)
         self.run_dir = RunDirectory(options.model_dir)
         # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run_lock).

@@ -595,8 +595,6 @@ def build_sagan(config, seed=None, model_class=None, class_frequencies=None, **c
     return gan
 
 
-
-
 def default_jit_compile():
     """Whether to XLA-compile the train step when not told: on TensorFlow on with GPUs or TPUs, off on CPU; always on
     JAX (whose uncompiled step dispatches every op on its own).

@@ -366,7 +366,8 @@ def test_mirrored_strategy_and_batch_not_divisible_by_replicas(tmp_path):
                                          r"micro-batches, but the global batch size 4 gives 2 per replica.*multiple "
                                          r"of 8"):
         train_lib.run(tiny_config(grad_accumulation=4), options_for(tmp_path / "split", strategy="mirrored"))
-    with pytest.raises(UsageError, match="--grad_accumulation=2 cannot train synchronized batch norm on 2 replicas"):
+    with pytest.raises(UsageError, match=r"grad_accumulation=2 \(--grad_accumulation\) cannot train synchronized "
+                                         "batch norm on 2 replicas"):
         train_lib.run(tiny_config(grad_accumulation=2, synchronized_batch_norm=True),
                       options_for(tmp_path / "synchronized", strategy="mirrored"))
     assert not (tmp_path / "split").exists() and not (tmp_path / "synchronized").exists()
@@ -503,8 +504,8 @@ def test_xla_with_synchronized_batch_norm_is_refused_before_anything_is_written(
     # It used to be refused by SAGAN.compile, after config.json was written: the rerun without the flag was then
     # refused by the resume check although no checkpoint existed.
     config = tiny_config(synchronized_batch_norm=True)
-    with pytest.raises(UsageError, match=r"--jit_compile cannot compile a train step with synchronized batch norm "
-                                         r"over 2 replicas.*Pass --nojit_compile"):
+    with pytest.raises(UsageError, match=r"XLA \(jit_compile=True, --jit_compile\) cannot compile a train step with "
+                                         r"synchronized batch norm over 2 replicas.*--nojit_compile"):
         train_lib.Trainer(config, options_for(tmp_path / "run", strategy="mirrored", cpu_devices=2, jit_compile=True))
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
     trainer = train_lib.Trainer(config, options_for(tmp_path / "run", strategy="mirrored", cpu_devices=2))
