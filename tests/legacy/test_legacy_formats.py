@@ -83,7 +83,7 @@ def test_training_resumes_from_the_stored_step_with_the_stored_state(tmp_path):
     shutil.copytree(RUN_DIR, model_dir)
     step = REFERENCE["step"]
     config = RunDirectory(model_dir).read_config().replace(train_steps=step + 1)
-    trainer = train_lib.Trainer(config, train_options(model_dir))
+    trainer = train_lib.Trainer(config, train_options(model_dir, keep_checkpoints=3))
     model = trainer.model
     assert trainer.step == step and trainer.restored_checkpoint == str(model_dir / "checkpoints" / f"ckpt-{step}")
     assert int(model.g_optimizer.iterations) == REFERENCE["g_optimizer_iterations"]
