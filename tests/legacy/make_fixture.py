@@ -6,18 +6,19 @@ What it writes into tests/legacy/ (checked in; `tests/legacy/test_legacy_formats
 
 - run_2663ad6/: what `training.train_lib.run` wrote for `tests.tiny.tiny_config(train_steps=2, **SMALLER)` (the
   tiny 16x16 conditional SAGAN with attention in G and D, with fewer channels, on the synthetic dataset, batch 4)
-  trained with a checkpoint every step (ckpt-1, ckpt-2),
-  evaluation at the start and the end with classifier_2663ad6.keras (so checkpoints/best/ holds the better one),
-  sample grids and TensorBoard events; plus eval/ from `python -m training.evaluate --checkpoint=best`.
+  trained with a checkpoint every step (ckpt-1, ckpt-2), evaluation at the start and the end with
+  classifier_2663ad6.keras (so checkpoints/best/ holds the better one), a sample grid and TensorBoard events; plus
+  eval/ from `python -m training.evaluate --checkpoint=best`.
 - export_2663ad6/2/: what `python -m export.run` exported from it (the EMA generator of ckpt-2).
 - classifier_2663ad6.keras: the tiny classifier the evaluations used (`tests.tiny.tiny_classifier_file`).
 - reference_2663ad6.json and reference_2663ad6.npz: the commit, the step and the reference numbers the test
-  compares with (see `REFERENCE_*` below and `write_reference`).
+  compares with (the end of `main`): images of the EMA and raw generators and the discriminator's logits for fixed
+  latents and labels, the export's `generate` images, the evaluation's figures.
 
-It documents how the fixture was made and need not run on later commits (the code it calls may have changed): the
-fixture is what 2663ad6 wrote, and regenerating it with later code would test nothing. The run is trained in a
-temporary directory and copied here, so the paths recorded inside (best.json, the export's assets) are temporary
-ones: nothing reads them back as paths.
+It documents how the fixture was made and need not run on later commits (the code it calls may have changed; it
+refuses to run elsewhere): the fixture is what 2663ad6 wrote, and regenerating it with later code would test nothing.
+The run was trained in a temporary directory and copied here, so the paths recorded inside (best.json, eval/, the
+export's assets) name that directory and the maker's checkout: nothing reads them back as paths.
 """
 
 import json
