@@ -27,7 +27,8 @@ The console: a command prints its own lines, plainly ("step 100/2000 ...", "Warn
 off; ERROR lines of training, e.g. cuDNN, NCCL or out of memory, always show), drops the C++ lines TensorFlow writes
 while it loads and looks for GPUs (they come before absl's logging is initialised, out of that variable's reach; a
 GPU that cannot be used, "failed call to cuInit", is said in the command's own words instead: `training.distribute`
-warns when an NVIDIA driver or TensorFlow's CUDA libraries are there and no GPU is visible), prints absl
+warns when an NVIDIA driver or TensorFlow's CUDA libraries are there and no GPU is visible), drops the one known
+ERROR line of a healthy run (grappler's "remapper failed: ... Mutation::Apply error", `_BENIGN_LINES`), prints absl
 log records without absl's "I1201 21:41:26.883657 140278019074944 file.py:330]" prefix and leaves out INFO records
 of other libraries (TensorFlow's "Sharding callback duration", TFDS's "Load dataset info"). TensorFlow's lines come
 back when asked for: `--verbosity=1` (absl's flag, also `-v 1`) shows everything as TensorFlow and absl print it;
@@ -88,9 +89,20 @@ _LOADING_NOISE = (rb"^(WARNING: All log messages before absl::InitializeLog\(\) 
                   rb"|[IWE]\d{4} [\d:.]+ +\d+ [^ \]]+:\d+\] .*"
                   rb"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler "
                   rb"flags\.)$")
-#: Run by a child process while TensorFlow loads: copies stdin to stdout without the `_LOADING_NOISE` lines. A child,
-#: so that what it has read reaches the terminal even if TensorFlow aborts the process while loading.
-_FILTER = ("import re, sys\n"
+#: The C++ lines TensorFlow writes while a healthy command runs that report nothing wrong with it: grappler's remapper
+#: giving up on a graph, as "E0000 00:00:1796634086.406060    4369 meta_optimizer.cc:967] remapper failed:
+#: INVALID_ARGUMENT: Mutation::Apply error: fanout 'discriminator_1/Relu' exist for missing node
+#: 'discriminator_1/block2_1/add'." On CPU its oneDNN fusion of Conv2D + BiasAdd + Add into one op loses a consumer of
+#: the Add when that Add's result is used again by another fusion or by the gradient (the residual discriminators of
+#: cifar32 and imagenet128); the graph then runs as the earlier optimizers left it, as with the remapper off. Its other
+#: failures, and every other ERROR line, stay.
+_BENIGN_LINES = (rb"^E\d{4} [\d:.]+ +\d+ meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: "
+                 rb"Mutation::Apply error: fanout '[^']*' exist for missing node '[^']*'\.$")
+#: Run by a child process: copies stdin to stdout without the lines that match the pattern in argv[1]. A child, so that
+#: what it has read reaches the terminal even if TensorFlow aborts the process; it ignores Ctrl-C (SIGINT reaches the
+#: whole foreground process group) so that the command's own lines about stopping still get through.
+_FILTER = ("import re, signal, sys\n"
+           "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
            "noise = re.compile(sys.argv[1].encode())\n"
            "for line in sys.stdin.buffer:\n"
            "    if not noise.match(line.rstrip(b'\\r\\n')):\n"
@@ -142,15 +154,30 @@ def _own_or_important(record):
 _quiet = False
 
 
-@contextlib.contextmanager
 def stderr_without_loading_noise():
     """Within the block, what is written to file descriptor 2 (C++ code included) reaches it without the
-    `_LOADING_NOISE` lines; a line-filtering child process sits in between (where none can start, nothing is
-    filtered)."""
+    `_LOADING_NOISE` lines (see `stderr_without`)."""
+    return stderr_without(_LOADING_NOISE)
+
+
+def stderr_without_benign_lines():
+    """Within the block, what is written to file descriptor 2 reaches it without the `_BENIGN_LINES`
+    (see `stderr_without`)."""
+    return stderr_without(_BENIGN_LINES)
+
+
+@contextlib.contextmanager
+def stderr_without(pattern):
+    """Within the block, what is written to file descriptor 2 (C++ code included) reaches it without the lines that
+    match `pattern`; a line-filtering child process sits in between (where none can start, nothing is filtered).
+
+    Args:
+      pattern: a regular expression (bytes) that a whole line, without its line break, matches.
+    """
     sys.stderr.flush()
     terminal = os.dup(2)
     try:
-        child = subprocess.Popen([sys.executable, "-S", "-c", _FILTER, _LOADING_NOISE.decode()],
+        child = subprocess.Popen([sys.executable, "-S", "-c", _FILTER, pattern.decode()],
                                  stdin=subprocess.PIPE, stdout=terminal)
     except OSError:
         os.close(terminal)
@@ -272,8 +299,10 @@ def run(main, define_flags=None, tensorflow=True, argv=None):
         define_flags()
     from absl import flags
     _show_absl_flags_in_help(flags.FLAGS)
-    app.run(main, argv=argv, flags_parser=parse_flags)
+    with stderr_without_benign_lines() if _quiet else contextlib.nullcontext():
+        app.run(main, argv=argv, flags_parser=parse_flags)
 
 
 __all__ = ["main_wrapper", "report", "USAGE_ERROR_STATUS", "run", "parse_flags", "import_tensorflow",
-           "requested_verbosity", "tensorflow_logs_wanted", "stderr_without_loading_noise", "PlainFormatter"]
+           "requested_verbosity", "tensorflow_logs_wanted", "stderr_without", "stderr_without_loading_noise",
+           "stderr_without_benign_lines", "PlainFormatter"]

@@ -95,7 +95,10 @@ def one_op_at_a_time_on_cpu():
     that oneDNN (TensorFlow's default CPU kernels) makes once per process, depending on which thread runs what; with
     `TF_ENABLE_ONEDNN_OPTS=0` or one inter-op thread it went away. Measured on `cifar32` at batch 8 (2-core Xeon with
     AMX, TF 2.21): up to 5e-6 after one step, 0.15 after twelve, so runs with the same seed diverged and a resumed run
-    differed from the straight one. GPUs are left alone.
+    differed from the straight one. GPUs are left alone. The input pipeline is not slowed: tf.data runs its map
+    functions (the folder pipeline's decode and resize) on a thread pool of its own, one thread per core, whatever
+    the inter-op setting (`benchmarks/data_throughput.py --folder`: as many map calls at once and the same images/s
+    with one inter-op thread as with TensorFlow's default).
 
     Must run before TensorFlow initialises its runtime; if it already has, the setting cannot change and a warning
     says so (unless TF_NUM_INTEROP_THREADS=1 was set).
