@@ -108,7 +108,7 @@ def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaun
 
 @pytest.mark.slow
 @pytest.mark.parametrize("killed", [1, 0], ids=["worker1", "chief"])
-def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_75(tmp_path, killed):
+def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_138(tmp_path, killed):
     """SIGKILL to one worker: the other stops within seconds, without a traceback (the chief hosts the coordination
     service, whose loss ends the waits of TensorFlow's preemption threads on the other worker too), naming the lost
     worker and the newest checkpoint, with `WorkerLostError.exit_status`."""
@@ -120,7 +120,7 @@ def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_75(tmp_pat
         killed_at = time.monotonic()
         output = [chief, other][survivor].rest()
         seconds = time.monotonic() - killed_at
-    assert processes[survivor].returncode == WorkerLostError.exit_status == 75, output
+    assert processes[survivor].returncode == WorkerLostError.exit_status == 138, output
     assert seconds < 60, output
     assert "Traceback" not in output, output
     assert_own_console(output)
