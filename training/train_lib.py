@@ -328,6 +328,23 @@ class Trainer:
         self.dataset = data.resolve(config.training.dataset, options.data_dir)
         self.class_names = _check_dataset(config, self.dataset)
         self.fake_label_frequencies = fake_label_frequencies(config, self.dataset)
+        # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run_lock), and it
+        # does before its strategy joins the cluster, so that a chief that cannot have the run never joins it.
+        self.chief = distribute.will_be_chief(options.strategy)
+        self.run_dir = RunDirectory(options.model_dir)
+        self.lock = run_lock.take_run_directory(self.run_dir) if self.chief else None
+        self.lock_watch = run_lock.LockWatch(self.lock) if self.lock is not None else None
+        try:
+            with write_failures.reported_refusals():  # e.g. the TensorBoard writer on a full disk
+                self._set_up()
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _set_up(self):
+        """The rest of `__init__`, once the chief holds the run directory's lock."""
+        config, options = self.config, self.options
         self.strategy = distribute.get_distribution_strategy(options.strategy, options.tpu, options.cpu_devices)
         replicas = self.strategy.num_replicas_in_sync
         batch_size = config.training.batch_size
@@ -358,22 +375,6 @@ class Trainer:
                 "its statistics are all-reduced inside the forward pass, which cannot run inside the loop over "
                 "micro-batches. Set synchronized_batch_norm off (each micro-batch is then normalized on its own), "
                 "or train without accumulation.")
-        self.chief = distribute.is_chief(self.strategy)
-        self.run_dir = RunDirectory(options.model_dir)
-        # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run_lock).
-        self.lock = run_lock.take_run_directory(self.run_dir) if self.chief else None
-        self.lock_watch = run_lock.LockWatch(self.lock) if self.lock is not None else None
-        try:
-            with write_failures.reported_refusals():  # e.g. the TensorBoard writer on a full disk
-                self._set_up()
-        except BaseException:
-            if self.lock is not None:
-                self.lock.release()
-            raise
-
-    def _set_up(self):
-        """The rest of `__init__`, once the chief holds the run directory's lock."""
-        config, options = self.config, self.options
         self.run_dir.check_resumable(config)
         if self.chief:
             self.run_dir.write_config(config)
