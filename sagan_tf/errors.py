@@ -98,8 +98,8 @@ class RetryableError(Exception):
     lock whose holder could be proven neither alive nor gone in time (`RunLockWaitError`).
 
     Commands report it as one paragraph, without a traceback, with exit status `exit_status` (`RETRY_EXIT_STATUS`,
-    138), apart from bad input's 2, so that a scheduler's restart policy relaunches the command (README.md, "Exit
-    statuses").
+    138), apart from bad input's 2, so that a scheduler's restart policy relaunches the command (README.md, Exit
+    statuses).
     """
 
     exit_status = RETRY_EXIT_STATUS

@@ -308,8 +308,9 @@ class Trainer:
     `trainer.step` show the state training resumes from); `train()` trains to `train_steps`. `run` is both. The
     mixed-precision policy is set for the model's construction and put back by `train()` (or at once when the
     construction fails). The chief first takes the run directory's lock (`sagan_tf.run_lock`: a second run into
-    the same directory is refused) and removes what interrupted writes left there; `train()` releases it (and so
-    does a failed construction).
+    the same directory is refused; a lock of another host or container is waited for until it is stale), before it
+    makes its strategy (under multi-worker training: before it joins the cluster), and removes what interrupted
+    writes left there; `train()` releases it (and so does a failed construction).
     """
 
     def __init__(self, config, options):
