@@ -241,7 +241,8 @@ class RunLock:
     def _last_refresh(self, found):
         """(when the lock file `found` was last refreshed, the staleness time its holder declared)."""
         holder, mtime, _ = found
-        return max(mtime, float(holder.get("refreshed") or 0)), float(holder.get("stale_seconds") or self.stale_seconds)
+        stale = float(holder.get("stale_seconds") or self.stale_seconds)
+        return max(mtime, float(holder.get("refreshed") or 0)), stale
 
     def holder_state(self, found, watching_since=None):
         """What is known of the holder of a lock file as `read` returns it, and the sentence saying why.
@@ -385,7 +386,7 @@ class RunLock:
             raise RuntimeError(f"{self!r} is held already")
         directory = os.path.dirname(self.path)
         deadline = time.monotonic() + TAKEOVER_STALE_SECONDS
-        watching_since = wait_deadline = announced = None
+        watching_since = wait_deadline = None
         with write_failures.reporting("run lock", self.path):
             if directory:
                 tf.io.gfile.makedirs(directory)
@@ -399,6 +400,7 @@ class RunLock:
                           "stale_seconds": self.stale_seconds}
                 if self._create(self.path, record):
                     return self._hold(record)
+                looked_at = time.time()
                 found = self.read()
                 if found is None:
                     continue  # released in between: try again
@@ -412,28 +414,25 @@ class RunLock:
                     if not last:
                         time.sleep(0.05 + 0.1 * (uuid.uuid4().int % 10) / 10)  # another taker: let it finish
                     continue
-                if watching_since is None:
-                    watching_since, wait_deadline = time.time(), time.monotonic() + self.wait_seconds
+                refreshed, stale = self._last_refresh(found)
+                if watching_since is None:  # from this look on, a refresh proves the holder alive
+                    watching_since, wait_deadline = looked_at, time.monotonic() + self.wait_seconds
+                    self.warn_fn(self._waiting(found, why, refreshed + stale, time.time() + self.wait_seconds))
                 left = wait_deadline - time.monotonic()
                 if left <= 0:
                     raise RunLockWaitError(self._wait_ran_out(found, why))
-                refreshed, stale = self._last_refresh(found)
-                stale_in = refreshed + stale - time.time()
-                if announced != (found[0].get("token") or found[2]):
-                    announced = found[0].get("token") or found[2]
-                    self.warn_fn(self._waiting(found, why, stale_in, left))
-                time.sleep(max(0.0, min(POLL_SECONDS, left, stale_in)))
+                time.sleep(max(0.0, min(POLL_SECONDS, left, refreshed + stale - time.time())))
                 deadline, last = time.monotonic() + TAKEOVER_STALE_SECONDS, False
         raise RunLockedError(f"Could not take the lock {self.path}: other processes kept taking it over for "
                              f"{TAKEOVER_STALE_SECONDS} s. Check what else trains into {directory or '.'}, then rerun.")
 
-    def _waiting(self, found, why, stale_in, left):
+    def _waiting(self, found, why, stale_at, give_up_at):
         """The line a start prints when it begins to wait for the lock `found`."""
-        if stale_in <= left:
-            until, then = time.time() + stale_in, "takes the lock over then (or once it is released)"
+        if stale_at <= give_up_at:
+            until, then = stale_at, "takes the lock over then (or once it is released)"
         else:
-            until, then = time.time() + left, (f"takes it if it is released by then, else ends with exit status "
-                                               f"{RETRY_EXIT_STATUS} for a scheduler to retry")
+            until, then = give_up_at, (f"takes it if it is released by then, else ends with exit status "
+                                       f"{RETRY_EXIT_STATUS} for a scheduler to retry")
         return (f"Waiting until {_clock(until)} for the lock {self.path} of {describe_holder(found[0])}: {why}. This "
                 f"start {then}; if that run refreshes the lock meanwhile, it runs, and this start stops.")
 
@@ -482,8 +481,9 @@ class RunLock:
 
     def check(self):
         """Raises `RunLockedError` once the lock is no longer this run's (see `refresh`). When the heartbeat is
-        overdue (this process was stopped or starved for longer than two heartbeats, long enough for another start
-        to judge the lock stale), it first refreshes the lock itself, so such a run finds out before its next step."""
+        overdue (this process was stopped or starved for more than two heartbeats, close to the staleness time after
+        which another start takes the lock over), it first refreshes the lock itself, so that such a run finds out
+        before its next step rather than at its next heartbeat."""
         if self.held and time.monotonic() - self._confirmed > 2 * self.heartbeat_seconds:
             with contextlib.suppress(OSError, tf.errors.OpError):  # the heartbeat retries and warns
                 self.refresh()
