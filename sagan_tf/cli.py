@@ -1,7 +1,9 @@
 """What every command-line entry point shares: bad input becomes one paragraph and exit status 2.
 
-A lost worker of a multi-worker run (`sagan_tf.errors.WorkerLostError`) is one paragraph too, with exit status 75
-(`WorkerLostError.exit_status`): a cluster manager can restart on 75 and 143 (a stop signal) and not on 2.
+A fault that rerunning the command gets past (`sagan_tf.errors.RetryableError`: a lost worker of a multi-worker run, a
+run lock whose holder could not be proven alive or gone in time) is one paragraph too, with exit status 138
+(`errors.RETRY_EXIT_STATUS`): a scheduler restarts on 138 and 143 (a stop signal), and not on 2 (README.md, Exit
+statuses).
 
 Each entry point (`training/run.py`, `training/evaluate.py`, `training/visualize.py`, `training/train_classifier.py`,
 `export/run.py`, `export/client.py`) is written the same way:
@@ -43,7 +45,7 @@ import re
 import subprocess
 import sys
 
-from sagan_tf.errors import UsageError, WorkerLostError
+from sagan_tf.errors import RetryableError, UsageError
 
 #: The exit status of a command refused for bad input, a bad or missing flag included.
 USAGE_ERROR_STATUS = 2
@@ -60,7 +62,7 @@ def report(error, stream=None):
 
 def main_wrapper(main):
     """Wraps an absl `main(argv)`: refuses positional arguments, and turns a `UsageError` into a printed paragraph
-    and exit status `USAGE_ERROR_STATUS` (no traceback), a `WorkerLostError` into a paragraph and its
+    and exit status `USAGE_ERROR_STATUS` (no traceback), a `RetryableError` into a paragraph and its
     `exit_status`. Other exceptions are bugs and keep their traceback."""
 
     @functools.wraps(main)
@@ -74,7 +76,7 @@ def main_wrapper(main):
         except UsageError as error:
             report(error)
             return USAGE_ERROR_STATUS
-        except WorkerLostError as error:
+        except RetryableError as error:
             report(error)
             return error.exit_status
 

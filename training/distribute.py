@@ -151,6 +151,22 @@ def is_chief(strategy):
     return task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
 
 
+def will_be_chief(distribution_strategy):
+    """Whether this process will be the chief of the strategy `get_distribution_strategy(distribution_strategy)`
+    makes (as `is_chief` says of it), told from TF_CONFIG before that strategy exists, i.e. before a multi-worker
+    process joins its cluster.
+
+    Raises:
+      UsageError: "multi_worker" without a valid TF_CONFIG.
+    """
+    if distribution_strategy != "multi_worker":
+        return True
+    _check_tf_config()
+    spec = json.loads(os.environ["TF_CONFIG"])
+    task_type, index = spec["task"]["type"], spec["task"]["index"]
+    return task_type == "chief" or (task_type == "worker" and int(index) == 0 and "chief" not in spec["cluster"])
+
+
 def is_multi_worker(strategy):
     """Whether `strategy` spans several worker processes."""
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -263,4 +279,5 @@ def model_class(strategy):
 
 
 __all__ = ["STRATEGIES", "strategy_kind", "get_distribution_strategy", "one_op_at_a_time_on_cpu", "is_chief",
-           "is_multi_worker", "describe", "task_id", "num_workers", "task_name", "MultiWorkerSAGAN", "model_class"]
+           "will_be_chief", "is_multi_worker", "describe", "task_id", "num_workers", "task_name", "MultiWorkerSAGAN",
+           "model_class"]

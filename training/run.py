@@ -7,12 +7,14 @@ synthetic dataset into ./runs/synthetic32. Rerunning a command resumes from the 
 a damaged latest checkpoint is skipped with a warning for the one before it); SIGTERM or Ctrl-C stops after the
 current step with a checkpoint saved (exit status 128 + signal number); under --strategy=multi_worker a signal to any
 worker stops every worker after the same step with that step's checkpoint (exit status 143 on the others), and a
-lost worker ends the others with one paragraph naming it and the checkpoint to resume from, exit status 75
-(training/worker_faults.py). Bad input ends with a one-paragraph error and exit status 2, and so does a step whose
-loss or weights are no longer finite (unless --on_nonfinite=rollback): no checkpoint with a NaN is ever written. So
-do a second run into a --model_dir that a live run trains (refused before it writes anything, naming the holder of
-<model_dir>/training.lock; a lock whose process is gone is taken over with a warning, see sagan_tf/run_lock.py) and
-a checkpoint, sample grid or record the filesystem refuses (full, read-only, no permission: the message names the
+lost worker ends the others with one paragraph naming it and the checkpoint to resume from, exit status 138, which
+schedulers retry (training/worker_faults.py; every status and what schedulers do with it: README.md, Exit statuses).
+Bad input ends with a one-paragraph error and exit status 2, and so does a step whose loss or weights are no longer
+finite (unless --on_nonfinite=rollback): no checkpoint with a NaN is ever written. So do a second run into a
+--model_dir that a live run trains (refused before it writes anything, naming the holder of
+<model_dir>/training.lock; a lock whose process is gone is taken over with a warning, and one of another host or
+container is waited for until it is stale, 3 minutes without a refresh, see sagan_tf/run_lock.py) and a
+checkpoint, sample grid or record the filesystem refuses (full, read-only, no permission: the message names the
 file, the cause and the last good checkpoint, and no partial file is left).
 
 Each progress line shows the losses, the mean discriminator logits on real and fake images, the gradient norm and

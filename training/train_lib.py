@@ -171,7 +171,7 @@ def check_replica_options(config, options, strategy):
     """Refuses what the strategy's replica count rules out for this config and these options: a global batch the
     replicas do not share evenly, a per-replica batch that gradient accumulation does not split, and the
     combinations the model cannot compile (`sagan_tf.models.check_replica_settings`). The one place of the checks
-    that need the strategy; `Trainer` runs it before it writes anything.
+    that need the strategy; `Trainer` runs it before it writes anything but the run directory's lock.
 
     Raises:
       UsageError: naming the flags and what to change.
@@ -337,8 +337,9 @@ class Trainer:
     `trainer.step` show the state training resumes from); `train()` trains to `train_steps`. `run` is both. The
     mixed-precision policy is set for the model's construction and put back by `train()` (or at once when the
     construction fails). The chief first takes the run directory's lock (`sagan_tf.run_lock`: a second run into
-    the same directory is refused) and removes what interrupted writes left there; `train()` releases it (and so
-    does a failed construction).
+    the same directory is refused; a lock of another host or container is waited for until it is stale), before it
+    makes its strategy (under multi-worker training: before it joins the cluster), and removes what interrupted
+    writes left there; `train()` releases it (and so does a failed construction).
     """
 
     def __init__(self, config, options):
@@ -357,12 +358,10 @@ class Trainer:
         self.dataset = data.resolve(config.training.dataset, options.data_dir)
         self.class_names = _check_dataset(config, self.dataset)
         self.fake_label_frequencies = fake_label_frequencies(config, self.dataset)
-        self.strategy = distribute.get_distribution_strategy(options.strategy, options.tpu, options.cpu_devices)
-        # Refused before the run directory holds a config.json that a corrected rerun is checked against.
-        check_replica_options(config, options, self.strategy)
-        self.chief = distribute.is_chief(self.strategy)
+        # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run_lock), and it
+        # does before its strategy joins the cluster, so that a chief that cannot have the run never joins it.
+        self.chief = distribute.will_be_chief(options.strategy)
         self.run_dir = RunDirectory(options.model_dir)
-        # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run_lock).
         self.lock = run_lock.take_run_directory(self.run_dir) if self.chief else None
         self.lock_watch = run_lock.LockWatch(self.lock) if self.lock is not None else None
         try:
@@ -376,6 +375,9 @@ class Trainer:
     def _set_up(self):
         """The rest of `__init__`, once the chief holds the run directory's lock."""
         config, options = self.config, self.options
+        self.strategy = distribute.get_distribution_strategy(options.strategy, options.tpu, options.cpu_devices)
+        # Refused before the run directory holds a config.json that a corrected rerun is checked against.
+        check_replica_options(config, options, self.strategy)
         self.run_dir.check_resumable(config)
         if self.chief:
             self.run_dir.write_config(config)

@@ -23,6 +23,21 @@ def test_one_device_strategies():
         assert distribute.num_workers(strategy) == 1 and distribute.task_name(strategy) == "worker 0"
 
 
+def test_the_chief_is_known_from_tf_config_before_the_strategy_joins_the_cluster(monkeypatch):
+    def config(task_type, index, chief=False):
+        cluster = {"worker": ["h1:1", "h2:1"], **({"chief": ["h0:1"]} if chief else {})}
+        return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
+
+    for tf_config, chief in ((config("worker", 0), True), (config("worker", 1), False),
+                             (config("chief", 0, chief=True), True), (config("worker", 0, chief=True), False)):
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+        assert distribute.will_be_chief("multi_worker") is chief, tf_config
+        assert distribute.will_be_chief("off") and distribute.will_be_chief("auto")  # TF_CONFIG means nothing there
+    monkeypatch.delenv("TF_CONFIG")
+    with pytest.raises(UsageError, match="--strategy=multi_worker needs the TF_CONFIG environment variable"):
+        distribute.will_be_chief("multi_worker")
+
+
 def test_the_start_line_names_the_devices_and_an_unused_gpu_is_one_warning():
     assert distribute.describe_devices() == "CPU"  # no GPU here
     assert distribute.describe_devices(["NVIDIA H100 80GB HBM3"]) == "1 GPU (NVIDIA H100 80GB HBM3)"

@@ -9,7 +9,9 @@ import time
 import pytest
 
 from benchmarks.multi_worker_faults import free_ports
+from sagan_tf import run_lock
 from sagan_tf.errors import WorkerLostError
+from tests.test_run_lock import write_record
 from tests.tiny import Lines, start_command
 
 
@@ -108,7 +110,7 @@ def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaun
 
 @pytest.mark.slow
 @pytest.mark.parametrize("killed", [1, 0], ids=["worker1", "chief"])
-def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_75(tmp_path, killed):
+def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_138(tmp_path, killed):
     """SIGKILL to one worker: the other stops within seconds, without a traceback (the chief hosts the coordination
     service, whose loss ends the waits of TensorFlow's preemption threads on the other worker too), naming the lost
     worker and the newest checkpoint, with `WorkerLostError.exit_status`."""
@@ -120,7 +122,7 @@ def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_75(tmp_pat
         killed_at = time.monotonic()
         output = [chief, other][survivor].rest()
         seconds = time.monotonic() - killed_at
-    assert processes[survivor].returncode == WorkerLostError.exit_status == 75, output
+    assert processes[survivor].returncode == WorkerLostError.exit_status == 138, output
     assert seconds < 60, output
     assert "Traceback" not in output, output
     assert_own_console(output)
@@ -131,3 +133,26 @@ def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_75(tmp_pat
     assert "Relaunch every worker with the same flags and TF_CONFIG" in errors[0]
     assert "This worker's command: python -m training.run --strategy=multi_worker" in errors[0]
     print(f"worker {survivor} stopped {seconds:.1f} s after worker {killed} was killed")
+
+
+@pytest.mark.slow
+def test_a_chief_relaunched_in_another_container_gets_its_lost_predecessors_run_back(tmp_path):
+    """The lost chief's lock stays behind, written in another PID namespace (a container since restarted): the
+    relaunched chief waits until it is stale, before it joins the cluster, takes it over and trains with the
+    relaunched worker (it used to exit with status 2, which schedulers do not retry, after joining the cluster)."""
+    # Stale 90 s from now: after the chief reaches the lock (importing TensorFlow takes up to a minute on a busy
+    # machine).
+    write_record(tmp_path, age=run_lock.STALE_SECONDS - 90, pid=7, pid_namespace="pid:[4026532999]",
+                 stale_seconds=run_lock.STALE_SECONDS)
+    processes = start_workers([f"--model_dir={tmp_path}", "--train_steps=2", *FAULT_ARGS[1:]])
+    try:
+        outputs = [process.communicate(timeout=600)[0] for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    warnings = [line for line in outputs[0].splitlines() if line.startswith("Warning: ")]
+    assert warnings[0].startswith("Warning: Waiting until ") and "another boot or PID namespace" in warnings[0], outputs
+    assert warnings[1].startswith(f"Warning: Took over the lock {tmp_path / 'training.lock'} of process 7 on host ")
+    assert checkpoint_steps(tmp_path)[-1] == 2 and not (tmp_path / "training.lock").exists()

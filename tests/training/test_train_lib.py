@@ -17,10 +17,11 @@ from PIL import Image
 from sagan_tf import checkpoint, data, evaluation, images, presets, run_lock
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.evaluation import EvalConfig, Evaluator
-from sagan_tf.errors import (ConfigError, DamagedCheckpointError, RunLockedError, TrainingDivergedError, UsageError,
-                             WriteFailedError)
+from sagan_tf.errors import (ConfigError, DamagedCheckpointError, RunLockedError, RunLockWaitError,
+                             TrainingDivergedError, UsageError, WriteFailedError)
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
+from tests.test_run_lock import FakeClock, write_record
 from tests.tiny import event_scalars, full_disk_save, messy_image_folder, tiny_config, tiny_image_folder, train_options
 from training import train_lib
 
@@ -228,6 +229,31 @@ def test_a_locked_run_directory_is_refused_before_anything_is_written(tmp_path):
         holder.release()
 
 
+def test_the_chief_decides_the_lock_before_it_makes_its_strategy(tmp_path, monkeypatch):
+    """Making the strategy is where a multi-worker process joins its cluster: the chief holds the run's lock by
+    then, and a chief that cannot have the run (here: a relaunch whose wait for a lock of another host ran out) never
+    makes it. It used to join first and be refused after, leaving the other workers to fail with it."""
+    lock_held = []
+
+    class StrategyMade(Exception):
+        pass
+
+    def get_distribution_strategy(*args, **kwargs):
+        lock_held.append((tmp_path / "training.lock").exists())
+        raise StrategyMade
+
+    monkeypatch.setattr(train_lib.distribute, "get_distribution_strategy", get_distribution_strategy)
+    with pytest.raises(StrategyMade):
+        train_lib.Trainer(tiny_config(), options_for(tmp_path))
+    assert lock_held == [True] and os.listdir(tmp_path) == []  # released when the construction failed
+
+    write_record(tmp_path, host="node-7", pid=4242, stale_seconds=3600)
+    monkeypatch.setattr(run_lock, "time", FakeClock())
+    with pytest.raises(RunLockWaitError, match="Waited 15 min for the lock .* of process 4242 on host node-7"):
+        train_lib.Trainer(tiny_config(), options_for(tmp_path))
+    assert lock_held == [True]  # no second strategy
+
+
 def poisoned_input_fn(nan_at_step, every_pipeline=False):
     """`train_lib.input_fn` with NaN images at step `nan_at_step`: in the pipeline of the run's first `fit` (one
     starting at step 0) only, or in `every_pipeline`."""
@@ -370,7 +396,9 @@ def test_mirrored_strategy_and_batch_not_divisible_by_replicas(tmp_path):
                                          "batch norm on 2 replicas"):
         train_lib.run(tiny_config(grad_accumulation=2, synchronized_batch_norm=True),
                       options_for(tmp_path / "synchronized", strategy="mirrored"))
-    assert not (tmp_path / "split").exists() and not (tmp_path / "synchronized").exists()
+    # Nothing written (the lock, taken before the strategy these checks need, is released): no config.json that a
+    # corrected rerun would be checked against.
+    assert os.listdir(tmp_path / "split") == os.listdir(tmp_path / "synchronized") == []
     trainer = train_lib.Trainer(tiny_config(), options_for(tmp_path / "ok", strategy="mirrored"))
     assert trainer.strategy.num_replicas_in_sync == 2 and trainer.chief
     assert isinstance(trainer.model.generator.weights[0].value, tf.distribute.DistributedValues)
