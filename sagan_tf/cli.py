@@ -1,7 +1,8 @@
 """What every command-line entry point shares: bad input becomes one paragraph and exit status 2.
 
-A lost worker of a multi-worker run (`sagan_tf.errors.WorkerLostError`) is one paragraph too, with exit status 75
-(`WorkerLostError.exit_status`): a cluster manager can restart on 75 and 143 (a stop signal) and not on 2.
+A lost worker of a multi-worker run (`sagan_tf.errors.WorkerLostError`) and a checkpoint that storage did not serve
+(`sagan_tf.errors.CheckpointUnavailableError`) are one paragraph too, with exit status 75 (their `exit_status`): a
+cluster manager can restart on 75 and 143 (a stop signal) and not on 2.
 
 Each entry point (`training/run.py`, `training/evaluate.py`, `training/visualize.py`, `training/train_classifier.py`,
 `export/run.py`, `export/client.py`) is written the same way:
@@ -42,7 +43,7 @@ import re
 import subprocess
 import sys
 
-from sagan_tf.errors import UsageError, WorkerLostError
+from sagan_tf.errors import CheckpointUnavailableError, UsageError, WorkerLostError
 
 #: The exit status of a command refused for bad input (absl's own flag errors use 1).
 USAGE_ERROR_STATUS = 2
@@ -55,8 +56,8 @@ def report(error, stream=None):
 
 def main_wrapper(main):
     """Wraps an absl `main(argv)`: refuses positional arguments, and turns a `UsageError` into a printed paragraph
-    and exit status `USAGE_ERROR_STATUS` (no traceback), a `WorkerLostError` into a paragraph and its
-    `exit_status`. Other exceptions are bugs and keep their traceback."""
+    and exit status `USAGE_ERROR_STATUS` (no traceback), a `WorkerLostError` or `CheckpointUnavailableError` into a
+    paragraph and its `exit_status`. Other exceptions are bugs and keep their traceback."""
 
     @functools.wraps(main)
     def wrapped(argv, *args, **kwargs):
@@ -69,7 +70,7 @@ def main_wrapper(main):
         except UsageError as error:
             report(error)
             return USAGE_ERROR_STATUS
-        except WorkerLostError as error:
+        except (WorkerLostError, CheckpointUnavailableError) as error:
             report(error)
             return error.exit_status
 

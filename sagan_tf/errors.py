@@ -2,7 +2,8 @@
 
 Entry points report a `UsageError` (and so each subclass) as one paragraph naming the problem and the fix, with
 exit status 2 and no traceback (`sagan_tf.cli.main_wrapper`); a `WorkerLostError` (not bad input: a cluster fault)
-as one paragraph with its own exit status; anything else is a bug and keeps its traceback.
+or a `CheckpointUnavailableError` (storage that did not answer) as one paragraph with its own exit status; anything
+else is a bug and keeps its traceback.
 This module imports nothing, so that a thin client (e.g. `export.client` over REST) can use it without TensorFlow.
 """
 
@@ -22,6 +23,23 @@ class CheckpointError(UsageError):
 class DamagedCheckpointError(CheckpointError):
     """A checkpoint whose files cannot be read back (truncated, corrupt or missing data): resuming falls back to an
     older one; inference commands name it and the intact ones to choose from."""
+
+
+class CheckpointUnavailableError(Exception):
+    """A checkpoint that storage did not serve (unavailable, deadline exceeded) even after retries
+    (`sagan_tf.checkpoint.read_checkpoint`): not damaged, so nothing falls back to an older one, and not bad input.
+
+    Commands report it as one paragraph with exit status `exit_status` (75: EX_TEMPFAIL of sysexits.h, "temporary
+    failure, try again"), as a lost worker. Attributes: `path` (the checkpoint, when known) and `tasks` (in a
+    multi-worker run, the other workers that could not read it, e.g. ["worker 1"]; empty when it is this one).
+    """
+
+    exit_status = 75
+
+    def __init__(self, message, path=None, tasks=()):
+        super().__init__(message)
+        self.path = path
+        self.tasks = list(tasks)
 
 
 class TrainingDivergedError(UsageError):
@@ -102,6 +120,7 @@ class WorkerLostError(Exception):
         self.last_checkpoint = last_checkpoint
 
 
-__all__ = ["UsageError", "ConfigError", "CheckpointError", "DamagedCheckpointError", "TrainingDivergedError",
+__all__ = ["UsageError", "ConfigError", "CheckpointError", "DamagedCheckpointError", "CheckpointUnavailableError",
+           "TrainingDivergedError",
            "DatasetError", "ClassifierUnavailableError", "ClassifierCardError", "InsufficientAccuracyError",
            "ServingError", "RunLockedError", "WriteFailedError", "WorkerLostError"]
