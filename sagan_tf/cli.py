@@ -1,9 +1,9 @@
 """What every command-line entry point shares: bad input becomes one paragraph and exit status 2.
 
 A fault that rerunning the command gets past (`sagan_tf.errors.RetryableError`: a lost worker of a multi-worker run, a
-run lock whose holder could not be proven alive or gone in time) is one paragraph too, with exit status 138
-(`errors.RETRY_EXIT_STATUS`): a scheduler restarts on 138 and 143 (a stop signal), and not on 2 (README.md, Exit
-statuses).
+checkpoint that storage did not serve after retries, a run lock whose holder could not be proven alive or gone in
+time) is one paragraph too, with exit status 138 (`errors.RETRY_EXIT_STATUS`): a scheduler restarts on 138 and 143 (a
+stop signal), and not on 2 (README.md, Exit statuses).
 
 Each entry point (`training/run.py`, `training/evaluate.py`, `training/visualize.py`, `training/train_classifier.py`,
 `export/run.py`, `export/client.py`) is written the same way:

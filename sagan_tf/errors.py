@@ -2,8 +2,9 @@
 
 Entry points report a `UsageError` (and so each subclass) as one paragraph naming the problem and the fix, with
 exit status 2 and no traceback (`sagan_tf.cli.main_wrapper`); a `RetryableError` (not bad input: a fault that the
-same command, run again, gets past) as one paragraph with exit status `RETRY_EXIT_STATUS` (138); anything else is a
-bug and keeps its traceback.
+same command, run again, gets past: a lost worker, a checkpoint that storage did not serve, a run lock that could not
+be decided in time) as one paragraph with exit status `RETRY_EXIT_STATUS` (138); anything else is a bug and keeps its
+traceback.
 This module imports nothing, so that a thin client (e.g. `export.client` over REST) can use it without TensorFlow.
 """
 
@@ -95,7 +96,8 @@ class WriteFailedError(UsageError):
 
 class RetryableError(Exception):
     """A fault that running the same command again gets past, not bad input: a lost worker (`WorkerLostError`), a run
-    lock whose holder could be proven neither alive nor gone in time (`RunLockWaitError`).
+    lock whose holder could be proven neither alive nor gone in time (`RunLockWaitError`), a checkpoint that storage did
+    not serve after retries (`CheckpointUnavailableError`).
 
     Commands report it as one paragraph, without a traceback, with exit status `exit_status` (`RETRY_EXIT_STATUS`,
     138), apart from bad input's 2, so that a scheduler's restart policy relaunches the command (README.md, Exit
@@ -118,6 +120,21 @@ class WorkerLostError(RetryableError):
         self.last_checkpoint = last_checkpoint
 
 
+class CheckpointUnavailableError(RetryableError):
+    """A checkpoint that storage did not serve (unavailable, deadline exceeded) even after retries
+    (`sagan_tf.checkpoint.read_checkpoint`): not damaged, so nothing falls back to an older one, and not bad input.
+
+    Commands report it as one paragraph with exit status `exit_status` (`RETRY_EXIT_STATUS`), as a lost worker.
+    Attributes: `path` (the checkpoint, when known) and `tasks` (in a multi-worker run, the other workers that could
+    not read it, e.g. ["worker 1"]; empty when it is this one).
+    """
+
+    def __init__(self, message, path=None, tasks=()):
+        super().__init__(message)
+        self.path = path
+        self.tasks = list(tasks)
+
+
 class RunLockWaitError(RetryableError):
     """A training start waited as long as it may (`sagan_tf.run_lock.WAIT_SECONDS`) for a run lock whose holder runs
     where it cannot be checked (another machine or PID namespace) and which neither went stale, nor was released, nor
@@ -125,7 +142,7 @@ class RunLockWaitError(RetryableError):
     counts as stale."""
 
 
-__all__ = ["UsageError", "ConfigError", "CheckpointError", "DamagedCheckpointError", "TrainingDivergedError",
-           "DatasetError", "ClassifierUnavailableError", "ClassifierCardError", "InsufficientAccuracyError",
+__all__ = ["UsageError", "ConfigError", "CheckpointError", "DamagedCheckpointError", "CheckpointUnavailableError",
+           "TrainingDivergedError", "DatasetError", "ClassifierUnavailableError", "ClassifierCardError", "InsufficientAccuracyError",
            "ServingError", "RunLockedError", "WriteFailedError", "RetryableError", "WorkerLostError",
            "RunLockWaitError", "RETRY_EXIT_STATUS"]

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from sagan_tf import cli
-from sagan_tf.errors import CheckpointError, DatasetError
+from sagan_tf.errors import CheckpointError, CheckpointUnavailableError, DatasetError, RunLockWaitError, WorkerLostError
 from tests.tiny import PYTHON, ROOT, subprocess_environment
 
 
@@ -19,6 +19,16 @@ def test_usage_errors_become_one_paragraph_and_status_2(capsys):
 
     assert main(["prog"], "x") == cli.USAGE_ERROR_STATUS == 2
     assert capsys.readouterr().err == "Error: No such folder x.\n"
+
+
+@pytest.mark.parametrize("error_class", [WorkerLostError, CheckpointUnavailableError, RunLockWaitError])
+def test_temporary_failures_become_one_paragraph_and_status_138(capsys, error_class):
+    @cli.main_wrapper
+    def main(argv):
+        raise error_class("Try\n   again.")
+
+    assert main(["prog"]) == error_class.exit_status == 138
+    assert capsys.readouterr().err == "Error: Try again.\n"
 
 
 def test_success_positional_arguments_and_bugs(capsys):

@@ -261,6 +261,22 @@ def task_name(strategy):
     return f"{getattr(resolver, 'task_type', None) or 'worker'} {task_id(strategy)}"
 
 
+def gather_rows(strategy, row_of_replica):
+    """Every replica's row of numbers, by one all-gather across the replicas (and so the workers) of `strategy`.
+
+    Args:
+      strategy: a `tf.distribute` strategy.
+      row_of_replica: a function of a replica's id in its sync group (0, 1, ...) that returns that replica's row (a
+        tuple of numbers, exact up to 2**53); a worker gives the same row for each of its replicas.
+
+    Returns:
+      The rows of all replicas, by replica id, as tuples of floats.
+    """
+    values = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant([row_of_replica(context.replica_id_in_sync_group)], tf.float64))
+    return [tuple(row) for row in strategy.gather(values, axis=0).numpy().tolist()]
+
+
 class MultiWorkerSAGAN(SAGAN):
     """SAGAN whose train_step logs have shape (1,), for `fit` under MultiWorkerMirroredStrategy.
 
@@ -279,5 +295,5 @@ def model_class(strategy):
 
 
 __all__ = ["STRATEGIES", "strategy_kind", "get_distribution_strategy", "one_op_at_a_time_on_cpu", "is_chief",
-           "will_be_chief", "is_multi_worker", "describe", "task_id", "num_workers", "task_name", "MultiWorkerSAGAN",
-           "model_class"]
+           "will_be_chief", "is_multi_worker", "describe", "task_id", "num_workers", "task_name", "gather_rows",
+           "MultiWorkerSAGAN", "model_class"]

@@ -38,11 +38,11 @@ from absl import logging
 from sagan_tf import callbacks, checkpoint, data, health, run_lock, write_failures
 from sagan_tf.classifiers import cache as classifier_cache
 from sagan_tf.config import ExperimentConfig, setting
-from sagan_tf.errors import (ClassifierUnavailableError, ConfigError, DamagedCheckpointError, TrainingDivergedError,
-                             UsageError)
+from sagan_tf.errors import (CheckpointError, CheckpointUnavailableError, ClassifierUnavailableError, ConfigError,
+                             DamagedCheckpointError, TrainingDivergedError, UsageError)
 from sagan_tf.evaluation import EvalConfig, Evaluator
 from sagan_tf.models import build_sagan, check_replica_settings
-from sagan_tf.run_dir import RunDirectory
+from sagan_tf.run_dir import RunDirectory, checkpoint_step
 from training import distribute, worker_faults
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -471,15 +471,45 @@ class Trainer:
                                           max_to_keep=self.options.keep_checkpoints)
 
     def _restore(self):
-        """Restores the newest readable checkpoint of the run directory, if any; returns the training step.
+        """Restores the checkpoint to resume from, if any; returns the training step.
 
-        A checkpoint whose files cannot be read back (truncated, corrupt) is skipped with a warning naming it, and
-        the one before it is tried. `self.restored_checkpoint` is the path restored (None for a new run).
+        That is the newest readable checkpoint of the run directory: one whose files are damaged (truncated,
+        corrupt) is skipped with a warning naming it, and the one before it is tried; a passing storage error is
+        retried (`checkpoint.read_checkpoint`) and, when it outlasts the retries, stops the run instead of falling
+        back. Across workers, every worker resumes from the chief's choice (`_agree_on_checkpoint`).
+        `self.restored_checkpoint` is the path restored (None for a new run).
+
+        Raises:
+          CheckpointUnavailableError: storage did not serve the checkpoint to resume from (here or on another
+            worker).
+          UsageError: every checkpoint is damaged (`DamagedCheckpointError`), or one cannot be read or resumed
+            here or on another worker.
         """
         self.restored_checkpoint = None
         candidates = self.run_dir.resume_candidates()
-        if not candidates:
+        try:
+            path, failure = self._restore_newest(candidates), None
+        except (UsageError, CheckpointUnavailableError) as error:
+            path, failure = None, error
+        if distribute.num_workers(self.strategy) > 1:
+            path = self._agree_on_checkpoint(path, failure, candidates)
+        elif failure is not None:
+            raise failure
+        if path is None:
             return 0
+        step = callbacks.global_step(self.model)
+        logging.info("Restored %s: step %d.", path, step)
+        self.restored_checkpoint = path
+        return step
+
+    def _restore_newest(self, candidates):
+        """Restores the newest of `candidates` ([(step, path)], newest first) whose files are not damaged; returns
+        its path (None without candidates).
+
+        Raises:
+          DamagedCheckpointError: every one is damaged.
+          CheckpointUnavailableError, UsageError: see `_restore_checkpoint`.
+        """
         damaged = []
         for _, path in candidates:
             try:
@@ -488,31 +518,93 @@ class Trainer:
                 damaged.append(path)
                 logging.warning("%s Trying the checkpoint before it.", error)
                 continue
-            step = callbacks.global_step(self.model)
             if damaged:
-                logging.warning("Resuming from %s (step %d): the newer checkpoint(s) %s cannot be read (see above) and "
-                                "will be overwritten as training reaches their steps again.", path, step,
-                                ", ".join(damaged))
-            else:
-                logging.info("Restored %s: step %d.", path, step)
-            self.restored_checkpoint = path
-            return step
+                logging.warning("Resuming from %s: the newer checkpoint(s) %s cannot be read (see above) and will be "
+                                "overwritten as training reaches their steps again.", path, ", ".join(damaged))
+            return path
+        if not candidates:
+            return None
         raise DamagedCheckpointError(
             f"Every checkpoint in {self.run_dir.checkpoint_dir} is damaged ({', '.join(damaged)}; see the warnings "
             "above), so training cannot resume. Move them away to start the run over, or choose a new --model_dir.")
+
+    #: What a worker reports to the others about its restore (`_agree_on_checkpoint`).
+    _RESTORED, _UNAVAILABLE, _FAILED = 0, 1, 2
+
+    def _agree_on_checkpoint(self, path, failure, candidates):
+        """Makes every worker of a multi-worker run resume from the chief's checkpoint; returns its path (None: a new
+        run).
+
+        Each worker has restored the newest checkpoint it could read (`path`) or failed (`failure`); one all-gather
+        tells every worker what each one did. If any failed, every worker stops: the one that failed with its own
+        error, the others naming it. Otherwise a worker that chose another checkpoint than the chief restores the
+        chief's, and a second all-gather (which every worker makes, since each saw the same rows) stops them all if
+        one of them cannot. A storage error is then `CheckpointUnavailableError`, anything else `CheckpointError`.
+        """
+        own_task = distribute.task_name(self.strategy)
+
+        def gather(step, status):
+            row = (float(self.chief), float(own_task.startswith("chief")), float(distribute.task_id(self.strategy)),
+                   float(-1 if step is None else step), float(status))
+            try:
+                rows = set(distribute.gather_rows(self.strategy, lambda _: row))
+            except tf.errors.OpError as error:
+                if not worker_faults.is_lost_worker(error):
+                    raise
+                raise worker_faults.lost_worker_error(error, own_task, path) from None
+            return sorted(rows, key=lambda r: (-r[0], r[2]))  # the chief first
+
+        def stop_if_failed(rows, own_failure):
+            failed = [r for r in rows if r[4] != self._RESTORED]
+            if not failed:
+                return
+            if own_failure is not None:
+                raise own_failure
+            tasks = [f"{'chief' if r[1] else 'worker'} {int(r[2])}" for r in failed]
+            message = (f"{' and '.join(tasks)} of this multi-worker run could not read or restore the checkpoint to "
+                       f"resume from (its own output says which and why); {own_task} stopped too, so that no worker "
+                       "trains from other weights than the others. Relaunch every worker with the same flags and "
+                       "TF_CONFIG once it can read it.")
+            if any(r[4] == self._UNAVAILABLE for r in failed):
+                raise CheckpointUnavailableError(message, tasks=tasks)
+            raise CheckpointError(message)
+
+        def status_of(error):
+            return self._UNAVAILABLE if isinstance(error, CheckpointUnavailableError) else self._FAILED
+
+        own_step = None if path is None else checkpoint_step(path)
+        rows = gather(own_step, self._RESTORED if failure is None else status_of(failure))
+        stop_if_failed(rows, failure)
+        chief_step = None if rows[0][3] < 0 else int(rows[0][3])
+        if all(r[3] == rows[0][3] for r in rows):
+            return path
+        failure = None
+        if own_step != chief_step and chief_step is None:
+            failure = CheckpointError(
+                f"The chief found no checkpoint to resume from in {self.run_dir.checkpoint_dir}, but {own_task} found "
+                f"{path}: the workers do not see the same --model_dir. Every worker must read and write the same "
+                "directory (shared storage, e.g. gs://).")
+        elif own_step != chief_step:
+            logging.warning("The chief resumes from step %d and %s found %s: it resumes from the chief's checkpoint.",
+                            chief_step, own_task, path)
+            path = dict(candidates).get(chief_step) or self.run_dir.checkpoint_path(chief_step)
+            try:
+                self._restore_checkpoint(path)
+            except (UsageError, CheckpointUnavailableError) as error:
+                failure = error
+        stop_if_failed(gather(chief_step, self._RESTORED if failure is None else status_of(failure)), failure)
+        return path
 
     def _restore_checkpoint(self, path):
         """Restores the whole training state from `path`.
 
         Raises:
           DamagedCheckpointError: its files cannot be read back.
-          UsageError: it was written with other settings (architecture, EMA, float16 loss scaling).
+          CheckpointUnavailableError: storage did not serve it (`checkpoint.read_checkpoint`).
+          UsageError: it cannot be read (`CheckpointError`), or it was written with other settings (architecture, EMA,
+            float16 loss scaling).
         """
-        try:
-            scaled = checkpoint.uses_loss_scaling(path)
-        except checkpoint.READ_ERRORS as error:
-            raise DamagedCheckpointError(f"Checkpoint {path} is damaged: its index cannot be read "
-                                         f"({checkpoint.describe_read_error(error)}).") from None
+        scaled = checkpoint.uses_loss_scaling(path)
         if scaled != (self.options.mixed_precision == "mixed_float16"):
             written = "with" if scaled else "without"
             raise UsageError(
@@ -521,10 +613,10 @@ class Trainer:
                 f"{'--mixed_precision=mixed_float16' if scaled else 'float32 or mixed_bfloat16'}, or choose a new "
                 "--model_dir.")
         try:
-            self.manager.checkpoint.restore(path).assert_existing_objects_matched()
-        except checkpoint.READ_ERRORS as error:
-            raise DamagedCheckpointError(f"Checkpoint {path} is damaged: it cannot be read back "
-                                         f"({checkpoint.describe_read_error(error)}).") from None
+            checkpoint.read_checkpoint(lambda: self.manager.checkpoint.restore(path).assert_existing_objects_matched(),
+                                       path, "it cannot be read back")
+        except UsageError:  # a `ValueError` too, but about its files, not its fit
+            raise
         except (AssertionError, ValueError) as error:
             raise UsageError(
                 f"Checkpoint {path} does not fit this model ({str(error).splitlines()[0]}). It was probably written "
