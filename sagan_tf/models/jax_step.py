@@ -91,51 +91,78 @@ def _is_indivisible(error):
     return type(error).__name__ == "IndivisibleError"
 
 
-class _ForgetAfterFirstBatch(keras.callbacks.Callback):
-    """Drops `fit`'s references to the weights it started from once one step has completed (from then on Keras keeps
-    the state of the last completed step). It never reads `self.model`, which would sync the state every batch."""
-
-    def __init__(self, kept):
-        super().__init__()
-        self._kept = kept
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._kept.clear()
+def _put_back(variables, values):
+    """Assigns `values` to `variables`, but for arrays that a failed step's execution consumed (donated buffers)."""
+    for variable, value in zip(variables, values):
+        if not value.is_deleted():
+            variable.assign(value)
 
 
 class JaxTrainStep:
     """The JAX train step of `SAGAN` (see its docstring for what a step does)."""
 
+    #: While `fit` runs its first step: the state's values it started from (references to immutable arrays).
+    _fit_start_values = None
+
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
-        """Keras's `fit`, after `check_batches_divide`. A batch the devices do not divide that only shows when it
-        comes (a generator, a dataset whose batch size varies) ends `fit` with that error too, and the model keeps
-        the weights of the last completed step: Keras's JAX trainer detaches the variables' values while it trains,
-        and would lose them."""
+        """Keras's `fit`, after `check_batches_divide`; the model keeps its weights when `fit` fails.
+
+        Keras's JAX trainer detaches the variables' values before the first step and attaches the state of the last
+        completed step when `fit` ends, so an exception before any step completed (a trace-time error, Ctrl-C while
+        compiling, a batch the devices do not divide) would leave every variable without a value: the values `fit`
+        started from are put back then. The exception reaches the caller unchanged, but for JAX's sharding error for
+        a batch the devices do not divide (one that only shows when it comes: a generator, a dataset whose batch
+        size varies), which becomes `check_batches_divide`'s. A step that fails while it runs on the device, after
+        JAX took its inputs (donated buffers), leaves nothing to put back.
+        """
         check_batches_divide(x, batch_size, kwargs.get("steps_per_epoch"))
         variables = [variable for group in self.jax_state_variables() for variable in group]
-        kept = []
-        if callbacks is None or isinstance(callbacks, (list, tuple)):  # not a keras.callbacks.CallbackList
-            kept = [variable.value for variable in variables]  # references to immutable arrays, not copies
-            callbacks = [*(callbacks or []), _ForgetAfterFirstBatch(kept)]
+        self._fit_start_values = tuple(variable.value for variable in variables)
         try:
             return super().fit(x, y, batch_size, epochs, verbose, callbacks, **kwargs)
-        except ValueError as error:
+        except BaseException as error:
+            if self._fit_start_values is not None:  # no step completed
+                _put_back(variables, self._fit_start_values)
             if not _is_indivisible(error):
                 raise
-            if kept:  # before the first step completed
-                for variable, value in zip(variables, kept):
-                    variable.assign(value)
-            else:
-                self.jax_state_sync()  # Keras's JAX trainer: the state of the last completed step
             batch = re.search(r"full shape: \((\d+)", str(error))
             raise _indivisible(f"a batch of {batch[1] if batch else 'that many'} images", batch_shards()) from error
+        finally:
+            self._fit_start_values = None
+
+    def make_train_function(self, force=False):
+        """Keras's train function, which also makes `fit` forget the values it started from once a step completed
+        (from then on Keras keeps the state of the last completed step, whatever the callbacks)."""
+        super().make_train_function(force)
+        train_function = self.train_function
+        if getattr(train_function, "forgets_fit_start", False):
+            return
+
+        def forgetting_train_function(state, iterator):
+            outputs = train_function(state, iterator)
+            self._fit_start_values = None
+            return outputs
+
+        forgetting_train_function.forgets_fit_start = True
+        self.train_function = forgetting_train_function
 
     def train_on_batch(self, x, *args, **kwargs):
-        """Keras's `train_on_batch`, after `check_batches_divide`."""
+        """Keras's `train_on_batch`, after `check_batches_divide`; the model keeps its weights when the step fails.
+
+        Keras's JAX trainer records the state of each `train_on_batch` and marks it unapplied before the step; a
+        step that fails would leave the previous step's state pending, and the next `jax_state_sync` (a callback
+        reading `self.model`) would assign it over whatever the model holds."""
         shards, batch = batch_shards(), keras.tree.flatten(x)[0].shape[0]
         if batch % shards:
             raise _indivisible(f"a batch of {batch} images", shards)
-        return super().train_on_batch(x, *args, **kwargs)
+        variables = [variable for group in self.jax_state_variables() for variable in group]
+        start_values = [variable.value for variable in variables]
+        try:
+            return super().train_on_batch(x, *args, **kwargs)
+        except BaseException:
+            self.jax_state_sync()  # applies (and so clears) the pending state, which the start values then replace
+            _put_back(variables, start_values)
+            raise
 
     @staticmethod
     def _replica_slot():
