@@ -82,7 +82,9 @@ class ModelConfig:
         convolution); None: `batch_norm_momentum`. The official SAGAN code uses 0.999 in the blocks' conditional
         batch norms and 0.9999 in this one.
       batch_norm_epsilon: epsilon of the generator's batch norms.
-      synchronized_batch_norm: compute the generator's batch statistics across replicas under tf.distribute.
+      synchronized_batch_norm: normalize with the statistics of the global batch across the replicas of a
+        tf.distribute strategy (or the devices of a keras.distribution on JAX); off: each replica (device)
+        normalizes its own piece of the batch, on both backends.
       leaky_relu_slope: negative slope of the DCGAN discriminator's LeakyReLU.
     """
 

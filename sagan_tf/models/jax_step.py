@@ -11,11 +11,13 @@ the state. Gradients come from `jax.value_and_grad` of the loss with respect to 
 optimizers update with `stateless_apply`.
 
 Not supported on JAX (a clear error at `compile`): gradient accumulation (`grad_accumulation` > 1) and
-`mixed_float16` (its dynamic loss scale); synchronized batch norm is refused by `BatchNorm` itself.
+`mixed_float16` (its dynamic loss scale).
 
 Under a `keras.distribution` (e.g. `DataParallel`) Keras splits each global batch over the devices of the mesh's
-batch axis; a batch they do not divide is refused by `fit` and `train_on_batch` with an error that says which batch
-and what to change: before training for arrays and for datasets of a fixed batch size, and at the batch for the rest.
+batch axis, and the generator's batch norms normalize each device's piece of its batch on its own, as a
+tf.distribute replica does (`BatchNorm`; with synchronized batch norm: the whole batch). A batch the devices do not
+divide is refused by `fit` and `train_on_batch` with an error that says which batch and what to change: before
+training for arrays and for datasets of a fixed batch size, and at the batch for the rest.
 """
 
 import re
@@ -24,6 +26,7 @@ import jax
 import keras
 from keras import ops
 
+from sagan_tf.layers.batch_norm import device_groups
 from sagan_tf.models.step_common import gradient_norm, watched_norm
 
 
@@ -46,12 +49,7 @@ class _OptimizerPair:
 
 def batch_shards():
     """How many pieces Keras's current distribution cuts each of this process's batches into (1 without one)."""
-    distribution = keras.distribution.distribution()
-    if distribution is None or getattr(distribution, "batch_dim_name", None) is None:
-        return 1
-    mesh = distribution.device_mesh
-    shards = mesh.shape[list(mesh.axis_names).index(distribution.batch_dim_name)]
-    return max(shards // jax.process_count(), 1)
+    return max(device_groups() // jax.process_count(), 1)
 
 
 def _indivisible(what, shards):

@@ -83,7 +83,6 @@ def test_the_jax_step_refuses_what_it_does_not_do(jax_run):
     assert "Received: grad_accumulation=2" in errors["grad_accumulation"]
     assert "multiple of d_steps" in errors["uneven_batch"] and "Received: batch=3" in errors["uneven_batch"]
     assert "mixed_float16" in errors["mixed_float16"]
-    assert "only supported with the TensorFlow backend" in errors["synchronized_batch_norm"]
 
 
 def test_the_core_runs_without_tensorflow(jax_run):
