@@ -126,8 +126,9 @@ class ModelConfig:
     output_batch_norm_momentum: Optional[float] = None
     batch_norm_epsilon: float = 1e-5
     synchronized_batch_norm: bool = setting(
-        False, "Synchronized batch norm: the generator's batch statistics over the global batch of all replicas "
-        "instead of each replica's own (the official code normalizes per tower). With several replicas the train step "
+        False, "Synchronized batch norm: the generator's batch statistics over the global batch of all replicas (on "
+        "JAX: of all the devices of a keras.distribution) instead of each replica's (device's) own piece of it (the "
+        "official code normalizes per tower). With several replicas the train step "
         "then runs without XLA (its statistics are all-reduced inside the forward pass, which per-replica XLA cannot "
         "do), and --jit_compile with it is refused.", name="sync_batch_norm")
     leaky_relu_slope: float = 0.1
