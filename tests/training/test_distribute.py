@@ -146,11 +146,18 @@ def test_a_cpu_run_runs_one_op_at_a_time():
     assert result.stdout.split() == ["1"]
 
 
+def _runtime_is_up(num_threads):
+    raise RuntimeError("Inter op parallelism cannot be modified after initialization.")
+
+
 def test_a_runtime_started_too_early_is_one_warning(monkeypatch, caplog):
     # This test process's runtime is up, so the setting cannot change any more: one warning says what it means.
     tf.constant(1.0)
     monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
     monkeypatch.setattr(tf.config.threading, "get_inter_op_parallelism_threads", lambda: 0)
+    # As TensorFlow answers a change once its runtime is up (a test before this one may have set 1 in time, and then
+    # setting 1 again is no change and raises nothing).
+    monkeypatch.setattr(tf.config.threading, "set_inter_op_parallelism_threads", _runtime_is_up)
     with caplog.at_level("WARNING"):
         distribute.one_op_at_a_time_on_cpu()
     assert "may not repeat bit for bit (set TF_NUM_INTEROP_THREADS=1" in caplog.text
