@@ -3,6 +3,7 @@
 Usage:
   python benchmarks/serving_memory.py --presets=synthetic32,cifar32,dcgan64
   python benchmarks/serving_memory.py --presets=imagenet128 --batch_sizes=1,16 --nocap   # what fits in minutes
+  python benchmarks/serving_memory.py --unknown_name_lengths=2000,8000 --num_classes=1000
 
 For each preset, a generator with random weights (memory does not depend on them) is exported with
 `sagan_tf.serving.export_generator` (a cap above every measured batch); then, for each batch size b, a fresh
@@ -20,6 +21,13 @@ that no earlier request's memory hides this one's. Reported per line:
   device, tensorflow
 
 `sagan_tf.serving_memory.MEASURED_MIB_PER_IMAGE` holds mib_per_image_b64 of each preset.
+
+With --unknown_name_lengths, one line instead measures what `generate_by_name` spends on a name it does not know:
+for each length L, a fresh process builds the export's `sagan_tf.class_names.ClassNameLookup` over --num_classes
+names of --class_name_bytes bytes each (imagenet128 has 1,000 classes) inside a `tf.function`, as the SavedModel
+runs it, and looks up one name of L characters ("x" * L). Reported per line: seconds_l<L>, growth_mib_l<L> (the
+peak resident memory during the call minus the resident memory before it, measured as above) and refused_l<L>
+(the first line of the InvalidArgumentError the call raised).
 """
 
 import argparse
@@ -61,12 +69,56 @@ def _child(path, batch):
                       "seconds": round(seconds, 2)}))
 
 
-def _measure(path, batch):
-    result = subprocess.run([sys.executable, os.path.abspath(__file__), f"--_child={path}", f"--_batch={batch}"],
+def _unknown_name_child(length, num_classes, class_name_bytes):
+    """Runs in a fresh process: one lookup of an unknown name of `length` characters; prints its cost."""
+    import tensorflow as tf
+
+    from benchmarks.rss import PeakSampler, rss_mib
+    from sagan_tf.class_names import ClassNameLookup
+
+    names = [f"{index:06d}".ljust(class_name_bytes, "c") for index in range(num_classes)]
+    lookup = ClassNameLookup(names)
+    function = tf.function(lookup, input_signature=[tf.TensorSpec([None], tf.string)])
+    function(tf.constant([names[0]]))  # traced and run once on a known name, so that tracing is not counted
+    request = tf.constant(["x" * length])
+    before = rss_mib()
+    high_water_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sampler = PeakSampler()
+    sampler.start()
+    start = time.perf_counter()
+    try:
+        function(request)
+        refused = None
+    except tf.errors.InvalidArgumentError as error:
+        refused = next((line.strip() for line in error.message.splitlines() if "assertion failed" in line),
+                       error.message)[:160]
+    seconds = time.perf_counter() - start
+    sampled = sampler.stop()
+    high_water = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = high_water if high_water > high_water_before else sampled
+    print(json.dumps({"growth_mib": round(peak - before, 1), "seconds": round(seconds, 3), "refused": refused}))
+
+
+def _run_child(arguments, what):
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), *arguments],
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"the batch-{batch} request failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure_unknown_name(length, num_classes=1000, class_name_bytes=16):
+    """What one lookup of an unknown name of `length` characters costs, in a fresh process.
+
+    Returns:
+      A dict: `growth_mib`, `seconds` and `refused` (the assertion line of the refusal, None if none).
+    """
+    return _run_child([f"--_unknown_name_length={length}", f"--num_classes={num_classes}",
+                       f"--class_name_bytes={class_name_bytes}"], f"the lookup of a {length}-character name")
+
+
+def _measure(path, batch):
+    return _run_child([f"--_child={path}", f"--_batch={batch}"], f"the batch-{batch} request")
 
 
 def main():
@@ -76,11 +128,28 @@ def main():
     parser.add_argument("--memory_budget_mib", type=float, default=None,
                         help="Budget whose default cap is also measured (default: the library's).")
     parser.add_argument("--nocap", action="store_true", help="Do not measure the request at the cap.")
+    parser.add_argument("--unknown_name_lengths", default=None,
+                        help="Comma-separated name lengths: measure generate_by_name's lookup of one unknown name of "
+                             "each length instead of the presets' requests.")
+    parser.add_argument("--num_classes", type=int, default=1000, help="Class names of the unknown-name lookup.")
+    parser.add_argument("--class_name_bytes", type=int, default=16,
+                        help="Bytes of each class name of the unknown-name lookup.")
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     parser.add_argument("--_batch", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--_unknown_name_length", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
         _child(args._child, args._batch)
+        return
+    if args._unknown_name_length is not None:
+        _unknown_name_child(args._unknown_name_length, args.num_classes, args.class_name_bytes)
+        return
+    if args.unknown_name_lengths:
+        record = {"num_classes": args.num_classes, "class_name_bytes": args.class_name_bytes}
+        for length in [int(length) for length in args.unknown_name_lengths.split(",") if length]:
+            figures = measure_unknown_name(length, args.num_classes, args.class_name_bytes)
+            record.update({f"{key}_l{length}": value for key, value in figures.items()})
+        print(json.dumps(record), flush=True)
         return
 
     import tensorflow as tf

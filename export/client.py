@@ -35,6 +35,12 @@ request is then sent as it is and the model's own answer stands. A server whose 
 UNAVAILABLE (HTTP 503): the client says the server is busy and to retry later. Every refusal ends the command with
 one "Error: ..." line and exit status 2.
 
+Class names (--classes) are bounded too: no class name of an export is longer than its `max_class_name_length`
+(in UTF-8 bytes, answered by the `limits` signature), and the model refuses a longer name before it looks for the
+closest valid names. The client reads the limits before any request by name and refuses such a name itself, without
+sending it. An export made before that bound answers `limits` with the cap alone: the names are then sent as they
+are.
+
 Dependencies: a `generate` request over REST needs only numpy (absl-py for the command line) and
 `sagan_tf.errors`, which is pure Python. TensorFlow is needed for `--signature=serving_default` (the latents, and
 Pillow to encode the images), for --saved_model_dir (in-process) and for --grpc (with tensorflow-serving-api).
@@ -69,6 +75,7 @@ IMAGES_OUTPUT = "images"
 PNG_OUTPUT = "png_bytes"
 CLASS_NAMES_OUTPUT = "class_names"
 MAX_BATCH_SIZE_OUTPUT = "max_batch_size"
+MAX_CLASS_NAME_LENGTH_OUTPUT = "max_class_name_length"
 #: The truncation sent for --truncation=none: the largest float32. `generate` takes a finite float32 (JSON has no
 #: infinity), and no latent comes near this bound, so it draws exactly the untruncated normal that `math.inf` would.
 UNTRUNCATED = float(np.finfo(np.float32).max)
@@ -187,7 +194,7 @@ def parse_rest_response(payload, lone_output=IMAGES_OUTPUT):
 
     TensorFlow Serving answers `{"outputs": {name: value, ...}}`, or `{"outputs": value}` when the signature has
     a single output, which is then named `lone_output` (`serving_default`: the images; `class_names`: the names;
-    `limits`: the cap).
+    `limits` of an export made before the class-name bound: the cap).
     """
     if "error" in payload:
         raise ServingError(f"The server refused the request: {_assertion_text(str(payload['error']))}")
@@ -380,24 +387,26 @@ def _request(values, loaded, signature, inputs):
     return rest_predict(values.server, values.model_name, signature, inputs, values.model_version)
 
 
-def max_batch_size_of(values, loaded):
-    """The export's cap read from its `limits` signature, or None where there is none to read.
+def limits_of(values, loaded):
+    """The export's limits read from its `limits` signature: {output name: int}, empty where there is none to read.
 
-    None: an export made before the cap existed (no `limits` signature), or a server that refuses the call (e.g.
-    TensorFlow Serving with --enable_batching, whose batching session takes no signature without inputs).
+    Empty: an export made before the cap existed (no `limits` signature), or a server that refuses the call (e.g.
+    TensorFlow Serving with --enable_batching, whose batching session takes no signature without inputs). An export
+    made before the class-name bound answers `max_batch_size` alone.
 
     Raises:
       ServingError: the server cannot be reached, or is busy.
     """
     if loaded is not None and LIMITS_SIGNATURE not in loaded.signatures:
-        return None
+        return {}
     try:
         outputs = _request(values, loaded, LIMITS_SIGNATURE, {})
     except RefusedError as error:
         if error.status in (503, "UNAVAILABLE"):
             raise
-        return None
-    return int(np.asarray(outputs[MAX_BATCH_SIZE_OUTPUT]).reshape(-1)[0])
+        return {}
+    return {name: int(np.asarray(value).reshape(-1)[0]) for name, value in outputs.items()
+            if name in (MAX_BATCH_SIZE_OUTPUT, MAX_CLASS_NAME_LENGTH_OUTPUT)}
 
 
 def check_within_cap(count, cap):
@@ -411,6 +420,24 @@ def check_within_cap(count, cap):
                            "max_batch_size, read from its limits signature); nothing was sent. Ask for at most "
                            f"{cap} images per call (a seed names the images of one request, so run several calls "
                            "with their own seeds), or export the model with a larger --max_batch_size.")
+
+
+def check_class_name_lengths(classes, max_class_name_length):
+    """Refuses class names longer than the export's longest (`max_class_name_length`; None: unknown).
+
+    Raises:
+      ServingError: one line naming the first such name's position and length, and the bound.
+    """
+    if max_class_name_length is None:
+        return
+    for position, name in enumerate(classes):
+        length = len(name.encode("utf-8"))
+        if length > max_class_name_length:
+            shown = name if len(name) <= 40 else f"{name[:40]}..."
+            raise ServingError(f"Class name {position} of --classes ({shown!r}) has {length} bytes, and the longest "
+                               f"class name of the model has {max_class_name_length} (its max_class_name_length, "
+                               "read from its limits signature), so it names no class; nothing was sent. "
+                               "`--list_classes` prints the names the model knows.")
 
 
 def class_names_of(outputs):
@@ -465,8 +492,12 @@ def run(values):
     labels = _parse_labels(values.labels)
     truncation = parse_truncation(values.truncation)
     count = len(classes) if classes is not None else len(labels) if labels is not None else values.batch_size or 0
-    if count > 1:  # one image is always within the cap (>= 1); checked before any latent is drawn here
-        check_within_cap(count, max_batch_size_of(values, loaded))
+    # One image is always within the cap (>= 1); the limits are checked before any latent is drawn here.
+    if count > 1 or classes is not None:
+        limits = limits_of(values, loaded)
+        check_within_cap(count, limits.get(MAX_BATCH_SIZE_OUTPUT))
+        if classes is not None:
+            check_class_name_lengths(classes, limits.get(MAX_CLASS_NAME_LENGTH_OUTPUT))
     inputs = make_inputs(signature, labels, values.batch_size, values.seed, truncation, latent_dim, classes=classes)
     return write_pngs(_request(values, loaded, signature, inputs), values.output_dir)
 

@@ -11,7 +11,9 @@ permission) end with a one-paragraph error, exit status 2. It reads a run that i
 Every signature of the export refuses a request for more than --max_batch_size images. By default the cap is the
 most images one request can ask for within --memory_budget_mib (2048 MiB) of the serving process's memory, from
 each preset's measured memory per image (`sagan_tf.serving_memory`); the JSON line reports the cap, the figure per
-image and the expected peak. An explicit --max_batch_size wins, with a warning when it exceeds the budget.
+image and the expected peak. An explicit --max_batch_size wins, with a warning when it exceeds the budget. A
+request by class name is bounded too: a name longer than the longest class name (`max_class_name_length` in the
+JSON line, in UTF-8 bytes) is refused; a class name over 255 bytes makes the export a usage error.
 
     python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32
     python -m export.run --model_dir=runs/synthetic32 --export_dir=exports/synthetic32 --checkpoint=1500 --version=2

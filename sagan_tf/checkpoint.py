@@ -14,20 +14,81 @@ A checkpoint of a SAGAN run (`gan_checkpoint`) holds, under these top-level name
 The training step is the generator optimizer's iteration count. Inference code (evaluation, export, pictures)
 reads one generator with `restore_network`, without building the discriminator or the optimizers.
 
-A checkpoint that cannot be read back (truncated by a full disk, a corrupt block, a missing data file) raises one of
-`READ_ERRORS` when restored; `restore_network` turns that into a `DamagedCheckpointError` naming it. Training never
-writes a checkpoint whose state is not finite (`nonfinite_variables`).
+Every read goes through `read_checkpoint`, the one place that tells a damaged checkpoint from a storage that did not
+serve it this time: a checkpoint whose files are damaged (truncated by a full disk, a corrupt block, a missing or
+garbled file; `is_damage`) is a `DamagedCheckpointError` naming it (training then resumes from an older one); a
+passing storage error (`TRANSIENT_READ_ERRORS`, e.g. on gs://) is retried `READ_ATTEMPTS` times, one warning line
+each, and then is a `CheckpointUnavailableError`: the checkpoint is not damaged, so nothing falls back to an older
+one. Training never writes a checkpoint whose state is not finite (`nonfinite_variables`).
 """
+
+import time
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from sagan_tf.errors import CheckpointError, DamagedCheckpointError
+from sagan_tf.errors import CheckpointError, CheckpointUnavailableError, DamagedCheckpointError
 
-#: What TensorFlow raises when a checkpoint's files cannot be read back: `IndexError` ("Read less bytes than
-#: requested") for truncated data, `tf.errors.DataLossError` for a corrupt block, other `OpError`s for a truncated
-#: index or a missing data file. A checkpoint of another architecture raises `ValueError` or `AssertionError`.
+#: What TensorFlow raises when a checkpoint's files cannot be read back. A checkpoint of another architecture raises
+#: `ValueError` or `AssertionError` instead.
 READ_ERRORS = (tf.errors.OpError, IndexError)
+#: Read errors of a storage that did not serve the read this time (gs://, a network filesystem): UNAVAILABLE and
+#: DEADLINE_EXCEEDED (the codes gRPC's status-code guide says to retry), and ABORTED, which TensorFlow's retrying
+#: file systems (gs://) return when their own retries are used up ("All 10 retry attempts failed",
+#: tsl/platform/retrying_utils.cc).
+TRANSIENT_READ_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)
+#: Reads of a checkpoint tried before a transient error stops the command, the first retry waiting
+#: `RETRY_DELAY_SECONDS` and each next one twice as long (1 + 2 + 4 + 8 s).
+READ_ATTEMPTS = 5
+RETRY_DELAY_SECONDS = 1.0
+
+
+def is_damage(error):
+    """Whether a read error says that the checkpoint's files are damaged, as measured with TensorFlow 2.21:
+    `IndexError` for truncated or overwritten data ("Read less bytes than requested", "Parsed past limit"),
+    `DataLossError` for a block whose checksum fails, `NotFoundError` for a missing index, and the checkpoint
+    reader's UNKNOWN-coded `OpError` for a garbled or truncated index ("not an sstable (bad magic number)") or a
+    missing data file. Anything else (a storage error, no permission, out of memory) leaves the files as they are."""
+    if isinstance(error, (IndexError, tf.errors.DataLossError, tf.errors.NotFoundError)):
+        return True
+    return isinstance(error, tf.errors.OpError) and error.error_code == tf.errors.UNKNOWN
+
+
+def read_checkpoint(read, path, what):
+    """`read()`, a read of the checkpoint at `path`, retried while storage does not serve it.
+
+    Args:
+      read: a function that reads the checkpoint (a restore, a listing of its variables); its result is returned.
+      path: the checkpoint path prefix, for the messages.
+      what: what failed, for the messages: "its index cannot be read", "its ema_generator cannot be read back".
+
+    Raises:
+      DamagedCheckpointError: its files are damaged (`is_damage`).
+      CheckpointUnavailableError: storage still failed (`TRANSIENT_READ_ERRORS`) after `READ_ATTEMPTS` reads.
+      CheckpointError: any other read error (e.g. no permission): the checkpoint is not damaged either.
+    """
+    delay = RETRY_DELAY_SECONDS
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            return read()
+        except READ_ERRORS as error:
+            cause = describe_read_error(error)
+            if is_damage(error):
+                raise DamagedCheckpointError(f"Checkpoint {path} is damaged: {what} ({cause}).") from None
+            if not isinstance(error, TRANSIENT_READ_ERRORS):
+                raise CheckpointError(f"Checkpoint {path}: {what} ({cause}). Its files are not known to be damaged, so "
+                                      "no older checkpoint replaces it: fix the access to them and rerun the same "
+                                      "command.") from None
+            if attempt == READ_ATTEMPTS:
+                raise CheckpointUnavailableError(
+                    f"Checkpoint {path}: {what}: storage failed {READ_ATTEMPTS} times in a row (last: {cause}). "
+                    "The checkpoint is not damaged, so no older one replaces it; rerun the same command when the "
+                    "storage answers again.", path=path) from None
+            logging.warning("Checkpoint %s: %s (%s); storage may be busy, so retrying in %g s (attempt %d of %d).",
+                            path, what, cause, delay, attempt + 1, READ_ATTEMPTS)
+            time.sleep(delay)
+            delay *= 2
 
 
 def describe_read_error(error):
@@ -107,28 +168,27 @@ def nonfinite_variables(model):
 def saved_names(path):
     """The top-level names in the checkpoint at `path` (e.g. {"generator", "ema_generator", "g_optimizer", ...}).
 
-    Raises:
-      DamagedCheckpointError: its index cannot be read.
+    Raises what `read_checkpoint` raises when its index cannot be read.
     """
-    try:
-        return {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
-    except READ_ERRORS as error:
-        raise DamagedCheckpointError(f"Checkpoint {path} is damaged: its index cannot be read "
-                                     f"({describe_read_error(error)}).") from None
+    return {name.split("/", 1)[0] for name, _ in _variable_names(path)}
+
+
+def _variable_names(path):
+    return read_checkpoint(lambda: tf.train.list_variables(path), path, "its index cannot be read")
 
 
 def uses_loss_scaling(path):
     """Whether the checkpoint at `path` was written with float16 dynamic loss scaling (mixed_float16).
 
-    Raises one of `READ_ERRORS` when its index cannot be read."""
-    return any("dynamic_scale" in name for name, _ in tf.train.list_variables(path))
+    Raises what `read_checkpoint` raises when its index cannot be read."""
+    return any("dynamic_scale" in name for name, _ in _variable_names(path))
 
 
 def saved_step(path):
     """The training step stored in the checkpoint at `path`: its generator optimizer's iteration count (0 if none)."""
-    for name, _ in tf.train.list_variables(path):
+    for name, _ in _variable_names(path):
         if name.startswith("g_optimizer/") and "iteration" in name:
-            return int(tf.train.load_variable(path, name))
+            return int(read_checkpoint(lambda: tf.train.load_variable(path, name), path, "its step cannot be read"))
     return 0
 
 
@@ -142,6 +202,7 @@ def restore_network(network, path, key):
 
     Raises:
       DamagedCheckpointError: its files cannot be read back.
+      CheckpointUnavailableError: storage did not serve it (`read_checkpoint`).
       CheckpointError: the checkpoint holds no such network, or one of another architecture.
     """
     names = saved_names(path)
@@ -150,15 +211,16 @@ def restore_network(network, path, key):
                               "written by `python -m training.run`.")
     reader = tf.train.Checkpoint(**{key: network_variables(network)})
     try:
-        reader.read(path).expect_partial().assert_existing_objects_matched()
-    except READ_ERRORS as error:
-        raise DamagedCheckpointError(f"Checkpoint {path} is damaged: its {key} cannot be read back "
-                                     f"({describe_read_error(error)}).") from None
+        read_checkpoint(lambda: reader.read(path).expect_partial().assert_existing_objects_matched(), path,
+                        f"its {key} cannot be read back")
+    except CheckpointError:  # a `ValueError` too, but about its files, not its fit
+        raise
     except (AssertionError, ValueError) as error:
         raise CheckpointError(f"Checkpoint {path} does not fit this {key} ({str(error).splitlines()[0]}); the "
                               "config and the checkpoint come from different runs.") from None
 
 
 __all__ = ["network_variables", "gan_checkpoint", "nonfinite_variables", "saved_names", "uses_loss_scaling",
-           "saved_step", "restore_network", "describe_read_error", "READ_ERRORS", "GENERATOR", "DISCRIMINATOR",
+           "saved_step", "restore_network", "describe_read_error", "read_checkpoint", "is_damage", "READ_ERRORS",
+           "TRANSIENT_READ_ERRORS", "READ_ATTEMPTS", "RETRY_DELAY_SECONDS", "GENERATOR", "DISCRIMINATOR",
            "EMA_GENERATOR"]

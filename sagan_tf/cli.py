@@ -1,7 +1,9 @@
 """What every command-line entry point shares: bad input becomes one paragraph and exit status 2.
 
-A lost worker of a multi-worker run (`sagan_tf.errors.WorkerLostError`) is one paragraph too, with exit status 75
-(`WorkerLostError.exit_status`): a cluster manager can restart on 75 and 143 (a stop signal) and not on 2.
+A fault that rerunning the command gets past (`sagan_tf.errors.RetryableError`: a lost worker of a multi-worker run, a
+checkpoint that storage did not serve after retries, a run lock whose holder could not be proven alive or gone in
+time) is one paragraph too, with exit status 138 (`errors.RETRY_EXIT_STATUS`): a scheduler restarts on 138 and 143 (a
+stop signal), and not on 2 (README.md, Exit statuses).
 
 Each entry point (`training/run.py`, `training/evaluate.py`, `training/visualize.py`, `training/train_classifier.py`,
 `export/run.py`, `export/client.py`) is written the same way:
@@ -27,7 +29,8 @@ The console: a command prints its own lines, plainly ("step 100/2000 ...", "Warn
 off; ERROR lines of training, e.g. cuDNN, NCCL or out of memory, always show), drops the C++ lines TensorFlow writes
 while it loads and looks for GPUs (they come before absl's logging is initialised, out of that variable's reach; a
 GPU that cannot be used, "failed call to cuInit", is said in the command's own words instead: `training.distribute`
-warns when an NVIDIA driver or TensorFlow's CUDA libraries are there and no GPU is visible), prints absl
+warns when an NVIDIA driver or TensorFlow's CUDA libraries are there and no GPU is visible), drops the one known
+ERROR line of a healthy run (grappler's "remapper failed: ... Mutation::Apply error", `_BENIGN_LINES`), prints absl
 log records without absl's "I1201 21:41:26.883657 140278019074944 file.py:330]" prefix and leaves out INFO records
 of other libraries (TensorFlow's "Sharding callback duration", TFDS's "Load dataset info"). TensorFlow's lines come
 back when asked for: `--verbosity=1` (absl's flag, also `-v 1`) shows everything as TensorFlow and absl print it;
@@ -42,10 +45,14 @@ import re
 import subprocess
 import sys
 
-from sagan_tf.errors import UsageError, WorkerLostError
+from sagan_tf.errors import RetryableError, UsageError
 
-#: The exit status of a command refused for bad input (absl's own flag errors use 1).
+#: The exit status of a command refused for bad input, a bad or missing flag included.
 USAGE_ERROR_STATUS = 2
+#: absl's help flags: each prints the flags and ends the command, which then exits 0.
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+#: absl flags the README tells users to pass, listed by --help beside the command's own.
+SHOWN_ABSL_FLAGS = ("verbosity",)
 
 
 def report(error, stream=None):
@@ -55,7 +62,7 @@ def report(error, stream=None):
 
 def main_wrapper(main):
     """Wraps an absl `main(argv)`: refuses positional arguments, and turns a `UsageError` into a printed paragraph
-    and exit status `USAGE_ERROR_STATUS` (no traceback), a `WorkerLostError` into a paragraph and its
+    and exit status `USAGE_ERROR_STATUS` (no traceback), a `RetryableError` into a paragraph and its
     `exit_status`. Other exceptions are bugs and keep their traceback."""
 
     @functools.wraps(main)
@@ -69,7 +76,7 @@ def main_wrapper(main):
         except UsageError as error:
             report(error)
             return USAGE_ERROR_STATUS
-        except WorkerLostError as error:
+        except RetryableError as error:
             report(error)
             return error.exit_status
 
@@ -84,9 +91,20 @@ _LOADING_NOISE = (rb"^(WARNING: All log messages before absl::InitializeLog\(\) 
                   rb"|[IWE]\d{4} [\d:.]+ +\d+ [^ \]]+:\d+\] .*"
                   rb"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler "
                   rb"flags\.)$")
-#: Run by a child process while TensorFlow loads: copies stdin to stdout without the `_LOADING_NOISE` lines. A child,
-#: so that what it has read reaches the terminal even if TensorFlow aborts the process while loading.
-_FILTER = ("import re, sys\n"
+#: The C++ lines TensorFlow writes while a healthy command runs that report nothing wrong with it: grappler's remapper
+#: giving up on a graph, as "E0000 00:00:1796634086.406060    4369 meta_optimizer.cc:967] remapper failed:
+#: INVALID_ARGUMENT: Mutation::Apply error: fanout 'discriminator_1/Relu' exist for missing node
+#: 'discriminator_1/block2_1/add'." On CPU its oneDNN fusion of Conv2D + BiasAdd + Add into one op loses a consumer of
+#: the Add when that Add's result is used again by another fusion or by the gradient (the residual discriminators of
+#: cifar32 and imagenet128); the graph then runs as the earlier optimizers left it, as with the remapper off. Its other
+#: failures, and every other ERROR line, stay.
+_BENIGN_LINES = (rb"^E\d{4} [\d:.]+ +\d+ meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: "
+                 rb"Mutation::Apply error: fanout '[^']*' exist for missing node '[^']*'\.$")
+#: Run by a child process: copies stdin to stdout without the lines that match the pattern in argv[1]. A child, so that
+#: what it has read reaches the terminal even if TensorFlow aborts the process; it ignores Ctrl-C (SIGINT reaches the
+#: whole foreground process group) so that the command's own lines about stopping still get through.
+_FILTER = ("import re, signal, sys\n"
+           "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
            "noise = re.compile(sys.argv[1].encode())\n"
            "for line in sys.stdin.buffer:\n"
            "    if not noise.match(line.rstrip(b'\\r\\n')):\n"
@@ -138,15 +156,30 @@ def _own_or_important(record):
 _quiet = False
 
 
-@contextlib.contextmanager
 def stderr_without_loading_noise():
     """Within the block, what is written to file descriptor 2 (C++ code included) reaches it without the
-    `_LOADING_NOISE` lines; a line-filtering child process sits in between (where none can start, nothing is
-    filtered)."""
+    `_LOADING_NOISE` lines (see `stderr_without`)."""
+    return stderr_without(_LOADING_NOISE)
+
+
+def stderr_without_benign_lines():
+    """Within the block, what is written to file descriptor 2 reaches it without the `_BENIGN_LINES`
+    (see `stderr_without`)."""
+    return stderr_without(_BENIGN_LINES)
+
+
+@contextlib.contextmanager
+def stderr_without(pattern):
+    """Within the block, what is written to file descriptor 2 (C++ code included) reaches it without the lines that
+    match `pattern`; a line-filtering child process sits in between (where none can start, nothing is filtered).
+
+    Args:
+      pattern: a regular expression (bytes) that a whole line, without its line break, matches.
+    """
     sys.stderr.flush()
     terminal = os.dup(2)
     try:
-        child = subprocess.Popen([sys.executable, "-S", "-c", _FILTER, _LOADING_NOISE.decode()],
+        child = subprocess.Popen([sys.executable, "-S", "-c", _FILTER, pattern.decode()],
                                  stdin=subprocess.PIPE, stdout=terminal)
     except OSError:
         os.close(terminal)
@@ -182,6 +215,45 @@ def import_tensorflow(quiet=None):
         # devices can still be set up afterwards.
         tensorflow.config.list_physical_devices("GPU")
     return tensorflow
+
+
+def parse_flags(argv, flag_values=None):
+    """Parses `argv` into absl's flags as `absl.app.run` does, but the way our commands end: a bad value, an unknown or
+    a missing required flag is one "Error: ..." paragraph and exit status `USAGE_ERROR_STATUS` (absl: a "FATAL Flags
+    parsing error" and 1), and `--help` exits 0 (absl: 1).
+
+    Args:
+      argv: the command line, program name first.
+      flag_values: the `FlagValues` to parse into; default `flags.FLAGS`.
+
+    Returns:
+      The arguments left after the flags (program name first), as absl's parser returns them.
+    """
+    from absl import flags
+
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    try:
+        return flag_values(argv)
+    except flags.Error as error:
+        report(UsageError(f"{str(error).rstrip('.')}. `{_command_name(argv)} --help` lists every flag."))
+        sys.exit(USAGE_ERROR_STATUS)
+    except SystemExit as stop:  # absl's help flags print the help, then exit 1
+        if stop.code == 1 and any(arg.split("=", 1)[0] in HELP_FLAGS for arg in argv[1:]):
+            sys.exit(0)
+        raise
+
+
+def _command_name(argv):
+    """"python -m training.run" for a module run with -m, else the program's file name."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return f"python -m {spec.name}" if spec is not None and spec.name else os.path.basename(argv[0])
+
+
+def _show_absl_flags_in_help(flag_values):
+    """Lists `SHOWN_ABSL_FLAGS` in `--help` (absl lists only the flags of the program's own module there)."""
+    for name in SHOWN_ABSL_FLAGS:
+        if name in flag_values:
+            flag_values.register_key_flag_for_module(sys.argv[0], flag_values[name])
 
 
 def _drop_tensorflow_handler():
@@ -227,8 +299,12 @@ def run(main, define_flags=None, tensorflow=True, argv=None):
         _drop_tensorflow_handler()
     if define_flags is not None:
         define_flags()
-    app.run(main, argv=argv)
+    from absl import flags
+    _show_absl_flags_in_help(flags.FLAGS)
+    with stderr_without_benign_lines() if _quiet else contextlib.nullcontext():
+        app.run(main, argv=argv, flags_parser=parse_flags)
 
 
-__all__ = ["main_wrapper", "report", "USAGE_ERROR_STATUS", "run", "import_tensorflow", "requested_verbosity",
-           "tensorflow_logs_wanted", "stderr_without_loading_noise", "PlainFormatter"]
+__all__ = ["main_wrapper", "report", "USAGE_ERROR_STATUS", "run", "parse_flags", "import_tensorflow",
+           "requested_verbosity", "tensorflow_logs_wanted", "stderr_without", "stderr_without_loading_noise",
+           "stderr_without_benign_lines", "PlainFormatter"]

@@ -8,7 +8,9 @@
 - `ExperimentConfig` pairs the two; a preset (`sagan_tf.presets`) and a run directory's `config.json` hold one.
 
 All three are frozen dataclasses and plain data: libraries take them, only the command-line entry points turn
-flags into them (`ExperimentConfig.replace`).
+flags into them (`ExperimentConfig.replace`). A field that a command line sets is declared once, with `setting`: its
+type, default and help are the field's, its validation is the config's `validate`, and `training/run.py` makes its
+flag from that declaration (`settings`).
 
 Architecture vocabulary (shared by both block types, so one Generator/Discriminator class expresses both the
 residual ImageNet architecture of the SAGAN paper and the DCGAN-style variant of heykeetae/Self-Attention-GAN;
@@ -36,6 +38,27 @@ FAKE_LABELS = ("uniform", "data")
 #: before the split hold one flat dict of both (format 1); `ExperimentConfig.from_dict` reads both.
 CONFIG_FORMAT = 2
 _TUPLE_FIELDS = ("g_channels", "d_channels", "d_downsample", "g_attention_resolutions", "d_attention_resolutions")
+
+
+def setting(default, help_text, **flag):
+    """A config field that a command line sets, declared once: its default and its help.
+
+    Args:
+      default: the field's default.
+      help_text: what it does, as the flag's `--help` prints it.
+      **flag: how its flag differs from the field: `name` (another flag name), `choices` (the values of an enum
+        flag), `lower_bound` (of a number), `type` (the flag's when the field takes another too: str for a field
+        that also reads "none").
+
+    Returns:
+      A `dataclasses.field` whose metadata hold the help and `flag`.
+    """
+    return dataclasses.field(default=default, metadata={"help": help_text, **flag})
+
+
+def settings(config_class):
+    """The fields of a dataclass declared with `setting`, in declaration order."""
+    return [field for field in dataclasses.fields(config_class) if "help" in field.metadata]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +105,7 @@ class ModelConfig:
         convolution); None: `batch_norm_momentum`. The official SAGAN code uses 0.999 in the blocks' conditional
         batch norms and 0.9999 in this one.
       batch_norm_epsilon: epsilon of the generator's batch norms.
-      synchronized_batch_norm: compute the generator's batch statistics across replicas under tf.distribute.
+      synchronized_batch_norm: a `setting` (its help).
       leaky_relu_slope: negative slope of the DCGAN discriminator's LeakyReLU.
     """
 
@@ -102,7 +125,12 @@ class ModelConfig:
     batch_norm_momentum: float = 0.99
     output_batch_norm_momentum: Optional[float] = None
     batch_norm_epsilon: float = 1e-5
-    synchronized_batch_norm: bool = False
+    synchronized_batch_norm: bool = setting(
+        False, "Synchronized batch norm: the generator's batch statistics over the global batch of all replicas (on "
+        "JAX: of all the devices of a keras.distribution) instead of each replica's (device's) own piece of it (the "
+        "official code normalizes per tower). With several replicas the train step "
+        "then runs without XLA (its statistics are all-reduced inside the forward pass, which per-replica XLA cannot "
+        "do), and --jit_compile with it is refused.", name="sync_batch_norm")
     leaky_relu_slope: float = 0.1
 
     def __post_init__(self):
@@ -225,67 +253,68 @@ class ModelConfig:
 class TrainingConfig:
     """How a SAGAN model is trained (SAGAN section 4 and its official code).
 
+    The fields that a command line sets are declared with `setting`: each one's help says what it does. The others:
+
     Attributes:
       dataset: the `sagan_tf.data` name trained on.
-      batch_size: global batch size (all replicas together) of each discriminator and generator update.
-      g_lr: generator Adam learning rate (TTUR: the paper uses 1e-4).
-      d_lr: discriminator Adam learning rate (TTUR: the paper uses 4e-4).
-      beta1: Adam beta1 (0 in the paper).
-      beta2: Adam beta2 (0.9 in the paper, 0.999 in the official code).
-      d_steps: discriminator updates per generator update.
-      grad_accumulation: micro-batches per update (1: none): each discriminator and generator update sums the
-        gradients of `grad_accumulation` micro-batches of `batch_size / grad_accumulation` per replica, run one after
-        the other, before one optimizer update of the whole batch (BigGAN-PyTorch's `--num_D_accumulations` and
-        `--num_G_accumulations`): large batches in little device memory. Must divide the per-replica batch. Batch
-        norm normalizes each micro-batch with its own statistics (see `sagan_tf.models.SAGAN`).
       loss: a name in `sagan_tf.choices.LOSS_NAMES`: "hinge" (SAGAN eq. 4) or "non_saturating".
-      ema_decay: decay of the exponential moving average of the generator's weights, or None for no EMA.
-      ema_start: the step from which the EMA averages; until then the EMA generator is a copy of the generator
-        (BigGAN's `ema_start`), so the sample grids and evaluations of early training show what the generator has
-        learned rather than a blend still dominated by its random initialisation (with decay 0.999 averaged from
-        step 0, the initial weights still hold 0.999**500 = 61% of the EMA at step 500). 0 averages from the first
-        step, which is what runs written before this field existed did (their config.json lacks it). The presets
-        set it per architecture (`sagan_tf.presets`).
-      train_steps: number of generator updates.
-      augment: "none" (the paper's recipe), "diffaugment" (DiffAugment, Zhao et al. 2020: every image the
-        discriminator sees, real and generated, in both updates, goes through `augment_policy`'s differentiable
-        ops) or "ada" (the same ops, each applied per image with ADA's adaptive probability p, Karras et al. 2020).
-        See `sagan_tf.augment`.
-      augment_policy: the ops, a comma-separated subset of "color,translation,cutout", applied in that order.
-      ada_target: the value of the overfitting heuristic r_t = E[sign(D(real))] that ADA steers p toward, in (0, 1).
       ada_interval: training steps between ADA's adjustments of p (4, as the paper).
-      ada_kimg: thousands of real images in which ADA's p can go from 0 to 1 (500, as the paper); each adjustment
-        moves p by the real images seen since the last one over `ada_kimg * 1000`.
-      lecam_weight: weight of the LeCam regularizer of the discriminator (Tseng et al. 2021), >= 0; 0 is off.
-      orthogonal_reg: beta of BigGAN's orthogonal regularization of the generator's kernels (Brock et al. 2019,
-        sec. 3.1; 1e-4 there), >= 0; 0 is off.
-      fake_labels: "uniform" (the paper) or "data": fake labels drawn with the training data's class frequencies.
     """
 
     dataset: str = "synthetic"
-    batch_size: int = 64
-    g_lr: float = 1e-4
-    d_lr: float = 4e-4
-    beta1: float = 0.0
-    beta2: float = 0.9
-    d_steps: int = 1
-    grad_accumulation: int = 1
+    batch_size: int = setting(64, "Global batch size (all replicas together) of each discriminator and generator "
+                              "update.")
+    g_lr: float = setting(1e-4, "Generator Adam learning rate (TTUR: the paper uses 1e-4).")
+    d_lr: float = setting(4e-4, "Discriminator Adam learning rate (TTUR: the paper uses 4e-4).")
+    beta1: float = setting(0.0, "Adam beta1 (0 in the paper).")
+    beta2: float = setting(0.9, "Adam beta2 (0.9 in the paper, 0.999 in the official code).")
+    d_steps: int = setting(1, "Discriminator updates per generator update.")
+    grad_accumulation: int = setting(
+        1, "Micro-batches per update (1: none): every D and G update sums the gradients of this many micro-batches "
+        "of batch_size / N per replica, run one after the other, before one optimizer update of the whole batch "
+        "(BigGAN-PyTorch's --num_D_accumulations and --num_G_accumulations), so large batches fit in little memory. "
+        "Must divide the per-replica batch. Batch norm normalizes each micro-batch with its own statistics.")
     loss: str = "hinge"
-    ema_decay: Optional[float] = 0.999
-    ema_start: int = 0
-    train_steps: int = 100_000
-    augment: str = "none"
-    augment_policy: str = "color,translation,cutout"
-    ada_target: float = 0.6
+    ema_decay: Optional[float] = setting(
+        0.999, "Decay of the exponential moving average of the generator's weights, or 'none' (no EMA).", type=str)
+    ema_start: int = setting(
+        0, "Step from which the moving average averages; until then the EMA generator copies the generator "
+        "(BigGAN's ema_start), so early samples and evaluations show what it has learned rather than a blend still "
+        "dominated by its random initialisation (with decay 0.999 averaged from step 0, the initial weights still "
+        "hold 0.999**500 = 61% of the EMA at step 500). 0 averages from the first step, as runs written before this "
+        "setting existed did. The presets set it per architecture (sagan_tf.presets).")
+    train_steps: int = setting(100_000, "Generator updates to train to.")
+    augment: str = setting(
+        "none", "Augmentation of every image the discriminator sees, real and generated, in both updates, for small "
+        "datasets: none (the paper's recipe), diffaugment (DiffAugment, Zhao et al. 2020: --augment_policy's "
+        "differentiable ops on every image) or ada (the same ops, each applied to each image with an adaptive "
+        "probability p, Karras et al. 2020). See sagan_tf.augment.")
+    augment_policy: str = setting(
+        "color,translation,cutout", "The augmentation ops, a comma-separated subset of color, translation and "
+        "cutout, applied in that order.")
+    ada_target: float = setting(
+        0.6, "The value in (0, 1) of ADA's overfitting heuristic r_t = E[sign(D(real))] that p is steered toward "
+        "(every 4 steps; 0.6 in the paper).")
     ada_interval: int = 4
-    ada_kimg: float = 500.0
-    lecam_weight: float = 0.0
-    orthogonal_reg: float = 0.0
-    fake_labels: str = "uniform"
+    ada_kimg: float = setting(
+        500.0, "Thousands of real images in which ADA's p can go from 0 to 1 (500 in the paper: p then moves at most "
+        "0.1 in 50,000 images; lower it for short runs). Each adjustment moves p by the real images seen since the "
+        "last one over ada_kimg * 1000.")
+    lecam_weight: float = setting(
+        0.0, "Weight of the LeCam regularizer of the discriminator (Tseng et al. 2021; 0.3 there for BigGAN on "
+        "CIFAR-10), with moving anchors of its outputs on real and generated images (decay 0.99); 0 is off.")
+    orthogonal_reg: float = setting(
+        0.0, "Beta of BigGAN's orthogonal regularization of the generator's kernels (Brock et al. 2019, sec. 3.1: "
+        "1e-4), which lets truncation trade variety for fidelity; 0 is off.")
+    fake_labels: str = setting(
+        "uniform", "How fake labels are drawn: uniform (the paper) or data (with the training data's class "
+        "frequencies; folder and synthetic datasets).")
 
     def __post_init__(self):
         if isinstance(self.augment_policy, (list, tuple)):
             object.__setattr__(self, "augment_policy", ",".join(self.augment_policy))
+        if isinstance(self.ema_decay, str):  # as a command line gives it
+            object.__setattr__(self, "ema_decay", _parse_ema_decay(self.ema_decay))
         self.validate()
         # One spelling per policy (" color, cutout" and "color,cutout" are one run).
         object.__setattr__(self, "augment_policy", ",".join(choices.parse_policy(self.augment_policy)))
@@ -362,6 +391,17 @@ class TrainingConfig:
           ConfigError: on unknown fields or invalid values.
         """
         return cls(**_known_fields(cls, values))
+
+
+def _parse_ema_decay(text):
+    """A decay from its text: None for "none" (also "off" and ""), else the number."""
+    if text.strip().lower() in ("none", "off", ""):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"Invalid TrainingConfig: ema_decay must be a number in (0, 1) or 'none'. Received: "
+                          f"ema_decay={text!r}") from None
 
 
 MODEL_FIELDS = tuple(field.name for field in dataclasses.fields(ModelConfig))

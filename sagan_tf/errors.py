@@ -1,10 +1,19 @@
 """Every error sagan_tf raises for what a user asked for, as opposed to bugs: one class per kind of failure.
 
 Entry points report a `UsageError` (and so each subclass) as one paragraph naming the problem and the fix, with
-exit status 2 and no traceback (`sagan_tf.cli.main_wrapper`); a `WorkerLostError` (not bad input: a cluster fault)
-as one paragraph with its own exit status; anything else is a bug and keeps its traceback.
+exit status 2 and no traceback (`sagan_tf.cli.main_wrapper`); a `RetryableError` (not bad input: a fault that the
+same command, run again, gets past: a lost worker, a checkpoint that storage did not serve, a run lock that could not
+be decided in time) as one paragraph with exit status `RETRY_EXIT_STATUS` (138); anything else is a bug and keeps its
+traceback.
 This module imports nothing, so that a thin client (e.g. `export.client` over REST) can use it without TensorFlow.
 """
+
+
+#: The exit status of a `RetryableError`: 138 = 128 + SIGUSR1 (10 on Linux x86 and ARM), the status Kubeflow's training
+#: operator keeps for user-defined retryable errors under `restartPolicy: ExitCode` (pkg/util/train/train_util.go:
+#: 130, 137, 138 and 143 as first written, kubeflow/tf-operator#518; every status from 128 up in v1.7 and later);
+#: there, bad input's 2 is permanent. Kubernetes' `restartPolicy: OnFailure` restarts on any non-zero status.
+RETRY_EXIT_STATUS = 138
 
 
 class UsageError(ValueError):
@@ -85,16 +94,25 @@ class WriteFailedError(UsageError):
         self.removed = tuple(removed)
 
 
-class WorkerLostError(Exception):
-    """A multi-worker run lost one of its workers (killed, crashed or unreachable): a fault to retry, not bad input.
+class RetryableError(Exception):
+    """A fault that running the same command again gets past, not bad input: a lost worker (`WorkerLostError`), a run
+    lock whose holder could be proven neither alive nor gone in time (`RunLockWaitError`), a checkpoint that storage did
+    not serve after retries (`CheckpointUnavailableError`).
 
-    Commands report it as one paragraph, without a traceback, with exit status `exit_status` (75: EX_TEMPFAIL of
-    sysexits.h, "temporary failure, try again"), apart from bad input's 2, so that a cluster manager's restart policy
-    can relaunch the workers on it. Attributes: `lost_tasks` (e.g. ["worker 1"]; empty when TensorFlow's error names
-    none) and `last_checkpoint` (the checkpoint a relaunch resumes from; None when none was written yet).
+    Commands report it as one paragraph, without a traceback, with exit status `exit_status` (`RETRY_EXIT_STATUS`,
+    138), apart from bad input's 2, so that a scheduler's restart policy relaunches the command (README.md, Exit
+    statuses).
     """
 
-    exit_status = 75
+    exit_status = RETRY_EXIT_STATUS
+
+
+class WorkerLostError(RetryableError):
+    """A multi-worker run lost one of its workers (killed, crashed or unreachable): relaunching every worker resumes.
+
+    Attributes: `lost_tasks` (e.g. ["worker 1"]; empty when TensorFlow's error names none) and `last_checkpoint` (the
+    checkpoint a relaunch resumes from; None when none was written yet).
+    """
 
     def __init__(self, message, lost_tasks=(), last_checkpoint=None):
         super().__init__(message)
@@ -102,6 +120,29 @@ class WorkerLostError(Exception):
         self.last_checkpoint = last_checkpoint
 
 
-__all__ = ["UsageError", "ConfigError", "CheckpointError", "DamagedCheckpointError", "TrainingDivergedError",
-           "DatasetError", "ClassifierUnavailableError", "ClassifierCardError", "InsufficientAccuracyError",
-           "ServingError", "RunLockedError", "WriteFailedError", "WorkerLostError"]
+class CheckpointUnavailableError(RetryableError):
+    """A checkpoint that storage did not serve (unavailable, deadline exceeded) even after retries
+    (`sagan_tf.checkpoint.read_checkpoint`): not damaged, so nothing falls back to an older one, and not bad input.
+
+    Commands report it as one paragraph with exit status `exit_status` (`RETRY_EXIT_STATUS`), as a lost worker.
+    Attributes: `path` (the checkpoint, when known) and `tasks` (in a multi-worker run, the other workers that could
+    not read it, e.g. ["worker 1"]; empty when it is this one).
+    """
+
+    def __init__(self, message, path=None, tasks=()):
+        super().__init__(message)
+        self.path = path
+        self.tasks = list(tasks)
+
+
+class RunLockWaitError(RetryableError):
+    """A training start waited as long as it may (`sagan_tf.run_lock.WAIT_SECONDS`) for a run lock whose holder runs
+    where it cannot be checked (another machine or PID namespace) and which neither went stale, nor was released, nor
+    was refreshed (which would prove its holder alive) meanwhile. The message names the holder and when the lock
+    counts as stale."""
+
+
+__all__ = ["UsageError", "ConfigError", "CheckpointError", "DamagedCheckpointError", "CheckpointUnavailableError",
+           "TrainingDivergedError", "DatasetError", "ClassifierUnavailableError", "ClassifierCardError", "InsufficientAccuracyError",
+           "ServingError", "RunLockedError", "WriteFailedError", "RetryableError", "WorkerLostError",
+           "RunLockWaitError", "RETRY_EXIT_STATUS"]

@@ -141,6 +141,19 @@ class RunDirectory:
     def lock_path(self):
         return self._join(LOCK_FILE)
 
+    def file_in_the_way(self):
+        """The path of a file that stands where this directory, or a directory above it, must be; None if none.
+
+        A run cannot be made below a file, and TensorFlow's error for it ("... is not a directory") names no flag.
+        Object stores (gs://, s3://) have no directories to be in the way of: None there."""
+        path = self.path.rstrip("/") or "/"
+        if "://" in path and not path.startswith("file://"):
+            return None
+        if tf.io.gfile.exists(path):
+            return None if tf.io.gfile.isdir(path) else path
+        parent = os.path.dirname(path)
+        return None if parent in ("", path) else RunDirectory(parent).file_in_the_way()
+
     def checkpoint_path(self, step):
         """The path prefix of the checkpoint of training step `step`."""
         return self._join(CHECKPOINT_DIR, f"{CHECKPOINT_PREFIX}-{int(step)}")
@@ -160,7 +173,8 @@ class RunDirectory:
           CheckpointError: no config.json (not a run directory), or one that describes no valid config.
         """
         if not tf.io.gfile.isdir(self.path):
-            raise CheckpointError(f"{self.path} is not a training run directory: it does not exist. Pass the "
+            why = "it is a file" if tf.io.gfile.exists(self.path) else "it does not exist"
+            raise CheckpointError(f"{self.path} is not a training run directory: {why}. Pass the "
                                   "--model_dir that `python -m training.run` trained into.")
         if not self.has_config():
             raise CheckpointError(

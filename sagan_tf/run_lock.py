@@ -14,22 +14,30 @@ filesystem without hard links: `O_CREAT | O_EXCL`). The holder refreshes the fil
 `heartbeat_seconds` (60 s) from a background thread and removes the file when training ends (normally, by an
 error, or stopped by SIGTERM/Ctrl-C); a killed process leaves it behind.
 
-A start that finds the lock held refuses to train (`RunLockedError`, naming the holder and what to do) unless the
-holder is gone, in which case it takes the lock over with a warning:
+A start that finds the lock held takes it over with a warning when its holder is gone, refuses to train
+(`RunLockedError`, naming the holder and what to do; exit status 2) when its holder provably runs, and waits when
+neither can be told yet:
 
 - holder on this machine (same host name, boot id and PID namespace): gone when no process runs with its PID and
-  start time (a killed run; a recycled PID has another start time; a zombie counts as gone);
-- holder on another machine, or in another PID namespace (a container), where its PID says nothing here: gone when
-  the lock has not been refreshed for the holder's `stale_seconds` (10 minutes): its host crashed or lost the
-  filesystem. This needs the hosts' clocks to agree to well within that (NTP). A machine with the same host name but
-  another boot id counts as another machine (a rebooted host waits out the staleness too).
+  start time (a killed run; a recycled PID has another start time; a zombie counts as gone), else alive;
+- holder on another machine, or in another PID namespace (a container, e.g. the same pod restarted), where its PID
+  says nothing here: gone when the lock has not been refreshed for the holder's `stale_seconds` (3 heartbeats,
+  3 minutes; locks of earlier versions declare 10 minutes): its host crashed, lost the filesystem, or this is the
+  same job relaunched by a scheduler. Until then the start waits, printing one line that says until when and why,
+  and looks at the lock every `POLL_SECONDS`: it takes the lock once it is released or stale, and refuses once it
+  is refreshed (a refresh after the wait began proves its holder alive). A wait that runs out (`WAIT_SECONDS`,
+  15 minutes: a holder that declares a longer staleness time, or a clock running ahead) ends with
+  `RunLockWaitError`, whose exit status (138) schedulers retry. This needs the hosts' clocks to agree to well within
+  a heartbeat (NTP). A machine with the same host name but another boot id counts as another machine (a rebooted
+  host waits out the staleness too).
 
 Taking over is race-free as well: a second file, <model_dir>/training.lock.takeover, created the same atomic way,
 admits one taker at a time (one `TAKEOVER_STALE_SECONDS`, 10 s, old is a dead taker's and is cleared; a start keeps
 trying as long); it re-reads the lock and replaces it only if it still holds the stale record, and a plain start that
 wins the lock in between makes the taker refuse. A holder whose lock was taken over anyway (its heartbeat
 was judged stale: e.g. a process stopped for longer than the staleness time) or removed by hand notices at its next
-heartbeat, and `LockWatch` ends its training before the next step instead of writing beside the new holder.
+heartbeat, or before its next step when the heartbeat is overdue (`RunLock.check`), and `LockWatch` ends its
+training before the next step instead of writing beside the new holder.
 
 What it guarantees: on a local filesystem and on NFS (where hard links are atomic), at most one live process holds
 the lock at any time. Object stores (gs://, s3://: a `tf.io.gfile` path with a scheme) have no atomic exclusive
@@ -58,12 +66,20 @@ import tensorflow as tf
 from absl import logging
 
 from sagan_tf import write_failures
-from sagan_tf.errors import RunLockedError
+from sagan_tf.errors import RETRY_EXIT_STATUS, RunLockWaitError, RunLockedError
 
 #: Seconds between two refreshes of a held lock.
 HEARTBEAT_SECONDS = 60
-#: Seconds without a refresh after which a lock of another machine counts as stale.
-STALE_SECONDS = 600
+#: Seconds without a refresh after which a lock of another machine counts as stale: three heartbeats, so a live holder
+#: would have had to miss two refreshes in a row (NFS attribute caching delays what another client sees of one by up
+#: to a minute).
+STALE_SECONDS = 3 * HEARTBEAT_SECONDS
+#: The longest a start waits for a lock whose holder cannot be checked to be released, go stale or be refreshed
+#: (`RunLock.acquire`): long enough for the staleness time of this version and of earlier ones (10 minutes); then it
+#: ends with `RunLockWaitError` (exit status 138, which schedulers retry).
+WAIT_SECONDS = 900
+#: Seconds between two looks at the lock while waiting.
+POLL_SECONDS = 5
 TAKEOVER_SUFFIX = ".takeover"
 #: A takeover file this old was left by a process that died while taking a lock over; `acquire` keeps trying this
 #: long (while other processes take and release the lock around it), so it outlasts a dead taker's takeover file.
@@ -173,22 +189,26 @@ class RunLock:
       heartbeat_seconds: seconds between refreshes while held.
       stale_seconds: the staleness time this holder declares: a start on another machine takes the lock over after
         this long without a refresh.
-      warn_fn: where the warnings go (a takeover, a lost lock); default `absl.logging.warning`.
+      wait_seconds: the longest `acquire` waits for a lock whose holder cannot be checked.
+      warn_fn: where the warnings go (a takeover, a wait, a lost lock); default `absl.logging.warning`.
     """
 
-    def __init__(self, path, heartbeat_seconds=HEARTBEAT_SECONDS, stale_seconds=STALE_SECONDS, warn_fn=None):
+    def __init__(self, path, heartbeat_seconds=HEARTBEAT_SECONDS, stale_seconds=STALE_SECONDS,
+                 wait_seconds=WAIT_SECONDS, warn_fn=None):
         if not 0 < heartbeat_seconds < stale_seconds:
             raise ValueError(f"Need 0 < heartbeat_seconds < stale_seconds. Received: {heartbeat_seconds}, "
                              f"{stale_seconds}")
         self.path = str(path)
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_seconds = stale_seconds
+        self.wait_seconds = wait_seconds
         self.warn_fn = warn_fn or logging.warning
         self.local = _is_local(self.path)
         self.record = None  # this holder's record while the lock is held
         self.lost = None  # why the lock is no longer this run's, once it is not
         self._stop = threading.Event()
         self._thread = None
+        self._confirmed = None  # time.monotonic() when the lock was last seen to be this run's
 
     def __repr__(self):
         return f"RunLock({self.path!r}, held={self.held})"
@@ -218,27 +238,46 @@ class RunLock:
             record = {}
         return (record if isinstance(record, dict) else {}), mtime, text
 
-    def holder_state(self, found):
-        """(gone, why) of the holder of a lock file as `read` returns it: whether it may be taken over, and the
-        sentence saying why (or how it is alive)."""
+    def _last_refresh(self, found):
+        """(when the lock file `found` was last refreshed, the staleness time its holder declared)."""
         holder, mtime, _ = found
-        age = time.time() - max(mtime, float(holder.get("refreshed") or 0))
+        stale = float(holder.get("stale_seconds") or self.stale_seconds)
+        return max(mtime, float(holder.get("refreshed") or 0)), stale
+
+    def holder_state(self, found, watching_since=None):
+        """What is known of the holder of a lock file as `read` returns it, and the sentence saying why.
+
+        Args:
+          found: the lock file, as `read` returns it.
+          watching_since: when this start began to wait for the lock (`time.time()`; None: it has not): a refresh
+            since then proves its holder alive.
+
+        Returns:
+          (state, why): state "gone" (it may be taken over), "alive" (its holder provably runs) or "unknown" (its
+          holder runs where its process cannot be checked, and the lock is not stale yet).
+        """
+        holder = found[0]
+        refreshed, stale = self._last_refresh(found)
+        age = time.time() - refreshed
         if holder.get("token") and on_this_machine(holder):
             if process_alive(holder.get("pid"), holder.get("process_start")):
-                return False, "it still runs on this machine"
-            return True, (f"no process {holder.get('pid')} that started then runs on this machine any more (it ended "
-                          "without releasing the lock, e.g. killed)")
-        stale = float(holder.get("stale_seconds") or self.stale_seconds)
+                return "alive", "it still runs on this machine"
+            return "gone", (f"no process {holder.get('pid')} that started then runs on this machine any more (it ended "
+                            "without releasing the lock, e.g. killed)")
         if age >= stale:
-            return True, (f"the lock was last refreshed {_duration(age)} ago, longer than the {_duration(stale)} "
-                          "after which a lock of another machine counts as stale")
+            return "gone", (f"the lock was last refreshed {_duration(age)} ago, longer than the {_duration(stale)} "
+                            "after which a lock of another machine counts as stale")
         if not holder.get("token"):
-            return False, (f"the file is no lock record, written {_duration(age)} ago: a run may be starting; it "
-                           f"counts as stale from {_clock(time.time() - age + stale)}")
+            return "unknown", (f"the file is no lock record, written {_duration(age)} ago: a run may be starting; it "
+                               f"counts as stale from {_clock(refreshed + stale)}")
+        if watching_since is not None and refreshed > watching_since:
+            took = float(holder.get("started") or 0) > watching_since
+            return "alive", (f"it {'took' if took else 'refreshed'} the lock at {_clock(refreshed)}, while this start "
+                             "waited for it to go stale, so it runs")
         where = "its host" if holder.get("host") != socket.gethostname() else "another boot or PID namespace"
-        return False, (f"it runs on {where}, from where its process cannot be checked, and refreshed the lock "
-                       f"{_duration(age)} ago; the lock counts as stale from {_clock(time.time() - age + stale)} "
-                       f"({_duration(stale)} without a refresh)")
+        return "unknown", (f"it runs on {where}, from where its process cannot be checked, and refreshed the lock "
+                           f"{_duration(age)} ago; the lock counts as stale from {_clock(refreshed + stale)} "
+                           f"({_duration(stale)} without a refresh)")
 
     def _refusal(self, found, why):
         holder = found[0]
@@ -334,43 +373,77 @@ class RunLock:
     def acquire(self):
         """Takes the lock, or a stale one over (with a warning); returns self.
 
+        A lock whose holder runs where it cannot be checked (another machine or PID namespace) and is not stale yet
+        makes it wait, with one warning saying until when and why, at most `wait_seconds`: a lock released or gone
+        stale meanwhile is taken; one refreshed meanwhile proves its holder alive.
+
         Raises:
           RunLockedError: a live run holds it (the message names it and what to do).
+          RunLockWaitError: the wait ran out with the holder neither proven alive nor gone.
           WriteFailedError: the lock cannot be written (no space, no permission, a read-only filesystem).
         """
         if self.record is not None:
             raise RuntimeError(f"{self!r} is held already")
         directory = os.path.dirname(self.path)
         deadline = time.monotonic() + TAKEOVER_STALE_SECONDS
+        watching_since = wait_deadline = None
         with write_failures.reporting("run lock", self.path):
             if directory:
                 tf.io.gfile.makedirs(directory)
             last = False
             while not last:
-                # The last try starts after the deadline: a takeover file that was there when this call began is
-                # stale by then.
+                # The last try starts after the deadline: a takeover file that was there when this call (or its last
+                # wait) began is stale by then.
                 last = time.monotonic() >= deadline
                 record = {**this_process(), "token": uuid.uuid4().hex, "started": time.time(),
                           "refreshed": time.time(), "heartbeat_seconds": self.heartbeat_seconds,
                           "stale_seconds": self.stale_seconds}
                 if self._create(self.path, record):
                     return self._hold(record)
+                looked_at = time.time()
                 found = self.read()
                 if found is None:
                     continue  # released in between: try again
-                gone, why = self.holder_state(found)
-                if not gone:
+                state, why = self.holder_state(found, watching_since)
+                if state == "alive":
                     raise RunLockedError(self._refusal(found, why))
-                if self._take_over(found, record):
-                    self.warn_fn(f"Took over the lock {self.path} of {describe_holder(found[0])}: {why}.")
-                    return self._hold(record)
-                if not last:
-                    time.sleep(0.05 + 0.1 * (uuid.uuid4().int % 10) / 10)  # another taker: let it finish
+                if state == "gone":
+                    if self._take_over(found, record):
+                        self.warn_fn(f"Took over the lock {self.path} of {describe_holder(found[0])}: {why}.")
+                        return self._hold(record)
+                    if not last:
+                        time.sleep(0.05 + 0.1 * (uuid.uuid4().int % 10) / 10)  # another taker: let it finish
+                    continue
+                refreshed, stale = self._last_refresh(found)
+                if watching_since is None:  # from this look on, a refresh proves the holder alive
+                    watching_since, wait_deadline = looked_at, time.monotonic() + self.wait_seconds
+                    self.warn_fn(self._waiting(found, why, refreshed + stale, time.time() + self.wait_seconds))
+                left = wait_deadline - time.monotonic()
+                if left <= 0:
+                    raise RunLockWaitError(self._wait_ran_out(found, why))
+                time.sleep(max(0.0, min(POLL_SECONDS, left, refreshed + stale - time.time())))
+                deadline, last = time.monotonic() + TAKEOVER_STALE_SECONDS, False
         raise RunLockedError(f"Could not take the lock {self.path}: other processes kept taking it over for "
                              f"{TAKEOVER_STALE_SECONDS} s. Check what else trains into {directory or '.'}, then rerun.")
 
+    def _waiting(self, found, why, stale_at, give_up_at):
+        """The line a start prints when it begins to wait for the lock `found`."""
+        if stale_at <= give_up_at:
+            until, then = stale_at, "takes the lock over then (or once it is released)"
+        else:
+            until, then = give_up_at, (f"takes it if it is released by then, else ends with exit status "
+                                       f"{RETRY_EXIT_STATUS} for a scheduler to retry")
+        return (f"Waiting until {_clock(until)} for the lock {self.path} of {describe_holder(found[0])}: {why}. This "
+                f"start {then}; if that run refreshes the lock meanwhile, it runs, and this start stops.")
+
+    def _wait_ran_out(self, found, why):
+        return (f"Waited {_duration(self.wait_seconds)} for the lock {self.path} of {describe_holder(found[0])}, which "
+                f"was neither released nor refreshed meanwhile: {why}. This start ends before writing anything; run "
+                f"the same command again later (a scheduler retries this exit status, {RETRY_EXIT_STATUS}), or, if "
+                f"you are sure that run is gone, delete {self.path} first.")
+
     def _hold(self, record):
-        self.record, self.lost = record, None
+        self.record, self.lost, self._confirmed = record, None, time.monotonic()
         self._stop.clear()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat of {self.path}", daemon=True)
         self._thread.start()
@@ -403,10 +476,17 @@ class RunLock:
             self.record = {**self.record, "refreshed": time.time()}
             with tf.io.gfile.GFile(self.path, "w") as f:
                 f.write(json.dumps(self.record, indent=2, sort_keys=True) + "\n")
+        self._confirmed = time.monotonic()
         return True
 
     def check(self):
-        """Raises `RunLockedError` once the lock is no longer this run's (see `refresh`)."""
+        """Raises `RunLockedError` once the lock is no longer this run's (see `refresh`). When the heartbeat is
+        overdue (this process was stopped or starved for more than two heartbeats, close to the staleness time after
+        which another start takes the lock over), it first refreshes the lock itself, so that such a run finds out
+        before its next step rather than at its next heartbeat."""
+        if self.held and time.monotonic() - self._confirmed > 2 * self.heartbeat_seconds:
+            with contextlib.suppress(OSError, tf.errors.OpError):  # the heartbeat retries and warns
+                self.refresh()
         if self.lost is not None:
             raise RunLockedError(self.lost)
 

@@ -16,9 +16,12 @@ which is never updated):
   [batch] (one PNG per image). The latents come from `sagan_tf.latents.truncated_normal`.
 - `generate_by_name` (conditional models): `classes` string [batch] (class names), `seed`, `truncation` -> the
   outputs of `generate` for those classes plus `labels` int32 [batch]. An unknown name fails the request with
-  an InvalidArgumentError that names it and lists the closest valid names (`sagan_tf.class_names`).
+  an InvalidArgumentError that names it and lists the closest valid names (`sagan_tf.class_names`); a name longer
+  than the longest class name (`max_class_name_length`) is refused first, with that bound, whatever its length.
 - `class_names`: no inputs -> `class_names` string [num_classes], in label order (empty for unconditional models).
-- `limits`: no inputs -> `max_batch_size` int32 scalar, the export's cap (also in `assets/sagan_export.json`).
+- `limits`: no inputs -> `max_batch_size` int32 scalar, the export's cap, and (conditional models)
+  `max_class_name_length` int32 scalar, the longest class name in UTF-8 bytes; both also in
+  `assets/sagan_export.json`.
 
 Every signature refuses a request for more than `max_batch_size` images (rows of `z`, labels, class names or
 `batch_size`) with an InvalidArgumentError naming the cap and the request's size, e.g. `assertion failed: [Too many
@@ -27,7 +30,8 @@ drawn or image generated: an unbounded request would grow the server by about a 
 128x128) until the process, and every model it serves, is killed for memory. `export_run` picks the cap from a
 memory budget (`sagan_tf.serving_memory`). Exports written before the cap existed have no `limits` signature;
 their `generate` caps only an unconditional `batch_size` (at their recorded `max_batch_size`), the other
-signatures take any batch.
+signatures take any batch. Exports written before the name bound have no `max_class_name_length` (in `limits`
+or the assets), and compute the closest names of an unknown name of any length.
 
 A seed names an image: (seed, truncation, labels or batch_size) determine the images, through `generate` and
 through `serving_default` fed with `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)`
@@ -73,6 +77,8 @@ PNG_OUTPUT = "png_bytes"
 LABELS_OUTPUT = "labels"
 CLASS_NAMES_OUTPUT = "class_names"
 MAX_BATCH_SIZE_OUTPUT = "max_batch_size"
+# In UTF-8 bytes, but not named `..._bytes`: TensorFlow Serving's REST API base64-encodes outputs so named.
+MAX_CLASS_NAME_LENGTH_OUTPUT = "max_class_name_length"
 CLASS_NAMES_ASSET = "class_names.txt"
 EXPORT_INFO_ASSET = "sagan_export.json"
 
@@ -126,8 +132,9 @@ class GeneratorServingModule(tf.Module):
         self.class_names = check_class_names(class_names, config.num_classes)
         names = tf.constant(self.class_names, tf.string, shape=[len(self.class_names)])
         self.list_class_names = tf.function(lambda: {CLASS_NAMES_OUTPUT: tf.identity(names)}, input_signature=[])
-        self.limits = tf.function(lambda: {MAX_BATCH_SIZE_OUTPUT: tf.constant(max_batch_size, tf.int32)},
-                                  input_signature=[])
+        self.limits = tf.function(
+            lambda: {name: tf.constant(value, tf.int32) for name, value in self.limit_values().items()},
+            input_signature=[])
         self.generate_by_name = None
         latent_dim = config.latent_dim
         z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name=Z_INPUT)
@@ -147,6 +154,18 @@ class GeneratorServingModule(tf.Module):
             self.serve = tf.function(self._serve_unconditional, input_signature=[z_spec])
             self.generate = tf.function(self._generate_unconditional,
                                         input_signature=[batch_size_spec, seed_spec, truncation_spec])
+
+    @property
+    def max_class_name_length(self):
+        """The longest class name in UTF-8 bytes, beyond which a name is refused (None for unconditional models)."""
+        return self.name_lookup.max_name_bytes if self.generate_by_name is not None else None
+
+    def limit_values(self):
+        """What the `limits` signature answers: {output name: value} (the name bound for conditional models only)."""
+        values = {MAX_BATCH_SIZE_OUTPUT: self._max_batch_size}
+        if self.max_class_name_length is not None:
+            values[MAX_CLASS_NAME_LENGTH_OUTPUT] = self.max_class_name_length
+        return values
 
     def signatures(self):
         """The signature dict for `tf.saved_model.save`."""
@@ -253,7 +272,8 @@ def export_generator(generator, config, export_dir, version, info=None, max_batc
 
 def export_generator_with_limits(generator, config, export_dir, version, info=None, max_batch_size=None,
                                  class_names=None, memory_budget_mib=serving_memory.DEFAULT_MEMORY_BUDGET_MIB):
-    """`export_generator`, also returning the cap it chose: (path, `serving_memory.choose_max_batch_size`'s dict)."""
+    """`export_generator`, also returning its limits: (path, `serving_memory.choose_max_batch_size`'s dict with
+    `max_class_name_length` added for a conditional model)."""
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise UsageError(f"The export version must be an integer >= 0. Received: version={version!r}")
     final = os.path.join(export_dir, str(version))
@@ -273,7 +293,7 @@ def export_generator_with_limits(generator, config, export_dir, version, info=No
             with tempfile.TemporaryDirectory() as scratch:
                 info_path = os.path.join(scratch, EXPORT_INFO_ASSET)
                 with open(info_path, "w") as f:
-                    json.dump({"config": config.to_dict(), "version": version, "max_batch_size": max_batch_size,
+                    json.dump({"config": config.to_dict(), "version": version, **module.limit_values(),
                                "memory": {k: v for k, v in limits.items() if k != "max_batch_size"},
                                "class_names": list(module.class_names), **(info or {})}, f, indent=2,
                               sort_keys=True)
@@ -288,7 +308,7 @@ def export_generator_with_limits(generator, config, export_dir, version, info=No
         if tf.io.gfile.exists(temporary):
             tf.io.gfile.rmtree(temporary)
         raise
-    return final, limits
+    return final, {**limits, **module.limit_values()}
 
 
 def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=True, max_batch_size=None,
@@ -309,8 +329,8 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=Tru
       A dict: `path` (the version directory), `version`, `step`, `checkpoint`, `ema`, `preset`,
       `class_names_source` ("run", "dataset", "numbers" or "unconditional"; see `restore.class_names_of`), the cap
       and its memory figures (`max_batch_size`, `memory_budget_mib`, `mib_per_image`, `mib_per_image_source`,
-      `expected_peak_mib`; a `warning` when an explicit cap exceeds the budget) and, when the names are not the ones
-      the run recorded, a `note` saying so.
+      `expected_peak_mib`; a `warning` when an explicit cap exceeds the budget), `max_class_name_length`
+      (conditional models) and, when the names are not the ones the run recorded, a `note` saying so.
 
     Raises:
       UsageError: a missing or incompatible run or checkpoint (`CheckpointError`), or an existing version.
@@ -353,7 +373,8 @@ def export_keras_file(keras_file, export_dir, version, config=None, max_batch_si
 
     Returns:
       A dict: `path`, `version`, `keras_file`, `preset` (the config's name), `class_names_source` ("dataset",
-      "numbers" or "unconditional"; `restore.dataset_class_names`) and the cap with its memory figures.
+      "numbers" or "unconditional"; `restore.dataset_class_names`), the cap with its memory figures,
+      `max_class_name_length` (conditional models) and, for "numbers", a `note` saying so.
 
     Raises:
       UsageError: no version, a bad or mismatched file (`restore.restore_generator_file`), or an existing version.
@@ -366,6 +387,9 @@ def export_keras_file(keras_file, export_dir, version, config=None, max_batch_si
     # A given config is the file's (restore_generator_file refuses another); its dataset names the classes.
     class_names, source = restore.dataset_class_names(model_config if config is None else config)
     described = {"keras_file": str(keras_file), "preset": model_config.name, "class_names_source": source}
+    if source == "numbers":
+        described["note"] = (f"{keras_file} records no class names, so the export names its classes by their ids: "
+                             "'0', '1', ... Pass --preset to name them as the preset's dataset does.")
     path, limits = export_generator_with_limits(generator, model_config, export_dir, version, info=described,
                                                 max_batch_size=max_batch_size, class_names=class_names or None,
                                                 memory_budget_mib=memory_budget_mib)
@@ -377,4 +401,4 @@ __all__ = ["GeneratorServingModule", "export_generator", "export_generator_with_
            "encode_png", "SERVING_SIGNATURE", "GENERATE_SIGNATURE", "GENERATE_BY_NAME_SIGNATURE",
            "CLASS_NAMES_SIGNATURE", "LIMITS_SIGNATURE", "Z_INPUT", "LABELS_INPUT", "CLASSES_INPUT", "BATCH_SIZE_INPUT",
            "SEED_INPUT", "TRUNCATION_INPUT", "IMAGES_OUTPUT", "PNG_OUTPUT", "LABELS_OUTPUT", "CLASS_NAMES_OUTPUT",
-           "MAX_BATCH_SIZE_OUTPUT", "EXPORT_INFO_ASSET", "CLASS_NAMES_ASSET"]
+           "MAX_BATCH_SIZE_OUTPUT", "MAX_CLASS_NAME_LENGTH_OUTPUT", "EXPORT_INFO_ASSET", "CLASS_NAMES_ASSET"]

@@ -5,13 +5,15 @@ TensorFlow made unimportable, so that everything below is shown to need only Ker
     python tests/jax_child.py <output directory> <ExperimentConfig JSON>
 
 It trains a SAGAN built by `build_sagan(config, seed=0)` (with SGD, see `make`) for two `train_on_batch` steps on
-one device, and the same from the same weights through `keras.distribution.DataParallel` on both devices, and
-writes to the output directory:
+one device with every batch norm normalizing each half of its batch on its own (`normalizing_halves`), and the
+same from the same weights through `keras.distribution.DataParallel` on both devices, and writes to the output
+directory:
 - `generator.keras`, `generator.weights.h5`: the one-device model's EMA generator in Keras's two formats, and
   `outputs.npz`: its images for fixed latents and labels (`z`, `labels`, `images`);
 - `state.npz`: every state variable of both runs (`one/<i>`, `several/<i>`, numbered in `state_variables()` order;
   `paths`: the one-device model's variable paths in that order) and each device's copy of each variable of the
   DataParallel run (`copies/<i>`, stacked);
+- `batch_norm.npz`: a `BatchNorm` and a `ConditionalBatchNorm` trained one call on both devices (`batch_norms`);
 - `results.json`: `devices`, `shard_shapes` (each device's piece of a global batch under the DataParallel layout),
   `indivisible_error` (what `train_on_batch` raised for a global batch of `indivisible_batch` images, which the
   devices do not divide), `indivisible_fit_error` (what `fit` raised, before training, for arrays in batches of
@@ -23,6 +25,7 @@ writes to the output directory:
   TensorFlow module) and `seconds` (wall time of each part).
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -37,6 +40,7 @@ import jax  # noqa: E402
 import keras  # noqa: E402
 
 from sagan_tf.config import ExperimentConfig  # noqa: E402
+from sagan_tf.layers import BatchNorm, ConditionalBatchNorm, batch_norm  # noqa: E402
 from sagan_tf.models import build_sagan  # noqa: E402
 
 STEPS = 2
@@ -74,6 +78,48 @@ def train(model, config, weights=None):
     for images, labels in real_batches(config):
         model.train_on_batch(images, labels if config.model.num_classes else None)
     return model
+
+
+def batch_norms(directory, distribution):
+    """batch_norm.npz: the inputs of a `BatchNorm` and a `ConditionalBatchNorm` (`x`, `labels`, `gamma`, `beta`
+    (per class), the moving statistics they start from, momentum 0.5) and, for each layer ("plain", "conditional")
+    and `synchronized` ("per_device", "synchronized"), `<layer>/<synchronized>/outputs`, `.../moving_mean` and
+    `.../moving_variance` after one training call on `x` split over the devices of `distribution`."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(8, 2, 2, 3)).astype("float32")
+    x[4:] = 3.0 * x[4:] - 5.0  # the devices' halves have different statistics
+    values = {"x": x, "labels": np.array([0, 1, 2, 3, 3, 2, 1, 1], "int32"),
+              "gamma": rng.uniform(0.5, 2.0, (4, 3)).astype("float32"),
+              "beta": rng.normal(size=(4, 3)).astype("float32"),
+              "moving_mean": rng.normal(size=3).astype("float32"),
+              "moving_variance": rng.uniform(0.5, 1.5, 3).astype("float32")}
+    sharded = jax.device_put(x, distribution.get_data_layout(x.shape).backend_layout)
+    for synchronized in (False, True):
+        for conditional in (False, True):
+            layer = (ConditionalBatchNorm(4, momentum=0.5, synchronized=synchronized) if conditional
+                     else BatchNorm(momentum=0.5, synchronized=synchronized))
+            inputs = (sharded, values["labels"]) if conditional else (sharded,)
+            layer.build(*(tensor.shape for tensor in inputs))
+            layer.gamma.assign(values["gamma"] if conditional else values["gamma"][0])
+            layer.beta.assign(values["beta"] if conditional else values["beta"][0])
+            layer.moving_mean.assign(values["moving_mean"])
+            layer.moving_variance.assign(values["moving_variance"])
+            outputs = layer(*inputs, training=True)
+            name = f"{'conditional' if conditional else 'plain'}/{'synchronized' if synchronized else 'per_device'}"
+            values.update({f"{name}/outputs": np.array(outputs),
+                           f"{name}/moving_mean": np.array(layer.moving_mean.value),
+                           f"{name}/moving_variance": np.array(layer.moving_variance.value)})
+    np.savez(os.path.join(directory, "batch_norm.npz"), **values)
+
+
+@contextlib.contextmanager
+def normalizing_halves():
+    """Within it, every `BatchNorm` normalizes each half of a training batch on its own, as on two devices."""
+    device_groups, batch_norm.device_groups = batch_norm.device_groups, lambda: 2
+    try:
+        yield
+    finally:
+        batch_norm.device_groups = device_groups
 
 
 def save_generator(directory, config, model):
@@ -118,7 +164,8 @@ def main(directory, config):
     keras.utils.set_random_seed(0)
     one_device = make(config)
     initial = [np.array(v.value) for v in one_device.state_variables()]
-    train(one_device, config)
+    with normalizing_halves():
+        train(one_device, config)
     save_generator(directory, config, one_device)
     one_values = _values(one_device)
     seconds = {"one_device": time.perf_counter() - started}
@@ -126,6 +173,7 @@ def main(directory, config):
     distribution = keras.distribution.DataParallel(devices=jax.devices())
     keras.distribution.set_distribution(distribution)
     model = train(make(config), config, initial)
+    batch_norms(directory, distribution)
     images, labels = real_batches(config)[0]
     sharded = jax.device_put(images, distribution.get_data_layout(images.shape).backend_layout)
     odd = config.training.batch_size + 1

@@ -204,24 +204,65 @@ def test_documented_commands_use_only_flags_their_entry_point_defines():
     assert unknown == []
 
 
-def test_readme_run_directories_are_the_ones_training_makes(tmp_path):
-    readme = (ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
-    trained = set()
-    for _, module, arguments in documented_commands():
-        if module != "training.run" or any(a.startswith("--model_dir") for a in arguments):
+def readme_commands():
+    """[(module, [argument, ...])] of the README's `python -m` commands, in the order a reader meets them, with the
+    substitutions a test on this machine needs: the example folders `/data/icons` and `/path/to/images` become
+    folders below the current directory (the run directory's name is the same), `--data_dir=...` is left out. Left
+    out: `--help` (tests/test_cli.py), commands with a placeholder value (`--export_dir=...`) and runs into an object
+    store (gs://)."""
+    commands = []
+    for document, module, arguments in documented_commands():
+        if document != "README.md" or "--help" in arguments or any("=gs://" in a for a in arguments):
             continue
-        options = dict(a.lstrip("-").split("=", 1) for a in arguments if "=" in a)
-        dataset = options.get("dataset", "synthetic")
-        size = int(options["image_size"]) if "image_size" in options else None
-        if dataset.startswith("folder:"):  # which preset a folder gets depends only on its image size
-            (tmp_path / "images").mkdir(exist_ok=True)
-            name = options.get("preset") or presets.default_preset(f"folder:{tmp_path / 'images'}", size)
-        else:
-            name = options.get("preset") or presets.default_preset(dataset, size)
-        trained.add(run_dir.default_model_dir(presets.get_preset(name), dataset))
-    assert {"runs/synthetic32", "runs/imagenet128", "runs/cifar32-folder_data_icons"} <= trained
-    read = set(re.findall(r"--model_dir=(runs/[\w.-]+)", readme))
-    assert read and read <= trained, read - trained
-    # The prose names them too: "into `runs/synthetic32/`".
-    assert re.search(r"into `runs/synthetic32/`", readme)
+        arguments = [a.replace("folder:/", "folder:") for a in arguments if a != "--data_dir=..."]
+        if not any(a.endswith("=...") for a in arguments):
+            commands.append((module, arguments))
+    return commands
 
+
+def test_readme_commands_in_order_do_not_refuse_each_other(tmp_path, monkeypatch):
+    """The README's commands, run in order in a fresh directory, as far as one decides whether another is refused:
+    every training command's run directory takes its config (`RunDirectory.check_resumable`, what a rerun with other
+    settings fails on), every export version is new, and every run, export or file a command reads was made by a
+    command before it (or is one the README says the user makes: `g.keras`). Training itself is not run here."""
+    from tests.tiny import tiny_image_folder
+    from training import run as run_cli
+
+    monkeypatch.chdir(tmp_path)
+    for folder in ("data/icons", "path/to/images"):
+        tiny_image_folder(tmp_path / folder, per_class=2, size=8)
+    commands = readme_commands()
+    assert sum(module == "training.run" for module, _ in commands) >= 8 and len(commands) >= 18
+    trained, exported, refused = {}, set(), []
+    for index, (module, arguments) in enumerate(commands, start=1):
+        command = f"{index}: python -m {module} {' '.join(arguments)}"
+        values = flag_names(module)
+        values(["prog", *arguments])
+        if module == "training.run":
+            config, options = run_cli.config_and_options(values)
+            run = run_dir.RunDirectory(options.model_dir)
+            try:
+                run.check_resumable(config)
+            except ValueError as error:  # ConfigError
+                refused.append(f"{command}: {error}")
+            if not run.has_config():
+                run.write_config(config)
+            trained[options.model_dir.rstrip("/")] = config.training.train_steps
+        elif module in ("training.evaluate", "training.visualize") or (module == "export.run" and values.model_dir):
+            if values.model_dir.rstrip("/") not in trained:
+                refused.append(f"{command}: no command before it trains {values.model_dir}")
+        if module == "export.run":
+            # A run's export is numbered by its checkpoint's step; the last checkpoint is also the best one of a
+            # run that improves until its end (the default run's), so both are numbered train_steps.
+            version = values.version or trained.get(values.model_dir.rstrip("/") if values.model_dir else None)
+            if (values.export_dir, version) in exported:
+                refused.append(f"{command}: version {version} of {values.export_dir} exists already")
+            exported.add((values.export_dir, version))
+        if module == "export.client" and values.saved_model_dir:
+            folder, version = values.saved_model_dir.rstrip("/").rsplit("/", 1)
+            if (folder, int(version)) not in exported:
+                refused.append(f"{command}: no command before it exports {values.saved_model_dir}")
+    assert refused == []
+    assert {"runs/synthetic32", "runs/cifar32-folder_data_icons", "runs/icons-ada"} <= set(trained)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert re.search(r"into `runs/synthetic32/`", readme)  # the prose names the default run's directory too

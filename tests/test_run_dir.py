@@ -55,6 +55,14 @@ def test_a_flat_config_json_of_an_older_run_is_read(tmp_path):
 def test_reading_a_directory_that_is_not_a_run(tmp_path):
     with pytest.raises(CheckpointError, match="nothing is not a training run directory: it does not exist"):
         RunDirectory(tmp_path / "nothing").read_config()
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(CheckpointError, match="a_file is not a training run directory: it is a file"):
+        RunDirectory(tmp_path / "a_file").read_config()
+    assert RunDirectory(tmp_path / "a_file" / "run").file_in_the_way() == str(tmp_path / "a_file")
+    assert RunDirectory(tmp_path / "a_file").file_in_the_way() == str(tmp_path / "a_file")
+    assert RunDirectory(tmp_path / "new" / "run").file_in_the_way() is None
+    assert RunDirectory(tmp_path).file_in_the_way() is None
+    assert RunDirectory("gs://bucket/run").file_in_the_way() is None
     with pytest.raises(CheckpointError, match="is not a training run directory: it has no config.json"):
         RunDirectory(tmp_path).read_config()
     (tmp_path / "config.json").write_text('{"name": "x"}')

@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,8 +13,8 @@ import uuid
 
 import pytest
 
-from sagan_tf import run_lock
-from sagan_tf.errors import RunLockedError, WriteFailedError
+from sagan_tf import cli, run_lock
+from sagan_tf.errors import RETRY_EXIT_STATUS, RunLockedError, RunLockWaitError, WorkerLostError, WriteFailedError
 from sagan_tf.run_dir import RunDirectory
 
 
@@ -41,6 +42,37 @@ def dead_pid():
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                            check=True)
     return int(child.stdout)
+
+
+class FakeClock:
+    """`run_lock`'s `time` module on a clock that only `sleep` moves (from now): waits of seconds take none."""
+
+    def __init__(self):
+        self.start, self.elapsed = time.time(), 0.0
+
+    def monotonic(self):
+        return self.elapsed
+
+    def time(self):
+        return self.start + self.elapsed
+
+    def sleep(self, seconds):
+        self.elapsed += seconds
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+class WatchedClock(FakeClock):
+    """A `FakeClock` that calls `at(elapsed)` after each sleep: what happens to the lock while a start waits."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def sleep(self, seconds):
+        super().sleep(seconds)
+        self.at(self.elapsed)
 
 
 def test_the_lock_names_its_holder_and_refuses_a_second_one_until_released(tmp_path):
@@ -102,17 +134,6 @@ def test_a_lock_whose_process_is_gone_or_whose_pid_was_recycled_is_taken_over_wi
 
 
 def test_a_lock_of_another_machine_is_stale_only_after_its_staleness_time(tmp_path):
-    write_record(tmp_path, age=120, host="node-7", pid=4242, stale_seconds=600)
-    with pytest.raises(RunLockedError, match=r"process 4242 on host node-7 .*it runs on its host, from where its "
-                       r"process cannot be checked, and refreshed the lock 2 min ago; the lock counts as stale from "
-                       r".* UTC \(10 min without a refresh\).*send SIGTERM to process 4242 on node-7.*If you are sure "
-                       r"that run is gone, delete .*training.lock"):
-        lock_at(tmp_path).acquire()
-    # The same host name after a reboot counts as another machine: its PIDs say nothing now.
-    write_record(tmp_path, age=120, boot_id="another-boot")
-    with pytest.raises(RunLockedError, match="another boot or PID namespace"):
-        lock_at(tmp_path).acquire()
-
     write_record(tmp_path, age=660, host="node-7", pid=4242, stale_seconds=600)
     lock = lock_at(tmp_path).acquire()
     assert "last refreshed 11 min ago, longer than the 10 min after which a lock of another machine counts as " \
@@ -120,14 +141,106 @@ def test_a_lock_of_another_machine_is_stale_only_after_its_staleness_time(tmp_pa
     lock.release()
 
 
-def test_an_unreadable_lock_file_waits_out_the_staleness_time(tmp_path):
-    (tmp_path / "training.lock").write_text("")
-    with pytest.raises(RunLockedError, match="an unknown process .*no lock record, written 0 s ago: a run may be "
-                       "starting"):
-        lock_at(tmp_path).acquire()
-    os.utime(tmp_path / "training.lock", (time.time() - 700, time.time() - 700))
+def test_a_relaunch_waits_for_a_lock_it_cannot_check_to_go_stale_then_takes_it_over(tmp_path, monkeypatch):
+    """A chief relaunched by a scheduler on another host, or in a restarted container (the same host and boot, another
+    PID namespace), finds the lock its lost predecessor left: it waits, one line saying until when and why, until
+    the lock is stale, and takes it over (it used to be refused with exit status 2, which schedulers do not retry)."""
+    cases = [({"host": "node-7", "pid": 4242}, 600, "its host"),  # a lock of an earlier version: 10 minutes
+             ({"pid": 7, "pid_namespace": "pid:[4026532999]"}, run_lock.STALE_SECONDS,
+              "another boot or PID namespace")]
+    for fields, stale, where in cases:
+        record = write_record(tmp_path, age=30, stale_seconds=stale, **fields)
+        clock = FakeClock()
+        monkeypatch.setattr(run_lock, "time", clock)
+        lock = lock_at(tmp_path).acquire()
+        monkeypatch.undo()
+        assert stale - 31 < clock.elapsed < stale - 29  # taken as soon as it is stale
+        stale_from = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record["refreshed"] + stale))
+        waiting, took = lock.warnings
+        assert waiting.startswith(f"Waiting until {stale_from} for the lock {tmp_path / 'training.lock'} of process "
+                                  f"{fields['pid']} on host {record['host']}")
+        assert (f": it runs on {where}, from where its process cannot be checked, and refreshed the lock 30 s ago; "
+                f"the lock counts as stale from {stale_from} ({stale // 60} min without a refresh). This start takes "
+                "the lock over then (or once it is released); if that run refreshes the lock meanwhile, it runs, and "
+                "this start stops.") in waiting
+        assert took.startswith("Took over the lock") and f"last refreshed {stale // 60} min ago" in took
+        assert json.loads((tmp_path / "training.lock").read_text())["token"] == lock.record["token"]
+        lock.release()
+    assert run_lock.STALE_SECONDS == 3 * run_lock.HEARTBEAT_SECONDS == 180
+
+
+def test_a_lock_refreshed_while_a_start_waits_proves_its_holder_alive(tmp_path, monkeypatch):
+    write_record(tmp_path, age=30, host="node-7", pid=4242)
+    path = tmp_path / "training.lock"
+
+    def heartbeat(elapsed):  # the holder's, 60 s after its last one
+        if elapsed >= 30:
+            os.utime(path, (clock.time(), clock.time()))
+
+    clock = WatchedClock(heartbeat)
+    monkeypatch.setattr(run_lock, "time", clock)
+    lock = lock_at(tmp_path)
+    with pytest.raises(RunLockedError, match=r"is held by process 4242 on host node-7 .*; it refreshed the lock at "
+                       r".* UTC, while this start waited for it to go stale, so it runs\. Two runs writing into one "
+                       r"directory .*send SIGTERM to process 4242 on node-7"):
+        lock.acquire()
+    assert 30 <= clock.elapsed < 30 + run_lock.POLL_SECONDS + 1 and len(lock.warnings) == 1
+    # Released while a start waits: taken at once, without a takeover.
+    write_record(tmp_path, age=30, host="node-7", pid=4242)
+    clock = WatchedClock(lambda elapsed: elapsed >= 20 and path.exists() and path.unlink())
+    monkeypatch.setattr(run_lock, "time", clock)
     lock = lock_at(tmp_path).acquire()
-    assert "of an unknown process" in lock.warnings[0]
+    assert 20 <= clock.elapsed < 20 + run_lock.POLL_SECONDS + 1
+    assert len(lock.warnings) == 1 and lock.warnings[0].startswith("Waiting until")
+    monkeypatch.undo()
+    lock.release()
+
+
+def test_a_wait_that_runs_out_ends_with_a_status_that_schedulers_retry(tmp_path, monkeypatch, capsys):
+    # A holder that declares an hour's staleness (or a clock running ahead): the wait is bounded.
+    write_record(tmp_path, age=30, host="node-7", pid=4242, stale_seconds=3600)
+    clock = FakeClock()
+    monkeypatch.setattr(run_lock, "time", clock)
+    lock = lock_at(tmp_path)
+    with pytest.raises(RunLockWaitError) as ended:
+        lock.acquire()
+    assert run_lock.WAIT_SECONDS <= clock.elapsed < run_lock.WAIT_SECONDS + 1
+    assert str(ended.value).startswith(f"Waited 15 min for the lock {tmp_path / 'training.lock'} of process 4242 on "
+                                       "host node-7")
+    assert "was neither released nor refreshed meanwhile: it runs on its host" in str(ended.value)
+    assert "a scheduler retries this exit status, 138" in str(ended.value)
+    assert "else ends with exit status 138 for a scheduler to retry" in lock.warnings[0]
+    assert RETRY_EXIT_STATUS == ended.value.exit_status == WorkerLostError.exit_status == 138 == 128 + signal.SIGUSR1
+    assert cli.main_wrapper(lambda argv: lock.acquire())(["prog"]) == 138
+    assert capsys.readouterr().err.startswith("Error: Waited 15 min for the lock")
+
+
+def test_a_holder_whose_heartbeat_is_overdue_checks_its_lock_before_the_next_step(tmp_path, monkeypatch):
+    """A holder stopped for longer than two heartbeats (its lock may have gone stale and been taken over) looks at
+    its lock itself before its next step instead of waiting for its heartbeat thread."""
+    clock = FakeClock()
+    monkeypatch.setattr(run_lock, "time", clock)
+    lock = lock_at(tmp_path).acquire()  # heartbeat 60 s: the thread does not beat during this test
+    other = write_record(tmp_path, host="node-9", pid=77)
+    clock.sleep(2 * run_lock.HEARTBEAT_SECONDS)
+    lock.check()  # two heartbeats: not overdue yet
+    clock.sleep(1)  # the process was stopped: its heartbeat thread did not run
+    with pytest.raises(RunLockedError, match="This run lost its lock .*held by process 77 on host node-9"):
+        run_lock.LockWatch(lock).on_train_batch_begin(0)
+    lock.release()
+    assert json.loads((tmp_path / "training.lock").read_text())["token"] == other["token"]
+
+
+def test_an_unreadable_lock_file_waits_out_the_staleness_time(tmp_path, monkeypatch):
+    (tmp_path / "training.lock").write_text("")
+    clock = FakeClock()
+    monkeypatch.setattr(run_lock, "time", clock)
+    lock = lock_at(tmp_path).acquire()
+    monkeypatch.undo()
+    assert run_lock.STALE_SECONDS - 1 < clock.elapsed < run_lock.STALE_SECONDS + 1
+    assert "of an unknown process (the lock file cannot be read): the file is no lock record, written 0 s ago: a " \
+           "run may be starting" in lock.warnings[0]
+    assert "Took over the lock" in lock.warnings[1] and "of an unknown process" in lock.warnings[1]
     lock.release()
 
 
@@ -191,25 +304,6 @@ def test_a_takeover_file_of_a_taker_that_died_half_way_is_cleared(tmp_path):
     lock = lock_at(tmp_path).acquire()
     assert lock.held and sorted(os.listdir(tmp_path)) == ["training.lock"]
     lock.release()
-
-
-class FakeClock:
-    """`run_lock`'s `time` module on a clock that only `sleep` moves (from now): waits of seconds take none."""
-
-    def __init__(self):
-        self.start, self.elapsed = time.time(), 0.0
-
-    def monotonic(self):
-        return self.elapsed
-
-    def time(self):
-        return self.start + self.elapsed
-
-    def sleep(self, seconds):
-        self.elapsed += seconds
-
-    def __getattr__(self, name):
-        return getattr(time, name)
 
 
 def test_a_fresh_takeover_file_of_a_dead_taker_is_outlasted_by_one_acquire(tmp_path, monkeypatch):

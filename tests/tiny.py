@@ -255,3 +255,20 @@ class Lines:
         self.times.append(seconds)
         self.lines.append(line)
         return line
+
+
+def flaky_checkpoint_restore(name, failures, error=tf.errors.UnavailableError, reads=None):
+    """A `tf.train.Checkpoint.restore` whose first `failures` reads of the checkpoint `name` (e.g. "ckpt-4") raise
+    `error`, as storage that does not answer (gs://: "Connection reset by peer"); install it with
+    `monkeypatch.setattr(tf.train.Checkpoint, "restore", ...)`. Every read's checkpoint name goes into `reads`."""
+    restore = tf.train.Checkpoint.restore
+    reads = [] if reads is None else reads
+
+    def flaky_restore(self, save_path, *args, **kwargs):
+        reads.append(os.path.basename(str(save_path)))
+        if reads[-1] == name and reads.count(name) <= failures:
+            raise error(None, None, f"Error executing an HTTP request for {save_path}: Connection reset by peer "
+                                    "(injected)")
+        return restore(self, save_path, *args, **kwargs)
+
+    return flaky_restore

@@ -95,7 +95,10 @@ def one_op_at_a_time_on_cpu():
     that oneDNN (TensorFlow's default CPU kernels) makes once per process, depending on which thread runs what; with
     `TF_ENABLE_ONEDNN_OPTS=0` or one inter-op thread it went away. Measured on `cifar32` at batch 8 (2-core Xeon with
     AMX, TF 2.21): up to 5e-6 after one step, 0.15 after twelve, so runs with the same seed diverged and a resumed run
-    differed from the straight one. GPUs are left alone.
+    differed from the straight one. GPUs are left alone. The input pipeline is not slowed: tf.data runs its map
+    functions (the folder pipeline's decode and resize) on a thread pool of its own, one thread per core, whatever
+    the inter-op setting (`benchmarks/data_throughput.py --folder`: as many map calls at once and the same images/s
+    with one inter-op thread as with TensorFlow's default).
 
     Must run before TensorFlow initialises its runtime; if it already has, the setting cannot change and a warning
     says so (unless TF_NUM_INTEROP_THREADS=1 was set).
@@ -146,6 +149,22 @@ def is_chief(strategy):
         return True
     cluster = resolver.cluster_spec().as_dict()
     return task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+
+
+def will_be_chief(distribution_strategy):
+    """Whether this process will be the chief of the strategy `get_distribution_strategy(distribution_strategy)`
+    makes (as `is_chief` says of it), told from TF_CONFIG before that strategy exists, i.e. before a multi-worker
+    process joins its cluster.
+
+    Raises:
+      UsageError: "multi_worker" without a valid TF_CONFIG.
+    """
+    if distribution_strategy != "multi_worker":
+        return True
+    _check_tf_config()
+    spec = json.loads(os.environ["TF_CONFIG"])
+    task_type, index = spec["task"]["type"], spec["task"]["index"]
+    return task_type == "chief" or (task_type == "worker" and int(index) == 0 and "chief" not in spec["cluster"])
 
 
 def is_multi_worker(strategy):
@@ -242,6 +261,22 @@ def task_name(strategy):
     return f"{getattr(resolver, 'task_type', None) or 'worker'} {task_id(strategy)}"
 
 
+def gather_rows(strategy, row_of_replica):
+    """Every replica's row of numbers, by one all-gather across the replicas (and so the workers) of `strategy`.
+
+    Args:
+      strategy: a `tf.distribute` strategy.
+      row_of_replica: a function of a replica's id in its sync group (0, 1, ...) that returns that replica's row (a
+        tuple of numbers, exact up to 2**53); a worker gives the same row for each of its replicas.
+
+    Returns:
+      The rows of all replicas, by replica id, as tuples of floats.
+    """
+    values = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant([row_of_replica(context.replica_id_in_sync_group)], tf.float64))
+    return [tuple(row) for row in strategy.gather(values, axis=0).numpy().tolist()]
+
+
 class MultiWorkerSAGAN(SAGAN):
     """SAGAN whose train_step logs have shape (1,), for `fit` under MultiWorkerMirroredStrategy.
 
@@ -260,4 +295,5 @@ def model_class(strategy):
 
 
 __all__ = ["STRATEGIES", "strategy_kind", "get_distribution_strategy", "one_op_at_a_time_on_cpu", "is_chief",
-           "is_multi_worker", "describe", "task_id", "num_workers", "task_name", "MultiWorkerSAGAN", "model_class"]
+           "will_be_chief", "is_multi_worker", "describe", "task_id", "num_workers", "task_name", "gather_rows",
+           "MultiWorkerSAGAN", "model_class"]

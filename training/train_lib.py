@@ -37,12 +37,12 @@ from absl import logging
 
 from sagan_tf import callbacks, checkpoint, data, health, run_lock, write_failures
 from sagan_tf.classifiers import cache as classifier_cache
-from sagan_tf.config import ExperimentConfig
-from sagan_tf.errors import (ClassifierUnavailableError, ConfigError, DamagedCheckpointError, TrainingDivergedError,
-                             UsageError)
+from sagan_tf.config import ExperimentConfig, setting
+from sagan_tf.errors import (CheckpointError, CheckpointUnavailableError, ClassifierUnavailableError, ConfigError,
+                             DamagedCheckpointError, TrainingDivergedError, UsageError)
 from sagan_tf.evaluation import EvalConfig, Evaluator
-from sagan_tf.models import build_sagan
-from sagan_tf.run_dir import RunDirectory
+from sagan_tf.models import build_sagan, check_replica_settings
+from sagan_tf.run_dir import RunDirectory, checkpoint_step
 from training import distribute, worker_faults
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -54,65 +54,62 @@ NONFINITE_ACTIONS = ("stop", "rollback")
 class TrainOptions:
     """How to run training (what is trained, and with which hyperparameters, is the `ExperimentConfig`).
 
+    The options that a command line sets are declared with `sagan_tf.config.setting`: each one's help says what it
+    does (`training/run.py` makes their flags). The others:
+
     Attributes:
-      model_dir: the run directory (see `sagan_tf.run_dir`; any tf.io.gfile path).
-      data_dir: TFDS data directory (or the base of relative "folder:" paths).
-      strategy: a name in `distribute.STRATEGIES` (see `distribute.get_distribution_strategy`).
-      tpu: TPU name or address for strategy "tpu" ("" = the local TPU VM).
-      cpu_devices: split the CPU into this many logical devices first (to try "mirrored" on a CPU machine);
-        1 leaves the devices alone.
-      mixed_precision: "float32", "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling).
-      jit_compile: XLA-compile the train step: True, False or None (the package's default, decided by
-        `sagan_tf.models.gan.default_jit_compile` and passed to `compile` explicitly, so that no strategy can turn it
-        off: on with GPUs, off on CPU where XLA was measured slower; under a multi-replica strategy the per-replica
-        computation is compiled, see `SAGAN`).
-      steps_per_execution: train steps per call of the train function (one host round trip per call; the
-        callbacks act between calls, so their periods must be multiples of it; the last `train_steps % N` steps of
-        a run run one per call).
-      sample_every: steps between sample grids (0: only at the end).
-      checkpoint_every: steps between checkpoints (0: only at the end).
-      log_every: steps between progress lines.
       keep_checkpoints: checkpoints kept in checkpoints/.
-      seed: seed of the weight initialisation, the noise, the input pipeline and the sample-grid latents.
       samples_per_class: images per row of the sample grid.
       handle_signals: on SIGTERM/SIGINT, stop after the current step and save a checkpoint.
       evaluation: how to evaluate FID/IS (/KID) of the sampling generator on the chief (an `EvalConfig`),
         at the start of training, every `eval_every` steps and at the end; None: no evaluation.
-      eval_every: steps between evaluations (0: only at the start and the end of training).
-      best_metric: the evaluation figure that chooses the best checkpoint (checkpoints/best/): "fid" or "kid" (lower
-        is better), "inception_score", "precision", "recall", "density" or "coverage" (higher is better); it must be
-        one the evaluation computes (see `callbacks.parse_best_metric`).
-      on_nonfinite: what a step with a non-finite loss or weight does: "stop" (end the run with a
-        `TrainingDivergedError` naming the step and the last good checkpoint) or "rollback" (restore the last good
-        checkpoint and continue with fresh noise, at most `max_rollbacks` times). No checkpoint with a non-finite
-        value is ever written.
-      max_rollbacks: rollbacks allowed in one run with on_nonfinite="rollback".
 
     Evaluation counts as asked for when `eval_every` > 0 or the evaluation names a classifier: then an unavailable
     classifier is a `UsageError` before training starts. Otherwise (the default evaluation at start and end) training
     goes on without evaluation and a warning says how to enable it.
     """
 
-    model_dir: str
-    data_dir: Optional[str] = None
-    strategy: str = "auto"
-    tpu: str = ""
-    cpu_devices: int = 1
-    mixed_precision: str = "float32"
-    jit_compile: Optional[bool] = None
-    steps_per_execution: int = 1
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    log_every: int = 100
+    model_dir: Optional[str] = setting(
+        None, "Run directory (config.json, checkpoints/, samples/, TensorBoard events; any tf.io.gfile path). Default: "
+        "runs/<preset> for the preset's own dataset, else runs/<preset>-<dataset> (sagan_tf.run_dir).")
+    data_dir: Optional[str] = setting(None, "TFDS data directory (also the base of relative folder: paths).")
+    strategy: str = setting(
+        "auto", "auto: all GPUs if any, else one device; mirrored: all GPUs (or all logical CPUs); multi_worker: from "
+        "TF_CONFIG; tpu: see --tpu; off: one device (training.distribute.get_distribution_strategy).",
+        choices=distribute.STRATEGIES)
+    tpu: str = setting("", "TPU name or grpc:// address for --strategy=tpu ('' = this TPU VM).")
+    cpu_devices: int = setting(1, "Split the CPU into this many logical devices first (try --strategy=mirrored "
+                               "without GPUs); 1 leaves the devices alone.")
+    mixed_precision: str = setting("float32", "Compute precision: float32, mixed_bfloat16 or mixed_float16 (with "
+                                   "dynamic loss scaling).", choices=PRECISIONS)
+    jit_compile: Optional[bool] = setting(
+        None, "XLA-compile the train step (--nojit_compile: not). Default: on with GPUs (per replica under "
+        "--strategy=mirrored or multi_worker, where Keras would turn it off), off on CPU, where it is slower "
+        "(sagan_tf.models.gan.default_jit_compile).")
+    steps_per_execution: int = setting(
+        1, "Train steps per call of the train function: fewer host round trips where a step takes milliseconds "
+        "(GPUs, TPUs); the last train_steps % N steps of a run run one per call. --log_every, --sample_every, "
+        "--checkpoint_every and --eval_every must be multiples of it.", lower_bound=1)
+    sample_every: int = setting(500, "Steps between sample grids (0: only at the end).")
+    checkpoint_every: int = setting(500, "Steps between checkpoints (0: only at the end).")
+    log_every: int = setting(100, "Steps between progress lines.")
     keep_checkpoints: int = 3
-    seed: int = 0
+    seed: int = setting(0, "Seed of initialisation, noise, data order and sample-grid latents.")
     samples_per_class: int = 8
     handle_signals: bool = True
     evaluation: Optional[EvalConfig] = None
-    eval_every: int = 0
-    best_metric: str = "fid"
-    on_nonfinite: str = "stop"
-    max_rollbacks: int = 3
+    eval_every: int = setting(0, "Steps between FID/IS evaluations (0: only at the start and the end of training). "
+                              "Evaluation runs on the chief with the sampling (EMA) generator.")
+    best_metric: str = setting(
+        "fid", "Evaluation figure that chooses the best checkpoint, kept in <model_dir>/checkpoints/best/ apart from "
+        "the rotating ones: fid or kid (lower is better), inception_score, precision, recall, density or coverage "
+        "(higher; kid needs --kid, the last four --precision_recall).")
+    on_nonfinite: str = setting(
+        "stop", "When a step makes a loss or a weight NaN or infinite: stop (exit naming the step and the last good "
+        "checkpoint) or rollback (restore the last good checkpoint and continue with fresh noise, up to "
+        "--max_rollbacks times). No checkpoint with a non-finite value is written either way.",
+        choices=NONFINITE_ACTIONS)
+    max_rollbacks: int = setting(3, "Rollbacks allowed with --on_nonfinite=rollback.", lower_bound=0)
 
     @property
     def evaluation_requested(self):
@@ -130,6 +127,10 @@ class TrainOptions:
 
         if not self.model_dir:
             fail(f"model_dir must be a directory path. Received: model_dir={self.model_dir!r}")
+        in_the_way = RunDirectory(self.model_dir).file_in_the_way()
+        if in_the_way is not None:
+            fail(f"model_dir must be a directory, but {in_the_way} is a file. Received: model_dir={self.model_dir!r}. "
+                 "Pass a directory (a new one starts a run, an existing run directory resumes it).")
         if self.strategy not in distribute.STRATEGIES:
             fail(f"strategy must be one of {', '.join(distribute.STRATEGIES)}. Received: strategy={self.strategy!r}")
         if self.mixed_precision not in PRECISIONS:
@@ -164,6 +165,34 @@ class TrainOptions:
         if self.evaluation is None and self.eval_every > 0:
             fail(f"eval_every={self.eval_every} asks for evaluation during training, but evaluation is off (no "
                  "EvalConfig; --eval_samples=0). Set eval_samples > 0, or eval_every to 0.")
+
+
+def check_replica_options(config, options, strategy):
+    """Refuses what the strategy's replica count rules out for this config and these options: a global batch the
+    replicas do not share evenly, a per-replica batch that gradient accumulation does not split, and the
+    combinations the model cannot compile (`sagan_tf.models.check_replica_settings`). The one place of the checks
+    that need the strategy; `Trainer` runs it before it writes anything but the run directory's lock.
+
+    Raises:
+      UsageError: naming the flags and what to change.
+    """
+    replicas = strategy.num_replicas_in_sync
+    batch_size = config.training.batch_size
+    if batch_size % replicas:
+        suggestion = (batch_size // replicas + 1) * replicas
+        raise UsageError(
+            f"The global batch size {batch_size} does not split evenly over the {replicas} replicas of strategy "
+            f"{options.strategy!r}; use a multiple of {replicas} (e.g. --batch_size={suggestion}) or fewer devices.")
+    accumulation = config.training.grad_accumulation
+    if (batch_size // replicas) % accumulation:
+        raise UsageError(
+            f"--grad_accumulation={accumulation} splits each replica's batch into {accumulation} equal "
+            f"micro-batches, but the global batch size {batch_size} gives {batch_size // replicas} per replica "
+            f"on the {replicas} replica(s) of strategy {options.strategy!r}; use a batch size that is a multiple "
+            f"of {replicas * accumulation} or another --grad_accumulation.")
+    per_replica_xla = distribute.describe(strategy) != "TPUStrategy"  # a TPU compiles the whole step
+    check_replica_settings(replicas, config.model.synchronized_batch_norm, accumulation,
+                           explicit_replica_jit=bool(options.jit_compile) and per_replica_xla)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -308,8 +337,9 @@ class Trainer:
     `trainer.step` show the state training resumes from); `train()` trains to `train_steps`. `run` is both. The
     mixed-precision policy is set for the model's construction and put back by `train()` (or at once when the
     construction fails). The chief first takes the run directory's lock (`sagan_tf.run_lock`: a second run into
-    the same directory is refused) and removes what interrupted writes left there; `train()` releases it (and so
-    does a failed construction).
+    the same directory is refused; a lock of another host or container is waited for until it is stale), before it
+    makes its strategy (under multi-worker training: before it joins the cluster), and removes what interrupted
+    writes left there; `train()` releases it (and so does a failed construction).
     """
 
     def __init__(self, config, options):
@@ -328,39 +358,10 @@ class Trainer:
         self.dataset = data.resolve(config.training.dataset, options.data_dir)
         self.class_names = _check_dataset(config, self.dataset)
         self.fake_label_frequencies = fake_label_frequencies(config, self.dataset)
-        self.strategy = distribute.get_distribution_strategy(options.strategy, options.tpu, options.cpu_devices)
-        replicas = self.strategy.num_replicas_in_sync
-        batch_size = config.training.batch_size
-        if batch_size % replicas:
-            suggestion = (batch_size // replicas + 1) * replicas
-            raise UsageError(
-                f"The global batch size {batch_size} does not split evenly over the {replicas} replicas of strategy "
-                f"{options.strategy!r}; use a multiple of {replicas} (e.g. --batch_size={suggestion}) or fewer "
-                "devices.")
-        if (options.jit_compile and replicas > 1 and config.model.synchronized_batch_norm
-                and distribute.describe(self.strategy) != "TPUStrategy"):
-            # Refused before the run directory holds a config.json that a corrected rerun is checked against.
-            raise UsageError(
-                f"--jit_compile cannot compile a train step with synchronized batch norm over {replicas} replicas: its "
-                "statistics are all-reduced inside the forward pass, which a per-replica XLA computation cannot do. "
-                "Pass --nojit_compile (or leave it out: synchronized batch norm then trains without XLA), or "
-                "--nosync_batch_norm.")
-        accumulation = config.training.grad_accumulation
-        if (batch_size // replicas) % accumulation:
-            raise UsageError(
-                f"--grad_accumulation={accumulation} splits each replica's batch into {accumulation} equal "
-                f"micro-batches, but the global batch size {batch_size} gives {batch_size // replicas} per replica "
-                f"on the {replicas} replica(s) of strategy {options.strategy!r}; use a batch size that is a multiple "
-                f"of {replicas * accumulation} or another --grad_accumulation.")
-        if accumulation > 1 and replicas > 1 and config.model.synchronized_batch_norm:
-            raise UsageError(
-                f"--grad_accumulation={accumulation} cannot train synchronized batch norm on {replicas} replicas: "
-                "its statistics are all-reduced inside the forward pass, which cannot run inside the loop over "
-                "micro-batches. Set synchronized_batch_norm off (each micro-batch is then normalized on its own), "
-                "or train without accumulation.")
-        self.chief = distribute.is_chief(self.strategy)
+        # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run_lock), and it
+        # does before its strategy joins the cluster, so that a chief that cannot have the run never joins it.
+        self.chief = distribute.will_be_chief(options.strategy)
         self.run_dir = RunDirectory(options.model_dir)
-        # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run_lock).
         self.lock = run_lock.take_run_directory(self.run_dir) if self.chief else None
         self.lock_watch = run_lock.LockWatch(self.lock) if self.lock is not None else None
         try:
@@ -374,6 +375,9 @@ class Trainer:
     def _set_up(self):
         """The rest of `__init__`, once the chief holds the run directory's lock."""
         config, options = self.config, self.options
+        self.strategy = distribute.get_distribution_strategy(options.strategy, options.tpu, options.cpu_devices)
+        # Refused before the run directory holds a config.json that a corrected rerun is checked against.
+        check_replica_options(config, options, self.strategy)
         self.run_dir.check_resumable(config)
         if self.chief:
             self.run_dir.write_config(config)
@@ -467,15 +471,45 @@ class Trainer:
                                           max_to_keep=self.options.keep_checkpoints)
 
     def _restore(self):
-        """Restores the newest readable checkpoint of the run directory, if any; returns the training step.
+        """Restores the checkpoint to resume from, if any; returns the training step.
 
-        A checkpoint whose files cannot be read back (truncated, corrupt) is skipped with a warning naming it, and
-        the one before it is tried. `self.restored_checkpoint` is the path restored (None for a new run).
+        That is the newest readable checkpoint of the run directory: one whose files are damaged (truncated,
+        corrupt) is skipped with a warning naming it, and the one before it is tried; a passing storage error is
+        retried (`checkpoint.read_checkpoint`) and, when it outlasts the retries, stops the run instead of falling
+        back. Across workers, every worker resumes from the chief's choice (`_agree_on_checkpoint`).
+        `self.restored_checkpoint` is the path restored (None for a new run).
+
+        Raises:
+          CheckpointUnavailableError: storage did not serve the checkpoint to resume from (here or on another
+            worker).
+          UsageError: every checkpoint is damaged (`DamagedCheckpointError`), or one cannot be read or resumed
+            here or on another worker.
         """
         self.restored_checkpoint = None
         candidates = self.run_dir.resume_candidates()
-        if not candidates:
+        try:
+            path, failure = self._restore_newest(candidates), None
+        except (UsageError, CheckpointUnavailableError) as error:
+            path, failure = None, error
+        if distribute.num_workers(self.strategy) > 1:
+            path = self._agree_on_checkpoint(path, failure, candidates)
+        elif failure is not None:
+            raise failure
+        if path is None:
             return 0
+        step = callbacks.global_step(self.model)
+        logging.info("Restored %s: step %d.", path, step)
+        self.restored_checkpoint = path
+        return step
+
+    def _restore_newest(self, candidates):
+        """Restores the newest of `candidates` ([(step, path)], newest first) whose files are not damaged; returns
+        its path (None without candidates).
+
+        Raises:
+          DamagedCheckpointError: every one is damaged.
+          CheckpointUnavailableError, UsageError: see `_restore_checkpoint`.
+        """
         damaged = []
         for _, path in candidates:
             try:
@@ -484,31 +518,93 @@ class Trainer:
                 damaged.append(path)
                 logging.warning("%s Trying the checkpoint before it.", error)
                 continue
-            step = callbacks.global_step(self.model)
             if damaged:
-                logging.warning("Resuming from %s (step %d): the newer checkpoint(s) %s cannot be read (see above) and "
-                                "will be overwritten as training reaches their steps again.", path, step,
-                                ", ".join(damaged))
-            else:
-                logging.info("Restored %s: step %d.", path, step)
-            self.restored_checkpoint = path
-            return step
+                logging.warning("Resuming from %s: the newer checkpoint(s) %s cannot be read (see above) and will be "
+                                "overwritten as training reaches their steps again.", path, ", ".join(damaged))
+            return path
+        if not candidates:
+            return None
         raise DamagedCheckpointError(
             f"Every checkpoint in {self.run_dir.checkpoint_dir} is damaged ({', '.join(damaged)}; see the warnings "
             "above), so training cannot resume. Move them away to start the run over, or choose a new --model_dir.")
+
+    #: What a worker reports to the others about its restore (`_agree_on_checkpoint`).
+    _RESTORED, _UNAVAILABLE, _FAILED = 0, 1, 2
+
+    def _agree_on_checkpoint(self, path, failure, candidates):
+        """Makes every worker of a multi-worker run resume from the chief's checkpoint; returns its path (None: a new
+        run).
+
+        Each worker has restored the newest checkpoint it could read (`path`) or failed (`failure`); one all-gather
+        tells every worker what each one did. If any failed, every worker stops: the one that failed with its own
+        error, the others naming it. Otherwise a worker that chose another checkpoint than the chief restores the
+        chief's, and a second all-gather (which every worker makes, since each saw the same rows) stops them all if
+        one of them cannot. A storage error is then `CheckpointUnavailableError`, anything else `CheckpointError`.
+        """
+        own_task = distribute.task_name(self.strategy)
+
+        def gather(step, status):
+            row = (float(self.chief), float(own_task.startswith("chief")), float(distribute.task_id(self.strategy)),
+                   float(-1 if step is None else step), float(status))
+            try:
+                rows = set(distribute.gather_rows(self.strategy, lambda _: row))
+            except tf.errors.OpError as error:
+                if not worker_faults.is_lost_worker(error):
+                    raise
+                raise worker_faults.lost_worker_error(error, own_task, path) from None
+            return sorted(rows, key=lambda r: (-r[0], r[2]))  # the chief first
+
+        def stop_if_failed(rows, own_failure):
+            failed = [r for r in rows if r[4] != self._RESTORED]
+            if not failed:
+                return
+            if own_failure is not None:
+                raise own_failure
+            tasks = [f"{'chief' if r[1] else 'worker'} {int(r[2])}" for r in failed]
+            message = (f"{' and '.join(tasks)} of this multi-worker run could not read or restore the checkpoint to "
+                       f"resume from (its own output says which and why); {own_task} stopped too, so that no worker "
+                       "trains from other weights than the others. Relaunch every worker with the same flags and "
+                       "TF_CONFIG once it can read it.")
+            if any(r[4] == self._UNAVAILABLE for r in failed):
+                raise CheckpointUnavailableError(message, tasks=tasks)
+            raise CheckpointError(message)
+
+        def status_of(error):
+            return self._UNAVAILABLE if isinstance(error, CheckpointUnavailableError) else self._FAILED
+
+        own_step = None if path is None else checkpoint_step(path)
+        rows = gather(own_step, self._RESTORED if failure is None else status_of(failure))
+        stop_if_failed(rows, failure)
+        chief_step = None if rows[0][3] < 0 else int(rows[0][3])
+        if all(r[3] == rows[0][3] for r in rows):
+            return path
+        failure = None
+        if own_step != chief_step and chief_step is None:
+            failure = CheckpointError(
+                f"The chief found no checkpoint to resume from in {self.run_dir.checkpoint_dir}, but {own_task} found "
+                f"{path}: the workers do not see the same --model_dir. Every worker must read and write the same "
+                "directory (shared storage, e.g. gs://).")
+        elif own_step != chief_step:
+            logging.warning("The chief resumes from step %d and %s found %s: it resumes from the chief's checkpoint.",
+                            chief_step, own_task, path)
+            path = dict(candidates).get(chief_step) or self.run_dir.checkpoint_path(chief_step)
+            try:
+                self._restore_checkpoint(path)
+            except (UsageError, CheckpointUnavailableError) as error:
+                failure = error
+        stop_if_failed(gather(chief_step, self._RESTORED if failure is None else status_of(failure)), failure)
+        return path
 
     def _restore_checkpoint(self, path):
         """Restores the whole training state from `path`.
 
         Raises:
           DamagedCheckpointError: its files cannot be read back.
-          UsageError: it was written with other settings (architecture, EMA, float16 loss scaling).
+          CheckpointUnavailableError: storage did not serve it (`checkpoint.read_checkpoint`).
+          UsageError: it cannot be read (`CheckpointError`), or it was written with other settings (architecture, EMA,
+            float16 loss scaling).
         """
-        try:
-            scaled = checkpoint.uses_loss_scaling(path)
-        except checkpoint.READ_ERRORS as error:
-            raise DamagedCheckpointError(f"Checkpoint {path} is damaged: its index cannot be read "
-                                         f"({checkpoint.describe_read_error(error)}).") from None
+        scaled = checkpoint.uses_loss_scaling(path)
         if scaled != (self.options.mixed_precision == "mixed_float16"):
             written = "with" if scaled else "without"
             raise UsageError(
@@ -517,10 +613,10 @@ class Trainer:
                 f"{'--mixed_precision=mixed_float16' if scaled else 'float32 or mixed_bfloat16'}, or choose a new "
                 "--model_dir.")
         try:
-            self.manager.checkpoint.restore(path).assert_existing_objects_matched()
-        except checkpoint.READ_ERRORS as error:
-            raise DamagedCheckpointError(f"Checkpoint {path} is damaged: it cannot be read back "
-                                         f"({checkpoint.describe_read_error(error)}).") from None
+            checkpoint.read_checkpoint(lambda: self.manager.checkpoint.restore(path).assert_existing_objects_matched(),
+                                       path, "it cannot be read back")
+        except UsageError:  # a `ValueError` too, but about its files, not its fit
+            raise
         except (AssertionError, ValueError) as error:
             raise UsageError(
                 f"Checkpoint {path} does not fit this model ({str(error).splitlines()[0]}). It was probably written "

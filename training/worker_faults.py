@@ -14,7 +14,7 @@ complete, and they fail with a traceback and without the checkpoint the signal w
 - **A lost worker** (killed, crashed, its machine gone): the collective of the next step fails on every surviving
   worker within seconds. `lost_worker_error` turns that error into a `WorkerLostError`: one paragraph naming the
   lost task, the newest checkpoint and the way to resume (relaunch every worker with the same flags), reported by
-  the command with its own exit status (`WorkerLostError.exit_status`).
+  the command with the exit status that schedulers retry (`WorkerLostError.exit_status`, 138).
 """
 
 import logging

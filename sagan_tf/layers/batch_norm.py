@@ -1,4 +1,5 @@
-"""Batch normalization whose moving statistics can be kept identical across `tf.distribute` replicas."""
+"""Batch normalization whose moving statistics can be kept identical across `tf.distribute` replicas, and that
+normalizes each device's piece of the batch on its own under a `keras.distribution` (as each replica does)."""
 
 import keras
 from keras import ops
@@ -32,12 +33,20 @@ class BatchNorm(keras.layers.Layer):
       for all its batch norms, in one batched all-reduce.
     - `synchronized=True`: the batch statistics are those of the global batch (per-replica sums, sums of squares
       and counts all-reduced by `keras.ops.moments(..., synchronized=True)`), so every replica computes the same
-      update and the copies agree without any further step (TensorFlow backend only).
+      update and the copies agree without any further step.
+
+    Under a `keras.distribution` on JAX (e.g. `DataParallel`), where one program sees the global batch and the
+    distribution splits it over `device_groups()` devices, the layer computes the same as a `tf.distribute`
+    strategy with that many replicas: with `synchronized=False` the batch, reshaped to (devices, batch / devices,
+    ...), is normalized one piece at a time with that piece's statistics, and the moving statistics are updated
+    with the mean of the pieces' statistics (what averaging the replicas' updates gives); with `synchronized=True`
+    the statistics are those of the global batch. Training batches must then be a multiple of the device count.
 
     Args:
       momentum: momentum of the moving averages, in [0, 1).
       epsilon: small positive float added to the variance.
-      synchronized: compute the batch statistics over the replicas of the current `tf.distribute` strategy.
+      synchronized: compute the batch statistics over the replicas of the current `tf.distribute` strategy (or the
+        devices of the current `keras.distribution`) instead of each replica's (device's) piece of the batch.
       **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -54,9 +63,6 @@ class BatchNorm(keras.layers.Layer):
             raise ValueError(f"Argument `momentum` must be in [0, 1). Received: momentum={momentum}")
         if not epsilon > 0.0:
             raise ValueError(f"Argument `epsilon` must be positive. Received: epsilon={epsilon}")
-        if synchronized and keras.backend.backend() != "tensorflow":
-            raise ValueError("Argument `synchronized=True` is only supported with the TensorFlow backend. "
-                             f"Received: synchronized={synchronized}")
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
         self.synchronized = bool(synchronized)
@@ -89,16 +95,40 @@ class BatchNorm(keras.layers.Layer):
         """(x - mean) / sqrt(variance + epsilon) * gamma + beta in float32, with `affine(rank)` -> (gamma, beta)
         broadcastable to x; updates the moving statistics in training."""
         inputs = ops.cast(x, "float32")
-        if training and self.trainable:
-            mean, variance = ops.moments(inputs, axes=self._reduction_axes, synchronized=self.synchronized)
-            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        groups = 1 if self.synchronized else device_groups()
+        if training and self.trainable and groups > 1:
+            mean, variance, batch_mean, batch_variance = self._piecewise_moments(inputs, groups)
+            self._update_moving_statistics(batch_mean, batch_variance)
+        elif training and self.trainable:
+            mean, variance = ops.moments(inputs, axes=self._reduction_axes,
+                                         synchronized=self.synchronized and keras.backend.backend() == "tensorflow")
+            self._update_moving_statistics(mean, variance)
         else:
             mean = ops.convert_to_tensor(self.moving_mean)
             variance = ops.convert_to_tensor(self.moving_variance)
         gamma, beta = affine(len(inputs.shape))
         outputs = (inputs - mean) * (ops.rsqrt(variance + self.epsilon) * gamma) + beta
         return ops.cast(outputs, self.compute_dtype)
+
+    def _piecewise_moments(self, inputs, groups):
+        """(mean, variance) of each of `groups` equal pieces of the batch, repeated for each example of the piece
+        (shape (batch, 1, ..., C)), and the mean of the pieces' means and variances (shape (C,))."""
+        batch = inputs.shape[0]
+        if batch is None or batch % groups:
+            raise ValueError(
+                f"{type(self).__name__} normalizes each of the {groups} devices' pieces of the batch on its own "
+                f"(keras.distribution, synchronized=False), so a training batch must be a multiple of {groups}. "
+                f"Received: batch={batch}")
+        pieces = ops.reshape(inputs, (groups, batch // groups) + tuple(inputs.shape[1:]))
+        mean, variance = ops.moments(pieces, axes=[axis + 1 for axis in self._reduction_axes])  # (groups, C)
+        per_example = (batch,) + (1,) * (len(inputs.shape) - 2) + (inputs.shape[-1],)
+        return (ops.reshape(ops.repeat(mean, batch // groups, axis=0), per_example),
+                ops.reshape(ops.repeat(variance, batch // groups, axis=0), per_example),
+                ops.mean(mean, axis=0), ops.mean(variance, axis=0))
+
+    def _update_moving_statistics(self, mean, variance):
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
 
     def call(self, x, training=None):
         return self._normalize(x, training, lambda rank: (self.gamma, self.beta))
@@ -109,6 +139,18 @@ class BatchNorm(keras.layers.Layer):
     def get_config(self):
         config = {"momentum": self.momentum, "epsilon": self.epsilon, "synchronized": self.synchronized}
         return {**super().get_config(), **config}
+
+
+def device_groups():
+    """How many devices the active `keras.distribution` splits each (global) batch over on JAX, where one program
+    sees the whole batch: its mesh's size along the batch axis. 1 without one, and on TensorFlow, where each
+    `tf.distribute` replica runs on its own piece of the batch."""
+    distribution = keras.distribution.distribution()
+    if (keras.backend.backend() != "jax" or distribution is None
+            or getattr(distribution, "batch_dim_name", None) is None):
+        return 1
+    mesh = distribution.device_mesh
+    return mesh.shape[list(mesh.axis_names).index(distribution.batch_dim_name)]
 
 
 def moving_statistics(network):

@@ -35,14 +35,16 @@ class ConditionalBatchNorm(BatchNorm):
     Under `tf.distribute` the moving statistics behave as `BatchNorm`'s: with
     `synchronized=True` the batch statistics are those of the global batch and every replica
     stays identical; with `synchronized=False` each replica uses its own sub-batch and
-    `sagan_tf.layers.average_across_replicas` makes the copies agree after the step.
+    `sagan_tf.layers.average_across_replicas` makes the copies agree after the step. Under a
+    `keras.distribution` on JAX each device's piece of the batch is normalized on its own the
+    same way (see `BatchNorm`).
 
     Args:
       num_classes: number of classes (rows of `gamma` and `beta`).
       momentum: momentum of the moving averages, in [0, 1).
       epsilon: small positive float added to the variance.
-      synchronized: whether to compute batch statistics across replicas (TensorFlow
-        backend only).
+      synchronized: whether to compute batch statistics across replicas (or the devices of a
+        `keras.distribution`) instead of each one's piece of the batch.
       **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:

@@ -16,6 +16,11 @@ behaves as it would have without us. The result is cached; nothing is imported u
 
 TensorFlow Probability needs the `tf_keras` package to import; we never set `TF_USE_LEGACY_KERAS`.
 
+The module's KID (`kernel_classifier_distance_and_std_from_activations`) calls `tf.map_fn(..., back_prop=False)`,
+for which TensorFlow logs a 7-line "calling map_fn_v2 ... with back_prop=False is deprecated" warning on first use;
+it is about TF-GAN's code, which no user can change, so `classifier_metrics()` drops exactly that record (a filter on
+the "tensorflow" logger, `_drop_tfgan_map_fn_deprecation`); every other warning stays.
+
 Use it as:
 
     cm = tfgan_bridge.classifier_metrics()
@@ -24,6 +29,7 @@ Use it as:
 
 import importlib
 import importlib.util
+import logging
 import os
 import sys
 import threading
@@ -49,6 +55,19 @@ def _package_root():
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(f"The `tensorflow_gan` package is not installed. {_INSTALL_HINT}")
     return list(spec.submodule_search_locations)[0]
+
+
+def _drop_tfgan_map_fn_deprecation(record):
+    """A filter of the "tensorflow" logger: False for TensorFlow's deprecation warning about `map_fn`'s `back_prop`
+    argument when TF-GAN's `classifier_metrics.py` makes the call, True for every other record.
+
+    TensorFlow logs it as `"From %s: calling %s (from %s) with %s=%s is deprecated ..."` with the arguments (call
+    location "<file>:<line>", "map_fn_v2", "tensorflow.python.ops.map_fn", "back_prop", False, ...).
+    """
+    args = record.args if isinstance(record.args, tuple) else ()
+    return not (len(args) >= 4 and str(record.msg).startswith("From %s: calling %s (from %s) with %s")
+                and os.path.basename(str(args[0]).rsplit(":", 1)[0]) == "classifier_metrics.py"
+                and args[1] == "map_fn_v2" and args[3] == "back_prop")
 
 
 def _import_classifier_metrics():
@@ -92,6 +111,7 @@ def classifier_metrics():
         if _classifier_metrics is None:
             try:
                 _classifier_metrics = _import_classifier_metrics()
+                logging.getLogger("tensorflow").addFilter(_drop_tfgan_map_fn_deprecation)
             except Exception as e:  # TFP and TF-GAN fail with AttributeError etc., not only ImportError.
                 raise ImportError(
                     f"Could not import TF-GAN's evaluation module ({type(e).__name__}: {e}). "

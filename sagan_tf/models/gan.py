@@ -68,7 +68,7 @@ class SAGAN(_train_step_class(), keras.Model):
     Backends: the train step is the Keras backend's, inherited as `keras.Model` inherits Keras's trainer:
     `sagan_tf.models.tensorflow_step.TensorFlowTrainStep` (GradientTape, tf.distribute) on TensorFlow,
     `sagan_tf.models.jax_step.JaxTrainStep` (stateless, jitted) on JAX, which does everything below but gradient
-    accumulation, mixed_float16 and synchronized batch norm (refused at `compile`). A batch may also be a dict
+    accumulation and mixed_float16 (refused at `compile`). A batch may also be a dict
     `{"images": ..., "labels": ..., "z": ..., ...}` that carries the step's noise instead of drawing it
     (`sagan_tf.models.step_common.FedDraws`: how `benchmarks/backend_parity.py` feeds both backends the same noise).
 
@@ -593,8 +593,6 @@ def build_sagan(config, seed=None, model_class=None, class_frequencies=None, **c
                 d_optimizer=keras.optimizers.Adam(training.d_lr, beta_1=training.beta1, beta_2=training.beta2),
                 loss=training.loss, **compile_kwargs)
     return gan
-
-
 
 
 def default_jit_compile():

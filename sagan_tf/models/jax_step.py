@@ -11,11 +11,13 @@ the state. Gradients come from `jax.value_and_grad` of the loss with respect to 
 optimizers update with `stateless_apply`.
 
 Not supported on JAX (a clear error at `compile`): gradient accumulation (`grad_accumulation` > 1) and
-`mixed_float16` (its dynamic loss scale); synchronized batch norm is refused by `BatchNorm` itself.
+`mixed_float16` (its dynamic loss scale).
 
 Under a `keras.distribution` (e.g. `DataParallel`) Keras splits each global batch over the devices of the mesh's
-batch axis; a batch they do not divide is refused by `fit` and `train_on_batch` with an error that says which batch
-and what to change: before training for arrays and for datasets of a fixed batch size, and at the batch for the rest.
+batch axis, and the generator's batch norms normalize each device's piece of its batch on its own, as a
+tf.distribute replica does (`BatchNorm`; with synchronized batch norm: the whole batch). A batch the devices do not
+divide is refused by `fit` and `train_on_batch` with an error that says which batch and what to change: before
+training for arrays and for datasets of a fixed batch size, and at the batch for the rest.
 """
 
 import re
@@ -24,6 +26,7 @@ import jax
 import keras
 from keras import ops
 
+from sagan_tf.layers.batch_norm import device_groups
 from sagan_tf.models.step_common import gradient_norm, watched_norm
 
 
@@ -46,12 +49,7 @@ class _OptimizerPair:
 
 def batch_shards():
     """How many pieces Keras's current distribution cuts each of this process's batches into (1 without one)."""
-    distribution = keras.distribution.distribution()
-    if distribution is None or getattr(distribution, "batch_dim_name", None) is None:
-        return 1
-    mesh = distribution.device_mesh
-    shards = mesh.shape[list(mesh.axis_names).index(distribution.batch_dim_name)]
-    return max(shards // jax.process_count(), 1)
+    return max(device_groups() // jax.process_count(), 1)
 
 
 def _indivisible(what, shards):
@@ -91,51 +89,78 @@ def _is_indivisible(error):
     return type(error).__name__ == "IndivisibleError"
 
 
-class _ForgetAfterFirstBatch(keras.callbacks.Callback):
-    """Drops `fit`'s references to the weights it started from once one step has completed (from then on Keras keeps
-    the state of the last completed step). It never reads `self.model`, which would sync the state every batch."""
-
-    def __init__(self, kept):
-        super().__init__()
-        self._kept = kept
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._kept.clear()
+def _put_back(variables, values):
+    """Assigns `values` to `variables`, but for arrays that a failed step's execution consumed (donated buffers)."""
+    for variable, value in zip(variables, values):
+        if not value.is_deleted():
+            variable.assign(value)
 
 
 class JaxTrainStep:
     """The JAX train step of `SAGAN` (see its docstring for what a step does)."""
 
+    #: While `fit` runs its first step: the state's values it started from (references to immutable arrays).
+    _fit_start_values = None
+
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
-        """Keras's `fit`, after `check_batches_divide`. A batch the devices do not divide that only shows when it
-        comes (a generator, a dataset whose batch size varies) ends `fit` with that error too, and the model keeps
-        the weights of the last completed step: Keras's JAX trainer detaches the variables' values while it trains,
-        and would lose them."""
+        """Keras's `fit`, after `check_batches_divide`; the model keeps its weights when `fit` fails.
+
+        Keras's JAX trainer detaches the variables' values before the first step and attaches the state of the last
+        completed step when `fit` ends, so an exception before any step completed (a trace-time error, Ctrl-C while
+        compiling, a batch the devices do not divide) would leave every variable without a value: the values `fit`
+        started from are put back then. The exception reaches the caller unchanged, but for JAX's sharding error for
+        a batch the devices do not divide (one that only shows when it comes: a generator, a dataset whose batch
+        size varies), which becomes `check_batches_divide`'s. A step that fails while it runs on the device, after
+        JAX took its inputs (donated buffers), leaves nothing to put back.
+        """
         check_batches_divide(x, batch_size, kwargs.get("steps_per_epoch"))
         variables = [variable for group in self.jax_state_variables() for variable in group]
-        kept = []
-        if callbacks is None or isinstance(callbacks, (list, tuple)):  # not a keras.callbacks.CallbackList
-            kept = [variable.value for variable in variables]  # references to immutable arrays, not copies
-            callbacks = [*(callbacks or []), _ForgetAfterFirstBatch(kept)]
+        self._fit_start_values = tuple(variable.value for variable in variables)
         try:
             return super().fit(x, y, batch_size, epochs, verbose, callbacks, **kwargs)
-        except ValueError as error:
+        except BaseException as error:
+            if self._fit_start_values is not None:  # no step completed
+                _put_back(variables, self._fit_start_values)
             if not _is_indivisible(error):
                 raise
-            if kept:  # before the first step completed
-                for variable, value in zip(variables, kept):
-                    variable.assign(value)
-            else:
-                self.jax_state_sync()  # Keras's JAX trainer: the state of the last completed step
             batch = re.search(r"full shape: \((\d+)", str(error))
             raise _indivisible(f"a batch of {batch[1] if batch else 'that many'} images", batch_shards()) from error
+        finally:
+            self._fit_start_values = None
+
+    def make_train_function(self, force=False):
+        """Keras's train function, which also makes `fit` forget the values it started from once a step completed
+        (from then on Keras keeps the state of the last completed step, whatever the callbacks)."""
+        super().make_train_function(force)
+        train_function = self.train_function
+        if getattr(train_function, "forgets_fit_start", False):
+            return
+
+        def forgetting_train_function(state, iterator):
+            outputs = train_function(state, iterator)
+            self._fit_start_values = None
+            return outputs
+
+        forgetting_train_function.forgets_fit_start = True
+        self.train_function = forgetting_train_function
 
     def train_on_batch(self, x, *args, **kwargs):
-        """Keras's `train_on_batch`, after `check_batches_divide`."""
+        """Keras's `train_on_batch`, after `check_batches_divide`; the model keeps its weights when the step fails.
+
+        Keras's JAX trainer records the state of each `train_on_batch` and marks it unapplied before the step; a
+        step that fails would leave the previous step's state pending, and the next `jax_state_sync` (a callback
+        reading `self.model`) would assign it over whatever the model holds."""
         shards, batch = batch_shards(), keras.tree.flatten(x)[0].shape[0]
         if batch % shards:
             raise _indivisible(f"a batch of {batch} images", shards)
-        return super().train_on_batch(x, *args, **kwargs)
+        variables = [variable for group in self.jax_state_variables() for variable in group]
+        start_values = [variable.value for variable in variables]
+        try:
+            return super().train_on_batch(x, *args, **kwargs)
+        except BaseException:
+            self.jax_state_sync()  # applies (and so clears) the pending state, which the start values then replace
+            _put_back(variables, start_values)
+            raise
 
     @staticmethod
     def _replica_slot():

@@ -1,4 +1,5 @@
-"""What the train steps of every backend share: batch unpacking, noise fed with a batch, gradient norms, finiteness.
+"""What the train steps of every backend share: batch unpacking, noise fed with a batch, gradient norms, finiteness,
+and the one check of the settings that a strategy's replica count rules out (`check_replica_settings`).
 
 Backend-neutral (`keras.ops` only), imported by `sagan_tf.models.gan` and by the step of each backend
 (`tensorflow_step`, `jax_step`).
@@ -6,6 +7,8 @@ Backend-neutral (`keras.ops` only), imported by `sagan_tf.models.gan` and by the
 
 import keras
 from keras import ops
+
+from sagan_tf.errors import ConfigError
 
 #: The keys of a batch dict that carries the step's noise (see `FedDraws`).
 FED_NOISE_KEYS = ("z", "fake_labels")
@@ -124,3 +127,34 @@ def all_finite(variables):
     anywhere makes its sum non-finite; so does a sum that overflows, which only weights near 1e38 can)."""
     sums = [ops.sum(ops.cast(v.value, "float32")) for v in variables]
     return ops.all(ops.isfinite(ops.stack(sums)))
+
+
+def check_replica_settings(replicas, synchronized_batch_norm, grad_accumulation, explicit_replica_jit):
+    """Refuses the settings that a strategy's replica count rules out. The one place these combinations are checked:
+    `SAGAN.compile` calls it, and `training.run` before it writes anything into the run directory.
+
+    Args:
+      replicas: replicas in sync.
+      synchronized_batch_norm: whether batch norm all-reduces its statistics over the replicas.
+      grad_accumulation: micro-batches per update.
+      explicit_replica_jit: whether XLA was asked for explicitly (not by default) and would compile each replica's
+        computation (several replicas, not a TPU, where the whole step is one XLA computation).
+
+    Raises:
+      ConfigError: naming the settings (argument and flag) and what to change.
+    """
+    if not synchronized_batch_norm or replicas < 2:
+        return
+    if explicit_replica_jit:
+        raise ConfigError(
+            f"XLA (jit_compile=True, --jit_compile) cannot compile a train step with synchronized batch norm over "
+            f"{replicas} replicas: its statistics are all-reduced inside the forward pass, which a per-replica XLA "
+            "computation cannot do. Leave XLA to its default (synchronized batch norm then trains without it) or turn "
+            "it off (jit_compile=False, --nojit_compile), or turn synchronized batch norm off (--nosync_batch_norm).")
+    if grad_accumulation > 1:
+        raise ConfigError(
+            f"grad_accumulation={grad_accumulation} (--grad_accumulation) cannot train synchronized batch norm on "
+            f"{replicas} replicas: its statistics are all-reduced inside the forward pass, which cannot run inside "
+            "the loop over micro-batches (tf.distribute cannot synchronize replicas inside control flow). Turn "
+            "synchronized batch norm off (--nosync_batch_norm: each micro-batch is then normalized on its own, as "
+            "BigGAN-PyTorch does), or train without accumulation.")

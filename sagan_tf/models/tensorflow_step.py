@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from sagan_tf.layers import average_across_replicas, frozen_power_iteration
 from sagan_tf.models import accumulation
+from sagan_tf.models.step_common import check_replica_settings
 from sagan_tf.models.step_common import gradient_norm as _gradient_norm
 from sagan_tf.models.step_common import watched_norm as _watched_norm
 
@@ -35,21 +36,11 @@ class TensorFlowTrainStep:
         replica's computation under a multi-replica strategy (`replica_jit_compile`)."""
         strategy = self.distribute_strategy
         per_replica = jit_compile and strategy.num_replicas_in_sync > 1 and not _is_tpu(strategy)
-        if per_replica and self._synchronized_batch_norm():
-            if not auto:
-                raise ValueError(
-                    "jit_compile=True cannot compile a step with synchronized batch norm under a strategy of "
-                    f"{strategy.num_replicas_in_sync} replicas: its statistics are all-reduced inside the forward "
-                    "pass, which a per-replica XLA computation cannot do. Pass jit_compile=False, or turn "
-                    "synchronized batch norm off.")
+        synchronized = self._synchronized_batch_norm()
+        check_replica_settings(strategy.num_replicas_in_sync, synchronized, self.grad_accumulation,
+                               explicit_replica_jit=per_replica and not auto)
+        if per_replica and synchronized:  # XLA by default: synchronized batch norm trains without it
             per_replica = jit_compile = False
-        if self.grad_accumulation > 1 and strategy.num_replicas_in_sync > 1 and self._synchronized_batch_norm():
-            raise ValueError(
-                f"grad_accumulation={self.grad_accumulation} cannot train synchronized batch norm under a strategy of "
-                f"{strategy.num_replicas_in_sync} replicas: its statistics are all-reduced inside the forward pass, "
-                "which cannot run inside the loop over micro-batches (tf.distribute cannot synchronize replicas "
-                "inside control flow). Turn synchronized batch norm off (each micro-batch is then normalized on its "
-                "own, as BigGAN-PyTorch does), or train without accumulation.")
         self._replica_jit = per_replica
         # No model-level optimizer: Keras would build its default one with a slot for every variable. Keras cannot
         # XLA-compile `strategy.run` over several devices; the per-replica functions are compiled instead.

@@ -4,7 +4,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from sagan_tf import serving
+from sagan_tf import class_names, serving
 from tests.tiny import CLASS_NAMES, random_generator, tiny_model
 
 
@@ -45,3 +45,16 @@ def old_export(tmp_path_factory):
         patch.setattr(serving.GeneratorServingModule, "signatures",
                       lambda self: {k: v for k, v in signatures(self).items() if k != serving.LIMITS_SIGNATURE})
         return export_tiny("conditional", 4, tmp_path_factory.mktemp("old"))[1:]
+
+
+@pytest.fixture(scope="session")
+def export_before_name_bound(tmp_path_factory):
+    """(config, version directory, loaded SavedModel) of a conditional export capped at CAP as written before the
+    class-name bound: `limits` answers `max_batch_size` alone, the assets have no `max_class_name_length`, and
+    `generate_by_name` looks for the closest names of an unknown name of any length."""
+    limit_values = serving.GeneratorServingModule.limit_values
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(class_names.ClassNameLookup, "_within_length", lambda self, names: names)
+        patch.setattr(serving.GeneratorServingModule, "limit_values",
+                      lambda self: {serving.MAX_BATCH_SIZE_OUTPUT: limit_values(self)[serving.MAX_BATCH_SIZE_OUTPUT]})
+        return export_tiny("conditional", 5, tmp_path_factory.mktemp("before_name_bound"), max_batch_size=CAP)[1:]

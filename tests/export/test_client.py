@@ -39,7 +39,8 @@ def _png_pixels(path):
 def test_names_match_the_library():
     for name in ("SERVING_SIGNATURE", "GENERATE_SIGNATURE", "GENERATE_BY_NAME_SIGNATURE", "CLASS_NAMES_SIGNATURE",
                  "Z_INPUT", "LABELS_INPUT", "CLASSES_INPUT", "BATCH_SIZE_INPUT", "SEED_INPUT", "TRUNCATION_INPUT",
-                 "IMAGES_OUTPUT", "PNG_OUTPUT", "CLASS_NAMES_OUTPUT"):
+                 "IMAGES_OUTPUT", "PNG_OUTPUT", "CLASS_NAMES_OUTPUT", "LIMITS_SIGNATURE", "MAX_BATCH_SIZE_OUTPUT",
+                 "MAX_CLASS_NAME_LENGTH_OUTPUT"):
         assert getattr(client, name) == getattr(serving, name), name
 
 
@@ -517,6 +518,64 @@ def test_an_export_from_before_the_cap_still_serves(old_export, tmp_path):
     for local_path, rest_path, image in zip(in_process, rest, expected):
         np.testing.assert_array_equal(_png_pixels(local_path), image)
         np.testing.assert_array_equal(_png_pixels(rest_path), image)
+
+
+def test_a_class_name_longer_than_the_models_is_refused_before_sending(capped, tmp_path):
+    config, path, loaded = capped
+    if not config.conditional:
+        pytest.skip("unconditional exports take no class names")
+    long_name = "x" * 5000
+    message = (f"Class name 1 of --classes ('{'x' * 40}...') has 5000 bytes, and the longest class name of the model "
+               "has 7 (its max_class_name_length, read from its limits signature), so it names no class; nothing was "
+               "sent.")
+    with rest_server(loaded) as address:
+        with pytest.raises(ServingError, match=re.escape(message)):
+            client.run(_flags(server=address, classes=f"ring,{long_name}", output_dir=str(tmp_path / "over")))
+        # One name is checked too: a request by name always reads the limits first.
+        with pytest.raises(ServingError, match=r"Class name 0 of --classes \('stripes!'\) has 8 bytes"):
+            client.run(_flags(server=address, classes="stripes!", output_dir=str(tmp_path / "over")))
+        assert _SavedModelRest.requests == [{"signature_name": "limits", "inputs": {}}] * 2  # nothing else left
+        paths = client.run(_flags(server=address, classes="stripes", seed=4, output_dir=str(tmp_path / "rest")))
+    assert [body["signature_name"] for body in _SavedModelRest.requests] == ["limits"] * 3 + ["generate_by_name"]
+    expected = loaded.signatures["generate"](labels=tf.constant([3]), seed=tf.constant(4, tf.int64),
+                                             truncation=tf.constant(np.inf))["images"].numpy()
+    np.testing.assert_array_equal(_png_pixels(paths[0]), expected[0])
+    with pytest.raises(ServingError, match=re.escape(message)):
+        client.run(_flags(saved_model_dir=path, classes=f"ring,{long_name}", output_dir=str(tmp_path / "over")))
+    with grpc_server(loaded) as (address, received):
+        with pytest.raises(ServingError, match=re.escape(message)):
+            client.run(_flags(server=address, grpc=True, classes=f"ring,{long_name}",
+                              output_dir=str(tmp_path / "over")))
+    assert [request.model_spec.signature_name for request in received] == ["limits"]
+    assert not (tmp_path / "over").exists()
+
+
+def test_an_export_from_before_the_name_bound_still_serves(export_before_name_bound, tmp_path):
+    # Its limits answer the cap alone (over REST, as the lone output), and its assets have no max_class_name_length:
+    # the client still checks the cap, and sends names of any length for the model to answer.
+    config, path, loaded = export_before_name_bound
+    assert set(loaded.signatures["limits"]()) == {"max_batch_size"}
+    with open(os.path.join(path, "assets", serving.EXPORT_INFO_ASSET)) as f:
+        info = json.load(f)
+    assert info["max_batch_size"] == CAP and "max_class_name_length" not in info
+    unknown = "stripes" + "x" * 50
+    expected = loaded.signatures["generate"](labels=tf.constant([3, 0]), seed=tf.constant(2, tf.int64),
+                                             truncation=tf.constant(np.inf))["images"].numpy()
+    with rest_server(loaded) as address:
+        rest = client.run(_flags(server=address, classes="stripes,bar", seed=2, output_dir=str(tmp_path / "r")))
+        with pytest.raises(ServingError, match=rf"HTTP 400.*\[Unknown class name:\] \[{unknown}\] \[closest valid "
+                                               r"names:\] \[stripes"):
+            client.run(_flags(server=address, classes=unknown, output_dir=str(tmp_path / "bad")))
+        with pytest.raises(ServingError, match=f"asks for {CAP + 1} images and the model takes at most {CAP}"):
+            client.run(_flags(server=address, classes=",".join(["bar"] * (CAP + 1)), output_dir=str(tmp_path / "bad")))
+    assert [body["signature_name"] for body in _SavedModelRest.requests] == [
+        "limits", "generate_by_name", "limits", "generate_by_name", "limits"]
+    for rest_path, image in zip(rest, expected):
+        np.testing.assert_array_equal(_png_pixels(rest_path), image)
+    # In process, the limits come back as a dict without the bound: the name goes to the model too.
+    with pytest.raises(ServingError, match=rf"\[Unknown class name:\] \[{unknown}\]"):
+        client.run(_flags(saved_model_dir=path, classes=unknown, output_dir=str(tmp_path / "bad")))
+    assert not (tmp_path / "bad").exists()
 
 
 def test_a_full_batching_queue_is_one_clear_line(fake_server, tmp_path, exported):

@@ -252,6 +252,10 @@ def test_the_cap_comes_from_the_memory_budget_and_an_explicit_cap_wins_with_a_wa
     with open(os.path.join(report["path"], "assets", serving.EXPORT_INFO_ASSET)) as f:
         info = json.load(f)
     assert info["max_batch_size"] == report["max_batch_size"] and info["memory"]["memory_budget_mib"] == 64
+    # The JSON line, the assets and the limits signature give the longest class name's length in bytes too.
+    longest = max(len(name.encode()) for name in info["class_names"])
+    assert report["max_class_name_length"] == info["max_class_name_length"] == longest
+    assert loaded.signatures["limits"]()["max_class_name_length"].numpy() == longest
 
     report, err = export(f"--export_dir={tmp_path / 'explicit'}", "--max_batch_size=100000")
     assert report["max_batch_size"] == 100000 and report["warning"].startswith("One request at max_batch_size=100000")

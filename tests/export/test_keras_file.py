@@ -54,6 +54,7 @@ def test_a_keras_file_from_jax_exports_to_the_saved_model_a_tensorflow_run_gets(
     assert info["config"] == json.loads(json.dumps(config.model.to_dict()))
     assert info["keras_file"] == str(directory / "generator.keras") and info["version"] == 5
     assert result["class_names_source"] == "numbers" and info["class_names"] == ["0", "1", "2", "3"]
+    assert "records no class names" in result["note"] and "--preset" in result["note"]
 
 
 def test_a_weights_file_from_jax_exports_with_its_config(jax_trained, tmp_path):

@@ -1,4 +1,5 @@
-"""The export's cap: every signature serves max_batch_size images and refuses one more, before generating anything."""
+"""The export's limits: every signature serves max_batch_size images and refuses one more, before generating anything;
+generate_by_name refuses a name longer than the longest class name, whatever its length."""
 
 import json
 import os
@@ -49,13 +50,17 @@ def test_serving_default_counts_the_longer_of_z_and_labels(capped):
 
 
 def test_the_cap_is_readable_by_a_client(capped):
-    _, path, loaded = capped
+    config, path, loaded = capped
     limits = loaded.signatures["limits"]
     assert limits.structured_input_signature == ((), {})
-    assert limits()["max_batch_size"].numpy() == CAP and limits()["max_batch_size"].dtype == tf.int32
+    # The longest class name in UTF-8 bytes ("stripes"), for the conditional export only.
+    bound = {"max_class_name_length": 7} if config.conditional else {}
+    assert {name: value.numpy() for name, value in limits().items()} == {"max_batch_size": CAP, **bound}
+    assert {value.dtype for value in limits().values()} == {tf.int32}
     with open(os.path.join(path, "assets", serving.EXPORT_INFO_ASSET)) as f:
         info = json.load(f)
-    assert info["max_batch_size"] == CAP
+    assert info["max_batch_size"] == CAP and {key: info.get(key) for key in bound} == bound
+    assert config.conditional or "max_class_name_length" not in info
     assert set(info["memory"]) == {"memory_budget_mib", "mib_per_image", "mib_per_image_source", "expected_peak_mib"}
     assert info["memory"]["expected_peak_mib"] == pytest.approx(CAP * info["memory"]["mib_per_image"], abs=0.1)
 
@@ -73,6 +78,25 @@ def test_a_seed_names_the_images_within_the_cap(capped):
     if config.conditional:
         by_name = loaded.signatures["generate_by_name"](**requests["generate_by_name"])["images"].numpy()
         np.testing.assert_array_equal(by_name, generated)
+
+
+def test_a_name_longer_than_every_class_name_is_refused_naming_the_bound(capped):
+    config, _, loaded = capped
+    if not config.conditional:
+        pytest.skip("unconditional exports take no class names")
+    by_name = loaded.signatures["generate_by_name"]
+    # An unknown name used to be copied once per class for the closest names: about 6 MB per class for this one.
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        by_name(classes=tf.constant(["ring", "x" * 10**5]), **_SEED)
+    assert ("[Class name too long: the name at position 1 of the request has 100000 bytes, and the longest class "
+            "name of this export has 7 (its max_class_name_length, which the limits signature reports)"
+            in error.value.message)
+    # The cap is checked first, and a name at the bound is looked up (and, unknown, answered with the closest).
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"it asks for {CAP + 1} and"):
+        by_name(classes=tf.constant(["x" * 10**5] * (CAP + 1)), **_SEED)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[Unknown class name:\] \[strips!\] \[closest valid "
+                                                             r"names:\] \[stripes"):
+        by_name(classes=tf.constant(["strips!"]), **_SEED)
 
 
 class _CountingGenerator:
@@ -123,4 +147,5 @@ def test_a_default_cap_comes_from_the_memory_budget(tmp_path):
     per_image = 1.253 * 30976 / 78848
     assert limits["mib_per_image"] == pytest.approx(per_image, abs=1e-3)
     assert limits["max_batch_size"] == int(50 / per_image) == 101 and limits["mib_per_image_source"] == "estimated"
+    assert "max_class_name_length" not in limits  # unconditional: no class names
     assert tf.saved_model.load(path).signatures["limits"]()["max_batch_size"].numpy() == limits["max_batch_size"]

@@ -1,5 +1,7 @@
 """benchmarks/serving_latency.py and benchmarks/serving_memory.py measure exports and report consistent figures."""
 
+import json
+
 import pytest
 
 from benchmarks import serving_latency
@@ -29,3 +31,15 @@ def test_memory_benchmark_measures_one_request_in_a_fresh_process(capped):
     # TensorFlow and the model took to load: growth read in the wrong unit (ru_maxrss is KiB) or of the wrong
     # samples (zero) fails one side.
     assert 0 < figures["growth_mib"] < figures["rss_after_load_mib"], figures
+
+
+def test_memory_benchmark_measures_one_unknown_class_name(capsys):
+    # The child's measurement, in this process (the fresh process around it is the one _measure starts).
+    from benchmarks import serving_memory
+
+    serving_memory._unknown_name_child(100, num_classes=4, class_name_bytes=8)
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(figures) == {"growth_mib", "seconds", "refused"}
+    assert figures["refused"].startswith("assertion failed: [Class name too long: the name at position 0 of the "
+                                         "request has 100 bytes, and the longest class name of this export has 8")
+    assert figures["growth_mib"] >= 0 and figures["seconds"] > 0

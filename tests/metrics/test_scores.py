@@ -1,5 +1,6 @@
 """FID, IS and KID (computed by TF-GAN through the bridge) against independent NumPy/SciPy references."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -127,6 +128,25 @@ def test_kernel_distance_block_estimator_averages_blocks(rng):
         ]
     )
     np.testing.assert_allclose(metrics.kernel_distance(x, y, max_block_size=20), expected, rtol=1e-9)
+
+
+def test_tfgan_map_fn_deprecation_is_dropped_and_other_warnings_kept():
+    """TF-GAN's KID calls `tf.map_fn(..., back_prop=False)`: TensorFlow's 7-line deprecation warning about that call
+    is dropped (end to end: tests/test_cli.py); the warning about another caller, or another argument, is kept."""
+    tfgan_bridge.classifier_metrics()
+    message = ("From %s: calling %s (from %s) with %s=%s is deprecated and will be removed %s.\nInstructions for "
+               "updating:\n%s")  # as tensorflow/python/util/deprecation.py logs it
+
+    def record(location, argument="back_prop"):
+        args = (location, "map_fn_v2", "tensorflow.python.ops.map_fn", argument, False, "in a future version", "...")
+        return logging.LogRecord("tensorflow", logging.WARNING, "deprecation.py", 1, message, args, None)
+
+    tfgan = os.path.join(tfgan_bridge._package_root(), "python", "eval", "classifier_metrics.py") + ":1157"
+    logger = logging.getLogger("tensorflow")
+    assert not logger.filter(record(tfgan))
+    assert logger.filter(record("/home/me/train.py:12"))
+    assert logger.filter(record(tfgan, argument="infer_shape"))
+    assert logger.filter(logging.LogRecord("tensorflow", logging.WARNING, "x.py", 1, "a %s warning", ("real",), None))
 
 
 def test_kernel_distance_of_same_distribution_is_near_zero(rng):

@@ -9,6 +9,13 @@ check needs its TensorFlow half to have run first, unless WORKDIR/config.json sa
   reproducible: a model built from seed 1 (weights and noise) trained two steps with `fit` twice from the same
     state ends with the same state both times, bit for bit (in the precision of the second argument: float32 or
     mixed_bfloat16); its logs are finite and its noise seed generator advanced.
+  failures: `fit` and `train_on_batch` calls that raise, on that model with d_steps 2 (a batch of 3 images raises at
+    trace time): for each, the error ("<type>: <message>") and whether the model then holds the expected state:
+    the state it started from when no step completed (first_step: `fit`'s first step raises; callback_list: the
+    same with a `keras.callbacks.CallbackList`; interrupted: Ctrl-C while tracing the first step), the state a
+    `train_on_batch` of the first batch gives when `fit` raises at the second (second_step), and, for a
+    `train_on_batch` that raises after one that trained and an assignment (train_on_batch), the assigned state
+    after `jax_state_sync()`.
   errors: the message of each refused setting, or None where nothing was raised; latents_error: what
     `latents.truncated_latents` (TensorFlow's random ops) raises without TensorFlow.
   imports: the backend-neutral modules imported, with TensorFlow unimportable.
@@ -62,6 +69,65 @@ def uneven_batch(model, images, labels):
         model.d_steps = 1
 
 
+def state_of(variables):
+    """The values of `variables`, or None when one has no value (Keras's JAX trainer detached it)."""
+    try:
+        return [np.asarray(v.numpy()) for v in variables]
+    except TypeError:  # a detached variable's placeholder value: its initializer was dropped after building
+        return None
+
+
+def failures(model, images, labels):
+    """The `failures` entry of results.json (module docstring)."""
+    variables = [variable for group in model.jax_state_variables() for variable in group]  # what Keras detaches
+    good, bad = (images[:4], labels[:4]), (images[:3], labels[:3])  # d_steps 2 divides 4, not 3
+
+    def check(call, expected=None, then=lambda: None):
+        start = state_of(variables)
+        error = None
+        try:
+            call()
+        except (Exception, KeyboardInterrupt) as raised:
+            error = f"{type(raised).__name__}: {raised}"
+        then()
+        now = state_of(variables)
+        if now is None:  # the values were lost: put them back for the next check
+            for variable, value in zip(variables, start):
+                variable.assign(value)
+        kept = now is not None and all(np.array_equal(a, b) for a, b in zip(expected or start, now))
+        return {"error": error, "kept": bool(kept)}
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    model.d_steps = 2
+    model.make_train_function(force=True)  # no trace of d_steps 1 in its cache
+    results = {"first_step": check(lambda: model.fit(*bad, batch_size=3, verbose=0)),
+               "callback_list": check(lambda: model.fit(*bad, batch_size=3, verbose=0, callbacks=(
+                   keras.callbacks.CallbackList([keras.callbacks.History()], model=model))))}
+    begin_step, model._begin_step = model._begin_step, interrupt
+    results["interrupted"] = check(lambda: model.fit(*good, batch_size=4, verbose=0))
+    model._begin_step = begin_step
+
+    start = state_of(variables)
+    model.train_on_batch(*good)
+    one_step = state_of(variables)
+    for variable, value in zip(variables, start):
+        variable.assign(value)
+    results["second_step"] = check(
+        lambda: model.fit((batch for batch in [good, bad]), steps_per_epoch=2, shuffle=False, verbose=0), one_step)
+
+    model.train_on_batch(*good)
+    for variable in model.trainable_variables:
+        variable.assign(variable.value + 0.01)
+    assigned = state_of(variables)
+    results["train_on_batch"] = check(lambda: model.train_on_batch(*bad), assigned,
+                                      then=model.jax_state_sync)  # what a callback reading `self.model` does
+    model.d_steps = 1
+    model.make_train_function(force=True)
+    return results
+
+
 def trained_twice(model, images, labels, batch_size):
     """(the state after two `fit` steps from the model's state, run twice with that state put back in between;
     whether every log was finite; whether the noise seed generator advanced)."""
@@ -107,11 +173,14 @@ def main(workdir, precision="float32"):
                                "finite": finite, "seed_moved": seed_moved, "variables": len(first),
                                "precision": precision}
 
+    start = time.perf_counter()
+    results["failures"] = failures(model, images, labels)
+    seconds["failures"] = time.perf_counter() - start
+
     # The refusals, checked on the model just trained: they are raised before any computation.
     start = time.perf_counter()
     results["errors"] = {"grad_accumulation": error_of(lambda: recompiled(model, grad_accumulation=2)),
-                         "uneven_batch": error_of(lambda: uneven_batch(model, images[:3], labels[:3])),
-                         "synchronized_batch_norm": error_of(lambda: layers.BatchNorm(synchronized=True))}
+                         "uneven_batch": error_of(lambda: uneven_batch(model, images[:3], labels[:3]))}
     keras.mixed_precision.set_global_policy("mixed_float16")
     results["errors"]["mixed_float16"] = error_of(lambda: recompiled(model))
     keras.mixed_precision.set_global_policy("float32")

@@ -144,8 +144,9 @@ def test_micro_batches_on_one_device_train_like_replicas_and_accumulate_under_mi
     assert [path for path, (a, b) in replicas.items() if not np.array_equal(a, b)] == []
     assert len([path for path in moved(expected, before) if "moving_" in path]) >= 6
     # Synchronized batch norm all-reduces inside the forward pass, which the micro-batch loop cannot hold.
-    with mirrored_strategy.scope(), pytest.raises(ValueError, match="grad_accumulation=2 cannot train synchronized "
-                                                                    "batch norm under a strategy of 2 replicas"):
+    with mirrored_strategy.scope(), pytest.raises(
+            ValueError, match=r"grad_accumulation=2 \(--grad_accumulation\) cannot train synchronized batch norm on 2 "
+            "replicas"):
         make_gan(tiny_model(synchronized_batch_norm=True), 2)
 
 

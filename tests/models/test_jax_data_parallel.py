@@ -1,8 +1,13 @@
 """SAGAN on Keras's JAX backend over two CPU devices through `keras.distribution.DataParallel` (the `jax_trained`
 child of tests/conftest.py): every replicated variable identical on both devices, the same training as on one
-device, the global batch split between them, and a batch they do not divide refused."""
+device normalizing each half of a batch on its own, batch norm as TensorFlow's MirroredStrategy with two replicas,
+the global batch split between them, and a batch they do not divide refused."""
 
 import numpy as np
+import pytest
+import tensorflow as tf
+
+from sagan_tf.layers import BatchNorm, ConditionalBatchNorm, average_across_replicas, moving_statistics
 
 
 def _groups(directory):
@@ -22,9 +27,9 @@ def test_every_replicated_variable_is_identical_on_both_devices(jax_trained):
     assert [path for path, stacked in copies.items() if not np.array_equal(stacked[0], stacked[1])] == []
 
 
-def test_two_devices_train_as_one_device_does(jax_trained):
-    """One program over the global batch: the same noise, batch-norm statistics of the whole batch, gradients of
-    the global loss; only the order of float32 sums differs."""
+def test_two_devices_train_as_one_device_normalizing_each_half(jax_trained):
+    """One program over the global batch: the same noise and gradients of the global loss as one device whose batch
+    norms normalize each half of a batch on its own (each device's piece); only the order of float32 sums differs."""
     _, directory, _ = jax_trained
     groups = _groups(directory)
     one, several = groups["one"], groups["several"]
@@ -59,3 +64,64 @@ def test_a_batch_the_devices_do_not_divide_is_a_clear_error(jax_trained):
     assert generator["iterations"][1] == generator["iterations"][0] + 1 and generator["finite"]
     # Refused at the first batch: every variable keeps its value (Keras had already detached them).
     assert generator["first_batch_error"].startswith(expected) and generator["first_batch_kept_weights"]
+
+
+def _numpy_batch_norm(x, labels, gamma, beta, moving_mean, moving_variance, pieces, conditional):
+    """(outputs, moving_mean, moving_variance) of one training call (momentum 0.5) that normalizes each of `pieces`
+    equal pieces of `x` with its own statistics, the moving statistics taking the mean of the pieces'."""
+    x, axes = x.astype(np.float64), (0, 1, 2)
+    rows = (gamma[labels], beta[labels]) if conditional else (gamma[0], beta[0])
+    gains, offsets = (np.reshape(row, (-1, 1, 1, 3)) if conditional else row for row in rows)
+    means = [piece.mean(axis=axes) for piece in np.split(x, pieces)]
+    variances = [piece.var(axis=axes) for piece in np.split(x, pieces)]
+    normalized = np.concatenate([(piece - mean) / np.sqrt(variance + 1e-5)
+                                 for piece, mean, variance in zip(np.split(x, pieces), means, variances)])
+    return (normalized * gains + offsets, 0.5 * moving_mean + 0.5 * np.mean(means, axis=0),
+            0.5 * moving_variance + 0.5 * np.mean(variances, axis=0))
+
+
+def _mirrored_batch_norm(strategy, inputs, conditional, synchronized):
+    """(outputs, moving_mean, moving_variance) of the same call on TensorFlow, each replica of `strategy` (two) on
+    its half of the batch, the replicas' moving statistics averaged as `SAGAN`'s step does."""
+    with strategy.scope():
+        layer = (ConditionalBatchNorm(4, momentum=0.5, synchronized=synchronized) if conditional
+                 else BatchNorm(momentum=0.5, synchronized=synchronized))
+        layer.build(*((inputs["x"].shape, inputs["labels"].shape) if conditional else (inputs["x"].shape,)))
+        layer.gamma.assign(inputs["gamma"] if conditional else inputs["gamma"][0])
+        layer.beta.assign(inputs["beta"] if conditional else inputs["beta"][0])
+        layer.moving_mean.assign(inputs["moving_mean"])
+        layer.moving_variance.assign(inputs["moving_variance"])
+    halves = list(zip(np.split(inputs["x"], 2), np.split(inputs["labels"], 2)))
+    distributed = strategy.experimental_distribute_values_from_function(
+        lambda context: tuple(tf.constant(t) for t in halves[context.replica_id_in_sync_group]))
+
+    def replica_step(x, labels):
+        outputs = layer(x, labels, training=True) if conditional else layer(x, training=True)
+        average_across_replicas(moving_statistics(layer))
+        return outputs
+
+    outputs = strategy.experimental_local_results(
+        tf.function(lambda t: strategy.run(replica_step, args=t))(distributed))
+    copies = [[v.numpy() for v in variable.value.values] for variable in layer.moving_statistics]
+    assert all(np.array_equal(*pair) for pair in copies)
+    return np.concatenate([t.numpy() for t in outputs]), copies[0][0], copies[1][0]
+
+
+@pytest.mark.parametrize("synchronized", [False, True], ids=["per_device", "synchronized"])
+@pytest.mark.parametrize("conditional", [False, True], ids=["plain", "conditional"])
+def test_batch_norm_on_two_devices_normalizes_as_mirrored_strategy(jax_trained, mirrored_strategy, conditional,
+                                                                     synchronized):
+    """JAX's DataParallel and TensorFlow's MirroredStrategy, two devices each, same weights and batch: each half
+    normalized with its own statistics (the moving statistics taking their mean), or with synchronized batch norm
+    the whole batch's."""
+    _, directory, _ = jax_trained
+    stored = np.load(directory / "batch_norm.npz")
+    name = f"{'conditional' if conditional else 'plain'}/{'synchronized' if synchronized else 'per_device'}"
+    on_jax = [stored[f"{name}/{key}"] for key in ("outputs", "moving_mean", "moving_variance")]
+    inputs = {key: stored[key] for key in ("x", "labels", "gamma", "beta", "moving_mean", "moving_variance")}
+    expected = _numpy_batch_norm(**inputs, pieces=1 if synchronized else 2, conditional=conditional)
+    on_tensorflow = _mirrored_batch_norm(mirrored_strategy, inputs, conditional, synchronized)
+    for jax_value, tensorflow_value, wanted in zip(on_jax, on_tensorflow, expected):
+        np.testing.assert_allclose(jax_value, wanted, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(tensorflow_value, wanted, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(jax_value, tensorflow_value, rtol=1e-5, atol=1e-5)

@@ -71,13 +71,24 @@ def test_seeded_jax_runs_are_identical_in_mixed_bfloat16(tmp_path):
     assert reproducible["identical"] and reproducible["finite"] and reproducible["precision"] == "mixed_bfloat16"
 
 
+def test_a_failed_fit_or_train_on_batch_keeps_the_weights(jax_run):
+    """Keras's JAX trainer detaches every variable's value before `fit`'s first step: a step that raises leaves the
+    state it started from (or that of the last completed step), and the error unchanged."""
+    failures = jax_run[0]["failures"]
+    assert set(failures) == {"first_step", "callback_list", "interrupted", "second_step", "train_on_batch"}
+    assert {name: failure["kept"] for name, failure in failures.items()} == dict.fromkeys(failures, True)
+    for name in ("first_step", "callback_list", "second_step", "train_on_batch"):
+        assert failures[name]["error"].startswith("ValueError: Each train_step consumes d_steps=2 real batches")
+        assert "Received: batch=3" in failures[name]["error"]
+    assert failures["interrupted"]["error"] == "KeyboardInterrupt: "
+
+
 def test_the_jax_step_refuses_what_it_does_not_do(jax_run):
     errors = jax_run[0]["errors"]
     assert "not supported on the JAX backend" in errors["grad_accumulation"]
     assert "Received: grad_accumulation=2" in errors["grad_accumulation"]
     assert "multiple of d_steps" in errors["uneven_batch"] and "Received: batch=3" in errors["uneven_batch"]
     assert "mixed_float16" in errors["mixed_float16"]
-    assert "only supported with the TensorFlow backend" in errors["synchronized_batch_norm"]
 
 
 def test_the_core_runs_without_tensorflow(jax_run):

@@ -227,8 +227,8 @@ def test_mirrored_xla_training_equals_one_device(mirrored_strategy):
 def test_synchronized_batch_norm_trains_without_per_replica_xla(mirrored_strategy, monkeypatch):
     cfg = tiny_model(synchronized_batch_norm=True)
     with mirrored_strategy.scope():
-        with pytest.raises(ValueError, match="jit_compile=True cannot compile a step with synchronized batch norm "
-                                             "under a strategy of 2 replicas"):
+        with pytest.raises(ValueError, match=r"XLA \(jit_compile=True, --jit_compile\) cannot compile a train step "
+                                             "with synchronized batch norm over 2 replicas"):
             make_gan(cfg, jit_compile=True)
         monkeypatch.setattr(gan_module, "default_jit_compile", lambda: True)  # "auto" as with GPUs
         model = make_gan(cfg, sgd=True)

@@ -23,6 +23,21 @@ def test_one_device_strategies():
         assert distribute.num_workers(strategy) == 1 and distribute.task_name(strategy) == "worker 0"
 
 
+def test_the_chief_is_known_from_tf_config_before_the_strategy_joins_the_cluster(monkeypatch):
+    def config(task_type, index, chief=False):
+        cluster = {"worker": ["h1:1", "h2:1"], **({"chief": ["h0:1"]} if chief else {})}
+        return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
+
+    for tf_config, chief in ((config("worker", 0), True), (config("worker", 1), False),
+                             (config("chief", 0, chief=True), True), (config("worker", 0, chief=True), False)):
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+        assert distribute.will_be_chief("multi_worker") is chief, tf_config
+        assert distribute.will_be_chief("off") and distribute.will_be_chief("auto")  # TF_CONFIG means nothing there
+    monkeypatch.delenv("TF_CONFIG")
+    with pytest.raises(UsageError, match="--strategy=multi_worker needs the TF_CONFIG environment variable"):
+        distribute.will_be_chief("multi_worker")
+
+
 def test_the_start_line_names_the_devices_and_an_unused_gpu_is_one_warning():
     assert distribute.describe_devices() == "CPU"  # no GPU here
     assert distribute.describe_devices(["NVIDIA H100 80GB HBM3"]) == "1 GPU (NVIDIA H100 80GB HBM3)"
@@ -52,6 +67,14 @@ def test_mirrored_over_the_logical_cpus(mirrored_strategy):
     strategy = distribute.get_distribution_strategy("mirrored", cpu_devices=2)
     assert isinstance(strategy, tf.distribute.MirroredStrategy) and strategy.num_replicas_in_sync == 2
     assert distribute.is_chief(strategy) and distribute.describe(strategy) == "MirroredStrategy"
+
+
+def test_gather_rows_gives_every_replica_every_row(mirrored_strategy):
+    """The all-gather that lets workers agree on a checkpoint (`train_lib.Trainer._agree_on_checkpoint`), here over
+    two replicas of one process: each replica's row, by replica id, exact for steps beyond float32's 2**24."""
+    rows = {0: (1, 0, 0, 2**40 + 3, 0), 1: (0, 0, 1, -1, 2)}
+    assert distribute.gather_rows(mirrored_strategy, rows.__getitem__) == [rows[0], rows[1]]
+    assert distribute.gather_rows(tf.distribute.get_strategy(), rows.__getitem__) == [rows[0]]
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -123,11 +146,18 @@ def test_a_cpu_run_runs_one_op_at_a_time():
     assert result.stdout.split() == ["1"]
 
 
+def _runtime_is_up(num_threads):
+    raise RuntimeError("Inter op parallelism cannot be modified after initialization.")
+
+
 def test_a_runtime_started_too_early_is_one_warning(monkeypatch, caplog):
     # This test process's runtime is up, so the setting cannot change any more: one warning says what it means.
     tf.constant(1.0)
     monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
     monkeypatch.setattr(tf.config.threading, "get_inter_op_parallelism_threads", lambda: 0)
+    # As TensorFlow answers a change once its runtime is up (a test before this one may have set 1 in time, and then
+    # setting 1 again is no change and raises nothing).
+    monkeypatch.setattr(tf.config.threading, "set_inter_op_parallelism_threads", _runtime_is_up)
     with caplog.at_level("WARNING"):
         distribute.one_op_at_a_time_on_cpu()
     assert "may not repeat bit for bit (set TF_NUM_INTEROP_THREADS=1" in caplog.text

@@ -9,18 +9,37 @@ import time
 import pytest
 
 from benchmarks.multi_worker_faults import free_ports
+from sagan_tf import errors, run_lock
 from sagan_tf.errors import WorkerLostError
+from tests.test_run_lock import write_record
 from tests.tiny import Lines, start_command
 
 
-def start_workers(args, workers=None):
+def start_workers(args, workers=None, flaky=None):
     """Starts `python -m training.run --strategy=multi_worker <args>` as the two workers of a loopback cluster (a
-    fresh one unless `workers` lists its addresses); returns the two `Popen`s, the chief's first."""
+    fresh one unless `workers` lists its addresses); returns the two `Popen`s, the chief's first. `flaky`: (worker
+    index, checkpoint name, failures) to run that worker as `tests.flaky_storage`, whose first reads of that
+    checkpoint fail as on storage that does not answer."""
     workers = workers or [f"127.0.0.1:{port}" for port in free_ports(2)]
-    return [start_command("training.run", ["--strategy=multi_worker", *args],
-                          TF_CONFIG=json.dumps({"cluster": {"worker": workers},
-                                                "task": {"type": "worker", "index": index}}))
-            for index in range(2)]
+    processes = []
+    for index in range(2):
+        module, env = "training.run", {}
+        if flaky is not None and flaky[0] == index:
+            module, env = "tests.flaky_storage", {"FLAKY_CHECKPOINT": flaky[1], "FLAKY_FAILURES": str(flaky[2])}
+        processes.append(start_command(module, ["--strategy=multi_worker", *args], **env,
+                                       TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+                                                             "task": {"type": "worker", "index": index}})))
+    return processes
+
+
+def finish(processes, timeout=300):
+    """The outputs of `processes` once they have ended (killed after `timeout` seconds)."""
+    try:
+        return [process.communicate(timeout=timeout)[0] for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
 
 
 def assert_own_console(output):
@@ -43,9 +62,10 @@ def checkpoint_steps(model_dir):
 @pytest.mark.parametrize("signalled", [1, pytest.param(0, marks=pytest.mark.slow)], ids=["worker1", "chief"])
 def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaunch_resumes(tmp_path, signalled):
     """SIGTERM to one worker (a preemption notice): every worker stops after the same step, past the last periodic
-    checkpoint, with the checkpoint of that step; relaunching both resumes there. The relaunch samples and evaluates
-    (--eval_every also makes the chief keep the best checkpoint): only the chief reports, evaluates and keeps
-    outputs."""
+    checkpoint, with the checkpoint of that step; relaunching both resumes there, also when storage does not answer
+    worker 1's first read of that checkpoint (retried: it does not fall back to the older periodic one). The relaunch
+    samples and evaluates (--eval_every also makes the chief keep the best checkpoint): only the chief reports,
+    evaluates and keeps outputs."""
     args = [f"--model_dir={tmp_path}", *FAULT_ARGS]
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = start_workers(args, workers)
@@ -81,21 +101,19 @@ def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaun
     assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("tmp_")) == []
     print(f"both workers stopped {seconds:.1f} s after the signal, at step {step}")
 
-    # Relaunching both workers (one step more to train, sampling and evaluating) resumes from that step.
+    # Relaunching both workers (one step more to train, sampling and evaluating) resumes from that step, though
+    # worker 1's first read of it fails.
     end = step + 1
     processes = start_workers([f"--model_dir={tmp_path}", f"--train_steps={end}", "--batch_size=4", "--log_every=1",
                                "--checkpoint_every=4", "--sample_every=1", "--eval_every=1", "--eval_samples=32"],
-                              workers)
-    try:
-        outputs = [process.communicate(timeout=300)[0] for process in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
+                              workers, flaky=(1, f"ckpt-{step}", 1))
+    outputs = finish(processes)
     assert [process.returncode for process in processes] == [0, 0], outputs
     for output in outputs:
         assert_own_console(output)
-    assert f"Training synthetic32 from step {step} to {end}" in outputs[0]
+        assert f"Training synthetic32 from step {step} to {end}" in output
+    assert re.search(rf"ckpt-{step}: it cannot be read back \(UnavailableError: .*\); storage may be busy, so "
+                     r"retrying in 0.1 s \(attempt 2 of 5\)", outputs[1]), outputs[1]
     assert checkpoint_steps(tmp_path)[-1] == end
     assert "on 2 replica(s) (MultiWorkerMirroredStrategy on CPU, XLA off)" in outputs[0]
     assert f"step {end}/{end}" in outputs[0] and f"step {end}/{end}" not in outputs[1]  # only the chief reports
@@ -117,7 +135,7 @@ def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaun
 
 @pytest.mark.slow
 @pytest.mark.parametrize("killed", [1, 0], ids=["worker1", "chief"])
-def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_75(tmp_path, killed):
+def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_138(tmp_path, killed):
     """SIGKILL to one worker: the other stops within seconds, without a traceback (the chief hosts the coordination
     service, whose loss ends the waits of TensorFlow's preemption threads on the other worker too), naming the lost
     worker and the newest checkpoint, with `WorkerLostError.exit_status`."""
@@ -129,7 +147,7 @@ def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_75(tmp_pat
         killed_at = time.monotonic()
         output = [chief, other][survivor].rest()
         seconds = time.monotonic() - killed_at
-    assert processes[survivor].returncode == WorkerLostError.exit_status == 75, output
+    assert processes[survivor].returncode == WorkerLostError.exit_status == 138, output
     assert seconds < 60, output
     assert "Traceback" not in output, output
     assert_own_console(output)
@@ -140,3 +158,58 @@ def test_a_killed_worker_ends_the_other_with_one_paragraph_and_status_75(tmp_pat
     assert "Relaunch every worker with the same flags and TF_CONFIG" in errors[0]
     assert "This worker's command: python -m training.run --strategy=multi_worker" in errors[0]
     print(f"worker {survivor} stopped {seconds:.1f} s after worker {killed} was killed")
+
+
+@pytest.mark.slow
+def test_a_chief_relaunched_in_another_container_gets_its_lost_predecessors_run_back(tmp_path):
+    """The lost chief's lock stays behind, written in another PID namespace (a container since restarted): the
+    relaunched chief waits until it is stale, before it joins the cluster, takes it over and trains with the
+    relaunched worker (it used to exit with status 2, which schedulers do not retry, after joining the cluster)."""
+    # Stale 90 s from now: after the chief reaches the lock (importing TensorFlow takes up to a minute on a busy
+    # machine).
+    write_record(tmp_path, age=run_lock.STALE_SECONDS - 90, pid=7, pid_namespace="pid:[4026532999]",
+                 stale_seconds=run_lock.STALE_SECONDS)
+    processes = start_workers([f"--model_dir={tmp_path}", "--train_steps=2", *FAULT_ARGS[1:]])
+    try:
+        outputs = [process.communicate(timeout=600)[0] for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    warnings = [line for line in outputs[0].splitlines() if line.startswith("Warning: ")]
+    assert warnings[0].startswith("Warning: Waiting until ") and "another boot or PID namespace" in warnings[0], outputs
+    assert warnings[1].startswith(f"Warning: Took over the lock {tmp_path / 'training.lock'} of process 7 on host ")
+    assert checkpoint_steps(tmp_path)[-1] == 2 and not (tmp_path / "training.lock").exists()
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_read_the_newest_checkpoint_stops_every_worker_with_one_paragraph(tmp_path):
+    """Storage never serves worker 1 the checkpoint to resume from: it retries, then both workers stop with one
+    paragraph each and the status schedulers retry (138), worker 1 naming the checkpoint, the chief naming
+    worker 1; neither resumes from an older checkpoint. (The fast counterparts, in one process:
+    tests/training/test_train_lib.py, the retry and the agreement.)"""
+    args = [f"--model_dir={tmp_path}", "--batch_size=4", "--log_every=1", "--checkpoint_every=2", "--sample_every=0",
+            "--eval_samples=0"]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = start_workers([*args, "--train_steps=4"], workers)
+    outputs = finish(processes)
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert checkpoint_steps(tmp_path) == [2, 4]
+
+    processes = start_workers([*args, "--train_steps=6"], workers, flaky=(1, "ckpt-4", 1000))
+    outputs = finish(processes)
+    assert [process.returncode for process in processes] == [errors.RETRY_EXIT_STATUS] * 2, outputs
+    errors = [[line for line in output.splitlines() if line.startswith("Error: ")] for output in outputs]
+    assert errors[1] == [f"Error: Checkpoint {tmp_path / 'checkpoints' / 'ckpt-4'}: it cannot be read back: storage "
+                         "failed 5 times in a row (last: UnavailableError: Error executing an HTTP request for "
+                         f"{tmp_path / 'checkpoints' / 'ckpt-4'}: Connection reset by peer (injected)). The checkpoint "
+                         "is not damaged, so no older one replaces it; rerun the same command when the storage "
+                         "answers again."], outputs[1]
+    assert len(errors[0]) == 1 and errors[0][0].startswith(
+        "Error: worker 1 of this multi-worker run could not read or restore the checkpoint to resume from"), outputs[0]
+    assert outputs[1].count("storage may be busy, so retrying") == 4
+    for output in outputs:
+        assert "Traceback" not in output and "Training synthetic32" not in output, output
+        assert_own_console(output)
+    assert checkpoint_steps(tmp_path) == [2, 4]

@@ -46,6 +46,8 @@ BAD_INPUTS = {
                         "best-checkpoint metric must be one of fid, inception_score, kid"),
     "invalid override": (["--d_lr=-1"], {}, "d_lr must be > 0"),
     "multi_worker without TF_CONFIG": (["--strategy=multi_worker"], {}, "needs the TF_CONFIG environment"),
+    # The test writes a file where this one's --model_dir is (it was exit 1 and TensorFlow's FailedPreconditionError).
+    "model_dir a file": ([], {}, "model_dir must be a directory, but .*/model_dir_a_file is a file"),
 }
 
 
@@ -55,6 +57,7 @@ IN_A_PROCESS = ("unknown dataset", "batch not divisible")
 
 
 def test_bad_inputs_end_with_one_paragraph_and_no_traceback(tmp_path, capsys):
+    (tmp_path / "model_dir_a_file").write_text("not a directory")
     processes = {name: start([*BAD_INPUTS[name][0], f"--model_dir={tmp_path / name.replace(' ', '_')}"],
                              **BAD_INPUTS[name][1]) for name in IN_A_PROCESS}
     for name, (args, _, pattern) in BAD_INPUTS.items():  # main() in this process: the same paragraph and status

@@ -17,12 +17,14 @@ from PIL import Image
 from sagan_tf import checkpoint, data, evaluation, images, presets, run_lock
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.evaluation import EvalConfig, Evaluator
-from sagan_tf.errors import (ConfigError, DamagedCheckpointError, RunLockedError, TrainingDivergedError, UsageError,
-                             WriteFailedError)
+from sagan_tf.errors import (CheckpointError, CheckpointUnavailableError, ConfigError, DamagedCheckpointError,
+                             RunLockedError, RunLockWaitError, TrainingDivergedError, UsageError, WriteFailedError)
 from sagan_tf.models import build_sagan
 from sagan_tf.run_dir import RunDirectory
-from tests.tiny import event_scalars, full_disk_save, messy_image_folder, tiny_config, tiny_image_folder, train_options
-from training import train_lib
+from tests.test_run_lock import FakeClock, write_record
+from tests.tiny import (event_scalars, flaky_checkpoint_restore, full_disk_save, messy_image_folder, tiny_config,
+                        tiny_image_folder, train_options)
+from training import distribute, train_lib
 
 
 def options_for(model_dir, **overrides):
@@ -167,6 +169,96 @@ def test_resume_falls_back_from_a_damaged_checkpoint_and_stays_exact(straight_ru
         train_lib.Trainer(tiny_config(d_steps=2), options_for(tmp_path))
 
 
+@pytest.mark.parametrize("error, failures, restored, reads", [
+    (tf.errors.UnavailableError, 1, 4, ["ckpt-4", "ckpt-4"]),  # a passing storage error: retried
+    (tf.errors.DeadlineExceededError, 4, 4, ["ckpt-4"] * 5),  # retried up to READ_ATTEMPTS reads
+    (tf.errors.UnavailableError, 5, CheckpointUnavailableError, ["ckpt-4"] * 5),  # outlasts the retries: stop
+    (tf.errors.PermissionDeniedError, 1, CheckpointError, ["ckpt-4"]),  # not damage, not passing: stop at once
+    (tf.errors.DataLossError, 1, 2, ["ckpt-4", "ckpt-2"]),  # damage: the checkpoint before it
+], ids=["unavailable-once", "deadline-4-times", "unavailable-5-times", "permission-denied", "data-loss"])
+def test_a_storage_error_on_the_newest_checkpoint_is_retried_and_never_taken_for_damage(
+        straight_run, tmp_path, monkeypatch, caplog, error, failures, restored, reads):
+    """A read of the newest checkpoint that storage does not serve (injected where TensorFlow reads it) is retried
+    with one warning line each; the run resumes from that checkpoint exactly, or stops naming it when the error
+    outlasts the retries (or is not a passing one). Only damage (a corrupt block here) falls back."""
+    straight_dir, _, straight_state = straight_run
+    interrupted_copy(straight_dir, tmp_path, (2, 4))
+    seen = []
+    monkeypatch.setattr(tf.train.Checkpoint, "restore", flaky_checkpoint_restore("ckpt-4", failures, error, seen))
+    monkeypatch.setattr(checkpoint, "RETRY_DELAY_SECONDS", 0.0, raising=False)  # raising=False: as before the fix
+    with caplog.at_level("WARNING"):
+        if isinstance(restored, int):
+            trainer = train_lib.Trainer(tiny_config(d_steps=2), options_for(tmp_path))
+        else:
+            with pytest.raises(restored) as raised:
+                train_lib.Trainer(tiny_config(d_steps=2), options_for(tmp_path))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert seen == reads
+    if restored == 4:
+        assert trainer.step == 4 and trainer.restored_checkpoint == str(tmp_path / "checkpoints" / "ckpt-4")
+        assert_same_state(state(trainer.model), straight_state)  # the newest state, bit for bit
+        assert len(warnings) == failures and all(
+            re.search(rf"ckpt-4: it cannot be read back \({error.__name__}: .*Connection reset by peer.*\); storage "
+                      rf"may be busy, so retrying in 0 s \(attempt {n + 2} of 5\)", w) for n, w in enumerate(warnings))
+    elif restored == 2:
+        assert trainer.step == 2 and "is damaged" in warnings[0] and "Resuming from" in warnings[1]
+    else:
+        message = " ".join(str(raised.value).split())
+        assert "ckpt-4" in message and "no older" in message and "Connection reset by peer" in message, message
+        assert not any("Trying the checkpoint before it" in w for w in warnings), warnings
+        if restored is CheckpointUnavailableError:
+            assert "storage failed 5 times in a row" in message and raised.value.exit_status == 138
+            assert len(warnings) == 4
+        assert not (tmp_path / "training.lock").exists()
+
+
+def test_every_worker_resumes_from_the_chief_s_checkpoint_or_every_worker_stops(straight_run, tmp_path, monkeypatch):
+    """The agreement of a multi-worker run, with this process as worker 1 and the chief's rows scripted (the
+    two-process run: tests/training/test_multi_worker.py): the chief's checkpoint is restored even where this worker
+    chose another, and a worker that cannot read it stops every worker."""
+    interrupted_copy(straight_run[0], tmp_path, (2, 4))
+    monkeypatch.setattr(distribute, "num_workers", lambda strategy: 2)
+    monkeypatch.setattr(distribute, "is_chief", lambda strategy: False)
+    monkeypatch.setattr(distribute, "task_name", lambda strategy: "worker 1")
+    monkeypatch.setattr(distribute, "task_id", lambda strategy: 1)
+
+    def scripted(*chief_rows):
+        """gather_rows of two workers: this one's row and the chief's next scripted one; returns the rows gathered."""
+        gathered = []
+
+        def gather_rows(strategy, row_of_replica):
+            gathered.append([row_of_replica(0), chief_rows[len(gathered)]])
+            return gathered[-1]
+
+        monkeypatch.setattr(distribute, "gather_rows", gather_rows)
+        return gathered
+
+    # Rows: (is chief, of a "chief" job, task index, step or -1, 0 restored / 1 storage unavailable / 2 failed).
+    gathered = scripted((1, 0, 0, 2, 0), (1, 0, 0, 2, 0))  # the chief found ckpt-4 damaged and took ckpt-2
+    trainer = train_lib.Trainer(tiny_config(d_steps=2), options_for(tmp_path))
+    assert gathered == [[(0, 0, 1, 4, 0), (1, 0, 0, 2, 0)], [(0, 0, 1, 2, 0), (1, 0, 0, 2, 0)]]
+    assert trainer.step == 2 and trainer.restored_checkpoint == str(tmp_path / "checkpoints" / "ckpt-2")
+    assert int(trainer.model.d_optimizer.iterations) == 4  # ckpt-2's whole state, not ckpt-4's (8)
+    restored = state(trainer.model)
+    trainer.manager.checkpoint.restore(str(tmp_path / "checkpoints" / "ckpt-2")).assert_existing_objects_matched()
+    assert_same_state(state(trainer.model), restored)  # it held ckpt-2's state already
+
+    # The chief could not read its checkpoint: this worker stops too, naming it, with the storage error's status.
+    scripted((1, 0, 0, -1, 1))
+    with pytest.raises(CheckpointUnavailableError, match=r"^worker 0 of this multi-worker run could not") as raised:
+        train_lib.Trainer(tiny_config(d_steps=2), options_for(tmp_path))
+    assert raised.value.tasks == ["worker 0"] and raised.value.exit_status == 138
+
+    # This worker cannot read the newest checkpoint (storage unavailable past the retries): it tells the chief (which
+    # stops naming it) and stops with its own paragraph; it never resumes from ckpt-2 on its own.
+    gathered = scripted((1, 0, 0, 4, 0))
+    monkeypatch.setattr(tf.train.Checkpoint, "restore", flaky_checkpoint_restore("ckpt-4", 5))
+    monkeypatch.setattr(checkpoint, "RETRY_DELAY_SECONDS", 0.0)
+    with pytest.raises(CheckpointUnavailableError, match=r"ckpt-4: it cannot be read back: storage failed 5 times"):
+        train_lib.Trainer(tiny_config(d_steps=2), options_for(tmp_path))
+    assert gathered == [[(0, 0, 1, -1, 1), (1, 0, 0, 4, 0)]]
+
+
 def test_a_failed_checkpoint_write_ends_the_run_and_the_previous_checkpoint_resumes_bit_for_bit(
         straight_run, tmp_path, monkeypatch, caplog):
     _, _, straight_state = straight_run
@@ -226,6 +318,31 @@ def test_a_locked_run_directory_is_refused_before_anything_is_written(tmp_path):
         assert os.listdir(tmp_path) == ["training.lock"]  # no config.json, no checkpoints/
     finally:
         holder.release()
+
+
+def test_the_chief_decides_the_lock_before_it_makes_its_strategy(tmp_path, monkeypatch):
+    """Making the strategy is where a multi-worker process joins its cluster: the chief holds the run's lock by
+    then, and a chief that cannot have the run (here: a relaunch whose wait for a lock of another host ran out) never
+    makes it. It used to join first and be refused after, leaving the other workers to fail with it."""
+    lock_held = []
+
+    class StrategyMade(Exception):
+        pass
+
+    def get_distribution_strategy(*args, **kwargs):
+        lock_held.append((tmp_path / "training.lock").exists())
+        raise StrategyMade
+
+    monkeypatch.setattr(train_lib.distribute, "get_distribution_strategy", get_distribution_strategy)
+    with pytest.raises(StrategyMade):
+        train_lib.Trainer(tiny_config(), options_for(tmp_path))
+    assert lock_held == [True] and os.listdir(tmp_path) == []  # released when the construction failed
+
+    write_record(tmp_path, host="node-7", pid=4242, stale_seconds=3600)
+    monkeypatch.setattr(run_lock, "time", FakeClock())
+    with pytest.raises(RunLockWaitError, match="Waited 15 min for the lock .* of process 4242 on host node-7"):
+        train_lib.Trainer(tiny_config(), options_for(tmp_path))
+    assert lock_held == [True]  # no second strategy
 
 
 def poisoned_input_fn(nan_at_step, every_pipeline=False):
@@ -366,10 +483,13 @@ def test_mirrored_strategy_and_batch_not_divisible_by_replicas(tmp_path):
                                          r"micro-batches, but the global batch size 4 gives 2 per replica.*multiple "
                                          r"of 8"):
         train_lib.run(tiny_config(grad_accumulation=4), options_for(tmp_path / "split", strategy="mirrored"))
-    with pytest.raises(UsageError, match="--grad_accumulation=2 cannot train synchronized batch norm on 2 replicas"):
+    with pytest.raises(UsageError, match=r"grad_accumulation=2 \(--grad_accumulation\) cannot train synchronized "
+                                         "batch norm on 2 replicas"):
         train_lib.run(tiny_config(grad_accumulation=2, synchronized_batch_norm=True),
                       options_for(tmp_path / "synchronized", strategy="mirrored"))
-    assert not (tmp_path / "split").exists() and not (tmp_path / "synchronized").exists()
+    # Nothing written (the lock, taken before the strategy these checks need, is released): no config.json that a
+    # corrected rerun would be checked against.
+    assert os.listdir(tmp_path / "split") == os.listdir(tmp_path / "synchronized") == []
     trainer = train_lib.Trainer(tiny_config(), options_for(tmp_path / "ok", strategy="mirrored"))
     assert trainer.strategy.num_replicas_in_sync == 2 and trainer.chief
     assert isinstance(trainer.model.generator.weights[0].value, tf.distribute.DistributedValues)
@@ -503,8 +623,8 @@ def test_xla_with_synchronized_batch_norm_is_refused_before_anything_is_written(
     # It used to be refused by SAGAN.compile, after config.json was written: the rerun without the flag was then
     # refused by the resume check although no checkpoint existed.
     config = tiny_config(synchronized_batch_norm=True)
-    with pytest.raises(UsageError, match=r"--jit_compile cannot compile a train step with synchronized batch norm "
-                                         r"over 2 replicas.*Pass --nojit_compile"):
+    with pytest.raises(UsageError, match=r"XLA \(jit_compile=True, --jit_compile\) cannot compile a train step with "
+                                         r"synchronized batch norm over 2 replicas.*--nojit_compile"):
         train_lib.Trainer(config, options_for(tmp_path / "run", strategy="mirrored", cpu_devices=2, jit_compile=True))
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
     trainer = train_lib.Trainer(config, options_for(tmp_path / "run", strategy="mirrored", cpu_devices=2))

@@ -4,7 +4,7 @@ loopback workers under real faults: tests/training/test_multi_worker.py)."""
 import tensorflow as tf
 
 from sagan_tf import cli
-from sagan_tf.errors import UsageError, WorkerLostError
+from sagan_tf.errors import RETRY_EXIT_STATUS, UsageError, WorkerLostError
 from training import worker_faults
 
 # As the chief of two loopback workers raised it, 0.2 s after worker 1 was killed with SIGKILL (TF 2.21).
@@ -37,7 +37,7 @@ def test_the_lost_task_is_the_one_named_that_is_not_this_one():
     assert worker_faults.lost_tasks("Connection reset by peer", "worker 0") == []
 
 
-def test_a_lost_worker_is_one_paragraph_with_the_checkpoint_to_resume_from_and_status_75(capsys):
+def test_a_lost_worker_is_one_paragraph_with_the_checkpoint_to_resume_from_and_status_138(capsys):
     error = worker_faults.lost_worker_error(tf.errors.UnavailableError(None, None, KILLED_PEER), "worker 0",
                                             "runs/x/checkpoints/ckpt-100")
     assert isinstance(error, WorkerLostError) and not isinstance(error, UsageError)
@@ -56,5 +56,5 @@ def test_a_lost_worker_is_one_paragraph_with_the_checkpoint_to_resume_from_and_s
     def main(argv):
         raise error
 
-    assert main(["prog"]) == WorkerLostError.exit_status == 75
+    assert main(["prog"]) == WorkerLostError.exit_status == RETRY_EXIT_STATUS == 138  # retried by Kubeflow too
     assert capsys.readouterr().err == f"Error: {error}\n"
