@@ -31,8 +31,8 @@ small classifier trained on the dataset's own images instead (trained once per d
 works offline on any dataset). If the classifier cannot be loaded and evaluation was not asked for explicitly
 (--eval_every > 0 or --classifier), training goes on with a warning; --eval_samples=0 turns evaluation off. Whenever
 the run evaluates (the default included) the checkpoint with the best FID (--best_metric) is kept in
-<model_dir>/checkpoints/best/ (`--checkpoint=best` of evaluate,
-visualize and export.run). For reportable figures evaluate a checkpoint with `python -m training.evaluate`.
+<model_dir>/checkpoints/best/ (`--checkpoint=best` of evaluate, visualize and export.run). For reportable figures
+evaluate a checkpoint with `python -m training.evaluate`.
 
     python -m training.run                                    # the default run (README.md, Training)
     python -m training.run --eval_every=500                   # every figure every 500 steps too
