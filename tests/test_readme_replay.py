@@ -58,5 +58,6 @@ def test_every_readme_command_runs_in_order(tmp_path, monkeypatch, capsys):
         ran.append(module)
     assert ran.count("training.run") >= 7 and {"export.run", "export.client", "training.evaluate",
                                                "training.visualize", "training.train_classifier"} <= set(ran)
-    assert (tmp_path / "exports" / "synthetic32-best" / "2").is_dir() and (tmp_path / "out").is_dir()
+    # The best checkpoint of 2 steps may be step 0's: one version, whichever step it is.
+    assert len(list((tmp_path / "exports" / "synthetic32-best").iterdir())) == 1 and (tmp_path / "out").is_dir()
     assert hashlib.sha256(open(synthetic.SYNTHETIC_CLASSIFIER_PATH, "rb").read()).hexdigest() == shipped
