@@ -12,6 +12,7 @@ loaded here on TensorFlow's backend), and the pictures are real PNG files.
 import json
 import os
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -44,11 +45,8 @@ def kernel_environment(backend, work_dir):
     return environment
 
 
-@pytest.fixture(scope="module", params=["tensorflow", "jax"])
-def executed(request, tmp_path_factory):
-    """(executed notebook, work directory, quickstart_summary.json) of one run of the notebook on a backend."""
-    backend = request.param
-    work_dir = tmp_path_factory.mktemp(f"quickstart_{backend}")
+def execute(backend, work_dir):
+    """(executed notebook, quickstart_summary.json) of a run of the notebook on `backend` in `work_dir`."""
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     environment = kernel_environment(backend, work_dir)
     previous = {name: os.environ.get(name) for name in environment}
@@ -65,6 +63,14 @@ def executed(request, tmp_path_factory):
                 os.environ[name] = value
     summary = json.loads((work_dir / "quickstart_summary.json").read_text())
     assert summary["backend"] == backend
+    return notebook, summary
+
+
+@pytest.fixture(scope="module", params=["tensorflow", "jax"])
+def executed(request, tmp_path_factory):
+    """(executed notebook, work directory, quickstart_summary.json) of one run of the notebook on a backend."""
+    work_dir = tmp_path_factory.mktemp(f"quickstart_{request.param}")
+    notebook, summary = execute(request.param, work_dir)
     return notebook, work_dir, summary
 
 
@@ -151,3 +157,34 @@ def test_pictures_were_written(executed):
         decoded = tf.io.decode_png(png).numpy()
         assert decoded.ndim == 3 and decoded.shape[2] == 3 and decoded.std() > 0
     assert (work_dir / "served_0.png").read_bytes().startswith(b"\x89PNG")
+
+
+def printed(notebook):
+    """The text the notebook's code cells printed."""
+    return "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                   for output in cell.get("outputs", []) if output.output_type == "stream")
+
+
+# Slow: a second execution of the notebook (~45 s, more on JAX); the first one runs the same cells, but for the
+# branches a rerun takes.
+@pytest.mark.slow
+def test_a_rerun_resumes_from_the_checkpoint_and_keeps_the_exported_version(executed, tmp_path):
+    """Rerunning the notebook in its work directory (a copy of the executed one) loads its checkpoint, trains no
+    further (the run is at TRAIN_STEPS) and leaves the exported version as it was ("export unless the version
+    exists"); the served images still equal the resumed generator's (the notebook asserts it)."""
+    _, work_dir, summary = executed
+    backend = summary["backend"]
+    copy = tmp_path / "work"
+    shutil.copytree(work_dir, copy)  # copy2: modification times kept
+    exported = sorted(path for path in (copy / "export" / str(TINY_STEPS)).rglob("*") if path.is_file())
+    before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in exported}
+    notebook, rerun = execute(backend, copy)
+    text = printed(notebook)
+    resumed_from = (f"Resumed from {copy / 'run' / 'checkpoints' / f'ckpt-{TINY_STEPS}'}" if backend == "tensorflow"
+                    else f"Resumed from {copy / 'run' / 'sagan.weights.h5'} (step {TINY_STEPS})")
+    assert resumed_from in text, text
+    assert rerun["step"] == TINY_STEPS and rerun["evaluations"] == {}  # fit did not run
+    assert rerun["export"] == str(copy / "export" / str(TINY_STEPS))
+    assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in exported} == before
+    assert sorted(path.name for path in (copy / "export").iterdir()) == [str(TINY_STEPS)]
+    assert rerun["served_vs_in_memory_max_abs_difference"] < 1e-4

@@ -125,3 +125,28 @@ def test_batch_norm_on_two_devices_normalizes_as_mirrored_strategy(jax_trained, 
         np.testing.assert_allclose(jax_value, wanted, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(tensorflow_value, wanted, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(jax_value, tensorflow_value, rtol=1e-5, atol=1e-5)
+
+
+def test_arrays_with_a_partial_last_batch_and_datasets_of_a_fixed_batch_are_checked_before_training(monkeypatch):
+    """README "Training on JAX": `fit` refuses before training the last partial batch of arrays and a dataset
+    batched with `drop_remainder=True` whose batch the devices do not divide; the rest reaches training. The check
+    is plain Python over shapes: here with two devices' worth of shards, in this TensorFlow process."""
+    from sagan_tf.models import jax_step
+
+    monkeypatch.setattr(jax_step, "batch_shards", lambda: 2)
+    images = np.zeros((9, 4, 4, 3), "float32")
+    refused = "each batch is split over 2 devices, so every batch must be a multiple of 2 images. Received: "
+    with pytest.raises(ValueError, match=refused + "9 images in batches of 4: the last batch holds 1"):
+        jax_step.check_batches_divide((images, np.zeros(9, "int32")), 4)
+    jax_step.check_batches_divide(images[:6], 4)  # the last batch holds 2
+    jax_step.check_batches_divide(images, 4, steps_per_epoch=2)  # an epoch of two full batches: never the last
+    with pytest.raises(ValueError, match=refused + r"batch_size=3"):
+        jax_step.check_batches_divide(images[:6], 3)
+    slices = tf.data.Dataset.from_tensor_slices((images, np.zeros(9, "int32")))
+    with pytest.raises(ValueError, match=refused + r"a dataset of batches of 3\..*drop_remainder=True"):
+        jax_step.check_batches_divide(slices.batch(3, drop_remainder=True), None)
+    jax_step.check_batches_divide(slices.batch(4, drop_remainder=True), None)
+    jax_step.check_batches_divide(slices.batch(3), None)  # batch size unknown until it comes: refused at the batch
+    monkeypatch.setattr(jax_step, "batch_shards", lambda: 1)  # one device divides everything
+    jax_step.check_batches_divide(slices.batch(3, drop_remainder=True), None)
+    jax_step.check_batches_divide(images, 4)

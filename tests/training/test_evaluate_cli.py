@@ -13,7 +13,8 @@ import pytest
 
 from sagan_tf import evaluation, metrics
 from sagan_tf.errors import ClassifierUnavailableError, UsageError
-from tests.tiny import event_scalars, start_command, tiny_classifier_file, tiny_config, train_options
+from tests.tiny import (event_scalars, start_command, tiny_classifier_file, tiny_config, tiny_image_folder,
+                        train_options)
 from training import run as run_cli
 from training import train_lib
 
@@ -323,3 +324,46 @@ def test_paper_protocol_fixes_its_settings_refuses_contradictions_and_is_recorde
     assert record["protocol"] == record["provenance"]["protocol"] == "paper"
     plain = evaluate_cli.evaluate_run(result.model_dir, eval_config(classifier, cache), print_fn=lambda line: None)
     assert plain["protocol"] is None and plain["provenance"]["protocol"] is None
+
+
+def test_evaluation_draws_the_labels_of_a_run_trained_on_the_data_frequencies(tmp_path, monkeypatch):
+    # README "Small datasets": training.evaluate of a run trained with --fake_labels=data draws the generated images'
+    # labels with the folder's class frequencies and records them in the provenance. The restored generator is a
+    # stand-in that records its labels (the checkpoint's weights do not choose them).
+    from sagan_tf import restore
+    from training import evaluate as evaluate_cli
+
+    folder = tmp_path / "images"
+    tiny_image_folder(folder, classes=("blue", "green", "red"), per_class=6, size=16)
+    for name, kept in (("green", 3), ("red", 1)):
+        for image in sorted((folder / name).iterdir())[kept:]:
+            image.unlink()
+    counts = np.array([len(list((folder / name).iterdir())) for name in ("blue", "green", "red")])
+    assert counts.tolist() == [6, 3, 1]
+    config = tiny_config(dataset=f"folder:{folder}", num_classes=3, fake_labels="data")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(config.to_json())
+    seen = []
+
+    class Generator:
+        def __init__(self, model_config):
+            self.config = model_config
+
+        def __call__(self, z, labels, training=False):
+            seen.append(np.asarray(labels))
+            return np.zeros((len(z), 16, 16, 3), "float32")
+
+    monkeypatch.setattr(restore, "restore_generator", lambda model_dir, checkpoint, use_ema: restore.RestoredGenerator(
+        generator=Generator(config.model), config=config, step=1, checkpoint="ckpt-1", ema=True))
+    monkeypatch.setattr(evaluation, "_sampler", lambda generator, latent_dim: generator)  # eager: labels readable
+    classifier = tiny_classifier_file(tmp_path / "tiny.keras")
+    eval_settings = evaluation.EvalConfig(num_samples=6000, batch_size=2000, num_real=10, classifier=classifier,
+                                          cache_dir=str(tmp_path / "cache"), compute_kid=False,
+                                          compute_precision_recall=False)
+    record = evaluate_cli.evaluate_run(str(tmp_path / "run"), eval_settings, print_fn=lambda line: None)
+
+    drawn = np.concatenate(seen)
+    assert drawn.size == 6000
+    # Binomial standard deviation of a share over 6000 draws: at most 0.0065; 0.025 is ~4 of them.
+    np.testing.assert_allclose(np.bincount(drawn, minlength=3) / drawn.size, counts / counts.sum(), atol=0.025)
+    assert record["provenance"]["labels"] == {"frequencies": [0.6, 0.3, 0.1]}

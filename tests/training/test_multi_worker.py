@@ -59,10 +59,15 @@ def checkpoint_steps(model_dir):
                   for path in (model_dir / "checkpoints").glob("ckpt-*.index"))
 
 
-@pytest.mark.parametrize("signalled", [1, pytest.param(0, marks=pytest.mark.slow)], ids=["worker1", "chief"])
-def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaunch_resumes(tmp_path, signalled):
-    """SIGTERM to one worker (a preemption notice): every worker stops after the same step, past the last periodic
-    checkpoint, with the checkpoint of that step; relaunching both resumes there, also when storage does not answer
+# The chief's case sends Ctrl-C (SIGINT) instead: each role is the signalled one once, and each signal is received once.
+@pytest.mark.parametrize("signalled, stop_signal", [(1, signal.SIGTERM),
+                                                    pytest.param(0, signal.SIGINT, marks=pytest.mark.slow)],
+                         ids=["worker1_sigterm", "chief_ctrl_c"])
+def test_sigterm_or_ctrl_c_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaunch_resumes(
+        tmp_path, signalled, stop_signal):
+    """SIGTERM (a preemption notice) or Ctrl-C to one worker: every worker stops after the same step, past the last
+    periodic checkpoint, with the checkpoint of that step, exit status 128 + the signal on the signalled worker and
+    143 on the other; relaunching both resumes there, also when storage does not answer
     worker 1's first read of that checkpoint (retried: it does not fall back to the older periodic one). The relaunch
     samples and evaluates (--eval_every also makes the chief keep the best checkpoint): only the chief reports,
     evaluates and keeps outputs."""
@@ -71,7 +76,7 @@ def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaun
     processes = start_workers(args, workers)
     with Lines(processes[0]) as chief, Lines(processes[1]) as other:
         chief.wait_for(r"step +5/1000", timeout=300)
-        processes[signalled].send_signal(signal.SIGTERM)
+        processes[signalled].send_signal(stop_signal)
         sent = time.monotonic()
         outputs = [chief.rest(), other.rest()]
         seconds = time.monotonic() - sent
@@ -90,9 +95,12 @@ def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint_and_a_relaun
     running_ended = min(seconds for seconds, _ in finished if seconds > sent)
     noticed = max(done for seconds, done in finished if seconds <= running_ended + 2.0)
     assert step <= noticed + 2, (step, [(round(seconds - sent, 1), done) for seconds, done in finished])
-    # 143 = 128 + SIGTERM on both: the signalled worker's own signal, the status of a peer's preemption on the other.
-    assert [process.returncode for process in processes] == [143, 143], outputs
-    assert "Received SIGTERM: every worker stops after the same step" in outputs[signalled]
+    # 128 + its own signal on the signalled worker (143: SIGTERM, 130: Ctrl-C); 143 (128 + SIGTERM), the status of a
+    # peer's preemption, on the other.
+    statuses = [143, 143]
+    statuses[signalled] = 128 + stop_signal
+    assert [process.returncode for process in processes] == statuses, outputs
+    assert f"Received {stop_signal.name}: every worker stops after the same step" in outputs[signalled]
     assert "Another worker received a stop signal" in outputs[1 - signalled]
     for output in outputs:
         assert "Traceback" not in output, output
