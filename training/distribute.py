@@ -1,7 +1,7 @@
 """The `tf.distribute` strategy of a training run, and what a strategy changes about training.
 
+    chief = distribute.will_be_chief("mirrored")     # from TF_CONFIG, before the strategy joins a cluster
     strategy = distribute.get_distribution_strategy("mirrored")
-    chief = distribute.is_chief(strategy)
 
 Modelled on Model Garden's `official/common/distribute_utils.py`: one function makes every strategy, validates its
 arguments with errors that name them, and keeps cluster resolution inside. Create the strategy before any other

@@ -218,7 +218,7 @@ def test_every_worker_resumes_from_the_chief_s_checkpoint_or_every_worker_stops(
     chose another, and a worker that cannot read it stops every worker."""
     interrupted_copy(straight_run[0], tmp_path, (2, 4))
     monkeypatch.setattr(distribute, "num_workers", lambda strategy: 2)
-    monkeypatch.setattr(distribute, "is_chief", lambda strategy: False)
+    monkeypatch.setattr(distribute, "will_be_chief", lambda strategy: False)  # chief-ness is known before the strategy
     monkeypatch.setattr(distribute, "task_name", lambda strategy: "worker 1")
     monkeypatch.setattr(distribute, "task_id", lambda strategy: 1)
 
