@@ -144,5 +144,5 @@ class RunLockWaitError(RetryableError):
 
 __all__ = ["UsageError", "ConfigError", "CheckpointError", "DamagedCheckpointError", "CheckpointUnavailableError",
            "TrainingDivergedError", "DatasetError", "ClassifierUnavailableError", "ClassifierCardError",
-           "InsufficientAccuracyError", "ServingError", "RunLockedError", "WriteFailedError", "RetryableError", "WorkerLostError",
-           "RunLockWaitError", "RETRY_EXIT_STATUS"]
+           "InsufficientAccuracyError", "ServingError", "RunLockedError", "WriteFailedError", "RetryableError",
+           "WorkerLostError", "RunLockWaitError", "RETRY_EXIT_STATUS"]
