@@ -17,8 +17,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["sagan_tf", "sagan_tf.*", "training", "training.*",
                                                "export", "export.*"]),
     include_package_data=True,
-    # The classifier for FID/IS on the synthetic dataset (sagan_tf.classifiers.load_classifier("synthetic")).
-    package_data={"sagan_tf.classifiers": ["assets/*.keras"]},
+    # The classifier for FID/IS on the synthetic dataset (sagan_tf.evaluation.classifiers.load_classifier("synthetic")).
+    package_data={"sagan_tf.evaluation.classifiers": ["assets/*.keras"]},
     install_requires=[
         # The standard wheel runs on CPU and, with the CUDA libraries present, on GPU.
         "tensorflow>=2.16,<2.22",
@@ -28,9 +28,9 @@ setuptools.setup(
         "tensorflow-datasets>=4.9,<5",
         # Viewing the training events (TensorFlow 2.21 no longer installs it).
         "tensorboard>=2.16,<2.22",
-        # Loads TF-GAN's Inception module from a handle or a local copy (sagan_tf.classifiers).
+        # Loads TF-GAN's Inception module from a handle or a local copy (sagan_tf.evaluation.classifiers).
         "tensorflow-hub>=0.16,<0.17",
-        # The last release; only its eval subpackage is used, through sagan_tf.metrics (BUILD.md fact 1).
+        # The last release; only its eval subpackage is used, through sagan_tf.evaluation.metrics (BUILD.md fact 1).
         "tensorflow-gan==2.1.0",
         "tensorflow-probability>=0.24,<0.26",
         # tensorflow-probability imports tf_keras; sagan_tf itself never does.
@@ -39,7 +39,7 @@ setuptools.setup(
         "scipy>=1.11,<2",
         "absl-py>=2.0,<3",
         "pillow>=10,<14",
-        # The truncation sweep's plot (sagan_tf.plots, `training.evaluate --truncation`) and benchmarks/quality.py.
+        # The truncation sweep's plot (sagan_tf.sampling.plots, `training.evaluate --truncation`) and benchmarks/quality.py.
         "matplotlib>=3.8,<4",
     ],
     extras_require={

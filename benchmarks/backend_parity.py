@@ -67,7 +67,7 @@ SMALL_DATA = dict(augment="ada", ada_interval=1, ada_kimg=0.1, lecam_weight=0.1,
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default=None, help="a preset name (sagan_tf.presets)")
+    parser.add_argument("--preset", default=None, help="a preset name (sagan_tf.config.presets)")
     parser.add_argument("--steps", type=int, default=3, help="train steps on each backend")
     parser.add_argument("--batch_size", type=int, default=None, help="batch per update (default: the preset's)")
     parser.add_argument("--small_data", action="store_true", help="ADA, LeCam, orthogonal reg., data fake labels")
@@ -91,7 +91,7 @@ def parse_args(argv=None):
 def experiment_config(args):
     """The preset's config (or --config_json's) with this run's batch size and options (raises ConfigError for an
     unknown preset)."""
-    from sagan_tf import presets
+    from sagan_tf.config import presets
     from sagan_tf.config import ExperimentConfig
 
     if args.config_json:
@@ -170,7 +170,7 @@ def draw_inputs(model, config, steps, seed):
     """{name: array with a leading `steps` axis}: each step's batch dict (`FedDraws`), drawn with NumPy."""
     import numpy as np
 
-    from sagan_tf import augment
+    from sagan_tf.models import augment
 
     rng = np.random.default_rng(seed)
     d_steps, batch, size = config.training.d_steps, config.training.batch_size, config.model.image_size
@@ -286,7 +286,7 @@ def main(argv=None):
         with open(os.path.join(args.workdir, f"{args.side}.json"), "w") as f:
             json.dump({"seconds": seconds}, f)
         return 0
-    from sagan_tf.presets import preset_names
+    from sagan_tf.config.presets import preset_names
 
     if args.config_json is None and args.preset not in preset_names():
         print(f"Unknown preset {args.preset!r}. Known presets: {', '.join(preset_names())}.", file=sys.stderr)

@@ -44,7 +44,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.train_throughput import device_name  # noqa: E402
-from sagan_tf import data, presets  # noqa: E402
+from sagan_tf import data  # noqa: E402
+from sagan_tf.config import presets  # noqa: E402
 from sagan_tf.data import synthetic  # noqa: E402
 from sagan_tf.models import build_sagan  # noqa: E402
 

@@ -34,27 +34,28 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from benchmarks.rss import PeakSampler, rss_mib  # noqa: E402
-from sagan_tf import errors, evaluation, metrics  # noqa: E402
-from sagan_tf.presets import get_preset  # noqa: E402
-from sagan_tf.restore import build_generator  # noqa: E402
+from sagan_tf import errors  # noqa: E402
+from sagan_tf.evaluation import evaluator as evaluation, classifiers  # noqa: E402
+from sagan_tf.config.presets import get_preset  # noqa: E402
+from sagan_tf.run.restore import build_generator  # noqa: E402
 
 
 def load_classifier(spec):
     try:
         return evaluation.load_classifier_for("synthetic", spec), spec
     except errors.ClassifierUnavailableError:
-        if spec != metrics.SYNTHETIC_CLASSIFIER:
+        if spec != classifiers.SYNTHETIC_CLASSIFIER:
             raise
-        from sagan_tf.classifiers.synthetic import build_synthetic_classifier
+        from sagan_tf.evaluation.classifiers.synthetic import build_synthetic_classifier
 
-        return metrics.load_classifier(build_synthetic_classifier()), "synthetic (untrained stand-in)"
+        return classifiers.load_classifier(build_synthetic_classifier()), "synthetic (untrained stand-in)"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num_samples", type=int, default=50_000)
     parser.add_argument("--batch_size", type=int, default=250)
-    parser.add_argument("--classifier", default=metrics.SYNTHETIC_CLASSIFIER)
+    parser.add_argument("--classifier", default=classifiers.SYNTHETIC_CLASSIFIER)
     parser.add_argument("--num_real", type=int, default=10_000)
     parser.add_argument("--cache_dir", default=None, help="real-statistics cache (default: the library's)")
     parser.add_argument("--kid", action="store_true", help="also compute KID")

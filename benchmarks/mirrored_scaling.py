@@ -31,7 +31,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.train_throughput import device_name  # noqa: E402
-from sagan_tf import presets  # noqa: E402
+from sagan_tf.config import presets  # noqa: E402
 from sagan_tf.models import build_sagan  # noqa: E402
 
 

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from sagan_tf import presets  # noqa: E402
+from sagan_tf.config import presets  # noqa: E402
 from sagan_tf.models import Discriminator, Generator  # noqa: E402
 
 

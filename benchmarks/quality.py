@@ -33,7 +33,7 @@ compares with the whole folder), --augment (none, diffaugment, ada; with --ada_k
   <output_dir>/quality_curves.png: FID, KID, IS, precision, recall, coverage against images seen (mean over seeds,
       with the min-max band)
 
-matplotlib (a dependency of sagan_tf, through `sagan_tf.plots`) draws the plot.
+matplotlib (a dependency of sagan_tf, through `sagan_tf.sampling.plots`) draws the plot.
 Timings depend on the machine and its load: the JSON records the load averages. Not a test.
 """
 
@@ -131,7 +131,7 @@ def training_dataset(spec):
 
 
 def eval_config(eval_samples):
-    from sagan_tf import evaluation
+    from sagan_tf.evaluation import evaluator as evaluation
 
     return evaluation.EvalConfig(num_samples=eval_samples, classifier="domain", compute_kid=True,
                                  compute_precision_recall=True, log_every=0)
@@ -139,7 +139,8 @@ def eval_config(eval_samples):
 
 def experiment(spec):
     """The `ExperimentConfig` of a variant: the preset on the folder, conditional on its classes."""
-    from sagan_tf import data, presets
+    from sagan_tf import data
+    from sagan_tf.config import presets
 
     config = presets.get_preset(spec["preset"])
     if config.model.image_size != spec["image_size"]:
@@ -161,7 +162,8 @@ def run_variant(spec):
     import keras
     import numpy as np
 
-    from sagan_tf import callbacks, data, evaluation
+    from sagan_tf import callbacks, data
+    from sagan_tf.evaluation import evaluator as evaluation
     from sagan_tf.models import build_sagan
 
     load_before = os.getloadavg()[0]
@@ -248,7 +250,7 @@ def plot(records, path, title):
     """Draws the curves of every group (mean over seeds, min-max band) into the PNG `path`; returns it."""
     import numpy as np
 
-    from sagan_tf.plots import pyplot
+    from sagan_tf.sampling.plots import pyplot
 
     plt = pyplot()
 
@@ -293,8 +295,9 @@ def prepare(args):
         if icon_dataset.main([f"--image_size={args.image_size}", f"--output_dir={dataset_dir}"]):
             raise SystemExit("Could not build the icon dataset (see above).")
     dataset = f"folder:{os.path.abspath(dataset_dir)}"
-    from sagan_tf import data, evaluation
-    from sagan_tf.classifiers import cache as classifier_cache
+    from sagan_tf import data
+    from sagan_tf.evaluation import evaluator as evaluation
+    from sagan_tf.evaluation.classifiers import cache as classifier_cache
 
     config = eval_config(args.eval_samples)
     resolved = data.resolve(dataset)  # the folder is scanned once, for the classifier's cache and the evaluation
@@ -344,7 +347,7 @@ def main(argv=None):
     if not args.replot:
         variants = variant_specs(args)
         dataset = prepare(args)
-        from sagan_tf import presets
+        from sagan_tf.config import presets
 
         training = presets.get_preset(args.preset).training
         steps = max(1, args.images // training.images_per_step)

@@ -34,9 +34,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.train_throughput import device_name  # noqa: E402
-from sagan_tf import presets  # noqa: E402
-from sagan_tf import serving  # noqa: E402
-from sagan_tf.restore import build_generator  # noqa: E402
+from sagan_tf.config import presets  # noqa: E402
+from sagan_tf.serving import signatures as serving  # noqa: E402
+from sagan_tf.run.restore import build_generator  # noqa: E402
 
 
 def _timed(function, iterations, warmup):

@@ -16,14 +16,14 @@ that no earlier request's memory hides this one's. Reported per line:
   mib_per_image_b<b>, growth_mib_b<b>, seconds_b<b>   for each --batch_sizes entry (default 1 and 64)
   cap, growth_mib_cap, mib_per_image_cap, seconds_cap the request at the cap `export.run` would choose for
                                                       --memory_budget_mib (unless --nocap)
-  library_mib_per_image                               the figure `sagan_tf.serving_memory` uses for the preset
+  library_mib_per_image                               the figure `sagan_tf.serving.memory` uses for the preset
   rss_after_load_mib                                  the process after loading (the model and TensorFlow)
   device, tensorflow
 
-`sagan_tf.serving_memory.MEASURED_MIB_PER_IMAGE` holds mib_per_image_b64 of each preset.
+`sagan_tf.serving.memory.MEASURED_MIB_PER_IMAGE` holds mib_per_image_b64 of each preset.
 
 With --unknown_name_lengths, one line instead measures what `generate_by_name` spends on a name it does not know:
-for each length L, a fresh process builds the export's `sagan_tf.class_names.ClassNameLookup` over --num_classes
+for each length L, a fresh process builds the export's `sagan_tf.serving.class_names.ClassNameLookup` over --num_classes
 names of --class_name_bytes bytes each (imagenet128 has 1,000 classes) inside a `tf.function`, as the SavedModel
 runs it, and looks up one name of L characters ("x" * L). Reported per line: seconds_l<L>, growth_mib_l<L> (the
 peak resident memory during the call minus the resident memory before it, measured as above) and refused_l<L>
@@ -74,7 +74,7 @@ def _unknown_name_child(length, num_classes, class_name_bytes):
     import tensorflow as tf
 
     from benchmarks.rss import PeakSampler, rss_mib
-    from sagan_tf.class_names import ClassNameLookup
+    from sagan_tf.serving.class_names import ClassNameLookup
 
     names = [f"{index:06d}".ljust(class_name_bytes, "c") for index in range(num_classes)]
     lookup = ClassNameLookup(names)
@@ -155,8 +155,9 @@ def main():
     import tensorflow as tf
 
     from benchmarks.train_throughput import device_name
-    from sagan_tf import presets, serving, serving_memory
-    from sagan_tf.restore import build_generator
+    from sagan_tf.config import presets
+    from sagan_tf.serving import signatures as serving, memory as serving_memory
+    from sagan_tf.run.restore import build_generator
 
     budget = args.memory_budget_mib or serving_memory.DEFAULT_MEMORY_BUDGET_MIB
     batch_sizes = [int(size) for size in args.batch_sizes.split(",") if size]

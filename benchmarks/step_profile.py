@@ -43,7 +43,7 @@ from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 from benchmarks import flops as flops_lib  # noqa: E402
 from benchmarks.train_throughput import device_name, matmul_ceiling  # noqa: E402
-from sagan_tf import presets  # noqa: E402
+from sagan_tf.config import presets  # noqa: E402
 from sagan_tf.models import build_sagan  # noqa: E402
 
 KINDS = ("convolutions", "matmuls", "casts", "batch_norm", "softmax", "spectral_norm", "other")

@@ -198,7 +198,7 @@ def run_configuration(preset, batch, precision, xla, steps, warmup, grad_accumul
     import keras
 
     from benchmarks import flops as flops_lib
-    from sagan_tf import presets
+    from sagan_tf.config import presets
     from sagan_tf.models import build_sagan
 
     if keras.backend.backend() != backend:

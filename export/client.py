@@ -15,7 +15,7 @@ Three ways to reach the model, with the same request:
 By default it calls the `generate` signature (labels, or --batch_size for an unconditional model, a seed and a
 truncation; the model draws the latents and returns PNGs); with --classes, `generate_by_name` (class names instead
 of ids; an unknown name is refused by the model with the closest valid names). `--signature=serving_default`
-sends latents z drawn here instead, `sagan_tf.latents.truncated_latents(batch, latent_dim, seed, truncation)`
+sends latents z drawn here instead, `sagan_tf.sampling.latents.truncated_latents(batch, latent_dim, seed, truncation)`
 (--latent_dim is needed with a server), and encodes the returned float images itself.
 
 Latents are untruncated by default (--truncation=none), as in sample grids, evaluation and the latents
@@ -44,7 +44,7 @@ are.
 Dependencies: a `generate` request over REST needs only numpy (absl-py for the command line) and
 `sagan_tf.errors`, which is pure Python. TensorFlow is needed for `--signature=serving_default` (the latents, and
 Pillow to encode the images), for --saved_model_dir (in-process) and for --grpc (with tensorflow-serving-api).
-The input and output names below must match sagan_tf/serving.py (tests/export/test_client.py checks that they
+The input and output names below must match sagan_tf/serving/signatures.py (tests/export/test_client.py checks that they
 do).
 """
 
@@ -113,7 +113,7 @@ def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=UNTR
       labels: class ids (conditional models), or None for an unconditional model.
       batch_size: number of images for an unconditional model (ignored when `labels` is given).
       seed: the seed of the latents: sent to `generate`, which draws them in the model, or used here to draw the
-        same latents (`sagan_tf.latents.truncated_latents`) for `serving_default`.
+        same latents (`sagan_tf.sampling.latents.truncated_latents`) for `serving_default`.
       truncation: latents are drawn from a normal truncated at this value (> 0); `UNTRUNCATED`: not truncated.
       latent_dim: size of z; needed for `serving_default`.
       classes: class names, for `generate_by_name` (and only for it).
@@ -154,7 +154,7 @@ def make_inputs(signature, labels=None, batch_size=None, seed=0, truncation=UNTR
             raise ServingError("--signature=serving_default sends latents z: pass --latent_dim (the model's latent "
                                "size, shown by `saved_model_cli show --all`), or use --signature=generate.")
         cli.import_tensorflow()  # only serving_default requests need it
-        from sagan_tf import latents
+        from sagan_tf.sampling import latents
 
         try:
             z = latents.truncated_latents(count, latent_dim, seed, truncation).numpy()

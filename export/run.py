@@ -6,11 +6,11 @@ checkpoint's training step), the layout `tensorflow_model_server --model_base_pa
 existing version is never overwritten and a failed export leaves nothing behind. Bad input, a damaged checkpoint
 (named, with the intact ones to choose from) and an export the filesystem refuses to write (full, read-only, no
 permission) end with a one-paragraph error, exit status 2. It reads a run that is training without taking its lock
-(`sagan_tf.run_lock`).
+(`sagan_tf.run.run_lock`).
 
 Every signature of the export refuses a request for more than --max_batch_size images. By default the cap is the
 most images one request can ask for within --memory_budget_mib (2048 MiB) of the serving process's memory, from
-each preset's measured memory per image (`sagan_tf.serving_memory`); the JSON line reports the cap, the figure per
+each preset's measured memory per image (`sagan_tf.serving.memory`); the JSON line reports the cap, the figure per
 image and the expected peak. An explicit --max_batch_size wins, with a warning when it exceeds the budget. A
 request by class name is bounded too: a name longer than the longest class name (`max_class_name_length` in the
 JSON line, in UTF-8 bytes) is refused; a class name over 255 bytes makes the export a usage error.
@@ -30,7 +30,7 @@ file that does not fit is a usage error.
     python -m export.run --keras_file=g.keras --export_dir=exports/dcgan64 --version=1
     python -m export.run --keras_file=g.weights.h5 --preset=dcgan64 --export_dir=exports/dcgan64 --version=1
 
-See export/README.md for serving it and sagan_tf/serving.py for the signatures.
+See export/README.md for serving it and sagan_tf/serving/signatures.py for the signatures.
 """
 
 import json
@@ -61,7 +61,7 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("max_batch_size", None, "The most images one request may ask for, in every signature. "
                          "Default: the most whose expected memory fits --memory_budget_mib.", lower_bound=1,
                          flag_values=flag_values)
-    # sagan_tf.serving_memory.DEFAULT_MEMORY_BUDGET_MIB, written out: importing sagan_tf here would load TensorFlow
+    # sagan_tf.serving.memory.DEFAULT_MEMORY_BUDGET_MIB, written out: importing sagan_tf here would load TensorFlow
     # before `cli.run` has quietened it.
     flags.DEFINE_integer("memory_budget_mib", 2048, "MiB of memory one request may add to the serving process; sets "
                          "the default --max_batch_size.", lower_bound=1, flag_values=flag_values)
@@ -69,7 +69,7 @@ def define_flags(flag_values=flags.FLAGS):
 
 @cli.main_wrapper
 def main(argv, values=None):
-    from sagan_tf import serving
+    from sagan_tf.serving import signatures as serving
     from sagan_tf.errors import UsageError
 
     values = flags.FLAGS if values is None else values
@@ -81,7 +81,7 @@ def main(argv, values=None):
             raise UsageError("--checkpoint and --noema choose within a training run; a --keras_file is one generator.")
         config = None
         if values.preset is not None:
-            from sagan_tf import presets
+            from sagan_tf.config import presets
 
             config = presets.get_preset(values.preset)
         result = serving.export_keras_file(values.keras_file, values.export_dir, values.version, config=config,

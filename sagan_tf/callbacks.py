@@ -38,10 +38,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sagan_tf import checkpoint, health, images, summaries, write_failures
+from sagan_tf import health
+from sagan_tf.run import checkpoint, write_failures
+from sagan_tf.sampling import images, summaries
 from sagan_tf.errors import TrainingDivergedError
-from sagan_tf.evaluation import FIGURES, NEAREST_NEIGHBOUR_FIGURES
-from sagan_tf.run_dir import RunDirectory
+from sagan_tf.evaluation.evaluator import FIGURES, NEAREST_NEIGHBOUR_FIGURES
+from sagan_tf.run.run_dir import RunDirectory
 
 #: Health signals shown as one "D/G" pair each in the progress line (TensorBoard keeps the separate names).
 _PAIRED_LOGS = {"grad D/G": ("d_grad_norm", "g_grad_norm"), "sn D/G": ("d_spectral_norm", "g_spectral_norm")}

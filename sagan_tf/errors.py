@@ -72,13 +72,13 @@ class ServingError(UsageError):
 
 
 class RunLockedError(UsageError):
-    """A run directory that another training run writes into (`sagan_tf.run_lock`): the message names the holder
+    """A run directory that another training run writes into (`sagan_tf.run.run_lock`): the message names the holder
     (host, process, command, start) and what to do; also raised in a run whose lock another one took over."""
 
 
 class WriteFailedError(UsageError):
     """A file that could not be written: no space left, no permission, a read-only filesystem
-    (`sagan_tf.write_failures`).
+    (`sagan_tf.run.write_failures`).
 
     The message names the file, the cause and the last good checkpoint. Attributes: `what` (e.g. "checkpoint"),
     `path`, `cause` (e.g. "no space left on device"), `last_good` (a checkpoint path; "" when none was written yet;
@@ -122,7 +122,7 @@ class WorkerLostError(RetryableError):
 
 class CheckpointUnavailableError(RetryableError):
     """A checkpoint that storage did not serve (unavailable, deadline exceeded) even after retries
-    (`sagan_tf.checkpoint.read_checkpoint`): not damaged, so nothing falls back to an older one, and not bad input.
+    (`sagan_tf.run.checkpoint.read_checkpoint`): not damaged, so nothing falls back to an older one, and not bad input.
 
     Commands report it as one paragraph with exit status `exit_status` (`RETRY_EXIT_STATUS`), as a lost worker.
     Attributes: `path` (the checkpoint, when known) and `tasks` (in a multi-worker run, the other workers that could
@@ -136,7 +136,7 @@ class CheckpointUnavailableError(RetryableError):
 
 
 class RunLockWaitError(RetryableError):
-    """A training start waited as long as it may (`sagan_tf.run_lock.WAIT_SECONDS`) for a run lock whose holder runs
+    """A training start waited as long as it may (`sagan_tf.run.run_lock.WAIT_SECONDS`) for a run lock whose holder runs
     where it cannot be checked (another machine or PID namespace) and which neither went stale, nor was released, nor
     was refreshed (which would prove its holder alive) meanwhile. The message names the holder and when the lock
     counts as stale."""

@@ -76,7 +76,7 @@ def reference_learning_rates(config):
     Returns:
       ({"d_lr": ..., "g_lr": ...}, "synthetic32's" or "SAGAN's").
     """
-    from sagan_tf import presets
+    from sagan_tf.config import presets
 
     name = getattr(config, "name", None)
     if name in presets.PRESETS:

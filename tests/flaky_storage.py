@@ -11,7 +11,7 @@ from training import run
 def main(argv):
     import tensorflow as tf  # after cli.run has set up the console, as training.run imports it
 
-    from sagan_tf import checkpoint
+    from sagan_tf.run import checkpoint
     from tests.tiny import flaky_checkpoint_restore
 
     tf.train.Checkpoint.restore = flaky_checkpoint_restore(os.environ["FLAKY_CHECKPOINT"],

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from sagan_tf import atomic_write
+from sagan_tf.run import atomic_write
 from sagan_tf.errors import WriteFailedError
 
 

@@ -1,11 +1,11 @@
-"""sagan_tf.augment: DiffAugment's ops against NumPy references, their gradients, the draws, and ADA's p."""
+"""sagan_tf.models.augment: DiffAugment's ops against NumPy references, their gradients, the draws, and ADA's p."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import augment
+from sagan_tf.models import augment
 
 
 def images(batch=3, size=16, seed=0):

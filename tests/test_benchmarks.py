@@ -7,7 +7,7 @@ import tensorflow as tf
 from benchmarks import flops
 from sagan_tf.config import AttentionConfig, ExperimentConfig, ModelConfig, TrainingConfig
 from sagan_tf.models import Discriminator, Generator, build_sagan
-from sagan_tf.presets import get_preset
+from sagan_tf.config.presets import get_preset
 
 
 def tiny_residual(d_steps=1):

@@ -15,10 +15,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import callbacks, checkpoint, evaluation, health, images
+from sagan_tf import callbacks, health
+from sagan_tf.run import checkpoint
+from sagan_tf.evaluation import evaluator as evaluation
+from sagan_tf.sampling import images
 from sagan_tf.errors import TrainingDivergedError, WriteFailedError
 from sagan_tf.models import build_sagan
-from sagan_tf.run_dir import RunDirectory
+from sagan_tf.run.run_dir import RunDirectory
 from tests.tiny import event_scalars, tiny_config
 
 

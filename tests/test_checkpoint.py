@@ -1,4 +1,4 @@
-"""sagan_tf.checkpoint: what a training checkpoint holds, and reading one network back out of it."""
+"""sagan_tf.run.checkpoint: what a training checkpoint holds, and reading one network back out of it."""
 
 import types
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import checkpoint
+from sagan_tf.run import checkpoint
 from sagan_tf.errors import CheckpointError
 from sagan_tf.models import build_sagan
-from sagan_tf.restore import build_generator
+from sagan_tf.run.restore import build_generator
 from tests.tiny import tiny_config, tiny_model
 
 

@@ -1,10 +1,10 @@
-"""sagan_tf.class_names: what a request by name may cost, and the closest names against a NumPy edit distance."""
+"""sagan_tf.serving.class_names: what a request by name may cost, and the closest names against a NumPy edit distance."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import class_names
+from sagan_tf.serving import class_names
 from sagan_tf.errors import ConfigError
 
 #: 1,000 class names, as many as imagenet128 has, of 16 bytes each.

@@ -176,7 +176,7 @@ from sagan_tf import cli
 
 def main(argv):
     import tensorflow as tf
-    from sagan_tf.metrics import scores
+    from sagan_tf.evaluation.metrics import scores
     tf.get_logger().warning("a TensorFlow warning")
     tf.get_logger().info("a TensorFlow INFO line")
     scores.kernel_distance(np.eye(4, dtype=np.float32), np.eye(4, dtype=np.float32)[::-1])

@@ -6,12 +6,12 @@ import os
 
 import pytest
 
-from sagan_tf import losses
+from sagan_tf.models import losses
 from sagan_tf.config import (MODEL_FIELDS, TRAINING_FIELDS, AttentionConfig, ExperimentConfig, ModelConfig,
                              TrainingConfig, as_model_config)
 from sagan_tf.errors import ConfigError
 from sagan_tf.models import Generator
-from sagan_tf.presets import get_preset, preset_names
+from sagan_tf.config.presets import get_preset, preset_names
 from tests.tiny import tiny_config, tiny_model
 
 
@@ -198,7 +198,7 @@ for name in ("tensorflow", "keras", "jax", "tensorflow_datasets"):
     sys.modules[name] = None
 from sagan_tf.config import ExperimentConfig, ModelConfig, TrainingConfig
 from sagan_tf.errors import ConfigError
-from sagan_tf.presets import get_preset
+from sagan_tf.config.presets import get_preset
 training = TrainingConfig(augment="ada", augment_policy=" cutout, color", loss="non_saturating", lecam_weight=0.1)
 assert training.augment_policy == "cutout,color"
 config = get_preset("synthetic32").replace(augment="ada", augment_policy=" cutout, color")
@@ -233,7 +233,8 @@ assert not any(name.split(".")[0] in ("tensorflow", "keras", "jax") and module i
 
 
 def test_the_plain_names_are_the_implemented_ones():
-    from sagan_tf import augment, choices
+    from sagan_tf.models import augment
+    from sagan_tf.config import choices
 
     assert tuple(losses.LOSSES) == choices.LOSS_NAMES
     assert augment.MODES == choices.AUGMENT_MODES and set(augment.GATED_OPS) == set(choices.POLICY_OPS)

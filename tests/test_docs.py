@@ -1,13 +1,13 @@
 """What a newcomer reads is true: every cited file exists, and every documented command runs with the flags it shows.
 
 - Citations: a path into the repository (`sagan_tf/health.py`, `tests/conftest.py`), a Markdown file (`BUILD.md`), a
-  "BUILD.md fact N", a module or object (`sagan_tf.latents.truncated_latents`) or a file of an installed dependency
+  "BUILD.md fact N", a module or object (`sagan_tf.sampling.latents.truncated_latents`) or a file of an installed dependency
   (`tensorflow_gan/__init__.py`), wherever a docstring, comment, Markdown file or the notebook names one, must
   exist. Design notes kept outside the repository are not citable.
 - Commands: every `python -m <entry point> ...` of README.md, BUILD.md, export/README.md and the notebook uses only
   flags that entry point defines (on a fresh `flags.FlagValues()`, through its `define_flags`), and every
   `--model_dir=runs/...` the README reads is a directory a `python -m training.run` command of the README trains
-  into (`sagan_tf.run_dir.default_model_dir`).
+  into (`sagan_tf.run.run_dir.default_model_dir`).
 """
 
 import ast
@@ -22,7 +22,8 @@ import tokenize
 
 from absl import flags
 
-from sagan_tf import presets, run_dir
+from sagan_tf.config import presets
+from sagan_tf.run import run_dir
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: The repository's top level (BUILD.md, "How the pieces fit"): what a path citation can start with.
@@ -150,7 +151,7 @@ def test_every_cited_fact_section_and_module_exists():
                 missing.append(f"{where}: {document}, {section}")
         for dotted in _DOTTED.findall(text):
             if dotted.rstrip(".").endswith((".lock", ".lock.takeover")):
-                continue  # the run directory's lock files (sagan_tf.run_dir.LOCK_FILE), not modules
+                continue  # the run directory's lock files (sagan_tf.run.run_dir.LOCK_FILE), not modules
             if not resolves(dotted.rstrip(".")):
                 missing.append(f"{where}: {dotted}")
     assert missing == []
@@ -162,7 +163,7 @@ def test_the_checks_catch_what_they_are_for():
     outside = "DESIGN" + ".md"  # spelled apart: this file cites nothing outside the repository either
     assert _MARKDOWN.findall(f"({outside} fact 4)") == [outside] and _FACT.findall("BUILD.md fact 4") == [
         ("BUILD.md", "4")]
-    assert resolves("sagan_tf.latents.truncated_latents") and not resolves("sagan_tf.domain_classifier")
+    assert resolves("sagan_tf.sampling.latents.truncated_latents") and not resolves("sagan_tf.domain_classifier")
     assert resolves("training.train_lib") and not resolves("training.no_such_module")
     assert prose(ROOT / "sagan_tf" / "cli.py").count("TF_CPP_MIN_LOG_LEVEL") >= 1
 

@@ -9,9 +9,10 @@ import scipy.linalg
 
 import keras
 
-from sagan_tf import data, evaluation, metrics
+from sagan_tf import data
+from sagan_tf.evaluation import evaluator as evaluation, classifiers, metrics
 from sagan_tf.errors import ClassifierUnavailableError, UsageError
-from sagan_tf.restore import build_generator
+from sagan_tf.run.restore import build_generator
 from tests.tiny import tiny_classifier_file, tiny_model
 
 IMAGE_SIZE = 16
@@ -19,7 +20,7 @@ IMAGE_SIZE = 16
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
-    return metrics.load_classifier(tiny_classifier_file(tmp_path_factory.mktemp("clf") / "tiny.keras"))
+    return classifiers.load_classifier(tiny_classifier_file(tmp_path_factory.mktemp("clf") / "tiny.keras"))
 
 
 def real_activations(classifier, num_real, batch_size=16):
@@ -131,7 +132,7 @@ def test_conditional_labels_are_uniform_and_reproducible():
 def test_truncated_inputs_share_labels_and_draws_across_truncations():
     """A sweep's inputs: per batch, the labels and then an int64 seed from default_rng(seed), and the z that
     `latents.truncated_latents` draws for that seed (what an export's `generate` draws)."""
-    from sagan_tf import latents
+    from sagan_tf.sampling import latents
 
     def inputs(truncation):
         batches = list(evaluation.generator_inputs(6, 5, 70, 32, seed=3, truncation=truncation))
@@ -180,7 +181,7 @@ def test_evaluation_streams_batches_through_the_classifier(tmp_path, classifier)
         sizes.append(int(images.shape[0]))
         return classifier.fn(images)
 
-    counting = metrics.Classifier(fn, classifier.image_size, classifier.classifier_id)
+    counting = classifiers.Classifier(fn, classifier.image_size, classifier.classifier_id)
     lines = []
     config = evaluation.EvalConfig(num_samples=45, batch_size=10, log_every=2)
     evaluation.evaluate_generator(generator, counting, stats, config, print_fn=lines.append)
@@ -338,7 +339,7 @@ def mean_colour_classifier(path):
     features = keras.layers.GlobalAveragePooling2D(name="features")(images)
     logits = keras.layers.Dense(2, name="logits")(features)
     keras.Model(images, [features, logits]).save(str(path))
-    return metrics.load_classifier(str(path))
+    return classifiers.load_classifier(str(path))
 
 
 def test_a_class_ordered_folder_is_measured_on_a_uniform_subset(tmp_path):
@@ -383,7 +384,7 @@ def test_too_few_generated_images_for_kid_are_refused_before_any_is_generated(cl
     rng = np.random.default_rng(0)
     stats = metrics.RealStatistics(np.zeros(d), np.eye(d), 10_000, kid_subset=rng.normal(size=(10_000, d)))
     calls = []
-    counting = metrics.Classifier(lambda images: calls.append(1) or classifier.fn(images), classifier.image_size,
+    counting = classifiers.Classifier(lambda images: calls.append(1) or classifier.fn(images), classifier.image_size,
                                   classifier.classifier_id)
     config = evaluation.EvalConfig(num_samples=19, batch_size=19, compute_kid=True)
     with pytest.raises(UsageError, match=r"in 10 block\(s\) of at most 1024 .* at least 20 generated images "

@@ -10,7 +10,7 @@ import pytest
 from sagan_tf import health
 from sagan_tf.layers import SpectralNormalization
 from sagan_tf.models import build_sagan
-from sagan_tf.presets import get_preset
+from sagan_tf.config.presets import get_preset
 from tests.tiny import tiny_config
 
 

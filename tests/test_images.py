@@ -1,4 +1,4 @@
-"""sagan_tf.images: pixels, grid latents, grid layout (checked tile by tile), labelled grids and PNG files."""
+"""sagan_tf.sampling.images: pixels, grid latents, grid layout (checked tile by tile), labelled grids and PNG files."""
 
 import io
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sagan_tf import images
+from sagan_tf.sampling import images
 from sagan_tf.errors import UsageError
 
 

@@ -1,10 +1,10 @@
-"""sagan_tf.interpolation: slerp/lerp against NumPy, exact end points, class blending, the rendered figure."""
+"""sagan_tf.sampling.interpolation: slerp/lerp against NumPy, exact end points, class blending, the rendered figure."""
 
 import keras
 import numpy as np
 import pytest
 
-from sagan_tf import images, interpolation
+from sagan_tf.sampling import images, interpolation
 from sagan_tf.errors import UsageError
 from tests.tiny import random_generator, tiny_model
 

@@ -1,4 +1,4 @@
-"""sagan_tf.latents: truncated-normal latents, a pure function of (shape, seed, truncation), against SciPy."""
+"""sagan_tf.sampling.latents: truncated-normal latents, a pure function of (shape, seed, truncation), against SciPy."""
 
 import re
 
@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from sagan_tf import latents
+from sagan_tf.sampling import latents
 
 
 @pytest.mark.parametrize("truncation", [0.5, 2.0])

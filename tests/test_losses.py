@@ -1,10 +1,10 @@
-"""sagan_tf.losses: the adversarial losses against NumPy, and their reduction over the global batch."""
+"""sagan_tf.models.losses: the adversarial losses against NumPy, and their reduction over the global batch."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import losses
+from sagan_tf.models import losses
 
 
 def sigmoid(x):

@@ -1,10 +1,10 @@
-"""sagan_tf.presets: one table of plain data, and dataset-to-preset defaults derived from it."""
+"""sagan_tf.config.presets: one table of plain data, and dataset-to-preset defaults derived from it."""
 
 import copy
 
 import pytest
 
-from sagan_tf import presets
+from sagan_tf.config import presets
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import ConfigError, DatasetError
 

@@ -10,8 +10,8 @@ import importlib
 import pytest
 from absl import flags as absl_flags
 
-from sagan_tf import restore
-from sagan_tf.classifiers import synthetic
+from sagan_tf.run import restore
+from sagan_tf.evaluation.classifiers import synthetic
 from tests.test_docs import readme_commands
 from tests.tiny import tiny_image_folder
 

@@ -1,11 +1,11 @@
-"""sagan_tf.regularizers: LeCam's penalty and anchors and BigGAN's orthogonal regularization against NumPy."""
+"""sagan_tf.models.regularizers: LeCam's penalty and anchors and BigGAN's orthogonal regularization against NumPy."""
 
 import numpy as np
 import pytest
 import keras
 import tensorflow as tf
 
-from sagan_tf import regularizers
+from sagan_tf.models import regularizers
 from sagan_tf.layers.spectral_normalization import SpectralNormalization
 from sagan_tf.models import Generator
 from tests.tiny import tiny_model

@@ -1,4 +1,4 @@
-"""sagan_tf.restore: a run's config and generator come back exactly as training left them."""
+"""sagan_tf.run.restore: a run's config and generator come back exactly as training left them."""
 
 import json
 import os
@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-from sagan_tf import restore
+from sagan_tf.run import restore
 from sagan_tf.errors import CheckpointError, DamagedCheckpointError, UsageError
-from sagan_tf.presets import get_preset
-from sagan_tf.run_dir import RunDirectory
+from sagan_tf.config.presets import get_preset
+from sagan_tf.run.run_dir import RunDirectory
 from tests.tiny import train_options
 from training import train_lib
 

@@ -1,15 +1,15 @@
-"""sagan_tf.run_dir: the layout of a run directory, its config (both formats), resume checks and checkpoints."""
+"""sagan_tf.run.run_dir: the layout of a run directory, its config (both formats), resume checks and checkpoints."""
 
 import json
 import os
 
 import pytest
 
-from sagan_tf import run_dir
+from sagan_tf.run import run_dir
 from sagan_tf.config import ExperimentConfig
 from sagan_tf.errors import CheckpointError, ConfigError
-from sagan_tf.presets import get_preset
-from sagan_tf.run_dir import RunDirectory
+from sagan_tf.config.presets import get_preset
+from sagan_tf.run.run_dir import RunDirectory
 from tests.tiny import tiny_config
 
 

@@ -13,9 +13,10 @@ import uuid
 
 import pytest
 
-from sagan_tf import cli, run_lock
+from sagan_tf import cli
+from sagan_tf.run import run_lock
 from sagan_tf.errors import RETRY_EXIT_STATUS, RunLockedError, RunLockWaitError, WorkerLostError, WriteFailedError
-from sagan_tf.run_dir import RunDirectory
+from sagan_tf.run.run_dir import RunDirectory
 
 
 def lock_at(directory, **options):

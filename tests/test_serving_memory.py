@@ -1,11 +1,12 @@
-"""sagan_tf.serving_memory: the export's cap from a memory budget, checked against hand computations."""
+"""sagan_tf.serving.memory: the export's cap from a memory budget, checked against hand computations."""
 
 import dataclasses
 import math
 
 import pytest
 
-from sagan_tf import presets, serving_memory
+from sagan_tf.config import presets
+from sagan_tf.serving import memory as serving_memory
 from tests.tiny import tiny_model
 
 

@@ -1,4 +1,4 @@
-"""sagan_tf.summaries: scalars and images that TensorBoard's plugins recognise, written with TensorFlow only."""
+"""sagan_tf.sampling.summaries: scalars and images that TensorBoard's plugins recognise, written with TensorFlow only."""
 
 import glob
 import io
@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import images, summaries
+from sagan_tf.sampling import images, summaries
 
 
 def events(directory):

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sagan_tf import images, visualize
+from sagan_tf.sampling import images, attention_maps as visualize
 from sagan_tf.config import AttentionConfig
-from sagan_tf.presets import get_preset
+from sagan_tf.config.presets import get_preset
 from sagan_tf.errors import UsageError
-from sagan_tf.restore import build_generator
+from sagan_tf.run.restore import build_generator
 from tests.tiny import tiny_model
 
 IMAGE_SIZE = 32

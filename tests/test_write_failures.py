@@ -9,9 +9,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import images, write_failures
+from sagan_tf.sampling import images
+from sagan_tf.run import write_failures
 from sagan_tf.errors import UsageError, WriteFailedError
-from sagan_tf.run_dir import write_json_atomically, write_text_atomically
+from sagan_tf.run.run_dir import write_json_atomically, write_text_atomically
 from tests.tiny import full_disk_save
 
 #: What TensorFlow raised in the probe, a checkpoint into a full 30 MiB filesystem.

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from sagan_tf.config import ExperimentConfig, ModelConfig, TrainingConfig
-from sagan_tf.restore import build_generator
+from sagan_tf.run.restore import build_generator
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PYTHON = sys.executable

@@ -40,7 +40,7 @@ averaged over 10 splits and TF-GAN's Inception ('inception', or a local copy of 
 record says so ("protocol": "paper", also in its provenance). Bad input (no run directory, no checkpoint, no
 classifier, a domain classifier of other images, flags that contradict --protocol), and a record the filesystem
 refuses to write (full, read-only, no permission; no partial file is left), end with a one-paragraph error and exit
-status 2. It reads a run that is training without taking its lock (`sagan_tf.run_lock`): it writes only into eval/,
+status 2. It reads a run that is training without taking its lock (`sagan_tf.run.run_lock`): it writes only into eval/,
 never into checkpoints/.
 
     python -m training.evaluate --model_dir=runs/synthetic32
@@ -172,7 +172,7 @@ def eval_config(values):
     Raises:
       UsageError: flags that contradict `--protocol` (see `protocol_settings`), or invalid settings.
     """
-    from sagan_tf import evaluation
+    from sagan_tf.evaluation import evaluator as evaluation
 
     settings = protocol_settings(values)
     return evaluation.EvalConfig(
@@ -206,8 +206,8 @@ def evaluate_run(model_dir, config, checkpoint=None, use_ema=True, data_dir=None
     Raises:
       UsageError: no run directory or checkpoint, an unavailable classifier, missing real data.
     """
-    from sagan_tf import write_failures
-    from sagan_tf.run_dir import write_json_atomically
+    from sagan_tf.run import write_failures
+    from sagan_tf.run.run_dir import write_json_atomically
 
     run, restored, evaluator = _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn)
     record = _evaluate(run, restored, evaluator, config, "", print_fn, protocol)
@@ -243,9 +243,10 @@ def sweep_truncation(model_dir, config, truncations, checkpoint=None, use_ema=Tr
     """
     import dataclasses
 
-    from sagan_tf import plots, write_failures
+    from sagan_tf.sampling import plots
+    from sagan_tf.run import write_failures
     from sagan_tf.errors import UsageError
-    from sagan_tf.run_dir import write_text_atomically
+    from sagan_tf.run.run_dir import write_text_atomically
 
     truncations = list(truncations)
     if not truncations or len(set(truncations)) != len(truncations):
@@ -278,10 +279,12 @@ def sweep_truncation(model_dir, config, truncations, checkpoint=None, use_ema=Tr
 
 def _prepare(model_dir, config, checkpoint, use_ema, data_dir, print_fn):
     """(run directory, restored generator, evaluator) of an evaluation."""
-    from sagan_tf import data, evaluation, restore
+    from sagan_tf import data
+    from sagan_tf.evaluation import evaluator as evaluation
+    from sagan_tf.run import restore
     from sagan_tf.errors import UsageError
-    from sagan_tf.run_dir import RunDirectory
-    from sagan_tf.classifiers import cache as classifier_cache
+    from sagan_tf.run.run_dir import RunDirectory
+    from sagan_tf.evaluation.classifiers import cache as classifier_cache
     from training import train_lib
 
     if not model_dir:
@@ -305,8 +308,10 @@ def _evaluate(run, restored, evaluator, config, name_suffix, print_fn, protocol=
     TensorBoard events; returns the record."""
     import tensorflow as tf
 
-    from sagan_tf import evaluation, restore, summaries, write_failures
-    from sagan_tf.run_dir import write_json_atomically
+    from sagan_tf.evaluation import evaluator as evaluation
+    from sagan_tf.run import restore, write_failures
+    from sagan_tf.sampling import summaries
+    from sagan_tf.run.run_dir import write_json_atomically
 
     dataset = restored.config.training.dataset
     figures = evaluator(restored.generator)

@@ -1,6 +1,6 @@
 r"""Trains SAGAN: `python -m training.run [--dataset=synthetic] [--preset=...] [--model_dir=...] ...`.
 
-Flags -> `ExperimentConfig` (a preset with the flags' overrides, `sagan_tf.presets.config_for_dataset`) +
+Flags -> `ExperimentConfig` (a preset with the flags' overrides, `sagan_tf.config.presets.config_for_dataset`) +
 `train_lib.TrainOptions` -> `train_lib.run`. With no flags it trains the `synthetic32` preset on the embedded
 synthetic dataset into ./runs/synthetic32. Rerunning a command resumes from the latest checkpoint in its
 --model_dir (exactly: the same weights as without the interruption, on CPU, for the synthetic and folder datasets;
@@ -13,7 +13,7 @@ Bad input ends with a one-paragraph error and exit status 2, and so does a step 
 finite (unless --on_nonfinite=rollback): no checkpoint with a NaN is ever written. So do a second run into a
 --model_dir that a live run trains (refused before it writes anything, naming the holder of
 <model_dir>/training.lock; a lock whose process is gone is taken over with a warning, and one of another host or
-container is waited for until it is stale, 3 minutes without a refresh, see sagan_tf/run_lock.py) and a
+container is waited for until it is stale, 3 minutes without a refresh, see sagan_tf/run/run_lock.py) and a
 checkpoint, sample grid or record the filesystem refuses (full, read-only, no permission: the message names the
 file, the cause and the last good checkpoint, and no partial file is left).
 
@@ -131,7 +131,7 @@ def evaluation_config(values):
       UsageError: evaluation asked for (--eval_every > 0 or --classifier) with --eval_samples=0, or 1 sample.
     """
     from sagan_tf.errors import UsageError
-    from sagan_tf.evaluation import EvalConfig
+    from sagan_tf.evaluation.evaluator import EvalConfig
 
     if values.eval_samples == 0:
         if values.eval_every > 0 or values.classifier:
@@ -164,7 +164,8 @@ def check_augment_flags(overrides):
 
 def config_and_options(values):
     """The `ExperimentConfig` and `TrainOptions` that the flag values ask for."""
-    from sagan_tf import presets, run_dir
+    from sagan_tf.config import presets
+    from sagan_tf.run import run_dir
     from training import train_lib
 
     overrides, chosen = {}, {}  # the config's fields given on the command line; every option of the run

@@ -1,6 +1,6 @@
 r"""Trains a domain classifier, the feature extractor of FID/KID/IS/precision/recall on any dataset.
 
-    python -m training.train_classifier                    # writes sagan_tf/classifiers/assets/synthetic_classifier.keras
+    python -m training.train_classifier                    # writes sagan_tf/evaluation/classifiers/assets/synthetic_classifier.keras
     python -m training.train_classifier --output=/tmp/c.keras --steps=500
     python -m training.train_classifier --dataset=folder:/data/icons --image_size=32     # any dataset, with a card
 
@@ -8,17 +8,17 @@ With the default --dataset=synthetic it (re)makes the classifier shipped for the
 trains on the synthetic 'train' stream with mild noise, prints progress and the accuracy on the held-out 'test'
 split, and writes the model only if that accuracy is at least --min_accuracy (default 0.95; else: a one-paragraph
 error, exit status 2, and any existing file at --output is left untouched).
-`sagan_tf.classifiers.load_classifier("synthetic")` loads the shipped file.
+`sagan_tf.evaluation.classifiers.load_classifier("synthetic")` loads the shipped file.
 
-For any other dataset (a TFDS name or folder:DIR) it trains a domain classifier (`sagan_tf.classifiers`) on the
+For any other dataset (a TFDS name or folder:DIR) it trains a domain classifier (`sagan_tf.evaluation.classifiers`) on the
 dataset's train split at --image_size: on its labels, or, for an unlabelled dataset, on which of 4 rotations was
-applied (`sagan_tf.classifiers.training_data` says which images are held out). It prints progress and the held-out
+applied (`sagan_tf.evaluation.classifiers.training_data` says which images are held out). It prints progress and the held-out
 accuracy, refuses a classifier no better than always answering the most frequent class (or below --min_accuracy),
 and writes the model with its card (dataset fingerprint, classes, image size, preprocessing, held-out accuracy,
 training time) to --output, by default the cache that `--classifier=domain` of training.run and training.evaluate
 reads (`$SAGAN_TF_CACHE/domain_classifiers`), so those commands then reuse it. Both kinds share one training loop
-(`sagan_tf.classifiers.train.fit_classifier`) and one network (`sagan_tf.classifiers.network`); this module only
-turns flags into a call of `sagan_tf.classifiers.train`.
+(`sagan_tf.evaluation.classifiers.train.fit_classifier`) and one network (`sagan_tf.evaluation.classifiers.network`); this module only
+turns flags into a call of `sagan_tf.evaluation.classifiers.train`.
 """
 
 import time
@@ -67,7 +67,7 @@ def main(argv, values=None):
         print(f"[{time.time() - start:7.1f}s] {line}", flush=True)
 
     from sagan_tf import data
-    from sagan_tf.classifiers import cache, card, network, synthetic, train
+    from sagan_tf.evaluation.classifiers import cache, card, network, synthetic, train
 
     if values.dataset == SHIPPED_DATASET and values.image_size in (None, 32):
         output = values.output or synthetic.SYNTHETIC_CLASSIFIER_PATH

@@ -1,15 +1,15 @@
 """Training a SAGAN model: `run(config, options)` (used by `python -m training.run`).
 
-The run directory (`sagan_tf.run_dir`) holds everything a run writes and needs to resume: config.json (the
+The run directory (`sagan_tf.run.run_dir`) holds everything a run writes and needs to resume: config.json (the
 `ExperimentConfig`; resuming with an incompatible one is refused), class_names.json, checkpoints/ckpt-<step>
 (`checkpoint.gan_checkpoint`), samples/step_*.png (grids of fixed latents from the sampling (EMA) generator) and
 TensorBoard events (losses, health signals, attention gammas, throughput, sample grids, eval/<classifier tag>/fid ...).
 
 The step is the generator optimizer's update count. Rerunning into the same `model_dir` restores the latest
 checkpoint and trains on to `config.training.train_steps`. One run at a time writes into a `model_dir`: the chief
-holds its lock (`sagan_tf.run_lock`) while it trains, and a second run is refused naming the holder. A checkpoint,
+holds its lock (`sagan_tf.run.run_lock`) while it trains, and a second run is refused naming the holder. A checkpoint,
 sample grid or record the filesystem refuses to write (full, read-only, no permission) ends the run with a
-`WriteFailedError` naming the file, the cause and the last good checkpoint (`sagan_tf.write_failures`).
+`WriteFailedError` naming the file, the cause and the last good checkpoint (`sagan_tf.run.write_failures`).
 
 Exact resume: a checkpoint holds every variable of the networks, the EMA generator, both optimizers and the noise
 RNG (with augmentation, ADA or LeCam on, also the augmentation RNG, ADA's p and statistics and the LeCam anchors),
@@ -35,14 +35,15 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from sagan_tf import callbacks, checkpoint, data, health, run_lock, write_failures
-from sagan_tf.classifiers import cache as classifier_cache
+from sagan_tf import callbacks, data, health
+from sagan_tf.run import checkpoint, run_lock, write_failures
+from sagan_tf.evaluation.classifiers import cache as classifier_cache
 from sagan_tf.config import ExperimentConfig, setting
 from sagan_tf.errors import (CheckpointError, CheckpointUnavailableError, ClassifierUnavailableError, ConfigError,
                              DamagedCheckpointError, TrainingDivergedError, UsageError)
-from sagan_tf.evaluation import EvalConfig, Evaluator
+from sagan_tf.evaluation.evaluator import EvalConfig, Evaluator
 from sagan_tf.models import build_sagan, check_replica_settings
-from sagan_tf.run_dir import RunDirectory, checkpoint_step
+from sagan_tf.run.run_dir import RunDirectory, checkpoint_step
 from training import distribute, worker_faults
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -71,7 +72,7 @@ class TrainOptions:
 
     model_dir: Optional[str] = setting(
         None, "Run directory (config.json, checkpoints/, samples/, TensorBoard events; any tf.io.gfile path). Default: "
-        "runs/<preset> for the preset's own dataset, else runs/<preset>-<dataset> (sagan_tf.run_dir).")
+        "runs/<preset> for the preset's own dataset, else runs/<preset>-<dataset> (sagan_tf.run.run_dir).")
     data_dir: Optional[str] = setting(None, "TFDS data directory (also the base of relative folder: paths).")
     strategy: str = setting(
         "auto", "auto: all GPUs if any, else one device; mirrored: all GPUs (or all logical CPUs); multi_worker: from "
@@ -336,7 +337,7 @@ class Trainer:
     `Trainer(config, options)` builds all of it and restores the latest checkpoint (so `trainer.model` and
     `trainer.step` show the state training resumes from); `train()` trains to `train_steps`. `run` is both. The
     mixed-precision policy is set for the model's construction and put back by `train()` (or at once when the
-    construction fails). The chief first takes the run directory's lock (`sagan_tf.run_lock`: a second run into
+    construction fails). The chief first takes the run directory's lock (`sagan_tf.run.run_lock`: a second run into
     the same directory is refused; a lock of another host or container is waited for until it is stale), before it
     makes its strategy (under multi-worker training: before it joins the cluster), and removes what interrupted
     writes left there; `train()` releases it (and so does a failed construction).
@@ -358,7 +359,7 @@ class Trainer:
         self.dataset = data.resolve(config.training.dataset, options.data_dir)
         self.class_names = _check_dataset(config, self.dataset)
         self.fake_label_frequencies = fake_label_frequencies(config, self.dataset)
-        # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run_lock), and it
+        # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run.run_lock), and it
         # does before its strategy joins the cluster, so that a chief that cannot have the run never joins it.
         self.chief = distribute.will_be_chief(options.strategy)
         self.run_dir = RunDirectory(options.model_dir)
@@ -627,7 +628,7 @@ class Trainer:
         """The `Evaluator` of the chief, or None (evaluation off, or its classifier unavailable).
 
         With `--classifier=domain` the dataset's domain classifier is trained first when it is not cached yet
-        (`sagan_tf.classifiers.ensure_domain_classifier`).
+        (`sagan_tf.evaluation.classifiers.ensure_domain_classifier`).
         """
         options, config = self.options, self.config
         if not self.chief or options.evaluation is None or self.step >= config.training.train_steps:

@@ -4,19 +4,19 @@ Restores the generator (the EMA weights unless --noema) of the latest checkpoint
 or a step number), and writes into --output_dir (default <model_dir>/visualize):
 
     samples.png         one row per class (up to 16 classes), --samples_per_class images each, labelled with the
-                        run's class names (see sagan_tf.restore.class_names_of)
+                        run's class names (see sagan_tf.run.restore.class_names_of)
     attention_maps.png  --num_images images with the --query_points marked, then where each self-attention layer
-                        looks from each query point (SAGAN paper, figure 5; see sagan_tf/visualize.py)
+                        looks from each query point (SAGAN paper, figure 5; see sagan_tf/sampling/attention_maps.py)
     interpolation.png   with --interpolate: rows of latent interpolations at a fixed class (spherical, or linear
                         with --interpolation=linear), then rows of class interpolations at a fixed latent (the
                         class-conditional batch-norm parameters blended), --interpolation_steps images per row,
-                        each row labelled with its class names (see sagan_tf/interpolation.py)
+                        each row labelled with its class names (see sagan_tf/sampling/interpolation.py)
 
 Query points are pixel coordinates "row,col" of the generated image, separated by ';'. A run whose generator has
 no self-attention layer still gets samples.png, then the command fails (exit status 2) naming the problem; pass
 --noattention to write only the samples. Bad input, and a picture the filesystem refuses to write (full, read-only,
 no permission; no partial PNG is left), end with a one-paragraph error and exit status 2. It reads a run that is
-training without taking its lock (`sagan_tf.run_lock`).
+training without taking its lock (`sagan_tf.run.run_lock`).
 
     python -m training.visualize --model_dir=runs/synthetic32
     python -m training.visualize --model_dir=runs/synthetic32 --query_points="4,4;16,16;28,8" --num_images=8
@@ -73,10 +73,11 @@ def visualize(model_dir, output_dir=None, checkpoint=None, use_ema=True, num_ima
     """
     import numpy as np
 
-    from sagan_tf import images, interpolation, restore
-    from sagan_tf import visualize as vis
+    from sagan_tf.sampling import images, interpolation
+    from sagan_tf.run import restore
+    from sagan_tf.sampling import attention_maps as vis
     from sagan_tf.errors import UsageError
-    from sagan_tf.run_dir import RunDirectory
+    from sagan_tf.run.run_dir import RunDirectory
 
     points = None if query_points is None else vis.parse_query_points(query_points)
     restored = restore.restore_generator(model_dir, checkpoint=checkpoint, use_ema=use_ema)

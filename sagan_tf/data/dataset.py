@@ -12,7 +12,7 @@ A name alone is re-derived by every consumer: an image folder would be scanned (
 ends) by the training pipeline, the fingerprint of the domain classifier's cache, its card check and the real
 statistics, each pass minutes on a network disk with 1.28M files. A `Dataset` scans a folder at most once, when
 something first needs its files, and keeps the scan; every function of `sagan_tf.data`, `sagan_tf.evaluation` and
-`sagan_tf.classifiers.fingerprint` that takes a dataset name also takes a `Dataset`.
+`sagan_tf.evaluation.classifiers.fingerprint` that takes a dataset name also takes a `Dataset`.
 """
 
 import numpy as np
@@ -84,7 +84,7 @@ class Dataset:
     def fingerprint(self):
         """What identifies the images, as a JSON-able dict (computed once): {"kind": "folder", "path",
         "num_images", "classes", "sha256"} from the folder's scan, {"kind": "tfds", "name", "version"} or
-        {"kind": "synthetic", "name"}. See `sagan_tf.classifiers.fingerprint`."""
+        {"kind": "synthetic", "name"}. See `sagan_tf.evaluation.classifiers.fingerprint`."""
         if self._fingerprint is None:
             if self.source == "folder":
                 self._fingerprint = self.folder_scan.fingerprint()

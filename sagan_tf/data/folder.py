@@ -217,7 +217,7 @@ class FolderScan:
     def fingerprint(self):
         """What identifies these images: {"kind": "folder", "path", "num_images", "classes", "sha256"}, the SHA-256
         of the class names and of each file's path relative to the folder, size and label (see
-        `sagan_tf.classifiers.fingerprint`); computed from the scan, without touching the files again."""
+        `sagan_tf.evaluation.classifiers.fingerprint`); computed from the scan, without touching the files again."""
         digest = hashlib.sha256()
         digest.update(json.dumps(list(self.class_names)).encode("utf-8"))
         for file, size, label in zip(self.files, self.sizes, self.labels):

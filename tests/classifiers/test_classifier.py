@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import metrics
+from sagan_tf.evaluation import classifiers
 from sagan_tf.errors import ClassifierUnavailableError
 
 SIZE, FEATURES, CLASSES = 8, 6, 5
@@ -91,7 +91,7 @@ def images():
 @pytest.mark.parametrize("callable_module", [False, True])
 def test_saved_model_loads_and_matches_reference(tmp_path, images, callable_module):
     path = save_fake_inception(tmp_path / "inception", callable_module)
-    classifier = metrics.load_classifier(path, batch_size=2)
+    classifier = classifiers.load_classifier(path, batch_size=2)
     assert classifier.image_size == (SIZE, SIZE)  # Read from the input signature.
     assert classifier.classifier_id.startswith("savedmodel:")
     features, logits = classifier(images)
@@ -103,12 +103,12 @@ def test_saved_model_loads_and_matches_reference(tmp_path, images, callable_modu
 
 def test_saved_model_loads_without_tensorflow_hub(tmp_path, monkeypatch, images):
     monkeypatch.setitem(sys.modules, "tensorflow_hub", None)  # `import tensorflow_hub` now fails.
-    classifier = metrics.load_classifier(save_fake_inception(tmp_path / "inception"))
+    classifier = classifiers.load_classifier(save_fake_inception(tmp_path / "inception"))
     np.testing.assert_allclose(classifier(images)[1], reference_outputs(images)[1], atol=1e-5)
 
 
 def test_images_are_resized_bilinearly(tmp_path):
-    classifier = metrics.load_classifier(save_fake_inception(tmp_path / "inception"))
+    classifier = classifiers.load_classifier(save_fake_inception(tmp_path / "inception"))
     small = np.random.default_rng(2).uniform(-1, 1, size=(3, 5, 6, 3)).astype(np.float32)
     features, logits = classifier(small)
     pool, expected_logits = reference_outputs(numpy_resize_bilinear(small, SIZE))
@@ -118,7 +118,7 @@ def test_images_are_resized_bilinearly(tmp_path):
 
 def test_keras_file_loads_and_matches_reference(tmp_path, images):
     path = save_fake_keras(tmp_path / "classifier.keras")
-    classifier = metrics.load_classifier(path)
+    classifier = classifiers.load_classifier(path)
     assert classifier.image_size == (SIZE, SIZE)
     assert classifier.classifier_id.startswith("keras:")
     features, logits = classifier(images)
@@ -131,11 +131,11 @@ def test_default_handle_loads_from_the_tfhub_cache(tmp_path, monkeypatch, images
     # What a user without network does: put the downloaded module where TF-Hub caches the handle.
     pytest.importorskip("tensorflow_hub")
     cache = tmp_path / "tfhub_cache"
-    name = hashlib.sha1(metrics.INCEPTION_HANDLE.encode("utf-8")).hexdigest()
+    name = hashlib.sha1(classifiers.INCEPTION_HANDLE.encode("utf-8")).hexdigest()
     shutil.copytree(save_fake_inception(tmp_path / "inception", callable_module=True), cache / name)
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
-    classifier = metrics.load_classifier()
-    assert classifier.classifier_id == metrics.INCEPTION_HANDLE
+    classifier = classifiers.load_classifier()
+    assert classifier.classifier_id == classifiers.INCEPTION_HANDLE
     np.testing.assert_allclose(classifier(images)[1], reference_outputs(images)[1], atol=1e-5)
 
 
@@ -143,26 +143,26 @@ def test_unreachable_handle_explains_how_to_work_offline(tmp_path, monkeypatch):
     pytest.importorskip("tensorflow_hub")
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "empty_cache"))
     with pytest.raises(ClassifierUnavailableError, match="without network access") as info:
-        metrics.load_classifier("https://tfhub.invalid/tensorflow/tfgan/eval/inception/1")
+        classifiers.load_classifier("https://tfhub.invalid/tensorflow/tfgan/eval/inception/1")
     assert "hub.resolve" in str(info.value) and "TFHUB_CACHE_DIR" in str(info.value)
 
 
 @pytest.mark.parametrize("name", ["missing_dir", "missing.keras"])
 def test_missing_local_classifier_gives_a_clear_error(tmp_path, name):
     with pytest.raises(ClassifierUnavailableError, match="No (SavedModel directory|such .keras)"):
-        metrics.load_classifier(str(tmp_path / name))
+        classifiers.load_classifier(str(tmp_path / name))
 
 
 def test_wrong_output_keys_and_sizes_are_reported(tmp_path, images):
     path = save_fake_inception(tmp_path / "inception")
     with pytest.raises(ValueError, match="takes 8x8 images"):
-        metrics.load_classifier(path, image_size=299)
-    classifier = metrics.load_classifier(path, feature_key="pool")
+        classifiers.load_classifier(path, image_size=299)
+    classifier = classifiers.load_classifier(path, feature_key="pool")
     with pytest.raises(ValueError, match="without \\['pool'\\]"):
         classifier(images)
 
 
 def test_images_outside_minus_one_one_are_rejected(tmp_path, images):
-    classifier = metrics.load_classifier(save_fake_inception(tmp_path / "inception"))
+    classifier = classifiers.load_classifier(save_fake_inception(tmp_path / "inception"))
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         classifier(images * 127.5 + 127.5)

@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-from sagan_tf import metrics
+from sagan_tf.evaluation import classifiers
 from sagan_tf.errors import ClassifierCardError, ClassifierUnavailableError
-from sagan_tf.classifiers import cache, fingerprint, network, synthetic, train
-from sagan_tf.classifiers import card as card_module
+from sagan_tf.evaluation.classifiers import cache, fingerprint, network, synthetic, train
+from sagan_tf.evaluation.classifiers import card as card_module
 from tests.tiny import tiny_image_folder
 
 
@@ -56,13 +56,13 @@ def test_a_carded_file_loads_as_a_domain_classifier(carded):
     digest = card_module.file_sha256(path)
     assert card["classifier_sha256"] == digest and card["format"] == card_module.CARD_FORMAT
     assert json.load(open(card_module.card_path(path))) == card
-    classifier = metrics.load_classifier(path)
+    classifier = classifiers.load_classifier(path)
     assert (classifier.name, classifier.content_hash, classifier.card) == ("domain", digest, card)
     assert classifier.tag == f"domain-{digest[:8]}" and classifier.classifier_id == f"domain:{digest[:16]}"
     assert classifier.describe()["card"] == card and classifier.describe()["input_size"] == [8, 8]
     # The same network without a card is a plain .keras classifier with its own tag.
     os.remove(card_module.card_path(path))
-    plain = metrics.load_classifier(path)
+    plain = classifiers.load_classifier(path)
     assert (plain.name, plain.card, plain.tag) == ("keras", None, f"keras-{digest[:8]}")
 
 
@@ -72,7 +72,7 @@ def test_a_file_that_does_not_match_its_card_is_refused(carded, tmp_path):
     network.build_domain_classifier(8, 2, widths=(16,)).save(other)
     shutil.copyfile(other, path)  # replaced behind the card's back
     with pytest.raises(ClassifierCardError, match=r"does not match its card .* corrupt or was replaced"):
-        metrics.load_classifier(path)
+        classifiers.load_classifier(path)
 
 
 def test_corrupt_files_and_cards_are_clear_errors(carded, tmp_path):
@@ -80,15 +80,15 @@ def test_corrupt_files_and_cards_are_clear_errors(carded, tmp_path):
     with open(card_module.card_path(path), "w") as handle:
         handle.write("{not json")
     with pytest.raises(ClassifierCardError, match=r"card .* cannot be read"):
-        metrics.load_classifier(path)
+        classifiers.load_classifier(path)
     with open(card_module.card_path(path), "w") as handle:
         json.dump({"format": "something else"}, handle)
     with pytest.raises(ClassifierCardError, match="not a domain classifier card"):
-        metrics.load_classifier(path)
+        classifiers.load_classifier(path)
     garbage = tmp_path / "garbage.keras"
     garbage.write_bytes(b"PK\x03\x04 this is not a zip archive")
     with pytest.raises(ClassifierUnavailableError, match="cannot be loaded: it is corrupt"):
-        metrics.load_classifier(str(garbage))
+        classifiers.load_classifier(str(garbage))
 
 
 def test_a_card_must_name_the_evaluated_images_and_size(carded, tmp_path):
@@ -123,7 +123,7 @@ def test_default_steps():
 
 
 def test_the_cache_sits_beside_the_real_statistics(monkeypatch, tmp_path):
-    from sagan_tf import evaluation
+    from sagan_tf.evaluation import evaluator as evaluation
 
     monkeypatch.setenv("SAGAN_TF_CACHE", str(tmp_path))
     assert cache.default_cache_dir() == str(tmp_path / "domain_classifiers")
@@ -135,7 +135,8 @@ def test_a_cache_written_by_the_old_layout_is_found_and_loads(tmp_path, monkeypa
     training/): same file name, a card naming the old builder's module; it is reused, not trained again."""
     import hashlib
 
-    from sagan_tf import data, evaluation
+    from sagan_tf import data
+    from sagan_tf.evaluation import evaluator as evaluation
 
     dataset = data.resolve(f"folder:{tiny_image_folder(tmp_path / 'icons', per_class=3, size=8)}")
     images = dataset.fingerprint()

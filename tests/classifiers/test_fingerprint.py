@@ -6,7 +6,7 @@ import os
 import pytest
 
 from sagan_tf.errors import DatasetError
-from sagan_tf.classifiers import fingerprint
+from sagan_tf.evaluation.classifiers import fingerprint
 from tests.tiny import tiny_image_folder
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from absl import flags
 
-from sagan_tf import metrics
+from sagan_tf.evaluation import classifiers, metrics
 from sagan_tf.data import synthetic
 from sagan_tf.errors import ClassifierUnavailableError
-from sagan_tf.classifiers import synthetic as synthetic_classifier
-from sagan_tf.classifiers import train
+from sagan_tf.evaluation.classifiers import synthetic as synthetic_classifier
+from sagan_tf.evaluation.classifiers import train
 from training import train_classifier
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -22,7 +22,7 @@ NUM_TEST = 1024
 
 @pytest.fixture(scope="module")
 def classifier():
-    return metrics.load_classifier("synthetic", batch_size=256)
+    return classifiers.load_classifier("synthetic", batch_size=256)
 
 
 @pytest.fixture(scope="module")
@@ -37,24 +37,24 @@ def outputs(classifier, test_data):
 
 
 def test_shipped_file_is_in_the_package_and_under_2_mb():
-    path = metrics.SYNTHETIC_CLASSIFIER_PATH
+    path = classifiers.SYNTHETIC_CLASSIFIER_PATH
     assert os.path.isfile(path)
     assert os.path.dirname(os.path.dirname(path)) == os.path.dirname(os.path.abspath(synthetic_classifier.__file__))
     assert os.path.getsize(path) < 2 * 1024 * 1024
 
 
 def test_loads_with_a_content_id(classifier):
-    with open(metrics.SYNTHETIC_CLASSIFIER_PATH, "rb") as f:
+    with open(classifiers.SYNTHETIC_CLASSIFIER_PATH, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
     assert classifier.classifier_id == f"synthetic-classifier:{digest}"
     assert classifier.image_size == (32, 32)
-    assert metrics.load_classifier("synthetic", classifier_id="mine").classifier_id == "mine"
+    assert classifiers.load_classifier("synthetic", classifier_id="mine").classifier_id == "mine"
 
 
 def test_classifies_held_out_images(outputs, test_data):
     features, logits = outputs
     labels = test_data[1][:512]
-    assert features.shape == (NUM_TEST, metrics.SYNTHETIC_FEATURE_DIM) == (NUM_TEST, 128)
+    assert features.shape == (NUM_TEST, classifiers.SYNTHETIC_FEATURE_DIM) == (NUM_TEST, 128)
     assert logits.shape == (NUM_TEST, synthetic.NUM_CLASSES)
     accuracy = np.mean(np.argmax(logits[:512], axis=-1) == labels)
     assert accuracy >= 0.95, accuracy
@@ -65,7 +65,7 @@ def test_logits_are_a_linear_function_of_the_features(outputs):
     import keras
 
     features, logits = outputs
-    model = keras.saving.load_model(metrics.SYNTHETIC_CLASSIFIER_PATH, compile=False)
+    model = keras.saving.load_model(classifiers.SYNTHETIC_CLASSIFIER_PATH, compile=False)
     kernel, bias = (np.asarray(w, np.float64) for w in model.get_layer("logits").get_weights())
     np.testing.assert_allclose(features.astype(np.float64) @ kernel + bias, logits, atol=1e-3, rtol=1e-4)
     assert features.min() >= 0.0
@@ -96,14 +96,14 @@ def test_inception_score_of_real_images_is_close_to_the_number_of_classes(output
 def test_missing_asset_says_how_to_make_it(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic_classifier, "SYNTHETIC_CLASSIFIER_PATH", str(tmp_path / "missing.keras"))
     with pytest.raises(ClassifierUnavailableError, match="python -m training.train_classifier"):
-        metrics.load_classifier("synthetic")
+        classifiers.load_classifier("synthetic")
 
 
 def test_build_validates_arguments():
     with pytest.raises(ValueError, match="Received: image_size=30"):
-        metrics.build_synthetic_classifier(image_size=30)
+        classifiers.build_synthetic_classifier(image_size=30)
     with pytest.raises(ValueError, match="Received: widths=()"):
-        metrics.build_synthetic_classifier(widths=())
+        classifiers.build_synthetic_classifier(widths=())
 
 
 def test_train_saves_a_loadable_classifier_and_reports_its_accuracy(tmp_path):
@@ -113,7 +113,7 @@ def test_train_saves_a_loadable_classifier_and_reports_its_accuracy(tmp_path):
         path, steps=3, batch_size=8, seed=1, widths=(8, 16), eval_examples=32, log_every=2,
         log_fn=lines.append)
     assert [line.split(":")[0] for line in lines[:2]] == ["step 2/3", "step 3/3"]
-    loaded = metrics.load_classifier(path)
+    loaded = classifiers.load_classifier(path)
     images, labels = synthetic.generate(np.arange(32), 32, "test")
     features, logits = loaded(images)
     assert features.shape == (32, 16) and logits.shape == (32, 4)
@@ -158,5 +158,5 @@ def test_the_default_command_remakes_the_shipped_classifier(monkeypatch, capsys)
     values(["train_classifier"])
     assert train_classifier.main(["train_classifier"], values) == 0
     (args, kwargs), = calls
-    assert args[:4] == (metrics.SYNTHETIC_CLASSIFIER_PATH, 2000, 64, 0) and kwargs["min_accuracy"] == 0.95
+    assert args[:4] == (classifiers.SYNTHETIC_CLASSIFIER_PATH, 2000, 64, 0) and kwargs["min_accuracy"] == 0.95
     assert "held-out accuracy: 0.9900" in capsys.readouterr().out

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import data, evaluation, metrics
+from sagan_tf import data
+from sagan_tf.evaluation import evaluator as evaluation, classifiers
 from sagan_tf.errors import ClassifierCardError, ClassifierUnavailableError, DatasetError
-from sagan_tf.classifiers import cache, fingerprint, train, training_data
-from sagan_tf.classifiers import card as card_module
+from sagan_tf.evaluation.classifiers import cache, fingerprint, train, training_data
+from sagan_tf.evaluation.classifiers import card as card_module
 from tests.tiny import tiny_image_folder
 
 SIZE = 16
@@ -149,7 +150,7 @@ def test_unlabelled_folders_learn_the_rotation_pretext(tmp_path):
                                                batch_size=16, learning_rate=3e-3)
     assert card["task"] == "rotation" and card["classes"] == ["0", "90", "180", "270"]
     assert card["heldout_accuracy"] > 0.25
-    assert metrics.load_classifier(path)(batch_images)[1].shape == (24, 4)
+    assert classifiers.load_classifier(path)(batch_images)[1].shape == (24, 4)
 
 
 def test_the_held_out_split_depends_only_on_file_names(tmp_path):

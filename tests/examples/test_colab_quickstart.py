@@ -5,7 +5,7 @@ The notebook trains a few steps on the synthetic dataset (no network) over two C
 runtime with several GPUs or TPU cores takes): on TensorFlow under MirroredStrategy with two logical CPU replicas, on
 JAX under keras.distribution.DataParallel with two XLA host devices. It evaluates, draws attention maps and exports.
 The test then checks what it left behind against independent computations: the export serves the images of the
-generator it was made from (on TensorFlow the checkpoint restored by `sagan_tf.restore`, on JAX the Keras file
+generator it was made from (on TensorFlow the checkpoint restored by `sagan_tf.run.restore`, on JAX the Keras file
 loaded here on TensorFlow's backend), and the pictures are real PNG files.
 """
 
@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import callbacks, presets, restore, run_dir
+from sagan_tf import callbacks
+from sagan_tf.config import presets
+from sagan_tf.run import restore, run_dir
 from sagan_tf.models import build_sagan
 
 nbformat = pytest.importorskip("nbformat")

@@ -4,7 +4,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from sagan_tf import class_names, serving
+from sagan_tf.serving import class_names, signatures as serving
 from tests.tiny import CLASS_NAMES, random_generator, tiny_model
 
 

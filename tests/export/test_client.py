@@ -19,7 +19,8 @@ from absl import flags
 from PIL import Image
 
 from export import client
-from sagan_tf import latents, serving
+from sagan_tf.sampling import latents
+from sagan_tf.serving import signatures as serving
 from sagan_tf.errors import ServingError
 from tests.export.conftest import CAP
 from tests.tiny import CLASS_NAMES, PYTHON, ROOT, subprocess_environment

@@ -14,10 +14,11 @@ import pytest
 import tensorflow as tf
 from absl import flags as absl_flags
 
-from sagan_tf import restore, run_lock, serving
+from sagan_tf.run import restore, run_lock
+from sagan_tf.serving import signatures as serving
 from sagan_tf.data import get_info
 from sagan_tf.errors import CheckpointError, UsageError, WriteFailedError
-from sagan_tf.run_dir import RunDirectory
+from sagan_tf.run.run_dir import RunDirectory
 from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config
 from training import train_lib
 
@@ -163,8 +164,8 @@ def test_exporting_imports_no_training_code(model_dir, tmp_path):
                             text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     modules = set(eval(result.stdout.strip().splitlines()[-1]))
-    assert {"sagan_tf.serving", "sagan_tf.restore", "sagan_tf.checkpoint", "sagan_tf.run_dir"} <= modules
-    assert not {"sagan_tf.callbacks", "sagan_tf.evaluation", "sagan_tf.metrics", "sagan_tf.summaries"} & modules
+    assert {"sagan_tf.serving", "sagan_tf.run.restore", "sagan_tf.run.checkpoint", "sagan_tf.run.run_dir"} <= modules
+    assert not {"sagan_tf.callbacks", "sagan_tf.evaluation", "sagan_tf.evaluation.metrics", "sagan_tf.sampling.summaries"} & modules
     assert not any(name.startswith("training") for name in modules)
     assert os.listdir(tmp_path) == ["2"]
 
@@ -231,7 +232,7 @@ def test_an_export_the_filesystem_refuses_names_it_and_leaves_nothing(model_dir,
 
 def test_the_cap_comes_from_the_memory_budget_and_an_explicit_cap_wins_with_a_warning(model_dir, tmp_path, capsys):
     from export import run as export_cli
-    from sagan_tf import serving_memory
+    from sagan_tf.serving import memory as serving_memory
 
     def export(*args):
         values = absl_flags.FlagValues()

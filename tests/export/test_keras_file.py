@@ -8,7 +8,9 @@ import pytest
 import tensorflow as tf
 from absl import flags as absl_flags
 
-from sagan_tf import presets, restore, serving
+from sagan_tf.config import presets
+from sagan_tf.run import restore
+from sagan_tf.serving import signatures as serving
 from sagan_tf.errors import UsageError
 from tests.tiny import tiny_config
 

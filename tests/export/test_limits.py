@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import latents, serving
+from sagan_tf.sampling import latents
+from sagan_tf.serving import signatures as serving
 from tests.export.conftest import CAP
 from tests.tiny import CLASS_NAMES, random_generator, tiny_model
 

@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import latents, serving, serving_memory
+from sagan_tf.sampling import latents
+from sagan_tf.serving import signatures as serving, memory as serving_memory
 from sagan_tf.errors import ConfigError
 from tests.tiny import CLASS_NAMES, PYTHON, random_generator, subprocess_environment, tiny_model
 

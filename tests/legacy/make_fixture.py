@@ -70,7 +70,9 @@ def main():
     import tensorflow as tf
     from absl import flags
 
-    from sagan_tf import evaluation, restore, serving
+    from sagan_tf.evaluation import evaluator as evaluation
+    from sagan_tf.run import restore
+    from sagan_tf.serving import signatures as serving
     from tests.tiny import tiny_classifier_file, tiny_config, train_options
     from training import evaluate as evaluate_cli
     from training import train_lib

@@ -17,8 +17,8 @@ import tensorflow as tf
 from absl import flags
 from PIL import Image
 
-from sagan_tf import restore
-from sagan_tf.run_dir import RunDirectory
+from sagan_tf.run import restore
+from sagan_tf.run.run_dir import RunDirectory
 from tests.tiny import train_options
 from training import train_lib
 
@@ -126,7 +126,7 @@ def test_the_old_export_loads_and_every_signature_answers_as_recorded(loaded_exp
     seed = tf.constant(REFERENCE["reference_seed"], tf.int64)
     truncation = tf.constant(REFERENCE["reference_truncation"])
     generated = signatures["generate"](labels=tf.constant(labels), seed=seed, truncation=truncation)
-    # uint8 images: one step of rounding apart at most on another machine (see sagan_tf/serving.py).
+    # uint8 images: one step of rounding apart at most on another machine (see sagan_tf/serving/signatures.py).
     assert np.abs(generated["images"].numpy().astype(int) - ARRAYS["generate_images"]).max() <= 1
     names = tf.constant([REFERENCE["class_names"][label] for label in labels])
     by_name = signatures["generate_by_name"](classes=names, seed=seed, truncation=truncation)

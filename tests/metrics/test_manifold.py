@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sagan_tf import metrics
-from sagan_tf.metrics import manifold
+from sagan_tf.evaluation import metrics
+from sagan_tf.evaluation.metrics import manifold
 
 
 def reference(real, fake, k):

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from sagan_tf import metrics
+from sagan_tf.evaluation import metrics
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 import scipy.linalg
 import scipy.special
 
-from sagan_tf import metrics
-from sagan_tf.metrics import tfgan_bridge
+from sagan_tf.evaluation import metrics
+from sagan_tf.evaluation.metrics import tfgan_bridge
 
 
 def numpy_fid(x, y):
@@ -54,9 +54,9 @@ def test_bridge_imports_tfgan_without_its_package_init():
 
 
 def test_importing_metrics_package_is_lazy():
-    # Only what `import sagan_tf.metrics` adds to `import sagan_tf` is checked.
+    # Only what `import sagan_tf.evaluation.metrics` adds to `import sagan_tf` is checked.
     code = (
-        "import sys; import sagan_tf; before = set(sys.modules); import sagan_tf.metrics; "
+        "import sys; import sagan_tf; before = set(sys.modules); import sagan_tf.evaluation.metrics; "
         "heavy = [x for x in ('tensorflow', 'tensorflow_probability', 'tensorflow_hub', "
         "'tensorflow_gan.python.eval.classifier_metrics', 'keras') "
         "if x in sys.modules and x not in before]; "

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sagan_tf import metrics
+from sagan_tf.evaluation import metrics
 
 
 def batches(array, sizes):

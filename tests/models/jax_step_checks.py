@@ -35,7 +35,9 @@ import numpy as np  # noqa: E402
 
 from benchmarks import backend_parity  # noqa: E402
 # The backend-neutral core, imported here to show that it imports without TensorFlow.
-from sagan_tf import augment, latents, layers, losses, models, regularizers  # noqa: E402,F401
+from sagan_tf import layers, models  # noqa: E402,F401
+from sagan_tf.models import augment, losses, regularizers  # noqa: E402,F401
+from sagan_tf.sampling import latents  # noqa: E402,F401
 from sagan_tf.config import ExperimentConfig  # noqa: E402
 from sagan_tf.models import build_sagan  # noqa: E402
 

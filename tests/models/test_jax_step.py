@@ -94,8 +94,8 @@ def test_the_jax_step_refuses_what_it_does_not_do(jax_run):
 def test_the_core_runs_without_tensorflow(jax_run):
     results, _ = jax_run
     assert not results["tensorflow_imported"]
-    for module in ("sagan_tf.layers", "sagan_tf.models", "sagan_tf.models.jax_step", "sagan_tf.losses",
-                   "sagan_tf.augment", "sagan_tf.regularizers", "sagan_tf.latents"):
+    for module in ("sagan_tf.layers", "sagan_tf.models", "sagan_tf.models.jax_step", "sagan_tf.models.losses",
+                   "sagan_tf.models.augment", "sagan_tf.models.regularizers", "sagan_tf.sampling.latents"):
         assert module in results["imports"]
     assert "sagan_tf.models.tensorflow_step" not in results["imports"]
     assert "install TensorFlow" in results["latents_error"]

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from sagan_tf.config import AttentionConfig
-from sagan_tf.presets import get_preset
+from sagan_tf.config.presets import get_preset
 from sagan_tf.layers import ConditionalBatchNorm, SelfAttention, SpectralNormalization
 from sagan_tf.models import Discriminator, Generator
 from tests.keras_checks import assert_config_round_trip, assert_keras_file_round_trip

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import augment
+from sagan_tf.models import augment
 from sagan_tf.models import SAGAN, Discriminator, Generator
 from sagan_tf.models import gan as gan_module
 from tests.tiny import tiny_model

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import augment, callbacks, checkpoint, serving
+from sagan_tf import callbacks
+from sagan_tf.models import augment
+from sagan_tf.run import checkpoint
+from sagan_tf.serving import signatures as serving
 from sagan_tf.models import SAGAN, Discriminator, Generator, build_sagan
 from sagan_tf.models import gan as gan_module
 from tests.tiny import tiny_config, tiny_model

@@ -9,7 +9,7 @@ import types
 import pytest
 from absl import flags as absl_flags
 
-from sagan_tf.classifiers import train
+from sagan_tf.evaluation.classifiers import train
 from tests.tiny import start_command, tiny_image_folder
 from training import evaluate as evaluate_cli
 from training import run as run_cli

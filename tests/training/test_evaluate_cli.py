@@ -11,7 +11,7 @@ import types
 import numpy as np
 import pytest
 
-from sagan_tf import evaluation, metrics
+from sagan_tf.evaluation import evaluator as evaluation, classifiers
 from sagan_tf.errors import ClassifierUnavailableError, UsageError
 from tests.tiny import (event_scalars, start_command, tiny_classifier_file, tiny_config, tiny_image_folder,
                         train_options)
@@ -128,7 +128,7 @@ def test_cli_writes_json_and_tensorboard_and_reports_usage_errors(trained, tmp_p
     written = json.loads((pathlib.Path(run_dir) / "eval" / "step_00000003.json").read_text())
     assert printed == written
     tag = written["classifier_tag"]
-    assert tag == metrics.load_classifier(classifier).tag
+    assert tag == classifiers.load_classifier(classifier).tag
     assert (written["step"], written["ema"], written["num_samples"]) == (3, True, 16)
     assert written["dataset"] == "synthetic" and written["classifier"] == classifier
     provenance = written["provenance"]
@@ -174,7 +174,7 @@ def test_cli_writes_json_and_tensorboard_and_reports_usage_errors(trained, tmp_p
 
 
 def test_the_checkpoint_with_the_best_fid_is_kept_apart_and_evaluates_again(trained):
-    from sagan_tf.run_dir import RunDirectory
+    from sagan_tf.run.run_dir import RunDirectory
     from training import evaluate as evaluate_cli
 
     result, _, classifier, cache = trained
@@ -256,7 +256,7 @@ def test_a_run_that_is_training_is_evaluated_without_its_lock_and_a_refused_reco
     import tensorflow as tf
     from absl import flags as absl_flags
 
-    from sagan_tf import run_lock
+    from sagan_tf.run import run_lock
     from training import evaluate as evaluate_cli
 
     result, _, classifier, cache = trained
@@ -330,7 +330,7 @@ def test_evaluation_draws_the_labels_of_a_run_trained_on_the_data_frequencies(tm
     # README "Small datasets": training.evaluate of a run trained with --fake_labels=data draws the generated images'
     # labels with the folder's class frequencies and records them in the provenance. The restored generator is a
     # stand-in that records its labels (the checkpoint's weights do not choose them).
-    from sagan_tf import restore
+    from sagan_tf.run import restore
     from training import evaluate as evaluate_cli
 
     folder = tmp_path / "images"

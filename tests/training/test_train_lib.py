@@ -14,13 +14,17 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import checkpoint, data, evaluation, images, presets, run_lock
+from sagan_tf import data
+from sagan_tf.run import checkpoint, run_lock
+from sagan_tf.evaluation import evaluator as evaluation
+from sagan_tf.sampling import images
+from sagan_tf.config import presets
 from sagan_tf.config import ExperimentConfig
-from sagan_tf.evaluation import EvalConfig, Evaluator
+from sagan_tf.evaluation.evaluator import EvalConfig, Evaluator
 from sagan_tf.errors import (CheckpointError, CheckpointUnavailableError, ConfigError, DamagedCheckpointError,
                              RunLockedError, RunLockWaitError, TrainingDivergedError, UsageError, WriteFailedError)
 from sagan_tf.models import build_sagan
-from sagan_tf.run_dir import RunDirectory
+from sagan_tf.run.run_dir import RunDirectory
 from tests.test_run_lock import FakeClock, write_record
 from tests.tiny import (event_scalars, flaky_checkpoint_restore, full_disk_save, messy_image_folder, tiny_config,
                         tiny_image_folder, train_options)

@@ -10,8 +10,9 @@ import pytest
 from absl import flags as absl_flags
 from PIL import Image
 
-from sagan_tf import images, interpolation, restore
-from sagan_tf import visualize as vis
+from sagan_tf.sampling import images, interpolation
+from sagan_tf.run import restore
+from sagan_tf.sampling import attention_maps as vis
 from sagan_tf.data import get_info
 from sagan_tf.errors import UsageError
 from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config, train_options

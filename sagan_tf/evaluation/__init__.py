@@ -1,0 +1,30 @@
+"""Measuring a generator: the evaluation of a run (`evaluator`: `Evaluator`, `EvalConfig`, the real statistics and
+the classifier a dataset is measured with), the figures themselves (`metrics`: FID, IS, KID, precision/recall,
+density/coverage) and the classifiers whose features they compare (`classifiers`).
+
+Importing this package is cheap: the submodules (TensorFlow, TF-GAN, TF-Hub) load on first use."""
+
+from sagan_tf._lazy import lazy_exports
+
+_EXPORTS = {
+    "Evaluator": "evaluator",
+    "EvalConfig": "evaluator",
+    "evaluate_generator": "evaluator",
+    "real_statistics": "evaluator",
+    "load_classifier_for": "evaluator",
+    "default_classifier": "evaluator",
+    "default_cache_dir": "evaluator",
+    "generator_inputs": "evaluator",
+    "label_probabilities": "evaluator",
+    "qualified_figures": "evaluator",
+    "recorded_truncation": "evaluator",
+    "describe_resize": "evaluator",
+    "CACHE_ENV": "evaluator",
+    "KID_SUBSET_SIZE": "evaluator",
+    "KID_MAX_BLOCK_SIZE": "evaluator",
+    "FIGURES": "evaluator",
+    "NEAREST_NEIGHBOUR_FIGURES": "evaluator",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

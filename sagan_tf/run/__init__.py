@@ -1,0 +1,3 @@
+"""The run directory and everything written to it: its layout (`run_dir`), the lock of its one writer (`run_lock`),
+atomic writes (`atomic_write`) and what a failed write says (`write_failures`), the checkpoints (`checkpoint`), and
+a trained generator restored from them (`restore`)."""
