@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from sagan_tf.errors import UsageError
-from sagan_tf.models import SAGAN
+from sagan_tf.models import SAGAN, MultiWorkerSAGAN
 
 #: "auto": all GPUs with two or more, else one device (the default strategy: with one GPU, that GPU); "mirrored":
 #: all GPUs (or all logical CPUs); "multi_worker": from TF_CONFIG; "tpu": a TPU (see `tpu_address`); "off": the
@@ -277,18 +277,6 @@ def gather_rows(strategy, row_of_replica):
     return [tuple(row) for row in strategy.gather(values, axis=0).numpy().tolist()]
 
 
-class MultiWorkerSAGAN(SAGAN):
-    """SAGAN whose train_step logs have shape (1,), for `fit` under MultiWorkerMirroredStrategy.
-
-    Keras 3.15 reduces fit's per-replica logs across workers with `strategy.reduce("MEAN", value, axis=0)`, which
-    fails for scalars ("Invalid reduction dimension 0 for input with 0 dimensions", tensorflow/tensorflow#72388).
-    A leading axis of length 1 makes that reduction the mean over all replicas, a scalar again.
-    """
-
-    def train_step(self, data):
-        return {name: keras.ops.reshape(value, (1,)) for name, value in super().train_step(data).items()}
-
-
 def model_class(strategy):
     """The SAGAN class to train under `strategy`: `MultiWorkerSAGAN` across workers, else `SAGAN`."""
     return MultiWorkerSAGAN if is_multi_worker(strategy) else SAGAN
@@ -296,4 +284,4 @@ def model_class(strategy):
 
 __all__ = ["STRATEGIES", "strategy_kind", "get_distribution_strategy", "one_op_at_a_time_on_cpu", "is_chief",
            "will_be_chief", "is_multi_worker", "describe", "task_id", "num_workers", "task_name", "gather_rows",
-           "MultiWorkerSAGAN", "model_class"]
+           "model_class"]

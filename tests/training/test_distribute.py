@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from sagan_tf.errors import UsageError
-from sagan_tf.models import SAGAN, build_sagan
+from sagan_tf.models import SAGAN, MultiWorkerSAGAN, build_sagan
 from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config
 from training import distribute
 
@@ -99,7 +99,7 @@ def test_multi_worker_needs_a_valid_tf_config(monkeypatch):
 
 def test_multi_worker_model_logs_have_a_replica_axis():
     # Keras reduces fit's logs across workers along axis 0 (see MultiWorkerSAGAN).
-    gan = build_sagan(tiny_config(), seed=0, model_class=distribute.MultiWorkerSAGAN)
+    gan = build_sagan(tiny_config(), seed=0, model_class=MultiWorkerSAGAN)
     logs = gan.train_step((tf.zeros((4, 16, 16, 3)), tf.zeros((4,), tf.int32)))
     assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(logs)
     assert all(tuple(value.shape) == (1,) for value in logs.values())
