@@ -39,7 +39,8 @@ setuptools.setup(
         "scipy>=1.11,<2",
         "absl-py>=2.0,<3",
         "pillow>=10,<14",
-        # The truncation sweep's plot (sagan_tf.sampling.plots, `training.evaluate --truncation`) and benchmarks/quality.py.
+        # The truncation sweep's plot (sagan_tf.sampling.plots, `training.evaluate --truncation`) and
+        # benchmarks/quality.py.
         "matplotlib>=3.8,<4",
     ],
     extras_require={

@@ -35,7 +35,7 @@ import keras  # noqa: E402
 
 from benchmarks.rss import PeakSampler, rss_mib  # noqa: E402
 from sagan_tf import errors  # noqa: E402
-from sagan_tf.evaluation import evaluator as evaluation, classifiers  # noqa: E402
+from sagan_tf.evaluation import classifiers, evaluator as evaluation  # noqa: E402
 from sagan_tf.config.presets import get_preset  # noqa: E402
 from sagan_tf.run.restore import build_generator  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""sagan_tf.serving.class_names: what a request by name may cost, and the closest names against a NumPy edit distance."""
+"""sagan_tf.serving.class_names: what a request by name may cost, and the closest names against a NumPy edit distance.
+"""
 
 import numpy as np
 import pytest

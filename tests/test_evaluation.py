@@ -10,7 +10,7 @@ import scipy.linalg
 import keras
 
 from sagan_tf import data
-from sagan_tf.evaluation import evaluator as evaluation, classifiers, metrics
+from sagan_tf.evaluation import cache_dirs, classifiers, evaluator as evaluation, metrics
 from sagan_tf.errors import ClassifierUnavailableError, UsageError
 from sagan_tf.run.restore import build_generator
 from tests.tiny import tiny_classifier_file, tiny_model
@@ -214,10 +214,10 @@ def test_real_statistics_are_cached(tmp_path, classifier, monkeypatch):
 
 
 def test_default_cache_dir_and_classifier(monkeypatch, tmp_path):
-    monkeypatch.setenv(evaluation.CACHE_ENV, str(tmp_path))
-    assert evaluation.default_cache_dir() == str(tmp_path / "real_stats")
-    monkeypatch.delenv(evaluation.CACHE_ENV)
-    assert evaluation.default_cache_dir().endswith("/.cache/sagan_tf/real_stats")
+    monkeypatch.setenv(cache_dirs.CACHE_ENV, str(tmp_path))
+    assert cache_dirs.cache_dir(cache_dirs.REAL_STATISTICS) == str(tmp_path / "real_stats")
+    monkeypatch.delenv(cache_dirs.CACHE_ENV)
+    assert cache_dirs.cache_dir(cache_dirs.REAL_STATISTICS).endswith("/.cache/sagan_tf/real_stats")
     assert evaluation.default_classifier("synthetic") == "synthetic"
     assert evaluation.default_classifier("cifar10") == "inception"
 

@@ -1,4 +1,5 @@
-"""sagan_tf.sampling.summaries: scalars and images that TensorBoard's plugins recognise, written with TensorFlow only."""
+"""sagan_tf.sampling.summaries: scalars and images that TensorBoard's plugins recognise, written with TensorFlow only.
+"""
 
 import glob
 import io

@@ -1,6 +1,6 @@
 r"""Trains a domain classifier, the feature extractor of FID/KID/IS/precision/recall on any dataset.
 
-    python -m training.train_classifier                    # writes sagan_tf/evaluation/classifiers/assets/synthetic_classifier.keras
+    python -m training.train_classifier          # writes sagan_tf/evaluation/classifiers/assets/synthetic_classifier.keras
     python -m training.train_classifier --output=/tmp/c.keras --steps=500
     python -m training.train_classifier --dataset=folder:/data/icons --image_size=32     # any dataset, with a card
 
@@ -67,6 +67,7 @@ def main(argv, values=None):
         print(f"[{time.time() - start:7.1f}s] {line}", flush=True)
 
     from sagan_tf import data
+    from sagan_tf.evaluation import cache_dirs
     from sagan_tf.evaluation.classifiers import cache, card, network, synthetic, train
 
     if values.dataset == SHIPPED_DATASET and values.image_size in (None, 32):
@@ -81,8 +82,8 @@ def main(argv, values=None):
     image_size = values.image_size or dataset.info.default_image_size
     # Checked before the cache path is made of it (the fingerprint would scan a folder first).
     network.check_positive_int("image_size", image_size)
-    output = values.output or cache.cache_path(cache.default_cache_dir(), dataset.name, image_size,
-                                               dataset.fingerprint())
+    output = values.output or cache.cache_path(cache_dirs.cache_dir(cache_dirs.DOMAIN_CLASSIFIERS), dataset.name,
+                                               image_size, dataset.fingerprint())
     path, written = train.train_domain_classifier(
         dataset, image_size, output, steps=values.steps, batch_size=values.batch_size, seed=values.seed,
         learning_rate=values.learning_rate, min_accuracy=values.min_accuracy, log_every=values.log_every, log_fn=log)

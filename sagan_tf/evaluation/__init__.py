@@ -13,17 +13,17 @@ _EXPORTS = {
     "real_statistics": "evaluator",
     "load_classifier_for": "evaluator",
     "default_classifier": "evaluator",
-    "default_cache_dir": "evaluator",
     "generator_inputs": "evaluator",
     "label_probabilities": "evaluator",
     "qualified_figures": "evaluator",
     "recorded_truncation": "evaluator",
     "describe_resize": "evaluator",
-    "CACHE_ENV": "evaluator",
     "KID_SUBSET_SIZE": "evaluator",
     "KID_MAX_BLOCK_SIZE": "evaluator",
     "FIGURES": "evaluator",
     "NEAREST_NEIGHBOUR_FIGURES": "evaluator",
+    "cache_dir": "cache_dirs",
+    "CACHE_ENV": "cache_dirs",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -13,17 +13,18 @@ The pieces, usable on their own:
   "domain" is the dataset's own domain classifier (`sagan_tf.evaluation.classifiers`), found in its cache.
 - `real_statistics(...)`: streams `num_real` real images (no shuffling, no flips; from an image folder larger than
   that, a seeded uniform subset of its files) through the classifier into a `metrics.RealStatistics`, computed once
-  and cached on disk (`default_cache_dir()`).
+  and cached on disk (`cache_dirs.cache_dir(cache_dirs.REAL_STATISTICS)`).
 - `evaluate_generator(generator, classifier, real_stats, config)`: generates `config.num_samples` images in batches
   from a fixed seed (uniform class labels for conditional models) and streams them through the classifier into a
   `metrics.MetricAccumulator`: memory does not grow with `num_samples`. With `config.truncation` the latents are
   truncated (the truncation trick, BigGAN sec. 3.1) exactly as an export's `generate` draws them.
 
 FID (Heusel et al. 2017, eq. 6), IS (Salimans et al. 2016), KID (Binkowski et al. 2018), improved precision and
-recall (Kynkaenniemi et al. 2019) and density and coverage (Naeem et al. 2020) are computed by `sagan_tf.evaluation.metrics`:
-FID, KID and the k-NN figures from the classifier's features, IS from its logits. KID and the k-NN figures use
-uniformly sampled subsets of at most `KID_SUBSET_SIZE` real and generated features (reservoirs), so their memory is
-bounded whatever `num_samples` is. The SAGAN paper reports FID and IS over 50,000 samples with Inception.
+recall (Kynkaenniemi et al. 2019) and density and coverage (Naeem et al. 2020) are computed by
+`sagan_tf.evaluation.metrics`: FID, KID and the k-NN figures from the classifier's features, IS from its logits. KID and
+the k-NN figures use uniformly sampled subsets of at most `KID_SUBSET_SIZE` real and generated features (reservoirs), so
+their memory is bounded whatever `num_samples` is. The SAGAN paper reports FID and IS over 50,000 samples with
+Inception.
 
 Every result carries its provenance (`Evaluator.provenance`): the classifier's name, content hash and tag, the resize
 method, the sample counts, the real split. Figures of different classifiers are kept apart by the classifier's tag
@@ -41,14 +42,11 @@ import numpy as np
 
 from sagan_tf import data, errors
 from sagan_tf.sampling import latents
-from sagan_tf.evaluation import classifiers, metrics
+from sagan_tf.evaluation import cache_dirs, classifiers, metrics
 from sagan_tf.evaluation.classifiers import cache as classifier_cache
 from sagan_tf.evaluation.classifiers import card as classifier_card
 from sagan_tf.evaluation.classifiers import classifier as classifier_module
 
-#: Environment variable naming the cache directory (real statistics go to `$SAGAN_TF_CACHE/real_stats`, domain
-#: classifiers to `$SAGAN_TF_CACHE/domain_classifiers`).
-CACHE_ENV = "SAGAN_TF_CACHE"
 #: Real activations kept in the cached statistics, and generated activations kept per evaluation, for KID and the
 #: k-NN figures (real ones are kept whether they are asked for or not, so that one cache entry serves all).
 KID_SUBSET_SIZE = 10_000
@@ -83,7 +81,7 @@ class EvalConfig:
       truncation: None (z ~ N(0, I) from NumPy) or a number t > 0: z drawn from the normal truncated at |z| <= t
         by `sagan_tf.sampling.latents` (BigGAN's truncation trick; `math.inf` draws an untruncated normal from the same
         uniforms; see `generator_inputs`).
-      cache_dir: directory of the cached real statistics; None: `default_cache_dir()`.
+      cache_dir: directory of the cached real statistics; None: `cache_dirs.cache_dir(cache_dirs.REAL_STATISTICS)`.
       classifier_dir: where "domain" classifiers are cached; None: the default cache.
       log_every: batches between progress lines (0: none).
     """
@@ -159,12 +157,6 @@ def _check_kid_sizes(num_real, num_samples):
             f"--num_samples), or no KID (--nokid). Received: {num_samples} generated images.")
 
 
-def default_cache_dir():
-    """Where real statistics are cached: `$SAGAN_TF_CACHE/real_stats`, else `~/.cache/sagan_tf/real_stats`."""
-    base = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "sagan_tf")
-    return os.path.join(base, "real_stats")
-
-
 def default_classifier(dataset):
     """The classifier spec used for `dataset` when none is given.
 
@@ -179,8 +171,8 @@ def _offline_note():
     return ("Offline, --classifier=domain measures quality with a small classifier trained on the dataset's own "
             "images instead: it is trained once per dataset and image size (about 1-2 minutes per thousand images "
             "on 2 CPU cores, at most 3000 steps) and cached in "
-            f"{classifier_cache.default_cache_dir()}; its figures compare runs measured with the same domain "
-            "classifier, not published Inception figures.")
+            f"{cache_dirs.cache_dir(cache_dirs.DOMAIN_CLASSIFIERS)}; its figures compare runs measured with the same "
+            "domain classifier, not published Inception figures.")
 
 
 def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, data_dir=None, classifier_dir=None):
@@ -198,7 +190,7 @@ def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, da
       image_size: the size of the images to evaluate; required for "domain" and to check a domain classifier.
       data_dir: TFDS data directory (or the base of relative "folder:" paths), to fingerprint the dataset.
       classifier_dir: directory of the cached domain classifiers; None: the default cache
-        (`sagan_tf.evaluation.classifiers.cache.default_cache_dir()`).
+        (`cache_dirs.cache_dir(cache_dirs.DOMAIN_CLASSIFIERS)`).
 
     Returns:
       A `classifiers.Classifier`.
@@ -217,8 +209,8 @@ def load_classifier_for(dataset, spec=None, batch_size=None, image_size=None, da
         if image_size is None:
             raise errors.UsageError("The domain classifier depends on the image size; pass image_size=.")
         dataset = data.resolve(dataset, data_dir)
-        path = classifier_cache.cache_path(classifier_dir or classifier_cache.default_cache_dir(), name,
-                                           image_size, dataset.fingerprint())
+        directory = classifier_dir or cache_dirs.cache_dir(cache_dirs.DOMAIN_CLASSIFIERS)
+        path = classifier_cache.cache_path(directory, name, image_size, dataset.fingerprint())
         if not os.path.exists(path):
             raise errors.ClassifierUnavailableError(
                 f"No domain classifier of {name} at {image_size}x{image_size} is cached (expected {path}). Train "
@@ -273,7 +265,7 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
       image_size: the size the images are loaded at (the generator's output size).
       split: dataset split.
       num_real: number of real images; None: the whole split (which must be finite).
-      cache_dir: cache directory; None: `default_cache_dir()`.
+      cache_dir: cache directory; None: `cache_dirs.cache_dir(cache_dirs.REAL_STATISTICS)`.
       data_dir: TFDS data directory (or the base of relative "folder:" paths).
       batch_size: images per batch.
       log_every: batches between progress lines (0: none).
@@ -286,7 +278,7 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
     Raises:
       DatasetError: the data cannot be loaded.
     """
-    cache = metrics.StatisticsCache(cache_dir or default_cache_dir())
+    cache = metrics.StatisticsCache(cache_dir or cache_dirs.cache_dir(cache_dirs.REAL_STATISTICS))
     dataset = data.resolve(dataset, data_dir)
     repeat = False
     if dataset.source == "folder":
@@ -641,7 +633,6 @@ class Evaluator:
         return figures
 
 
-__all__ = ["EvalConfig", "Evaluator", "default_cache_dir", "default_classifier", "load_classifier_for",
-           "real_statistics", "recorded_truncation", "generator_inputs", "label_probabilities", "evaluate_generator", "qualified_figures",
-           "describe_resize",
-           "FIGURES", "KID_SUBSET_SIZE"]
+__all__ = ["EvalConfig", "Evaluator", "default_classifier", "load_classifier_for", "real_statistics",
+           "recorded_truncation", "generator_inputs", "label_probabilities", "evaluate_generator", "qualified_figures",
+           "describe_resize", "FIGURES", "KID_SUBSET_SIZE"]

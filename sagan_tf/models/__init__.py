@@ -1,5 +1,6 @@
 """SAGAN networks (Generator, projection Discriminator) and the SAGAN training model: its train steps (TensorFlow,
-JAX; `MultiWorkerSAGAN` across workers), losses, regularizers (LeCam, orthogonal) and augmentation (DiffAugment, ADA)."""
+JAX; `MultiWorkerSAGAN` across workers), losses, regularizers (LeCam, orthogonal) and augmentation (DiffAugment,
+ADA)."""
 
 from sagan_tf.models.discriminator import Discriminator
 from sagan_tf.models.gan import SAGAN, build_sagan

@@ -105,13 +105,13 @@ class SAGAN(_train_step_class(), keras.Model):
 
     Small datasets (all off by default, the paper's recipe): `augment="diffaugment"` passes every image the
     discriminator sees, real and generated, in both updates, through DiffAugment's differentiable ops, and
-    `augment="ada"` gates each op per image with ADA's adaptive probability p (`sagan_tf.models.augment`); `lecam_weight`
-    adds the LeCam regularizer to the discriminator's loss and `orthogonal_reg` BigGAN's orthogonal regularization to
-    the generator's (`sagan_tf.models.regularizers`); `fake_label_probabilities` draws the fake labels from the training
-    data's class frequencies instead of uniformly. Augmentation lives in the training step only: `call`, the
-    sampling generator and so evaluation, sample grids and exports never see it. Its random parameters come from a
-    seed generator of their own (`augment_seed_generator`, derived from `seed`), drawn for the global batch like the
-    noise, so each replica augments with its own slice. ADA's statistics and the LeCam anchors are updated from
+    `augment="ada"` gates each op per image with ADA's adaptive probability p (`sagan_tf.models.augment`);
+    `lecam_weight` adds the LeCam regularizer to the discriminator's loss and `orthogonal_reg` BigGAN's orthogonal
+    regularization to the generator's (`sagan_tf.models.regularizers`); `fake_label_probabilities` draws the fake labels
+    from the training data's class frequencies instead of uniformly. Augmentation lives in the training step only:
+    `call`, the sampling generator and so evaluation, sample grids and exports never see it. Its random parameters come
+    from a seed generator of their own (`augment_seed_generator`, derived from `seed`), drawn for the global batch like
+    the noise, so each replica augments with its own slice. ADA's statistics and the LeCam anchors are updated from
     all-reduced sums, so they stay identical on every replica; all of this state is in the checkpoint
     (`sagan_tf.run.checkpoint.gan_checkpoint`).
 

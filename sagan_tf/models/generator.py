@@ -43,8 +43,8 @@ class Generator(keras.Model):
     Call args:
       z: float tensor (batch, latent_dim).
       labels: int tensor (batch,) of class ids, or float class weights (batch, num_classes) that blend the classes'
-        conditional batch-norm parameters (see `ConditionalBatchNorm`; `sagan_tf.sampling.interpolation`); required when the
-        config has classes, ignored otherwise.
+        conditional batch-norm parameters (see `ConditionalBatchNorm`; `sagan_tf.sampling.interpolation`); required when
+        the config has classes, ignored otherwise.
       training: batch-norm statistics and spectral-norm power iteration update in training mode only.
       return_attention_scores: also return the attention maps (eq. 1) of every self-attention layer.
 

@@ -2,16 +2,16 @@
 
 The truncation trick (Brock, Donahue, Simonyan 2019, "Large Scale GAN Training for High Fidelity Natural Image
 Synthesis" (BigGAN), sec. 3.1) samples the generator's z from a standard normal truncated at |z| <= t: a smaller
-t gives less varied, cleaner images. The exported `generate` signature (sagan_tf/serving/signatures.py) draws its latents
-with `truncated_normal` inside the SavedModel; `truncated_latents` draws the same latents here, so that
+t gives less varied, cleaner images. The exported `generate` signature (sagan_tf/serving/signatures.py) draws its
+latents with `truncated_normal` inside the SavedModel; `truncated_latents` draws the same latents here, so that
 
     serving_default(z=truncated_latents(n, latent_dim, seed, t), labels)  ==  generate(labels, seed, t)
 
-(after `serving.to_uint8`), bit for bit on the same machine. A seed, a truncation and the labels (or the batch
-size) thus name the images whichever signature is called, on any machine with the same export. Across machines,
-float rounding may differ in the last bits: TensorFlow's stateless random ops (Philox) give the same uniforms on
-CPU and GPU (within a TensorFlow version; its documentation does not promise them across versions), but erfc,
-ndtri and the generator's kernels may round differently from one device to another.
+(after `sagan_tf.serving.signatures.to_uint8_tensor`), bit for bit on the same machine. A seed, a truncation and
+the labels (or the batch size) thus name the images whichever signature is called, on any machine with the same export.
+Across machines, float rounding may differ in the last bits: TensorFlow's stateless random ops (Philox) give the same
+uniforms on CPU and GPU (within a TensorFlow version; its documentation does not promise them across versions), but
+erfc, ndtri and the generator's kernels may round differently from one device to another.
 
 The draws are TensorFlow's stateless random ops, which only TensorFlow implements bit for bit: the module imports
 on any Keras backend, and its functions need TensorFlow installed (a clear ImportError without it).
@@ -28,8 +28,8 @@ def _tensorflow():
     try:
         import tensorflow as tf
     except ImportError as error:
-        raise ImportError("sagan_tf.sampling.latents draws with TensorFlow's stateless random ops (Philox), the ones the "
-                          "exported `generate` signature runs, so that a seed names the same images in and out of "
+        raise ImportError("sagan_tf.sampling.latents draws with TensorFlow's stateless random ops (Philox), the ones "
+                          "the exported `generate` signature runs, so that a seed names the same images in and out of "
                           "a SavedModel: install TensorFlow to use it.") from error
     return tf
 

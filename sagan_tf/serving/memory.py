@@ -41,7 +41,8 @@ def activation_mib_per_image(config):
       The sum over the generator's stages of resolution^2 * channels, plus resolution^2 * keys for each attention
       layer (keys: resolution^2, or a quarter of it with 2x2-pooled keys) and the 3-channel output, times 4 bytes.
     """
-    floats = sum(resolution ** 2 * width for resolution, width in zip(config.generator_resolutions(), config.g_channels))
+    floats = sum(resolution ** 2 * width
+                 for resolution, width in zip(config.generator_resolutions(), config.g_channels))
     floats += config.image_size ** 2 * 3
     for resolution in config.g_attention_resolutions:
         keys = resolution ** 2 // (4 if config.attention.pool_keys else 1)

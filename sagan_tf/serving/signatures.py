@@ -16,8 +16,8 @@ which is never updated):
   [batch] (one PNG per image). The latents come from `sagan_tf.sampling.latents.truncated_normal`.
 - `generate_by_name` (conditional models): `classes` string [batch] (class names), `seed`, `truncation` -> the
   outputs of `generate` for those classes plus `labels` int32 [batch]. An unknown name fails the request with
-  an InvalidArgumentError that names it and lists the closest valid names (`sagan_tf.serving.class_names`); a name longer
-  than the longest class name (`max_class_name_length`) is refused first, with that bound, whatever its length.
+  an InvalidArgumentError that names it and lists the closest valid names (`sagan_tf.serving.class_names`); a name
+  longer than the longest class name (`max_class_name_length`) is refused first, with that bound, whatever its length.
 - `class_names`: no inputs -> `class_names` string [num_classes], in label order (empty for unconditional models).
 - `limits`: no inputs -> `max_batch_size` int32 scalar, the export's cap, and (conditional models)
   `max_class_name_length` int32 scalar, the longest class name in UTF-8 bytes; both also in
@@ -85,12 +85,12 @@ CLASS_NAMES_ASSET = "class_names.txt"
 EXPORT_INFO_ASSET = "sagan_export.json"
 
 
-def to_uint8(images):
+def to_uint8_tensor(images):
     """Maps float images in [-1, 1] to uint8 pixels: round((x + 1) * 127.5), clipped to [0, 255]."""
     return tf.cast(tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 
-def encode_png(images):
+def encode_png_batch(images):
     """PNG-encodes each image of a uint8 [batch, H, W, 3] tensor; returns a string tensor [batch]."""
     return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
 
@@ -221,8 +221,8 @@ class GeneratorServingModule(tf.Module):
         check = tf.debugging.assert_positive(truncation, message="truncation must be > 0")
         with tf.control_dependencies([check]):
             z = latents.truncated_normal(tf.stack([batch_size, self._config.latent_dim]), seed, truncation)
-        images = to_uint8(self._generate_images(z, labels))
-        return {IMAGES_OUTPUT: images, PNG_OUTPUT: encode_png(images)}
+        images = to_uint8_tensor(self._generate_images(z, labels))
+        return {IMAGES_OUTPUT: images, PNG_OUTPUT: encode_png_batch(images)}
 
     def _generate_conditional(self, labels, seed, truncation):
         (labels,) = self._within_cap(tf.size(labels), labels)
@@ -399,8 +399,8 @@ def export_keras_file(keras_file, export_dir, version, config=None, max_batch_si
 
 
 __all__ = ["GeneratorServingModule", "export_generator", "export_generator_with_limits", "export_run",
-           "export_keras_file", "to_uint8",
-           "encode_png", "SERVING_SIGNATURE", "GENERATE_SIGNATURE", "GENERATE_BY_NAME_SIGNATURE",
-           "CLASS_NAMES_SIGNATURE", "LIMITS_SIGNATURE", "Z_INPUT", "LABELS_INPUT", "CLASSES_INPUT", "BATCH_SIZE_INPUT",
-           "SEED_INPUT", "TRUNCATION_INPUT", "IMAGES_OUTPUT", "PNG_OUTPUT", "LABELS_OUTPUT", "CLASS_NAMES_OUTPUT",
-           "MAX_BATCH_SIZE_OUTPUT", "MAX_CLASS_NAME_LENGTH_OUTPUT", "EXPORT_INFO_ASSET", "CLASS_NAMES_ASSET"]
+           "export_keras_file", "to_uint8_tensor", "encode_png_batch", "SERVING_SIGNATURE", "GENERATE_SIGNATURE",
+           "GENERATE_BY_NAME_SIGNATURE", "CLASS_NAMES_SIGNATURE", "LIMITS_SIGNATURE", "Z_INPUT", "LABELS_INPUT",
+           "CLASSES_INPUT", "BATCH_SIZE_INPUT", "SEED_INPUT", "TRUNCATION_INPUT", "IMAGES_OUTPUT", "PNG_OUTPUT",
+           "LABELS_OUTPUT", "CLASS_NAMES_OUTPUT", "MAX_BATCH_SIZE_OUTPUT", "MAX_CLASS_NAME_LENGTH_OUTPUT",
+           "EXPORT_INFO_ASSET", "CLASS_NAMES_ASSET"]

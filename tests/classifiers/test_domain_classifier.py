@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from sagan_tf.evaluation import classifiers
+from sagan_tf.evaluation import cache_dirs, classifiers
 from sagan_tf.errors import ClassifierCardError, ClassifierUnavailableError
 from sagan_tf.evaluation.classifiers import cache, fingerprint, network, synthetic, train
 from sagan_tf.evaluation.classifiers import card as card_module
@@ -123,11 +123,9 @@ def test_default_steps():
 
 
 def test_the_cache_sits_beside_the_real_statistics(monkeypatch, tmp_path):
-    from sagan_tf.evaluation import evaluator as evaluation
-
     monkeypatch.setenv("SAGAN_TF_CACHE", str(tmp_path))
-    assert cache.default_cache_dir() == str(tmp_path / "domain_classifiers")
-    assert os.path.dirname(evaluation.default_cache_dir()) == os.path.dirname(cache.default_cache_dir())
+    assert cache_dirs.cache_dir(cache_dirs.DOMAIN_CLASSIFIERS) == str(tmp_path / "domain_classifiers")
+    assert cache_dirs.cache_dir(cache_dirs.REAL_STATISTICS) == str(tmp_path / "real_stats")
 
 
 def test_a_cache_written_by_the_old_layout_is_found_and_loads(tmp_path, monkeypatch):

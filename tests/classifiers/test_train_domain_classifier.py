@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from sagan_tf import data
-from sagan_tf.evaluation import evaluator as evaluation, classifiers
+from sagan_tf.evaluation import cache_dirs, classifiers, evaluator as evaluation
 from sagan_tf.errors import ClassifierCardError, ClassifierUnavailableError, DatasetError
 from sagan_tf.evaluation.classifiers import cache, fingerprint, train, training_data
 from sagan_tf.evaluation.classifiers import card as card_module
@@ -197,10 +197,10 @@ def test_the_command_trains_a_domain_classifier_for_other_datasets(tmp_path, mon
                                   "num_heldout": 8}
 
     monkeypatch.setattr(train, "train_domain_classifier", fake_train)
-    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "home"))
+    monkeypatch.setenv(cache_dirs.CACHE_ENV, str(tmp_path / "home"))
     folder = tiny_image_folder(tmp_path / "images", per_class=2, size=8)
     # Without --output: the cache that --classifier=domain reads.
-    cached = cache.cache_path(cache.default_cache_dir(), f"folder:{folder}", 64,
+    cached = cache.cache_path(cache_dirs.cache_dir(cache_dirs.DOMAIN_CLASSIFIERS), f"folder:{folder}", 64,
                               fingerprint.dataset_fingerprint(f"folder:{folder}"))
     for argv, expected in [([f"--dataset=folder:{folder}"], (f"folder:{folder}", 64, cached, None, None)),
                            (["--dataset=synthetic", "--image_size=16", "--steps=5", "--output=/o.keras"],

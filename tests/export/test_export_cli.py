@@ -165,7 +165,8 @@ def test_exporting_imports_no_training_code(model_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     modules = set(eval(result.stdout.strip().splitlines()[-1]))
     assert {"sagan_tf.serving", "sagan_tf.run.restore", "sagan_tf.run.checkpoint", "sagan_tf.run.run_dir"} <= modules
-    assert not {"sagan_tf.callbacks", "sagan_tf.evaluation", "sagan_tf.evaluation.metrics", "sagan_tf.sampling.summaries"} & modules
+    assert not {"sagan_tf.callbacks", "sagan_tf.evaluation", "sagan_tf.evaluation.metrics",
+                "sagan_tf.sampling.summaries"} & modules
     assert not any(name.startswith("training") for name in modules)
     assert os.listdir(tmp_path) == ["2"]
 

@@ -72,7 +72,8 @@ def test_a_seed_names_the_images_within_the_cap(capped):
     config, _, loaded = capped
     requests = _requests(config, CAP)
     generated = loaded.signatures["generate"](**requests["generate"])["images"].numpy()
-    served = serving.to_uint8(loaded.signatures["serving_default"](**requests["serving_default"])["images"]).numpy()
+    served = serving.to_uint8_tensor(
+        loaded.signatures["serving_default"](**requests["serving_default"])["images"]).numpy()
     np.testing.assert_array_equal(generated, served)
     np.testing.assert_array_equal(loaded.signatures["generate"](**requests["generate"])["images"].numpy(), generated)
     assert served.std() > 10

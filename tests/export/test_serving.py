@@ -109,7 +109,7 @@ def test_generate_equals_serving_default_on_the_same_latents(exported, seed, tru
     _, config, _, loaded = exported
     z = latents.truncated_latents(5, config.latent_dim, seed, truncation)
     serve_args = {"z": z, "labels": tf.constant(_labels(config, 5))} if config.conditional else {"z": z}
-    served = serving.to_uint8(loaded.signatures["serving_default"](**serve_args)["images"]).numpy()
+    served = serving.to_uint8_tensor(loaded.signatures["serving_default"](**serve_args)["images"]).numpy()
     generated = loaded.signatures["generate"](**_generate_args(config, 5, seed, truncation))["images"].numpy()
     assert generated.dtype == served.dtype == np.uint8
     np.testing.assert_array_equal(generated, served)
@@ -173,7 +173,7 @@ def test_export_info_asset(exported):
 def test_to_uint8_matches_numpy():
     x = np.array([-1.5, -1.0, -0.999, 0.0, 0.5, 0.99, 1.0, 2.0], np.float32)
     expected = np.clip(np.round((x.astype(np.float64) + 1) * 127.5), 0, 255).astype(np.uint8)
-    np.testing.assert_array_equal(serving.to_uint8(tf.constant(x)).numpy(), expected)
+    np.testing.assert_array_equal(serving.to_uint8_tensor(tf.constant(x)).numpy(), expected)
 
 
 def test_export_module_rejects_bad_max_batch_size(exported):

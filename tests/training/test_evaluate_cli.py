@@ -11,7 +11,7 @@ import types
 import numpy as np
 import pytest
 
-from sagan_tf.evaluation import evaluator as evaluation, classifiers
+from sagan_tf.evaluation import classifiers, evaluator as evaluation
 from sagan_tf.errors import ClassifierUnavailableError, UsageError
 from tests.tiny import (event_scalars, start_command, tiny_classifier_file, tiny_config, tiny_image_folder,
                         train_options)

@@ -37,7 +37,6 @@ _EXPORTS = {
     "SYNTHETIC_CLASSIFIER_PATH": "synthetic",
     "SYNTHETIC_FEATURE_DIM": "synthetic",
     "build_synthetic_classifier": "synthetic",
-    "default_cache_dir": "cache",
     "cache_path": "cache",
     "ensure_domain_classifier": "cache",
     "train_domain_classifier": "train",

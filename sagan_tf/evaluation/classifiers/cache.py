@@ -12,21 +12,11 @@ import json
 import os
 import re
 
+from sagan_tf.evaluation import cache_dirs
 from sagan_tf.evaluation.classifiers import train
 from sagan_tf.evaluation.classifiers.card import CARD_FORMAT
 from sagan_tf.evaluation.classifiers.fingerprint import fingerprint_key
 from sagan_tf.evaluation.classifiers.loader import DOMAIN_CLASSIFIER
-
-#: Environment variable of the cache root (shared with the real statistics: `$SAGAN_TF_CACHE/domain_classifiers`).
-CACHE_ENV = "SAGAN_TF_CACHE"
-
-
-def default_cache_dir():
-    """Where trained domain classifiers are cached: `$SAGAN_TF_CACHE/domain_classifiers`, else
-    `~/.cache/sagan_tf/domain_classifiers` (beside the real statistics, `real_stats/`)."""
-    base = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "sagan_tf")
-    return os.path.join(base, "domain_classifiers")
-
 
 def cache_path(directory, dataset, image_size, fingerprint):
     """The `.keras` file of the cached domain classifier of these images at `image_size`.
@@ -60,7 +50,7 @@ def ensure_domain_classifier(dataset, image_size, config, print_fn=print):
     """
     if config is None or config.classifier != DOMAIN_CLASSIFIER:
         return None
-    directory = config.classifier_dir or default_cache_dir()
+    directory = config.classifier_dir or cache_dirs.cache_dir(cache_dirs.DOMAIN_CLASSIFIERS)
     path = cache_path(directory, dataset.name, image_size, dataset.fingerprint())
     if os.path.exists(path):
         return path
@@ -70,4 +60,4 @@ def ensure_domain_classifier(dataset, image_size, config, print_fn=print):
     return path
 
 
-__all__ = ["CACHE_ENV", "default_cache_dir", "cache_path", "ensure_domain_classifier"]
+__all__ = ["cache_path", "ensure_domain_classifier"]

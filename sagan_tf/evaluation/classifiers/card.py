@@ -15,9 +15,9 @@ Each classifier file `<name>.keras` has a card `<name>.card.json` (`card_path`):
     classifier_sha256    SHA-256 of the .keras file: a file that does not match its card is refused (corrupt or
                          replaced)
 
-`sagan_tf.evaluation.classifiers.load_classifier` reads the card of any `.keras` file that has one and names the classifier
-"domain" (`check_file`); `sagan_tf.evaluation` refuses a domain classifier whose card names other images or another
-image size (`check_card`).
+`sagan_tf.evaluation.classifiers.load_classifier` reads the card of any `.keras` file that has one and names the
+classifier "domain" (`check_file`); `sagan_tf.evaluation` refuses a domain classifier whose card names other images or
+another image size (`check_card`).
 """
 
 import datetime

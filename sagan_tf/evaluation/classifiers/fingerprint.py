@@ -1,7 +1,7 @@
 """`dataset_fingerprint`: what identifies the images of a dataset, for a domain classifier's card and cache key.
 
-A domain classifier (`sagan_tf.evaluation.classifiers`) is only meaningful for the images it was trained on, so its card records
-the dataset's fingerprint and the classifier is refused for a dataset with another one:
+A domain classifier (`sagan_tf.evaluation.classifiers`) is only meaningful for the images it was trained on, so its card
+records the dataset's fingerprint and the classifier is refused for a dataset with another one:
 
 - an image folder ("folder:<path>"): a SHA-256 of the sorted list of its usable images (path relative to the folder,
   size in bytes, class label) and of its class names; moving the folder keeps it, adding, removing, renaming or
