@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 
-from benchmarks.rss import PeakSampler, rss_mib  # noqa: E402
+from benchmarks.machine import PeakSampler, rss_mib  # noqa: E402
 from sagan_tf import errors  # noqa: E402
 from sagan_tf.evaluation import classifiers, evaluator as evaluation  # noqa: E402
 from sagan_tf.config.presets import get_preset  # noqa: E402

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.train_throughput import cpu_description, fastest_call
+from benchmarks.machine import cpu_description, fastest_call
 
 
 def device_name():

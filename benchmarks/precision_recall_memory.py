@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.rss import PeakSampler, rss_mib  # noqa: E402
+from benchmarks.machine import PeakSampler, rss_mib  # noqa: E402
 from sagan_tf.evaluation import metrics  # noqa: E402
 
 

@@ -48,7 +48,7 @@ def _child(path, batch):
     """Runs in a fresh process: one `generate` request of `batch` images; prints its memory growth."""
     import tensorflow as tf
 
-    from benchmarks.rss import PeakSampler, rss_mib
+    from benchmarks.machine import PeakSampler, rss_mib
 
     loaded = tf.saved_model.load(path)
     generate = loaded.signatures["generate"]
@@ -73,7 +73,7 @@ def _unknown_name_child(length, num_classes, class_name_bytes):
     """Runs in a fresh process: one lookup of an unknown name of `length` characters; prints its cost."""
     import tensorflow as tf
 
-    from benchmarks.rss import PeakSampler, rss_mib
+    from benchmarks.machine import PeakSampler, rss_mib
     from sagan_tf.serving.class_names import ClassNameLookup
 
     names = [f"{index:06d}".ljust(class_name_bytes, "c") for index in range(num_classes)]

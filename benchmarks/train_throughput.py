@@ -58,20 +58,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.machine import cpu_description, fastest_call, rss_mib  # noqa: E402
+
 # Keras, TensorFlow and JAX are imported where they are used, after `main` has set KERAS_BACKEND from --backend:
 # the JAX path never imports TensorFlow.
 BACKENDS = ("tensorflow", "jax")
-
-
-def cpu_description():
-    """The CPU's model name and core count (Linux /proc/cpuinfo)."""
-    model = "CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model} ({os.cpu_count()} cores)"
 
 
 def device_name():
@@ -94,30 +85,12 @@ def matmul_ceiling(dtype, size=2048, repeats=10):
     return 2 * size ** 3 / fastest_call(lambda: matmul(a, b).numpy(), repeats)
 
 
-def fastest_call(call, repeats):
-    """The shortest of `repeats` timed calls of `call` (which must block until its work is done), after one
-    untimed call (tracing, compilation)."""
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def peak_memory_mib():
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):
         return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10  # KiB on Linux
-
-
-def rss_mib():
-    """The current resident set size of this process in MiB (Linux /proc)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
 def allocator_device():

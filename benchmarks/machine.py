@@ -1,9 +1,34 @@
-"""Resident memory of this process for the memory benchmarks (Linux /proc): the current RSS and a peak sampler."""
+"""What the benchmarks measure about the machine and process they run on: the CPU, the fastest of repeated calls, the
+resident memory (Linux /proc: the current RSS and a peak sampler)."""
 
 import os
 import threading
+import time
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_description():
+    """The CPU's model name and core count (Linux /proc/cpuinfo)."""
+    model = "CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model} ({os.cpu_count()} cores)"
+
+
+def fastest_call(call, repeats):
+    """The shortest of `repeats` timed calls of `call` (which must block until its work is done), after one
+    untimed call (tracing, compilation)."""
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def rss_mib():
