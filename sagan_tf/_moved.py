@@ -22,6 +22,7 @@ MOVED = {
     "sagan_tf.restore": "sagan_tf.run.restore",
     "sagan_tf.metrics": "sagan_tf.evaluation.metrics",
     "sagan_tf.classifiers": "sagan_tf.evaluation.classifiers",
+    "sagan_tf.classifiers.loader": "sagan_tf.evaluation.classifiers.sources",
     "sagan_tf.latents": "sagan_tf.sampling.latents",
     "sagan_tf.images": "sagan_tf.sampling.images",
     "sagan_tf.interpolation": "sagan_tf.sampling.interpolation",
@@ -48,7 +49,7 @@ FORWARDED = {
 
 def new_name(old):
     """The module that owns `old`'s names now (a submodule of a moved package too), or None if it did not move."""
-    for before, after in MOVED.items():
+    for before, after in sorted(MOVED.items(), key=lambda item: -len(item[0])):  # the longest match
         if old == before or old.startswith(before + "."):
             return after + old[len(before):]
     return None

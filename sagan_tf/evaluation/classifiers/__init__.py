@@ -2,7 +2,7 @@
 FID, KID, IS and precision/recall (`sagan_tf.evaluation.metrics` computes the figures from their outputs).
 
 - `classifier`: `Classifier`, the interface (resizing, batching, identity: name, content hash, tag, card).
-- `loader`: `load_classifier`: TF-GAN's Inception (TF-Hub or a local SavedModel), any SavedModel or `.keras` file,
+- `sources`: `load_classifier`: TF-GAN's Inception (TF-Hub or a local SavedModel), any SavedModel or `.keras` file,
   the shipped synthetic classifier ("synthetic").
 - `network`: `build_domain_classifier`, the small CNN of every domain classifier; `synthetic`: the one shipped for
   the embedded synthetic dataset.
@@ -27,11 +27,11 @@ from sagan_tf._lazy import lazy_exports
 
 _EXPORTS = {
     "Classifier": "classifier",
-    "load_classifier": "loader",
-    "INCEPTION_HANDLE": "loader",
-    "INCEPTION_CLASSIFIER": "loader",
-    "SYNTHETIC_CLASSIFIER": "loader",
-    "DOMAIN_CLASSIFIER": "loader",
+    "load_classifier": "sources",
+    "INCEPTION_HANDLE": "sources",
+    "INCEPTION_CLASSIFIER": "sources",
+    "SYNTHETIC_CLASSIFIER": "sources",
+    "DOMAIN_CLASSIFIER": "sources",
     "build_domain_classifier": "network",
     "dataset_fingerprint": "fingerprint",
     "SYNTHETIC_CLASSIFIER_PATH": "synthetic",

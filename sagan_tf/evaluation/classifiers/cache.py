@@ -16,7 +16,7 @@ from sagan_tf.evaluation import cache_dirs
 from sagan_tf.evaluation.classifiers import train
 from sagan_tf.evaluation.classifiers.card import CARD_FORMAT
 from sagan_tf.evaluation.classifiers.fingerprint import fingerprint_key
-from sagan_tf.evaluation.classifiers.loader import DOMAIN_CLASSIFIER
+from sagan_tf.evaluation.classifiers.sources import DOMAIN_CLASSIFIER
 
 def cache_path(directory, dataset, image_size, fingerprint):
     """The `.keras` file of the cached domain classifier of these images at `image_size`.
