@@ -190,7 +190,7 @@ def test_tensorflow_records_are_printed_once_and_its_info_left_out():
     """TensorFlow gives its logger a handler of its own while it loads: its records came out twice ("WARNING:
     tensorflow:..." and "Warning: ...") and its INFO lines past the filter. TF-GAN's KID printed TensorFlow's 7-line
     "calling map_fn_v2 ... with back_prop=False is deprecated" warning (the filter itself:
-    tests/metrics/test_scores.py)."""
+    tests/evaluation/metrics/test_scores.py)."""
     result = subprocess.run([PYTHON, "-c", TF_LOGGING_COMMAND], cwd=ROOT, env=subprocess_environment(
         TF_CPP_MIN_LOG_LEVEL=None), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -145,7 +145,7 @@ def test_a_default_cap_comes_from_the_memory_budget(tmp_path):
                                                         memory_budget_mib=50)
     # By hand: feature maps 4x4x16, 8x8x16, 16x16x8, 32x32x8, the 32x32x3 output and the 256 x 64 attention map
     # (2x2-pooled keys) are 30,976 floats; synthetic32's 78,848 floats took 1.253 MiB per image, the largest ratio of
-    # the presets (tests/test_serving_memory.py).
+    # the presets (tests/serving/test_serving_memory.py).
     per_image = 1.253 * 30976 / 78848
     assert limits["mib_per_image"] == pytest.approx(per_image, abs=1e-3)
     assert limits["max_batch_size"] == int(50 / per_image) == 101 and limits["mib_per_image_source"] == "estimated"

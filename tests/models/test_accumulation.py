@@ -188,7 +188,7 @@ def test_accumulation_under_xla_and_mixed_bfloat16():
 
 def test_accumulation_errors():
     cfg = tiny_model()
-    # A grad_accumulation that is not an integer >= 1 is TrainingConfig's to refuse (tests/test_config.py).
+    # A grad_accumulation that is not an integer >= 1 is TrainingConfig's to refuse (tests/config/test_config.py).
     model = make_gan(cfg, 3)
     assert model.get_config()["grad_accumulation"] == 3
     images, labels = data(cfg, 4)

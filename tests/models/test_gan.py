@@ -105,7 +105,7 @@ def test_ema_copies_the_generator_through_ema_start_then_averages():
         np.testing.assert_allclose(ema[i], 0.9 * before[i] + 0.1 * after[i], rtol=1e-5, atol=1e-6)
     assert not np.allclose(ema[trainable[0]], after[trainable[0]])
     assert [float(gan.ema_decay_at(step)) for step in (0, 2, 3)] == [0.0, 0.0, pytest.approx(0.9)]
-    # A negative ema_start is refused by TrainingConfig (tests/test_config.py), which the model trusts.
+    # A negative ema_start is refused by TrainingConfig (tests/config/test_config.py), which the model trusts.
 
 
 def test_logged_gradient_norms_are_the_norms_of_the_updates():
@@ -249,4 +249,4 @@ def test_constructor_validation():
     g, d = Generator(cfg), Discriminator(cfg)
     with pytest.raises(ValueError, match="latent_dim"):
         SAGAN(g, d, latent_dim=cfg.latent_dim + 1, num_classes=cfg.num_classes)
-    # d_steps, ema_decay and the other training settings are TrainingConfig's to refuse (tests/test_config.py).
+    # d_steps, ema_decay and the other training settings are TrainingConfig's to refuse (tests/config/test_config.py).

@@ -12,7 +12,7 @@ from benchmarks.multi_worker_faults import free_ports
 from sagan_tf import errors
 from sagan_tf.run import run_lock
 from sagan_tf.errors import WorkerLostError
-from tests.test_run_lock import write_record
+from tests.run.test_run_lock import write_record
 from tests.tiny import Lines, start_command
 
 

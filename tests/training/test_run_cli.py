@@ -206,7 +206,7 @@ def test_sigkill_and_sigterm_resume_exactly(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_checkpoint_the_kernel_refuses_ends_in_one_paragraph(tmp_path):
     # Fast siblings: tests/training/test_train_lib.py (a full disk injected where TensorFlow saves, then the exact
-    # resume) and tests/test_write_failures.py. Here the kernel refuses for real, without root: a file-size limit
+    # resume) and tests/run/test_write_failures.py. Here the kernel refuses for real, without root: a file-size limit
     # (ulimit -f, in KiB) below the checkpoint's 17 MB fails the write with EFBIG as a full disk would (Python
     # ignores SIGXFSZ, so the write fails instead of the process being killed).
     model_dir = tmp_path / "limited"

@@ -25,7 +25,7 @@ from sagan_tf.errors import (CheckpointError, CheckpointUnavailableError, Config
                              RunLockedError, RunLockWaitError, TrainingDivergedError, UsageError, WriteFailedError)
 from sagan_tf.models import build_sagan
 from sagan_tf.run.run_dir import RunDirectory
-from tests.test_run_lock import FakeClock, write_record
+from tests.run.test_run_lock import FakeClock, write_record
 from tests.tiny import (event_scalars, flaky_checkpoint_restore, full_disk_save, messy_image_folder, tiny_config,
                         tiny_image_folder, train_options)
 from training import distribute, train_lib

@@ -14,9 +14,10 @@ from sagan_tf.data import synthetic
 from sagan_tf.errors import ClassifierUnavailableError
 from sagan_tf.evaluation.classifiers import synthetic as synthetic_classifier
 from sagan_tf.evaluation.classifiers import train
+from tests.tiny import ROOT
 from training import train_classifier
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO_ROOT = str(ROOT)
 NUM_TEST = 1024
 
 

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import os
 
 import pytest
 
@@ -12,7 +11,7 @@ from sagan_tf.config import (MODEL_FIELDS, TRAINING_FIELDS, AttentionConfig, Exp
 from sagan_tf.errors import ConfigError
 from sagan_tf.models import Generator
 from sagan_tf.config.presets import get_preset, preset_names
-from tests.tiny import tiny_config, tiny_model
+from tests.tiny import ROOT, tiny_config, tiny_model
 
 
 def flat_dict(config):
@@ -222,7 +221,7 @@ assert not any(name.split(".")[0] in ("tensorflow", "keras", "jax") and module i
                for name, module in sys.modules.items())
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                            cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[:2] == ["Invalid TrainingConfig: augment must be one of none, diffaugment, ada",

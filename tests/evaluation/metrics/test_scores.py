@@ -12,6 +12,7 @@ import scipy.special
 
 from sagan_tf.evaluation import metrics
 from sagan_tf.evaluation.metrics import tfgan_bridge
+from tests.tiny import ROOT
 
 
 def numpy_fid(x, y):
@@ -62,8 +63,7 @@ def test_importing_metrics_package_is_lazy():
         "if x in sys.modules and x not in before]; "
         "print(heavy); assert not heavy, heavy"
     )
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
