@@ -1,8 +1,8 @@
 """The checkpoints of a run directory, with one owner: how they are named, saved, found, restored, kept as the best,
 and cleaned up after an interrupted write.
 
-    checkpoints/ckpt-<step>.index, .data-*   the rotating ones (the latest `keep_checkpoints`), numbered by training
-    checkpoints/checkpoint                   step; TensorFlow's `CheckpointManager` index of them
+    checkpoints/ckpt-<step>.index, .data-*   the rotating ones (the latest `keep_checkpoints`), by training step
+    checkpoints/checkpoint                   TensorFlow's `CheckpointManager` index of them (it names the latest)
     checkpoints/best/ckpt-<step>.*           the best evaluated one (`write_best`), kept apart from the rotating ones
     checkpoints/best/best.json               its record: step, checkpoint, metric, mode, value, figures
     tmp_checkpoints_worker<N>/               a non-chief worker's copies under multi-worker training (only the

@@ -1,4 +1,5 @@
-"""The run directory: the layout a training run writes, and the one place that reads, writes and resumes it.
+"""The run directory: the layout a training run writes, and the one place that reads and writes its config and class
+names and checks a resume (its checkpoints are `sagan_tf.run.checkpoint_store`'s).
 
     <model_dir>/
       config.json                 the run's `ExperimentConfig` (format 2; flat format-1 files of older runs are read)
