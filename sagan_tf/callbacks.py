@@ -1,6 +1,6 @@
 """Keras callbacks for training a `sagan_tf.models.SAGAN` with plain `model.fit`.
 
-    checkpointer = tf.train.CheckpointManager(checkpoint.gan_checkpoint(model), "run/checkpoints", max_to_keep=3)
+    store = CheckpointStore("run", checkpoint.gan_checkpoint(model), keep_checkpoints=3)
     writer = tf.summary.create_file_writer("run")
     model.fit(dataset, steps_per_epoch=1000, callbacks=[
         callbacks.NonFiniteGuard(),
@@ -8,7 +8,7 @@
         callbacks.ProgressLogger(total_steps=1000, every_n_steps=50, summary_writer=writer),
         callbacks.SampleGrid("run/samples", every_n_steps=200, summary_writer=writer),
         callbacks.EvaluateEvery(500, evaluation.Evaluator.create("synthetic", 32), summary_writer=writer),
-        callbacks.CheckpointEvery(checkpointer, every_n_steps=500),
+        callbacks.CheckpointEvery(store, every_n_steps=500),
     ])
 
 The training step is the generator optimizer's `iterations` (`global_step`): the number of generator updates,
@@ -28,7 +28,6 @@ Each callback is independent; put `NonFiniteGuard` first, so that no later one a
 the final state.
 """
 
-import contextlib
 import json
 import signal
 import threading
@@ -39,11 +38,10 @@ import numpy as np
 import tensorflow as tf
 
 from sagan_tf import health
-from sagan_tf.run import checkpoint, write_failures
+from sagan_tf.run import checkpoint
 from sagan_tf.sampling import images, summaries
 from sagan_tf.errors import TrainingDivergedError
 from sagan_tf.evaluation.evaluator import FIGURES, NEAREST_NEIGHBOUR_FIGURES
-from sagan_tf.run.run_dir import RunDirectory
 
 #: Health signals shown as one "D/G" pair each in the progress line (TensorBoard keeps the separate names).
 _PAIRED_LOGS = {"grad D/G": ("d_grad_norm", "g_grad_norm"), "sn D/G": ("d_spectral_norm", "g_spectral_norm")}
@@ -279,21 +277,21 @@ class NonFiniteGuard(PeriodicCallback):
 
 
 class CheckpointEvery(PeriodicCallback):
-    """Saves a `tf.train.CheckpointManager`'s checkpoint every `every_n_steps` steps and at the end of training.
+    """Saves a `CheckpointStore`'s state every `every_n_steps` steps and at the end of training.
 
-    Checkpoints are numbered by training step (`ckpt-<step>`). TensorFlow writes a checkpoint's data files before it
-    rewrites the manager's `checkpoint` index file, so a process killed at any moment leaves `latest_checkpoint`
-    pointing at a complete checkpoint.
+    Checkpoints are numbered by training step (`CheckpointStore.save`). TensorFlow writes a checkpoint's data files
+    before it rewrites the manager's `checkpoint` index file, so a process killed at any moment leaves the latest
+    checkpoint pointing at a complete one.
 
     Args:
-      manager: the `tf.train.CheckpointManager` (e.g. of `checkpoint.gan_checkpoint(model)`).
+      store: the `CheckpointStore` with the training state (e.g. `checkpoint.gan_checkpoint(model)`).
       every_n_steps: period in training steps; 0 saves only at the end.
       save_at_end: also save when training ends (normally, or stopped by `GracefulStop`).
     """
 
-    def __init__(self, manager, every_n_steps, save_at_end=True):
+    def __init__(self, store, every_n_steps, save_at_end=True):
         super().__init__(every_n_steps, at_end=save_at_end)
-        self.manager = manager
+        self.store = store
 
     @property
     def last_saved_step(self):
@@ -308,8 +306,8 @@ class CheckpointEvery(PeriodicCallback):
           WriteFailedError: the filesystem refused the write; its partial files are removed, and the message names
             the last good checkpoint.
         """
-        refuse_nonfinite_state(self.model, f"checkpoint ckpt-{step}", step)
-        path = write_failures.save_checkpoint(self.manager, step, self.last_saved_step)
+        refuse_nonfinite_state(self.model, f"checkpoint {self.store.name(step)}", step)
+        path = self.store.save(step, self.last_saved_step)
         self.last_step = step
         return path
 
@@ -317,9 +315,8 @@ class CheckpointEvery(PeriodicCallback):
         self.save(step)
 
     def on_train_begin(self, logs=None):
-        latest = self.manager.latest_checkpoint
-        if latest is not None and self.last_step is None:
-            self.last_step = int(latest.rsplit("-", 1)[-1])
+        if self.last_step is None:
+            self.last_step = self.store.last_saved_step()
         super().on_train_begin(logs)
 
 
@@ -583,41 +580,37 @@ class BestCheckpoint(keras.callbacks.Callback):
     """Keeps the checkpoint with the best evaluation so far apart from the rotating latest ones.
 
     Whenever its `EvaluateEvery` has just evaluated the current step (at the start, every period and at the end of
-    training) and the figure `metric` beats the best so far, it writes the training state to
-    `<run>/checkpoints/best/ckpt-<step>` (`tf.train.Checkpoint.write`: the index and data files, without the
-    manager's `checkpoint` state file and without rotation), records it in best.json (`RunDirectory.best_record`:
-    step, checkpoint, metric, mode, value, figures, and what they were measured with: the classifier's tag and the
-    numbers of generated and real samples), and only then deletes the one best.json named before, so best.json
-    always names a complete checkpoint; when best.json cannot be written, the new checkpoint is deleted again, so
-    that none is left that no record names. A resumed run starts from the record in best.json (when it was chosen by
-    the same metric), so a worse evaluation never replaces a better one; figures measured otherwise (another
-    classifier or sample count, e.g. a resume with other --classifier or --eval_samples) are not comparable, so the
-    first such evaluation replaces the record.
+    training) and the figure `metric` beats the best so far, it keeps the training state as the best checkpoint in
+    `<run>/checkpoints/best/` (`CheckpointStore.write_best`, then `record_best`: its record in best.json, and only
+    then the one best.json named before is deleted, so best.json always names a complete checkpoint; when best.json
+    cannot be written, the new checkpoint is deleted again). The record holds step, checkpoint, metric, mode, value,
+    figures, and what they were measured with: the classifier's tag and the numbers of generated and real samples.
+    A resumed run starts from the record in best.json (when it was chosen by the same metric), so a worse evaluation
+    never replaces a better one; figures measured otherwise (another classifier or sample count, e.g. a resume with
+    other --classifier or --eval_samples) are not comparable, so the first such evaluation replaces the record.
     `--checkpoint=best` of the inference commands reads that record. Put it after the `EvaluateEvery` it reads.
 
     Args:
-      checkpoint: the `tf.train.Checkpoint` of the training state (e.g. `checkpoint.gan_checkpoint(model)`).
-      run_dir: the `RunDirectory` (or its path).
+      store: the `CheckpointStore` with the training state (e.g. `checkpoint.gan_checkpoint(model)`).
       evaluate: the `EvaluateEvery` whose `history` ({step: figures}) it reads.
       metric: a figure of `METRIC_MODES` ("fid" by default).
       print_fn: where its lines go; default `print`.
     """
 
-    def __init__(self, checkpoint, run_dir, evaluate, metric="fid", print_fn=None):
+    def __init__(self, store, evaluate, metric="fid", print_fn=None):
         super().__init__()
-        self.checkpoint = checkpoint
-        self.run_dir = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
+        self.store = store
         self.evaluate = evaluate
         self.metric, self.mode = parse_best_metric(metric)
         self.print_fn = print_fn or print
         self.best = None  # the record of the best checkpoint
         self._considered = None
-        record = self.run_dir.best_record()
+        record = self.store.best_record()
         self._recorded_step = None if record is None else record.get("step")  # of the checkpoint best.json names
         if record is not None and record.get("metric") == self.metric and record.get("mode") == self.mode:
             self.best = record
         elif record is not None:
-            self.print_fn(f"{self.run_dir.best_dir} holds the best checkpoint by {record.get('metric')}; now "
+            self.print_fn(f"{self.store.best_dir} holds the best checkpoint by {record.get('metric')}; now "
                           f"choosing by {self.metric}, the next evaluation replaces it.")
 
     def better(self, value):
@@ -648,34 +641,21 @@ class BestCheckpoint(keras.callbacks.Callback):
         if not self.better(float(value)):
             return None
         refuse_nonfinite_state(self.model, "the best checkpoint", step)
-        path = write_failures.write_checkpoint(self.checkpoint, self.run_dir.best_checkpoint_path(step))
+        path = self.store.write_best(step)
         named = self._recorded_step
-        record = {"step": int(step), "checkpoint": path, "metric": self.metric, "mode": self.mode,
-                  "value": float(value), "measured_with": measured_with,
+        record = {"metric": self.metric, "mode": self.mode, "value": float(value), "measured_with": measured_with,
                   "figures": {k: v for k, v in figures.items()
                               if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}}
         try:
-            self.run_dir.write_best_record(record)
+            self.store.record_best(step, path, record, replaced_step=named)
         except BaseException:
-            # best.json (written atomically) still names the checkpoint it named, not yet deleted: the new one would
-            # be a complete checkpoint that no record names and no later run removes. (At the named checkpoint's own
-            # step the write replaced its files, which the record goes on naming.)
-            if named != step:
-                with contextlib.suppress(OSError, tf.errors.OpError):  # the write's error is the one to report
-                    self._remove(step)
+            if named != step:  # `record_best` removed the new checkpoint
                 self.print_fn(f"Could not record the best checkpoint of step {step} in best.json, so that checkpoint "
                               "was removed: best.json names the checkpoint it named before.")
             raise
-        self.best, self._recorded_step = record, step
-        if named is not None and named != step:  # also one chosen by another metric
-            self._remove(named)
+        self.best, self._recorded_step = {"step": int(step), "checkpoint": path, **record}, step
         self.print_fn(f"Best checkpoint: step {step}, {self.metric} {float(value):.4g} -> {path}.")
         return path
-
-    def _remove(self, step):
-        """Deletes the best checkpoint of `step` (its files)."""
-        for stale in tf.io.gfile.glob(self.run_dir.best_checkpoint_path(step) + ".*"):
-            tf.io.gfile.remove(stale)
 
     # The `EvaluateEvery` before it has just evaluated the current state when its `last_step` is new: no need to
     # read the step from the device.

@@ -21,7 +21,7 @@ from sagan_tf.evaluation import evaluator as evaluation
 from sagan_tf.sampling import images
 from sagan_tf.errors import TrainingDivergedError, WriteFailedError
 from sagan_tf.models import build_sagan
-from sagan_tf.run.run_dir import RunDirectory
+from sagan_tf.run.checkpoint_store import CheckpointStore
 from tests.tiny import event_scalars, tiny_config
 
 
@@ -92,8 +92,8 @@ def test_periodic_schedule_validates_its_period(every):
 
 def test_checkpoint_every_saves_on_crossings_and_at_the_end(tmp_path):
     gan = make_gan(tiny_config())
-    manager = tf.train.CheckpointManager(checkpoint.gan_checkpoint(gan), str(tmp_path), max_to_keep=10)
-    callback = callbacks.CheckpointEvery(manager, every_n_steps=3)
+    store = CheckpointStore(tmp_path, checkpoint.gan_checkpoint(gan), keep_checkpoints=10)
+    callback = callbacks.CheckpointEvery(store, every_n_steps=3)
     callback.set_model(gan)
     callback.on_train_begin()
     for step in (1, 2, 3, 4, 5, 7):  # 7: a batch that ran two steps crosses 6
@@ -101,12 +101,12 @@ def test_checkpoint_every_saves_on_crossings_and_at_the_end(tmp_path):
         callback.on_train_batch_begin(step)  # `step` batches have run
     set_step(gan, 8)
     callback.on_train_end()
-    numbers = sorted(int(p.split("-")[-1].split(".")[0]) for p in glob.glob(f"{tmp_path}/ckpt-*.index"))
+    numbers = sorted(int(p.split("-")[-1].split(".")[0]) for p in glob.glob(f"{tmp_path}/checkpoints/ckpt-*.index"))
     assert numbers == [3, 7, 8]
-    assert manager.latest_checkpoint.endswith("ckpt-8")
+    assert store.latest().endswith("ckpt-8")
     # Ending again at the same step does not save twice.
     callback.on_train_end()
-    assert len(glob.glob(f"{tmp_path}/ckpt-*.index")) == 3
+    assert len(glob.glob(f"{tmp_path}/checkpoints/ckpt-*.index")) == 3
 
 
 @pytest.mark.parametrize("num_classes", [3, 0])
@@ -291,8 +291,7 @@ def test_non_finite_guard_checks_the_weights_at_its_cadence():
 
 def test_checkpoint_every_never_writes_a_non_finite_state(tmp_path):
     gan = make_gan(tiny_config())
-    manager = tf.train.CheckpointManager(checkpoint.gan_checkpoint(gan), str(tmp_path), max_to_keep=3)
-    callback = callbacks.CheckpointEvery(manager, every_n_steps=1)
+    callback = callbacks.CheckpointEvery(CheckpointStore(tmp_path, checkpoint.gan_checkpoint(gan)), every_n_steps=1)
     callback.set_model(gan)
     assert checkpoint.nonfinite_variables(gan) == []
     callback.save(1)
@@ -301,7 +300,7 @@ def test_checkpoint_every_never_writes_a_non_finite_state(tmp_path):
     assert checkpoint.nonfinite_variables(gan) == [slot.path]
     with pytest.raises(TrainingDivergedError, match=r"Refusing to write checkpoint ckpt-2 at step 2: 1 variable"):
         callback.save(2)
-    assert [os.path.basename(p) for p in glob.glob(f"{tmp_path}/ckpt-*.index")] == ["ckpt-1.index"]
+    assert [os.path.basename(p) for p in glob.glob(f"{tmp_path}/checkpoints/ckpt-*.index")] == ["ckpt-1.index"]
     assert callback.last_saved_step == 1
 
 
@@ -321,9 +320,9 @@ class FakeEvaluations:
 def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(tmp_path):
     gan = make_gan(tiny_config())
     state = checkpoint.gan_checkpoint(gan)
-    run = RunDirectory(tmp_path)
+    run = CheckpointStore(tmp_path, state)
     history, lines = {}, []
-    best = callbacks.BestCheckpoint(state, run, FakeEvaluations(history, gan), print_fn=lines.append)
+    best = callbacks.BestCheckpoint(run, FakeEvaluations(history, gan), print_fn=lines.append)
     best.set_model(gan)
     for step, fid in ((0, 90.0), (2, 40.0), (4, 55.0), (5, float("nan"))):
         set_step(gan, step)
@@ -334,17 +333,17 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
     best.on_train_end()
     record = run.best_record()
     assert (record["step"], record["metric"], record["mode"], record["value"]) == (2, "fid", "min", 40.0)
-    assert record["figures"]["inception_score"] == 3.0 and record["checkpoint"] == run.best_checkpoint_path(2)
+    assert record["figures"]["inception_score"] == 3.0 and record["checkpoint"] == run.best_path(2)
     assert sorted(os.listdir(run.best_dir)) == ["best.json", "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
-    assert run.find_checkpoint("best") == run.best_checkpoint_path(2) == run.find_checkpoint(2)
+    assert run.find("best") == run.best_path(2) == run.find(2)
     # It holds the state of step 2 (whose first generator weight was set to 2), not that of a later step.
     reloaded = make_gan(tiny_config())
-    checkpoint.restore_network(reloaded.generator, run.best_checkpoint_path(2), checkpoint.GENERATOR)
+    checkpoint.restore_network(reloaded.generator, run.best_path(2), checkpoint.GENERATOR)
     np.testing.assert_array_equal(reloaded.generator.weights[0], 2.0)
     assert len(lines) == 2 and lines[-1].startswith("Best checkpoint: step 2, fid 40")
 
     # A resumed run keeps the record: a worse evaluation does not replace it, a better one does.
-    resumed = callbacks.BestCheckpoint(state, run, FakeEvaluations({6: {"fid": 41.0, "num_samples": 8},
+    resumed = callbacks.BestCheckpoint(run, FakeEvaluations({6: {"fid": 41.0, "num_samples": 8},
                                                                     8: {"fid": 30.0, "num_samples": 8}}, gan))
     resumed.set_model(gan)
     for step in (6, 8):
@@ -355,7 +354,7 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
     assert run.best_record()["step"] == 8
     assert sorted(os.listdir(run.best_dir)) == ["best.json", "ckpt-8.data-00000-of-00001", "ckpt-8.index"]
     # Higher is better for the Inception Score; other figures need a direction.
-    by_is = callbacks.BestCheckpoint(state, RunDirectory(tmp_path / "is"), FakeEvaluations(
+    by_is = callbacks.BestCheckpoint(CheckpointStore(tmp_path / "is", state), FakeEvaluations(
         {1: {"inception_score": 2.0}, 2: {"inception_score": 1.5}}, gan), metric="inception_score")
     by_is.set_model(gan)
     for step in (1, 2):
@@ -369,14 +368,14 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
         return {"fid": fid, "num_samples": samples,
                 "provenance": {"classifier": {"tag": tag}, "num_generated": samples, "num_real": 32}}
 
-    other = RunDirectory(tmp_path / "classifiers")
-    first = callbacks.BestCheckpoint(state, other, FakeEvaluations({10: measured(30.0, "keras-aaaa")}, gan))
+    other = CheckpointStore(tmp_path / "classifiers", state)
+    first = callbacks.BestCheckpoint(other, FakeEvaluations({10: measured(30.0, "keras-aaaa")}, gan))
     first.set_model(gan)
     set_step(gan, 10)
     first.on_train_batch_begin(0)
     assert other.best_record()["measured_with"] == {"classifier": "keras-aaaa", "num_generated": 8, "num_real": 32}
     notes = []
-    switched = callbacks.BestCheckpoint(state, other, FakeEvaluations(
+    switched = callbacks.BestCheckpoint(other, FakeEvaluations(
         {12: measured(45.0, "domain-bbbb"), 14: measured(50.0, "domain-bbbb")}, gan), print_fn=notes.append)
     switched.set_model(gan)
     for step in (12, 14):
@@ -392,9 +391,9 @@ def test_best_checkpoint_keeps_the_best_evaluation_apart_and_survives_a_resume(t
 def test_a_best_record_that_cannot_be_written_leaves_no_checkpoint_it_does_not_name(tmp_path, monkeypatch):
     gan = make_gan(tiny_config())
     state = checkpoint.gan_checkpoint(gan)
-    run, lines = RunDirectory(tmp_path), []
+    run, lines = CheckpointStore(tmp_path, state), []
     history = {2: {"fid": 40.0}, 4: {"fid": 30.0}, 6: {"fid": 20.0}}
-    best = callbacks.BestCheckpoint(state, run, FakeEvaluations(history, gan), print_fn=lines.append)
+    best = callbacks.BestCheckpoint(run, FakeEvaluations(history, gan), print_fn=lines.append)
     best.set_model(gan)
     set_step(gan, 2)
     best.on_train_batch_begin(0)
@@ -419,7 +418,7 @@ def test_a_best_record_that_cannot_be_written_leaves_no_checkpoint_it_does_not_n
     assert run.best_record()["step"] == 6
     assert sorted(os.listdir(run.best_dir)) == ["best.json", "ckpt-6.data-00000-of-00001", "ckpt-6.index"]
     # A record chosen by another metric: its checkpoint goes once best.json names a new one.
-    by_is = callbacks.BestCheckpoint(state, run, FakeEvaluations({8: {"inception_score": 2.0}}, gan),
+    by_is = callbacks.BestCheckpoint(run, FakeEvaluations({8: {"inception_score": 2.0}}, gan),
                                      metric="inception_score", print_fn=lines.append)
     by_is.set_model(gan)
     set_step(gan, 8)

@@ -1,9 +1,10 @@
 """Training a SAGAN model: `run(config, options)` (used by `python -m training.run`).
 
 The run directory (`sagan_tf.run.run_dir`) holds everything a run writes and needs to resume: config.json (the
-`ExperimentConfig`; resuming with an incompatible one is refused), class_names.json, checkpoints/ckpt-<step>
-(`checkpoint.gan_checkpoint`), samples/step_*.png (grids of fixed latents from the sampling (EMA) generator) and
-TensorBoard events (losses, health signals, attention gammas, throughput, sample grids, eval/<classifier tag>/fid ...).
+`ExperimentConfig`; resuming with an incompatible one is refused), class_names.json, checkpoints/
+(`checkpoint.gan_checkpoint`, saved and restored by `sagan_tf.run.checkpoint_store`), samples/step_*.png (grids of
+fixed latents from the sampling (EMA) generator) and TensorBoard events (losses, health signals, attention gammas,
+throughput, sample grids, eval/<classifier tag>/fid ...).
 
 The step is the generator optimizer's update count. Rerunning into the same `model_dir` restores the latest
 checkpoint and trains on to `config.training.train_steps`. One run at a time writes into a `model_dir`: the chief
@@ -27,7 +28,6 @@ before training trades speed for repeatable GPU steps).
 
 import dataclasses
 import hashlib
-import os
 import time
 from typing import Any, Optional
 
@@ -40,10 +40,11 @@ from sagan_tf.run import checkpoint, run_lock, write_failures
 from sagan_tf.evaluation.classifiers import cache as classifier_cache
 from sagan_tf.config import ExperimentConfig, setting
 from sagan_tf.errors import (CheckpointError, CheckpointUnavailableError, ClassifierUnavailableError, ConfigError,
-                             DamagedCheckpointError, TrainingDivergedError, UsageError)
+                             TrainingDivergedError, UsageError)
 from sagan_tf.evaluation.evaluator import EvalConfig, Evaluator
 from sagan_tf.models import build_sagan, check_replica_settings
-from sagan_tf.run.run_dir import RunDirectory, checkpoint_step
+from sagan_tf.run.checkpoint_store import CheckpointStore, checkpoint_step
+from sagan_tf.run.run_dir import RunDirectory
 from training import distribute, worker_faults
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -388,7 +389,10 @@ class Trainer:
         keras.mixed_precision.set_global_policy(options.mixed_precision)
         try:
             self.model = self._build_model()
-            self.manager = self._checkpoint_manager()
+            # MultiWorkerMirroredStrategy: every worker takes part in saving; only the chief's copy is kept.
+            self.store = CheckpointStore(self.run_dir, checkpoint.gan_checkpoint(self.model),
+                                         options.keep_checkpoints,
+                                         worker=None if self.chief else distribute.task_id(self.strategy))
             self.step = self._restore()
             self.evaluator = self._build_evaluator()
         except BaseException:
@@ -419,9 +423,9 @@ class Trainer:
                                                     print_fn=logging.info)
         self.best = None
         if self.evaluate is not None:  # the chief's: it alone evaluates, and it alone writes the best checkpoint
-            self.best = callbacks.BestCheckpoint(self.manager.checkpoint, self.run_dir, self.evaluate,
-                                                 options.best_metric, print_fn=logging.info)
-        self.checkpointer = callbacks.CheckpointEvery(self.manager, options.checkpoint_every)
+            self.best = callbacks.BestCheckpoint(self.store, self.evaluate, options.best_metric,
+                                                 print_fn=logging.info)
+        self.checkpointer = callbacks.CheckpointEvery(self.store, options.checkpoint_every)
         if self.restored_checkpoint is not None:
             self.checkpointer.last_step = self.step
         self.rollbacks = []
@@ -463,22 +467,14 @@ class Trainer:
                                jit_compile="auto" if options.jit_compile is None else options.jit_compile,
                                steps_per_execution=options.steps_per_execution)
 
-    def _checkpoint_manager(self):
-        directory = self.run_dir.checkpoint_dir
-        if not self.chief:
-            # MultiWorkerMirroredStrategy: every worker takes part in saving; only the chief's copy is kept.
-            directory = os.path.join(self.run_dir.path, f"tmp_checkpoints_worker{distribute.task_id(self.strategy)}")
-        return tf.train.CheckpointManager(checkpoint.gan_checkpoint(self.model), directory,
-                                          max_to_keep=self.options.keep_checkpoints)
-
     def _restore(self):
         """Restores the checkpoint to resume from, if any; returns the training step.
 
-        That is the newest readable checkpoint of the run directory: one whose files are damaged (truncated,
-        corrupt) is skipped with a warning naming it, and the one before it is tried; a passing storage error is
-        retried (`checkpoint.read_checkpoint`) and, when it outlasts the retries, stops the run instead of falling
-        back. Across workers, every worker resumes from the chief's choice (`_agree_on_checkpoint`).
-        `self.restored_checkpoint` is the path restored (None for a new run).
+        That is the newest readable checkpoint of the run directory (`CheckpointStore.restore_newest`): one whose
+        files are damaged (truncated, corrupt) is skipped with a warning naming it, and the one before it is tried; a
+        passing storage error is retried (`checkpoint.read_checkpoint`) and, when it outlasts the retries, stops the
+        run instead of falling back. Across workers, every worker resumes from the chief's choice
+        (`_agree_on_checkpoint`). `self.restored_checkpoint` is the path restored (None for a new run).
 
         Raises:
           CheckpointUnavailableError: storage did not serve the checkpoint to resume from (here or on another
@@ -487,9 +483,9 @@ class Trainer:
             here or on another worker.
         """
         self.restored_checkpoint = None
-        candidates = self.run_dir.resume_candidates()
+        candidates = self.store.resume_candidates()
         try:
-            path, failure = self._restore_newest(candidates), None
+            path, failure = self.store.restore_newest(self.options.mixed_precision, candidates), None
         except (UsageError, CheckpointUnavailableError) as error:
             path, failure = None, error
         if distribute.num_workers(self.strategy) > 1:
@@ -502,32 +498,6 @@ class Trainer:
         logging.info("Restored %s: step %d.", path, step)
         self.restored_checkpoint = path
         return step
-
-    def _restore_newest(self, candidates):
-        """Restores the newest of `candidates` ([(step, path)], newest first) whose files are not damaged; returns
-        its path (None without candidates).
-
-        Raises:
-          DamagedCheckpointError: every one is damaged.
-          CheckpointUnavailableError, UsageError: see `_restore_checkpoint`.
-        """
-        damaged = []
-        for _, path in candidates:
-            try:
-                self._restore_checkpoint(path)
-            except DamagedCheckpointError as error:
-                damaged.append(path)
-                logging.warning("%s Trying the checkpoint before it.", error)
-                continue
-            if damaged:
-                logging.warning("Resuming from %s: the newer checkpoint(s) %s cannot be read (see above) and will be "
-                                "overwritten as training reaches their steps again.", path, ", ".join(damaged))
-            return path
-        if not candidates:
-            return None
-        raise DamagedCheckpointError(
-            f"Every checkpoint in {self.run_dir.checkpoint_dir} is damaged ({', '.join(damaged)}; see the warnings "
-            "above), so training cannot resume. Move them away to start the run over, or choose a new --model_dir.")
 
     #: What a worker reports to the others about its restore (`_agree_on_checkpoint`).
     _RESTORED, _UNAVAILABLE, _FAILED = 0, 1, 2
@@ -582,47 +552,19 @@ class Trainer:
         failure = None
         if own_step != chief_step and chief_step is None:
             failure = CheckpointError(
-                f"The chief found no checkpoint to resume from in {self.run_dir.checkpoint_dir}, but {own_task} found "
+                f"The chief found no checkpoint to resume from in {self.store.directory}, but {own_task} found "
                 f"{path}: the workers do not see the same --model_dir. Every worker must read and write the same "
                 "directory (shared storage, e.g. gs://).")
         elif own_step != chief_step:
             logging.warning("The chief resumes from step %d and %s found %s: it resumes from the chief's checkpoint.",
                             chief_step, own_task, path)
-            path = dict(candidates).get(chief_step) or self.run_dir.checkpoint_path(chief_step)
+            path = dict(candidates).get(chief_step) or self.store.path(chief_step)
             try:
-                self._restore_checkpoint(path)
+                self.store.restore(path, self.options.mixed_precision)
             except (UsageError, CheckpointUnavailableError) as error:
                 failure = error
         stop_if_failed(gather(chief_step, self._RESTORED if failure is None else status_of(failure)), failure)
         return path
-
-    def _restore_checkpoint(self, path):
-        """Restores the whole training state from `path`.
-
-        Raises:
-          DamagedCheckpointError: its files cannot be read back.
-          CheckpointUnavailableError: storage did not serve it (`checkpoint.read_checkpoint`).
-          UsageError: it cannot be read (`CheckpointError`), or it was written with other settings (architecture, EMA,
-            float16 loss scaling).
-        """
-        scaled = checkpoint.uses_loss_scaling(path)
-        if scaled != (self.options.mixed_precision == "mixed_float16"):
-            written = "with" if scaled else "without"
-            raise UsageError(
-                f"Checkpoint {path} was written {written} float16 loss scaling, so it cannot resume with "
-                f"--mixed_precision={self.options.mixed_precision}; resume with "
-                f"{'--mixed_precision=mixed_float16' if scaled else 'float32 or mixed_bfloat16'}, or choose a new "
-                "--model_dir.")
-        try:
-            checkpoint.read_checkpoint(lambda: self.manager.checkpoint.restore(path).assert_existing_objects_matched(),
-                                       path, "it cannot be read back")
-        except UsageError:  # a `ValueError` too, but about its files, not its fit
-            raise
-        except (AssertionError, ValueError) as error:
-            raise UsageError(
-                f"Checkpoint {path} does not fit this model ({str(error).splitlines()[0]}). It was probably written "
-                "with other settings (architecture, ema_decay or --mixed_precision=mixed_float16 loss scaling); "
-                "resume with those, or choose a new --model_dir.") from None
 
     def _build_evaluator(self):
         """The `Evaluator` of the chief, or None (evaluation off, or its classifier unavailable).
@@ -670,7 +612,7 @@ class Trainer:
     def _last_good_checkpoint(self):
         """The path of the last checkpoint this run wrote or restored (`write_failures.NO_CHECKPOINT`: none)."""
         saved = self.checkpointer.last_saved_step
-        return write_failures.NO_CHECKPOINT if saved is None else self.run_dir.checkpoint_path(saved)
+        return write_failures.NO_CHECKPOINT if saved is None else self.store.path(saved)
 
     def _train(self):
         target = self.config.training.train_steps
@@ -717,13 +659,11 @@ class Trainer:
                 raise
             saved = self.checkpointer.last_saved_step
             raise worker_faults.lost_worker_error(error, distribute.task_name(self.strategy),
-                                                  None if saved is None else self.run_dir.checkpoint_path(saved)
-                                                  ) from None
+                                                  None if saved is None else self.store.path(saved)) from None
         finally:
-            if not self.chief and tf.io.gfile.exists(self.manager.directory):
-                tf.io.gfile.rmtree(self.manager.directory)
+            self.store.remove_worker_copies()
         stopped = self.stopper.signal_received if self.stopper is not None else None
-        latest = self.run_dir.checkpoint_path(self.checkpointer.last_saved_step)
+        latest = self.store.path(self.checkpointer.last_saved_step)
         if stopped is not None:
             logging.warning("Stopped at step %d; checkpoint %s. Rerun the same command%s to continue.", self.step,
                             latest, " on every worker" if distribute.num_workers(self.strategy) > 1 else "")
@@ -761,7 +701,7 @@ class Trainer:
         """
         options = self.options
         saved = self.checkpointer.last_saved_step  # written or restored by this run, so finite and readable
-        last_good = None if saved is None else self.run_dir.checkpoint_path(saved)
+        last_good = None if saved is None else self.store.path(saved)
         where = (f"the last good checkpoint is {last_good} (no checkpoint with a non-finite value is ever written)"
                  if last_good else "no checkpoint was written before it")
         if last_good and options.on_nonfinite == "rollback":
@@ -793,7 +733,7 @@ class Trainer:
             step=self.step,
             logs=dict(self.progress.last_logs),
             model_dir=self.run_dir.path,
-            checkpoint=self.run_dir.latest_checkpoint(),
+            checkpoint=self.store.latest(),
             sample_grid=self.sampler.last_path if self.sampler is not None else None,
             stopped_by_signal=stopped,
             model=self.model,

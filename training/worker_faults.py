@@ -20,12 +20,12 @@ complete, and they fail with a traceback and without the checkpoint the signal w
 import logging
 import re
 import signal
-import tempfile
 import threading
 
 import tensorflow as tf
 
 from sagan_tf import callbacks
+from sagan_tf.run import checkpoint_store
 from sagan_tf.errors import WorkerLostError
 
 #: The exit status of a worker stopped because another worker received a stop signal: 128 + SIGTERM, the status
@@ -90,9 +90,8 @@ class CoordinatedStop(callbacks.GracefulStop):
             tf_logger.addFilter(_not_the_handlers_own_deprecation)
         if not getattr(threading.excepthook, "quiets_handler_threads", False):
             threading.excepthook = _quiet_handler_threads(threading.excepthook)
-        with tempfile.TemporaryDirectory() as empty:
-            # The handler wants a checkpoint manager to restore from when it starts; this run restores its own.
-            manager = tf.train.CheckpointManager(tf.train.Checkpoint(), empty, max_to_keep=1)
+        # The handler wants a checkpoint manager to restore from when it starts; this run restores its own.
+        with checkpoint_store.empty_manager() as manager:
             self.handler = tf.distribute.experimental.PreemptionCheckpointHandler(strategy.cluster_resolver, manager,
                                                                                   termination_config=config)
 

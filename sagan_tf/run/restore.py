@@ -8,7 +8,8 @@
 (`.weights.h5`), e.g. `model.ema_generator` of a `SAGAN` trained on JAX: the formats do not depend on the backend.
 
 Only the generator's variables are read; the discriminator and the optimizers in the checkpoint are ignored. The
-run directory's layout is `sagan_tf.run.run_dir`'s, the checkpoint's contents `sagan_tf.run.checkpoint`'s.
+run directory's layout is `sagan_tf.run.run_dir`'s, finding its checkpoints `sagan_tf.run.checkpoint_store`'s, the
+checkpoint's contents `sagan_tf.run.checkpoint`'s.
 """
 
 import dataclasses
@@ -23,7 +24,8 @@ from sagan_tf.run import checkpoint as checkpoint_io
 from sagan_tf.config import ExperimentConfig, ModelConfig, as_model_config
 from sagan_tf.errors import CheckpointError, ConfigError, DamagedCheckpointError, UsageError
 from sagan_tf.models import Generator
-from sagan_tf.run.run_dir import RunDirectory, checkpoint_step
+from sagan_tf.run.checkpoint_store import CheckpointStore, checkpoint_step
+from sagan_tf.run.run_dir import RunDirectory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +116,7 @@ def restore_generator(model_dir, checkpoint=None, use_ema=True, data_dir=None):
     Args:
       model_dir: the training run directory (config.json, checkpoints/).
       checkpoint: None or "latest", "best", a step number, or a checkpoint path prefix; see
-        `RunDirectory.find_checkpoint`.
+        `CheckpointStore.find`.
       use_ema: restore the EMA weights (what sampling, evaluation and export use by default). A run trained with
         `ema_decay=None` has none; its generator is restored instead and `ema` is False in the result.
       data_dir: where to look up the dataset's class names for runs that recorded none (see `class_names_of`).
@@ -128,7 +130,8 @@ def restore_generator(model_dir, checkpoint=None, use_ema=True, data_dir=None):
     """
     run = RunDirectory(model_dir)
     config = run.read_config()
-    path = run.find_checkpoint(checkpoint)
+    store = CheckpointStore(run)
+    path = store.find(checkpoint)
     try:
         generator = build_generator(config.model)
     except ConfigError as error:
@@ -138,7 +141,7 @@ def restore_generator(model_dir, checkpoint=None, use_ema=True, data_dir=None):
         checkpoint_io.restore_network(generator, path,
                                       checkpoint_io.EMA_GENERATOR if ema else checkpoint_io.GENERATOR)
     except DamagedCheckpointError as error:
-        others = [str(step) for step, prefix in run.checkpoints() if prefix != path]
+        others = [str(step) for step, prefix in store.checkpoints() if prefix != path]
         raise DamagedCheckpointError(
             f"{error} Pass another checkpoint with --checkpoint=<step> (other steps in {run.checkpoint_dir}: "
             f"{', '.join(others) or 'none'}), or --checkpoint=best if the run kept one.") from None

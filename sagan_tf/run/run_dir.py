@@ -1,10 +1,12 @@
-"""The run directory: the layout a training run writes, and the one place that reads, writes and resumes it.
+"""The run directory: the layout a training run writes, and the one place that reads and writes its config and class
+names and checks a resume (its checkpoints are `sagan_tf.run.checkpoint_store`'s).
 
     <model_dir>/
       config.json                 the run's `ExperimentConfig` (format 2; flat format-1 files of older runs are read)
       class_names.json            the names of the classes it was trained on, in label order (runs since class names)
       checkpoints/ckpt-<step>.*   `checkpoint.gan_checkpoint`: networks, EMA generator, optimizers, noise state
-                                  (the latest few, rotating)
+                                  (the latest few, rotating; named, saved, found and restored by
+                                  `sagan_tf.run.checkpoint_store.CheckpointStore`)
       checkpoints/best/           the checkpoint with the best evaluation so far (`callbacks.BestCheckpoint`):
         ckpt-<step>.*             kept apart from the rotating ones
         best.json                 its step, path, metric and figures
@@ -17,7 +19,7 @@
 
     run = RunDirectory("runs/synthetic32")
     config = run.read_config()
-    path = run.find_checkpoint()            # the latest; or run.find_checkpoint("best"), run.find_checkpoint(1500)
+    path = CheckpointStore(run).find()      # the latest; or .find("best"), .find(1500) (`checkpoint_store`)
 
 Checkpoints are numbered by training step (generator updates). Files are written atomically (a temporary file
 renamed into place), so a process killed at any moment leaves either the old or the new file, and a write the
@@ -41,13 +43,10 @@ CHECKPOINT_DIR = "checkpoints"
 SAMPLES_DIR = "samples"
 EVAL_DIR = "eval"
 VISUALIZE_DIR = "visualize"
-CHECKPOINT_PREFIX = "ckpt"
 BEST_DIR = "best"
-BEST_RECORD = "best.json"
 LOCK_FILE = "training.lock"
 #: Training fields a resumed run may change: it is trained further, as the same experiment.
 RESUMABLE_TRAINING_FIELDS = ("train_steps",)
-_CHECKPOINT_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
 
 
 def write_text_atomically(path, text, what="file"):
@@ -68,12 +67,6 @@ def write_text_atomically(path, text, what="file"):
 def write_json_atomically(path, payload, what="file"):
     """Writes `payload` as indented, key-sorted JSON to `path` atomically (see `write_text_atomically`)."""
     write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n", what)
-
-
-def checkpoint_step(path):
-    """The training step in a checkpoint path prefix `.../ckpt-<step>`, or None when the name has none."""
-    match = _CHECKPOINT_NAME.match(os.path.basename(str(path)))
-    return int(match.group(1)) if match else None
 
 
 def default_model_dir(config, dataset):
@@ -153,10 +146,6 @@ class RunDirectory:
             return None if tf.io.gfile.isdir(path) else path
         parent = os.path.dirname(path)
         return None if parent in ("", path) else RunDirectory(parent).file_in_the_way()
-
-    def checkpoint_path(self, step):
-        """The path prefix of the checkpoint of training step `step`."""
-        return self._join(CHECKPOINT_DIR, f"{CHECKPOINT_PREFIX}-{int(step)}")
 
     def has_config(self):
         """Whether the directory holds a config.json."""
@@ -242,99 +231,7 @@ class RunDirectory:
                 f"({'; '.join(differences)}). Rerun with the settings of {self.config_path} (only "
                 f"{', '.join(RESUMABLE_TRAINING_FIELDS)} may change), or choose a new --model_dir.")
 
-    def checkpoints(self):
-        """[(step, path prefix)] of the complete checkpoints in checkpoints/, by step."""
-        found = []
-        for index in tf.io.gfile.glob(os.path.join(self.checkpoint_dir, f"{CHECKPOINT_PREFIX}-*.index")):
-            prefix = index[:-len(".index")]
-            step = checkpoint_step(prefix)
-            if step is not None:
-                found.append((step, prefix))
-        return sorted(found)
 
-    def latest_checkpoint(self):
-        """The path prefix of the latest checkpoint (by the manager's index file), or None."""
-        return tf.train.latest_checkpoint(self.checkpoint_dir)
-
-    def resume_candidates(self):
-        """[(step, path prefix)] of the checkpoints to resume from, newest first: every complete checkpoint in
-        checkpoints/ (also one the index file does not list yet, as when a process dies between writing a
-        checkpoint and updating the index) and the one the index names."""
-        found = dict(self.checkpoints())
-        latest = self.latest_checkpoint()
-        if latest is not None and checkpoint_step(latest) is not None:
-            found.setdefault(checkpoint_step(latest), latest)
-        return sorted(found.items(), reverse=True)
-
-    def best_record(self):
-        """The best checkpoint's record (checkpoints/best/best.json: step, checkpoint, metric, value, figures), or
-        None when no evaluation has chosen one."""
-        path = os.path.join(self.best_dir, BEST_RECORD)
-        if not tf.io.gfile.exists(path):
-            return None
-        with tf.io.gfile.GFile(path) as f:
-            try:
-                return json.load(f)
-            except ValueError:
-                raise CheckpointError(f"{path} is not valid JSON; delete it (the next evaluation during training "
-                                      "writes a new one).") from None
-
-    def write_best_record(self, record):
-        """Writes checkpoints/best/best.json atomically (see `best_record`)."""
-        write_json_atomically(os.path.join(self.best_dir, BEST_RECORD), record, "best-checkpoint record")
-
-    def best_checkpoint_path(self, step):
-        """The path prefix of the best checkpoint of training step `step`."""
-        return os.path.join(self.best_dir, f"{CHECKPOINT_PREFIX}-{int(step)}")
-
-    def _available(self):
-        names = [os.path.basename(prefix) for _, prefix in self.checkpoints()]
-        record = self.best_record()
-        if record is not None:
-            names.append(f"best (step {record['step']})")
-        return ", ".join(names) or "none"
-
-    def find_checkpoint(self, checkpoint=None):
-        """The path prefix of a checkpoint of this run.
-
-        Args:
-          checkpoint: None or "latest" (the latest), "best" (the best evaluated one, see `best_record`), a step
-            number (int or digit string; a rotating checkpoint, else the best one if it has that step) or a
-            checkpoint path prefix.
-
-        Returns:
-          The checkpoint path prefix (no `.index` suffix).
-
-        Raises:
-          CheckpointError: no such checkpoint, naming the ones there are.
-        """
-        text = "latest" if checkpoint is None else str(checkpoint)
-        if text == "latest":
-            latest = self.latest_checkpoint()
-            if latest is None:
-                raise CheckpointError(f"{self.checkpoint_dir} has no checkpoint yet. Train first (python -m "
-                                      f"training.run --model_dir={self.path}), or pass the --model_dir of a trained "
-                                      "run.")
-            return latest
-        if text == "best":
-            record = self.best_record()
-            if record is None:
-                raise CheckpointError(
-                    f"{self.path} has no best checkpoint: it is chosen by the evaluations during training (train "
-                    f"with --eval_every > 0). Checkpoints there: {self._available()}; pass one of them, its step "
-                    "number, or latest.")
-            return self.best_checkpoint_path(record["step"])
-        path = self.checkpoint_path(int(text)) if text.isdigit() else text
-        if text.isdigit() and not tf.io.gfile.exists(path + ".index"):
-            best = self.best_checkpoint_path(int(text))
-            path = best if tf.io.gfile.exists(best + ".index") else path
-        if not tf.io.gfile.exists(path + ".index"):
-            raise CheckpointError(
-                f"No checkpoint {path} (no {path}.index). Checkpoints in {self.checkpoint_dir}: "
-                f"{self._available()}. Pass one of them, its step number, best, or latest.")
-        return path
-
-
-__all__ = ["RunDirectory", "write_text_atomically", "write_json_atomically", "checkpoint_step", "default_model_dir",
+__all__ = ["RunDirectory", "write_text_atomically", "write_json_atomically", "default_model_dir",
            "CONFIG_FILE", "CLASS_NAMES_FILE", "CHECKPOINT_DIR", "SAMPLES_DIR", "EVAL_DIR", "VISUALIZE_DIR",
-           "BEST_DIR", "BEST_RECORD", "LOCK_FILE", "RESUMABLE_TRAINING_FIELDS"]
+           "BEST_DIR", "LOCK_FILE", "RESUMABLE_TRAINING_FIELDS"]

@@ -66,6 +66,7 @@ import tensorflow as tf
 from absl import logging
 
 from sagan_tf.run import write_failures
+from sagan_tf.run.checkpoint_store import CheckpointStore
 from sagan_tf.errors import RETRY_EXIT_STATUS, RunLockWaitError, RunLockedError
 
 #: Seconds between two refreshes of a held lock.
@@ -526,8 +527,9 @@ class LockWatch(keras.callbacks.Callback):
 
 def take_run_directory(run_dir, warn_fn=None, **lock_options):
     """Locks a run directory (a `RunDirectory`) for this training run, then removes what interrupted writes left
-    there (`write_failures.interrupted_writes`: only the holder may, as a live writer's temporary files look the
-    same), with a warning naming them. Returns the held `RunLock`; `lock_options` go to it.
+    there (`CheckpointStore.interrupted_writes` and `write_failures.interrupted_writes`: only the holder may, as a
+    live writer's temporary files look the same), with a warning naming them. Returns the held `RunLock`;
+    `lock_options` go to it.
 
     Raises:
       RunLockedError: another live run holds the directory.
@@ -536,7 +538,8 @@ def take_run_directory(run_dir, warn_fn=None, **lock_options):
     warn_fn = warn_fn or logging.warning
     lock = RunLock(run_dir.lock_path, warn_fn=warn_fn, **lock_options).acquire()
     try:
-        removed = write_failures.remove_interrupted_writes(run_dir)
+        removed = write_failures.remove(sorted({*CheckpointStore(run_dir).interrupted_writes(),
+                                                *write_failures.interrupted_writes(run_dir)}))
     except BaseException:
         lock.release()
         raise

@@ -2,10 +2,9 @@
 
     with write_failures.reporting("evaluation record", path, last_good=checkpoint_path):
         write_json(path, record)
-    path = write_failures.save_checkpoint(manager, step, last_step)     # CheckpointEvery.save
     with write_failures.reported_refusals(last_good_fn):                # around a whole training run
         ...
-    removed = write_failures.remove_interrupted_writes(run_dir)         # on start, by the lock holder
+    leftovers = write_failures.interrupted_writes(run_dir)              # on start, by the lock holder
 
 `reporting` turns what a write raises when the filesystem refuses it (`cause_of`: an `OSError` with ENOSPC, EDQUOT,
 EFBIG, EACCES, EPERM, EROFS or EIO, or a TensorFlow error carrying its text: TensorFlow raises
@@ -18,8 +17,9 @@ does more than write (a TensorBoard summary op names its events file), for the c
 No half-written file is left where a reader would take it for a real one: TensorFlow writes a checkpoint's shards
 into `<prefix>_temp/` and its index last, and the run directory's JSON files and PNGs are written to a `.tmp`
 sibling renamed into place (`sagan_tf.run.atomic_write`). What a failed write leaves is removed at once; what a killed
-process leaves (a `ckpt-<step>_temp/` directory, a `.tmp` file, data files without their index) is never read as a
-checkpoint or a record, and `remove_interrupted_writes` removes it when the next training run takes the directory.
+process leaves (a checkpoint's temporary directory, a `.tmp` file, data files without their index) is never read as a
+checkpoint or a record, and the next training run removes it when it takes the directory (`interrupted_writes`, and
+`CheckpointStore.interrupted_writes` for the checkpoints').
 """
 
 import contextlib
@@ -212,71 +212,19 @@ def reported_refusals(last_good=None, resumes=True, quiet=False, warn_fn=None):
         raise failure from None
 
 
-def checkpoint_leftovers(prefix):
-    """What a failed or interrupted save of the checkpoint `prefix` left: its `<prefix>_temp*` directory (where
-    TensorFlow writes the shards first), temporary state files, and data files without the index that TensorFlow
-    writes last (so they are no checkpoint)."""
-    found = tf.io.gfile.glob(f"{prefix}_temp*") + tf.io.gfile.glob(f"{prefix}.*tempstate*")
-    if not tf.io.gfile.exists(f"{prefix}.index"):
-        found += tf.io.gfile.glob(f"{prefix}.data-*")
-    return found
-
-
-def save_checkpoint(manager, step, last_step=None):
-    """`manager.save(checkpoint_number=step)`, its failure to write a `WriteFailedError` naming the checkpoint of
-    `last_step` as the last good one, with the failed save's leftovers removed.
-
-    Args:
-      manager: a `tf.train.CheckpointManager` (checkpoint names "ckpt-<step>").
-      step: the checkpoint number.
-      last_step: the step of the last checkpoint saved or restored, or None when there is none.
-
-    Returns:
-      The saved checkpoint's path prefix.
-    """
-    prefix = os.path.join(manager.directory, f"ckpt-{step}")
-    last_good = NO_CHECKPOINT if last_step is None else os.path.join(manager.directory, f"ckpt-{last_step}")
-    with reporting("checkpoint", prefix, lambda: checkpoint_leftovers(prefix), last_good, resumes=True):
-        return manager.save(checkpoint_number=step)
-
-
-def write_checkpoint(checkpoint, prefix):
-    """`checkpoint.write(prefix)` (a `tf.train.Checkpoint`), its failure to write a `WriteFailedError` with the
-    leftovers removed; returns the path written."""
-    with reporting("checkpoint", prefix, lambda: checkpoint_leftovers(prefix)):
-        return checkpoint.write(prefix)
-
-
 def interrupted_writes(run_dir):
-    """The leftovers of interrupted writes in a run directory (a `RunDirectory`): unfinished checkpoints in
-    checkpoints/ and checkpoints/best/ (`ckpt-<step>_temp*`, temporary state files, data files without an index,
-    the manager's `checkpoint.tmp*`), `.tmp` files of config.json, class_names.json, best.json and sample grids, and
-    the run lock's (`training.lock.<hex>.tmp`, `training.lock.takeover.<hex>.tmp`: a start that could not write its
-    lock record). eval/ is left alone: an evaluation may be writing there while training runs."""
+    """The leftovers of interrupted writes in a run directory (a `RunDirectory`) other than its checkpoints' (those
+    are `CheckpointStore.interrupted_writes`): `.tmp` files of config.json, class_names.json, best.json and sample
+    grids, and the run lock's (`training.lock.<hex>.tmp`, `training.lock.takeover.<hex>.tmp`: a start that could not
+    write its lock record). eval/ is left alone: an evaluation may be writing there while training runs."""
     found = []
-    for directory in (run_dir.checkpoint_dir, run_dir.best_dir):
-        if not tf.io.gfile.isdir(directory):
-            continue
-        found += tf.io.gfile.glob(os.path.join(directory, "*_temp*"))
-        found += tf.io.gfile.glob(os.path.join(directory, "*.tempstate*"))
-        found += tf.io.gfile.glob(os.path.join(directory, "checkpoint.tmp*"))
-        for data in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.data-*")):
-            if not tf.io.gfile.exists(data.rsplit(".data-", 1)[0] + ".index"):
-                found.append(data)
     lock_temporaries = os.path.basename(run_dir.lock_path) + ".*.tmp"
     for directory, pattern in ((run_dir.path, "*.json.tmp"), (run_dir.best_dir, "*.json.tmp"),
                                (run_dir.samples_dir, "*.png.tmp"), (run_dir.path, lock_temporaries)):
         if tf.io.gfile.isdir(directory):
             found += tf.io.gfile.glob(os.path.join(directory, pattern))
-    return sorted(set(found))
-
-
-def remove_interrupted_writes(run_dir):
-    """Removes `interrupted_writes(run_dir)`; returns the paths removed. Only the run's lock holder may call it:
-    a live writer's temporary files look the same."""
-    return remove(interrupted_writes(run_dir))
+    return found
 
 
 __all__ = ["cause_of", "message", "naming_last_good", "reporting", "refused_write", "reported_refusals", "remove",
-           "checkpoint_leftovers", "save_checkpoint", "write_checkpoint", "interrupted_writes",
-           "remove_interrupted_writes", "NO_CHECKPOINT", "OS_CAUSES"]
+           "interrupted_writes", "NO_CHECKPOINT", "OS_CAUSES"]

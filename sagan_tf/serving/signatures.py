@@ -321,7 +321,7 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None, use_ema=Tru
       model_dir: the training run directory.
       export_dir: the model's base path; the export goes to `export_dir/<version>/`.
       checkpoint: None or "latest", "best", a step number or a checkpoint path prefix (see
-        `RunDirectory.find_checkpoint`).
+        `CheckpointStore.find`).
       version: the version number; None uses the checkpoint's training step.
       use_ema: export the EMA weights (the default) rather than the raw generator's.
       max_batch_size: see `export_generator`.

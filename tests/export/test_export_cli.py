@@ -18,6 +18,7 @@ from sagan_tf.run import restore, run_lock
 from sagan_tf.serving import signatures as serving
 from sagan_tf.data import get_info
 from sagan_tf.errors import CheckpointError, UsageError, WriteFailedError
+from sagan_tf.run.checkpoint_store import CheckpointStore
 from sagan_tf.run.run_dir import RunDirectory
 from tests.tiny import PYTHON, ROOT, subprocess_environment, tiny_config
 from training import train_lib
@@ -129,19 +130,19 @@ def test_command_line(model_dir, tmp_path):
 def test_best_and_damaged_checkpoints_on_the_command_line(model_dir, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(model_dir, run)
-    directory = RunDirectory(run)
+    directory = CheckpointStore(run)
     # A best checkpoint chosen during training (as callbacks.BestCheckpoint keeps it), here the step-1 state.
     os.makedirs(directory.best_dir)
-    for path in glob.glob(directory.checkpoint_path(1) + ".*"):
+    for path in glob.glob(directory.path(1) + ".*"):
         shutil.copy(path, directory.best_dir)
-    directory.write_best_record({"step": 1, "checkpoint": directory.best_checkpoint_path(1), "metric": "fid",
+    directory.write_best_record({"step": 1, "checkpoint": directory.best_path(1), "metric": "fid",
                                  "mode": "min", "value": 10.0, "figures": {"fid": 10.0}})
     best = _export_run(ROOT, f"--model_dir={run}", f"--export_dir={tmp_path / 'best'}", "--checkpoint=best")
     assert best.returncode == 0, best.stderr[-2000:]
     report = json.loads(best.stdout.strip().splitlines()[-1])
-    assert (report["step"], report["checkpoint"]) == (1, directory.best_checkpoint_path(1))
+    assert (report["step"], report["checkpoint"]) == (1, directory.best_path(1))
 
-    with open(directory.checkpoint_path(2) + ".data-00000-of-00001", "w"):
+    with open(directory.path(2) + ".data-00000-of-00001", "w"):
         pass  # the latest checkpoint lost its data (e.g. a full disk)
     damaged = _export_run(ROOT, f"--model_dir={run}", f"--export_dir={tmp_path / 'latest'}")
     assert damaged.returncode == 2 and "Traceback" not in damaged.stderr

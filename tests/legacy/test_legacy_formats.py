@@ -18,6 +18,7 @@ from absl import flags
 from PIL import Image
 
 from sagan_tf.run import restore
+from sagan_tf.run.checkpoint_store import CheckpointStore
 from sagan_tf.run.run_dir import RunDirectory
 from tests.tiny import train_options
 from training import train_lib
@@ -59,11 +60,12 @@ def test_the_run_directory_reads_config_class_names_and_checkpoints():
     assert (model.g_attention_resolutions, model.d_attention_resolutions) == ((8,), (8,))
     assert (training.dataset, training.batch_size, training.train_steps, training.ema_decay) == ("synthetic", 4, 2, 0.9)
     assert run.read_class_names() == tuple(REFERENCE["class_names"])
-    assert [step for step, _ in run.checkpoints()] == REFERENCE["checkpoint_steps"]
-    assert run.find_checkpoint() == str(RUN_DIR / "checkpoints" / "ckpt-2")  # the manager's state file
-    assert run.find_checkpoint(1) == str(RUN_DIR / "checkpoints" / "ckpt-1")
-    assert run.best_record()["step"] == REFERENCE["best_step"]
-    assert run.find_checkpoint("best") == str(RUN_DIR / "checkpoints" / "best" / f"ckpt-{REFERENCE['best_step']}")
+    store = CheckpointStore(run)
+    assert [step for step, _ in store.checkpoints()] == REFERENCE["checkpoint_steps"]
+    assert store.find() == str(RUN_DIR / "checkpoints" / "ckpt-2")  # the manager's state file
+    assert store.find(1) == str(RUN_DIR / "checkpoints" / "ckpt-1")
+    assert store.best_record()["step"] == REFERENCE["best_step"]
+    assert store.find("best") == str(RUN_DIR / "checkpoints" / "best" / f"ckpt-{REFERENCE['best_step']}")
 
 
 @pytest.mark.parametrize("use_ema, expected", [(True, "ema_images"), (False, "raw_images")])
@@ -96,7 +98,7 @@ def test_training_resumes_from_the_stored_step_with_the_stored_state(tmp_path):
                                ARRAYS["d_logits"], atol=ATOL)
     result = trainer.train()
     assert result.step == step + 1 and int(result.model.g_optimizer.iterations) == step + 1
-    assert [s for s, _ in RunDirectory(model_dir).checkpoints()] == [*REFERENCE["checkpoint_steps"], step + 1]
+    assert [s for s, _ in CheckpointStore(model_dir).checkpoints()] == [*REFERENCE["checkpoint_steps"], step + 1]
     assert RunDirectory(model_dir).read_config().training.train_steps == step + 1
 
 

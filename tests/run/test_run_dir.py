@@ -1,4 +1,4 @@
-"""sagan_tf.run.run_dir: the layout of a run directory, its config (both formats), resume checks and checkpoints."""
+"""sagan_tf.run.run_dir: the layout of a run directory, its config (both formats) and resume checks."""
 
 import json
 import os
@@ -13,25 +13,11 @@ from sagan_tf.run.run_dir import RunDirectory
 from tests.tiny import tiny_config
 
 
-def fake_checkpoint(run, step, complete=True):
-    """Files named as TensorFlow names a checkpoint; without the .index file it is incomplete."""
-    os.makedirs(run.checkpoint_dir, exist_ok=True)
-    prefix = run.checkpoint_path(step)
-    open(f"{prefix}.data-00000-of-00001", "w").close()
-    if complete:
-        open(f"{prefix}.index", "w").close()
-    return prefix
-
-
 def test_layout():
     run = RunDirectory("runs/x")
     assert (run.config_path, run.checkpoint_dir, run.samples_dir, run.eval_dir, run.visualize_dir) == (
         "runs/x/config.json", "runs/x/checkpoints", "runs/x/samples", "runs/x/eval", "runs/x/visualize")
-    assert run.checkpoint_path(1500) == "runs/x/checkpoints/ckpt-1500"
-    assert (run.best_dir, run.best_checkpoint_path(700)) == ("runs/x/checkpoints/best",
-                                                             "runs/x/checkpoints/best/ckpt-700")
-    assert run_dir.checkpoint_step("runs/x/checkpoints/ckpt-1500") == 1500
-    assert run_dir.checkpoint_step("runs/x/checkpoints/model.ckpt") is None
+    assert run.best_dir == "runs/x/checkpoints/best"
     with pytest.raises(CheckpointError, match="run directory path is required"):
         RunDirectory("")
 
@@ -91,59 +77,6 @@ def test_resume_checks_the_model_and_the_training_config(tmp_path):
             run.check_resumable(tiny_config())
         with pytest.raises(CheckpointError, match=f"does not describe a SAGAN config .*{cause}"):
             run.read_config()
-
-
-def test_checkpoints_are_listed_by_step_and_found(tmp_path):
-    run = RunDirectory(tmp_path)
-    with pytest.raises(CheckpointError, match="has no checkpoint yet"):
-        run.find_checkpoint()
-    for step in (1000, 500, 20):
-        fake_checkpoint(run, step)
-    fake_checkpoint(run, 1500, complete=False)  # a save that was killed before its index file
-    assert [step for step, _ in run.checkpoints()] == [20, 500, 1000]
-    assert run.find_checkpoint(500) == run.checkpoint_path(500)
-    assert run.find_checkpoint("20") == run.checkpoint_path(20)
-    assert run.find_checkpoint(run.checkpoint_path(1000)) == run.checkpoint_path(1000)
-    with pytest.raises(CheckpointError, match="No checkpoint .*ckpt-1500.*Checkpoints in .*: ckpt-20, ckpt-500, "
-                                              "ckpt-1000"):
-        run.find_checkpoint(1500)
-    (tmp_path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-1000"\n')
-    assert run.latest_checkpoint() == run.checkpoint_path(1000) == run.find_checkpoint()
-    assert run.find_checkpoint("latest") == run.checkpoint_path(1000)
-
-
-def test_resume_candidates_include_a_checkpoint_the_index_does_not_list_yet(tmp_path):
-    run = RunDirectory(tmp_path)
-    assert run.resume_candidates() == []
-    for step in (20, 40, 60):
-        fake_checkpoint(run, step)
-    fake_checkpoint(run, 80, complete=False)
-    # Killed after writing ckpt-60 but before updating the index file, which still names ckpt-40.
-    (tmp_path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-40"\n')
-    assert run.resume_candidates() == [(60, run.checkpoint_path(60)), (40, run.checkpoint_path(40)),
-                                       (20, run.checkpoint_path(20))]
-
-
-def test_the_best_checkpoint_is_found_by_name_and_by_step(tmp_path):
-    run = RunDirectory(tmp_path)
-    fake_checkpoint(run, 1000)
-    with pytest.raises(CheckpointError, match=r"has no best checkpoint: .*--eval_every > 0.*Checkpoints there: "
-                                              r"ckpt-1000"):
-        run.find_checkpoint("best")
-    os.makedirs(run.best_dir)
-    for suffix in (".index", ".data-00000-of-00001"):
-        open(run.best_checkpoint_path(300) + suffix, "w").close()
-    run.write_best_record({"step": 300, "checkpoint": run.best_checkpoint_path(300), "metric": "fid", "mode": "min",
-                           "value": 12.5, "figures": {"fid": 12.5}})
-    assert run.best_record()["value"] == 12.5
-    assert run.find_checkpoint("best") == run.best_checkpoint_path(300) == run.find_checkpoint(300)
-    assert run.find_checkpoint(1000) == run.checkpoint_path(1000)  # the rotating one
-    with pytest.raises(CheckpointError, match=r"Checkpoints in .*: ckpt-1000, best \(step 300\)"):
-        run.find_checkpoint(5)
-    with open(os.path.join(run.best_dir, "best.json"), "w") as f:
-        f.write("{broken")
-    with pytest.raises(CheckpointError, match="best.json is not valid JSON"):
-        run.find_checkpoint("best")
 
 
 def test_json_is_written_atomically(tmp_path):

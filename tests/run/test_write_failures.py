@@ -13,7 +13,6 @@ from sagan_tf.sampling import images
 from sagan_tf.run import write_failures
 from sagan_tf.errors import UsageError, WriteFailedError
 from sagan_tf.run.run_dir import write_json_atomically, write_text_atomically
-from tests.tiny import full_disk_save
 
 #: What TensorFlow raised in the probe, a checkpoint into a full 30 MiB filesystem.
 FULL = ("{{function_node __wrapped__SaveV2_dtypes_336_device_/job:localhost/replica:0/task:0/device:CPU:0}} "
@@ -122,23 +121,6 @@ def test_a_read_only_directory_is_a_write_failure(tmp_path):
         assert os.listdir(tmp_path / "run") == []
     finally:
         (tmp_path / "run").chmod(0o755)
-
-
-def test_a_failed_checkpoint_save_removes_its_shards_and_names_the_previous_one(tmp_path, monkeypatch):
-    variable = tf.Variable(np.arange(10.0))
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), str(tmp_path), max_to_keep=3)
-    calls = []
-    monkeypatch.setattr(tf.train.CheckpointManager, "save", full_disk_save(fail_at=20, calls=calls))
-    assert write_failures.save_checkpoint(manager, 10, None) == str(tmp_path / "ckpt-10")
-    with pytest.raises(WriteFailedError, match=rf"the checkpoint {tmp_path}/ckpt-20: no space left on device\. Its "
-                       rf"partial files \(ckpt-20_temp\) were removed\. The last good checkpoint is "
-                       rf"{tmp_path}/ckpt-10"):
-        write_failures.save_checkpoint(manager, 20, 10)
-    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "ckpt-10.data-00000-of-00001", "ckpt-10.index"]
-    assert tf.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-10")
-    with pytest.raises(WriteFailedError, match="No checkpoint was written before it"):
-        write_failures.save_checkpoint(manager, 20, None)
-    assert calls == [10, 20, 20]
 
 
 def test_a_refused_tensorboard_summary_anywhere_in_a_run_names_its_events_file():

@@ -174,20 +174,20 @@ def test_cli_writes_json_and_tensorboard_and_reports_usage_errors(trained, tmp_p
 
 
 def test_the_checkpoint_with_the_best_fid_is_kept_apart_and_evaluates_again(trained):
-    from sagan_tf.run.run_dir import RunDirectory
+    from sagan_tf.run.checkpoint_store import CheckpointStore
     from training import evaluate as evaluate_cli
 
     result, _, classifier, cache = trained
     fids = {step: figures["fid"] for step, figures in result.evaluations.items()}
     best_step = min(fids, key=fids.get)
-    run = RunDirectory(result.model_dir)
+    run = CheckpointStore(result.model_dir)
     record = run.best_record()
     assert (record["step"], record["metric"]) == (best_step, "fid")
     np.testing.assert_allclose(record["value"], fids[best_step], rtol=1e-6)
-    assert result.best_checkpoint == run.best_checkpoint_path(best_step) == run.find_checkpoint("best")
+    assert result.best_checkpoint == run.best_path(best_step) == run.find("best")
     record = evaluate_cli.evaluate_run(result.model_dir, eval_config(classifier, cache), checkpoint="best",
                                        print_fn=lambda line: None)
-    assert record["step"] == best_step and record["checkpoint"] == run.best_checkpoint_path(best_step)
+    assert record["step"] == best_step and record["checkpoint"] == run.best_path(best_step)
     np.testing.assert_allclose(record["figures"][f"{record['classifier_tag']}/fid"], fids[best_step], rtol=1e-4)
 
 

@@ -24,6 +24,7 @@ from sagan_tf.evaluation.evaluator import EvalConfig, Evaluator
 from sagan_tf.errors import (CheckpointError, CheckpointUnavailableError, ConfigError, DamagedCheckpointError,
                              RunLockedError, RunLockWaitError, TrainingDivergedError, UsageError, WriteFailedError)
 from sagan_tf.models import build_sagan
+from sagan_tf.run.checkpoint_store import CheckpointStore
 from sagan_tf.run.run_dir import RunDirectory
 from tests.run.test_run_lock import FakeClock, write_record
 from tests.tiny import (event_scalars, flaky_checkpoint_restore, full_disk_save, messy_image_folder, tiny_config,
@@ -50,7 +51,7 @@ def assert_same_state(a, b):
 
 
 def checkpoint_steps(model_dir):
-    return [step for step, _ in RunDirectory(model_dir).checkpoints()]
+    return [step for step, _ in CheckpointStore(model_dir).checkpoints()]
 
 
 def test_a_float16_checkpoint_is_not_resumed_in_float32(tmp_path):
@@ -244,7 +245,7 @@ def test_every_worker_resumes_from_the_chief_s_checkpoint_or_every_worker_stops(
     assert trainer.step == 2 and trainer.restored_checkpoint == str(tmp_path / "checkpoints" / "ckpt-2")
     assert int(trainer.model.d_optimizer.iterations) == 4  # ckpt-2's whole state, not ckpt-4's (8)
     restored = state(trainer.model)
-    trainer.manager.checkpoint.restore(str(tmp_path / "checkpoints" / "ckpt-2")).assert_existing_objects_matched()
+    trainer.store.state.restore(str(tmp_path / "checkpoints" / "ckpt-2")).assert_existing_objects_matched()
     assert_same_state(state(trainer.model), restored)  # it held ckpt-2's state already
 
     # The chief could not read its checkpoint: this worker stops too, naming it, with the storage error's status.
@@ -369,7 +370,7 @@ def poisoned_input_fn(nan_at_step, every_pipeline=False):
 
 
 def assert_finite_checkpoints(model_dir):
-    for _, path in RunDirectory(model_dir).checkpoints():
+    for _, path in CheckpointStore(model_dir).checkpoints():
         reader = tf.train.load_checkpoint(path)
         for name, _ in tf.train.list_variables(path):
             value = np.asarray(reader.get_tensor(name))
@@ -544,7 +545,7 @@ def test_the_small_data_options_reach_the_model_config_json_and_the_resume_check
         model = trainer.model
         assert model.ada is not None and model.lecam is not None and model.orthogonal_reg == 1e-3
         assert model.fake_label_probabilities == (0.25,) * 4  # the synthetic classes are balanced
-        assert {"augment_seed", "ada", "lecam"} <= set(dir(trainer.manager.checkpoint))
+        assert {"augment_seed", "ada", "lecam"} <= set(dir(trainer.store.state))
         # Evaluation draws the generated images' labels as the run trains them (the real statistics follow the data).
         uniform = Evaluator(None, None, EvalConfig())
         monkeypatch.setattr(train_lib.Evaluator, "create", lambda *args, **kwargs: uniform)
