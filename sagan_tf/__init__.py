@@ -8,7 +8,7 @@ What lives where, from the model outwards:
     config/      the settings of an experiment (each declared once), the presets, the named choices
     data/        input pipelines: the embedded synthetic dataset, TFDS, image folders
     run/         the run directory: its layout, lock, atomic writes, checkpoints, restoring a trained generator
-    callbacks    what runs during training: samples, checkpoints, progress, evaluation, health, stopping
+    callbacks/   what runs during training: samples, checkpoints, progress, evaluation, health, stopping
     evaluation/  FID, IS, KID, precision/recall (metrics/) and the classifiers that measure them (classifiers/)
     sampling/    latents and truncation, sample grids, interpolations, attention maps, plots
     serving/     the SavedModel for TensorFlow Serving: signatures, class names, memory cap

@@ -36,6 +36,7 @@ MOVED = {
     "sagan_tf.losses": "sagan_tf.models.losses",
     "sagan_tf.regularizers": "sagan_tf.models.regularizers",
     "sagan_tf.augment": "sagan_tf.models.augment",
+    "sagan_tf.health": "sagan_tf.callbacks.health",
 }
 #: Names an old module handed on from another module (0.1's `sagan_tf.metrics` re-exported the classifiers').
 FORWARDED = {

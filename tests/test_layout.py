@@ -16,7 +16,7 @@ from sagan_tf import _moved
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIBRARY = os.path.join(ROOT, "sagan_tf")
 #: Modules that may stand directly under sagan_tf/: shared by every package, or the package's own plumbing.
-TOP_LEVEL_MODULES = {"__init__.py", "cli.py", "errors.py", "callbacks.py", "health.py", "_lazy.py", "_moved.py"}
+TOP_LEVEL_MODULES = {"__init__.py", "cli.py", "errors.py", "_lazy.py", "_moved.py"}
 
 
 def _packages():
@@ -90,7 +90,7 @@ def test_old_forms_of_import_resolve_to_the_new_objects():
 def test_the_new_layout_imports_without_a_deprecation_warning():
     """In a fresh process, so that nothing this session imported hides a warning."""
     code = ("import warnings; warnings.simplefilter('error', DeprecationWarning); import sagan_tf; "
-            "from sagan_tf import models, callbacks, health, data, cli, errors; "
+            "from sagan_tf import models, callbacks, data, cli, errors; from sagan_tf.callbacks import health; "
             "from sagan_tf.run import restore, run_dir, run_lock, checkpoint; "
             "from sagan_tf.evaluation import Evaluator, cache_dir, metrics, classifiers; "
             "from sagan_tf.sampling import attention_maps, images, interpolation, latents; "

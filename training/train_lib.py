@@ -35,7 +35,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from sagan_tf import callbacks, data, health
+from sagan_tf import callbacks, data
+from sagan_tf.callbacks import health
 from sagan_tf.run import checkpoint, run_lock, write_failures
 from sagan_tf.evaluation.classifiers import cache as classifier_cache
 from sagan_tf.config import ExperimentConfig, setting
@@ -215,7 +216,7 @@ class RunResult:
       seconds: wall time of the whole run (setup, training and evaluation).
       best_checkpoint: path of the best evaluated checkpoint (checkpoints/best/), or None.
       rollbacks: [(non-finite step, step rolled back to)] of this run (`TrainOptions.on_nonfinite="rollback"`).
-      health_warnings: [(step, message)] of the health warnings this run printed (`sagan_tf.health`).
+      health_warnings: [(step, message)] of the health warnings this run printed (`sagan_tf.callbacks.health`).
     """
 
     step: int

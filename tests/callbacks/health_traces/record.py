@@ -1,13 +1,13 @@
-"""Records the health signals of a real training run, for the replays in `tests/test_health.py`.
+"""Records the health signals of a real training run, for the replays in `tests/callbacks/test_health.py`.
 
-    python -m tests.health_traces.record --output=tests/health_traces/synthetic32.json -- \
+    python -m tests.callbacks.health_traces.record --output=tests/callbacks/health_traces/synthetic32.json -- \
         --train_steps=600 --eval_samples=0 --model_dir=/tmp/trace --log_every=20
 
 Everything after `--` goes to `python -m training.run`. Each progress line's values, as `callbacks.ProgressLogger`
 hands them to its `health.HealthMonitor` (the first one: the spectral norms before any step), are written as
 `{"command": [...], "preset": ..., "training": {...}, "log_every": N, "lines": [[step, {name: value}], ...]}`
 (values to 6 significant digits).
-Record with a small --log_every: the tests rebuild coarser lines from finer ones (`tests/test_health.py`).
+Record with a small --log_every: the tests rebuild coarser lines from finer ones (`tests/callbacks/test_health.py`).
 """
 
 import json
@@ -27,13 +27,13 @@ def main(argv):
       training.run's exit status.
     """
     if "--" not in argv or not argv[0].startswith("--output="):
-        raise SystemExit("usage: python -m tests.health_traces.record --output=PATH -- <training.run flags>")
+        raise SystemExit("usage: python -m tests.callbacks.health_traces.record --output=PATH -- <training.run flags>")
     output = argv[0].split("=", 1)[1]
     run_argv = argv[argv.index("--") + 1:]
 
     from absl import flags, logging
 
-    from sagan_tf import health
+    from sagan_tf.callbacks import health
     from training import run
 
     lines = []

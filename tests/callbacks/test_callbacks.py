@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sagan_tf import callbacks, health
+from sagan_tf import callbacks
+from sagan_tf.callbacks import health, periodic
 from sagan_tf.run import checkpoint
 from sagan_tf.evaluation import evaluator as evaluation
 from sagan_tf.sampling import images
@@ -236,8 +237,8 @@ def test_progress_logger_passes_health_warnings_on(tmp_path):
 def test_callbacks_read_the_device_only_at_their_cadence(monkeypatch):
     """Steps are counted on the host: a callback reads the step (or any state) only when it acts."""
     reads = []
-    real_global_step = callbacks.global_step
-    monkeypatch.setattr(callbacks, "global_step", lambda model: reads.append(1) or real_global_step(model))
+    real_global_step = periodic.global_step
+    monkeypatch.setattr(periodic, "global_step", lambda model: reads.append(1) or real_global_step(model))
     model, calls = StubModel(), []
     drive(callbacks.EvaluateEvery(10, fake_evaluate(model, calls), print_fn=lambda line: None, at_start=False),
           model, 25)

@@ -25,10 +25,10 @@ runs (Brock et al. 2019, section 4; Arjovsky & Bottou 2017 on vanishing generato
   (a healthy dcgan64 run on a 64x64 folder: the discriminator's from 0.84 to 1.98 by step 100, the generator's from
   1.16 to 2.82 by step 200); a learning rate 100 times too high multiplies them by 10 or more within 20 steps.
 
-The thresholds are calibrated on recorded runs of the `synthetic32` and `dcgan64` presets (`tests/health_traces/`,
-replayed by `tests/test_health.py`): their default runs raise no warning, and the same runs with `d_lr` or `g_lr`
-100 times higher do. Each warning names the values that triggered it and what to try; given the run's config, it
-only suggests settings that differ from the current ones, with their values.
+The thresholds are calibrated on recorded runs of the `synthetic32` and `dcgan64` presets
+(`tests/callbacks/health_traces/`, replayed by `tests/callbacks/test_health.py`): their default runs raise no warning,
+and the same runs with `d_lr` or `g_lr` 100 times higher do. Each warning names the values that triggered it and what
+to try; given the run's config, it only suggests settings that differ from the current ones, with their values.
 """
 
 import math
