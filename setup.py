@@ -18,7 +18,7 @@ setuptools.setup(
                                                "export", "export.*"]),
     include_package_data=True,
     # The classifier for FID/IS on the synthetic dataset (sagan_tf.classifiers.load_classifier("synthetic")).
-    package_data={"sagan_tf.classifiers": ["assets/*.keras"]},
+    package_data={"sagan_tf.classifiers": ["assets/*.keras", "assets/*.txt"]},
     install_requires=[
         # The standard wheel runs on CPU and, with the CUDA libraries present, on GPU.
         "tensorflow>=2.16,<2.22",
