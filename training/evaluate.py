@@ -23,6 +23,13 @@ draws), writes one record per value
 
 prints each record as one JSON line, and leaves latest.json to the untruncated evaluations.
 
+With --per_class (a class-conditional run) it measures each class instead (`sagan_tf.per_class_evaluation`):
+intra-class FID and KID, class accuracy of the generated images beside the classifier's accuracy on real held-out
+images, per-class precision and recall, of --per_class_samples images per class (of all classes, or a seeded subset
+of --classes), and writes
+
+    <model_dir>/eval/per_class_step_<step>.json, .csv, .png   the record, the table, the worst and best classes
+
 A record's "figures" are named "<classifier tag>/<figure>" (e.g. "domain-1a2b3c4d/fid": the classifier's name and the
 first 8 hex digits of its content hash), so figures of different classifiers never share a name; its "provenance" holds
 the classifier's identity (name, content hash, id, input size, and a domain classifier's card), the resize method, the
@@ -47,6 +54,7 @@ never into checkpoints/.
     python -m training.evaluate --model_dir=runs/cifar32 --protocol=paper --classifier=/models/inception
     python -m training.evaluate --model_dir=runs/cifar32-folder_data_icons --classifier=domain
     python -m training.evaluate --model_dir=runs/synthetic32 --truncation=none,2.0,1.0,0.7,0.5
+    python -m training.evaluate --model_dir=runs/synthetic32 --per_class
 """
 
 import json
