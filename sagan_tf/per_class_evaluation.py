@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from sagan_tf import data, errors, evaluation, images, metrics
+from sagan_tf import data, errors, evaluation, images
 from sagan_tf.metrics import per_class
 
 #: Images generated (and real images read at most) per class by default.
@@ -184,10 +184,9 @@ def evaluate_per_class(model_dir, config, samples_per_class=DEFAULT_SAMPLES_PER_
     Raises:
       UsageError: an unconditional run, bad counts, and what the evaluation raises (no run, no classifier).
     """
-    from sagan_tf import restore, write_failures
+    from sagan_tf import atomic_write, restore, write_failures
     from sagan_tf.classifiers import cache as classifier_cache
     from sagan_tf.run_dir import RunDirectory, write_json_atomically
-    from sagan_tf import atomic_write
 
     if not model_dir:
         raise errors.UsageError("--model_dir is required: the directory `python -m training.run` trained into.")
