@@ -74,7 +74,10 @@ def class_logits(classifier, dataset, class_names, num_classes):
     if inception:
         if name != "imagenet2012":
             return None, f"Inception's logits are ImageNet's classes, not those of {name}"
-        indices = per_class.inception_logit_indices(class_names, per_class.inception_label_map())
+        try:
+            indices = per_class.inception_logit_indices(class_names, per_class.inception_label_map())
+        except ValueError as error:  # class names that are not ImageNet synsets
+            return None, str(error)
         return (lambda logits: per_class.inception_imagenet_logits(logits, indices),
                 "TF-GAN Inception logit label_map[synset of the label] (sagan_tf/classifiers/assets/"
                 "inception_imagenet_label_map.txt); background (0) and unused (1001-1007) logits dropped")
@@ -138,7 +141,8 @@ def _heldout_accuracy(dataset, image_size, classifier, to_class_logits, chosen):
     logits, labels = np.concatenate(logits), np.concatenate(labels)
     accuracy = per_class.class_accuracy(logits, labels, classes=chosen)
     return ({c: row["top1"] for c, row in accuracy["per_class"].items()}, len(labels),
-            "the domain classifier's held-out images (sagan_tf.classifiers.training_data)")
+            "the held-out images of sagan_tf.classifiers.training_data (a folder's hashed held-out share, a TFDS "
+            "test or validation split, the synthetic test split)")
 
 
 def _table_csv(rows):
