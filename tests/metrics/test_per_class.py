@@ -112,3 +112,31 @@ def test_inception_logits_are_mapped_to_the_dataset_labels_by_synset():
         per_class.inception_logit_indices(["cat"], label_map)
     with pytest.raises(ValueError, match="1008 logits"):
         per_class.inception_imagenet_logits(np.zeros((1, 1001)), indices)
+
+
+def test_class_accuracy_is_computed_only_with_logits_that_are_the_dataset_classes():
+    from sagan_tf import per_class_evaluation
+    from sagan_tf.classifiers import Classifier
+
+    def classifier(name, card=None):
+        return Classifier(lambda x: (np.zeros((len(x), 2)), np.zeros((len(x), 5))), 8, name, name=name, card=card)
+
+    synsets = sorted(per_class.inception_label_map())
+    to_logits, how = per_class_evaluation.class_logits(classifier("inception"), "imagenet2012", synsets, 1000)
+    logits = np.zeros((1, per_class.INCEPTION_NUM_LOGITS))
+    logits[0, 449] = 1.0  # tench
+    assert to_logits(logits).argmax() == 0 and "synset" in how
+    for spec, dataset, names, pattern in [
+            (classifier("inception"), "cifar10", ["airplane"], "not those of cifar10"),
+            (classifier("inception"), "imagenet2012", ["tench"], "no logit for"),
+            (classifier("keras"), "synthetic", None, "not known to be the classes of synthetic"),
+            (classifier("domain", {"task": "rotation", "classes": ["0", "90", "180", "270"]}), "folder:x", None,
+             "not known")]:
+        to_logits, why = per_class_evaluation.class_logits(spec, dataset, names, 4)
+        assert to_logits is None and pattern in why, why
+    to_logits, _ = per_class_evaluation.class_logits(classifier("domain", {"task": "labels", "classes": list("abcd")}),
+                                                     "folder:x", None, 4)
+    np.testing.assert_array_equal(to_logits(np.arange(10.0).reshape(2, 5)), [[0, 1, 2, 3], [5, 6, 7, 8]])
+    assert list(per_class_evaluation.choose_classes(4)) == [0, 1, 2, 3]
+    assert list(per_class_evaluation.choose_classes(1000, 3, seed=7)) == sorted(
+        np.random.default_rng(7).choice(1000, 3, replace=False))
