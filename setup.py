@@ -17,8 +17,9 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["sagan_tf", "sagan_tf.*", "training", "training.*",
                                                "export", "export.*"]),
     include_package_data=True,
-    # The classifier for FID/IS on the synthetic dataset (sagan_tf.evaluation.classifiers.load_classifier("synthetic")).
-    package_data={"sagan_tf.evaluation.classifiers": ["assets/*.keras"]},
+    # The classifier for FID/IS on the synthetic dataset (sagan_tf.evaluation.classifiers.load_classifier("synthetic"))
+    # and the class map of TF-GAN's Inception logits (sagan_tf.evaluation.metrics.per_class).
+    package_data={"sagan_tf.evaluation.classifiers": ["assets/*.keras", "assets/*.txt"]},
     install_requires=[
         # The standard wheel runs on CPU and, with the CUDA libraries present, on GPU.
         "tensorflow>=2.16,<2.22",

@@ -23,6 +23,13 @@ draws), writes one record per value
 
 prints each record as one JSON line, and leaves latest.json to the untruncated evaluations.
 
+With --per_class (a class-conditional run) it measures each class instead (`sagan_tf.evaluation.per_class_evaluator`):
+intra-class FID and KID, class accuracy of the generated images beside the classifier's accuracy on real held-out
+images, per-class precision and recall, of --per_class_samples images per class (of all classes, or a seeded subset
+of --classes), and writes
+
+    <model_dir>/eval/per_class_step_<step>.json, .csv, .png   the record, the table, the worst and best classes
+
 A record's "figures" are named "<classifier tag>/<figure>" (e.g. "domain-1a2b3c4d/fid": the classifier's name and the
 first 8 hex digits of its content hash), so figures of different classifiers never share a name; its "provenance" holds
 the classifier's identity (name, content hash, id, input size, and a domain classifier's card), the resize method, the
@@ -47,6 +54,7 @@ never into checkpoints/.
     python -m training.evaluate --model_dir=runs/cifar32 --protocol=paper --classifier=/models/inception
     python -m training.evaluate --model_dir=runs/cifar32-folder_data_icons --classifier=domain
     python -m training.evaluate --model_dir=runs/synthetic32 --truncation=none,2.0,1.0,0.7,0.5
+    python -m training.evaluate --model_dir=runs/synthetic32 --per_class
 """
 
 import json
@@ -94,6 +102,14 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_list("truncation", [], "Truncation sweep: comma-separated values t > 0 (and 'none': untruncated) "
                       "evaluated with the same seed, one record each, and a plot of FID against IS across them.",
                       flag_values=flag_values)
+    flags.DEFINE_bool("per_class", False, "Per-class evaluation of a class-conditional run: intra-class FID and KID, "
+                      "class accuracy (top-1/top-5) of the generated images beside the classifier's accuracy on real "
+                      "held-out images, per-class precision and recall; writes eval/per_class_step_<step>.json, "
+                      ".csv and .png.", flag_values=flag_values)
+    flags.DEFINE_integer("classes", 0, "With --per_class: evaluate a seeded (--seed) subset of this many classes "
+                         "(0: all).", flag_values=flag_values)
+    flags.DEFINE_integer("per_class_samples", 500, "With --per_class: images generated per class, and real images "
+                         "read at most per class.", flag_values=flag_values)
     flags.DEFINE_integer("is_splits", 1, "Inception Score splits (1: TF-GAN's definition; papers average 10).",
                          flag_values=flag_values)
     flags.DEFINE_string("data_dir", None, "TFDS data directory (also the base of relative folder: paths).",
@@ -350,11 +366,33 @@ def _evaluate(run, restored, evaluator, config, name_suffix, print_fn, protocol=
     return result
 
 
+def _per_class(values, config, truncations):
+    """`--per_class`: the per-class evaluation (`sagan_tf.evaluation.per_class_evaluator`); prints its record."""
+    from sagan_tf.evaluation import per_class_evaluator
+    from sagan_tf.errors import UsageError
+
+    if truncations:
+        raise UsageError("--per_class evaluates the untruncated generator; drop --truncation, or run the sweep "
+                         "separately.")
+    record = per_class_evaluator.evaluate_per_class(
+        values.model_dir, config, samples_per_class=values.per_class_samples, classes=values.classes,
+        checkpoint=values.checkpoint, use_ema=values.ema, data_dir=values.data_dir, print_fn=logging.info)
+    print(json.dumps(record, sort_keys=True))
+    return 0
+
+
 @cli.main_wrapper
 def main(argv, values=None):
     values = flags.FLAGS if values is None else values
     config = eval_config(values)
     truncations = parse_truncations(values.truncation)
+    if getattr(values, "per_class", False):
+        return _per_class(values, config, truncations)
+    for name in ("classes", "per_class_samples"):
+        if _given(values, name):
+            from sagan_tf.errors import UsageError
+
+            raise UsageError(f"--{name} sets up the per-class evaluation; add --per_class, or drop --{name}.")
     if truncations:
         records, _ = sweep_truncation(values.model_dir, config, truncations, values.checkpoint,
                                       use_ema=values.ema, data_dir=values.data_dir, protocol=values.protocol)

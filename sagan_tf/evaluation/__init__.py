@@ -1,5 +1,6 @@
 """Measuring a generator: the evaluation of a run (`evaluator`: `Evaluator`, `EvalConfig`, the real statistics and
-the classifier a dataset is measured with), the figures themselves (`metrics`: FID, IS, KID, precision/recall,
+the classifier a dataset is measured with), the same figures per class with the class accuracy of a
+class-conditional run (`per_class_evaluator`), the figures themselves (`metrics`: FID, IS, KID, precision/recall,
 density/coverage) and the classifiers whose features they compare (`classifiers`).
 
 Importing this package is cheap: the submodules (TensorFlow, TF-GAN, TF-Hub) load on first use."""

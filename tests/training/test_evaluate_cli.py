@@ -367,3 +367,102 @@ def test_evaluation_draws_the_labels_of_a_run_trained_on_the_data_frequencies(tm
     # Binomial standard deviation of a share over 6000 draws: at most 0.0065; 0.025 is ~4 of them.
     np.testing.assert_allclose(np.bincount(drawn, minlength=3) / drawn.size, counts / counts.sum(), atol=0.025)
     assert record["provenance"]["labels"] == {"frequencies": [0.6, 0.3, 0.1]}
+
+
+def test_per_class_table_csv_and_picture_match_an_independent_computation(trained, monkeypatch):
+    import csv
+
+    from PIL import Image
+
+    from sagan_tf import data
+    from sagan_tf.evaluation import per_class_evaluator
+    from sagan_tf.run import restore
+    from sagan_tf.evaluation.classifiers import training_data
+    from tests.metrics.test_per_class import reference_kid, reference_precision_recall
+
+    monkeypatch.setattr(training_data, "MAX_HELDOUT", 250)  # one batch of held-out images for the ceiling
+    result, _, _, cache = trained
+    config = evaluation.EvalConfig(classifier="synthetic", batch_size=8, cache_dir=cache, seed=3)
+    record = per_class_evaluator.evaluate_per_class(result.model_dir, config, samples_per_class=6, classes=3,
+                                                     print_fn=lambda line: None)
+    chosen = sorted(np.random.default_rng(3).choice(4, 3, replace=False))
+    assert record["provenance"]["classes"] == {"evaluated": 3, "of": 4, "subset_seed": 3, "ids": chosen}
+    stem = pathlib.Path(result.model_dir) / "eval" / "per_class_step_00000003"
+    assert json.loads(stem.with_suffix(".json").read_text()) == json.loads(json.dumps(record))
+
+    # Independently: the generator's images of each class from default_rng([seed, class]), the first 6 real images
+    # of each class of the unshuffled train split, the first 250 of the test split for the ceiling.
+    restored = restore.restore_generator(result.model_dir)
+    classifier = classifiers.load_classifier("synthetic")
+    real, real_labels = next(iter(data.load("synthetic", "train", image_size=16, batch_size=64, shuffle=False,
+                                            random_flip=False)))
+    test, test_labels = next(iter(data.load("synthetic", "test", image_size=16, batch_size=250, shuffle=False,
+                                            random_flip=False, repeat=False)))
+    test_predictions = classifier(test)[1].argmax(axis=1)
+    real_features = classifier(real)[0]
+    rows = {row["class"]: row for row in record["classes"]}
+    fids = []
+    for c in chosen:
+        z = np.random.default_rng([3, c]).standard_normal((6, restored.config.model.latent_dim)).astype("float32")
+        features, logits = classifier(restored.generator(z, np.full(6, c, "int32"), training=False))
+        own = real_features[np.asarray(real_labels) == c][:6].astype(np.float64)
+        features = features.astype(np.float64)
+        c1, c2 = np.cov(own, rowvar=False), np.cov(features, rowvar=False)
+        roots = np.sqrt(np.clip(np.linalg.eigvals(c1 @ c2).real, 0, None)).sum()
+        fid = np.sum((own.mean(0) - features.mean(0)) ** 2) + np.trace(c1) + np.trace(c2) - 2 * roots
+        fids.append(fid)
+        row = rows[c]
+        assert (row["count_generated"], row["count_real"], row["rank_deficient"]) == (6, 6, True)  # 6 < 128 + 1
+        assert row["fid"] == pytest.approx(fid, rel=1e-3)
+        assert row["kid"] == pytest.approx(reference_kid(own, features), rel=1e-4, abs=1e-9)
+        assert (row["precision"], row["recall"]) == pytest.approx(reference_precision_recall(own, features))
+        assert row["accuracy"] == np.mean(logits.argmax(axis=1) == c) and row["accuracy_top5"] is None
+        assert row["real_heldout_accuracy"] == np.mean(test_predictions[np.asarray(test_labels) == c] == c)
+    tag = record["classifier_tag"]
+    assert record["figures"][f"{tag}/intra_fid"] == pytest.approx(np.mean(fids), rel=1e-3)
+    assert record["figures"][f"{tag}/chance"] == 0.25
+    assert record["figures"][f"{tag}/class_accuracy"] == pytest.approx(np.mean([rows[c]["accuracy"] for c in chosen]))
+    assert len(record["rank_deficient_classes"]) == 3
+
+    with open(stem.with_suffix(".csv"), newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert tuple(table[0]) == per_class_evaluator.CSV_COLUMNS
+    assert [int(line["class"]) for line in table] == chosen
+    for line in table:
+        row = rows[int(line["class"])]
+        assert line["name"] == row["name"] and int(line["count_real"]) == 6
+        for column in ("fid", "kid", "accuracy", "real_heldout_accuracy", "precision", "recall"):
+            assert float(line[column]) == pytest.approx(row[column], rel=1e-12)
+        assert line["accuracy_top5"] == ""
+    # Three classes: all of them, each a row of generated and a row of real 16x16 images.
+    assert Image.open(stem.with_suffix(".png")).size[1] == 2 + 6 * (16 + 2)
+
+
+def test_per_class_refuses_an_unconditional_run_and_bad_counts(tmp_path, capsys):
+    from absl import flags
+
+    from sagan_tf.run.run_dir import RunDirectory
+    from training import evaluate as evaluate_cli
+
+    RunDirectory(str(tmp_path / "unconditional")).write_config(tiny_config(num_classes=0))
+    RunDirectory(str(tmp_path / "conditional")).write_config(tiny_config())
+
+    def main(*args):
+        values = flags.FlagValues()
+        evaluate_cli.define_flags(values)
+        values(["training.evaluate", *args])
+        return evaluate_cli.main(["training.evaluate"], values)
+
+    for args, pattern in [
+            ([f"--model_dir={tmp_path / 'unconditional'}", "--per_class"],
+             r"--per_class measures each class of a class-conditional generator, and .*unconditional"),
+            ([f"--model_dir={tmp_path / 'conditional'}", "--per_class", "--classes=5"],
+             r"--classes takes a number of classes between 1 and 4"),
+            ([f"--model_dir={tmp_path / 'conditional'}", "--per_class", "--per_class_samples=1"],
+             r"--per_class_samples takes the images per class, at least 2"),
+            ([f"--model_dir={tmp_path / 'conditional'}", "--classes=2"], r"--classes sets up the per-class evaluation"),
+            ([f"--model_dir={tmp_path / 'conditional'}", "--per_class", "--truncation=1.0"],
+             r"--per_class evaluates the untruncated generator")]:
+        assert main(*args) == 2, args
+        message = capsys.readouterr().err.strip().splitlines()[-1]
+        assert message.startswith("Error: ") and re.search(pattern, message), (args, message)
