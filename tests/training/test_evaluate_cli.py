@@ -378,7 +378,7 @@ def test_per_class_table_csv_and_picture_match_an_independent_computation(traine
     from sagan_tf.evaluation import per_class_evaluator
     from sagan_tf.run import restore
     from sagan_tf.evaluation.classifiers import training_data
-    from tests.metrics.test_per_class import reference_kid, reference_precision_recall
+    from tests.evaluation.metrics.test_per_class import reference_kid, reference_precision_recall
 
     monkeypatch.setattr(training_data, "MAX_HELDOUT", 250)  # one batch of held-out images for the ceiling
     result, _, _, cache = trained
