@@ -198,6 +198,20 @@ def subprocess_environment(**extra):
     return {name: value for name, value in env.items() if value is not None}
 
 
+def main_in_process(module, capsys, *args):
+    """(exit status, stdout, stderr) of the command `module` (an entry point such as `export.run`) run in this
+    process: its `main` with its flags parsed from `args`, which prints a `UsageError` as the command's one-paragraph
+    "Error: " line and returns exit status 2, as the command does (`sagan_tf.cli.main_wrapper`)."""
+    from absl import flags as absl_flags
+
+    values = absl_flags.FlagValues()
+    module.define_flags(values)
+    values([module.__name__, *args])
+    status = module.main([module.__name__], values)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
 def start_command(module, args, separate_stderr=False, **env):
     """Starts `python -m <module> <args>` in the repository root as a user would (without TF_CPP_MIN_LOG_LEVEL
     unless `env` sets it, so that the command's console is its default one); returns the `Popen` (text mode,

@@ -6,13 +6,12 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags as absl_flags
 
 from sagan_tf.config import presets
 from sagan_tf.run import restore
 from sagan_tf.serving import signatures as serving
 from sagan_tf.errors import UsageError
-from tests.tiny import tiny_config
+from tests.tiny import main_in_process, tiny_config
 
 def _served(path, outputs):
     signature = tf.saved_model.load(path).signatures[serving.SERVING_SIGNATURE]
@@ -30,13 +29,9 @@ def _export_command(tmp_path, capsys, *args):
     """(exit status, the JSON line or None, stderr) of `python -m export.run` run in this process."""
     from export import run as export_cli
 
-    values = absl_flags.FlagValues()
-    export_cli.define_flags(values)
-    values(["export", f"--export_dir={tmp_path / 'exports'}", *args])
-    status = export_cli.main(["export"], values)
-    captured = capsys.readouterr()
-    lines = captured.out.strip().splitlines()
-    return status, json.loads(lines[-1]) if lines else None, captured.err
+    status, out, err = main_in_process(export_cli, capsys, f"--export_dir={tmp_path / 'exports'}", *args)
+    lines = out.strip().splitlines()
+    return status, json.loads(lines[-1]) if lines else None, err
 
 
 def test_a_keras_file_from_jax_exports_to_the_saved_model_a_tensorflow_run_gets(jax_trained, tmp_path, capsys):

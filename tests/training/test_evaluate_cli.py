@@ -13,8 +13,8 @@ import pytest
 
 from sagan_tf.evaluation import classifiers, evaluator as evaluation
 from sagan_tf.errors import ClassifierUnavailableError, UsageError
-from tests.tiny import (event_scalars, start_command, tiny_classifier_file, tiny_config, tiny_image_folder,
-                        train_options)
+from tests.tiny import (event_scalars, main_in_process, start_command, tiny_classifier_file, tiny_config,
+                        tiny_image_folder, train_options)
 from training import run as run_cli
 from training import train_lib
 
@@ -102,25 +102,36 @@ def start(module, args):
     return start_command(module, args, separate_stderr=True)
 
 
-def test_cli_writes_json_and_tensorboard_and_reports_usage_errors(trained, tmp_path):
+def test_cli_writes_json_and_tensorboard_and_reports_usage_errors(trained, tmp_path, capsys):
+    from training import evaluate as evaluate_cli
+
     result, _, classifier, cache = trained
     run_dir = result.model_dir
     common = ["--num_samples=16", "--batch_size=8", "--num_real=32", f"--classifier={classifier}",
               f"--cache_dir={cache}"]
     (tmp_path / "untrained").mkdir()
     (tmp_path / "untrained" / "config.json").write_text(tiny_config().to_json())
+    # Two commands at once on the same run, and one refusal as a command (exit status 2, no traceback)...
     processes = {
         "ema": start("training.evaluate", [f"--model_dir={run_dir}", *common, "--kid"]),
         "noema": start("training.evaluate", [f"--model_dir={run_dir}", *common, "--noema", "--checkpoint=3", "--nokid",
                                              "--noprecision_recall"]),
         "missing dir": start("training.evaluate", [f"--model_dir={tmp_path / 'nothing'}", *common]),
-        "no checkpoint": start("training.evaluate", [f"--model_dir={tmp_path / 'untrained'}", *common]),
-        "run flags": start("training.run", [f"--model_dir={tmp_path / 'flags'}", "--eval_every=5", "--eval_samples=0"]),
-        "sweep": start("training.evaluate", [f"--model_dir={run_dir}", *common, "--truncation=none,1.0,0.5",
-                                             "--noprecision_recall"]),
-        "bad truncation": start("training.evaluate", [f"--model_dir={run_dir}", *common, "--truncation=1.0,0"]),
     }
-    outputs = {name: (*p.communicate(timeout=300), p.returncode) for name, p in processes.items()}
+    # ... meanwhile the others in this process, through the commands' `main` (training.run's refusals as commands:
+    # tests/training/test_run_cli.py).
+    in_process = {
+        "no checkpoint": (evaluate_cli, [f"--model_dir={tmp_path / 'untrained'}", *common]),
+        "run flags": (run_cli, [f"--model_dir={tmp_path / 'flags'}", "--eval_every=5", "--eval_samples=0"]),
+        "sweep": (evaluate_cli, [f"--model_dir={run_dir}", *common, "--truncation=none,1.0,0.5",
+                                 "--noprecision_recall"]),
+        "bad truncation": (evaluate_cli, [f"--model_dir={run_dir}", *common, "--truncation=1.0,0"]),
+    }
+    outputs = {}
+    for name, (module, args) in in_process.items():
+        code, stdout, stderr = main_in_process(module, capsys, *args)
+        outputs[name] = (stdout, stderr, code)
+    outputs.update({name: (*p.communicate(timeout=300), p.returncode) for name, p in processes.items()})
 
     stdout, stderr, code = outputs["ema"]
     assert code == 0, stderr
