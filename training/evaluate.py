@@ -100,6 +100,11 @@ def define_flags(flag_values=flags.FLAGS):
                         flag_values=flag_values)
     flags.DEFINE_string("cache_dir", None, "Real-statistics cache. Default: $SAGAN_TF_CACHE/real_stats or "
                         "~/.cache/sagan_tf/real_stats.", flag_values=flag_values)
+    flags.DEFINE_bool("cas", False, "Instead of FID/IS: the Classification Accuracy Score of a class-conditional "
+                      "run (a classifier trained only on generated images, tested on real held-out images, beside "
+                      "one trained on real images); writes eval/cas_step_<step>.json.", flag_values=flag_values)
+    flags.DEFINE_integer("cas_samples_per_class", None, "--cas: generated images per class (default: as many as "
+                         "the real training split holds; 2560 for synthetic).", flag_values=flag_values)
 
 
 def parse_truncations(values):
@@ -348,6 +353,12 @@ def _evaluate(run, restored, evaluator, config, name_suffix, print_fn, protocol=
 @cli.main_wrapper
 def main(argv, values=None):
     values = flags.FLAGS if values is None else values
+    if values.cas:
+        return _main_cas(values)
+    if values.cas_samples_per_class is not None:
+        from sagan_tf.errors import UsageError
+
+        raise UsageError("--cas_samples_per_class sets the generated images of --cas; add --cas, or drop it.")
     config = eval_config(values)
     truncations = parse_truncations(values.truncation)
     if truncations:
@@ -358,6 +369,18 @@ def main(argv, values=None):
                                 data_dir=values.data_dir, protocol=values.protocol)]
     for record in records:
         print(json.dumps(record, sort_keys=True))
+    return 0
+
+
+def _main_cas(values):
+    """--cas: measures the CAS (`training.evaluate_cas`), prints a summary line and the JSON record."""
+    from sagan_tf.classifiers import cas
+    from training import evaluate_cas
+
+    record = evaluate_cas.evaluate_run(values.model_dir, evaluate_cas.cas_config(values), values.checkpoint,
+                                       use_ema=values.ema, data_dir=values.data_dir)
+    print(cas.summary_line(record))
+    print(json.dumps(record, sort_keys=True))
     return 0
 
 
