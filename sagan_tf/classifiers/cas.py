@@ -304,10 +304,11 @@ def classification_accuracy_score(sample, dataset, image_size, config=None, prin
     began = time.perf_counter()
     images, labels = generated_images(sample, counts, image_size, config.seed, config.generation_batch_size)
     generation_seconds = time.perf_counter() - began
-    steps = config.steps or train.default_steps(len(labels), config.batch_size)
-    epochs = steps * config.batch_size / len(labels)
+    batch_size = min(config.batch_size, len(labels))  # as `_training_batches` batches
+    steps = config.steps or train.default_steps(len(labels), batch_size)
+    epochs = steps * batch_size / len(labels)
     say(f"CAS: generated in {generation_seconds:.1f} s; training a classifier on them for {steps} steps of "
-        f"{config.batch_size} ({epochs:.1f} epochs), tested on {heldout.num_heldout} real held-out images.")
+        f"{batch_size} ({epochs:.1f} epochs), tested on {heldout.num_heldout} real held-out images.")
     generated = train_and_test(images, labels, heldout.heldout, num_classes, image_size, config, steps,
                                lambda line: say(f"CAS (generated) {line}"))
     say(f"CAS: top-1 {generated['top1']:.4f}" + _top5_text(generated) + f" ({generated['seconds']:.0f} s)")
@@ -348,7 +349,7 @@ def classification_accuracy_score(sample, dataset, image_size, config=None, prin
         "classifier": {"builder": "sagan_tf.classifiers.network.build_domain_classifier",
                        "widths": list(network.default_widths(image_size)), "convs_per_stage": 2,
                        "initial_weights": f"keras.utils.set_random_seed({config.seed}), the same for both"},
-        "training": {"steps": steps, "epochs": epochs, "batch_size": config.batch_size,
+        "training": {"steps": steps, "epochs": epochs, "batch_size": batch_size,
                      "learning_rate": config.learning_rate, "optimizer": "Adam", "schedule": "cosine decay to 2%",
                      "augmentation": heldout.augmentation, "storage": "8-bit images"},
         "seconds": {"generation": generation_seconds, "generated_classifier": generated["seconds"],
