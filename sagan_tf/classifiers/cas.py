@@ -252,7 +252,7 @@ def train_and_test(images, labels, heldout, num_classes, image_size, config, ste
     try:
         keras.utils.set_random_seed(config.seed)  # the same initial weights for both classifiers
         model = network.build_domain_classifier(image_size, num_classes, name="cas_classifier")
-        epoch = math.ceil(len(labels) / config.batch_size)
+        epoch = math.ceil(len(labels) / min(config.batch_size, len(labels)))  # steps per pass over the images
         train.fit_classifier(model, _training_batches(images, labels, config.batch_size, image_size, config.seed),
                              steps, config.learning_rate, max(epoch, math.ceil(steps / 30)), log)
         top1, top5 = topk_accuracies(model, heldout, num_classes)
