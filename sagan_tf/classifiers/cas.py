@@ -341,7 +341,7 @@ def classification_accuracy_score(sample, dataset, image_size, config=None, prin
         "real_per_class": [int(c) for c in real_counts] if config.real_reference else None,
         "samples_per_class": config.samples_per_class,
         "train_split": train_split,
-        "heldout_split": _heldout_description(dataset),
+        "heldout_split": _heldout_description(dataset, heldout.num_heldout),
         "num_heldout": heldout.num_heldout,
         "heldout_seen_by_generator": dataset.source == "folder",
         "majority_accuracy": heldout.majority_accuracy,
@@ -368,14 +368,14 @@ def _describe_counts(counts):
     return f"{low}" if low == high else f"{low} to {high}"
 
 
-def _heldout_description(dataset):
+def _heldout_description(dataset, count):
     if dataset.source == "folder":
         return (f"the folder's held-out {training_data.HELDOUT_FRACTION:.0%} of each class (at least 2; chosen by a "
                 "hash of the path, as the domain classifier's), which the GAN trained on")
     if dataset.source == "synthetic":
-        return f"the first {training_data.MAX_HELDOUT} images of the 'test' split, which no training stream contains"
+        return f"the first {count} images of the 'test' split, which no training stream contains"
     split = "test" if "test" in dataset.info.splits else "validation"
-    return f"the first {training_data.MAX_HELDOUT} images of the '{split}' split"
+    return f"the first {count} images of the '{split}' split"
 
 
 def summary_line(record):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from absl import flags as absl_flags
 
-from sagan_tf.classifiers import train
+from sagan_tf.classifiers import train, training_data
 from tests.tiny import event_scalars, tiny_config
 from training import evaluate as evaluate_cli
 
@@ -27,6 +27,7 @@ def test_cas_writes_its_record_beside_the_eval_records(tmp_path, monkeypatch, ca
     model_dir = tmp_path / "run"
     shutil.copytree(LEGACY_RUN, model_dir)  # a trained conditional run (step 2), without training one here
     monkeypatch.setattr(train, "default_steps", lambda num_train, batch_size: 20)
+    monkeypatch.setattr(training_data, "MAX_HELDOUT", 500)
     latest = (model_dir / "eval" / "latest.json").read_text()
     assert evaluate(f"--model_dir={model_dir}", "--cas", "--cas_samples_per_class=8", "--seed=5") == 0
     summary, printed = capsys.readouterr().out.strip().splitlines()[-2:]
@@ -42,11 +43,11 @@ def test_cas_writes_its_record_beside_the_eval_records(tmp_path, monkeypatch, ca
     assert (record["step"], record["ema"], record["dataset"], record["seed"]) == (2, True, "synthetic", 5)
     assert (provenance["step"], provenance["generator"], provenance["seed"]) == (2, "ema", 5)
     assert provenance["generated_per_class"] == provenance["real_per_class"] == [8] * 4
-    assert provenance["samples_per_class"] == 8 and provenance["num_heldout"] == 5000
+    assert provenance["samples_per_class"] == 8 and provenance["num_heldout"] == 500
     training = provenance["training"]
     assert (training["steps"], training["batch_size"], training["epochs"]) == (20, 32, 20.0)  # 32 images: batch 32
     assert provenance["checkpoint"].endswith("ckpt-2") and record["seconds"] > 0
-    assert record["images"] == 2 * (32 + 5000)
+    assert record["images"] == 2 * (32 + 500)
     scalars = event_scalars(model_dir / "eval")
     np.testing.assert_allclose(scalars["eval/cas/top1"][2], figures["cas/top1"], rtol=1e-6)
     assert json.loads(scalars["eval/cas/provenance"][2]) == provenance
