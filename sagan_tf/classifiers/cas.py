@@ -379,7 +379,8 @@ def _heldout_description(dataset, count):
 
 
 def summary_line(record):
-    """One line: "CAS top-1 0.81 (real 0.93, ratio 0.87), top-5 ... ; 10240 generated images, 123 s"."""
+    """One line of a CAS record: "CAS top-1 0.8084 (real 0.9992, ratio 0.809)[, top-5 ...]; chance 0.2500; 1000
+    generated images, 5000 held-out, 469 steps, 232 s"."""
     figures = record["figures"]
 
     def part(k):
