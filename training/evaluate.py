@@ -55,6 +55,12 @@ never into checkpoints/.
     python -m training.evaluate --model_dir=runs/cifar32-folder_data_icons --classifier=domain
     python -m training.evaluate --model_dir=runs/synthetic32 --truncation=none,2.0,1.0,0.7,0.5
     python -m training.evaluate --model_dir=runs/synthetic32 --per_class
+    python -m training.evaluate --model_dir=runs/synthetic32 --cas [--cas_samples_per_class=500]
+
+`--cas` measures instead the Classification Accuracy Score of a class-conditional run (`training.evaluate_cas`,
+`sagan_tf.evaluation.classifiers.cas`): a classifier trained only on generated images and tested on real held-out images,
+beside the same classifier trained on real images; it prints a summary line and the record, written to
+eval/cas_step_<step>.json. An unconditional run is refused (exit status 2).
 """
 
 import json
@@ -116,6 +122,11 @@ def define_flags(flag_values=flags.FLAGS):
                         flag_values=flag_values)
     flags.DEFINE_string("cache_dir", None, "Real-statistics cache. Default: $SAGAN_TF_CACHE/real_stats or "
                         "~/.cache/sagan_tf/real_stats.", flag_values=flag_values)
+    flags.DEFINE_bool("cas", False, "Instead of FID/IS: the Classification Accuracy Score of a class-conditional "
+                      "run (a classifier trained only on generated images, tested on real held-out images, beside "
+                      "one trained on real images); writes eval/cas_step_<step>.json.", flag_values=flag_values)
+    flags.DEFINE_integer("cas_samples_per_class", None, "--cas: generated images per class (default: as many as "
+                         "the real training split holds; 2560 for synthetic).", flag_values=flag_values)
 
 
 def parse_truncations(values):
@@ -384,6 +395,16 @@ def _per_class(values, config, truncations):
 @cli.main_wrapper
 def main(argv, values=None):
     values = flags.FLAGS if values is None else values
+    if values.cas and getattr(values, "per_class", False):
+        from sagan_tf.errors import UsageError
+
+        raise UsageError("--cas and --per_class are two evaluations: run one command for each.")
+    if values.cas:
+        return _main_cas(values)
+    if values.cas_samples_per_class is not None:
+        from sagan_tf.errors import UsageError
+
+        raise UsageError("--cas_samples_per_class sets the generated images of --cas; add --cas, or drop it.")
     config = eval_config(values)
     truncations = parse_truncations(values.truncation)
     if getattr(values, "per_class", False):
@@ -401,6 +422,18 @@ def main(argv, values=None):
                                 data_dir=values.data_dir, protocol=values.protocol)]
     for record in records:
         print(json.dumps(record, sort_keys=True))
+    return 0
+
+
+def _main_cas(values):
+    """--cas: measures the CAS (`training.evaluate_cas`), prints a summary line and the JSON record."""
+    from sagan_tf.evaluation.classifiers import cas
+    from training import evaluate_cas
+
+    record = evaluate_cas.evaluate_run(values.model_dir, evaluate_cas.cas_config(values), values.checkpoint,
+                                       use_ema=values.ema, data_dir=values.data_dir)
+    print(cas.summary_line(record))
+    print(json.dumps(record, sort_keys=True))
     return 0
 
 

@@ -11,6 +11,8 @@ FID, KID, IS and precision/recall (`sagan_tf.evaluation.metrics` computes the fi
 - `fingerprint`, `card`, `cache`: what identifies a dataset's images, the card written beside each trained
   classifier, and the cache of trained classifiers (`ensure_domain_classifier`: `--classifier=domain` trains the
   dataset's classifier once, then reuses it).
+- `cas`: the Classification Accuracy Score of a class-conditional generator (a classifier of the domain classifier's
+  architecture trained on generated images, tested on real held-out ones; `training.evaluate --cas`).
 
     python -m training.train_classifier --dataset=folder:/data/icons --image_size=32    # trains, caches, writes card
     python -m training.run --dataset=folder:/data/icons --image_size=32 --classifier=domain
@@ -41,6 +43,7 @@ _EXPORTS = {
     "ensure_domain_classifier": "cache",
     "train_domain_classifier": "train",
     "train_synthetic_classifier": "train",
+    "classification_accuracy_score": "cas",
 }
 
 __all__ = sorted(_EXPORTS)
