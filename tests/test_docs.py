@@ -1,7 +1,7 @@
 """What a newcomer reads is true: every cited file exists, and every documented command runs with the flags it shows.
 
-- Citations: a path into the repository (`sagan_tf/health.py`, `tests/conftest.py`), a Markdown file (`BUILD.md`), a
-  "BUILD.md fact N", a module or object (`sagan_tf.sampling.latents.truncated_latents`) or a file of an installed
+- Citations: a path into the repository (`sagan_tf/callbacks/health.py`, `tests/conftest.py`), a Markdown file
+  (`BUILD.md`), a "BUILD.md fact N", a module or object (`sagan_tf.sampling.latents.truncated_latents`) or a file of an installed
   dependency (`tensorflow_gan/__init__.py`), wherever a docstring, comment, Markdown file or the notebook names one,
   must exist. Design notes kept outside the repository are not citable.
 - Commands: every `python -m <entry point> ...` of README.md, BUILD.md, export/README.md and the notebook uses only
@@ -158,8 +158,8 @@ def test_every_cited_fact_section_and_module_exists():
 
 
 def test_the_checks_catch_what_they_are_for():
-    assert [path.rstrip(".") for path in _REPO_PATH.findall("see sagan_tf/health.py and tests/conftest.py.")] == [
-        "sagan_tf/health.py", "tests/conftest.py"]
+    cited = _REPO_PATH.findall("see sagan_tf/callbacks/health.py and tests/conftest.py.")
+    assert [path.rstrip(".") for path in cited] == ["sagan_tf/callbacks/health.py", "tests/conftest.py"]
     outside = "DESIGN" + ".md"  # spelled apart: this file cites nothing outside the repository either
     assert _MARKDOWN.findall(f"({outside} fact 4)") == [outside] and _FACT.findall("BUILD.md fact 4") == [
         ("BUILD.md", "4")]
