@@ -1,9 +1,9 @@
 """What a newcomer reads is true: every cited file exists, and every documented command runs with the flags it shows.
 
 - Citations: a path into the repository (`sagan_tf/callbacks/health.py`, `tests/conftest.py`), a Markdown file
-  (`BUILD.md`), a "BUILD.md fact N", a module or object (`sagan_tf.sampling.latents.truncated_latents`) or a file of an installed
-  dependency (`tensorflow_gan/__init__.py`), wherever a docstring, comment, Markdown file or the notebook names one,
-  must exist. Design notes kept outside the repository are not citable.
+  (`BUILD.md`), a "BUILD.md fact N", a module or object (`sagan_tf.sampling.latents.truncated_latents`) or a file of
+  an installed dependency (`tensorflow_gan/__init__.py`), wherever a docstring, comment, Markdown file or the notebook
+  names one, must exist. Design notes kept outside the repository are not citable.
 - Commands: every `python -m <entry point> ...` of README.md, BUILD.md, export/README.md and the notebook uses only
   flags that entry point defines (on a fresh `flags.FlagValues()`, through its `define_flags`), and every
   `--model_dir=runs/...` the README reads is a directory a `python -m training.run` command of the README trains
