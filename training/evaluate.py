@@ -58,8 +58,8 @@ never into checkpoints/.
     python -m training.evaluate --model_dir=runs/synthetic32 --cas [--cas_samples_per_class=500]
 
 `--cas` measures instead the Classification Accuracy Score of a class-conditional run (`training.evaluate_cas`,
-`sagan_tf.evaluation.classifiers.cas`): a classifier trained only on generated images and tested on real held-out images,
-beside the same classifier trained on real images; it prints a summary line and the record, written to
+`sagan_tf.evaluation.classifiers.cas`): a classifier trained only on generated images and tested on real held-out
+images, beside the same classifier trained on real images; it prints a summary line and the record, written to
 eval/cas_step_<step>.json. An unconditional run is refused (exit status 2).
 """
 

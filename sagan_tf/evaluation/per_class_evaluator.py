@@ -7,9 +7,9 @@ For each class (all of them, or a seeded subset of `classes`), `samples_per_clas
 label (z ~ N(0, I) drawn from `numpy.random.default_rng([seed, class])`, so a class gets the same images whether
 or not it is in a subset) and up to `samples_per_class` real images of the class are read from the real split (the
 split's first images of the class, unshuffled; a class with fewer has what it has, and its count is reported). Both
-go through the evaluation's classifier (`evaluation.load_classifier_for`), and `sagan_tf.evaluation.metrics.per_class` gives
-per class: FID, KID, precision and recall against the class's real images, and the accuracy (top-1, top-5 with more
-than 5 classes) of the classifier on the generated images against the label they were generated with, beside its
+go through the evaluation's classifier (`evaluation.load_classifier_for`), and
+`sagan_tf.evaluation.metrics.per_class` gives per class: FID, KID, precision and recall against the class's real
+images, and the accuracy (top-1, top-5 with more than 5 classes) of the classifier on the generated images against the label they were generated with, beside its
 accuracy on the real held-out images of the class (the ceiling: the domain classifier's held-out split,
 `classifiers.training_data`) and chance (1 / classes).
 
@@ -143,8 +143,8 @@ def _heldout_accuracy(dataset, image_size, classifier, to_class_logits, chosen):
     logits, labels = np.concatenate(logits), np.concatenate(labels)
     accuracy = per_class.class_accuracy(logits, labels, classes=chosen)
     return ({c: row["top1"] for c, row in accuracy["per_class"].items()}, len(labels),
-            "the held-out images of sagan_tf.evaluation.classifiers.training_data (a folder's hashed held-out share, a TFDS "
-            "test or validation split, the synthetic test split)")
+            "the held-out images of sagan_tf.evaluation.classifiers.training_data (a folder's hashed held-out share, "
+            "a TFDS test or validation split, the synthetic test split)")
 
 
 def _table_csv(rows):

@@ -1,4 +1,5 @@
-"""sagan_tf.callbacks.health: the spectral-norm signal of each network, and the warnings for the known failure patterns."""
+"""sagan_tf.callbacks.health: the spectral-norm signal of each network, and the warnings for the known failure
+patterns."""
 
 import json
 import pathlib
@@ -139,7 +140,8 @@ def test_monitor_validates_its_thresholds():
         health.HealthMonitor(vanish_ratio=1.5)
 
 
-# Recorded runs (tests/callbacks/health_traces/record.py): the values each progress line handed the monitor, every 20 steps.
+# Recorded runs (tests/callbacks/health_traces/record.py): the values each progress line handed the monitor, every 20
+# steps.
 TRACES = pathlib.Path(__file__).parent / "health_traces"
 # The presets' default runs: synthetic32 2000 steps, dcgan64 240 (the 64x64 icon folder), cifar32 200 (the synthetic
 # dataset at batch 8, a CPU's affordable recording).

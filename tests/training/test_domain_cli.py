@@ -34,7 +34,8 @@ def test_a_folder_too_small_for_a_classifier_is_a_one_paragraph_error(tmp_path, 
 
 
 # Slow: a subprocess trains a domain classifier and a GAN (~3 min on 2 cores). Fast siblings: the test above and
-# tests/evaluation/classifiers/test_train_domain_classifier.py (a training run with the domain classifier, in this process).
+# tests/evaluation/classifiers/test_train_domain_classifier.py (a training run with the domain classifier, in this
+# process).
 @pytest.mark.slow
 def test_run_and_evaluate_with_the_domain_classifier_of_a_folder(tmp_path, monkeypatch):
     folder = tiny_image_folder(tmp_path / "images", per_class=12, size=16)

@@ -609,7 +609,8 @@ def test_bad_options_and_dataset_mismatch(tmp_path):
 
 def test_a_broken_learning_rate_gets_one_health_warning_that_names_it(tmp_path):
     # The real synthetic32 preset with the discriminator's learning rate 100 times SAGAN's: its raw weights jump about
-    # x16 in the first 20 steps (tests/callbacks/health_traces/synthetic32_d_lr_x100.json); the run warns once, with the fix.
+    # x16 in the first 20 steps (tests/callbacks/health_traces/synthetic32_d_lr_x100.json); the run warns once, with
+    # the fix.
     config = presets.get_preset("synthetic32").replace(d_lr=4e-2, train_steps=20)
     result = train_lib.run(config, train_options(tmp_path, log_every=20))
     (step, message), = result.health_warnings

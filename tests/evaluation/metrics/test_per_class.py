@@ -1,4 +1,5 @@
-"""Per-class FID, KID, precision/recall and class accuracy (`sagan_tf.evaluation.metrics.per_class`) against NumPy/SciPy."""
+"""Per-class FID, KID, precision/recall and class accuracy (`sagan_tf.evaluation.metrics.per_class`) against
+NumPy/SciPy."""
 
 import numpy as np
 import pytest
