@@ -1,6 +1,6 @@
 r"""Trains a domain classifier, the feature extractor of FID/KID/IS/precision/recall on any dataset.
 
-    python -m training.train_classifier          # writes sagan_tf/evaluation/classifiers/assets/synthetic_classifier.keras
+    python -m training.train_classifier    # sagan_tf/evaluation/classifiers/assets/synthetic_classifier.keras
     python -m training.train_classifier --output=/tmp/c.keras --steps=500
     python -m training.train_classifier --dataset=folder:/data/icons --image_size=32     # any dataset, with a card
 
@@ -10,15 +10,16 @@ split, and writes the model only if that accuracy is at least --min_accuracy (de
 error, exit status 2, and any existing file at --output is left untouched).
 `sagan_tf.evaluation.classifiers.load_classifier("synthetic")` loads the shipped file.
 
-For any other dataset (a TFDS name or folder:DIR) it trains a domain classifier (`sagan_tf.evaluation.classifiers`) on the
-dataset's train split at --image_size: on its labels, or, for an unlabelled dataset, on which of 4 rotations was
-applied (`sagan_tf.evaluation.classifiers.training_data` says which images are held out). It prints progress and the held-out
-accuracy, refuses a classifier no better than always answering the most frequent class (or below --min_accuracy),
+For any other dataset (a TFDS name or folder:DIR) it trains a domain classifier (`sagan_tf.evaluation.classifiers`)
+on the dataset's train split at --image_size: on its labels, or, for an unlabelled dataset, on which of 4 rotations
+was applied (`sagan_tf.evaluation.classifiers.training_data` says which images are held out). It prints progress and
+the held-out accuracy, refuses a classifier no better than always answering the most frequent class (or below --min_accuracy),
 and writes the model with its card (dataset fingerprint, classes, image size, preprocessing, held-out accuracy,
 training time) to --output, by default the cache that `--classifier=domain` of training.run and training.evaluate
 reads (`$SAGAN_TF_CACHE/domain_classifiers`), so those commands then reuse it. Both kinds share one training loop
-(`sagan_tf.evaluation.classifiers.train.fit_classifier`) and one network (`sagan_tf.evaluation.classifiers.network`); this module only
-turns flags into a call of `sagan_tf.evaluation.classifiers.train`.
+(`sagan_tf.evaluation.classifiers.train.fit_classifier`) and one network
+(`sagan_tf.evaluation.classifiers.network`); this module only turns flags into a call of
+`sagan_tf.evaluation.classifiers.train`.
 """
 
 import time

@@ -9,9 +9,9 @@ or not it is in a subset) and up to `samples_per_class` real images of the class
 split's first images of the class, unshuffled; a class with fewer has what it has, and its count is reported). Both
 go through the evaluation's classifier (`evaluation.load_classifier_for`), and
 `sagan_tf.evaluation.metrics.per_class` gives per class: FID, KID, precision and recall against the class's real
-images, and the accuracy (top-1, top-5 with more than 5 classes) of the classifier on the generated images against the label they were generated with, beside its
-accuracy on the real held-out images of the class (the ceiling: the domain classifier's held-out split,
-`classifiers.training_data`) and chance (1 / classes).
+images, and the accuracy (top-1, top-5 with more than 5 classes) of the classifier on the generated images against the
+label they were generated with, beside its accuracy on the real held-out images of the class (the ceiling: the domain
+classifier's held-out split, `classifiers.training_data`) and chance (1 / classes).
 
 Class accuracy needs logits that are the dataset's classes: the shipped synthetic classifier on `synthetic`, a
 domain classifier trained on the dataset's labels, or TF-GAN's Inception on imagenet2012 through its synset map

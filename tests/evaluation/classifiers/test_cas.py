@@ -1,5 +1,6 @@
 """The Classification Accuracy Score (`sagan_tf.evaluation.classifiers.cas`) on cases whose answer is known:
-"generated" images that are real images of the asked class (CAS = the real reference, within noise) and of random classes (chance)."""
+"generated" images that are real images of the asked class (CAS = the real reference, within noise) and of random
+classes (chance)."""
 
 import numpy as np
 import pytest
