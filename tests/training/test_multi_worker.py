@@ -214,7 +214,8 @@ def test_a_worker_that_cannot_read_the_newest_checkpoint_stops_every_worker_with
         f"Error: Checkpoint {tmp_path / 'checkpoints' / 'ckpt-4'}: it cannot be read back: storage "
         "failed 5 times in a row (last: UnavailableError: Error executing an HTTP request for "
         f"{tmp_path / 'checkpoints' / 'ckpt-4'}: Connection reset by peer (injected)). The checkpoint "
-        "is not damaged, so no older one replaces it; rerun the same command when the storage answers again."], outputs[1]
+        "is not damaged, so no older one replaces it; rerun the same command when the storage answers again."
+    ], outputs[1]
     assert len(error_lines[0]) == 1 and error_lines[0][0].startswith(
         "Error: worker 1 of this multi-worker run could not read or restore the checkpoint to resume from"), outputs[0]
     assert outputs[1].count("storage may be busy, so retrying") == 4
