@@ -14,10 +14,10 @@ For any other dataset (a TFDS name or folder:DIR) it trains a domain classifier 
 on the dataset's train split at --image_size: on its labels, or, for an unlabelled dataset, on which of 4 rotations
 was applied (`sagan_tf.evaluation.classifiers.training_data` says which images are held out). It prints progress and
 the held-out accuracy, refuses a classifier no better than always answering the most frequent class (or below
---min_accuracy), and writes the model with its card (dataset fingerprint, classes, image size, preprocessing, held-out accuracy,
-training time) to --output, by default the cache that `--classifier=domain` of training.run and training.evaluate
-reads (`$SAGAN_TF_CACHE/domain_classifiers`), so those commands then reuse it. Both kinds share one training loop
-(`sagan_tf.evaluation.classifiers.train.fit_classifier`) and one network
+--min_accuracy), and writes the model with its card (dataset fingerprint, classes, image size, preprocessing, held-out
+accuracy, training time) to --output, by default the cache that `--classifier=domain` of training.run and
+training.evaluate reads (`$SAGAN_TF_CACHE/domain_classifiers`), so those commands then reuse it. Both kinds share one
+training loop (`sagan_tf.evaluation.classifiers.train.fit_classifier`) and one network
 (`sagan_tf.evaluation.classifiers.network`); this module only turns flags into a call of
 `sagan_tf.evaluation.classifiers.train`.
 """
