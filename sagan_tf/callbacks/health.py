@@ -38,6 +38,15 @@ import keras
 from sagan_tf.layers import SpectralNormalization
 
 
+#: The label-ignored rule (`HealthMonitor.evaluation`): class accuracy counts as near chance below chance plus this
+#: share of the way to 1 (4 classes: below 0.25 + 0.1 x 0.75 = 0.325) ...
+NEAR_CHANCE = 0.1
+#: ... while FID has fallen to at most this fraction of the run's first evaluation ...
+FID_IMPROVEMENT = 0.5
+#: ... in this many evaluations in a row.
+LABEL_PATIENCE = 2
+
+
 def largest_spectral_norm(network):
     """The largest `SpectralNormalization.spectral_norm()` among `network`'s layers, or None when it has none."""
     norms = [float(layer.spectral_norm()) for layer in network._flatten_layers(include_self=False)
@@ -134,14 +143,18 @@ class HealthMonitor:
     """
 
     def __init__(self, config=None, gap_threshold=10.0, growth_lines=3, vanish_ratio=0.01, patience=2,
-                 sigma_growth=6.0, sigma_window=100):
+                 sigma_growth=6.0, sigma_window=100, near_chance=NEAR_CHANCE, fid_improvement=FID_IMPROVEMENT,
+                 label_patience=LABEL_PATIENCE):
         if (gap_threshold <= 0 or growth_lines < 1 or not 0 < vanish_ratio < 1 or patience < 1 or sigma_growth <= 1
-                or sigma_window < 1):
+                or sigma_window < 1 or not 0 < near_chance < 1 or not 0 < fid_improvement < 1
+                or label_patience < 1):
             raise ValueError("HealthMonitor needs gap_threshold > 0, growth_lines >= 1, 0 < vanish_ratio < 1, "
-                             "patience >= 1, sigma_growth > 1 and sigma_window >= 1. Received: "
+                             "patience >= 1, sigma_growth > 1, sigma_window >= 1, 0 < near_chance < 1, "
+                             "0 < fid_improvement < 1 and label_patience >= 1. Received: "
                              f"gap_threshold={gap_threshold}, growth_lines={growth_lines}, "
                              f"vanish_ratio={vanish_ratio}, patience={patience}, sigma_growth={sigma_growth}, "
-                             f"sigma_window={sigma_window}")
+                             f"sigma_window={sigma_window}, near_chance={near_chance}, "
+                             f"fid_improvement={fid_improvement}, label_patience={label_patience}")
         self.config = config
         self.gap_threshold = gap_threshold
         self.growth_lines = growth_lines
@@ -149,6 +162,11 @@ class HealthMonitor:
         self.patience = patience
         self.sigma_growth = sigma_growth
         self.sigma_window = sigma_window
+        self.near_chance = near_chance
+        self.fid_improvement = fid_improvement
+        self.label_patience = label_patience
+        self._first_fid = None  # (step, FID) of the first evaluation
+        self._ignored_evaluations = 0
         self._sigmas = {}
         self._gaps = []
         self._peak_g_norm = 0.0
@@ -170,6 +188,37 @@ class HealthMonitor:
             if warning:
                 warnings.append(warning)
         return warnings
+
+    def evaluation(self, step, figures):
+        """The warnings raised by the evaluation figures `figures` (as `callbacks.EvaluateEvery` keeps them: "fid",
+        and for a conditional run with a classifier of its classes "class_accuracy" and "chance") of step `step`."""
+        warning = self._check_label_ignored(step, figures)
+        return [warning] if warning else []
+
+    def _check_label_ignored(self, step, figures):
+        fid, accuracy, chance = figures.get("fid"), figures.get("class_accuracy"), figures.get("chance")
+        if fid is None or not math.isfinite(fid):
+            return None
+        if self._first_fid is None:
+            self._first_fid = (step, fid)
+        if accuracy is None or chance is None:
+            return None
+        first_step, first_fid = self._first_fid
+        improved = fid <= self.fid_improvement * first_fid
+        near_chance = accuracy < chance + self.near_chance * (1 - chance)
+        self._ignored_evaluations = self._ignored_evaluations + 1 if improved and near_chance else 0
+        if self._ignored_evaluations < self.label_patience:
+            return self._once("label_ignored", False, None)
+        model = getattr(self.config, "model", None)
+        classes = f"--num_classes (now {model.num_classes})" if model is not None else "--num_classes"
+        return self._once("label_ignored", True, (
+            f"Step {step}: the generator ignores the class label: FID improved from {first_fid:.1f} (step "
+            f"{first_step}) to {fid:.1f}, but the classifier recognizes the class the images were generated with in "
+            f"{accuracy:.1%} of them, near chance ({chance:.1%}), for {self._ignored_evaluations} evaluations. "
+            f"Check that the data pipeline delivers each image's own label (not shuffled, not all one class), "
+            f"{classes} against the dataset's classes, and that the labels reach the projection discriminator's "
+            "class embedding and the generator's conditional batch norm (a custom network or train step that drops "
+            "them)."))
 
     def _once(self, pattern, active, message):
         if not active:
@@ -265,5 +314,6 @@ def _listed(suggestions):
     return suggestions[0] if len(suggestions) == 1 else f"{', '.join(suggestions[:-1])} or {suggestions[-1]}"
 
 
-__all__ = ["largest_spectral_norm", "spectral_norms", "HealthMonitor", "REFERENCE_LEARNING_RATES",
+__all__ = ["largest_spectral_norm", "spectral_norms", "HealthMonitor", "REFERENCE_LEARNING_RATES", "NEAR_CHANCE",
+           "FID_IMPROVEMENT", "LABEL_PATIENCE",
            "reference_learning_rates", "lower_learning_rate"]
