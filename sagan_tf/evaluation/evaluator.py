@@ -4,6 +4,7 @@
     config = evaluation.EvalConfig(num_samples=10_000, compute_kid=True)
     evaluator = evaluation.Evaluator.create("synthetic", image_size=32, config=config)
     evaluator(generator)   # {"fid", "inception_score", "kid", "precision", "recall", "density", "coverage",
+                           #  ("class_accuracy", "class_accuracy_top5", "chance": conditional generators),
                            #  "num_samples", "seconds", "provenance": {...}}
 
 The pieces, usable on their own:
@@ -17,7 +18,11 @@ The pieces, usable on their own:
 - `evaluate_generator(generator, classifier, real_stats, config)`: generates `config.num_samples` images in batches
   from a fixed seed (uniform class labels for conditional models) and streams them through the classifier into a
   `metrics.MetricAccumulator`: memory does not grow with `num_samples`. With `config.truncation` the latents are
-  truncated (the truncation trick, BigGAN sec. 3.1) exactly as an export's `generate` draws them.
+  truncated (the truncation trick, BigGAN sec. 3.1) exactly as an export's `generate` draws them. For a
+  conditional generator whose classifier's logits are the dataset's classes (`class_logits.class_logits`: the
+  synthetic classifier on `synthetic`, a domain classifier of the dataset's labels, Inception on imagenet2012), the
+  same pass also counts the images whose generating label is the classifier's top-1 (and top-5, with more than 5
+  classes): "class_accuracy", "class_accuracy_top5", beside "chance" (1 / classes).
 
 FID (Heusel et al. 2017, eq. 6), IS (Salimans et al. 2016), KID (Binkowski et al. 2018), improved precision and
 recall (Kynkaenniemi et al. 2019) and density and coverage (Naeem et al. 2020) are computed by

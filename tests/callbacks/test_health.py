@@ -198,3 +198,51 @@ def test_runs_with_a_learning_rate_100_times_too_high_warn_early_and_name_it(nam
     rate, preset = trace["training"][flag], trace["preset"]
     assert f"a lower --{flag} from {rate:.3g} to {preset}'s {getattr(get_preset(preset).training, flag):.3g}" in (
         warning)
+
+
+def feed_evaluations(monitor, evaluations):
+    """{step: warnings} of `monitor.evaluation` fed (step, FID, class accuracy) rows (chance 0.25: 4 classes)."""
+    raised = {}
+    for step, fid, accuracy in evaluations:
+        figures = {"fid": fid} if accuracy is None else {"fid": fid, "class_accuracy": accuracy, "chance": 0.25}
+        warnings = monitor.evaluation(step, figures)
+        if warnings:
+            raised[step] = warnings
+    return raised
+
+
+def test_a_conditional_run_whose_class_accuracy_stays_at_chance_while_fid_improves_is_warned_once():
+    # FID first rises (an untrained generator's noise is more varied than its first blobs), then falls below half of
+    # the first evaluation's from step 150 on; accuracy stays below chance + 0.1 x (1 - chance) = 0.325.
+    fids = [(0, 60.0), (50, 90.0), (100, 40.0), (150, 29.0), (200, 20.0), (250, 15.0), (300, 12.0)]
+    ignored = [(step, fid, 0.26) for step, fid in fids]
+    raised = feed_evaluations(health.HealthMonitor(get_preset("synthetic32")), ignored)
+    assert list(raised) == [200]  # the second such evaluation in a row; once
+    message, = raised[200]
+    assert "the generator ignores the class label: FID improved from 60.0 (step 0) to 20.0" in message
+    assert "in 26.0% of them, near chance (25.0%), for 2 evaluations" in message
+    assert "--num_classes (now 4)" in message and "projection discriminator" in message and "label" in message
+    # One evaluation above the line in between starts the count again.
+    blip = [(s, f, 0.5 if s == 200 else a) for s, f, a in ignored]
+    assert list(feed_evaluations(health.HealthMonitor(), blip)) == [300]
+    # A run that learns the label, an unconditional run (no class accuracy), and FID that has not halved: no warning.
+    assert feed_evaluations(health.HealthMonitor(), [(s, f, 0.26 if s < 150 else 0.6) for s, f in fids]) == {}
+    assert feed_evaluations(health.HealthMonitor(), [(s, f, None) for s, f in fids]) == {}
+    assert feed_evaluations(health.HealthMonitor(), [(s, max(f, 31.0), 0.25) for s, f in fids]) == {}
+
+
+def test_evaluate_every_hands_its_figures_to_the_health_monitor():
+    from sagan_tf import callbacks
+    from tests.callbacks.test_callbacks import StubModel, drive
+
+    model, warned = StubModel(), []
+    figures = {0: (60.0, 0.25), 2: (25.0, 0.25), 4: (20.0, 0.26)}
+
+    def evaluate(generator):
+        fid, accuracy = figures[int(model.g_optimizer.iterations.numpy())]
+        return {"fid": fid, "class_accuracy": accuracy, "chance": 0.25}
+
+    callback = callbacks.EvaluateEvery(2, evaluate, print_fn=lambda line: None,
+                                       health_monitor=health.HealthMonitor(), warn_fn=warned.append)
+    drive(callback, model, 4)
+    assert [step for step, _ in callback.warnings] == [4] and warned == [callback.warnings[0][1]]

@@ -13,6 +13,11 @@ hands them to its `health.HealthMonitor` (the first one: the spectral norms befo
 in-training evaluation, `callbacks.EvaluateEvery`).
 Record with a small --log_every: the tests rebuild coarser lines from finer ones (`tests/callbacks/test_health.py`).
 
+`--append` adds a resumed run (the same command with a larger --train_steps, into the same --model_dir) to the trace
+the output file holds: its lines and evaluations after the steps already there, and its command. On CPU a resumed
+synthetic run continues bit for bit, so the trace is that of the uninterrupted run (with `--shuffle_labels`, the
+random labels after the resume are other random labels).
+
 `--shuffle_labels` breaks a run on purpose, here and not in the library: every real image's label is replaced by a
 uniformly random one in the input pipeline, so the label tells the networks nothing (a run that ignores its labels).
 """
@@ -34,10 +39,11 @@ def main(argv):
       training.run's exit status.
     """
     if "--" not in argv or not argv[0].startswith("--output="):
-        raise SystemExit("usage: python -m tests.callbacks.health_traces.record --output=PATH [--shuffle_labels] -- "
-                         "<training.run flags>")
+        raise SystemExit("usage: python -m tests.callbacks.health_traces.record --output=PATH [--shuffle_labels] "
+                         "[--append] -- <training.run flags>")
     output = argv[0].split("=", 1)[1]
     shuffle_labels = "--shuffle_labels" in argv[1:argv.index("--")]
+    append = "--append" in argv[1:argv.index("--")]
     run_argv = argv[argv.index("--") + 1:]
 
     from absl import flags, logging
@@ -72,12 +78,20 @@ def main(argv):
     config, _ = run.config_and_options(flags.FLAGS)
     status = run.main(["training.run"])
     log_every = flags.FLAGS.log_every
+    trace = {"command": ["python", "-m", "training.run"] + run_argv, "preset": config.name,
+             "training": {name: getattr(config.training, name) for name in
+                          ("dataset", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "loss")},
+             "log_every": log_every, "shuffled_labels": shuffle_labels, "lines": lines, "evaluations": evaluations}
+    if append:
+        with open(output) as stream:
+            earlier = json.load(stream)
+        commands = earlier.get("commands") or [earlier["command"]]
+        for key in ("lines", "evaluations"):
+            last = earlier[key][-1][0] if earlier[key] else -1
+            trace[key] = earlier[key] + [row for row in trace[key] if row[0] > last]
+        trace = {**trace, "command": commands[0], "commands": commands + [trace["command"]]}
     with open(output, "w") as stream:
-        json.dump({"command": ["python", "-m", "training.run"] + run_argv, "preset": config.name,
-                   "training": {name: getattr(config.training, name) for name in
-                                ("dataset", "batch_size", "g_lr", "d_lr", "beta1", "beta2", "d_steps", "loss")},
-                   "log_every": log_every, "shuffled_labels": shuffle_labels, "lines": lines,
-                   "evaluations": evaluations}, stream, indent=None, separators=(",", ":"))
+        json.dump(trace, stream, indent=None, separators=(",", ":"))
         stream.write("\n")
     return status
 
