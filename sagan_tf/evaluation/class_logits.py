@@ -31,7 +31,7 @@ def class_logits(classifier, dataset, class_names, num_classes):
         except ValueError as error:  # class names that are not ImageNet synsets
             return None, str(error)
         return (lambda logits: per_class.inception_imagenet_logits(logits, indices),
-                "TF-GAN Inception logit label_map[synset of the label] (sagan_tf/classifiers/assets/"
+                "TF-GAN Inception logit label_map[synset of the label] (sagan_tf/evaluation/classifiers/assets/"
                 "inception_imagenet_label_map.txt); background (0) and unused (1001-1007) logits dropped")
     card = classifier.card or {}
     labelled = (classifier.name == "synthetic" and name == "synthetic") or (

@@ -3,7 +3,7 @@
     python -m tests.callbacks.health_traces.record --output=tests/callbacks/health_traces/synthetic32.json -- \
         --train_steps=600 --eval_samples=0 --model_dir=/tmp/trace --log_every=20
 
-    python -m tests.callbacks.health_traces.record --output=tests/callbacks/health_traces/synthetic32_labels.json \
+    python -m tests.callbacks.health_traces.record --output=tests/callbacks/health_traces/synthetic32_shuffled_labels.json \
         --shuffle_labels -- --train_steps=300 --eval_every=50 --eval_samples=1000 --model_dir=/tmp/trace_shuffled
 
 Everything after `--` goes to `python -m training.run`. Each progress line's values, as `callbacks.ProgressLogger`
