@@ -35,8 +35,8 @@ steps, evaluated every 50 steps on 1,000 images (`synthetic32_eval.json`, `synth
 
 - the default run: FID 59.9 at step 0, worst 92.7 at step 50, about 87 to step 350, then 76.9, 49.8, 36.4, 28.4,
   23.2, 17.3 and 14.9 (steps 400 to 700), its class accuracy 0.232 to 0.239 to step 400, then 0.284, 0.448, 0.521,
-  0.562, 0.645 and 0.675. It lags FID by about one evaluation: at step 450, FID 54% of its worst with accuracy 0.284, which
-  is why one evaluation is not enough. No warning;
+  0.562, 0.645 and 0.675. It lags FID by about one evaluation (at step 450: FID 54% of its worst, accuracy 0.284),
+  which is why one evaluation is not enough. No warning;
 - the same run with every real label replaced by a random class in the input pipeline: FID as far down (92.5 worst,
   then 83.1, 74.7, 56.1, 38.8, 29.8, 22.1, 17.3 at steps 400 to 700), class accuracy 0.221 to 0.234 throughout.
   Warned at step 600 (38.8 and 29.8, both below half of 92.5).

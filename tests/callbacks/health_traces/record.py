@@ -3,8 +3,14 @@
     python -m tests.callbacks.health_traces.record --output=tests/callbacks/health_traces/synthetic32.json -- \
         --train_steps=600 --eval_samples=0 --model_dir=/tmp/trace --log_every=20
 
-    python -m tests.callbacks.health_traces.record --output=tests/callbacks/health_traces/synthetic32_shuffled_labels.json \
-        --shuffle_labels -- --train_steps=300 --eval_every=50 --eval_samples=1000 --model_dir=/tmp/trace_shuffled
+    python -m tests.callbacks.health_traces.record \
+        --output=tests/callbacks/health_traces/synthetic32_shuffled_labels.json --shuffle_labels -- \
+        --train_steps=300 --eval_every=50 --eval_samples=1000 --log_every=20 --sample_every=0 --checkpoint_every=0 \
+        --model_dir=/tmp/trace_shuffled
+    python -m tests.callbacks.health_traces.record \
+        --output=tests/callbacks/health_traces/synthetic32_shuffled_labels.json --shuffle_labels --append -- \
+        --train_steps=700 --eval_every=50 --eval_samples=1000 --log_every=20 --sample_every=0 --checkpoint_every=0 \
+        --model_dir=/tmp/trace_shuffled
 
 Everything after `--` goes to `python -m training.run`. Each progress line's values, as `callbacks.ProgressLogger`
 hands them to its `health.HealthMonitor` (the first one: the spectral norms before any step), are written as
