@@ -1,8 +1,10 @@
 r"""Evaluates a training run: `python -m training.evaluate --model_dir=runs/synthetic32 [--num_samples=50000] ...`.
 
 Restores the EMA generator (`--noema`: the raw one) of the latest checkpoint (or `--checkpoint`), computes FID,
-Inception Score, KID (`--nokid`: not), precision, recall, density and coverage (`--noprecision_recall`: not) of
-`--num_samples` generated images against the cached statistics of `--num_real` real images of the run's dataset, and
+Inception Score, KID (`--nokid`: not), precision, recall, density and coverage (`--noprecision_recall`: not), and for
+a conditional run whose classifier's logits are the dataset's classes the class accuracy (top-1, top-5 with more
+than 5 classes) beside chance, of `--num_samples` generated images against the cached statistics of `--num_real`
+real images of the run's dataset, and
 writes
 
     <model_dir>/eval/step_<step, 8 digits>.json     (step_<step>_noema.json for the raw generator)

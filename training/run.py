@@ -19,9 +19,11 @@ file, the cause and the last good checkpoint, and no partial file is left).
 
 Each progress line shows the losses, the mean discriminator logits on real and fake images, the gradient norm and
 the largest spectral-norm estimate of each network ("grad D/G", "sn D/G"), the attention gammas, images/s and the
-ETA; a warning says what to try when they show a known failure pattern (see sagan_tf/callbacks/health.py).
+ETA; a warning says what to try when they show a known failure pattern (see sagan_tf/callbacks/health.py), or when a
+conditional run's class accuracy stays near chance while its FID improves.
 
-FID, IS, KID, precision, recall, density and coverage of the sampling (EMA) generator (`--eval_samples` images,
+FID, IS, KID, precision, recall, density, coverage (and, for a conditional run whose classifier knows the dataset's
+classes, the class accuracy beside chance) of the sampling (EMA) generator (`--eval_samples` images,
 default 2000) are computed at the start and the end of training, and every `--eval_every` steps if that is > 0, and
 logged (TensorBoard tags eval/<classifier tag>/fid, ..., e.g. eval/domain-1a2b3c4d/fid, and the provenance as the
 text eval/<classifier tag>/provenance); the run ends with one line of the first and the last figures and the time

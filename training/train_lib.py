@@ -105,8 +105,9 @@ class TrainOptions:
                               "Evaluation runs on the chief with the sampling (EMA) generator.")
     best_metric: str = setting(
         "fid", "Evaluation figure that chooses the best checkpoint, kept in <model_dir>/checkpoints/best/ apart from "
-        "the rotating ones: fid or kid (lower is better), inception_score, precision, recall, density or coverage "
-        "(higher; kid needs --kid, the last four --precision_recall).")
+        "the rotating ones: fid or kid (lower is better), inception_score, precision, recall, density, coverage, "
+        "class_accuracy or class_accuracy_top5 (higher; kid needs --kid, precision to coverage --precision_recall, "
+        "the class accuracies a class-conditional run and a classifier of the dataset's classes).")
     on_nonfinite: str = setting(
         "stop", "When a step makes a loss or a weight NaN or infinite: stop (exit naming the step and the last good "
         "checkpoint) or rollback (restore the last good checkpoint and continue with fresh noise, up to "
@@ -360,6 +361,11 @@ class Trainer:
         # Resolved once: the input pipelines, the evaluation and the domain-classifier cache share one folder scan.
         self.dataset = data.resolve(config.training.dataset, options.data_dir)
         self.class_names = _check_dataset(config, self.dataset)
+        if options.best_metric in ("class_accuracy", "class_accuracy_top5") and not config.model.conditional:
+            raise UsageError(f"--best_metric={options.best_metric} measures whether generated images show the class "
+                             "they were generated with, and this run is unconditional (num_classes=0, dataset "
+                             f"{config.training.dataset}). Choose the best checkpoint by fid (the default) or "
+                             "another figure.")
         self.fake_label_frequencies = fake_label_frequencies(config, self.dataset)
         # One writer per run directory: only the chief writes, so only the chief locks (sagan_tf.run.run_lock), and it
         # does before its strategy joins the cluster, so that a chief that cannot have the run never joins it.
@@ -408,10 +414,11 @@ class Trainer:
                             if distribute.num_workers(self.strategy) > 1 else
                             callbacks.GracefulStop(print_fn=logging.warning))
         quiet = lambda line: None  # noqa: E731
+        monitor = health.HealthMonitor(config)
         self.progress = callbacks.ProgressLogger(
             config.training.train_steps, options.log_every, images_per_step=config.training.images_per_step,
             summary_writer=self.summary_writer, print_fn=logging.info if self.chief else quiet,
-            health_monitor=health.HealthMonitor(config), warn_fn=logging.warning if self.chief else quiet)
+            health_monitor=monitor, warn_fn=logging.warning if self.chief else quiet)
         self.sampler = None
         if self.chief:
             self.sampler = callbacks.SampleGrid(
@@ -421,7 +428,8 @@ class Trainer:
         self.evaluate = None
         if self.evaluator is not None:
             self.evaluate = callbacks.EvaluateEvery(options.eval_every, self.evaluator, self.summary_writer,
-                                                    print_fn=logging.info)
+                                                    print_fn=logging.info, health_monitor=monitor,
+                                                    warn_fn=logging.warning)
         self.best = None
         if self.evaluate is not None:  # the chief's: it alone evaluates, and it alone writes the best checkpoint
             self.best = callbacks.BestCheckpoint(self.store, self.evaluate, options.best_metric,
@@ -581,6 +589,7 @@ class Trainer:
             classifier_cache.ensure_domain_classifier(self.dataset, image_size, options.evaluation,
                                                       print_fn=logging.info)
             evaluator = Evaluator.create(self.dataset, image_size, options.evaluation, print_fn=logging.info)
+            self._check_class_accuracy_metric(evaluator)
             return evaluator.with_label_frequencies(self.fake_label_frequencies)
         except ClassifierUnavailableError as error:
             if options.evaluation_requested:
@@ -589,6 +598,25 @@ class Trainer:
                             "available and pass it with --classifier (or set --eval_samples=0 to silence this).",
                             error)
             return None
+
+    def _check_class_accuracy_metric(self, evaluator):
+        """Refuses a best metric of class accuracy that the evaluator cannot compute: a classifier whose logits are
+        not the dataset's classes, or top-5 with 5 classes or fewer.
+
+        Raises:
+          UsageError: naming why.
+        """
+        metric, num_classes = self.options.best_metric, self.config.model.num_classes
+        if metric not in ("class_accuracy", "class_accuracy_top5"):
+            return
+        to_class_logits, why = evaluator.class_logits(num_classes)
+        if to_class_logits is None:
+            raise UsageError(f"--best_metric={metric} needs a classifier whose logits are the classes of "
+                             f"{self.config.training.dataset}, and {why}. Pass --classifier=domain (trained on the "
+                             "dataset's labels) or choose the best checkpoint by another figure.")
+        if metric == "class_accuracy_top5" and num_classes <= 5:
+            raise UsageError(f"--best_metric=class_accuracy_top5 needs more than 5 classes; this run has "
+                             f"{num_classes}. Use --best_metric=class_accuracy.")
 
     def train(self):
         """Trains from `self.step` to `train_steps`; returns a `RunResult`. Releases the run directory's lock."""
@@ -743,7 +771,8 @@ class Trainer:
             seconds=time.perf_counter() - self._start_time,
             best_checkpoint=self.best.best["checkpoint"] if self.best is not None and self.best.best else None,
             rollbacks=list(self.rollbacks),
-            health_warnings=list(self.progress.warnings),
+            health_warnings=sorted(self.progress.warnings + (self.evaluate.warnings if self.evaluate else []),
+                                   key=lambda warning: warning[0]),
         )
 
 

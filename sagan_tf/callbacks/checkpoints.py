@@ -53,7 +53,8 @@ class CheckpointEvery(PeriodicCallback):
         super().on_train_begin(logs)
 
 
-METRIC_MODES = {name: "min" if name in ("fid", "kid") else "max" for name in FIGURES}
+#: Direction of each evaluation figure a best checkpoint can be chosen by: lower is better for the distances.
+METRIC_MODES = {name: "min" if name in ("fid", "kid") else "max" for name in FIGURES if name != "chance"}
 #: The `EvalConfig` switch an evaluation needs to compute a figure (the others are always computed).
 METRIC_SWITCHES = {"kid": "compute_kid", **dict.fromkeys(NEAREST_NEIGHBOUR_FIGURES, "compute_precision_recall")}
 

@@ -11,7 +11,8 @@ from sagan_tf.sampling import summaries
 # FIGURES (from sagan_tf.evaluation): the figures written to TensorBoard as "eval/<classifier tag>/<name>" and
 # printed, in that order.
 _SHORT_NAMES = {"fid": "FID", "inception_score": "IS", "kid": "KID", "precision": "precision", "recall": "recall",
-                "density": "density", "coverage": "coverage"}
+                "density": "density", "coverage": "coverage", "class_accuracy": "class acc",
+                "class_accuracy_top5": "class acc top-5", "chance": "chance"}
 _DIGITS = {"fid": ".1f", "inception_score": ".2f", "kid": ".4g"}  # the k-NN figures: ".3f"
 
 
@@ -28,8 +29,8 @@ def format_figures(figures):
 
 
 def summarize_evaluations(history):
-    """"FID 123.4 -> 12.3, IS 1.20 -> 3.50, precision 0.100 -> 0.600, ..." from the first and last step of
-    `history` ({step: figures}), or None.
+    """"FID 123.4 -> 12.3, IS 1.20 -> 3.50, precision 0.100 -> 0.600, ..., class acc 0.250 -> 0.900 (chance
+    0.250)" from the first and last step of `history` ({step: figures}), or None.
 
     A figure is included when both evaluations have it.
     """
@@ -39,24 +40,30 @@ def summarize_evaluations(history):
     parts = []
     for name in FIGURES:
         a, b = first.get(name), last.get(name)
-        if a is None or b is None:
+        if a is None or b is None or name == "chance":
             continue
         digits = _DIGITS.get(name, ".3f")
         parts.append(f"{_SHORT_NAMES[name]} {a:{digits}} -> {b:{digits}}")
-    return ", ".join(parts)
+    summary = ", ".join(parts)
+    if last.get("chance") is not None and last.get("class_accuracy") is not None:
+        summary += f" (chance {last['chance']:.3f})"
+    return summary
 
 
 class EvaluateEvery(PeriodicCallback):
     """Evaluates the model's sampling (EMA) generator at the start, every `every_n_steps` steps and at the end.
 
     Each evaluation calls `evaluate_fn(generator)` (e.g. a `sagan_tf.evaluation.Evaluator`), which returns a dict
-    with "fid", "inception_score" and optionally "kid", "precision", "recall", "density", "coverage", and, from an
+    with "fid", "inception_score" and optionally "kid", "precision", "recall", "density", "coverage", the class
+    accuracies and chance (a conditional generator and a classifier of the dataset's classes), and, from an
     `Evaluator`, their "provenance" (the classifier's identity, resize method, sample counts, real split). The
     callback adds the step and which generator it evaluated ("ema" or "raw") to the provenance, writes the figures to
     TensorBoard as "eval/<classifier tag>/<figure>" (e.g. "eval/domain-1a2b3c4d/fid"; "eval/<figure>" when there is
     no provenance) and the provenance as the text "eval/<classifier tag>/provenance", prints one line, and keeps the
     figures in `history` (step -> figures, with the plain names "fid", ... as keys) and the wall time spent in
-    `seconds`, so that a run can report evaluation time against training time.
+    `seconds`, so that a run can report evaluation time against training time. Given a `health_monitor`, each
+    evaluation's figures go to its `evaluation` hook (a conditional generator that ignores its labels), and its
+    warnings to `warn_fn` and `warnings` ([(step, message)]).
 
     Args:
       every_n_steps: period in training steps; 0 evaluates only at the start and the end.
@@ -65,15 +72,21 @@ class EvaluateEvery(PeriodicCallback):
       print_fn: where the lines go; default `print`.
       at_start: evaluate when training starts (step 0 of a new run, or the step a resumed run starts from).
       at_end: evaluate when training ends, unless that step was just evaluated.
+      health_monitor: a `health.HealthMonitor`, or None.
+      warn_fn: where health warnings go; default `print_fn`.
     """
 
-    def __init__(self, every_n_steps, evaluate_fn, summary_writer=None, print_fn=None, at_start=True, at_end=True):
+    def __init__(self, every_n_steps, evaluate_fn, summary_writer=None, print_fn=None, at_start=True, at_end=True,
+                 health_monitor=None, warn_fn=None):
         super().__init__(every_n_steps, at_start=at_start, at_end=at_end)
         if not callable(evaluate_fn):
             raise ValueError(f"evaluate_fn must be callable. Received: evaluate_fn={evaluate_fn!r}")
         self.evaluate_fn = evaluate_fn
         self.summary_writer = summary_writer
         self.print_fn = print_fn or print
+        self.health_monitor = health_monitor
+        self.warn_fn = warn_fn or self.print_fn
+        self.warnings = []
         self.history = {}
         self.seconds = 0.0
 
@@ -101,6 +114,10 @@ class EvaluateEvery(PeriodicCallback):
         samples = f"{figures['num_samples']} samples, " if figures.get("num_samples") else ""
         where = f" [{tag}]" if tag else ""
         self.print_fn(f"eval step {step}{where}: {format_figures(figures)} ({samples}{elapsed:.1f} s)")
+        if self.health_monitor is not None:
+            for warning in self.health_monitor.evaluation(step, figures):
+                self.warnings.append((step, warning))
+                self.warn_fn(warning)
         return figures
 
     def act(self, step):
@@ -109,6 +126,3 @@ class EvaluateEvery(PeriodicCallback):
     def summary(self):
         """"FID 123.4 -> 12.3, IS 1.20 -> 3.50, ...": see `summarize_evaluations`."""
         return summarize_evaluations(self.history)
-
-
-#: Direction of each evaluation figure a best checkpoint can be chosen by: lower is better for the distances.

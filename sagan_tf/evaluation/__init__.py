@@ -1,5 +1,6 @@
 """Measuring a generator: the evaluation of a run (`evaluator`: `Evaluator`, `EvalConfig`, the real statistics and
-the classifier a dataset is measured with), the same figures per class with the class accuracy of a
+the classifier a dataset is measured with; with the class accuracy of a class-conditional run whose classifier's
+logits are the dataset's classes, `class_logits`), the same figures per class with the class accuracy of a
 class-conditional run (`per_class_evaluator`), the figures themselves (`metrics`: FID, IS, KID, precision/recall,
 density/coverage) and the classifiers whose features they compare (`classifiers`).
 
@@ -23,6 +24,7 @@ _EXPORTS = {
     "KID_MAX_BLOCK_SIZE": "evaluator",
     "FIGURES": "evaluator",
     "NEAREST_NEIGHBOUR_FIGURES": "evaluator",
+    "CLASS_ACCURACY_FIGURES": "evaluator",
     "cache_dir": "cache_dirs",
     "CACHE_ENV": "cache_dirs",
 }

@@ -4,6 +4,7 @@
     config = evaluation.EvalConfig(num_samples=10_000, compute_kid=True)
     evaluator = evaluation.Evaluator.create("synthetic", image_size=32, config=config)
     evaluator(generator)   # {"fid", "inception_score", "kid", "precision", "recall", "density", "coverage",
+                           #  ("class_accuracy", "class_accuracy_top5", "chance": conditional generators),
                            #  "num_samples", "seconds", "provenance": {...}}
 
 The pieces, usable on their own:
@@ -17,7 +18,11 @@ The pieces, usable on their own:
 - `evaluate_generator(generator, classifier, real_stats, config)`: generates `config.num_samples` images in batches
   from a fixed seed (uniform class labels for conditional models) and streams them through the classifier into a
   `metrics.MetricAccumulator`: memory does not grow with `num_samples`. With `config.truncation` the latents are
-  truncated (the truncation trick, BigGAN sec. 3.1) exactly as an export's `generate` draws them.
+  truncated (the truncation trick, BigGAN sec. 3.1) exactly as an export's `generate` draws them. For a
+  conditional generator whose classifier's logits are the dataset's classes (`class_logits.class_logits`: the
+  synthetic classifier on `synthetic`, a domain classifier of the dataset's labels, Inception on imagenet2012), the
+  same pass also counts the images whose generating label is the classifier's top-1 (and top-5, with more than 5
+  classes): "class_accuracy", "class_accuracy_top5", beside "chance" (1 / classes).
 
 FID (Heusel et al. 2017, eq. 6), IS (Salimans et al. 2016), KID (Binkowski et al. 2018), improved precision and
 recall (Kynkaenniemi et al. 2019) and density and coverage (Naeem et al. 2020) are computed by
@@ -43,6 +48,8 @@ import numpy as np
 from sagan_tf import data, errors
 from sagan_tf.sampling import latents
 from sagan_tf.evaluation import cache_dirs, classifiers, metrics
+from sagan_tf.evaluation.class_logits import class_logits
+from sagan_tf.evaluation.metrics import per_class
 from sagan_tf.evaluation.classifiers import cache as classifier_cache
 from sagan_tf.evaluation.classifiers import card as classifier_card
 from sagan_tf.evaluation.classifiers import classifier as classifier_module
@@ -52,8 +59,12 @@ from sagan_tf.evaluation.classifiers import classifier as classifier_module
 KID_SUBSET_SIZE = 10_000
 #: The largest block of TF-GAN's KID estimator.
 KID_MAX_BLOCK_SIZE = 1024
-#: Every figure an evaluation can report, in display order.
-FIGURES = ("fid", "inception_score", "kid", "precision", "recall", "density", "coverage")
+#: Every figure an evaluation can report, in display order ("chance", 1 / classes, is the reference of the class
+#: accuracies, reported with them).
+FIGURES = ("fid", "inception_score", "kid", "precision", "recall", "density", "coverage", "class_accuracy",
+           "class_accuracy_top5", "chance")
+#: The class accuracies (`evaluate_generator`'s `to_class_logits`) and their reference.
+CLASS_ACCURACY_FIGURES = ("class_accuracy", "class_accuracy_top5", "chance")
 #: The figures of `metrics.precision_recall_density_coverage`.
 NEAREST_NEIGHBOUR_FIGURES = ("precision", "recall", "density", "coverage")
 
@@ -419,7 +430,7 @@ def _dimensions(generator, latent_dim, num_classes):
 
 
 def evaluate_generator(generator, classifier, real_stats, config=None, latent_dim=None, num_classes=None,
-                       print_fn=print, real_radii=None, label_frequencies=None):
+                       print_fn=print, real_radii=None, label_frequencies=None, to_class_logits=None):
     """FID, Inception Score and optionally KID, precision, recall, density and coverage of `config.num_samples`
     images of `generator`.
 
@@ -443,11 +454,16 @@ def evaluate_generator(generator, classifier, real_stats, config=None, latent_di
       print_fn: where progress lines go (None: silent).
       real_radii: the k-NN radii of `real_stats.kid_subset` for `config.nearest_k`, when already computed.
       label_frequencies: the class weights the labels are drawn with (None: uniform; see `generator_inputs`).
+      to_class_logits: for a conditional generator, a function of the classifier's logits returning [n,
+        num_classes] logits in label order (`class_logits.class_logits`), or None: no class accuracy.
 
     Returns:
       {"fid": float, "inception_score": float, "kid": float (only with `config.compute_kid`), "precision",
       "recall", "density", "coverage": floats (only with `config.compute_precision_recall`; None when a feature set
-      has `nearest_k` rows or fewer), "num_samples": int, "seconds": float (wall time of this evaluation)}.
+      has `nearest_k` rows or fewer), "class_accuracy", "class_accuracy_top5", "chance": the share of images whose
+      generating label is the classifier's top-1 (top-5: among its 5 largest class logits, only with more than 5
+      classes, else None) and 1 / num_classes (only with `to_class_logits` and num_classes > 0), "num_samples":
+      int, "seconds": float (wall time of this evaluation)}.
 
     Raises:
       ValueError: `config` is not an `EvalConfig`; the generator's dimensions are unknown; KID or precision/recall
@@ -473,9 +489,16 @@ def evaluate_generator(generator, classifier, real_stats, config=None, latent_di
     total_batches = -(-num_samples // batch_size)
     inputs = generator_inputs(latent_dim, num_classes, num_samples, batch_size, seed, config.truncation,
                               label_frequencies)
+    accuracy = to_class_logits is not None and num_classes > 0
+    correct = {1: 0, 5: 0}  # images whose label is among the top-k class logits
     for batch, (z, labels) in enumerate(inputs, 1):
         images = sample(z, labels)
-        accumulator.update(*classifier(images))
+        features, logits = classifier(images)
+        accumulator.update(features, logits)
+        if accuracy:
+            logits = to_class_logits(logits)
+            for k in (1, 5) if num_classes > 5 else (1,):
+                correct[k] += int(np.sum(per_class.top_k_correct(logits, labels, k)))
         if config.log_every and batch % config.log_every == 0 and batch < total_batches:
             _say(print_fn, f"  evaluation: {accumulator.frechet.count}/{num_samples} samples "
                            f"({time.perf_counter() - start:.1f} s)")
@@ -485,6 +508,10 @@ def evaluate_generator(generator, classifier, real_stats, config=None, latent_di
         figures["kid"] = result["kid"]
     if config.compute_precision_recall:
         figures.update({name: result[name] for name in NEAREST_NEIGHBOUR_FIGURES})
+    if accuracy:
+        figures.update({"class_accuracy": correct[1] / num_samples,
+                        "class_accuracy_top5": correct[5] / num_samples if num_classes > 5 else None,
+                        "chance": 1.0 / num_classes})
     figures["num_samples"] = int(num_samples)
     figures["seconds"] = time.perf_counter() - start
     return figures
@@ -524,10 +551,15 @@ class Evaluator:
       dataset: the dataset the real statistics come from (for the provenance).
       image_size: the size of the evaluated images (for the provenance's resize method).
       real_split: the real split and count, e.g. "train[:10000]" (for the provenance).
+      class_names: the dataset's class names (Inception's class accuracy on imagenet2012 maps them to its logits).
+
+    A conditional generator's evaluation also reports its class accuracy when the classifier's logits are the
+    dataset's classes (`class_logits.class_logits`); the provenance's "class_logits" says how the logits were read,
+    or why there is no class accuracy.
     """
 
     def __init__(self, classifier, real_stats, config, print_fn=print, setup_seconds=0.0, dataset=None,
-                 image_size=None, real_split=None):
+                 image_size=None, real_split=None, class_names=None):
         if not isinstance(config, EvalConfig):
             raise ValueError(f"`config` must be an EvalConfig. Received: config={config!r}")
         self.classifier = classifier
@@ -538,6 +570,8 @@ class Evaluator:
         self.dataset = dataset
         self.image_size = image_size
         self.real_split = real_split
+        self.class_names = class_names
+        self._class_logits = {}  # num_classes -> (function or None, mapping or why none)
         self.label_frequencies = None  # uniform labels; see `with_label_frequencies`
         self._real_radii = {}  # k -> radii; shared by the copies `with_truncation` makes
 
@@ -561,7 +595,8 @@ class Evaluator:
                                 batch_size=config.batch_size, log_every=config.log_every, print_fn=print_fn,
                                 seed=config.real_seed)
         split = stats.metadata.get("cache_key", {}).get("split")  # e.g. "train[:10000]": what was read
-        return cls(classifier, stats, config, print_fn, time.perf_counter() - start, dataset.name, image_size, split)
+        return cls(classifier, stats, config, print_fn, time.perf_counter() - start, dataset.name, image_size, split,
+                   dataset.info.class_names)
 
     @property
     def tag(self):
@@ -621,18 +656,31 @@ class Evaluator:
                                         label_probabilities(self.label_frequencies, len(self.label_frequencies))]}),
         }
 
+    def class_logits(self, num_classes):
+        """(function of the classifier's logits -> [n, num_classes] class logits, or None; how the logits are read,
+        or why there are none) for a generator of `num_classes` classes (0: unconditional, (None, None))."""
+        if not num_classes:
+            return None, None
+        if num_classes not in self._class_logits:
+            self._class_logits[num_classes] = class_logits(self.classifier, self.dataset, self.class_names,
+                                                           num_classes)
+        return self._class_logits[num_classes]
+
     def __call__(self, generator, latent_dim=None, num_classes=None):
-        """The figures of `generator` (see `evaluate_generator`) and their "provenance" (see `provenance`)."""
+        """The figures of `generator` (see `evaluate_generator`) and their "provenance" (see `provenance`; with the
+        class-logit mapping of a conditional generator as "class_logits", None for an unconditional one)."""
         radii = None
         if self.config.compute_precision_recall and self.real_stats.kid_subset.shape[0] > self.config.nearest_k:
             radii = self.real_radii()
+        latent_dim, num_classes = _dimensions(generator, latent_dim, num_classes)
+        to_class_logits, mapping = self.class_logits(num_classes)
         figures = evaluate_generator(generator, self.classifier, self.real_stats, self.config, latent_dim,
                                      num_classes, self.print_fn, real_radii=radii,
-                                     label_frequencies=self.label_frequencies)
-        figures["provenance"] = self.provenance()
+                                     label_frequencies=self.label_frequencies, to_class_logits=to_class_logits)
+        figures["provenance"] = {**self.provenance(), "class_logits": mapping}
         return figures
 
 
 __all__ = ["EvalConfig", "Evaluator", "default_classifier", "load_classifier_for", "real_statistics",
            "recorded_truncation", "generator_inputs", "label_probabilities", "evaluate_generator", "qualified_figures",
-           "describe_resize", "FIGURES", "KID_SUBSET_SIZE"]
+           "describe_resize", "FIGURES", "CLASS_ACCURACY_FIGURES", "KID_SUBSET_SIZE"]

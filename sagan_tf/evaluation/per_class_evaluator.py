@@ -36,6 +36,7 @@ import numpy as np
 
 from sagan_tf import data, errors
 from sagan_tf.evaluation import evaluator as evaluation
+from sagan_tf.evaluation.class_logits import class_logits
 from sagan_tf.sampling import images
 from sagan_tf.evaluation.metrics import per_class
 
@@ -62,35 +63,6 @@ def choose_classes(num_classes, count=None, seed=0):
         raise errors.UsageError(f"--classes takes a number of classes between 1 and {num_classes} (the run's "
                                 f"classes), or 0 for all. Received: classes={count}")
     return np.sort(np.random.default_rng(seed).choice(num_classes, count, replace=False))
-
-
-def class_logits(classifier, dataset, class_names, num_classes):
-    """(function logits -> [n, num_classes] logits in label order, or None; what the mapping is, or why there is
-    none) for `classifier`'s logits on `dataset`."""
-    name = data.name_of(dataset)
-    if classifier.name == "savedmodel" and name == "imagenet2012":  # a local copy of Inception, by its logits
-        logits = classifier(np.zeros((1, *classifier.image_size, 3), "float32"))[1]
-        inception = logits.shape[1] == per_class.INCEPTION_NUM_LOGITS
-    else:
-        inception = classifier.name == "inception"
-    if inception:
-        if name != "imagenet2012":
-            return None, f"Inception's logits are ImageNet's classes, not those of {name}"
-        try:
-            indices = per_class.inception_logit_indices(class_names, per_class.inception_label_map())
-        except ValueError as error:  # class names that are not ImageNet synsets
-            return None, str(error)
-        return (lambda logits: per_class.inception_imagenet_logits(logits, indices),
-                "TF-GAN Inception logit label_map[synset of the label] (sagan_tf/evaluation/classifiers/assets/"
-                "inception_imagenet_label_map.txt); background (0) and unused (1001-1007) logits dropped")
-    card = classifier.card or {}
-    labelled = (classifier.name == "synthetic" and name == "synthetic") or (
-        classifier.name == "domain" and card.get("task") == "labels" and len(card.get("classes", ())) == num_classes)
-    if labelled:
-        return (lambda logits: np.asarray(logits)[:, :num_classes],
-                f"logit j is label j ({classifier.name} classifier of {name})")
-    return None, (f"the logits of the {classifier.name} classifier ({classifier.tag}) are not known to be the "
-                  f"classes of {name}")
 
 
 def _generate(generator, latent_dim, label, count, batch_size, seed):
@@ -310,5 +282,5 @@ def evaluate_per_class(model_dir, config, samples_per_class=DEFAULT_SAMPLES_PER_
     return record
 
 
-__all__ = ["DEFAULT_SAMPLES_PER_CLASS", "CSV_COLUMNS", "choose_classes", "class_logits", "picture",
+__all__ = ["DEFAULT_SAMPLES_PER_CLASS", "CSV_COLUMNS", "choose_classes", "picture",
            "evaluate_per_class"]

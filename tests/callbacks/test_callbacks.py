@@ -429,9 +429,11 @@ def test_a_best_record_that_cannot_be_written_leaves_no_checkpoint_it_does_not_n
 
 
 def test_the_best_metric_is_a_figure_the_evaluation_computes():
-    assert {name: callbacks.parse_best_metric(name)[1] for name in evaluation.FIGURES} == {
+    assert {name: callbacks.parse_best_metric(name)[1] for name in evaluation.FIGURES if name != "chance"} == {
         "fid": "min", "inception_score": "max", "kid": "min", "precision": "max", "recall": "max",
-        "density": "max", "coverage": "max"}
+        "density": "max", "coverage": "max", "class_accuracy": "max", "class_accuracy_top5": "max"}
+    with pytest.raises(ValueError, match="must be one of"):
+        callbacks.parse_best_metric("chance")  # the reference of the class accuracy, not a measurement
     for spec in ("seconds", "fid:min", "sharpness"):
         with pytest.raises(ValueError, match=f"must be one of fid, inception_score, kid, .* Received: '{spec}'"):
             callbacks.parse_best_metric(spec)
@@ -553,3 +555,35 @@ def test_evaluation_summary_without_kid_and_validation():
         callbacks.EvaluateEvery(-1, lambda generator: {})
     with pytest.raises(ValueError, match="evaluate_fn must be callable"):
         callbacks.EvaluateEvery(1, None)
+
+
+def test_class_accuracy_is_printed_summarized_written_and_chooses_the_best_checkpoint(tmp_path):
+    model, calls, lines = StubModel(), [], []
+    accuracies = {0: 0.25, 2: 0.5, 4: 0.875, 5: 0.75}
+
+    def evaluate(generator):
+        figures = fake_evaluate(model, calls)(generator)
+        return {**figures, "class_accuracy": accuracies[calls[-1]], "class_accuracy_top5": None, "chance": 0.25}
+
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    callback = callbacks.EvaluateEvery(2, evaluate, writer, print_fn=lines.append)
+    drive(callback, model, 5)
+    writer.close()
+    assert lines[1].startswith("eval step 2: FID 98.00  IS 1.20  KID 0.1667  class acc 0.500  chance 0.250 (")
+    assert callback.summary() == "FID 100.0 -> 95.0, IS 1.00 -> 1.50, KID 0.5 -> 0.08333, class acc 0.250 -> 0.750 " \
+                                 "(chance 0.250)"
+    scalars = event_scalars(tmp_path)
+    assert scalars["eval/class_accuracy"] == accuracies and "eval/class_accuracy_top5" not in scalars
+
+    gan = make_gan(tiny_config())
+    store = CheckpointStore(tmp_path / "run", checkpoint.gan_checkpoint(gan))
+    history = {}
+    best = callbacks.BestCheckpoint(store, FakeEvaluations(history, gan), metric="class_accuracy",
+                                    print_fn=lambda line: None)
+    best.set_model(gan)
+    for step, figures in sorted(callback.history.items()):
+        set_step(gan, step)
+        history[step] = figures
+        best.on_train_batch_begin(0)
+    record = store.best_record()
+    assert (record["step"], record["metric"], record["mode"], record["value"]) == (4, "class_accuracy", "max", 0.875)

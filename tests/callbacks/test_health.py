@@ -200,3 +200,98 @@ def test_runs_with_a_learning_rate_100_times_too_high_warn_early_and_name_it(nam
     rate, preset = trace["training"][flag], trace["preset"]
     assert f"a lower --{flag} from {rate:.3g} to {preset}'s {getattr(get_preset(preset).training, flag):.3g}" in (
         warning)
+
+
+def feed_evaluations(monitor, evaluations):
+    """{step: warnings} of `monitor.evaluation` fed (step, FID, class accuracy) rows (chance 0.25: 4 classes)."""
+    raised = {}
+    for step, fid, accuracy in evaluations:
+        figures = {"fid": fid} if accuracy is None else {"fid": fid, "class_accuracy": accuracy, "chance": 0.25}
+        warnings = monitor.evaluation(step, figures)
+        if warnings:
+            raised[step] = warnings
+    return raised
+
+
+def test_a_conditional_run_whose_class_accuracy_stays_at_chance_while_fid_improves_is_warned_once():
+    # FID first rises (an untrained generator's noise is more varied than its first blobs, as in the recorded runs),
+    # then falls to half of its worst (90) and below from step 100 on; accuracy stays below chance + 0.1 x (1 -
+    # chance) = 0.325.
+    fids = [(0, 60.0), (50, 90.0), (100, 44.0), (150, 29.0), (200, 20.0), (250, 15.0), (300, 12.0)]
+    ignored = [(step, fid, 0.26) for step, fid in fids]
+    raised = feed_evaluations(health.HealthMonitor(get_preset("synthetic32")), ignored)
+    assert list(raised) == [150]  # the second such evaluation in a row; once
+    message, = raised[150]
+    assert "the generator ignores the class label: FID 60.0 (step 0) -> 29.0, 32% of its worst 90.0 (step 50)" in (
+        message)
+    assert "in 26.0% of them, near chance (25.0%), for 2 evaluations" in message
+    assert "--num_classes (now 4)" in message and "projection discriminator" in message
+    # One evaluation above the line in between starts the count again.
+    blip = [(s, f, 0.5 if s == 150 else a) for s, f, a in ignored]
+    assert list(feed_evaluations(health.HealthMonitor(), blip)) == [250]
+    # A run that learns the label, an unconditional run (no class accuracy), and FID above half its worst: no warning.
+    assert feed_evaluations(health.HealthMonitor(), [(s, f, 0.26 if s < 150 else 0.6) for s, f in fids]) == {}
+    assert feed_evaluations(health.HealthMonitor(), [(s, f, None) for s, f in fids]) == {}
+    assert feed_evaluations(health.HealthMonitor(), [(s, max(f, 46.0), 0.25) for s, f in fids]) == {}
+
+
+def test_evaluate_every_hands_its_figures_to_the_health_monitor():
+    from sagan_tf import callbacks
+    from tests.callbacks.test_callbacks import StubModel, drive
+
+    model, warned = StubModel(), []
+    figures = {0: (60.0, 0.25), 2: (25.0, 0.25), 4: (20.0, 0.26)}
+
+    def evaluate(generator):
+        fid, accuracy = figures[int(model.g_optimizer.iterations.numpy())]
+        return {"fid": fid, "class_accuracy": accuracy, "chance": 0.25}
+
+    callback = callbacks.EvaluateEvery(2, evaluate, print_fn=lambda line: None,
+                                       health_monitor=health.HealthMonitor(), warn_fn=warned.append)
+    drive(callback, model, 4)
+    assert [step for step, _ in callback.warnings] == [4] and warned == [callback.warnings[0][1]]
+
+
+#: Recorded synthetic32 runs with an evaluation every 50 steps (1,000 images): the default run, and the same run with
+#: every real image's label replaced by a random class in the input pipeline (record.py --shuffle_labels).
+LABEL_TRACES = {"synthetic32_eval": False, "synthetic32_shuffled_labels": True}
+
+
+def replay_with_evaluations(name):
+    """{step: warnings} of a HealthMonitor fed the recorded run's progress lines and evaluations in the order of
+    training (at a step, the progress line first, as the callbacks run)."""
+    trace = json.loads((TRACES / f"{name}.json").read_text())
+    monitor = health.HealthMonitor(get_preset(trace["preset"]).replace(**trace["training"]))
+    events = sorted([(step, 0, values) for step, values in trace["lines"]] +
+                    [(step, 1, figures) for step, figures in trace["evaluations"]], key=lambda event: event[:2])
+    raised = {}
+    for step, kind, values in events:
+        warnings = monitor.evaluation(step, values) if kind else monitor.update(step, values)
+        if warnings:
+            raised.setdefault(step, []).extend(warnings)
+    return trace, raised
+
+
+@pytest.mark.parametrize("name", sorted(LABEL_TRACES))
+def test_recorded_runs_warn_about_ignored_labels_only_when_the_labels_were_shuffled(name):
+    trace, raised = replay_with_evaluations(name)
+    assert trace["shuffled_labels"] == LABEL_TRACES[name]
+    assert len(trace["evaluations"]) >= 8 and all("class_accuracy" in f for _, f in trace["evaluations"])
+    if not LABEL_TRACES[name]:
+        assert raised == {}
+        return
+    # FID 59.9 (step 0), worst 92.5 (step 50), 38.8 at step 550 (the first at most half of it) and 29.8 at 600, while
+    # the accuracy stays at 0.221-0.234 (chance 0.25).
+    assert list(raised) == [600], raised
+    message, = raised[600]
+    assert ("the generator ignores the class label: FID 59.9 (step 0) -> 29.8, 32% of its worst 92.5 (step 50)"
+            in message and "in 22.8% of them, near chance (25.0%), for 2 evaluations" in message)
+
+
+def test_one_evaluation_would_cry_wolf_on_the_healthy_run():
+    # The healthy run's accuracy lags its FID by one evaluation: at step 450 FID 49.8 (54% of its worst, 92.7) with
+    # accuracy 0.284, then 36.4 with 0.448. Warning on a single evaluation with a looser FID line fires on it.
+    trace = json.loads((TRACES / "synthetic32_eval.json").read_text())
+    monitor = health.HealthMonitor(fid_improvement=0.6, label_patience=1)
+    raised = {step: w for step, figures in trace["evaluations"] if (w := monitor.evaluation(step, figures))}
+    assert list(raised) == [450]

@@ -261,10 +261,13 @@ def test_evaluator_reports_provenance_and_reuses_the_real_radii(tmp_path, classi
         "classifier": classifier.describe(), "dataset": "synthetic", "real_split": "train[:30]", "num_real": 30,
         "num_generated": 20, "subset_real": 30, "subset_generated": 20, "nearest_k": 3, "seed": 4,
         "truncation": None, "resize": "bilinear (tf.image.resize, no antialiasing) from 32x32 to 8x8",
-        "labels": "uniform"}
+        "labels": "uniform",
+        "class_logits": f"the logits of the keras classifier ({classifier.tag}) are not known to be the classes of "
+                        "synthetic"}
     assert provenance["classifier"]["tag"] == classifier.tag == f"keras-{classifier.content_hash[:8]}"
     tagged = evaluation.qualified_figures(figures, evaluator.tag)
-    assert set(tagged) == {f"{classifier.tag}/{name}" for name in evaluation.FIGURES}
+    assert set(tagged) == {f"{classifier.tag}/{name}" for name in evaluation.FIGURES
+                           if name not in evaluation.CLASS_ACCURACY_FIGURES}
     assert tagged[f"{classifier.tag}/fid"] == figures["fid"]
     assert evaluation.qualified_figures({"fid": 1.0, "kid": None}, "x") == {"x/fid": 1.0}
 
@@ -395,3 +398,95 @@ def test_too_few_generated_images_for_kid_are_refused_before_any_is_generated(cl
     evaluation._check_kid_sizes(1000, 19)
     with pytest.raises(UsageError, match="at least 4 generated images"):
         evaluation._check_kid_sizes(1025, 3)  # 2 blocks
+
+
+# Class accuracy of a conditional run: a stub generator writes hand-built logits into its images, a stub classifier
+# reads them back, so the figure can be checked against NumPy on the very logits the evaluation saw.
+CLASSES = 7  # more than 5: top-5 is reported
+
+
+def _logit_images(z, labels):
+    """8x8x3 images in [-1, 1] holding features (pixels 0-3) and 9 logits (pixels 4-12): a background logit, one
+    per class (z / 4 with the generating label's raised by 0.15) and an unused one."""
+    z, labels = np.asarray(z, np.float32), np.asarray(labels)
+    pixels = np.zeros((len(z), 8 * 8 * 3), np.float32)
+    pixels[:, :4] = z[:, :4] / 4
+    class_logits = z[:, :CLASSES] / 4 + 0.15 * np.eye(CLASSES, dtype=np.float32)[labels]
+    pixels[:, 5:5 + CLASSES] = class_logits
+    pixels[:, 4], pixels[:, 5 + CLASSES] = 0.9, 0.95  # larger than every class logit: dropped by the mapping
+    return np.clip(pixels, -1, 1).reshape(-1, 8, 8, 3)
+
+
+def _logit_reader():
+    return classifiers.Classifier(lambda x: (np.reshape(x, (len(x), -1))[:, :4],
+                                             np.reshape(x, (len(x), -1))[:, 4:6 + CLASSES]), 8, "logit-reader")
+
+
+def _numpy_top_k_accuracy(logits, labels, k):
+    """The share of rows whose label is among the k largest logits (argsort; no ties in these logits)."""
+    top = np.argsort(-np.asarray(logits, np.float64), axis=1)[:, :k]
+    return float(np.mean([label in row for label, row in zip(labels, top)]))
+
+
+@pytest.fixture(scope="module")
+def logit_stats(tmp_path_factory):
+    return evaluation.real_statistics("synthetic", _logit_reader(), 16, num_real=64,
+                                      cache_dir=tmp_path_factory.mktemp("logit_stats"), print_fn=None)
+
+
+def test_class_accuracy_streams_top1_and_top5_against_numpy(monkeypatch, logit_stats):
+    monkeypatch.setattr(evaluation, "_sampler", lambda generator, latent_dim: generator)
+    generated = []
+
+    def generator(z, labels, training=False):
+        generated.append(np.asarray(labels))
+        return _logit_images(z, labels)
+
+    config = evaluation.EvalConfig(num_samples=230, batch_size=50, seed=5, compute_kid=False,
+                                   compute_precision_recall=False)
+    figures = evaluation.evaluate_generator(generator, _logit_reader(), logit_stats, config, latent_dim=8,
+                                            num_classes=CLASSES, print_fn=None,
+                                            to_class_logits=lambda logits: logits[:, 1:1 + CLASSES])
+    assert len(generated) == 5  # one generation pass, in batches (the last one partial)
+    z, labels = (np.concatenate(part) for part in zip(*evaluation.generator_inputs(8, CLASSES, 230, 50, seed=5)))
+    logits = np.reshape(_logit_images(z, labels), (230, -1))[:, 5:5 + CLASSES]
+    top1, top5 = _numpy_top_k_accuracy(logits, labels, 1), _numpy_top_k_accuracy(logits, labels, 5)
+    assert figures["class_accuracy"] == pytest.approx(top1, abs=1e-12)
+    assert figures["class_accuracy_top5"] == pytest.approx(top5, abs=1e-12)
+    assert figures["chance"] == pytest.approx(1 / CLASSES)
+    assert 1 / CLASSES + 0.1 < top1 < 0.9 and top1 < top5 < 1  # informative: neither chance nor perfect
+    # 4 classes: no top-5. No mapping or an unconditional generator: no accuracy at all.
+    four = evaluation.evaluate_generator(generator, _logit_reader(), logit_stats, config, latent_dim=8,
+                                         num_classes=4, print_fn=None, to_class_logits=lambda l: l[:, 1:5])
+    assert 0 < four["class_accuracy"] < 1 and four["class_accuracy_top5"] is None and four["chance"] == 0.25
+    for num_classes, to_class_logits in ((CLASSES, None), (0, lambda l: l[:, 1:1 + CLASSES])):
+        plain = evaluation.evaluate_generator(generator, _logit_reader(), logit_stats, config, latent_dim=8,
+                                              num_classes=num_classes, print_fn=None,
+                                              to_class_logits=to_class_logits)
+        assert not set(plain) & set(evaluation.CLASS_ACCURACY_FIGURES)
+
+
+def test_evaluator_reports_class_accuracy_with_its_logit_mapping_and_none_for_unconditional_runs(
+        monkeypatch, logit_stats):
+    monkeypatch.setattr(evaluation, "_sampler", lambda generator, latent_dim: generator)
+    config = evaluation.EvalConfig(num_samples=40, batch_size=20, compute_kid=False, compute_precision_recall=False)
+    # The shipped synthetic classifier's logits are the synthetic dataset's classes (label j is logit j).
+    reader = classifiers.Classifier(_logit_reader().fn, 8, "synthetic", name="synthetic")
+    evaluator = evaluation.Evaluator(reader, logit_stats, config, print_fn=None, dataset="synthetic", image_size=8)
+    conditional = evaluator(lambda z, labels, training=False: _logit_images(z, labels), latent_dim=8, num_classes=4)
+    assert conditional["provenance"]["class_logits"] == "logit j is label j (synthetic classifier of synthetic)"
+    z, labels = (np.concatenate(part) for part in zip(*evaluation.generator_inputs(8, 4, 40, 20, seed=0)))
+    logits = np.reshape(_logit_images(z, labels), (40, -1))[:, 4:8]  # the mapping keeps the first 4 logits
+    assert conditional["class_accuracy"] == _numpy_top_k_accuracy(logits, labels, 1)
+    assert conditional["chance"] == 0.25
+    tagged = evaluation.qualified_figures(conditional, evaluator.tag)
+    assert tagged[f"{evaluator.tag}/class_accuracy"] == conditional["class_accuracy"]
+    unconditional = evaluator(lambda z, labels, training=False: _logit_images(z, labels), latent_dim=8,
+                              num_classes=0)
+    assert unconditional["provenance"]["class_logits"] is None
+    assert not set(unconditional) & set(evaluation.CLASS_ACCURACY_FIGURES)
+    # Logits that are not the dataset's classes (here: a classifier of unknown logits): no figure, no error, and why.
+    other = evaluation.Evaluator(_logit_reader(), logit_stats, config, print_fn=None, dataset="synthetic")
+    figures = other(lambda z, labels, training=False: _logit_images(z, labels), latent_dim=8, num_classes=4)
+    assert "not known to be the classes of synthetic" in figures["provenance"]["class_logits"]
+    assert not set(figures) & set(evaluation.CLASS_ACCURACY_FIGURES) and figures["fid"] >= 0

@@ -14,7 +14,8 @@ from tests.tiny import start_command, tiny_image_folder
 from training import evaluate as evaluate_cli
 from training import run as run_cli
 
-FIGURES = r"FID [\d.]+  IS [\d.]+  KID [-\d.e]+  precision [\d.]+  recall [\d.]+  density [\d.]+  coverage [\d.]+"
+FIGURES = (r"FID [\d.]+  IS [\d.]+  KID [-\d.e]+  precision [\d.]+  recall [\d.]+  density [\d.]+  coverage [\d.]+"
+           r"  class acc [\d.]+  chance 0.500")  # a domain classifier of the folder's 2 labels: class accuracy too
 
 
 COMMON = ["--image_size=32", "--batch_size=4", "--train_steps=2", "--eval_samples=16", "--log_every=1",

@@ -604,6 +604,9 @@ def test_bad_options_and_dataset_mismatch(tmp_path):
     with pytest.raises(UsageError, match="best-checkpoint metric kid is not computed by the evaluation"):
         train_lib.run(tiny_config(), options_for(run_dir, best_metric="kid", evaluation=evaluation.EvalConfig(
             compute_kid=False)))
+    with pytest.raises(UsageError, match="--best_metric=class_accuracy measures whether .* this run is "
+                                         "unconditional"):
+        train_lib.run(tiny_config(num_classes=0), options_for(run_dir, best_metric="class_accuracy"))
     assert not (tmp_path / "x").exists()
 
 

@@ -116,14 +116,14 @@ def test_inception_logits_are_mapped_to_the_dataset_labels_by_synset():
 
 
 def test_class_accuracy_is_computed_only_with_logits_that_are_the_dataset_classes():
-    from sagan_tf.evaluation import per_class_evaluator
+    from sagan_tf.evaluation import class_logits, per_class_evaluator
     from sagan_tf.evaluation.classifiers import Classifier
 
     def classifier(name, card=None):
         return Classifier(lambda x: (np.zeros((len(x), 2)), np.zeros((len(x), 5))), 8, name, name=name, card=card)
 
     synsets = sorted(per_class.inception_label_map())
-    to_logits, how = per_class_evaluator.class_logits(classifier("inception"), "imagenet2012", synsets, 1000)
+    to_logits, how = class_logits.class_logits(classifier("inception"), "imagenet2012", synsets, 1000)
     logits = np.zeros((1, per_class.INCEPTION_NUM_LOGITS))
     logits[0, 449] = 1.0  # tench
     assert to_logits(logits).argmax() == 0 and "synset" in how
@@ -133,10 +133,10 @@ def test_class_accuracy_is_computed_only_with_logits_that_are_the_dataset_classe
             (classifier("keras"), "synthetic", None, "not known to be the classes of synthetic"),
             (classifier("domain", {"task": "rotation", "classes": ["0", "90", "180", "270"]}), "folder:x", None,
              "not known")]:
-        to_logits, why = per_class_evaluator.class_logits(spec, dataset, names, 4)
+        to_logits, why = class_logits.class_logits(spec, dataset, names, 4)
         assert to_logits is None and pattern in why, why
-    to_logits, _ = per_class_evaluator.class_logits(classifier("domain", {"task": "labels", "classes": list("abcd")}),
-                                                     "folder:x", None, 4)
+    to_logits, _ = class_logits.class_logits(classifier("domain", {"task": "labels", "classes": list("abcd")}),
+                                            "folder:x", None, 4)
     np.testing.assert_array_equal(to_logits(np.arange(10.0).reshape(2, 5)), [[0, 1, 2, 3], [5, 6, 7, 8]])
     assert list(per_class_evaluator.choose_classes(4)) == [0, 1, 2, 3]
     assert list(per_class_evaluator.choose_classes(1000, 3, seed=7)) == sorted(
