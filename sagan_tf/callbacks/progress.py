@@ -20,8 +20,8 @@ class ProgressLogger(PeriodicCallback):
     resets them after each line (they would otherwise average over the whole `fit` epoch); each attention layer's
     gamma (`SAGAN.attention_gammas`); with ADA, its augmentation probability `ada_p` and last heuristic `ada_rt`
     (`SAGAN.augment_signals`); and the largest spectral-norm estimate of each network's raw weights
-    (`health.spectral_norms`). See `sagan_tf.callbacks.health` for what each signal says. Throughput is measured from the
-    first batch after tracing and compilation; the ETA is the remaining steps at the current throughput. Given a
+    (`health.spectral_norms`). See `sagan_tf.callbacks.health` for what each signal says. Throughput is measured from
+    the first batch after tracing and compilation; the ETA is the remaining steps at the current throughput. Given a
     `health_monitor`, its warnings go to `warn_fn`.
 
     Args:
