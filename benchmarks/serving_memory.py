@@ -73,7 +73,7 @@ def _unknown_name_child(length, num_classes, class_name_bytes):
     """Runs in a fresh process: one lookup of an unknown name of `length` characters; prints its cost."""
     import tensorflow as tf
 
-    from benchmarks.machine import PeakSampler, rss_mib
+    from benchmarks.machine import PeakSampler
     from sagan_tf.serving.class_names import ClassNameLookup
 
     names = [f"{index:06d}".ljust(class_name_bytes, "c") for index in range(num_classes)]
@@ -81,9 +81,9 @@ def _unknown_name_child(length, num_classes, class_name_bytes):
     function = tf.function(lookup, input_signature=[tf.TensorSpec([None], tf.string)])
     function(tf.constant([names[0]]))  # traced and run once on a known name, so that tracing is not counted
     request = tf.constant(["x" * length])
-    before = rss_mib()
     high_water_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sampler = PeakSampler()
+    before = sampler.peak  # its first sample: the peak it reports can then not be below it
     sampler.start()
     start = time.perf_counter()
     try:
