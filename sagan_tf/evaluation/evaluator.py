@@ -332,7 +332,7 @@ def real_statistics(dataset, classifier, image_size, split="train", num_real=10_
     return cache.get_or_compute(dataset.name, split_key, image_size, classifier.classifier_id, compute)
 
 
-def _sampler(generator, latent_dim):
+def inference_sampler(generator, latent_dim):
     """A function (z, labels) -> images of `generator` in inference mode; a `tf.function` on TensorFlow."""
     def sample(z, labels):
         return generator(z, labels, training=False)
@@ -480,7 +480,7 @@ def evaluate_generator(generator, classifier, real_stats, config=None, latent_di
     if config.compute_kid:
         _check_kid_sizes(real_stats.kid_subset.shape[0], num_samples)
     start = time.perf_counter()
-    sample = _sampler(generator, latent_dim)
+    sample = inference_sampler(generator, latent_dim)
     subset = KID_SUBSET_SIZE if (config.compute_kid or config.compute_precision_recall) else 0
     accumulator = metrics.MetricAccumulator(
         num_splits=config.num_splits, num_samples=num_samples, kid_capacity=subset, seed=seed,

@@ -65,13 +65,13 @@ def choose_classes(num_classes, count=None, seed=0):
     return np.sort(np.random.default_rng(seed).choice(num_classes, count, replace=False))
 
 
-def _generate(generator, latent_dim, label, count, batch_size, seed):
-    """Images of class `label` in [-1, 1]: `count` of them, z from `default_rng([seed, label])`."""
+def _generate(sample, latent_dim, label, count, batch_size, seed):
+    """Images of class `label` in [-1, 1]: `count` of them, z from `default_rng([seed, label])`, by `sample`
+    (`evaluator.inference_sampler`: one traced function for every class and batch)."""
     rng = np.random.default_rng([seed, int(label)])
     z = rng.standard_normal((count, latent_dim)).astype("float32")
     labels = np.full(count, label, "int32")
-    return [np.asarray(generator(z[i:i + batch_size], labels[i:i + batch_size], training=False))
-            for i in range(0, count, batch_size)]
+    return [np.asarray(sample(z[i:i + batch_size], labels[i:i + batch_size])) for i in range(0, count, batch_size)]
 
 
 def _real_images(dataset, split, image_size, chosen, per_class_count, batch_size):
@@ -196,8 +196,9 @@ def evaluate_per_class(model_dir, config, samples_per_class=DEFAULT_SAMPLES_PER_
 
     progress_every = max(1, len(chosen) // 10)
     generated, generated_features, generated_logits = {}, {}, {}
+    sample = evaluation.inference_sampler(restored.generator, latent_dim)
     for index, c in enumerate(chosen, 1):
-        batches = _generate(restored.generator, latent_dim, c, samples_per_class, config.batch_size, config.seed)
+        batches = _generate(sample, latent_dim, c, samples_per_class, config.batch_size, config.seed)
         outputs = [classifier(batch) for batch in batches]
         generated[int(c)] = batches[0][:PICTURE_IMAGES]
         generated_features[int(c)] = np.concatenate([f for f, _ in outputs])

@@ -300,7 +300,7 @@ def test_labels_follow_the_frequencies_a_run_trained_with(tmp_path, classifier, 
         seen.append(np.asarray(labels))
         return keras.ops.zeros((len(z), 32, 32, 3))
 
-    monkeypatch.setattr(evaluation, "_sampler", lambda generator, latent_dim: generator)  # eager: labels readable
+    monkeypatch.setattr(evaluation, "inference_sampler", lambda generator, latent_dim: generator)  # eager: labels readable
 
     figures = evaluator(generator, latent_dim=8, num_classes=4)
     assert figures["provenance"]["labels"] == {"frequencies": [0.6, 0.3, 0.1, 0.0]}
@@ -435,7 +435,7 @@ def logit_stats(tmp_path_factory):
 
 
 def test_class_accuracy_streams_top1_and_top5_against_numpy(monkeypatch, logit_stats):
-    monkeypatch.setattr(evaluation, "_sampler", lambda generator, latent_dim: generator)
+    monkeypatch.setattr(evaluation, "inference_sampler", lambda generator, latent_dim: generator)
     generated = []
 
     def generator(z, labels, training=False):
@@ -468,7 +468,7 @@ def test_class_accuracy_streams_top1_and_top5_against_numpy(monkeypatch, logit_s
 
 def test_evaluator_reports_class_accuracy_with_its_logit_mapping_and_none_for_unconditional_runs(
         monkeypatch, logit_stats):
-    monkeypatch.setattr(evaluation, "_sampler", lambda generator, latent_dim: generator)
+    monkeypatch.setattr(evaluation, "inference_sampler", lambda generator, latent_dim: generator)
     config = evaluation.EvalConfig(num_samples=40, batch_size=20, compute_kid=False, compute_precision_recall=False)
     # The shipped synthetic classifier's logits are the synthetic dataset's classes (label j is logit j).
     reader = classifiers.Classifier(_logit_reader().fn, 8, "synthetic", name="synthetic")

@@ -369,7 +369,7 @@ def test_evaluation_draws_the_labels_of_a_run_trained_on_the_data_frequencies(tm
 
     monkeypatch.setattr(restore, "restore_generator", lambda model_dir, checkpoint, use_ema: restore.RestoredGenerator(
         generator=Generator(config.model), config=config, step=1, checkpoint="ckpt-1", ema=True))
-    monkeypatch.setattr(evaluation, "_sampler", lambda generator, latent_dim: generator)  # eager: labels readable
+    monkeypatch.setattr(evaluation, "inference_sampler", lambda generator, latent_dim: generator)  # eager: labels readable
     classifier = tiny_classifier_file(tmp_path / "tiny.keras")
     eval_settings = evaluation.EvalConfig(num_samples=6000, batch_size=2000, num_real=10, classifier=classifier,
                                           cache_dir=str(tmp_path / "cache"), compute_kid=False,

@@ -82,7 +82,7 @@ def generator_sampler(generator, latent_dim):
     N(0, I) drawn from `rng` (a NumPy Generator), images in inference mode."""
     from sagan_tf.evaluation import evaluator as evaluation
 
-    sample = evaluation._sampler(generator, latent_dim)
+    sample = evaluation.inference_sampler(generator, latent_dim)
 
     def sample_images(labels, rng):
         z = rng.standard_normal((len(labels), latent_dim)).astype("float32")
@@ -145,7 +145,7 @@ def real_training_images(dataset, image_size, samples_per_class=None, seed=0):
             chosen += [(file, label) for file in files]
         _check_memory(len(chosen), image_size, "real training images")
         decoded = tf.data.Dataset.from_tensor_slices(([f for f, _ in chosen], [l for _, l in chosen]))
-        decoded = decoded.map(lambda f, l: (training_data._decode(f, image_size), tf.cast(l, tf.int32)),
+        decoded = decoded.map(lambda f, l: (training_data.load_image(f, image_size), tf.cast(l, tf.int32)),
                               num_parallel_calls=2).ignore_errors(log_warning=True).batch(256)
         batches = [(to_uint8(images), labels.numpy()) for images, labels in decoded]
         split = (f"the folder's training part (all but the held-out {training_data.HELDOUT_FRACTION:.0%} of each "
@@ -208,7 +208,7 @@ def _training_batches(images, labels, batch_size, image_size, seed):
     batches = batches.batch(min(batch_size, len(labels)), drop_remainder=True)
     batches = batches.map(lambda x, y: (tf.cast(x, tf.float32) / 127.5 - 1.0, y))
     return preprocessing.without_autotune(
-        training_data._augmented(batches, image_size, rotation=False, seed=seed).prefetch(2))
+        training_data.augmented_batches(batches, image_size, rotation=False, seed=seed).prefetch(2))
 
 
 def topk_accuracies(model, heldout, num_classes):

@@ -118,7 +118,8 @@ def _check_folder_size(path, files, labels, classes):
             f"Received: {len(files)} images")
 
 
-def _decode(file, image_size):
+def load_image(file, image_size):
+    """The image file `file` center-cropped and resized to `image_size`, in [-1, 1] (what a classifier learns from)."""
     image = preprocessing.center_crop_and_resize(preprocessing.decode_image(tf.io.read_file(file)), image_size)
     return preprocessing.to_signed_range(image)
 
@@ -147,7 +148,9 @@ def _augment(images, labels, seed, image_size, rotation):
     return images, labels
 
 
-def _augmented(batches, image_size, rotation, seed):
+def augmented_batches(batches, image_size, rotation, seed):
+    """`batches` of (images, labels) with the classifier's seeded training augmentation (and, with `rotation`, the
+    rotation pretext of an unlabelled dataset)."""
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     return tf.data.Dataset.zip(batches, seeds).map(
         lambda batch, s: _augment(batch[0], batch[1], s, image_size, rotation), num_parallel_calls=2)
@@ -177,13 +180,13 @@ def _folder_data(dataset, image_size, batch_size, seed):
 
     def images_of(pairs):
         dataset = tf.data.Dataset.from_tensor_slices(([f for f, _ in pairs], [l for _, l in pairs]))
-        dataset = dataset.map(lambda f, l: (_decode(f, image_size), tf.cast(l, tf.int32)), num_parallel_calls=2)
+        dataset = dataset.map(lambda f, l: (load_image(f, image_size), tf.cast(l, tf.int32)), num_parallel_calls=2)
         dataset = dataset.ignore_errors(log_warning=True)
         return dataset.cache() if decoded_bytes < CACHE_LIMIT_BYTES else dataset
 
     train_set = images_of(train).shuffle(len(train), seed=seed, reshuffle_each_iteration=True).repeat()
-    train_set = _augmented(train_set.batch(min(batch_size, len(train)), drop_remainder=True), image_size, rotation,
-                           seed)
+    train_set = augmented_batches(train_set.batch(min(batch_size, len(train)), drop_remainder=True), image_size,
+                                  rotation, seed)
     heldout_set = images_of(heldout).batch(256)
     if rotation:
         heldout_set = heldout_set.map(_all_rotations)
@@ -207,7 +210,7 @@ def _stream_data(dataset, image_size, batch_size, seed):
     rotation = not info.conditional
     train = data.load(dataset, "train", image_size=image_size, batch_size=batch_size, shuffle=True, random_flip=False,
                       repeat=True, seed=seed)
-    train = _augmented(train, image_size, rotation, seed)
+    train = augmented_batches(train, image_size, rotation, seed)
     test_split = "test" if "test" in info.splits else "validation"
     heldout = data.load(dataset, test_split, image_size=image_size, batch_size=250, shuffle=False, random_flip=False,
                         repeat=False).take(MAX_HELDOUT // 250)
